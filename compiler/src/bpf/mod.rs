@@ -1,0 +1,1 @@
+//! The BPF backend's machine layer: instruction encoding, disassembly, and ELF object writing.

@@ -1,0 +1,56 @@
+//! Tracepoint record layouts, as the runtime reads them from tracefs `format` files. The compiler
+//! takes them as input and never reads files itself.
+
+/// The layout of one tracepoint's record, e.g. `syscalls:sys_enter_openat`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TracepointFormat {
+    pub category: String,
+    pub event: String,
+    /// Every field in record order, the `common_*` header fields included (marked `common`).
+    pub fields: Vec<TracepointField>,
+}
+
+/// One `field:` line of a `format` file, e.g.
+/// `field:const char * filename;	offset:24;	size:8;	signed:0;`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TracepointField {
+    pub name: String,
+    /// The C declaration's type as written, without the field name: `const char *`, `char[16]`,
+    /// `__data_loc char[]`, `int`.
+    pub c_type: String,
+    pub offset: u32,
+    pub size: u32,
+    pub signed: bool,
+    /// True for the `common_*` fields shared by every event; `args` does not expose them.
+    pub common: bool,
+    pub ty: FieldType,
+}
+
+/// How bpftrace types a tracepoint field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FieldType {
+    /// An integer of 1, 2, 4 or 8 bytes (also enums, `bool`, `pid_t`, `size_t`, ...).
+    Integer { size: u8, signed: bool },
+    /// A pointer (8 bytes). `pointee` is the C type pointed at, e.g. `const char`; `str()` reads it.
+    Pointer { pointee: String },
+    /// `char name[N]`: an inline string of at most N bytes.
+    CharArray { len: u32 },
+    /// Any other fixed array, e.g. `unsigned long args[6]`: `elem_size` bytes per element.
+    IntArray { elem_size: u8, signed: bool, len: u32 },
+    /// `__data_loc char[] name`: a u32 whose low 16 bits are the offset of the string inside the
+    /// record and high 16 bits its length.
+    DataLocString,
+    /// A layout rbt cannot type; using such a field is a diagnostic.
+    Unsupported,
+}
+
+/// What the compiler asks of the system while checking a program. The runtime implements it over
+/// tracefs; tests implement it over fixed data.
+pub trait ProbeCatalog {
+    /// Every `(category, event)` matching the glob patterns (`*` and `?`), sorted.
+    fn match_tracepoints(&self, category: &str, event: &str) -> Vec<(String, String)>;
+    /// The record layout of one tracepoint, or `None` when it does not exist.
+    fn tracepoint_format(&self, category: &str, event: &str) -> Option<TracepointFormat>;
+    /// Every tracepoint name (`category:event`), for "did you mean" suggestions.
+    fn all_tracepoints(&self) -> Vec<String>;
+}

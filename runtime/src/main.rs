@@ -1,0 +1,5 @@
+//! The `rbt` command.
+
+mod output;
+
+fn main() {}
