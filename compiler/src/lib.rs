@@ -3,6 +3,19 @@
 //! in through [`ProbeCatalog`].
 
 pub mod bpf;
+pub mod check;
+pub mod codegen;
+mod compile;
+pub mod format;
+pub mod hir;
+pub mod ir;
+pub mod lower;
+pub mod program;
 pub mod tracepoint;
+pub mod types;
 
+pub use check::CheckOptions;
+pub use compile::{compile, CompileOptions};
+pub use lower::LowerOptions;
+pub use program::CompiledProgram;
 pub use tracepoint::{FieldType, ProbeCatalog, TracepointField, TracepointFormat};

@@ -50,11 +50,23 @@ pub enum StmtKind {
     /// An expression evaluated for its effect: `printf(...)`, `$x++`, `exit()`.
     Expr(Expr),
     /// `$x = e` (op `None`) or `$x += e` (op `Some(BinaryOp::Add)`), and the other compound forms.
-    AssignVar { var: Ident, op: Option<BinaryOp>, value: Expr },
+    AssignVar {
+        var: Ident,
+        op: Option<BinaryOp>,
+        value: Expr,
+    },
     /// `@m = e`, `@m[k] = e`, `@m[k] += e`, `@m = count()`.
-    AssignMap { map: MapAccess, op: Option<BinaryOp>, value: Expr },
+    AssignMap {
+        map: MapAccess,
+        op: Option<BinaryOp>,
+        value: Expr,
+    },
     /// `if (c) { } else if (d) { } else { }`; an `else if` is an `else` block holding one `If`.
-    If { cond: Expr, then_block: Block, else_block: Option<Block> },
+    If {
+        cond: Expr,
+        then_block: Block,
+        else_block: Option<Block>,
+    },
     /// `while (c) { }`
     While { cond: Expr, body: Block },
     /// `unroll(N) { }`; `count` is an expression so the checker can report a non-constant.
@@ -107,26 +119,57 @@ pub enum ExprKind {
     /// A bare identifier: a builtin such as `pid`, `comm`, `args`, `arg0`, `retval`, `nsecs`.
     Builtin(String),
     /// `name(args)`; `name` keeps its own span for diagnostics.
-    Call { name: Ident, args: Vec<Expr> },
-    Unary { op: UnaryOp, expr: Box<Expr> },
-    Binary { op: BinaryOp, lhs: Box<Expr>, rhs: Box<Expr> },
+    Call {
+        name: Ident,
+        args: Vec<Expr>,
+    },
+    Unary {
+        op: UnaryOp,
+        expr: Box<Expr>,
+    },
+    Binary {
+        op: BinaryOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
     /// `cond ? then : else`
-    Ternary { cond: Box<Expr>, then_expr: Box<Expr>, else_expr: Box<Expr> },
+    Ternary {
+        cond: Box<Expr>,
+        then_expr: Box<Expr>,
+        else_expr: Box<Expr>,
+    },
     /// `e->field` (`arrow: true`) or `e.field`.
-    Field { expr: Box<Expr>, field: Ident, arrow: bool },
+    Field {
+        expr: Box<Expr>,
+        field: Ident,
+        arrow: bool,
+    },
     /// `e[index]`
-    Index { expr: Box<Expr>, index: Box<Expr> },
+    Index {
+        expr: Box<Expr>,
+        index: Box<Expr>,
+    },
     /// `(type)e`
-    Cast { ty: TypeName, expr: Box<Expr> },
+    Cast {
+        ty: TypeName,
+        expr: Box<Expr>,
+    },
     /// `(a, b, c)`: at least two elements.
     Tuple(Vec<Expr>),
     /// `x++`, `++x`, `x--`, `--x` on a variable or map element.
-    IncDec { target: Box<Expr>, increment: bool, prefix: bool },
+    IncDec {
+        target: Box<Expr>,
+        increment: bool,
+        prefix: bool,
+    },
     /// `sizeof(type)` or `sizeof(expr)`.
     SizeofType(TypeName),
     SizeofExpr(Box<Expr>),
     /// `offsetof(struct name, field)`
-    Offsetof { ty: TypeName, field: Ident },
+    Offsetof {
+        ty: TypeName,
+        field: Ident,
+    },
     /// A parse error was recovered here; the checker ignores it.
     Error,
 }

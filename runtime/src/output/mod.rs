@@ -1,1 +1,94 @@
 //! Printing maps, printf lines and events in bpftrace 0.17 text and JSON formats.
+//!
+//! This module is a pure formatting library: it turns already-read, already-reduced data (per-CPU
+//! values summed or folded by the map reader) into the exact bytes bpftrace v0.17.0 prints. It does
+//! no IO other than writing to a caller's `&mut dyn Write`. Output is bytes, not `String`, because
+//! strings read from the kernel need not be UTF-8 and text mode prints them raw.
+//!
+//! Files:
+//! - [`value`]: [`Value`] and [`MapKey`], their text and JSON forms, JSON string escaping.
+//! - [`map`]: the per-map data model ([`MapDump`], [`MapData`]) and the ordering rules.
+//! - [`buckets`]: the hist/lhist bucket index scheme (shared with the BPF code generator) and labels.
+//! - [`text`], [`json`]: rendering one map in each format.
+//! - [`events`]: the banner, lost events, `print(value)`, printf/time/cat/join lines, the exit dump.
+//! - [`printf`]: printf format parsing and argument checking (pure; the compiler's checker can use it).
+//! - [`printf_render`]: the printf engine (glibc `snprintf` semantics per conversion).
+//! - [`time`]: `time(fmt)` through `localtime_r` + `strftime`.
+//!
+//! # Kernel-side bucket indices (the BPF code generator must produce exactly these)
+//!
+//! Histogram maps are keyed by the user key followed by a `u64` bucket index; the value is the
+//! count for that bucket. The reader gathers them into one `Vec<u64>` per user key, indexed by the
+//! bucket index below.
+//!
+//! `hist(v)` (bpftrace 0.17 has no `k` argument), `v` taken as a signed 64-bit integer:
+//! - `v < 0` → index 0, printed `(..., 0)`;
+//! - `v == 0` → index 1, printed `[0]`;
+//! - `v >= 1` → index `2 + min(floor(log2(v)), 31)`: index 2 is `[1]`, 3 is `[2, 4)`, 4 is `[4, 8)`,
+//!   …, 33 is `[2G, 4G)`. bpftrace computes `floor(log2)` with five shift steps (16, 8, 4, 2, 1), so
+//!   every value of 2^31 or more lands in index 33, which is labelled `[2G, 4G)` even for 2^40.
+//!   See [`buckets::hist_index`].
+//!
+//! `lhist(v, min, max, step)`, all signed 64-bit, with `buckets = (max - min) / step`:
+//! - `v < min` → index 0, printed `(..., min)`;
+//! - `v > max` → index `1 + (max - min) / step`;
+//! - otherwise → index `1 + (v - min) / step` (unsigned division).
+//!
+//!   Index `buckets + 1` prints as `[max, ...)`. When `(max - min)` is not a multiple of `step`,
+//!   values in `[min + buckets*step, max]` also land there (e.g. `lhist(9, 0, 10, 3)` → `[10, ...)`).
+//!   See [`buckets::lhist_index`].
+//!
+//! `avg()`/`stats()` maps are keyed by the user key followed by a `u64` slot: slot 0 holds the count,
+//! slot 1 the total (both summed across CPUs as signed 64-bit); see [`AvgState`].
+//!
+//! # Other 0.17 behaviour the map reader must mirror (not formatting, recorded here for the runtime)
+//! - An unkeyed `count()` map is a per-CPU array, so it always exists and prints `@c: 0` even if
+//!   never incremented; `clear()` on it zeroes instead of deleting.
+//! - `zero()` keeps keys and zeroes values; `clear()` deletes keys. Both print differently (see the
+//!   `zero` and `clear` goldens in `testdata/`).
+//! - `max()` starts from 0 in the kernel, so `max(-5)` on a new key never creates the key.
+//! - `delete(@s[k])` on a stats/avg map deletes only slot 0 of the key's two slots.
+
+#![allow(dead_code)] // used by the runtime once wired
+
+pub mod buckets;
+pub mod events;
+pub mod json;
+pub mod map;
+pub mod printf;
+pub mod printf_render;
+pub mod text;
+pub mod time;
+pub mod value;
+
+#[cfg(test)]
+mod golden_tests;
+
+// Re-exports are the module's API; not every item is wired into the runtime yet.
+#[allow(unused_imports)]
+pub use events::{
+    write_all_maps, write_attached_probes, write_exit_dump, write_lost_events, write_map,
+    write_message, write_value, MessageKind,
+};
+#[allow(unused_imports)]
+pub use map::{AvgState, LhistParams, MapData, MapDump};
+#[allow(unused_imports)]
+pub use printf::{
+    parse_printf_format, validate_printf_args, ArgKind, Conversion, FormatError, SuppliedType,
+};
+#[allow(unused_imports)]
+pub use printf_render::{format_printf, PrintfArg};
+#[allow(unused_imports)]
+pub use time::{format_time, DEFAULT_TIME_FORMAT};
+#[allow(unused_imports)]
+pub use value::{json_escape, KeyPart, MapKey, Value};
+
+/// The `-f` output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// bpftrace's default human-readable output.
+    Text,
+    /// `-f json`: one JSON object per line (plus the bare blank lines 0.17 prints before the exit
+    /// dump).
+    Json,
+}

@@ -1,0 +1,155 @@
+//! Resolving attach points: probe type aliases, tracepoint wildcards, profile and interval rates.
+
+use super::{suggest, Checker};
+use crate::hir::{AttachPoint, PerfRate};
+use grammar::ast::ProbeSpec;
+use grammar::Diagnostic;
+
+const PROBE_TYPES: &[&str] = &["BEGIN", "END", "tracepoint", "profile", "interval"];
+
+impl Checker<'_> {
+    /// The concrete attach points one written spec stands for (a wildcard gives many).
+    pub(super) fn resolve_attach(&mut self, spec: &ProbeSpec) -> Vec<AttachPoint> {
+        let parts: Vec<&str> = spec.parts.iter().map(String::as_str).collect();
+        let kind = parts.first().copied().unwrap_or("");
+        match kind {
+            "BEGIN" | "END" if parts.len() == 1 => {
+                vec![if kind == "BEGIN" { AttachPoint::Begin } else { AttachPoint::End }]
+            }
+            "tracepoint" | "t" => self.resolve_tracepoint(spec, &parts),
+            "profile" | "p" => self
+                .resolve_rate(spec, &parts, true)
+                .map(|rate| vec![AttachPoint::Profile { rate }])
+                .unwrap_or_default(),
+            "interval" | "i" => self
+                .resolve_rate(spec, &parts, false)
+                .map(|rate| vec![AttachPoint::Interval { rate }])
+                .unwrap_or_default(),
+            "kprobe" | "k" | "kretprobe" | "kr" | "uprobe" | "u" | "uretprobe" | "ur" | "usdt"
+            | "U" | "rawtracepoint" | "rt" | "fentry" | "f" | "fexit" | "fr" | "software" | "s"
+            | "hardware" | "h" | "watchpoint" | "w" | "asyncwatchpoint" | "kfunc" | "kretfunc"
+            | "iter" => {
+                self.error(
+                    Diagnostic::error(
+                        "unsupported-probe",
+                        format!("{kind} probes are not supported by rbt yet"),
+                        spec.span,
+                    )
+                    .with_help("rbt supports BEGIN, END, tracepoint, profile and interval probes"),
+                );
+                Vec::new()
+            }
+            _ => {
+                let mut diag = Diagnostic::error(
+                    "unknown-probe-type",
+                    format!("invalid probe type: {kind}"),
+                    spec.span,
+                );
+                if let Some(near) = suggest(kind, PROBE_TYPES.iter().copied()) {
+                    diag = diag.with_help(format!("did you mean `{near}`?"));
+                } else {
+                    diag = diag.with_help(format!("probe types: {}", PROBE_TYPES.join(", ")));
+                }
+                self.error(diag);
+                Vec::new()
+            }
+        }
+    }
+
+    fn resolve_tracepoint(&mut self, spec: &ProbeSpec, parts: &[&str]) -> Vec<AttachPoint> {
+        if parts.len() != 3 || parts[1].is_empty() || parts[2].is_empty() {
+            self.error(
+                Diagnostic::error(
+                    "bad-attach-point",
+                    format!("invalid tracepoint: {}", spec.text),
+                    spec.span,
+                )
+                .with_help("write tracepoint:CATEGORY:EVENT, e.g. tracepoint:syscalls:sys_enter_openat"),
+            );
+            return Vec::new();
+        }
+        let matches = self.catalog.match_tracepoints(parts[1], parts[2]);
+        if matches.is_empty() {
+            let wanted = format!("{}:{}", parts[1], parts[2]);
+            let mut diag = Diagnostic::error(
+                "unknown-tracepoint",
+                format!("tracepoint not found: {wanted}"),
+                spec.span,
+            );
+            let all = self.catalog.all_tracepoints();
+            let near = nearest_names(&wanted, &all, 3);
+            if !near.is_empty() {
+                diag = diag.with_help(format!("did you mean {}?", near.join(", ")));
+            }
+            self.error(diag);
+            return Vec::new();
+        }
+        let mut points = Vec::new();
+        for (category, event) in matches {
+            match self.catalog.tracepoint_format(&category, &event) {
+                Some(format) => points.push(AttachPoint::Tracepoint { category, event, format }),
+                None => self.error(Diagnostic::error(
+                    "unknown-tracepoint",
+                    format!("cannot read the format of tracepoint {category}:{event}"),
+                    spec.span,
+                )),
+            }
+        }
+        points
+    }
+
+    fn resolve_rate(&mut self, spec: &ProbeSpec, parts: &[&str], profile: bool) -> Option<PerfRate> {
+        let kind = if profile { "profile" } else { "interval" };
+        let bad = |msg: String| {
+            Diagnostic::error("bad-attach-point", msg, spec.span)
+                .with_help(format!("write {kind}:hz:N, {kind}:s:N, {kind}:ms:N or {kind}:us:N"))
+        };
+        if parts.len() != 3 {
+            self.error(bad(format!("{kind} probe must have a unit and a rate: {}", spec.text)));
+            return None;
+        }
+        let Ok(n) = parts[2].parse::<u64>() else {
+            self.error(bad(format!("invalid rate of {kind} probe: {}", parts[2])));
+            return None;
+        };
+        if n == 0 {
+            self.error(bad(format!("{kind} rate must be greater than zero")));
+            return None;
+        }
+        let rate = match parts[1] {
+            "hz" => PerfRate::Hz(n),
+            "s" => PerfRate::PeriodNs(n.saturating_mul(1_000_000_000)),
+            "ms" => PerfRate::PeriodNs(n.saturating_mul(1_000_000)),
+            "us" => PerfRate::PeriodNs(n.saturating_mul(1_000)),
+            unit => {
+                self.error(bad(format!("invalid time unit of {kind} probe: {unit}")));
+                return None;
+            }
+        };
+        Some(rate)
+    }
+}
+
+/// Up to `n` names from `all` closest to `wanted` by edit distance, nearest first.
+pub(super) fn nearest_names(wanted: &str, all: &[String], n: usize) -> Vec<String> {
+    let mut scored: Vec<(usize, &String)> =
+        all.iter().map(|name| (edit_distance(wanted, name), name)).collect();
+    scored.sort();
+    let limit = wanted.len() / 3 + 2;
+    scored.into_iter().filter(|(d, _)| *d <= limit).take(n).map(|(_, s)| s.clone()).collect()
+}
+
+pub(super) fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb { prev } else { 1 + prev.min(cur).min(row[j]) };
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}

@@ -1,0 +1,315 @@
+//! Checking function calls: printf and the other statement-like functions, str() and strncmp().
+
+use super::expr::error_expr;
+use super::stmt::literal_int;
+use super::{suggest, Checker};
+use crate::format::{self, ArgKind};
+use crate::hir::{self, Expr, ExprKind, FormatKind, StmtKind};
+use crate::types::Type;
+use grammar::ast;
+use grammar::{Diagnostic, Span};
+
+const FUNCTIONS: &[&str] = &[
+    "printf", "print", "time", "exit", "clear", "zero", "delete", "system", "str", "strncmp",
+    "count", "sum", "min", "max", "avg", "stats", "hist", "lhist",
+];
+
+/// Most arguments printf accepts, as bpftrace.
+const MAX_PRINTF_ARGS: usize = 7;
+
+impl Checker<'_> {
+    /// A function used as a statement. `None` when `name` is not a statement-like function.
+    pub(super) fn check_stmt_call(
+        &mut self,
+        name: &ast::Ident,
+        args: &[ast::Expr],
+        span: Span,
+    ) -> Option<Option<StmtKind>> {
+        let kind = match name.name.as_str() {
+            "printf" | "system" => {
+                let kind = if name.name == "printf" { FormatKind::Printf } else { FormatKind::System };
+                if kind == FormatKind::System && !self.options.unsafe_allowed {
+                    self.error(
+                        Diagnostic::error("unsafe", "system() is an unsafe function", name.span)
+                            .with_help("run rbt with --unsafe to allow it"),
+                    );
+                    return Some(None);
+                }
+                let Some((format, args)) = self.check_format_call(kind, name, args, span) else {
+                    return Some(None);
+                };
+                if kind == FormatKind::Printf {
+                    StmtKind::Printf { format, args }
+                } else {
+                    StmtKind::System { format, args }
+                }
+            }
+            "time" => {
+                if args.len() > 1 {
+                    self.wrong_count(name, "0 or 1", args.len(), span);
+                    return Some(None);
+                }
+                let text = match args.first() {
+                    None => "%H:%M:%S\n".to_string(),
+                    Some(a) => match &a.kind {
+                        ast::ExprKind::Str(s) => s.clone(),
+                        _ => {
+                            self.error(Diagnostic::error("bad-argument", "time() takes a string literal", a.span));
+                            return Some(None);
+                        }
+                    },
+                };
+                let format = self.add_format(FormatKind::Time, text, Vec::new(), span);
+                StmtKind::Time { format }
+            }
+            "exit" => {
+                if !args.is_empty() {
+                    self.wrong_count(name, "0", args.len(), span);
+                    return Some(None);
+                }
+                StmtKind::Exit
+            }
+            "print" => return Some(self.check_print(name, args, span)),
+            "clear" | "zero" => {
+                let Some(map) = self.map_argument(name, args, span) else { return Some(None) };
+                if name.name == "clear" {
+                    StmtKind::Clear { map }
+                } else {
+                    StmtKind::Zero { map }
+                }
+            }
+            "delete" => {
+                let [arg] = args else {
+                    self.wrong_count(name, "1", args.len(), span);
+                    return Some(None);
+                };
+                let ast::ExprKind::Map(access) = &arg.kind else {
+                    self.error(Diagnostic::error("bad-argument", "delete() expects a map element", arg.span));
+                    return Some(None);
+                };
+                let read = self.check_map_read(access);
+                let ExprKind::MapRead { map, keys } = read.kind else { return Some(None) };
+                if self.maps[map.0 as usize].value.is_aggregation()
+                    && matches!(self.maps[map.0 as usize].value, crate::types::MapValue::Hist | crate::types::MapValue::Lhist { .. })
+                {
+                    self.error(Diagnostic::error("unsupported", "delete() of a hist or lhist element is not supported; use clear()", arg.span));
+                    return Some(None);
+                }
+                StmtKind::Delete { map, keys }
+            }
+            _ => return None,
+        };
+        Some(Some(kind))
+    }
+
+    fn check_print(&mut self, name: &ast::Ident, args: &[ast::Expr], span: Span) -> Option<StmtKind> {
+        if args.is_empty() || args.len() > 3 {
+            self.wrong_count(name, "1 to 3", args.len(), span);
+            return None;
+        }
+        if let ast::ExprKind::Map(access) = &args[0].kind {
+            if access.keys.is_empty() {
+                let map = self.lookup_map(access)?;
+                let mut consts = [0u64; 2];
+                for (i, a) in args[1..].iter().enumerate() {
+                    match literal_int(a).and_then(|v| u64::try_from(v).ok()) {
+                        Some(v) => consts[i] = v,
+                        None => {
+                            self.error(Diagnostic::error("bad-argument", "print() top and div must be non-negative integer literals", a.span));
+                            return None;
+                        }
+                    }
+                }
+                return Some(StmtKind::PrintMap { map, top: consts[0], div: consts[1] });
+            }
+        }
+        if args.len() > 1 {
+            self.error(Diagnostic::error("bad-argument", "print() of a value takes one argument", span));
+            return None;
+        }
+        let value = self.check_expr(&args[0]);
+        if value.ty == Type::None {
+            return None;
+        }
+        if !(value.ty.is_integer() || value.ty.is_string() || matches!(value.ty, Type::Tuple(_))) {
+            self.error(Diagnostic::error("bad-argument", format!("cannot print a value of type '{}'", value.ty), value.span));
+            return None;
+        }
+        Some(StmtKind::PrintValue { value })
+    }
+
+    fn map_argument(&mut self, name: &ast::Ident, args: &[ast::Expr], span: Span) -> Option<hir::MapId> {
+        let [arg] = args else {
+            self.wrong_count(name, "1", args.len(), span);
+            return None;
+        };
+        match &arg.kind {
+            ast::ExprKind::Map(access) if access.keys.is_empty() => self.lookup_map(access),
+            _ => {
+                self.error(Diagnostic::error(
+                    "bad-argument",
+                    format!("{}() expects a map, e.g. {}(@m)", name.name, name.name),
+                    arg.span,
+                ));
+                None
+            }
+        }
+    }
+
+    fn check_format_call(
+        &mut self,
+        kind: FormatKind,
+        name: &ast::Ident,
+        args: &[ast::Expr],
+        span: Span,
+    ) -> Option<(u32, Vec<Expr>)> {
+        let Some(first) = args.first() else {
+            self.wrong_count(name, "at least 1", 0, span);
+            return None;
+        };
+        let ast::ExprKind::Str(text) = &first.kind else {
+            self.error(Diagnostic::error(
+                "bad-argument",
+                format!("the first argument of {}() must be a string literal", name.name),
+                first.span,
+            ));
+            return None;
+        };
+        let values: Vec<Expr> = args[1..].iter().map(|a| self.check_expr(a)).collect();
+        if values.iter().any(|v| v.ty == Type::None) {
+            return None;
+        }
+        if values.len() > MAX_PRINTF_ARGS {
+            self.error(Diagnostic::error(
+                "wrong-arguments",
+                format!("{}() takes at most {MAX_PRINTF_ARGS} arguments after the format, {} given", name.name, values.len()),
+                span,
+            ));
+            return None;
+        }
+        let pieces = match format::parse_format(text) {
+            Ok(p) => p,
+            Err(e) => {
+                self.error(Diagnostic::error("bad-format", e.message, first.span));
+                return None;
+            }
+        };
+        let convs: Vec<_> = format::conversions(&pieces).collect();
+        if convs.len() != values.len() {
+            self.error(Diagnostic::error(
+                "wrong-arguments",
+                format!(
+                    "{}: the format string has {} conversion{} but {} argument{} given",
+                    name.name,
+                    convs.len(),
+                    if convs.len() == 1 { "" } else { "s" },
+                    values.len(),
+                    if values.len() == 1 { " is" } else { "s are" }
+                ),
+                span,
+            ));
+            return None;
+        }
+        for (conv, value) in convs.iter().zip(&values) {
+            let ok = match conv.arg_kind() {
+                ArgKind::String => value.ty.is_string() || value.ty.is_integer() || matches!(value.ty, Type::Tuple(_)),
+                ArgKind::Integer => value.ty.is_integer(),
+            };
+            if !ok {
+                self.error(Diagnostic::error(
+                    "type-mismatch",
+                    format!(
+                        "{}: %{} specifier expects a value of type {} ({} supplied)",
+                        name.name,
+                        conv.conv,
+                        if conv.arg_kind() == ArgKind::String { "string" } else { "integer" },
+                        value.ty
+                    ),
+                    value.span,
+                ));
+                return None;
+            }
+        }
+        let types = values.iter().map(|v| v.ty.clone()).collect();
+        let index = self.add_format(kind, text.clone(), types, span);
+        Some((index, values))
+    }
+
+    fn add_format(&mut self, kind: FormatKind, text: String, args: Vec<Type>, span: Span) -> u32 {
+        self.formats.push(hir::Format { kind, text, args, span });
+        self.formats.len() as u32 - 1
+    }
+
+    fn wrong_count(&mut self, name: &ast::Ident, expected: &str, got: usize, span: Span) {
+        self.error(Diagnostic::error(
+            "wrong-arguments",
+            format!("{}() takes {expected} argument{}, {got} given", name.name, if expected == "1" { "" } else { "s" }),
+            span,
+        ));
+    }
+
+    /// A function used for its value: `str()`, `strncmp()`.
+    pub(super) fn check_value_call(&mut self, name: &ast::Ident, args: &[ast::Expr], span: Span) -> Expr {
+        match name.name.as_str() {
+            "str" => {
+                if args.is_empty() || args.len() > 2 {
+                    self.wrong_count(name, "1 or 2", args.len(), span);
+                    return error_expr(span);
+                }
+                let ptr = self.check_expr(&args[0]);
+                if ptr.ty.is_string() {
+                    // str() of a string is the string itself.
+                    return ptr;
+                }
+                self.expect_integer(&ptr, "str() argument");
+                let limit = args.get(1).map(|a| {
+                    let l = self.check_expr(a);
+                    self.expect_integer(&l, "str() length");
+                    Box::new(l)
+                });
+                let len = match args.get(1).and_then(literal_int) {
+                    Some(n) if n > 0 => (n as u32 + 1).min(self.options.strlen),
+                    _ => self.options.strlen,
+                };
+                Expr { kind: ExprKind::ReadStr { ptr: Box::new(ptr), limit }, ty: Type::Str { len }, span }
+            }
+            "strncmp" => {
+                let [a, b, n] = args else {
+                    self.wrong_count(name, "3", args.len(), span);
+                    return error_expr(span);
+                };
+                let a = self.check_expr(a);
+                let b = self.check_expr(b);
+                let Some(n) = literal_int(n).filter(|n| *n >= 0) else {
+                    self.error(Diagnostic::error("bad-argument", "strncmp() length must be a non-negative integer literal", n.span));
+                    return error_expr(span);
+                };
+                if !a.ty.is_string() || !b.ty.is_string() {
+                    self.error(Diagnostic::error("type-mismatch", "strncmp() compares two strings", span));
+                    return error_expr(span);
+                }
+                let kind = ExprKind::StrCompare { negate: true, lhs: Box::new(a), rhs: Box::new(b), limit: n as u32 };
+                Expr { kind, ty: Type::I64, span }
+            }
+            "count" | "sum" | "min" | "max" | "avg" | "stats" | "hist" | "lhist" => {
+                self.error(
+                    Diagnostic::error("misplaced-aggregation", format!("{}() should be directly assigned to a map", name.name), span)
+                        .with_help(format!("e.g. @x = {}(...)", name.name)),
+                );
+                error_expr(span)
+            }
+            "printf" | "print" | "time" | "exit" | "clear" | "zero" | "delete" | "system" => {
+                self.error(Diagnostic::error("no-value", format!("{}() does not return a value", name.name), span));
+                error_expr(span)
+            }
+            _ => {
+                let mut diag = Diagnostic::error("unknown-function", format!("unknown function: '{}'", name.name), name.span);
+                if let Some(near) = suggest(&name.name, FUNCTIONS.iter().copied()) {
+                    diag = diag.with_help(format!("did you mean `{near}`?"));
+                }
+                self.error(diag);
+                error_expr(span)
+            }
+        }
+    }
+}

@@ -1,0 +1,456 @@
+//! Typing expressions: literals, variables, map reads, builtins, tracepoint fields, operators.
+
+use super::{suggest, Checker};
+use crate::hir::{self, AttachPoint, Builtin, Expr, ExprKind};
+use crate::tracepoint::FieldType;
+use crate::types::Type;
+use grammar::ast::{self, BinaryOp as AstBin, UnaryOp as AstUn};
+use grammar::{Diagnostic, Span};
+
+const BUILTINS: &[&str] = &[
+    "pid", "tid", "uid", "gid", "comm", "nsecs", "elapsed", "cpu", "rand", "cgroup", "curtask",
+    "cpid", "probe", "args",
+];
+
+impl Checker<'_> {
+    pub(super) fn check_expr(&mut self, e: &ast::Expr) -> Expr {
+        let span = e.span;
+        match &e.kind {
+            ast::ExprKind::Int(v) => Expr { kind: ExprKind::Int(*v), ty: Type::I64, span },
+            ast::ExprKind::Str(s) => string_literal(s.as_bytes().to_vec(), span),
+            ast::ExprKind::Var(name) => self.check_var(name, span),
+            ast::ExprKind::Param(n) => self.check_param(*n, span),
+            ast::ExprKind::ParamCount => {
+                Expr { kind: ExprKind::Int(self.options.params.len() as u64), ty: Type::I64, span }
+            }
+            ast::ExprKind::Map(access) => self.check_map_read(access),
+            ast::ExprKind::Builtin(name) => self.check_builtin(name, span),
+            ast::ExprKind::Call { name, args } => self.check_value_call(name, args, span),
+            ast::ExprKind::Unary { op, expr } => self.check_unary(*op, expr, span),
+            ast::ExprKind::Binary { op, lhs, rhs } => self.check_binary(*op, lhs, rhs, span),
+            ast::ExprKind::Ternary { cond, then_expr, else_expr } => {
+                let cond = self.check_expr(cond);
+                self.expect_integer(&cond, "condition");
+                let then_expr = self.check_expr(then_expr);
+                let else_expr = self.check_expr(else_expr);
+                if !then_expr.ty.accepts(&else_expr.ty) {
+                    self.error(Diagnostic::error(
+                        "type-mismatch",
+                        format!(
+                            "ternary operator branches must have the same type: '{}' and '{}'",
+                            then_expr.ty, else_expr.ty
+                        ),
+                        span,
+                    ));
+                }
+                let ty = then_expr.ty.widen(&else_expr.ty);
+                let kind = ExprKind::Ternary {
+                    cond: Box::new(cond),
+                    then_expr: Box::new(then_expr),
+                    else_expr: Box::new(else_expr),
+                };
+                Expr { kind, ty, span }
+            }
+            ast::ExprKind::Field { expr, field, .. } => self.check_field(expr, field, span),
+            ast::ExprKind::Index { .. } => self.unsupported("array indexing", span),
+            ast::ExprKind::Cast { ty, expr } => self.check_cast(ty, expr, span),
+            ast::ExprKind::Tuple(items) => {
+                let items: Vec<Expr> = items.iter().map(|i| self.check_expr(i)).collect();
+                for item in &items {
+                    if !(item.ty.is_integer() || item.ty.is_string() || matches!(item.ty, Type::Tuple(_))) {
+                        self.error(Diagnostic::error(
+                            "type-mismatch",
+                            format!("a tuple cannot hold a value of type '{}'", item.ty),
+                            item.span,
+                        ));
+                    }
+                }
+                let ty = Type::Tuple(items.iter().map(|i| i.ty.clone()).collect());
+                Expr { kind: ExprKind::Tuple(items), ty, span }
+            }
+            ast::ExprKind::IncDec { target, increment, prefix } => {
+                let target = self.check_lvalue(target, true);
+                match target {
+                    Some((target, ty)) => Expr {
+                        kind: ExprKind::IncDec { target, increment: *increment, prefix: *prefix },
+                        ty,
+                        span,
+                    },
+                    None => error_expr(span),
+                }
+            }
+            ast::ExprKind::SizeofType(_) | ast::ExprKind::SizeofExpr(_) => {
+                self.unsupported("sizeof", span)
+            }
+            ast::ExprKind::Offsetof { .. } => self.unsupported("offsetof", span),
+            ast::ExprKind::Error => error_expr(span),
+        }
+    }
+
+    fn unsupported(&mut self, what: &str, span: Span) -> Expr {
+        self.error(Diagnostic::error(
+            "unsupported",
+            format!("{what} is not supported by rbt yet"),
+            span,
+        ));
+        error_expr(span)
+    }
+
+    fn check_var(&mut self, name: &str, span: Span) -> Expr {
+        if let Some(&id) = self.scope.var_ids.get(name) {
+            let ty = self.scope.vars[id.0 as usize].ty.clone();
+            return Expr { kind: ExprKind::Var(id), ty, span };
+        }
+        let names: Vec<String> = self.scope.vars.iter().map(|v| format!("${}", v.name)).collect();
+        let mut diag = Diagnostic::error(
+            "undefined-variable",
+            format!("undefined or undeclared variable: ${name}"),
+            span,
+        )
+        .with_primary_text("used before any assignment in this probe");
+        if let Some(near) = suggest(&format!("${name}"), names.iter().map(String::as_str)) {
+            diag = diag.with_help(format!("did you mean `{near}`?"));
+        }
+        self.error(diag);
+        error_expr(span)
+    }
+
+    fn check_param(&mut self, n: u32, span: Span) -> Expr {
+        let value = n.checked_sub(1).and_then(|i| self.options.params.get(i as usize)).cloned();
+        match value {
+            Some(text) => match parse_int_param(&text) {
+                Some(v) => Expr { kind: ExprKind::Int(v), ty: Type::I64, span },
+                None => string_literal(text.into_bytes(), span),
+            },
+            // bpftrace treats a missing positional parameter as 0 (or "" in str()).
+            None => Expr { kind: ExprKind::Int(0), ty: Type::I64, span },
+        }
+    }
+
+    pub(super) fn check_map_read(&mut self, access: &ast::MapAccess) -> Expr {
+        let keys: Vec<Expr> = access.keys.iter().map(|k| self.check_expr(k)).collect();
+        let Some(id) = self.lookup_map(access) else { return error_expr(access.span) };
+        let key_types: Vec<Type> = keys.iter().map(|k| key_type(&k.ty)).collect();
+        let declared = self.maps[id.0 as usize].key.clone();
+        self.check_keys(id, access, &declared, &key_types);
+        let ty = self.maps[id.0 as usize].value.read_type();
+        Expr { kind: ExprKind::MapRead { map: id, keys }, ty, span: access.span }
+    }
+
+    fn check_builtin(&mut self, name: &str, span: Span) -> Expr {
+        let builtin = match name {
+            "pid" => Builtin::Pid,
+            "tid" => Builtin::Tid,
+            "uid" => Builtin::Uid,
+            "gid" => Builtin::Gid,
+            "comm" => Builtin::Comm,
+            "nsecs" => Builtin::Nsecs,
+            "elapsed" => Builtin::Elapsed,
+            "cpu" => Builtin::Cpu,
+            "rand" => Builtin::Rand,
+            "cgroup" => Builtin::Cgroup,
+            "curtask" => Builtin::Curtask,
+            "cpid" => {
+                if self.options.cpid.is_none() {
+                    self.error(
+                        Diagnostic::error("no-cpid", "cpid is only available with -c COMMAND", span)
+                            .with_help("run the program with `-c 'COMMAND'`"),
+                    );
+                }
+                Builtin::Cpid
+            }
+            "probe" => Builtin::Probe,
+            "args" => {
+                if !matches!(self.scope.attach, Some(AttachPoint::Tracepoint { .. })) {
+                    self.error(Diagnostic::error(
+                        "no-args",
+                        "the args builtin can only be used with tracepoint probes",
+                        span,
+                    ));
+                }
+                return Expr { kind: ExprKind::Int(0), ty: Type::Args, span };
+            }
+            _ => {
+                let mut diag = Diagnostic::error(
+                    "unknown-identifier",
+                    format!("unknown identifier: '{name}'"),
+                    span,
+                );
+                if let Some(near) = suggest(name, BUILTINS.iter().copied()) {
+                    diag = diag.with_help(format!("did you mean `{near}`?"));
+                }
+                self.error(diag);
+                return error_expr(span);
+            }
+        };
+        let ty = match builtin {
+            Builtin::Comm => Type::Str { len: 16 },
+            Builtin::Probe => {
+                let name = self.scope.attach.as_ref().map(AttachPoint::probe_name).unwrap_or_default();
+                return string_literal(name.into_bytes(), span);
+            }
+            Builtin::Rand | Builtin::Cpu => Type::U32,
+            _ => Type::U64,
+        };
+        Expr { kind: ExprKind::Builtin(builtin), ty, span }
+    }
+
+    fn check_field(&mut self, base: &ast::Expr, field: &ast::Ident, span: Span) -> Expr {
+        let base = self.check_expr(base);
+        if base.ty != Type::Args {
+            if base.ty != Type::None {
+                self.error(Diagnostic::error(
+                    "type-mismatch",
+                    format!("cannot access field '{}' on a value of type '{}'", field.name, base.ty),
+                    field.span,
+                ));
+            }
+            return error_expr(span);
+        }
+        let Some(AttachPoint::Tracepoint { format, category, event }) = self.scope.attach.clone() else {
+            return error_expr(span);
+        };
+        let visible = format.fields.iter().filter(|f| !f.common);
+        let Some(f) = format.fields.iter().find(|f| !f.common && f.name == field.name) else {
+            let names: Vec<&str> = visible.map(|f| f.name.as_str()).collect();
+            let mut diag = Diagnostic::error(
+                "unknown-field",
+                format!("tracepoint {category}:{event} has no field named '{}'", field.name),
+                field.span,
+            );
+            diag = match suggest(&field.name, names.iter().copied()) {
+                Some(near) => diag.with_help(format!("did you mean `{near}`? fields: {}", names.join(", "))),
+                None => diag.with_help(format!("fields: {}", names.join(", "))),
+            };
+            self.error(diag);
+            return error_expr(span);
+        };
+        let ty = match &f.ty {
+            FieldType::Integer { size, signed } => Type::Int { bytes: *size, signed: *signed },
+            FieldType::Pointer { pointee } => Type::Pointer { pointee: pointee.clone() },
+            FieldType::CharArray { len } => Type::Str { len: *len },
+            FieldType::DataLocString => Type::Str { len: self.options.strlen },
+            FieldType::IntArray { .. } | FieldType::Unsupported => {
+                self.error(Diagnostic::error(
+                    "unsupported-field",
+                    format!("field '{}' has type '{}', which rbt cannot read yet", f.name, f.c_type),
+                    field.span,
+                ));
+                return error_expr(span);
+            }
+        };
+        let kind = ExprKind::ArgsField { offset: f.offset, size: f.size, ty: f.ty.clone() };
+        Expr { kind, ty, span }
+    }
+
+    fn check_cast(&mut self, ty: &ast::TypeName, expr: &ast::Expr, span: Span) -> Expr {
+        let inner = self.check_expr(expr);
+        let target = match (ty.tag.as_deref(), ty.name.as_str(), ty.pointer_depth) {
+            (None, name, 0) => int_type_named(name),
+            _ => None,
+        };
+        let Some(target) = target else {
+            self.error(
+                Diagnostic::error("unsupported", format!("cannot cast to '{}'", ty.name), ty.span)
+                    .with_help("rbt can cast to int8, int16, int32, int64, uint8, uint16, uint32 and uint64"),
+            );
+            return error_expr(span);
+        };
+        if !inner.ty.is_integer() && inner.ty != Type::None {
+            self.error(Diagnostic::error(
+                "type-mismatch",
+                format!("cannot cast a value of type '{}' to '{target}'", inner.ty),
+                inner.span,
+            ));
+        }
+        Expr { kind: ExprKind::Cast { expr: Box::new(inner) }, ty: target, span }
+    }
+
+    fn check_unary(&mut self, op: AstUn, inner: &ast::Expr, span: Span) -> Expr {
+        let inner = self.check_expr(inner);
+        let op = match op {
+            AstUn::Neg => hir::UnaryOp::Neg,
+            AstUn::LogicalNot => hir::UnaryOp::LogicalNot,
+            AstUn::BitNot => hir::UnaryOp::BitNot,
+            AstUn::Deref | AstUn::AddrOf => return self.unsupported("pointer dereference", span),
+        };
+        self.expect_integer(&inner, "operand");
+        let ty = match op {
+            hir::UnaryOp::LogicalNot => Type::I64,
+            hir::UnaryOp::Neg => Type::I64,
+            hir::UnaryOp::BitNot => int_or_u64(&inner.ty),
+        };
+        Expr { kind: ExprKind::Unary { op, expr: Box::new(inner) }, ty, span }
+    }
+
+    fn check_binary(&mut self, op: AstBin, lhs: &ast::Expr, rhs: &ast::Expr, span: Span) -> Expr {
+        let lhs = self.check_expr(lhs);
+        let rhs = self.check_expr(rhs);
+        if lhs.ty == Type::None || rhs.ty == Type::None {
+            return error_expr(span);
+        }
+        if matches!(op, AstBin::LogicalAnd | AstBin::LogicalOr) {
+            self.expect_integer(&lhs, "operand of a logical operator");
+            self.expect_integer(&rhs, "operand of a logical operator");
+            let kind = ExprKind::Logical {
+                is_and: op == AstBin::LogicalAnd,
+                lhs: Box::new(lhs),
+                rhs: Box::new(rhs),
+            };
+            return Expr { kind, ty: Type::I64, span };
+        }
+        if lhs.ty.is_string() || rhs.ty.is_string() {
+            if matches!(op, AstBin::Eq | AstBin::Ne) && lhs.ty.is_string() && rhs.ty.is_string() {
+                let limit = match (&lhs.ty, &rhs.ty) {
+                    (Type::Str { len: a }, Type::Str { len: b }) => (*a).max(*b),
+                    _ => 0,
+                };
+                let kind = ExprKind::StrCompare {
+                    negate: op == AstBin::Ne,
+                    lhs: Box::new(lhs),
+                    rhs: Box::new(rhs),
+                    limit,
+                };
+                return Expr { kind, ty: Type::I64, span };
+            }
+            self.error(Diagnostic::error(
+                "type-mismatch",
+                format!(
+                    "type mismatch for '{}': comparing '{}' with '{}'",
+                    op.symbol(),
+                    lhs.ty,
+                    rhs.ty
+                ),
+                span,
+            ));
+            return error_expr(span);
+        }
+        self.expect_integer(&lhs, "operand");
+        self.expect_integer(&rhs, "operand");
+        let both_signed = lhs.ty.is_signed() && rhs.ty.is_signed();
+        let hop = match op {
+            AstBin::Add => hir::BinaryOp::Add,
+            AstBin::Sub => hir::BinaryOp::Sub,
+            AstBin::Mul => hir::BinaryOp::Mul,
+            AstBin::Div => hir::BinaryOp::Div,
+            AstBin::Mod => hir::BinaryOp::Mod,
+            AstBin::BitAnd => hir::BinaryOp::BitAnd,
+            AstBin::BitOr => hir::BinaryOp::BitOr,
+            AstBin::BitXor => hir::BinaryOp::BitXor,
+            AstBin::Shl => hir::BinaryOp::Shl,
+            AstBin::Shr => hir::BinaryOp::Shr,
+            AstBin::Eq => hir::BinaryOp::Eq,
+            AstBin::Ne => hir::BinaryOp::Ne,
+            AstBin::Lt => hir::BinaryOp::Lt,
+            AstBin::Le => hir::BinaryOp::Le,
+            AstBin::Gt => hir::BinaryOp::Gt,
+            AstBin::Ge => hir::BinaryOp::Ge,
+            AstBin::LogicalAnd | AstBin::LogicalOr => unreachable_logical(),
+        };
+        let ty = if op.is_comparison() {
+            Type::I64
+        } else {
+            Type::Int { bytes: 8, signed: both_signed }
+        };
+        let kind = ExprKind::Binary { op: hop, lhs: Box::new(lhs), rhs: Box::new(rhs) };
+        Expr { kind, ty, span }
+    }
+
+    /// The variable or map element `++`/`--` or a compound assignment updates, and its type.
+    pub(super) fn check_lvalue(&mut self, target: &ast::Expr, implicit_define: bool) -> Option<(hir::LValue, Type)> {
+        match &target.kind {
+            ast::ExprKind::Var(name) => {
+                if let Some(&id) = self.scope.var_ids.get(name) {
+                    let ty = self.scope.vars[id.0 as usize].ty.clone();
+                    if !ty.is_integer() {
+                        self.error(Diagnostic::error(
+                            "type-mismatch",
+                            format!("${name} holds a '{ty}', which cannot be incremented"),
+                            target.span,
+                        ));
+                    }
+                    return Some((hir::LValue::Var(id), ty));
+                }
+                self.check_var(name, target.span);
+                None
+            }
+            ast::ExprKind::Map(access) => {
+                let keys: Vec<Expr> = access.keys.iter().map(|k| self.check_expr(k)).collect();
+                let key_types: Vec<Type> = keys.iter().map(|k| key_type(&k.ty)).collect();
+                let id = if implicit_define {
+                    // `@x++` defines @x as an integer map, as bpftrace does.
+                    self.define_map(access, &key_types, crate::types::MapValue::Plain(Type::I64))
+                } else {
+                    self.lookup_map(access)?
+                };
+                let ty = self.maps[id.0 as usize].value.read_type();
+                Some((hir::LValue::Map { map: id, keys }, ty))
+            }
+            _ => {
+                self.error(Diagnostic::error(
+                    "not-assignable",
+                    "only variables and map elements can be incremented or decremented",
+                    target.span,
+                ));
+                None
+            }
+        }
+    }
+}
+
+fn unreachable_logical() -> hir::BinaryOp {
+    // Logical operators return early above; equality is a harmless placeholder for the type system.
+    hir::BinaryOp::Eq
+}
+
+pub(super) fn string_literal(mut bytes: Vec<u8>, span: Span) -> Expr {
+    let len = bytes.len() as u32 + 1;
+    bytes.push(0);
+    Expr { kind: ExprKind::Str(bytes), ty: Type::Str { len }, span }
+}
+
+pub(super) fn error_expr(span: Span) -> Expr {
+    Expr { kind: ExprKind::Int(0), ty: Type::None, span }
+}
+
+/// How a value is stored when used as a map key: integers are widened to 64 bits.
+pub(super) fn key_type(ty: &Type) -> Type {
+    match ty {
+        Type::Int { signed, .. } => Type::Int { bytes: 8, signed: *signed },
+        Type::Pointer { .. } => Type::U64,
+        Type::Tuple(fields) => Type::Tuple(fields.iter().map(key_type).collect()),
+        other => other.clone(),
+    }
+}
+
+fn int_or_u64(ty: &Type) -> Type {
+    match ty {
+        Type::Int { signed, .. } => Type::Int { bytes: 8, signed: *signed },
+        _ => Type::U64,
+    }
+}
+
+pub(super) fn int_type_named(name: &str) -> Option<Type> {
+    let (signed, bits) = match name.strip_prefix('u') {
+        Some(rest) => (false, rest.strip_prefix("int")?),
+        None => (true, name.strip_prefix("int")?),
+    };
+    let bytes = match bits {
+        "8" => 1,
+        "16" => 2,
+        "32" => 4,
+        "64" => 8,
+        _ => return None,
+    };
+    Some(Type::Int { bytes, signed })
+}
+
+fn parse_int_param(text: &str) -> Option<u64> {
+    if let Some(hex) = text.strip_prefix("0x") {
+        return u64::from_str_radix(hex, 16).ok();
+    }
+    if let Some(neg) = text.strip_prefix('-') {
+        return neg.parse::<u64>().ok().map(|v| v.wrapping_neg());
+    }
+    text.parse().ok()
+}

@@ -1,0 +1,293 @@
+//! Semantic analysis: resolves attach points, builtins, functions and tracepoint fields, types
+//! every expression, and builds the checked program ([`crate::hir`]).
+//!
+//! Map types are decided by every use in the whole script (a map may be printed in a probe that
+//! comes before the one assigning it), so the checker runs twice: the first run only collects map
+//! key and value types (widening strings to the longest seen), the second checks against them and
+//! reports diagnostics.
+
+mod attach;
+mod calls;
+mod expr;
+mod stmt;
+
+use std::collections::HashMap;
+
+use crate::hir::{self, MapDecl, MapId, VarId};
+use crate::tracepoint::ProbeCatalog;
+use crate::types::{MapValue, Type};
+use grammar::ast;
+use grammar::{Diagnostic, Span};
+
+/// Settings that change what a program means.
+#[derive(Clone, Debug)]
+pub struct CheckOptions {
+    /// `cpid`: the pid of `-c`'s command, if any.
+    pub cpid: Option<u32>,
+    /// Positional parameters `$1`, `$2`, ...
+    pub params: Vec<String>,
+    /// Length of strings made by `str()` (`RBT_STRLEN`, bpftrace's `BPFTRACE_STRLEN`).
+    pub strlen: u32,
+    /// Whether `system()` is allowed (`--unsafe`).
+    pub unsafe_allowed: bool,
+}
+
+impl Default for CheckOptions {
+    fn default() -> CheckOptions {
+        CheckOptions { cpid: None, params: Vec::new(), strlen: 64, unsafe_allowed: false }
+    }
+}
+
+/// Checks a parsed program. Returns the checked program when there are no errors, and every
+/// diagnostic (warnings included) either way.
+pub fn check(
+    program: &ast::Program,
+    catalog: &dyn ProbeCatalog,
+    options: &CheckOptions,
+) -> (Option<hir::Program>, Vec<Diagnostic>) {
+    let mut checker = Checker::new(catalog, options, true);
+    checker.check_program(program);
+    let collected_maps = checker.maps;
+    let collected_vars = checker.var_types;
+
+    let mut checker = Checker::new(catalog, options, false);
+    checker.map_index = collected_maps
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.name.clone(), MapId(i as u32)))
+        .collect();
+    checker.maps = collected_maps;
+    checker.var_types = collected_vars;
+    let probes = checker.check_program(program);
+    let mut diags = checker.diags;
+    dedup_diagnostics(&mut diags);
+    if probes.is_empty() && !diags.iter().any(Diagnostic::is_error) {
+        diags.push(Diagnostic::error("no-probes", "the program has no probes", program.span));
+    }
+    if diags.iter().any(Diagnostic::is_error) {
+        return (None, diags);
+    }
+    let program = hir::Program { probes, maps: checker.maps, formats: checker.formats };
+    (Some(program), diags)
+}
+
+/// A wildcard probe is checked once per expansion; report each problem once.
+fn dedup_diagnostics(diags: &mut Vec<Diagnostic>) {
+    let mut seen = std::collections::HashSet::new();
+    diags.retain(|d| seen.insert((d.primary_span(), d.message.clone())));
+}
+
+pub(crate) struct Checker<'a> {
+    catalog: &'a dyn ProbeCatalog,
+    options: &'a CheckOptions,
+    /// The first run only collects map and variable types.
+    collecting: bool,
+    maps: Vec<MapDecl>,
+    map_index: HashMap<String, MapId>,
+    /// Variable types per (probe block, name), widened in the first run.
+    var_types: HashMap<(usize, String), Type>,
+    formats: Vec<hir::Format>,
+    diags: Vec<Diagnostic>,
+    /// State of the probe being checked.
+    scope: ProbeScope,
+}
+
+#[derive(Default)]
+struct ProbeScope {
+    block_index: usize,
+    attach: Option<hir::AttachPoint>,
+    vars: Vec<hir::Var>,
+    var_ids: HashMap<String, VarId>,
+    loop_depth: u32,
+}
+
+impl<'a> Checker<'a> {
+    fn new(catalog: &'a dyn ProbeCatalog, options: &'a CheckOptions, collecting: bool) -> Self {
+        Checker {
+            catalog,
+            options,
+            collecting,
+            maps: Vec::new(),
+            map_index: HashMap::new(),
+            var_types: HashMap::new(),
+            formats: Vec::new(),
+            diags: Vec::new(),
+            scope: ProbeScope::default(),
+        }
+    }
+
+    fn error(&mut self, diag: Diagnostic) {
+        if !self.collecting {
+            self.diags.push(diag);
+        }
+    }
+
+    fn check_program(&mut self, program: &ast::Program) -> Vec<hir::Probe> {
+        self.formats.clear();
+        let mut probes = Vec::new();
+        for (block_index, probe) in program.probes.iter().enumerate() {
+            for spec in &probe.specs {
+                for attach in self.resolve_attach(spec) {
+                    probes.push(self.check_probe(block_index, probe, spec.span, attach));
+                }
+            }
+        }
+        probes
+    }
+
+    fn check_probe(
+        &mut self,
+        block_index: usize,
+        probe: &ast::Probe,
+        spec_span: Span,
+        attach: hir::AttachPoint,
+    ) -> hir::Probe {
+        self.scope = ProbeScope { block_index, attach: Some(attach.clone()), ..ProbeScope::default() };
+        let predicate = probe.predicate.as_ref().map(|p| {
+            let e = self.check_expr(p);
+            self.expect_integer(&e, "predicate");
+            e
+        });
+        let body = self.check_block(&probe.body);
+        let vars = std::mem::take(&mut self.scope.vars);
+        hir::Probe { attach, spec_span, span: probe.span, predicate, body, vars }
+    }
+
+    /// The id of a scratch variable being assigned a value of type `ty`, declaring it if new.
+    fn assign_var(&mut self, ident: &ast::Ident, ty: &Type) -> VarId {
+        let key = (self.scope.block_index, ident.name.clone());
+        let declared = match self.var_types.get(&key) {
+            Some(old) if self.collecting => {
+                if old.accepts(ty) {
+                    let widened = old.widen(ty);
+                    self.var_types.insert(key.clone(), widened.clone());
+                    widened
+                } else {
+                    old.clone()
+                }
+            }
+            Some(old) => old.clone(),
+            None => {
+                self.var_types.insert(key.clone(), ty.clone());
+                ty.clone()
+            }
+        };
+        if !declared.accepts(ty) {
+            self.error(Diagnostic::error(
+                "type-mismatch",
+                format!(
+                    "type mismatch for ${}: trying to assign value of type '{ty}' when variable already contains a value of type '{declared}'",
+                    ident.name
+                ),
+                ident.span,
+            ));
+        }
+        if let Some(id) = self.scope.var_ids.get(&ident.name) {
+            return *id;
+        }
+        let id = VarId(self.scope.vars.len() as u32);
+        self.scope.vars.push(hir::Var { name: ident.name.clone(), ty: declared });
+        self.scope.var_ids.insert(ident.name.clone(), id);
+        id
+    }
+
+    /// The map `name` holding `value` with keys of `keys`, declaring or widening it.
+    fn define_map(&mut self, access: &ast::MapAccess, keys: &[Type], value: MapValue) -> MapId {
+        if let Some(&id) = self.map_index.get(&access.name) {
+            let decl = &self.maps[id.0 as usize];
+            let (old_keys, old_value) = (decl.key.clone(), decl.value.clone());
+            let display = decl.display_name();
+            if !value_compatible(&old_value, &value) {
+                self.error(Diagnostic::error(
+                    "type-mismatch",
+                    format!(
+                        "type mismatch for {display}: trying to assign value of type '{}' when map already contains a value of type '{}'",
+                        value.describe(),
+                        old_value.describe()
+                    ),
+                    access.span,
+                ));
+            } else if self.collecting {
+                if let (MapValue::Plain(a), MapValue::Plain(b)) = (&old_value, &value) {
+                    self.maps[id.0 as usize].value = MapValue::Plain(a.widen(b));
+                }
+            }
+            self.check_keys(id, access, &old_keys, keys);
+            return id;
+        }
+        let id = MapId(self.maps.len() as u32);
+        self.maps.push(MapDecl { name: access.name.clone(), key: keys.to_vec(), value, span: access.span });
+        self.map_index.insert(access.name.clone(), id);
+        id
+    }
+
+    fn check_keys(&mut self, id: MapId, access: &ast::MapAccess, declared: &[Type], used: &[Type]) {
+        let fits = declared.len() == used.len() && declared.iter().zip(used).all(|(d, u)| d.accepts(u));
+        if !fits {
+            let show = |ts: &[Type]| ts.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+            self.error(Diagnostic::error(
+                "key-mismatch",
+                format!(
+                    "argument mismatch for @{}: trying to access with arguments: [{}] when map expects arguments: [{}]",
+                    access.name,
+                    show(used),
+                    show(declared)
+                ),
+                access.span,
+            ));
+        } else if self.collecting {
+            let widened = declared.iter().zip(used).map(|(d, u)| d.widen(u)).collect();
+            self.maps[id.0 as usize].key = widened;
+        }
+    }
+
+    /// A map that must already exist (read, print, clear, ...).
+    fn lookup_map(&mut self, access: &ast::MapAccess) -> Option<MapId> {
+        let found = self.map_index.get(&access.name).copied();
+        if found.is_none() {
+            let names: Vec<String> = self.maps.iter().map(MapDecl::display_name).collect();
+            let mut diag = Diagnostic::error(
+                "undefined-map",
+                format!("undefined map: @{}", access.name),
+                access.name_span,
+            )
+            .with_primary_text("this map is never assigned");
+            if let Some(near) = suggest(&format!("@{}", access.name), names.iter().map(String::as_str)) {
+                diag = diag.with_help(format!("did you mean `{near}`?"));
+            }
+            self.error(diag);
+        }
+        found
+    }
+
+    fn expect_integer(&mut self, e: &hir::Expr, what: &str) {
+        if !e.ty.is_integer() && e.ty != Type::None {
+            self.error(Diagnostic::error(
+                "type-mismatch",
+                format!("{what} must be an integer, not {}", e.ty),
+                e.span,
+            ));
+        }
+    }
+}
+
+fn value_compatible(a: &MapValue, b: &MapValue) -> bool {
+    match (a, b) {
+        (MapValue::Plain(x), MapValue::Plain(y)) => x.accepts(y),
+        (MapValue::Sum { .. }, MapValue::Sum { .. })
+        | (MapValue::Min { .. }, MapValue::Min { .. })
+        | (MapValue::Max { .. }, MapValue::Max { .. })
+        | (MapValue::Avg { .. }, MapValue::Avg { .. })
+        | (MapValue::Stats { .. }, MapValue::Stats { .. }) => true,
+        _ => a == b,
+    }
+}
+
+/// The candidate closest to `wanted`, if it is close enough to be a likely typo.
+pub(crate) fn suggest<'n>(wanted: &str, candidates: impl Iterator<Item = &'n str>) -> Option<&'n str> {
+    candidates
+        .map(|c| (attach::edit_distance(wanted, c), c))
+        .filter(|(d, c)| *d <= (wanted.len().max(c.len()) / 3).max(1))
+        .min()
+        .map(|(_, c)| c)
+}

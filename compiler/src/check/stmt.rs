@@ -1,0 +1,284 @@
+//! Checking statements: assignments to variables and maps, aggregations, control flow.
+
+use super::expr::{error_expr, key_type};
+use super::Checker;
+use crate::hir::{self, Expr, ExprKind, Stmt, StmtKind};
+use crate::types::{MapValue, Type};
+use grammar::ast::{self, BinaryOp};
+use grammar::{Diagnostic, Span};
+
+/// Most iterations `unroll` accepts, as in bpftrace.
+const MAX_UNROLL: u64 = 100;
+
+impl Checker<'_> {
+    pub(super) fn check_block(&mut self, block: &ast::Block) -> Vec<Stmt> {
+        let mut out = Vec::new();
+        for stmt in &block.stmts {
+            if let Some(s) = self.check_stmt(stmt) {
+                out.push(s);
+            }
+        }
+        out
+    }
+
+    fn check_stmt(&mut self, stmt: &ast::Stmt) -> Option<Stmt> {
+        let span = stmt.span;
+        let kind = match &stmt.kind {
+            ast::StmtKind::Expr(e) => return self.check_expr_stmt(e, span),
+            ast::StmtKind::AssignVar { var, op, value } => {
+                let value = self.check_expr(value);
+                let value = match op {
+                    Some(op) => {
+                        let current = var_expr(self, var)?;
+                        self.compound(*op, current, value, span)
+                    }
+                    None => value,
+                };
+                if value.ty == Type::None {
+                    return None;
+                }
+                if value.ty == Type::Args {
+                    self.error(Diagnostic::error(
+                        "type-mismatch",
+                        "args cannot be stored in a variable; use args->FIELD",
+                        value.span,
+                    ));
+                    return None;
+                }
+                let id = self.assign_var(var, &value.ty);
+                StmtKind::AssignVar { var: id, value }
+            }
+            ast::StmtKind::AssignMap { map, op, value } => return self.check_map_assign(map, *op, value, span),
+            ast::StmtKind::If { cond, then_block, else_block } => {
+                let cond = self.check_expr(cond);
+                self.expect_integer(&cond, "condition");
+                let then_body = self.check_block(then_block);
+                let else_body = else_block.as_ref().map(|b| self.check_block(b)).unwrap_or_default();
+                StmtKind::If { cond, then_body, else_body }
+            }
+            ast::StmtKind::While { cond, body } => {
+                let cond = self.check_expr(cond);
+                self.expect_integer(&cond, "condition");
+                self.scope.loop_depth += 1;
+                let body = self.check_block(body);
+                self.scope.loop_depth -= 1;
+                StmtKind::While { cond, body }
+            }
+            ast::StmtKind::Unroll { count, body } => {
+                let n = match &count.kind {
+                    ast::ExprKind::Int(n) if (1..=MAX_UNROLL).contains(n) => *n as u32,
+                    _ => {
+                        self.error(
+                            Diagnostic::error(
+                                "bad-unroll",
+                                format!("unroll count must be an integer literal from 1 to {MAX_UNROLL}"),
+                                count.span,
+                            ),
+                        );
+                        1
+                    }
+                };
+                let body = self.check_block(body);
+                StmtKind::Unroll { count: n, body }
+            }
+            ast::StmtKind::Return => StmtKind::Return,
+            ast::StmtKind::Error => return None,
+        };
+        Some(Stmt { kind, span })
+    }
+
+    fn check_expr_stmt(&mut self, e: &ast::Expr, span: Span) -> Option<Stmt> {
+        if let ast::ExprKind::Call { name, args } = &e.kind {
+            if let Some(kind) = self.check_stmt_call(name, args, span) {
+                return kind.map(|kind| Stmt { kind, span });
+            }
+        }
+        let e = self.check_expr(e);
+        if e.ty == Type::None {
+            return None;
+        }
+        Some(Stmt { kind: StmtKind::Expr(e), span })
+    }
+
+    /// `lhs op rhs` for `x op= rhs`, typed as an integer operation.
+    fn compound(&mut self, op: BinaryOp, current: Expr, rhs: Expr, span: Span) -> Expr {
+        if !current.ty.is_integer() || !rhs.ty.is_integer() {
+            if current.ty != Type::None && rhs.ty != Type::None {
+                self.error(Diagnostic::error(
+                    "type-mismatch",
+                    format!("'{}=' needs integers, not '{}' and '{}'", op.symbol(), current.ty, rhs.ty),
+                    span,
+                ));
+            }
+            return error_expr(span);
+        }
+        let hop = compound_op(op);
+        let signed = current.ty.is_signed() && rhs.ty.is_signed();
+        let ty = if signed { current.ty.clone() } else { Type::Int { bytes: 8, signed: current.ty.is_signed() } };
+        Expr { kind: ExprKind::Binary { op: hop, lhs: Box::new(current), rhs: Box::new(rhs) }, ty, span }
+    }
+
+    fn check_map_assign(
+        &mut self,
+        access: &ast::MapAccess,
+        op: Option<BinaryOp>,
+        value: &ast::Expr,
+        span: Span,
+    ) -> Option<Stmt> {
+        if op.is_none() {
+            if let ast::ExprKind::Call { name, args } = &value.kind {
+                if let Some(stmt) = self.check_aggregation(access, name, args, span) {
+                    return stmt;
+                }
+            }
+        }
+        let keys: Vec<Expr> = access.keys.iter().map(|k| self.check_expr(k)).collect();
+        for k in &keys {
+            if !(k.ty.is_integer() || k.ty.is_string() || matches!(k.ty, Type::Tuple(_) | Type::None)) {
+                self.error(Diagnostic::error(
+                    "bad-key",
+                    format!("a map key cannot be of type '{}'", k.ty),
+                    k.span,
+                ));
+            }
+        }
+        let key_types: Vec<Type> = keys.iter().map(|k| key_type(&k.ty)).collect();
+        let value = self.check_expr(value);
+        if value.ty == Type::None {
+            return None;
+        }
+        if matches!(value.ty, Type::Args) {
+            self.error(Diagnostic::error("type-mismatch", "args cannot be stored in a map", value.span));
+            return None;
+        }
+        let value = match op {
+            Some(op) => {
+                let id = self.define_map(access, &key_types, MapValue::Plain(Type::I64));
+                let current = Expr {
+                    kind: ExprKind::MapRead { map: id, keys: keys.clone() },
+                    ty: self.maps[id.0 as usize].value.read_type(),
+                    span: access.span,
+                };
+                self.compound(op, current, value, span)
+            }
+            None => value,
+        };
+        let stored = match &value.ty {
+            Type::Int { signed, .. } => Type::Int { bytes: 8, signed: *signed },
+            Type::Pointer { .. } => Type::U64,
+            other => other.clone(),
+        };
+        let id = self.define_map(access, &key_types, MapValue::Plain(stored));
+        if self.maps[id.0 as usize].value.is_aggregation() {
+            return None;
+        }
+        Some(Stmt { kind: StmtKind::AssignMap { map: id, keys, value }, span })
+    }
+
+    /// `@m[k] = count()` and friends; `None` when `name` is not an aggregation.
+    fn check_aggregation(
+        &mut self,
+        access: &ast::MapAccess,
+        name: &ast::Ident,
+        args: &[ast::Expr],
+        span: Span,
+    ) -> Option<Option<Stmt>> {
+        let arity = match name.name.as_str() {
+            "count" => 0,
+            "sum" | "min" | "max" | "avg" | "stats" | "hist" => 1,
+            "lhist" => 4,
+            _ => return None,
+        };
+        if args.len() != arity {
+            self.error(Diagnostic::error(
+                "wrong-arguments",
+                format!("{}() takes {arity} argument{}, {} given", name.name, if arity == 1 { "" } else { "s" }, args.len()),
+                span,
+            ));
+            return Some(None);
+        }
+        let keys: Vec<Expr> = access.keys.iter().map(|k| self.check_expr(k)).collect();
+        let key_types: Vec<Type> = keys.iter().map(|k| key_type(&k.ty)).collect();
+        let arg = args.first().map(|a| self.check_expr(a));
+        if let Some(a) = &arg {
+            if !a.ty.is_integer() {
+                if a.ty != Type::None {
+                    self.error(Diagnostic::error(
+                        "type-mismatch",
+                        format!("{}() expects an integer, not '{}'", name.name, a.ty),
+                        a.span,
+                    ));
+                }
+                return Some(None);
+            }
+        }
+        let signed = arg.as_ref().is_some_and(|a| a.ty.is_signed());
+        let value = match name.name.as_str() {
+            "count" => MapValue::Count,
+            "sum" => MapValue::Sum { signed },
+            "min" => MapValue::Min { signed },
+            "max" => MapValue::Max { signed },
+            "avg" => MapValue::Avg { signed },
+            "stats" => MapValue::Stats { signed },
+            "hist" => MapValue::Hist,
+            _ => {
+                let mut consts = [0i64; 3];
+                for (i, a) in args[1..].iter().enumerate() {
+                    match literal_int(a) {
+                        Some(v) => consts[i] = v,
+                        None => {
+                            self.error(Diagnostic::error(
+                                "bad-argument",
+                                "lhist() min, max and step must be integer literals",
+                                a.span,
+                            ));
+                            return Some(None);
+                        }
+                    }
+                }
+                let [min, max, step] = consts;
+                if step <= 0 || max <= min || (max - min) / step > 1000 {
+                    self.error(
+                        Diagnostic::error("bad-argument", "invalid lhist() range", span)
+                            .with_help("lhist(value, min, max, step) needs min < max, step > 0 and at most 1000 buckets"),
+                    );
+                    return Some(None);
+                }
+                MapValue::Lhist { min, max, step }
+            }
+        };
+        let id = self.define_map(access, &key_types, value);
+        Some(Some(Stmt { kind: StmtKind::Aggregate { map: id, keys, value: arg }, span }))
+    }
+}
+
+fn var_expr(checker: &mut Checker<'_>, var: &ast::Ident) -> Option<Expr> {
+    let e = checker.check_expr(&ast::Expr { kind: ast::ExprKind::Var(var.name.clone()), span: var.span });
+    (e.ty != Type::None).then_some(e)
+}
+
+fn compound_op(op: BinaryOp) -> hir::BinaryOp {
+    match op {
+        BinaryOp::Add => hir::BinaryOp::Add,
+        BinaryOp::Sub => hir::BinaryOp::Sub,
+        BinaryOp::Mul => hir::BinaryOp::Mul,
+        BinaryOp::Div => hir::BinaryOp::Div,
+        BinaryOp::Mod => hir::BinaryOp::Mod,
+        BinaryOp::BitAnd => hir::BinaryOp::BitAnd,
+        BinaryOp::BitOr => hir::BinaryOp::BitOr,
+        BinaryOp::BitXor => hir::BinaryOp::BitXor,
+        BinaryOp::Shl => hir::BinaryOp::Shl,
+        BinaryOp::Shr => hir::BinaryOp::Shr,
+        // The parser only produces the arithmetic and bitwise compound operators.
+        _ => hir::BinaryOp::Add,
+    }
+}
+
+/// The value of an integer literal, possibly negated.
+pub(super) fn literal_int(e: &ast::Expr) -> Option<i64> {
+    match &e.kind {
+        ast::ExprKind::Int(v) => i64::try_from(*v).ok(),
+        ast::ExprKind::Unary { op: ast::UnaryOp::Neg, expr } => literal_int(expr).map(|v| -v),
+        _ => None,
+    }
+}

@@ -1,0 +1,105 @@
+//! The BPF code generator: lays out reachable blocks, allocates registers, assigns stack frame
+//! offsets, emits instructions, and patches jump offsets.
+
+mod emit;
+mod frame;
+mod regalloc;
+
+use crate::bpf::elf::MapReloc;
+use crate::bpf::insn::Insn;
+use crate::ir::{Function, Term};
+use emit::{Emitter, CTX_SAVE};
+use grammar::Span;
+
+/// The BPF stack limit.
+pub const MAX_STACK: u32 = 512;
+
+/// A function compiled to BPF instructions.
+pub struct MachineCode {
+    pub insns: Vec<Insn>,
+    /// The source span of each instruction slot.
+    pub spans: Vec<Span>,
+    pub relocs: Vec<MapReloc>,
+    pub stack_bytes: u32,
+}
+
+/// Why code could not be generated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodegenError {
+    /// The frame (variables, strings, keys, records, spills) exceeds 512 bytes.
+    StackTooLarge { needed: u32 },
+    /// A jump is further than a 16-bit offset reaches.
+    ProgramTooLarge { insns: usize },
+}
+
+/// Generates BPF for one IR function. `map_names` gives the ELF name of each `MapRef`.
+pub fn generate(f: &Function, map_names: &[String]) -> Result<MachineCode, CodegenError> {
+    let order = regalloc::layout(f);
+    let alloc = regalloc::allocate(f, &order);
+
+    // Frame, growing down from r10: the saved context, spill slots, then IR slots.
+    let mut next = (-CTX_SAVE) as u32;
+    let mut spill_offsets = Vec::new();
+    for _ in 0..alloc.spill_slots {
+        next += 8;
+        spill_offsets.push(-(next as i32));
+    }
+    let slot_offsets = frame::assign_slots(f, &order, next);
+    let next = next + slot_offsets.iter().map(|&(_, end)| end).max().unwrap_or(0);
+    let slot_offsets: Vec<i32> = slot_offsets.iter().map(|&(start, _)| start).collect();
+    if next > MAX_STACK {
+        return Err(CodegenError::StackTooLarge { needed: next });
+    }
+    let to_i16 = |v: Vec<i32>| v.into_iter().map(|o| o as i16).collect::<Vec<i16>>();
+    let spill_offsets = to_i16(spill_offsets);
+    let slot_offsets = to_i16(slot_offsets);
+
+    let mut e = Emitter {
+        insns: Vec::new(),
+        spans: Vec::new(),
+        relocs: Vec::new(),
+        fixups: Vec::new(),
+        locations: &alloc.locations,
+        slot_offsets: &slot_offsets,
+        spill_offsets: &spill_offsets,
+        map_names,
+        span: f.blocks.first().and_then(|b| b.insts.first()).map(|i| i.span).unwrap_or_default(),
+    };
+    e.save_ctx();
+    let mut block_start = vec![usize::MAX; f.blocks.len()];
+    for (pos, &b) in order.iter().enumerate() {
+        block_start[b.0 as usize] = e.insns.len();
+        let block = &f.blocks[b.0 as usize];
+        for inst in &block.insts {
+            e.span = inst.span;
+            e.op(&inst.op);
+        }
+        let next_block = order.get(pos + 1).copied();
+        match &block.term {
+            Term::Exit => e.exit(),
+            Term::Jump(t) => {
+                if Some(*t) != next_block {
+                    e.jump(*t);
+                }
+            }
+            Term::Branch { cond, lhs, rhs, then_block, else_block } => {
+                if Some(*then_block) == next_block {
+                    e.branch(cond.negate(), *lhs, *rhs, *else_block);
+                } else {
+                    e.branch(*cond, *lhs, *rhs, *then_block);
+                    if Some(*else_block) != next_block {
+                        e.jump(*else_block);
+                    }
+                }
+            }
+        }
+    }
+    let fixups = std::mem::take(&mut e.fixups);
+    for (at, target) in fixups {
+        let dest = block_start[target.0 as usize];
+        let off = dest as i64 - at as i64 - 1;
+        let off = i16::try_from(off).map_err(|_| CodegenError::ProgramTooLarge { insns: e.insns.len() })?;
+        e.insns[at].off = off;
+    }
+    Ok(MachineCode { insns: e.insns, spans: e.spans, relocs: e.relocs, stack_bytes: next })
+}

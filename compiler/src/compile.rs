@@ -1,0 +1,120 @@
+//! The compiler driver: parse, check, lower, generate code and write the ELF object, in that
+//! order. This is the one place that knows the order of the passes.
+
+use crate::check::{self, CheckOptions};
+use crate::codegen::{self, CodegenError};
+use crate::hir::AttachPoint;
+use crate::lower::{self, LowerOptions};
+use crate::program::{CompiledProgram, ProbeProgram};
+use crate::{bpf, ir, ProbeCatalog};
+use grammar::Diagnostic;
+
+#[derive(Clone, Debug, Default)]
+pub struct CompileOptions {
+    pub check: CheckOptions,
+    pub lower: LowerOptions,
+}
+
+/// Compiles rbt source text. Returns the program when there are no errors, and every diagnostic
+/// (warnings too) either way.
+pub fn compile(
+    source: &str,
+    catalog: &dyn ProbeCatalog,
+    options: &CompileOptions,
+) -> (Option<CompiledProgram>, Vec<Diagnostic>) {
+    let (ast, mut diags) = grammar::parse(source);
+    if diags.iter().any(Diagnostic::is_error) {
+        return (None, diags);
+    }
+    let (checked, check_diags) = check::check(&ast, catalog, &options.check);
+    diags.extend(check_diags);
+    let Some(checked) = checked else { return (None, diags) };
+    let lowered = lower::lower(&checked, &options.lower);
+    let map_names: Vec<String> = lowered.bpf_maps.iter().map(|m| m.name.clone()).collect();
+    let mut probes = Vec::new();
+    let mut objects = Vec::new();
+    for (i, (probe, function)) in checked.probes.iter().zip(&lowered.functions).enumerate() {
+        debug_assert_eq!(ir::verify(function), Ok(()), "IR of probe {i} is malformed");
+        let code = match codegen::generate(function, &map_names) {
+            Ok(code) => code,
+            Err(CodegenError::StackTooLarge { needed }) => {
+                diags.push(
+                    Diagnostic::error(
+                        "stack-too-large",
+                        format!("this probe needs {needed} bytes of BPF stack, more than the {} the kernel allows", codegen::MAX_STACK),
+                        probe.span,
+                    )
+                    .with_help("use fewer or shorter strings (str(p, N) reads at most N bytes), fewer printf arguments, or split the work across probes"),
+                );
+                continue;
+            }
+            Err(CodegenError::ProgramTooLarge { insns }) => {
+                diags.push(Diagnostic::error(
+                    "program-too-large",
+                    format!("this probe compiles to {insns} instructions, too many to jump across"),
+                    probe.span,
+                ));
+                continue;
+            }
+        };
+        let name = format!("rbt_probe_{i}");
+        let section = section_for(&probe.attach);
+        objects.push(bpf::elf::ObjectProgram {
+            name: name.clone(),
+            section: section.clone(),
+            insns: code.insns.clone(),
+            map_relocs: code.relocs,
+        });
+        probes.push(ProbeProgram {
+            name,
+            section,
+            attach: probe.attach.clone(),
+            span: probe.span,
+            insns: code.insns,
+            insn_spans: code.spans,
+        });
+    }
+    if diags.iter().any(Diagnostic::is_error) {
+        return (None, diags);
+    }
+    let maps: Vec<bpf::elf::ObjectMap> = lowered
+        .bpf_maps
+        .iter()
+        .map(|m| bpf::elf::ObjectMap {
+            name: m.name.clone(),
+            map_type: m.map_type,
+            key_size: m.key_size,
+            value_size: m.value_size,
+            max_entries: m.max_entries,
+            flags: m.flags,
+        })
+        .collect();
+    let elf = match bpf::elf::write_object(&objects, &maps, "GPL") {
+        Ok(elf) => elf,
+        Err(e) => {
+            diags.push(Diagnostic::error("internal", format!("internal error writing the BPF object: {e}"), ast.span));
+            return (None, diags);
+        }
+    };
+    let program = CompiledProgram {
+        elf,
+        probes,
+        bpf_maps: lowered.bpf_maps,
+        maps: checked.maps,
+        map_storage: lowered.map_storage,
+        formats: checked.formats,
+        print_types: lowered.print_types,
+    };
+    (Some(program), diags)
+}
+
+/// The ELF section that tells aya which program type to load.
+fn section_for(attach: &AttachPoint) -> String {
+    match attach {
+        // BEGIN and END run once through BPF_PROG_TEST_RUN, which raw tracepoint programs support.
+        AttachPoint::Begin => "raw_tracepoint/rbt_begin".into(),
+        AttachPoint::End => "raw_tracepoint/rbt_end".into(),
+        AttachPoint::Tracepoint { category, event, .. } => format!("tracepoint/{category}/{event}"),
+        AttachPoint::Profile { .. } | AttachPoint::Interval { .. } => "perf_event".into(),
+    }
+}

@@ -1,0 +1,233 @@
+//! The checked program: the AST after name resolution and typing. Every builtin, function and
+//! field access is resolved, every expression carries its type, and each probe block is split
+//! into one [`Probe`] per concrete attach point (a wildcard expands to many).
+
+use crate::tracepoint::{FieldType, TracepointFormat};
+use crate::types::{MapValue, Type};
+use grammar::Span;
+
+#[derive(Clone, Debug)]
+pub struct Program {
+    pub probes: Vec<Probe>,
+    pub maps: Vec<MapDecl>,
+    /// printf-style formats referenced by [`Stmt::Printf`] and friends, by index.
+    pub formats: Vec<Format>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MapId(pub u32);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct VarId(pub u32);
+
+#[derive(Clone, Debug)]
+pub struct MapDecl {
+    /// Without `@`; empty for the anonymous map.
+    pub name: String,
+    /// One type per key part; empty for an unkeyed map.
+    pub key: Vec<Type>,
+    pub value: MapValue,
+    /// Where the map is first defined, for diagnostics.
+    pub span: Span,
+}
+
+impl MapDecl {
+    /// The map's name as users write it, with `@`.
+    pub fn display_name(&self) -> String {
+        format!("@{}", self.name)
+    }
+}
+
+/// A format string and the types of its arguments, used by printf, system and time.
+#[derive(Clone, Debug)]
+pub struct Format {
+    pub kind: FormatKind,
+    pub text: String,
+    pub args: Vec<Type>,
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FormatKind {
+    Printf,
+    System,
+    Time,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum AttachPoint {
+    Begin,
+    End,
+    Tracepoint { category: String, event: String, format: TracepointFormat },
+    /// `profile:hz:N` (frequency) or `profile:s|ms|us:N` (period), on every CPU.
+    Profile { rate: PerfRate },
+    /// `interval:...`: one CPU.
+    Interval { rate: PerfRate },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PerfRate {
+    Hz(u64),
+    PeriodNs(u64),
+}
+
+impl AttachPoint {
+    /// The text `probe` yields, as bpftrace prints it: `tracepoint:sched:sched_switch`.
+    pub fn probe_name(&self) -> String {
+        match self {
+            AttachPoint::Begin => "BEGIN".into(),
+            AttachPoint::End => "END".into(),
+            AttachPoint::Tracepoint { category, event, .. } => format!("tracepoint:{category}:{event}"),
+            AttachPoint::Profile { rate } => format!("profile:{}", rate_text(*rate)),
+            AttachPoint::Interval { rate } => format!("interval:{}", rate_text(*rate)),
+        }
+    }
+}
+
+fn rate_text(rate: PerfRate) -> String {
+    match rate {
+        PerfRate::Hz(n) => format!("hz:{n}"),
+        PerfRate::PeriodNs(ns) if ns % 1_000_000_000 == 0 => format!("s:{}", ns / 1_000_000_000),
+        PerfRate::PeriodNs(ns) if ns % 1_000_000 == 0 => format!("ms:{}", ns / 1_000_000),
+        PerfRate::PeriodNs(ns) if ns % 1_000 == 0 => format!("us:{}", ns / 1_000),
+        PerfRate::PeriodNs(ns) => format!("ns:{ns}"),
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Probe {
+    pub attach: AttachPoint,
+    /// The attach point as written (before wildcard expansion), for messages.
+    pub spec_span: Span,
+    /// The whole probe block.
+    pub span: Span,
+    pub predicate: Option<Expr>,
+    pub body: Vec<Stmt>,
+    /// Scratch variables, indexed by [`VarId`].
+    pub vars: Vec<Var>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Var {
+    pub name: String,
+    pub ty: Type,
+}
+
+#[derive(Clone, Debug)]
+pub struct Stmt {
+    pub kind: StmtKind,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub enum StmtKind {
+    Expr(Expr),
+    AssignVar { var: VarId, value: Expr },
+    /// `@m[k] = v` on a plain map.
+    AssignMap { map: MapId, keys: Vec<Expr>, value: Expr },
+    /// `@m[k] = count()` and the other aggregations; `value` is the aggregated argument.
+    Aggregate { map: MapId, keys: Vec<Expr>, value: Option<Expr> },
+    If { cond: Expr, then_body: Vec<Stmt>, else_body: Vec<Stmt> },
+    While { cond: Expr, body: Vec<Stmt> },
+    Unroll { count: u32, body: Vec<Stmt> },
+    Return,
+    /// printf(fmt, args...): format index into [`Program::formats`].
+    Printf { format: u32, args: Vec<Expr> },
+    System { format: u32, args: Vec<Expr> },
+    Time { format: u32 },
+    /// print(@m[, top[, div]])
+    PrintMap { map: MapId, top: u64, div: u64 },
+    /// print(expr) of a non-map value.
+    PrintValue { value: Expr },
+    Clear { map: MapId },
+    Zero { map: MapId },
+    Delete { map: MapId, keys: Vec<Expr> },
+    Exit,
+}
+
+#[derive(Clone, Debug)]
+pub struct Expr {
+    pub kind: ExprKind,
+    pub ty: Type,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub enum ExprKind {
+    Int(u64),
+    Str(Vec<u8>),
+    Var(VarId),
+    /// Reads a plain map's value or an aggregation's current (this CPU's) value; 0 / empty when the
+    /// key is absent.
+    MapRead { map: MapId, keys: Vec<Expr> },
+    Builtin(Builtin),
+    /// `args->field` of a tracepoint.
+    ArgsField { offset: u32, size: u32, ty: FieldType },
+    Unary { op: UnaryOp, expr: Box<Expr> },
+    Binary { op: BinaryOp, lhs: Box<Expr>, rhs: Box<Expr> },
+    /// Short-circuit `&&` (`is_and`) or `||`, yielding 0 or 1.
+    Logical { is_and: bool, lhs: Box<Expr>, rhs: Box<Expr> },
+    /// String equality (`==`/`!=`) or strncmp; yields 0/1 (strncmp: 0 when equal).
+    StrCompare { negate: bool, lhs: Box<Expr>, rhs: Box<Expr>, limit: u32 },
+    Ternary { cond: Box<Expr>, then_expr: Box<Expr>, else_expr: Box<Expr> },
+    /// Integer cast: truncates then sign- or zero-extends per `ty`.
+    Cast { expr: Box<Expr> },
+    Tuple(Vec<Expr>),
+    /// `str(ptr[, len])`: reads a NUL-terminated string from memory into a `Str` of `ty`.
+    ReadStr { ptr: Box<Expr>, limit: Option<Box<Expr>> },
+    IncDec { target: LValue, increment: bool, prefix: bool },
+}
+
+/// What `++`/`--` and compound assignment update.
+#[derive(Clone, Debug)]
+pub enum LValue {
+    Var(VarId),
+    Map { map: MapId, keys: Vec<Expr> },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Builtin {
+    Pid,
+    Tid,
+    Uid,
+    Gid,
+    Comm,
+    Nsecs,
+    Elapsed,
+    Cpu,
+    Rand,
+    Cgroup,
+    Curtask,
+    /// The pid of `-c`'s child, a constant by the time the program is compiled.
+    Cpid,
+    /// The attach point's name, a constant string per program.
+    Probe,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnaryOp {
+    Neg,
+    LogicalNot,
+    BitNot,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    BitAnd,
+    BitOr,
+    BitXor,
+    Shl,
+    /// Arithmetic when the left operand is signed.
+    Shr,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}

@@ -1,0 +1,227 @@
+//! Lowering the checked program to IR: one [`ir::Function`] per probe, and the table of BPF maps
+//! (user maps, the event ring buffer, error counters) they use.
+
+mod builder;
+mod expr;
+mod maps;
+mod stmt;
+
+use crate::bpf::helpers as bpf_consts;
+use crate::hir::{self, MapDecl};
+use crate::ir::{self, MapRef, StackRef};
+use crate::program::{BpfMap, MapRole, ERROR_COUNTERS};
+use crate::types::{lhist_buckets, MapValue, HIST_BUCKETS};
+use builder::FnBuilder;
+
+/// Settings that shape the generated code.
+#[derive(Clone, Debug)]
+pub struct LowerOptions {
+    /// Most keys a keyed map holds (`RBT_MAP_KEYS_MAX`, default 4096 as bpftrace).
+    pub map_keys_max: u32,
+    /// Ring buffer size in bytes (a power of two, a multiple of the page size).
+    pub ringbuf_bytes: u32,
+    /// `CLOCK_MONOTONIC` time in ns when tracing starts, for `elapsed`.
+    pub start_ns: u64,
+    pub cpid: Option<u32>,
+    /// `-p PID`: every probe fires only for this process.
+    pub pid_filter: Option<u32>,
+}
+
+impl Default for LowerOptions {
+    fn default() -> LowerOptions {
+        LowerOptions { map_keys_max: 4096, ringbuf_bytes: 1 << 24, start_ns: 0, cpid: None, pid_filter: None }
+    }
+}
+
+/// The lowered program: IR functions (one per probe, same order) and the BPF maps.
+pub struct Lowered {
+    pub functions: Vec<ir::Function>,
+    pub bpf_maps: Vec<BpfMap>,
+    pub map_storage: Vec<usize>,
+    pub print_types: Vec<crate::types::Type>,
+    pub events: MapRef,
+    pub errors: MapRef,
+}
+
+pub fn lower(program: &hir::Program, options: &LowerOptions) -> Lowered {
+    let mut bpf_maps = Vec::new();
+    let mut map_storage = Vec::new();
+    for decl in &program.maps {
+        map_storage.push(bpf_maps.len());
+        bpf_maps.push(storage_for(decl, options));
+    }
+    let events = MapRef(bpf_maps.len() as u32);
+    bpf_maps.push(BpfMap {
+        name: "rbt_events".into(),
+        role: MapRole::Events,
+        map_type: bpf_consts::BPF_MAP_TYPE_RINGBUF,
+        key_size: 0,
+        value_size: 0,
+        max_entries: options.ringbuf_bytes,
+        flags: 0,
+    });
+    let errors = MapRef(bpf_maps.len() as u32);
+    bpf_maps.push(BpfMap {
+        name: "rbt_errors".into(),
+        role: MapRole::Errors,
+        map_type: bpf_consts::BPF_MAP_TYPE_PERCPU_ARRAY,
+        key_size: 4,
+        value_size: 8,
+        max_entries: ERROR_COUNTERS,
+        flags: 0,
+    });
+    let mut print_types = Vec::new();
+    let mut functions = Vec::new();
+    for probe in &program.probes {
+        let ctx = ProbeLowering {
+            program,
+            probe,
+            options,
+            map_storage: &map_storage,
+            bpf_maps: &bpf_maps,
+            events,
+            errors,
+            b: FnBuilder::new(probe.span),
+            var_slots: Vec::new(),
+            print_types: &mut print_types,
+        };
+        functions.push(ctx.lower_probe());
+    }
+    Lowered { functions, bpf_maps, map_storage, print_types, events, errors }
+}
+
+/// Whether a user map is kept in a one-element (or one-per-bucket) array instead of a hash.
+///
+/// Only aggregations are: an array element always exists, and an aggregation's zero value means
+/// "never updated", while a plain map assigned 0 must still print.
+pub(crate) fn is_array_backed(decl: &MapDecl) -> bool {
+    decl.key.is_empty() && decl.value.is_aggregation()
+}
+
+/// Size of the BPF key of a user map: its key parts, plus a u64 bucket for keyed histograms.
+/// An unkeyed map kept in a hash has the single key `0u64`.
+pub(crate) fn user_key_size(decl: &MapDecl) -> u32 {
+    if decl.key.is_empty() {
+        return 8;
+    }
+    decl.key.iter().map(|t| crate::types::align8(t.size())).sum()
+}
+
+fn storage_for(decl: &MapDecl, options: &LowerOptions) -> BpfMap {
+    let buckets = match decl.value {
+        MapValue::Hist => Some(HIST_BUCKETS),
+        MapValue::Lhist { min, max, step } => Some(lhist_buckets(min, max, step)),
+        _ => None,
+    };
+    let per_cpu = decl.value.is_aggregation();
+    let name = format!("AT_{}", if decl.name.is_empty() { "_" } else { &decl.name });
+    let value_size = decl.value.slot_size();
+    if is_array_backed(decl) {
+        BpfMap {
+            name,
+            role: MapRole::User,
+            map_type: if per_cpu { bpf_consts::BPF_MAP_TYPE_PERCPU_ARRAY } else { bpf_consts::BPF_MAP_TYPE_ARRAY },
+            key_size: 4,
+            value_size,
+            max_entries: buckets.unwrap_or(1),
+            flags: 0,
+        }
+    } else {
+        let key_size = user_key_size(decl) + if buckets.is_some() { 8 } else { 0 };
+        let max_entries = match buckets {
+            Some(_) => options.map_keys_max.saturating_mul(8),
+            None => options.map_keys_max,
+        };
+        BpfMap {
+            name,
+            role: MapRole::User,
+            map_type: if per_cpu { bpf_consts::BPF_MAP_TYPE_PERCPU_HASH } else { bpf_consts::BPF_MAP_TYPE_HASH },
+            key_size,
+            value_size,
+            max_entries,
+            flags: 0,
+        }
+    }
+}
+
+/// Lowering state for one probe.
+struct ProbeLowering<'a> {
+    program: &'a hir::Program,
+    probe: &'a hir::Probe,
+    options: &'a LowerOptions,
+    map_storage: &'a [usize],
+    bpf_maps: &'a [BpfMap],
+    events: MapRef,
+    errors: MapRef,
+    b: FnBuilder,
+    /// A stack slot per scratch variable.
+    var_slots: Vec<StackRef>,
+    print_types: &'a mut Vec<crate::types::Type>,
+}
+
+impl ProbeLowering<'_> {
+    fn lower_probe(mut self) -> ir::Function {
+        for var in &self.probe.vars {
+            let slot = self.b.slot(var.ty.size().max(8));
+            self.var_slots.push(slot);
+        }
+        self.b.pin_slots();
+        // Variables start zeroed so a read on a path without assignment is defined.
+        for (var, slot) in self.probe.vars.iter().zip(self.var_slots.clone()) {
+            self.b.zero(slot, crate::types::align8(var.ty.size().max(8)));
+        }
+        if let Some(pid) = self.options.pid_filter {
+            self.lower_pid_filter(pid);
+        }
+        if let Some(pred) = &self.probe.predicate {
+            self.b.set_span(pred.span);
+            let v = self.lower_int(pred);
+            let body = self.b.new_block();
+            let exit = self.b.new_block();
+            self.b.branch(ir::Cond::Ne, v, ir::Operand::Imm(0), body, exit);
+            self.b.switch_to(exit);
+            self.b.terminate(ir::Term::Exit);
+            self.b.switch_to(body);
+        }
+        let body = &self.probe.body;
+        self.lower_stmts(body);
+        self.b.terminate(ir::Term::Exit);
+        self.b.finish()
+    }
+
+    fn lower_pid_filter(&mut self, pid: u32) {
+        let tgid = self.b.reg();
+        self.b.push(ir::Op::Call { dst: Some(tgid), helper: crate::bpf::helpers::Helper::GetCurrentPidTgid, args: vec![] });
+        self.b.push(ir::Op::Alu { op: ir::AluOp::Shr, dst: tgid, lhs: tgid, rhs: ir::Operand::Imm(32) });
+        let body = self.b.new_block();
+        let exit = self.b.new_block();
+        let pid = i32::try_from(pid).unwrap_or(i32::MAX);
+        self.b.branch(ir::Cond::Eq, tgid, ir::Operand::Imm(pid), body, exit);
+        self.b.switch_to(exit);
+        self.b.terminate(ir::Term::Exit);
+        self.b.switch_to(body);
+    }
+
+    fn user_map(&self, id: hir::MapId) -> (&MapDecl, MapRef) {
+        let decl = &self.program.maps[id.0 as usize];
+        (decl, MapRef(self.map_storage[id.0 as usize] as u32))
+    }
+
+    /// Adds one to an error counter (per CPU, so a plain add is race free).
+    fn count_error(&mut self, counter: crate::program::ErrorCounter) {
+        let key = self.b.slot(8);
+        self.b.push(ir::Op::StoreStack { at: key, size: 4, src: ir::Operand::Imm(counter as i32) });
+        let ptr = self.b.reg();
+        self.b.push(ir::Op::MapLookup { dst: ptr, map: self.errors, key });
+        let found = self.b.new_block();
+        let done = self.b.new_block();
+        self.b.branch(ir::Cond::Ne, ptr, ir::Operand::Imm(0), found, done);
+        self.b.switch_to(found);
+        let v = self.b.reg();
+        self.b.push(ir::Op::LoadPtr { dst: v, ptr, offset: 0, size: 8 });
+        self.b.push(ir::Op::Alu { op: ir::AluOp::Add, dst: v, lhs: v, rhs: ir::Operand::Imm(1) });
+        self.b.push(ir::Op::StorePtr { ptr, offset: 0, size: 8, src: ir::Operand::Reg(v) });
+        self.b.terminate(ir::Term::Jump(done));
+        self.b.switch_to(done);
+    }
+}

@@ -1,0 +1,114 @@
+//! The compiler's output: the ELF object plus everything the runtime needs to attach programs,
+//! read maps and decode events.
+
+use crate::hir::{AttachPoint, Format, MapDecl};
+use crate::types::Type;
+use grammar::Span;
+
+/// A compiled script.
+#[derive(Clone, Debug)]
+pub struct CompiledProgram {
+    /// The relocatable BPF ELF object holding every program and map.
+    pub elf: Vec<u8>,
+    pub probes: Vec<ProbeProgram>,
+    pub bpf_maps: Vec<BpfMap>,
+    /// The user's maps (`@x`), indexed by `hir::MapId`.
+    pub maps: Vec<MapDecl>,
+    /// For each user map, its index in `bpf_maps`.
+    pub map_storage: Vec<usize>,
+    pub formats: Vec<Format>,
+    /// Types of values printed with `print(value)`, indexed by the event's index field.
+    pub print_types: Vec<Type>,
+}
+
+/// One BPF program, attached to one attach point.
+#[derive(Clone, Debug)]
+pub struct ProbeProgram {
+    /// The ELF symbol and aya program name.
+    pub name: String,
+    pub section: String,
+    pub attach: AttachPoint,
+    /// The probe block this program was compiled from.
+    pub span: Span,
+    /// The encoded instructions (for `--dry-run`).
+    pub insns: Vec<crate::bpf::insn::Insn>,
+    /// Source span of each instruction slot, for disassembly and verifier reports.
+    pub insn_spans: Vec<Span>,
+}
+
+/// What a BPF map is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapRole {
+    /// Stores a user map (`@x`).
+    User,
+    /// The ring buffer carrying events (printf, print, exit, ...).
+    Events,
+    /// Per-CPU counters of events and updates that failed ([`ErrorCounter`]).
+    Errors,
+}
+
+#[derive(Clone, Debug)]
+pub struct BpfMap {
+    /// The name in the ELF object.
+    pub name: String,
+    pub role: MapRole,
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub flags: u32,
+}
+
+/// Slots of the errors map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCounter {
+    /// The ring buffer was full: an event was lost.
+    LostEvents = 0,
+    /// A map update failed, usually because the map is full.
+    MapFull = 1,
+    /// A string or memory read failed.
+    ReadFailed = 2,
+}
+
+pub const ERROR_COUNTERS: u32 = 3;
+
+/// Event kinds: the first u32 of each ring buffer record; the second is an index whose meaning
+/// depends on the kind. Records are laid out by the compiler; fields are 8-byte aligned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum EventKind {
+    /// index: format; then the arguments.
+    Printf = 1,
+    /// index: format; then the arguments.
+    System = 2,
+    /// index: format.
+    Time = 3,
+    Exit = 4,
+    /// index: user map; then u64 top, u64 div.
+    PrintMap = 5,
+    /// index: user map.
+    Clear = 6,
+    /// index: user map.
+    Zero = 7,
+    /// index: into `print_types`; then the value.
+    PrintValue = 8,
+}
+
+impl EventKind {
+    pub fn from_u32(v: u32) -> Option<EventKind> {
+        Some(match v {
+            1 => EventKind::Printf,
+            2 => EventKind::System,
+            3 => EventKind::Time,
+            4 => EventKind::Exit,
+            5 => EventKind::PrintMap,
+            6 => EventKind::Clear,
+            7 => EventKind::Zero,
+            8 => EventKind::PrintValue,
+            _ => return None,
+        })
+    }
+}
+
+/// Byte offset of the payload after the 8-byte event header.
+pub const EVENT_HEADER: u32 = 8;

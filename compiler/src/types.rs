@@ -1,0 +1,187 @@
+//! rbt's value types, as the checker assigns them and the backend lays them out in memory.
+
+use std::fmt;
+
+/// The type of an expression or of a map's key part or value.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Type {
+    /// An integer of `bytes` (1, 2, 4 or 8) bytes. In registers every integer is 64 bits wide,
+    /// sign- or zero-extended; `bytes` matters for casts, storage and printing.
+    Int { bytes: u8, signed: bool },
+    /// A NUL-padded byte string of at most `len` bytes, the NUL included (bpftrace's `string[N]`).
+    Str { len: u32 },
+    /// A tuple of values laid out one after another, each field 8-byte aligned.
+    Tuple(Vec<Type>),
+    /// A pointer into kernel or user memory, e.g. a tracepoint's `const char *` field. It behaves
+    /// as an unsigned 64-bit integer, and `str()` can read through it.
+    Pointer { pointee: String },
+    /// The tracepoint `args` record: only usable through `->field`.
+    Args,
+    /// No value: a statement-like call such as `printf`.
+    None,
+}
+
+impl Type {
+    pub const I64: Type = Type::Int { bytes: 8, signed: true };
+    pub const U64: Type = Type::Int { bytes: 8, signed: false };
+    pub const U32: Type = Type::Int { bytes: 4, signed: false };
+
+    pub fn is_integer(&self) -> bool {
+        matches!(self, Type::Int { .. } | Type::Pointer { .. })
+    }
+
+    pub fn is_signed(&self) -> bool {
+        matches!(self, Type::Int { signed: true, .. })
+    }
+
+    pub fn is_string(&self) -> bool {
+        matches!(self, Type::Str { .. })
+    }
+
+    /// Bytes this value occupies in a map key, map value or event record.
+    pub fn size(&self) -> u32 {
+        match self {
+            Type::Int { .. } | Type::Pointer { .. } => 8,
+            Type::Str { len } => *len,
+            Type::Tuple(fields) => fields.iter().map(|f| align8(f.size())).sum(),
+            Type::Args | Type::None => 0,
+        }
+    }
+
+    /// Byte offsets of a tuple's fields.
+    pub fn tuple_offsets(fields: &[Type]) -> Vec<u32> {
+        let mut offset = 0;
+        fields
+            .iter()
+            .map(|f| {
+                let at = offset;
+                offset += align8(f.size());
+                at
+            })
+            .collect()
+    }
+
+    /// Whether a value of type `other` may be stored where `self` is expected (same shape;
+    /// integers of any width; shorter strings into longer ones).
+    pub fn accepts(&self, other: &Type) -> bool {
+        match (self, other) {
+            (a, b) if a.is_integer() && b.is_integer() => true,
+            (Type::Str { .. }, Type::Str { .. }) => true,
+            (Type::Tuple(a), Type::Tuple(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.accepts(y))
+            }
+            _ => false,
+        }
+    }
+
+    /// The wider of two compatible types: longer strings, tuples field by field.
+    pub fn widen(&self, other: &Type) -> Type {
+        match (self, other) {
+            (Type::Str { len: a }, Type::Str { len: b }) => Type::Str { len: (*a).max(*b) },
+            (Type::Tuple(a), Type::Tuple(b)) if a.len() == b.len() => {
+                Type::Tuple(a.iter().zip(b).map(|(x, y)| x.widen(y)).collect())
+            }
+            (Type::Int { signed: a, .. }, Type::Int { signed: b, .. }) => {
+                Type::Int { bytes: 8, signed: *a && *b }
+            }
+            _ => self.clone(),
+        }
+    }
+}
+
+pub fn align8(n: u32) -> u32 {
+    (n + 7) & !7
+}
+
+impl fmt::Display for Type {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Type::Int { bytes, signed } => {
+                write!(f, "{}int{}", if *signed { "" } else { "u" }, u32::from(*bytes) * 8)
+            }
+            Type::Str { len } => write!(f, "string[{len}]"),
+            Type::Tuple(fields) => {
+                write!(f, "(")?;
+                for (i, t) in fields.iter().enumerate() {
+                    if i > 0 {
+                        write!(f, ", ")?;
+                    }
+                    write!(f, "{t}")?;
+                }
+                write!(f, ")")
+            }
+            Type::Pointer { pointee } => write!(f, "{pointee} *"),
+            Type::Args => write!(f, "args"),
+            Type::None => write!(f, "none"),
+        }
+    }
+}
+
+/// What a map holds: a plain value, or one of the aggregations.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum MapValue {
+    /// `@m = expr`: the last value assigned.
+    Plain(Type),
+    Count,
+    Sum { signed: bool },
+    Min { signed: bool },
+    Max { signed: bool },
+    Avg { signed: bool },
+    Stats { signed: bool },
+    Hist,
+    Lhist { min: i64, max: i64, step: i64 },
+}
+
+impl MapValue {
+    /// Aggregations are kept per CPU and combined by the runtime.
+    pub fn is_aggregation(&self) -> bool {
+        !matches!(self, MapValue::Plain(_))
+    }
+
+    /// Bytes of one (per-CPU) value slot in the BPF map.
+    pub fn slot_size(&self) -> u32 {
+        match self {
+            MapValue::Plain(t) => align8(t.size()).max(8),
+            MapValue::Count | MapValue::Sum { .. } | MapValue::Hist | MapValue::Lhist { .. } => 8,
+            // min/max: the value and a "set" flag; avg/stats: count and total.
+            MapValue::Min { .. } | MapValue::Max { .. } | MapValue::Avg { .. } | MapValue::Stats { .. } => 16,
+        }
+    }
+
+    /// The name used in diagnostics, as bpftrace spells the type.
+    pub fn describe(&self) -> String {
+        match self {
+            MapValue::Plain(t) => t.to_string(),
+            MapValue::Count => "count".into(),
+            MapValue::Sum { .. } => "sum".into(),
+            MapValue::Min { .. } => "min".into(),
+            MapValue::Max { .. } => "max".into(),
+            MapValue::Avg { .. } => "avg".into(),
+            MapValue::Stats { .. } => "stats".into(),
+            MapValue::Hist => "hist".into(),
+            MapValue::Lhist { .. } => "lhist".into(),
+        }
+    }
+
+    /// The type an expression reading this map gets.
+    pub fn read_type(&self) -> Type {
+        match self {
+            MapValue::Plain(t) => t.clone(),
+            MapValue::Count | MapValue::Hist | MapValue::Lhist { .. } => Type::U64,
+            MapValue::Sum { signed }
+            | MapValue::Min { signed }
+            | MapValue::Max { signed }
+            | MapValue::Avg { signed }
+            | MapValue::Stats { signed } => Type::Int { bytes: 8, signed: *signed },
+        }
+    }
+}
+
+/// Number of `hist()` buckets: negative, zero, then one per power of two up to 2^63.
+pub const HIST_BUCKETS: u32 = 66;
+
+/// Number of `lhist()` buckets: below `min`, one per step, and at or above `max`.
+pub fn lhist_buckets(min: i64, max: i64, step: i64) -> u32 {
+    let steps = (max - min) / step;
+    u32::try_from(steps + 2).unwrap_or(u32::MAX)
+}

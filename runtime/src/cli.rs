@@ -1,0 +1,56 @@
+//! Command-line options, named and shaped like bpftrace's.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rbt",
+    version,
+    about = "rbt: bpftrace's language, compiled straight to BPF",
+    after_help = "EXAMPLES:\n  rbt -e 'tracepoint:syscalls:sys_enter_openat { printf(\"%s %s\\n\", comm, str(args->filename)); }'\n  rbt -e 'tracepoint:raw_syscalls:sys_enter { @[comm] = count(); }'\n  rbt -l 'tracepoint:sched:*'"
+)]
+pub struct Args {
+    /// The program text.
+    #[arg(short = 'e', value_name = "PROGRAM")]
+    pub program: Option<String>,
+    /// Run CMD once every probe is attached; `cpid` is its pid; exit when it exits.
+    #[arg(short = 'c', value_name = "CMD")]
+    pub command: Option<String>,
+    /// Only let probes fire for process PID.
+    #[arg(short = 'p', value_name = "PID")]
+    pub pid: Option<u32>,
+    /// List probes (optionally matching the pattern given as the program argument).
+    #[arg(short = 'l')]
+    pub list: bool,
+    /// Verbose: with -l, list tracepoint fields.
+    #[arg(short = 'v')]
+    pub verbose: bool,
+    /// Output format: text or json.
+    #[arg(short = 'f', value_name = "FORMAT")]
+    pub format: Option<String>,
+    /// Write output to FILE instead of stdout.
+    #[arg(short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Quiet: do not print the "Attaching" line.
+    #[arg(short = 'q')]
+    pub quiet: bool,
+    /// Output buffering: none or full (accepted for bpftrace compatibility; output is flushed per batch of events).
+    #[arg(short = 'B', value_name = "MODE")]
+    pub buffering: Option<String>,
+    /// Compile and print each probe's BPF disassembly with source lines; load nothing.
+    #[arg(short = 'd', long = "dry-run")]
+    pub dry_run: bool,
+    /// Write the compiled BPF ELF object to FILE.
+    #[arg(long = "emit-elf", value_name = "FILE")]
+    pub emit_elf: Option<PathBuf>,
+    /// Allow unsafe functions such as system().
+    #[arg(long = "unsafe")]
+    pub unsafe_: bool,
+    /// A program file, or - for stdin (with -l: the pattern).
+    pub program_file: Option<String>,
+    /// Positional parameters $1, $2, ...
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub params: Vec<String>,
+}

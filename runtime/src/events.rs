@@ -1,0 +1,117 @@
+//! Decoding ring buffer records into output: printf lines, time, print(), clear/zero, exit.
+//! Record layout (see `compiler::program::EventKind`): u32 kind, u32 index, then 8-byte aligned
+//! arguments laid out as their types.
+
+use std::io::{self, Write};
+
+use aya::maps::{MapData, RingBuf};
+
+use crate::maps::{decode, read_u64};
+use crate::output::{self, MessageKind, PrintfArg, Value};
+use crate::session::Session;
+use compiler::hir::FormatKind;
+use compiler::program::{EventKind, EVENT_HEADER};
+use compiler::types::{align8, Type};
+
+pub struct EventDecoder {
+    exited: bool,
+}
+
+impl EventDecoder {
+    pub fn new() -> EventDecoder {
+        EventDecoder { exited: false }
+    }
+
+    /// Handles every queued record; returns true once `exit()` has been seen. Records after an
+    /// exit are discarded, as bpftrace stops processing at exit.
+    pub fn drain(&mut self, ringbuf: &mut RingBuf<MapData>, session: &Session, out: &mut dyn Write) -> io::Result<bool> {
+        while let Some(item) = ringbuf.next() {
+            if self.exited {
+                continue;
+            }
+            self.handle(&item, session, out)?;
+        }
+        Ok(self.exited)
+    }
+
+    fn handle(&mut self, record: &[u8], session: &Session, out: &mut dyn Write) -> io::Result<()> {
+        if record.len() < EVENT_HEADER as usize {
+            return Ok(());
+        }
+        let kind = u32::from_le_bytes([record[0], record[1], record[2], record[3]]);
+        let index = u32::from_le_bytes([record[4], record[5], record[6], record[7]]) as usize;
+        let payload = &record[EVENT_HEADER as usize..];
+        let program = &session.program;
+        match EventKind::from_u32(kind) {
+            Some(EventKind::Printf) | Some(EventKind::System) => {
+                let Some(format) = program.formats.get(index) else { return Ok(()) };
+                let args = decode_args(&format.args, payload);
+                let text = output::format_printf(&format.text, &args);
+                if format.kind == FormatKind::System {
+                    run_system(&String::from_utf8_lossy(&text), session, out)?;
+                } else {
+                    output::write_message(out, session.format, MessageKind::Printf, &text)?;
+                }
+            }
+            Some(EventKind::Time) => {
+                let Some(format) = program.formats.get(index) else { return Ok(()) };
+                if let Some(text) = output::format_time(&format.text) {
+                    output::write_message(out, session.format, MessageKind::Time, &text)?;
+                }
+            }
+            Some(EventKind::Exit) => self.exited = true,
+            Some(EventKind::PrintMap) => {
+                if index < program.maps.len() {
+                    let top = read_u64(payload, 0) as u32;
+                    let div = read_u64(payload, 8) as u32;
+                    let dump = session.loaded_map(index).dump()?;
+                    output::write_map(out, session.format, &dump, top, div)?;
+                }
+            }
+            Some(EventKind::Clear) => {
+                if index < program.maps.len() {
+                    session.loaded_map(index).clear()?;
+                }
+            }
+            Some(EventKind::Zero) => {
+                if index < program.maps.len() {
+                    session.loaded_map(index).zero()?;
+                }
+            }
+            Some(EventKind::PrintValue) => {
+                if let Some(ty) = program.print_types.get(index) {
+                    output::write_value(out, session.format, &decode(ty, payload))?;
+                }
+            }
+            None => {}
+        }
+        Ok(())
+    }
+}
+
+fn decode_args(types: &[Type], payload: &[u8]) -> Vec<PrintfArg> {
+    let mut args = Vec::with_capacity(types.len());
+    let mut off = 0usize;
+    for ty in types {
+        let bytes = payload.get(off..).unwrap_or(&[]);
+        args.push(match decode(ty, bytes) {
+            Value::Int(v) => PrintfArg::Int(v),
+            Value::UInt(v) => PrintfArg::UInt(v),
+            Value::Str(s) => PrintfArg::Str(s),
+            other => {
+                let mut text = Vec::new();
+                other.write_text(&mut text);
+                PrintfArg::Str(text)
+            }
+        });
+        off += align8(ty.size()) as usize;
+    }
+    args
+}
+
+/// `system()`: runs the formatted command through the shell and prints its output.
+fn run_system(command: &str, session: &Session, out: &mut dyn Write) -> io::Result<()> {
+    out.flush()?;
+    let result = std::process::Command::new("/bin/sh").arg("-c").arg(command).output()?;
+    output::write_message(out, session.format, MessageKind::Syscall, &result.stdout)
+}

@@ -1,0 +1,79 @@
+//! `time(fmt)`: the current local time through `strftime`, as bpftrace 0.17 prints it.
+//!
+//! bpftrace formats into a 64-byte buffer (`STRING_SIZE`). When `strftime` returns 0 (the result is
+//! empty, as for `time("")`, or needs 64 bytes or more) it prints nothing on stdout and logs
+//! `ERROR: strftime returned 0` on stderr; [`format_time`] returns `None` then and the runtime logs
+//! [`STRFTIME_FAILED`]. The checker rejects format strings of 64 bytes or more ("String is too long
+//! (over 64 bytes): …").
+
+/// The format `time()` uses without an argument.
+pub const DEFAULT_TIME_FORMAT: &str = "%H:%M:%S\n";
+
+/// What bpftrace logs (after `ERROR: `) when `strftime` produces nothing.
+pub const STRFTIME_FAILED: &str = "strftime returned 0";
+
+/// bpftrace's `strftime` buffer size, terminating NUL included.
+const TIME_BUFFER_SIZE: usize = 64;
+
+/// Formats the current local time; `None` when `strftime` returns 0 (see the module documentation).
+pub fn format_time(fmt: impl AsRef<[u8]>) -> Option<Vec<u8>> {
+    // SAFETY: time(2) with a null pointer only returns the time.
+    let now = unsafe { libc::time(std::ptr::null_mut()) };
+    format_time_at(fmt, now)
+}
+
+/// Formats `unix_seconds` as local time with `strftime`; split out so tests can pin the time.
+pub fn format_time_at(fmt: impl AsRef<[u8]>, unix_seconds: libc::time_t) -> Option<Vec<u8>> {
+    // The format is a C string: bytes after an embedded NUL are ignored, as in C.
+    let fmt = super::value::c_str(fmt.as_ref());
+    let mut c_fmt = Vec::with_capacity(fmt.len() + 1);
+    c_fmt.extend_from_slice(fmt);
+    c_fmt.push(0);
+
+    let mut buffer = [0u8; TIME_BUFFER_SIZE];
+    // SAFETY: `tm` is plain data that localtime_r fills in; `c_fmt` is NUL-terminated and outlives
+    // the call; strftime writes at most `buffer.len()` bytes into `buffer`, terminator included.
+    let written = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(
+            std::ptr::from_ref(&unix_seconds),
+            std::ptr::from_mut(&mut tm),
+        )
+        .is_null()
+        {
+            return None;
+        }
+        libc::strftime(
+            buffer.as_mut_ptr().cast(),
+            buffer.len(),
+            c_fmt.as_ptr().cast(),
+            std::ptr::from_ref(&tm),
+        )
+    };
+    (written > 0).then(|| buffer[..written].to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_format_has_a_newline() {
+        let text = format_time(DEFAULT_TIME_FORMAT).unwrap_or_default();
+        // "HH:MM:SS\n"
+        assert_eq!(text.len(), 9);
+        assert_eq!((text[2], text[5], text[8]), (b':', b':', b'\n'));
+    }
+
+    #[test]
+    fn strftime_conversions_and_limits() {
+        assert_eq!(format_time_at("%s|%%Y", 12345), Some(b"12345|%Y".to_vec()));
+        assert_eq!(format_time_at("", 0), None);
+        let longest = "x".repeat(63);
+        assert_eq!(
+            format_time_at(&longest, 0),
+            Some(longest.clone().into_bytes())
+        );
+        assert_eq!(format_time_at("x".repeat(64), 0), None);
+    }
+}

@@ -1,0 +1,267 @@
+//! Values and map keys as bpftrace 0.17 prints them: text (`(1, abc)`) and JSON (`[1,"abc"]`).
+
+use std::cmp::Ordering;
+
+/// One value read out of a map, an event or a `print()` argument, after per-CPU reduction.
+///
+/// Stacks, symbols, addresses and records are not modelled yet; they will become further variants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// A signed integer (prints and sorts as `i64`, divides signedly).
+    Int(i64),
+    /// An unsigned integer (prints and sorts as `u64`), e.g. `count()` or a `uint64` cast.
+    UInt(u64),
+    /// A string's bytes; only the bytes before the first NUL are printed.
+    Str(Vec<u8>),
+    /// A tuple; elements may themselves be tuples.
+    Tuple(Vec<Value>),
+}
+
+/// One element of a map key. Keys use the same shapes as values; bpftrace 0.17 rejects tuples as
+/// map keys ("tuple cannot be used as a map key"), so `Tuple` parts never come from the kernel.
+pub type KeyPart = Value;
+
+/// A map key: the ordered key parts, empty for an unkeyed map (`@x`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MapKey(pub Vec<KeyPart>);
+
+impl Value {
+    /// A string value from anything byte-like.
+    pub fn str(s: impl AsRef<[u8]>) -> Value {
+        Value::Str(s.as_ref().to_vec())
+    }
+
+    /// Whether this is an integer, which makes a map of such values sort by value.
+    pub fn is_integer(&self) -> bool {
+        matches!(self, Value::Int(_) | Value::UInt(_))
+    }
+
+    /// The value as `print(@m, top, div)` shows it: integers divided by `div` (signedly for `Int`),
+    /// recursively inside tuples (bpftrace passes `div` down into tuple fields), strings untouched.
+    pub fn divided(&self, div: u32) -> Value {
+        match self {
+            Value::Int(v) => Value::Int(v.wrapping_div(i64::from(div.max(1)))),
+            Value::UInt(v) => Value::UInt(v / u64::from(div.max(1))),
+            Value::Str(s) => Value::Str(s.clone()),
+            Value::Tuple(items) => Value::Tuple(items.iter().map(|v| v.divided(div)).collect()),
+        }
+    }
+
+    /// Appends the text form: integers in decimal, strings raw, tuples as `(a, b)`.
+    pub fn write_text(&self, out: &mut Vec<u8>) {
+        match self {
+            Value::Int(v) => out.extend_from_slice(v.to_string().as_bytes()),
+            Value::UInt(v) => out.extend_from_slice(v.to_string().as_bytes()),
+            Value::Str(s) => out.extend_from_slice(c_str(s)),
+            Value::Tuple(items) => {
+                out.push(b'(');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.extend_from_slice(b", ");
+                    }
+                    item.write_text(out);
+                }
+                out.push(b')');
+            }
+        }
+    }
+
+    /// Appends the JSON form: integers bare (0.17 never quotes large integers, even past 2^53),
+    /// strings quoted and escaped, tuples as arrays without spaces (`[1,"a"]`).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        match self {
+            Value::Int(_) | Value::UInt(_) => self.write_text(out),
+            Value::Str(s) => {
+                out.push(b'"');
+                json_escape_into(c_str(s), out);
+                out.push(b'"');
+            }
+            Value::Tuple(items) => {
+                out.push(b'[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    item.write_json(out);
+                }
+                out.push(b']');
+            }
+        }
+    }
+
+    /// Compares two integer values numerically (signed `Int` against unsigned `UInt` as well).
+    /// Non-integers compare equal, which leaves them in key order under a stable sort.
+    pub(crate) fn cmp_numeric(&self, other: &Value) -> Ordering {
+        match (self.as_i128(), other.as_i128()) {
+            (Some(a), Some(b)) => a.cmp(&b),
+            _ => Ordering::Equal,
+        }
+    }
+
+    fn as_i128(&self) -> Option<i128> {
+        match self {
+            Value::Int(v) => Some(i128::from(*v)),
+            Value::UInt(v) => Some(i128::from(*v)),
+            _ => None,
+        }
+    }
+}
+
+impl MapKey {
+    /// The key of an unkeyed map.
+    pub fn none() -> MapKey {
+        MapKey(Vec::new())
+    }
+
+    /// Whether this is the empty key of an unkeyed map.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Appends the text form, `[a, b]`, or nothing for an unkeyed map.
+    ///
+    /// Integer key parts print as signed 64-bit whatever their type: bpftrace widens every integer
+    /// key to 8 bytes and reads it back as `int64_t`, so a `u64` key of 2^64-1 prints `-1`.
+    pub fn write_text(&self, out: &mut Vec<u8>) {
+        if self.0.is_empty() {
+            return;
+        }
+        out.push(b'[');
+        for (i, part) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.extend_from_slice(b", ");
+            }
+            write_key_part_text(part, out);
+        }
+        out.push(b']');
+    }
+
+    /// Appends the JSON object key: the parts' text joined by `,` (no spaces), escaped and quoted,
+    /// e.g. `"sh,8034"`. Nothing for an unkeyed map.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        if self.0.is_empty() {
+            return;
+        }
+        let mut joined = Vec::new();
+        for (i, part) in self.0.iter().enumerate() {
+            if i > 0 {
+                joined.push(b',');
+            }
+            write_key_part_text(part, &mut joined);
+        }
+        out.push(b'"');
+        json_escape_into(&joined, out);
+        out.push(b'"');
+    }
+}
+
+fn write_key_part_text(part: &KeyPart, out: &mut Vec<u8>) {
+    match part {
+        // Deliberate reinterpretation: bpftrace reads integer keys back as int64_t.
+        Value::UInt(v) => {
+            out.extend_from_slice(i64::from_ne_bytes(v.to_ne_bytes()).to_string().as_bytes());
+        }
+        other => other.write_text(out),
+    }
+}
+
+/// The bytes of a C string held in a fixed buffer: everything before the first NUL.
+pub(crate) fn c_str(bytes: &[u8]) -> &[u8] {
+    match bytes.iter().position(|&b| b == 0) {
+        Some(end) => &bytes[..end],
+        None => bytes,
+    }
+}
+
+/// Escapes bytes for a JSON string exactly as bpftrace 0.17 does (without the quotes).
+///
+/// `"` `\` newline, carriage return and tab get their short escapes; other bytes up to 0x1f become
+/// `\u00XX` (lower-case hex). Bytes from 0x80 up are a bpftrace bug reproduced on purpose: it tests a
+/// signed `char` with `c <= '\x1f'`, so they also take the `\u` path and print as a sign-extended
+/// int, e.g. `é` (c3 a9) becomes `\uffffffc3\uffffffa9`. DEL (0x7f) passes through raw.
+pub fn json_escape(bytes: &[u8]) -> String {
+    let mut out = Vec::with_capacity(bytes.len());
+    json_escape_into(bytes, &mut out);
+    // Every byte of the escaped form is ASCII, see above.
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub(crate) fn json_escape_into(bytes: &[u8], out: &mut Vec<u8>) {
+    for &b in bytes {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x00..=0x1f => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+            0x80..=0xff => out.extend_from_slice(format!("\\uffffff{b:02x}").as_bytes()),
+            _ => out.push(b),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(v: &Value) -> String {
+        let mut out = Vec::new();
+        v.write_text(&mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    fn json(v: &Value) -> String {
+        let mut out = Vec::new();
+        v.write_json(&mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    #[test]
+    fn tuples_nest_in_both_formats() {
+        let v = Value::Tuple(vec![
+            Value::Int(1),
+            Value::Tuple(vec![Value::Int(2), Value::str("q")]),
+            Value::Int(-3),
+        ]);
+        assert_eq!(text(&v), "(1, (2, q), -3)");
+        assert_eq!(json(&v), r#"[1,[2,"q"],-3]"#);
+    }
+
+    #[test]
+    fn strings_stop_at_nul() {
+        let v = Value::Str(b"abc\0garbage".to_vec());
+        assert_eq!(text(&v), "abc");
+        assert_eq!(json(&v), "\"abc\"");
+    }
+
+    #[test]
+    fn json_escape_matches_bpftrace() {
+        assert_eq!(
+            json_escape("a\"b\\c\nd\te\rf\x01g\x1fh\x7fi é".as_bytes()),
+            "a\\\"b\\\\c\\nd\\te\\rf\\u0001g\\u001fh\x7fi \\uffffffc3\\uffffffa9"
+        );
+        assert_eq!(json_escape(b"\x08\x0c"), "\\u0008\\u000c");
+    }
+
+    #[test]
+    fn keys_print_integers_signed() {
+        let key = MapKey(vec![Value::UInt(u64::MAX), Value::str("x"), Value::Int(-5)]);
+        let mut out = Vec::new();
+        key.write_text(&mut out);
+        assert_eq!(out, b"[-1, x, -5]");
+        out.clear();
+        key.write_json(&mut out);
+        assert_eq!(out, b"\"-1,x,-5\"");
+    }
+
+    #[test]
+    fn division_is_signed_for_int_and_recurses_into_tuples() {
+        assert_eq!(Value::Int(-25).divided(10), Value::Int(-2));
+        assert_eq!(Value::UInt(u64::MAX).divided(2), Value::UInt(u64::MAX / 2));
+        assert_eq!(
+            Value::Tuple(vec![Value::Int(25), Value::str("s")]).divided(10),
+            Value::Tuple(vec![Value::Int(2), Value::str("s")])
+        );
+    }
+}
