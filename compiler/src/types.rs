@@ -177,8 +177,9 @@ impl MapValue {
     }
 }
 
-/// Number of `hist()` buckets: negative, zero, then one per power of two up to 2^63.
-pub const HIST_BUCKETS: u32 = 66;
+/// Number of `hist()` buckets: negative, zero, then one per power of two up to 2^31 (bpftrace
+/// 0.17 puts every larger value into the last one).
+pub const HIST_BUCKETS: u32 = 34;
 
 /// Number of `lhist()` buckets: below `min`, one per step, and at or above `max`.
 pub fn lhist_buckets(min: i64, max: i64, step: i64) -> u32 {

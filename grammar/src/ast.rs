@@ -50,23 +50,11 @@ pub enum StmtKind {
     /// An expression evaluated for its effect: `printf(...)`, `$x++`, `exit()`.
     Expr(Expr),
     /// `$x = e` (op `None`) or `$x += e` (op `Some(BinaryOp::Add)`), and the other compound forms.
-    AssignVar {
-        var: Ident,
-        op: Option<BinaryOp>,
-        value: Expr,
-    },
+    AssignVar { var: Ident, op: Option<BinaryOp>, value: Expr },
     /// `@m = e`, `@m[k] = e`, `@m[k] += e`, `@m = count()`.
-    AssignMap {
-        map: MapAccess,
-        op: Option<BinaryOp>,
-        value: Expr,
-    },
+    AssignMap { map: MapAccess, op: Option<BinaryOp>, value: Expr },
     /// `if (c) { } else if (d) { } else { }`; an `else if` is an `else` block holding one `If`.
-    If {
-        cond: Expr,
-        then_block: Block,
-        else_block: Option<Block>,
-    },
+    If { cond: Expr, then_block: Block, else_block: Option<Block> },
     /// `while (c) { }`
     While { cond: Expr, body: Block },
     /// `unroll(N) { }`; `count` is an expression so the checker can report a non-constant.

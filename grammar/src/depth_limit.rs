@@ -34,11 +34,7 @@ fn limit_stmt(stmt: &mut Stmt, diagnostics: &mut Vec<Diagnostic>) {
             }
             limit(value, diagnostics);
         }
-        StmtKind::If {
-            cond,
-            then_block,
-            else_block,
-        } => {
+        StmtKind::If { cond, then_block, else_block } => {
             limit(cond, diagnostics);
             limit_block(then_block, diagnostics);
             if let Some(else_block) = else_block {
@@ -62,10 +58,7 @@ fn limit(expr: &mut Expr, diagnostics: &mut Vec<Diagnostic>) {
         format!("expression nested more than {MAX_EXPR_DEPTH} levels deep"),
         expr.span,
     ));
-    let error = Expr {
-        kind: ExprKind::Error,
-        span: expr.span,
-    };
+    let error = Expr { kind: ExprKind::Error, span: expr.span };
     dismantle(std::mem::replace(expr, error));
 }
 
@@ -94,11 +87,7 @@ fn children(expr: &Expr) -> Vec<&Expr> {
         | ExprKind::SizeofExpr(inner) => vec![inner],
         ExprKind::Binary { lhs, rhs, .. } => vec![lhs, rhs],
         ExprKind::Index { expr, index } => vec![expr, index],
-        ExprKind::Ternary {
-            cond,
-            then_expr,
-            else_expr,
-        } => vec![cond, then_expr, else_expr],
+        ExprKind::Ternary { cond, then_expr, else_expr } => vec![cond, then_expr, else_expr],
         ExprKind::Int(_)
         | ExprKind::Str(_)
         | ExprKind::Var(_)
@@ -116,13 +105,7 @@ fn dismantle(expr: Expr) {
     let mut stack = vec![expr];
     while let Some(mut expr) = stack.pop() {
         let take = |boxed: &mut Box<Expr>| {
-            std::mem::replace(
-                &mut **boxed,
-                Expr {
-                    kind: ExprKind::Error,
-                    span: Span::default(),
-                },
-            )
+            std::mem::replace(&mut **boxed, Expr { kind: ExprKind::Error, span: Span::default() })
         };
         match &mut expr.kind {
             ExprKind::Map(map) => stack.append(&mut map.keys),
@@ -134,11 +117,7 @@ fn dismantle(expr: Expr) {
             | ExprKind::SizeofExpr(inner) => stack.push(take(inner)),
             ExprKind::Binary { lhs, rhs, .. } => stack.extend([take(lhs), take(rhs)]),
             ExprKind::Index { expr, index } => stack.extend([take(expr), take(index)]),
-            ExprKind::Ternary {
-                cond,
-                then_expr,
-                else_expr,
-            } => {
+            ExprKind::Ternary { cond, then_expr, else_expr } => {
                 stack.extend([take(cond), take(then_expr), take(else_expr)]);
             }
             _ => {}

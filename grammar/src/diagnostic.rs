@@ -33,27 +33,18 @@ impl Diagnostic {
             severity: Severity::Error,
             code,
             message: message.into(),
-            labels: vec![Label {
-                span,
-                message: String::new(),
-            }],
+            labels: vec![Label { span, message: String::new() }],
             help: None,
         }
     }
 
     pub fn warning(code: &'static str, message: impl Into<String>, span: Span) -> Diagnostic {
-        Diagnostic {
-            severity: Severity::Warning,
-            ..Diagnostic::error(code, message, span)
-        }
+        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(code, message, span) }
     }
 
     #[must_use]
     pub fn with_label(mut self, span: Span, message: impl Into<String>) -> Diagnostic {
-        self.labels.push(Label {
-            span,
-            message: message.into(),
-        });
+        self.labels.push(Label { span, message: message.into() });
         self
     }
 

@@ -2,12 +2,14 @@
 //! span written as `@start..end` and names with their own span as `name@start..end`.
 //!
 //! ```text
-//! (program @0..33
-//!   (probe @0..33
+//! BEGIN { printf("hello\n"); }
+//!
+//! (program @0..28
+//!   (probe @0..28
 //!     (spec "BEGIN" ["BEGIN"] @0..5)
-//!     (block @6..33
-//!       (expr-stmt @8..30
-//!         (call printf@8..14 @8..30
+//!     (block @6..28
+//!       (expr-stmt @8..25
+//!         (call printf@8..14 @8..25
 //!           (str "hello\n" @15..24))))))
 //! ```
 
@@ -19,11 +21,9 @@ use crate::ast::{
 use crate::Span;
 
 /// Renders `program` as an indented S-expression ending in a newline.
+#[must_use]
 pub fn dump(program: &Program) -> String {
-    let mut printer = Printer {
-        out: String::new(),
-        depth: 0,
-    };
+    let mut printer = Printer { out: String::new(), depth: 0 };
     printer.open(format_args!("program {}", at(program.span)));
     for probe in &program.probes {
         printer.probe(probe);
@@ -74,12 +74,7 @@ impl Printer {
         self.open(format_args!("probe {}", at(probe.span)));
         for spec in &probe.specs {
             let parts: Vec<String> = spec.parts.iter().map(|p| format!("{p:?}")).collect();
-            self.leaf(format_args!(
-                "spec {:?} [{}] {}",
-                spec.text,
-                parts.join(" "),
-                at(spec.span)
-            ));
+            self.leaf(format_args!("spec {:?} [{}] {}", spec.text, parts.join(" "), at(spec.span)));
         }
         if let Some(predicate) = &probe.predicate {
             self.open(format_args!("predicate"));
@@ -116,11 +111,7 @@ impl Printer {
                 self.map(map);
                 self.expr(value);
             }
-            StmtKind::If {
-                cond,
-                then_block,
-                else_block,
-            } => {
+            StmtKind::If { cond, then_block, else_block } => {
                 self.open(format_args!("if {span}"));
                 self.expr(cond);
                 self.block(then_block);
@@ -161,17 +152,10 @@ impl Printer {
     }
 
     fn type_name(&mut self, ty: &TypeName) {
-        let tag = ty
-            .tag
-            .as_ref()
-            .map_or(String::new(), |tag| format!("{tag} "));
+        let tag = ty.tag.as_ref().map_or(String::new(), |tag| format!("{tag} "));
         let stars = "*".repeat(ty.pointer_depth as usize);
         let space = if stars.is_empty() { "" } else { " " };
-        self.leaf(format_args!(
-            "type {tag}{}{space}{stars} {}",
-            ty.name,
-            at(ty.span)
-        ));
+        self.leaf(format_args!("type {tag}{}{space}{stars} {}", ty.name, at(ty.span)));
     }
 
     fn expr(&mut self, expr: &Expr) {
@@ -210,11 +194,7 @@ impl Printer {
                 self.expr(lhs);
                 self.expr(rhs);
             }
-            ExprKind::Ternary {
-                cond,
-                then_expr,
-                else_expr,
-            } => {
+            ExprKind::Ternary { cond, then_expr, else_expr } => {
                 self.open(format_args!("ternary {span}"));
                 self.expr(cond);
                 self.expr(then_expr);
@@ -241,11 +221,7 @@ impl Printer {
                     self.expr(element);
                 }
             }
-            ExprKind::IncDec {
-                target,
-                increment,
-                prefix,
-            } => {
+            ExprKind::IncDec { target, increment, prefix } => {
                 let fix = if *prefix { "pre" } else { "post" };
                 let op = if *increment { "++" } else { "--" };
                 self.open(format_args!("{fix}{op} {span}"));

@@ -298,11 +298,7 @@ fn string_token(
     terminated: bool,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Tok {
-    let body = if terminated {
-        &text[1..text.len() - 1]
-    } else {
-        &text[1..]
-    };
+    let body = if terminated { &text[1..text.len() - 1] } else { &text[1..] };
     let value = literal::unescape(body, span.range().start + 1, diagnostics);
     if !terminated {
         diagnostics.push(
@@ -421,19 +417,13 @@ mod tests {
     fn strings_decode_escapes() {
         let (tokens, diagnostics) = lex(r#""a\"b\n" "c""#);
         assert!(diagnostics.is_empty());
-        assert_eq!(
-            tokens,
-            vec![Tok::Str("a\"b\n".into()), Tok::Str("c".into())]
-        );
+        assert_eq!(tokens, vec![Tok::Str("a\"b\n".into()), Tok::Str("c".into())]);
     }
 
     #[test]
     fn lexer_errors_become_diagnostics() {
         let (tokens, diagnostics) = lex("1 # 99999999999999999999 \"open\n/* never closed");
-        assert_eq!(
-            tokens,
-            vec![Tok::Int(Some(1)), Tok::Int(None), Tok::Str("open".into())]
-        );
+        assert_eq!(tokens, vec![Tok::Int(Some(1)), Tok::Int(None), Tok::Str("open".into())]);
         let messages: Vec<_> = diagnostics.iter().map(|d| d.message.as_str()).collect();
         assert_eq!(
             messages,

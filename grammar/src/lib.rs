@@ -38,32 +38,21 @@ pub use span::Span;
 
 /// Parses a whole program. Always returns a program: parts that could not be parsed are left out
 /// or become `Error` nodes, and every problem found is in the diagnostics, ordered by position.
+#[must_use]
 pub fn parse(src: &str) -> (ast::Program, Vec<Diagnostic>) {
     let tokenized = tokenize::tokenize(src);
     let mut recovered = Vec::new();
-    let result = parser::ProgramParser::new().parse(
-        &mut recovered,
-        tokenized
-            .tokens
-            .into_iter()
-            .map(Ok::<_, std::convert::Infallible>),
-    );
+    let result = parser::ProgramParser::new()
+        .parse(&mut recovered, tokenized.tokens.into_iter().map(Ok::<_, std::convert::Infallible>));
     let mut diagnostics = tokenized.diagnostics;
-    diagnostics.extend(
-        recovered
-            .iter()
-            .map(|r| syntax_error::syntax_diagnostic(&r.error, src)),
-    );
+    diagnostics.extend(recovered.iter().map(|r| syntax_error::syntax_diagnostic(&r.error, src)));
     let probes = result.unwrap_or_else(|error| {
         // Recovery at the top level accepts anything up to the end of the input, so this is not
         // expected; if it happens the error is still reported rather than lost.
         diagnostics.push(syntax_error::syntax_diagnostic(&error, src));
         Vec::new()
     });
-    let mut program = ast::Program {
-        probes,
-        span: Span::new(0, src.len()),
-    };
+    let mut program = ast::Program { probes, span: Span::new(0, src.len()) };
     depth_limit::limit_expr_depth(&mut program, &mut diagnostics);
     diagnostics.sort_by_key(|d| d.primary_span().start);
     (program, diagnostics)

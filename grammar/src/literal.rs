@@ -63,11 +63,7 @@ pub(crate) fn unescape(body: &str, offset: usize, diagnostics: &mut Vec<Diagnost
             // A lone backslash before the closing quote cannot happen (it would escape the quote),
             // but an unterminated string can end with one.
             let span = Span::new(offset + start, offset + start + 1);
-            diagnostics.push(Diagnostic::error(
-                "syntax",
-                "string ends in a lone `\\`",
-                span,
-            ));
+            diagnostics.push(Diagnostic::error("syntax", "string ends in a lone `\\`", span));
             break;
         };
         let resolved = match kind {
@@ -173,10 +169,7 @@ mod tests {
         let mut diagnostics = Vec::new();
         let out = unescape(r"a\qb\777\xff\x", 10, &mut diagnostics);
         assert_eq!(out, "ab");
-        let spans: Vec<_> = diagnostics
-            .iter()
-            .map(|d| d.primary_span().range())
-            .collect();
+        let spans: Vec<_> = diagnostics.iter().map(|d| d.primary_span().range()).collect();
         assert_eq!(spans, vec![11..13, 14..18, 18..22, 22..24]);
     }
 }

@@ -123,9 +123,8 @@ fn predicates_allow_division() {
 
 #[test]
 fn attach_points_are_split() {
-    let program = parse_ok(
-        "#!/usr/bin/env bpftrace\nuprobe:/bin/bash:readline,\n  uprobe:\"/a b\":f { }",
-    );
+    let program =
+        parse_ok("#!/usr/bin/env bpftrace\nuprobe:/bin/bash:readline,\n  uprobe:\"/a b\":f { }");
     let specs = &program.probes[0].specs;
     assert_eq!(specs[0].text, "uprobe:/bin/bash:readline");
     assert_eq!(specs[0].parts, vec!["uprobe", "/bin/bash", "readline"]);
@@ -158,18 +157,17 @@ fn recovery_reports_several_errors_and_keeps_the_rest() {
     let src = "BEGIN { $x = ; $y = 1; @a[1 = 2; }\nEND { $z = 1 2 }\nkprobe:f { exit() }";
     let (program, diagnostics) = parse(src);
     let messages: Vec<&str> = diagnostics.iter().map(|d| d.message.as_str()).collect();
-    assert_eq!(messages, vec![
-        "syntax error, unexpected `;`, expecting an expression",
-        "syntax error, unexpected `=`, expecting `]`, `,` or an operator",
-        "syntax error, unexpected integer `2`, expecting `}`, `;` or an operator",
-    ]);
+    assert_eq!(
+        messages,
+        vec![
+            "syntax error, unexpected `;`, expecting an expression",
+            "syntax error, unexpected `=`, expecting `]`, `,` or an operator",
+            "syntax error, unexpected integer `2`, expecting `}`, `;` or an operator",
+        ]
+    );
     assert_eq!(program.probes.len(), 3);
-    let kinds: Vec<bool> = program.probes[0]
-        .body
-        .stmts
-        .iter()
-        .map(|s| matches!(s.kind, StmtKind::Error))
-        .collect();
+    let kinds: Vec<bool> =
+        program.probes[0].body.stmts.iter().map(|s| matches!(s.kind, StmtKind::Error)).collect();
     assert_eq!(kinds, vec![true, false, true]);
 }
 
@@ -179,10 +177,7 @@ fn recovery_at_the_top_level_and_in_predicates() {
         parse("} BEGIN { } 42 kprobe:f /pid == / { } kprobe:g /pid { $x = 1; }");
     assert_eq!(diagnostics.len(), 4, "{diagnostics:#?}");
     assert_eq!(program.probes.len(), 3);
-    assert!(matches!(
-        program.probes[1].predicate.as_ref().map(|p| &p.kind),
-        Some(ExprKind::Error)
-    ));
+    assert!(matches!(program.probes[1].predicate.as_ref().map(|p| &p.kind), Some(ExprKind::Error)));
     assert_eq!(program.probes[2].body.stmts.len(), 1);
 }
 

@@ -114,17 +114,11 @@ mod tests {
         assert_eq!(scan("BEGIN { }"), "BEGIN");
         assert_eq!(scan("BEGIN/pid/{ }"), "BEGIN");
         assert_eq!(scan("BEGIN,END{}"), "BEGIN");
-        assert_eq!(
-            scan("uprobe:/bin/bash:readline /pid/"),
-            "uprobe:/bin/bash:readline"
-        );
+        assert_eq!(scan("uprobe:/bin/bash:readline /pid/"), "uprobe:/bin/bash:readline");
         assert_eq!(scan("kprobe:vfs_read+16{"), "kprobe:vfs_read+16");
         assert_eq!(scan("t:sched:sched*\n{"), "t:sched:sched*");
         assert_eq!(scan("uprobe:\"/a b/c\":f {"), "uprobe:\"/a b/c\":f");
-        assert_eq!(
-            scan("software:cpu-clock:100000"),
-            "software:cpu-clock:100000"
-        );
+        assert_eq!(scan("software:cpu-clock:100000"), "software:cpu-clock:100000");
     }
 
     #[test]
@@ -144,14 +138,8 @@ mod tests {
             split_parts("tracepoint:syscalls:sys_enter_openat"),
             vec!["tracepoint", "syscalls", "sys_enter_openat"]
         );
-        assert_eq!(
-            split_parts("uprobe:\"/a:b c\":f"),
-            vec!["uprobe", "/a:b c", "f"]
-        );
-        assert_eq!(
-            split_parts(r#"uprobe:"x\"y":f"#),
-            vec!["uprobe", "x\"y", "f"]
-        );
+        assert_eq!(split_parts("uprobe:\"/a:b c\":f"), vec!["uprobe", "/a:b c", "f"]);
+        assert_eq!(split_parts(r#"uprobe:"x\"y":f"#), vec!["uprobe", "x\"y", "f"]);
         assert_eq!(split_parts("uprobe::f"), vec!["uprobe", "", "f"]);
     }
 }

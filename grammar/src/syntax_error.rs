@@ -17,33 +17,20 @@ pub(crate) fn syntax_diagnostic(
     src: &str,
 ) -> Diagnostic {
     let (found, span, expected) = match error {
-        ParseError::UnrecognizedToken {
-            token: (start, token, end),
-            expected,
-        } => {
+        ParseError::UnrecognizedToken { token: (start, token, end), expected } => {
             let text = src.get(*start..*end).unwrap_or("");
-            (
-                token.describe(text),
-                Span::new(*start, *end),
-                expected.as_slice(),
-            )
+            (token.describe(text), Span::new(*start, *end), expected.as_slice())
         }
-        ParseError::UnrecognizedEof { location, expected } => (
-            "end of input".to_string(),
-            Span::new(*location, *location),
-            expected.as_slice(),
-        ),
-        ParseError::ExtraToken {
-            token: (start, token, end),
-        } => {
+        ParseError::UnrecognizedEof { location, expected } => {
+            ("end of input".to_string(), Span::new(*location, *location), expected.as_slice())
+        }
+        ParseError::ExtraToken { token: (start, token, end) } => {
             let text = src.get(*start..*end).unwrap_or("");
             (token.describe(text), Span::new(*start, *end), &[][..])
         }
-        ParseError::InvalidToken { location } => (
-            "token".to_string(),
-            Span::new(*location, *location),
-            &[][..],
-        ),
+        ParseError::InvalidToken { location } => {
+            ("token".to_string(), Span::new(*location, *location), &[][..])
+        }
         ParseError::User { error } => match *error {},
     };
     let mut message = format!("syntax error, unexpected {found}");
@@ -59,11 +46,13 @@ fn summarize_expected(expected: &[String]) -> Option<String> {
     let mut items: Vec<String> = Vec::new();
     let mut ambiguous: Vec<String> = Vec::new();
     let (mut expression, mut operator, mut assignment) = (false, false, false);
+    let mut statement = false;
     let (mut identifier, mut type_name, mut type_keyword) = (false, false, false);
     for terminal in expected {
         let (kind, words) = describe_expected(terminal);
         match kind {
             ExpectedKind::ExpressionStart => expression = true,
+            ExpectedKind::StatementStart => statement = true,
             ExpectedKind::Operator => operator = true,
             ExpectedKind::Assignment => assignment = true,
             ExpectedKind::Identifier => identifier = true,
@@ -84,7 +73,11 @@ fn summarize_expected(expected: &[String]) -> Option<String> {
     if type_name || (type_keyword && !identifier && !expression) {
         items.push("a type".to_string());
     }
-    if expression {
+    if statement {
+        // Expressions, identifiers and `if` start statements too, so need no mention of their own.
+        items.retain(|item| item != "`if`");
+        items.push("a statement".to_string());
+    } else if expression {
         // An identifier starts an expression too, so it needs no mention of its own.
         items.push("an expression".to_string());
     } else if identifier {
@@ -100,11 +93,7 @@ fn summarize_expected(expected: &[String]) -> Option<String> {
         return None;
     }
     let last = items.pop()?;
-    Some(if items.is_empty() {
-        last
-    } else {
-        format!("{} or {last}", items.join(", "))
-    })
+    Some(if items.is_empty() { last } else { format!("{} or {last}", items.join(", ")) })
 }
 
 #[cfg(test)]
@@ -118,24 +107,22 @@ mod tests {
     #[test]
     fn plain_lists() {
         assert_eq!(summarize_expected(&names(&[";"])).as_deref(), Some("`;`"));
-        assert_eq!(
-            summarize_expected(&names(&[";", "}"])).as_deref(),
-            Some("`;` or `}`")
-        );
+        assert_eq!(summarize_expected(&names(&[";", "}"])).as_deref(), Some("`;` or `}`"));
+    }
+
+    #[test]
+    fn statement_starts_cover_expressions() {
+        let mut expected = names(&["}", "if", "while", "unroll", "return", "(", "-"]);
+        expected.extend(["INT", "VAR", "MAP", "IDENT"].map(String::from));
+        assert_eq!(summarize_expected(&expected).as_deref(), Some("`}` or a statement"));
     }
 
     #[test]
     fn families_are_named_once() {
         let mut expected = names(&["(", "-", "!", "~", "*", "&", "++", "--"]);
         expected.extend(["INT", "STRING", "VAR", "MAP", "IDENT"].map(String::from));
-        assert_eq!(
-            summarize_expected(&expected).as_deref(),
-            Some("an expression")
-        );
+        assert_eq!(summarize_expected(&expected).as_deref(), Some("an expression"));
         let after_operand = names(&[";", "}", "+", "-", "==", "?", "->"]);
-        assert_eq!(
-            summarize_expected(&after_operand).as_deref(),
-            Some("`;`, `}` or an operator")
-        );
+        assert_eq!(summarize_expected(&after_operand).as_deref(), Some("`;`, `}` or an operator"));
     }
 }

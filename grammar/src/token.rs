@@ -1,8 +1,8 @@
 //! The tokens the parser consumes, and how to name them in a syntax error.
 //!
-//! Literal values are already decoded here (escapes resolved, integers parsed); a literal that could
-//! not be decoded carries `None` and its diagnostic has already been recorded by the lexer, so the
-//! parser can build an `Error` node without reporting the same mistake twice.
+//! Literal values are already decoded here (escapes resolved, integers parsed); a literal that
+//! could not be decoded carries `None` and its diagnostic has already been recorded by the lexer,
+//! so the parser can build an `Error` node without reporting the same mistake twice.
 
 /// One token. Attach points and the two predicate slashes only occur at the top level, where the
 /// tokenizer (not the logos lexer) decides what they are.
@@ -84,7 +84,7 @@ pub(crate) enum Tok {
 }
 
 impl Tok {
-    /// A human description of a found token for "unexpected ..." messages. `text` is its source text.
+    /// A human description of a found token for "unexpected ..." messages; `text` is its source.
     pub(crate) fn describe(&self, text: &str) -> String {
         let shown = shorten(text);
         match self {
@@ -128,6 +128,8 @@ pub(crate) fn describe_expected(terminal: &str) -> (ExpectedKind, String) {
         "INT" | "STRING" | "VAR" | "PARAM" | "PARAM_COUNT" | "MAP" | "sizeof" | "offsetof"
         | "!" | "~" => ExpectedKind::ExpressionStart,
         "COMPOUND_ASSIGN" | "=" => ExpectedKind::Assignment,
+        // Not `if`: after `else` it is expected alone, and must then be named.
+        "while" | "unroll" | "return" => ExpectedKind::StatementStart,
         // These both start expressions and continue them (`(` after a name makes a call), so
         // alone they tell nothing about the context.
         "-" | "*" | "&" | "++" | "--" | "(" => ExpectedKind::Ambiguous,
@@ -142,6 +144,8 @@ pub(crate) fn describe_expected(terminal: &str) -> (ExpectedKind, String) {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ExpectedKind {
     ExpressionStart,
+    /// A keyword that starts a statement; where one is expected, any expression is too.
+    StatementStart,
     Operator,
     Assignment,
     Identifier,

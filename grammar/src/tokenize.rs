@@ -16,8 +16,8 @@ use crate::{Diagnostic, Span};
 /// A token with its byte range, as lalrpop expects it.
 pub(crate) type Spanned = (usize, Tok, usize);
 
-/// How deeply `{`, `(` and `[` may nest. The parser and the AST's consumers recurse once per level,
-/// so this bounds their stack use on hostile input; real programs stay far below it.
+/// How deeply `{`, `(` and `[` may nest. The passes after the parser recurse once per level, so
+/// this bounds their stack use on hostile input; real programs stay far below it.
 const MAX_NESTING: usize = 256;
 
 /// How many tokens one statement or predicate may have. An expression is never deeper than its
@@ -31,20 +31,12 @@ pub(crate) struct Tokenized {
 }
 
 pub(crate) fn tokenize(src: &str) -> Tokenized {
-    let mut tokenizer = Tokenizer {
-        src,
-        pos: 0,
-        tokens: Vec::new(),
-        diagnostics: Vec::new(),
-    };
+    let mut tokenizer = Tokenizer { src, pos: 0, tokens: Vec::new(), diagnostics: Vec::new() };
     if src.starts_with("#!") {
         tokenizer.pos = line_end(src, 0);
     }
     while tokenizer.top_level_step() {}
-    Tokenized {
-        tokens: tokenizer.tokens,
-        diagnostics: tokenizer.diagnostics,
-    }
+    Tokenized { tokens: tokenizer.tokens, diagnostics: tokenizer.diagnostics }
 }
 
 struct Tokenizer<'s> {
@@ -87,8 +79,7 @@ impl Tokenizer<'_> {
                 self.pos = start + lexer.span().end;
                 let token = lexer::convert(raw, lexer.slice(), span, &mut self.diagnostics);
                 if let Some(token) = token {
-                    self.tokens
-                        .push((span.range().start, token, span.range().end));
+                    self.tokens.push((span.range().start, token, span.range().end));
                 }
             }
             None => self.pos = self.src.len(),
@@ -126,8 +117,7 @@ impl Tokenizer<'_> {
                 return;
             }
             if let Some(token) = lexer::convert(raw, lexer.slice(), span, &mut self.diagnostics) {
-                self.tokens
-                    .push((span.range().start, token, span.range().end));
+                self.tokens.push((span.range().start, token, span.range().end));
             }
             if open_braces.is_empty() {
                 self.pos = span.range().end;
@@ -138,15 +128,15 @@ impl Tokenizer<'_> {
         if let Some(&innermost) = open_braces.last() {
             let end = Span::new(self.src.len(), self.src.len());
             self.diagnostics.push(
-                Diagnostic::error("syntax", "unexpected end of input, expecting `}`", end)
-                    .with_label(
-                        Span::new(innermost, innermost + 1),
-                        "this `{` is never closed",
-                    ),
+                Diagnostic::error(
+                    "syntax",
+                    "syntax error, unexpected end of input, expecting `}`",
+                    end,
+                )
+                .with_label(Span::new(innermost, innermost + 1), "this `{` is never closed"),
             );
             for _ in &open_braces {
-                self.tokens
-                    .push((self.src.len(), Tok::RBrace, self.src.len()));
+                self.tokens.push((self.src.len(), Tok::RBrace, self.src.len()));
             }
         }
     }
@@ -166,8 +156,7 @@ impl Tokenizer<'_> {
             }
             match raw {
                 Ok(RawToken::Slash) if self.next_is_brace(span.range().end) => {
-                    self.tokens
-                        .push((span.range().start, Tok::PredicateClose, span.range().end));
+                    self.tokens.push((span.range().start, Tok::PredicateClose, span.range().end));
                     self.pos = span.range().end;
                     return;
                 }
@@ -184,8 +173,7 @@ impl Tokenizer<'_> {
                 return;
             }
             if let Some(token) = lexer::convert(raw, lexer.slice(), span, &mut self.diagnostics) {
-                self.tokens
-                    .push((span.range().start, token, span.range().end));
+                self.tokens.push((span.range().start, token, span.range().end));
             }
         }
         self.pos = self.src.len();
@@ -203,8 +191,8 @@ impl Tokenizer<'_> {
         self.pos = self.src.len();
     }
 
-    /// A preprocessor line such as `#include <linux/sched.h>`. rbt has no preprocessor; kernel types
-    /// come from BTF, so an include is only a warning, and the line is skipped either way.
+    /// A preprocessor line such as `#include <linux/sched.h>`. rbt has no preprocessor; kernel
+    /// types come from BTF, so an include is only a warning, and the line is skipped either way.
     fn directive(&mut self) {
         let end = line_end(self.src, self.pos);
         let span = Span::new(self.pos, end);
@@ -214,21 +202,13 @@ impl Tokenizer<'_> {
             Diagnostic::warning("preprocessor", "`#include` is ignored", span)
                 .with_help("rbt reads kernel types from BTF, so headers are not needed")
         } else {
-            Diagnostic::error(
-                "preprocessor",
-                "preprocessor directives are not supported",
-                span,
-            )
+            Diagnostic::error("preprocessor", "preprocessor directives are not supported", span)
         });
         self.pos = end;
     }
 
     fn at_line_start(&self) -> bool {
-        self.src[..self.pos]
-            .chars()
-            .rev()
-            .take_while(|&c| c != '\n')
-            .all(char::is_whitespace)
+        self.src[..self.pos].chars().rev().take_while(|&c| c != '\n').all(char::is_whitespace)
     }
 
     /// Whether the next thing after `pos`, past whitespace and comments, is `{`.
@@ -284,10 +264,7 @@ impl StatementLength {
         span: Span,
         diagnostics: &mut Vec<Diagnostic>,
     ) -> bool {
-        if matches!(
-            raw,
-            Ok(RawToken::Semicolon | RawToken::LBrace | RawToken::RBrace)
-        ) {
+        if matches!(raw, Ok(RawToken::Semicolon | RawToken::LBrace | RawToken::RBrace)) {
             self.tokens = 0;
             return true;
         }
@@ -295,7 +272,9 @@ impl StatementLength {
         if self.tokens == MAX_STATEMENT_TOKENS + 1 {
             diagnostics.push(Diagnostic::error(
                 "syntax",
-                format!("statement longer than {MAX_STATEMENT_TOKENS} tokens; the rest of it is ignored"),
+                format!(
+                    "statement longer than {MAX_STATEMENT_TOKENS} tokens; the rest of it is ignored"
+                ),
                 span,
             ));
         }

@@ -22,6 +22,11 @@ impl EventDecoder {
         EventDecoder { exited: false }
     }
 
+    /// Accepts records again after an exit, for the ones END produces.
+    pub fn resume(&mut self) {
+        self.exited = false;
+    }
+
     /// Handles every queued record; returns true once `exit()` has been seen. Records after an
     /// exit are discarded, as bpftrace stops processing at exit.
     pub fn drain(&mut self, ringbuf: &mut RingBuf<MapData>, session: &Session, out: &mut dyn Write) -> io::Result<bool> {
@@ -71,11 +76,13 @@ impl EventDecoder {
             Some(EventKind::Clear) => {
                 if index < program.maps.len() {
                     session.loaded_map(index).clear()?;
+                    session.set_zeroed(index, false);
                 }
             }
             Some(EventKind::Zero) => {
                 if index < program.maps.len() {
                     session.loaded_map(index).zero()?;
+                    session.set_zeroed(index, true);
                 }
             }
             Some(EventKind::PrintValue) => {

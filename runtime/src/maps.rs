@@ -17,6 +17,8 @@ pub struct LoadedMap<'a> {
     pub bpf: &'a BpfMap,
     pub fd: RawFd,
     pub ncpus: usize,
+    /// `zero()` ran on an array-backed map: its zero values are elements, not absence.
+    pub zeroed: bool,
 }
 
 impl LoadedMap<'_> {
@@ -81,6 +83,8 @@ impl LoadedMap<'_> {
             MapValue::Sum { signed } => MapData::Values(
                 entries
                     .iter()
+                    // Only an unkeyed count() always exists in bpftrace 0.17; an unused sum() is empty.
+                    .filter(|(_, cpus)| !self.array_backed() || self.zeroed || sum(cpus, 0) != 0)
                     .map(|(k, cpus)| {
                         let v = sum(cpus, 0);
                         (user_key(k), if *signed { Value::Int(v) } else { Value::UInt(v as u64) })
@@ -100,7 +104,8 @@ impl LoadedMap<'_> {
                         set.iter().map(|v| *v as u64).max().map(|v| v as i64)
                     };
                     if let Some(v) = best {
-                        let value = if *signed && is_min { Value::Int(v) } else if *signed { Value::Int(v) } else { Value::UInt(v as u64) };
+                        // bpftrace 0.17 prints max() unsigned and min() as its argument's signedness.
+                        let value = if *signed && is_min { Value::Int(v) } else { Value::UInt(v as u64) };
                         values.push((user_key(k), value));
                     }
                 }
@@ -110,7 +115,7 @@ impl LoadedMap<'_> {
                 let states: Vec<(MapKey, AvgState)> = entries
                     .iter()
                     .map(|(k, cpus)| (user_key(k), AvgState { count: sum(cpus, 0), total: sum(cpus, 8) }))
-                    .filter(|(_, s)| s.count != 0)
+                    .filter(|(_, s)| s.count != 0 || !self.array_backed() || self.zeroed)
                     .collect();
                 if matches!(self.decl.value, MapValue::Avg { .. }) {
                     MapData::Avg(states)
@@ -128,7 +133,9 @@ impl LoadedMap<'_> {
                         (k[..user_size].to_vec(), read_u64(k, user_size) as usize)
                     };
                     let count = sum(cpus, 0) as u64;
-                    if count == 0 {
+                    // A hash element with a zero count was zeroed and still prints; an array
+                    // bucket at zero was never used.
+                    if count == 0 && self.array_backed() {
                         continue;
                     }
                     let buckets = groups.entry(user).or_default();
@@ -136,6 +143,9 @@ impl LoadedMap<'_> {
                         buckets.resize(bucket + 1, 0);
                     }
                     buckets[bucket] += count;
+                }
+                if groups.is_empty() && self.array_backed() && self.zeroed {
+                    groups.insert(Vec::new(), Vec::new());
                 }
                 let entries: Vec<(MapKey, Vec<u64>)> =
                     groups.into_iter().map(|(k, b)| (if k.is_empty() { MapKey::none() } else { user_key(&k) }, b)).collect();

@@ -36,6 +36,8 @@ pub struct Session {
     pub program: CompiledProgram,
     map_fds: Vec<RawFd>,
     ncpus: usize,
+    /// Maps `zero()` has reset: their zeroed elements still exist and still print.
+    zeroed: std::cell::RefCell<Vec<bool>>,
     pub format: OutputFormat,
 }
 
@@ -74,7 +76,8 @@ impl Session {
             }
         }
         let ncpus = bpf_sys::possible_cpus()?;
-        Ok(Session { ebpf, program, map_fds, ncpus, format })
+        let zeroed = std::cell::RefCell::new(vec![false; program.maps.len()]);
+        Ok(Session { ebpf, program, map_fds, ncpus, zeroed, format })
     }
 
     /// Attaches every probe except BEGIN and END; returns how many probes there are in all.
@@ -135,6 +138,14 @@ impl Session {
             bpf: &self.program.bpf_maps[storage],
             fd: self.map_fds[storage],
             ncpus: self.ncpus,
+            zeroed: self.zeroed.borrow()[index],
+        }
+    }
+
+    /// Records that `zero()` or `clear()` ran on a map.
+    pub fn set_zeroed(&self, index: usize, zeroed: bool) {
+        if let Some(z) = self.zeroed.borrow_mut().get_mut(index) {
+            *z = zeroed;
         }
     }
 
@@ -154,24 +165,10 @@ impl Session {
         RingBuf::try_from(map).map_err(|e| SessionError::Io(io::Error::other(e.to_string())))
     }
 
-    /// Every non-empty user map, read for the exit dump.
+    /// Every user map, read for the exit dump (bpftrace 0.17 prints empty maps too, as their
+    /// terminator line alone).
     pub fn dump_maps(&self) -> io::Result<Vec<output::MapDump>> {
-        let mut dumps = Vec::new();
-        for i in 0..self.program.maps.len() {
-            let dump = self.loaded_map(i).dump()?;
-            if !dump_is_empty(&dump) {
-                dumps.push(dump);
-            }
-        }
-        Ok(dumps)
-    }
-}
-
-fn dump_is_empty(d: &output::MapDump) -> bool {
-    match &d.data {
-        output::MapData::Values(v) => v.is_empty(),
-        output::MapData::Avg(v) | output::MapData::Stats(v) => v.is_empty(),
-        output::MapData::Hist(v) | output::MapData::Lhist(_, v) => v.is_empty(),
+        (0..self.program.maps.len()).map(|i| self.loaded_map(i).dump()).collect()
     }
 }
 
@@ -270,6 +267,7 @@ pub fn run(
     }
     // Events still queued when tracing stopped are printed before END runs, as bpftrace does.
     decoder.drain(&mut ringbuf, &session, out)?;
+    decoder.resume();
     session.run_special(true)?;
     decoder.drain(&mut ringbuf, &session, out)?;
     let lost = session.error_count(ErrorCounter::LostEvents);

@@ -74,14 +74,18 @@ fn parse_goldens() {
             continue;
         }
         if bless {
-            std::fs::write(&expected_path, &actual)
-                .unwrap_or_else(|error| panic!("cannot write {}: {error}", expected_path.display()));
+            std::fs::write(&expected_path, &actual).unwrap_or_else(|error| {
+                panic!("cannot write {}: {error}", expected_path.display())
+            });
             eprintln!("blessed {}", expected_path.display());
             continue;
         }
         let name = input.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
         failures.push(match expected {
-            None => format!("{name}: no {} (run with RBT_BLESS=1 to record it)", expected_path.display()),
+            None => format!(
+                "{name}: no {} (run with RBT_BLESS=1 to record it)",
+                expected_path.display()
+            ),
             Some(expected) => format!("{name}: {}", describe_difference(&expected, &actual)),
         });
     }

@@ -5,7 +5,7 @@
 //! aggregations), so updating it costs one lookup; a keyed map is a hash (per-CPU for
 //! aggregations). Histograms add the bucket index to the key: the array index for unkeyed ones,
 //! a trailing u64 for keyed ones. Bucket indexing: hist: 0 = negative, 1 = zero, then
-//! 2 + floor(log2(v)); lhist: 0 = below min, 1 + (v - min) / step, last = at or above max.
+//! 2 + floor(log2(v)); lhist: 0 = below min, last = above max, else 1 + (v - min) / step.
 
 use super::builder::at_offset;
 use super::expr::Value;
@@ -224,11 +224,12 @@ impl ProbeLowering<'_> {
         self.b.push(Op::Mov { dst, src: Operand::Imm(1) });
         self.b.terminate(Term::Jump(done));
         self.b.switch_to(positive);
-        // floor(log2(v)) by halving the search range: 32, 16, 8, 4, 2, 1 bits.
+        // floor(log2(v)) by halving the search range: 16, 8, 4, 2, 1 bits. Like bpftrace 0.17 there
+        // is no 32-bit step, so every value of 2^31 or more lands in the last bucket (index 33).
         let rest = self.b.reg();
         self.b.push(Op::Mov { dst: rest, src: Operand::Reg(v) });
         self.b.push(Op::Mov { dst, src: Operand::Imm(2) });
-        for shift in [32u32, 16, 8, 4, 2, 1] {
+        for shift in [16u32, 8, 4, 2, 1] {
             let limit = self.b.constant((1u64 << shift) - 1);
             let big = self.b.new_block();
             let next = self.b.new_block();
@@ -259,7 +260,7 @@ impl ProbeLowering<'_> {
         self.b.push(Op::Mov { dst, src: Operand::Imm(0) });
         self.b.terminate(Term::Jump(done));
         self.b.switch_to(not_below);
-        self.b.branch(Cond::SGe, v, Operand::Reg(max_r), above, inside);
+        self.b.branch(Cond::SGt, v, Operand::Reg(max_r), above, inside);
         self.b.switch_to(above);
         self.b.push(Op::Mov { dst, src: Operand::Imm(last as i32) });
         self.b.terminate(Term::Jump(done));
@@ -310,14 +311,12 @@ impl ProbeLowering<'_> {
 
     pub(super) fn lower_delete(&mut self, map: MapId, keys: &[Expr]) {
         let decl = self.user_map(map).0.clone();
-        let key = self.build_key(map, keys, None);
         if is_array_backed(&decl) {
-            // Array elements cannot be deleted; reset the value instead.
-            let slot = self.b.slot(decl.value.slot_size());
-            self.b.zero(slot, decl.value.slot_size());
-            self.update(map, key, slot);
+            // Array elements cannot be deleted; like bpftrace 0.17 (whose delete fails on its
+            // per-CPU arrays), deleting an unkeyed aggregation leaves it as it is.
             return;
         }
+        let key = self.build_key(map, keys, None);
         let bpf = self.user_map(map).1;
         self.b.push(Op::Call { dst: None, helper: Helper::MapDeleteElem, args: vec![Arg::Map(bpf), Arg::Stack(key)] });
     }

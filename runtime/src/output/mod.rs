@@ -17,11 +17,12 @@
 //!
 //! # Kernel-side bucket indices (the BPF code generator must produce exactly these)
 //!
-//! Histogram maps are keyed by the user key followed by a `u64` bucket index; the value is the
-//! count for that bucket. The reader gathers them into one `Vec<u64>` per user key, indexed by the
-//! bucket index below.
+//! bpftrace 0.17 keys histogram maps by the user key followed by a `u64` bucket index, with the
+//! bucket's count as the value. Whatever layout rbt's maps use, the reader hands the printers one
+//! `Vec<u64>` of counts per user key, indexed by the bucket index below.
 //!
-//! `hist(v)` (bpftrace 0.17 has no `k` argument), `v` taken as a signed 64-bit integer:
+//! `hist(v)` (bpftrace 0.17 has no `k` argument), `v` taken as a signed 64-bit integer (so an
+//! unsigned value of 2^63 or more counts as negative):
 //! - `v < 0` → index 0, printed `(..., 0)`;
 //! - `v == 0` → index 1, printed `[0]`;
 //! - `v >= 1` → index `2 + min(floor(log2(v)), 31)`: index 2 is `[1]`, 3 is `[2, 4)`, 4 is `[4, 8)`,
@@ -38,8 +39,9 @@
 //!   values in `[min + buckets*step, max]` also land there (e.g. `lhist(9, 0, 10, 3)` → `[10, ...)`).
 //!   See [`buckets::lhist_index`].
 //!
-//! `avg()`/`stats()` maps are keyed by the user key followed by a `u64` slot: slot 0 holds the count,
-//! slot 1 the total (both summed across CPUs as signed 64-bit); see [`AvgState`].
+//! `avg()`/`stats()`: the printers only need the count and the total, summed across CPUs as signed
+//! 64-bit ([`AvgState`]). bpftrace 0.17 keeps them under two keys (user key + `u64` slot 0 for the
+//! count, slot 1 for the total); rbt's maps may store them differently.
 //!
 //! # Other 0.17 behaviour the map reader must mirror (not formatting, recorded here for the runtime)
 //! - An unkeyed `count()` map is a per-CPU array, so it always exists and prints `@c: 0` even if
