@@ -143,6 +143,11 @@ pub fn parse_format(category: &str, event: &str, text: &str) -> TracepointFormat
 
 /// `const char * filename` → (`const char *`, `filename`, None); `char comm[16]` → (`char[16]`, `comm`, Some(16)).
 fn split_decl(decl: &str) -> (String, String, Option<u32>) {
+    // `__data_loc char[] name`: the brackets belong to the type, the name comes last.
+    if decl.starts_with("__data_loc") {
+        let (ty, name) = decl.rsplit_once(' ').unwrap_or(("", decl));
+        return (ty.trim().to_string(), name.to_string(), None);
+    }
     let (decl, array) = match decl.find('[') {
         Some(i) => {
             let len = decl[i + 1..].trim_end_matches(']').parse().ok();
