@@ -47,7 +47,7 @@ pub enum FieldType {
 /// What the compiler asks of the system while checking a program. The runtime implements it over
 /// tracefs; tests implement it over fixed data.
 pub trait ProbeCatalog {
-    /// Every `(category, event)` matching the glob patterns (`*` and `?`), sorted.
+    /// Every `(category, event)` matching the wildcard patterns (`*` only, as bpftrace), sorted.
     fn match_tracepoints(&self, category: &str, event: &str) -> Vec<(String, String)>;
     /// The record layout of one tracepoint, or `None` when it does not exist.
     fn tracepoint_format(&self, category: &str, event: &str) -> Option<TracepointFormat>;

@@ -70,10 +70,12 @@ impl Child {
         if pid == 0 {
             unsafe {
                 libc::close(pipe[1]);
-                let mut byte = 0u8;
-                let n = libc::read(pipe[0], (&mut byte as *mut u8).cast(), 1);
-                // EOF without a byte means rbt gave up before attaching: do not run the command.
-                if n != 1 {
+                // Eight bytes, like bpftrace's eventfd read, so the child's one read after attach
+                // looks the same under both tools.
+                let mut word = 0u64;
+                let n = libc::read(pipe[0], (&mut word as *mut u64).cast(), 8);
+                // EOF without the bytes means rbt gave up before attaching: do not run the command.
+                if n != 8 {
                     libc::_exit(0);
                 }
                 crate::signals::reset_in_child();
@@ -89,10 +91,10 @@ impl Child {
     /// Lets the child exec its command.
     pub fn release(&mut self) -> io::Result<()> {
         if let Some(fd) = self.gate.take() {
-            let byte = 1u8;
-            // SAFETY: writes one byte to the pipe we own, then closes it.
+            let word = 1u64;
+            // SAFETY: writes eight bytes to the pipe we own, then closes it.
             unsafe {
-                libc::write(fd, (&byte as *const u8).cast(), 1);
+                libc::write(fd, (&word as *const u64).cast(), 8);
                 libc::close(fd);
             }
         }

@@ -1,1 +1,226 @@
-//! Shared pieces of rbt's test suites.
+//! Shared pieces of rbt's test suites: finding the rbt and bpftrace binaries, reading a case's
+//! header lines, running a command with a time limit, and showing a line diff.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// The workspace root (the parent of this `tests` package).
+pub fn workspace() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// The rbt binary: `$RBT` if set, else `rbt` built next to the running test executable (so a
+/// `--release` test run uses a release rbt). `rbt` belongs to the `runtime` package, which cargo
+/// does not build for this package's tests, so it is built here; cargo makes that a no-op when
+/// nothing changed.
+pub fn rbt() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os("RBT") {
+        return Ok(PathBuf::from(path));
+    }
+    // Test executables live in target/<profile>/deps/.
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the test executable: {e}"))?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| format!("unexpected test executable path {}", exe.display()))?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build.args(["build", "--quiet", "-p", "runtime", "--bin", "rbt"]).current_dir(workspace());
+    if profile_dir.file_name().is_some_and(|name| name == "release") {
+        build.arg("--release");
+    }
+    let status = build.status().map_err(|e| format!("cannot run cargo to build rbt: {e}"))?;
+    if !status.success() {
+        return Err(format!("`cargo build -p runtime --bin rbt` failed ({status})"));
+    }
+    let rbt = profile_dir.join("rbt");
+    if rbt.exists() { Ok(rbt) } else { Err(format!("built rbt but {} is missing", rbt.display())) }
+}
+
+/// bpftrace: `$BPFTRACE` if set, else the first `bpftrace` on `PATH`.
+pub fn bpftrace() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os("BPFTRACE") {
+        return Ok(PathBuf::from(path));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("bpftrace"))
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| "bpftrace is not on PATH (set BPFTRACE=/path/to/bpftrace)".to_owned())
+}
+
+/// Whether we run as root, which loading BPF programs needs.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The command-line arguments a case asks for: the words of its first line `// run: ...` and of
+/// any `// args: ...` line in its leading comment block, split like a shell would (quotes group
+/// words), with `{workload}` replaced by `workload`. For example
+///
+/// ```text
+/// // run: -c "{workload} getppid 10"
+/// // args: -f json
+/// ```
+pub fn case_args(source: &str, workload: &Path) -> Vec<String> {
+    let workload = workload.display().to_string();
+    let header = source.lines().take_while(|line| line.starts_with("//"));
+    let mut words = Vec::new();
+    for (index, line) in header.enumerate() {
+        let Some(rest) = line.strip_prefix("// run:").filter(|_| index == 0).or_else(|| line.strip_prefix("// args:"))
+        else {
+            continue;
+        };
+        words.extend(split_words(&rest.replace("{workload}", &workload)));
+    }
+    words
+}
+
+/// Splits `text` at whitespace outside single or double quotes, dropping the quotes.
+pub fn split_words(text: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quote = None;
+    for c in text.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.get_or_insert_with(String::new).push(c),
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                word.get_or_insert_with(String::new);
+            }
+            (None, c) if c.is_whitespace() => words.extend(word.take()),
+            (None, c) => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(word);
+    words
+}
+
+/// What a finished (or killed) command printed.
+pub struct Captured {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// `None` when the command was killed for running past its time limit.
+    pub status: Option<ExitStatus>,
+}
+
+/// Runs `command` with stdin closed, capturing both outputs, killing it after `limit`.
+pub fn run_with_limit(command: &mut Command, limit: Duration) -> Result<Captured, String> {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {:?}: {e}", command.get_program()))?;
+    // Drain both pipes on threads so a chatty child cannot block on a full pipe.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            Err(e) => return Err(format!("cannot wait for {:?}: {e}", command.get_program())),
+        }
+    };
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    Ok(Captured { stdout, stderr, status })
+}
+
+/// A line diff of `expected` against `actual` in the unified style: `-` lines only in expected,
+/// `+` lines only in actual, and up to two unchanged lines of context around each change.
+pub fn line_diff(expected: &str, actual: &str) -> String {
+    let (old, new): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
+    // Outputs are small; past this size a plain dump of both sides is clearer anyway.
+    if old.len() * new.len() > 4_000_000 {
+        return format!("--- expected\n{expected}\n+++ actual\n{actual}\n");
+    }
+    // lcs[i][j]: length of the longest common subsequence of old[i..] and new[j..].
+    let mut lcs = vec![vec![0u32; new.len() + 1]; old.len() + 1];
+    for i in (0..old.len()).rev() {
+        for j in (0..new.len()).rev() {
+            lcs[i][j] = if old[i] == new[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
+        }
+    }
+    let mut lines = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < old.len() || j < new.len() {
+        if i < old.len() && j < new.len() && old[i] == new[j] {
+            lines.push((' ', old[i]));
+            (i, j) = (i + 1, j + 1);
+        } else if i < old.len() && (j == new.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            lines.push(('-', old[i]));
+            i += 1;
+        } else {
+            lines.push(('+', new[j]));
+            j += 1;
+        }
+    }
+    let near_change = |k: usize| {
+        let window = &lines[k.saturating_sub(2)..(k + 3).min(lines.len())];
+        window.iter().any(|(tag, _)| *tag != ' ')
+    };
+    let mut out = String::from("--- bpftrace\n+++ rbt\n");
+    let mut skipped = false;
+    for (k, (tag, line)) in lines.iter().enumerate() {
+        if near_change(k) {
+            if skipped {
+                out.push_str("...\n");
+                skipped = false;
+            }
+            out.push_str(&format!("{tag}{line}\n"));
+        } else {
+            skipped = true;
+        }
+    }
+    if expected.ends_with('\n') != actual.ends_with('\n') {
+        out.push_str("(the outputs differ in their final newline)\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn case_args_read_run_and_args_lines() {
+        let source = "// run: -c \"{workload} getppid 10\"\n// args: -f json\n// about\nBEGIN {}\n// args: no";
+        let args = case_args(source, Path::new("/w"));
+        assert_eq!(args, ["-c", "/w getppid 10", "-f", "json"]);
+        assert!(case_args("// run:\nBEGIN {}", Path::new("/w")).is_empty());
+        assert!(case_args("BEGIN {}", Path::new("/w")).is_empty());
+    }
+
+    #[test]
+    fn words_split_like_a_shell() {
+        assert_eq!(split_words(" a 'b c'  \"d\"e '' "), ["a", "b c", "de", ""]);
+    }
+
+    #[test]
+    fn diff_shows_changes_with_context() {
+        let diff = line_diff("1\n2\n3\n4\n5\n6\n7\n", "1\n2\n3\n4\nfive\n6\n7\n");
+        assert_eq!(diff, "--- bpftrace\n+++ rbt\n...\n 3\n 4\n-5\n+five\n 6\n 7\n");
+        assert!(line_diff("a\n", "a").contains("final newline"));
+    }
+}

@@ -153,8 +153,15 @@ impl ProbeLowering<'_> {
         }
         self.b.terminate(Term::Jump(done));
 
-        // First value for this key on this CPU: create it.
+        // First value for this key on this CPU: create it. bpftrace 0.17's max() starts from 0,
+        // so a key whose values are all negative is never created.
         self.b.switch_to(missing);
+        if let (MapValue::Max { signed }, Some(v)) = (&value, v) {
+            let create = self.b.new_block();
+            let cond = if *signed { Cond::SGe } else { Cond::Ge };
+            self.b.branch(cond, v, Operand::Imm(0), create, done);
+            self.b.switch_to(create);
+        }
         let slot = self.b.slot(value.slot_size());
         match (&value, v) {
             (MapValue::Count | MapValue::Hist | MapValue::Lhist { .. }, _) => self.b.store_imm(slot, 0, 1, 8),

@@ -1,68 +1,128 @@
-//! The test workload: makes exact numbers of chosen syscalls so kernel tests can check exact
-//! counts. Usage: `rbt-workload STEP...` where each step is one of
-//! `getppid N`, `read SIZE N` (reads of SIZE bytes from /dev/zero), `write SIZE N` (to /dev/null),
-//! `nap MICROS N` (nanosleep), `spin MILLIS` (busy loop). Steps run in order.
-//! Raw syscalls keep counts exact: nothing else in this program calls getppid or nanosleep, and
-//! reads/writes of the given SIZE happen only here.
+//! The test workload: `rbt-workload STEP...` makes exact numbers of chosen syscalls, in order, so
+//! kernel and differential tests can count them with `rbt -c` / `bpftrace -c`. Steps:
+//!
+//! - `getppid N`: N getppid(2) calls.
+//! - `read SIZE N`: opens /dev/zero, N read(2)s of SIZE bytes, closes it.
+//! - `write SIZE N`: opens /dev/null, N write(2)s of SIZE bytes, closes it.
+//! - `nap MICROS N`: N nanosleep(2)s of MICROS microseconds.
+//! - `open PATH N`: N openat(2)s of PATH (read-only), each closed at once (missing PATHs count too).
+//! - `spin MILLIS`: a busy loop without syscalls (the clock is read through the vDSO).
+//! - `pin CPU`: stay on one CPU from now on, so events reach the tracer's per-CPU buffers in
+//!   order (a script printing once per event would otherwise risk interleaving after a migration).
+//!
+//! Every step uses raw `syscall(2)` so no library adds calls of its own. What stays exact when
+//! filtering on `pid == cpid` (checked against bpftrace 0.17 on Linux 6.18):
+//!
+//! - getppid and nanosleep: only the steps make them.
+//! - write: only the steps write (the program prints nothing unless its arguments are wrong).
+//! - read: the dynamic loader reads each shared library's ELF header (832 bytes) and Rust's
+//!   runtime may read /proc/self/maps, so filter on `args->count == SIZE` with a SIZE that is
+//!   neither 832 nor a power of two up to 4096, e.g. 100 or 3000.
+//! - openat: the loader opens ld.so.cache and its libraries, and each read/write step opens its
+//!   device, so filter on the path: `str(args->filename) == "PATH"`.
+//! - close, mmap, brk and the like: not exact.
+//!
+//! Before the exec, the child that `-c` forks waits on a pipe (rbt) or eventfd (bpftrace): its
+//! `sys_exit_read` and the execve also have `pid == cpid`, under the tracer's own `comm`.
 
-use std::ffi::CString;
+use std::ffi::{c_long, CString};
+use std::time::{Duration, Instant};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    let num = |s: Option<&String>| -> u64 { s.and_then(|v| v.parse().ok()).unwrap_or_else(|| usage()) };
-    while i < args.len() {
-        match args[i].as_str() {
-            "getppid" => {
-                for _ in 0..num(args.get(i + 1)) {
-                    // SAFETY: getppid has no preconditions.
-                    unsafe { libc::syscall(libc::SYS_getppid) };
-                }
-                i += 2;
+    if args.is_empty() {
+        usage();
+    }
+    let mut words = args.iter().map(String::as_str);
+    while let Some(step) = words.next() {
+        let mut next = || words.next().unwrap_or_else(|| usage());
+        match step {
+            "getppid" => repeat(number(next()), || raw(libc::SYS_getppid, [0; 3])),
+            "read" => {
+                let (size, count) = (number(next()), number(next()));
+                transfer(c"/dev/zero", libc::O_RDONLY, libc::SYS_read, size, count);
             }
-            "read" | "write" => {
-                let size = num(args.get(i + 1)) as usize;
-                let n = num(args.get(i + 2));
-                let (path, flags) = if args[i] == "read" { ("/dev/zero", libc::O_RDONLY) } else { ("/dev/null", libc::O_WRONLY) };
-                let cpath = CString::new(path).unwrap_or_default();
-                // SAFETY: plain open/read/write/close on a buffer we own.
-                unsafe {
-                    let fd = libc::open(cpath.as_ptr(), flags);
-                    let mut buf = vec![0u8; size];
-                    for _ in 0..n {
-                        if args[i] == "read" {
-                            libc::syscall(libc::SYS_read, fd, buf.as_mut_ptr(), size);
-                        } else {
-                            libc::syscall(libc::SYS_write, fd, buf.as_ptr(), size);
-                        }
-                    }
-                    libc::close(fd);
-                }
-                i += 3;
+            "write" => {
+                let (size, count) = (number(next()), number(next()));
+                transfer(c"/dev/null", libc::O_WRONLY, libc::SYS_write, size, count);
             }
             "nap" => {
-                let micros = num(args.get(i + 1));
-                for _ in 0..num(args.get(i + 2)) {
-                    let ts = libc::timespec { tv_sec: (micros / 1_000_000) as i64, tv_nsec: ((micros % 1_000_000) * 1000) as i64 };
-                    // SAFETY: nanosleep with a valid timespec and no remainder pointer.
-                    unsafe { libc::syscall(libc::SYS_nanosleep, &ts as *const libc::timespec, std::ptr::null_mut::<libc::timespec>()) };
+                let micros = number(next());
+                let nap = libc::timespec {
+                    tv_sec: (micros / 1_000_000) as libc::time_t,
+                    tv_nsec: (micros % 1_000_000 * 1000) as c_long,
+                };
+                let nap_ptr = &nap as *const libc::timespec as c_long;
+                repeat(number(next()), || raw(libc::SYS_nanosleep, [nap_ptr, 0, 0]));
+            }
+            "open" => {
+                let path = CString::new(next()).unwrap_or_else(|_| usage());
+                let count = number(next());
+                repeat(count, || {
+                    let at = c_long::from(libc::AT_FDCWD);
+                    let fd = raw(libc::SYS_openat, [at, path.as_ptr() as c_long, c_long::from(libc::O_RDONLY)]);
+                    if fd >= 0 {
+                        raw(libc::SYS_close, [fd, 0, 0]);
+                    }
+                });
+            }
+            "pin" => {
+                let cpu = usize::try_from(number(next())).unwrap_or_else(|_| usage());
+                // A mask big enough for 1024 CPUs, with one bit set.
+                let mut mask = [0u64; 16];
+                *mask.get_mut(cpu / 64).unwrap_or_else(|| usage()) = 1 << (cpu % 64);
+                let mask_ptr = mask.as_ptr() as c_long;
+                if raw(libc::SYS_sched_setaffinity, [0, std::mem::size_of_val(&mask) as c_long, mask_ptr]) != 0 {
+                    eprintln!("rbt-workload: cannot pin to CPU {cpu}");
+                    std::process::exit(1);
                 }
-                i += 3;
             }
             "spin" => {
-                let until = std::time::Instant::now() + std::time::Duration::from_millis(num(args.get(i + 1)));
-                let mut x = 0u64;
-                while std::time::Instant::now() < until {
-                    x = std::hint::black_box(x.wrapping_add(1));
+                let until = Instant::now() + Duration::from_millis(number(next()));
+                while Instant::now() < until {
+                    std::hint::spin_loop();
                 }
-                i += 2;
             }
             _ => usage(),
         }
     }
 }
 
+/// Opens `device`, makes `count` `syscall`s (read or write) of `size` bytes on it, closes it.
+fn transfer(device: &std::ffi::CStr, flags: libc::c_int, syscall: c_long, size: u64, count: u64) {
+    let mut buffer = vec![0u8; usize::try_from(size).unwrap_or_else(|_| usage())];
+    let at = c_long::from(libc::AT_FDCWD);
+    let fd = raw(libc::SYS_openat, [at, device.as_ptr() as c_long, c_long::from(flags)]);
+    if fd < 0 {
+        eprintln!("rbt-workload: cannot open {}", device.to_string_lossy());
+        std::process::exit(1);
+    }
+    let buffer_ptr = buffer.as_mut_ptr() as c_long;
+    repeat(count, || raw(syscall, [fd, buffer_ptr, size as c_long]));
+    raw(libc::SYS_close, [fd, 0, 0]);
+}
+
+/// One raw system call with up to three arguments, returning its result.
+fn raw(number: c_long, args: [c_long; 3]) -> c_long {
+    // SAFETY: callers pass syscalls whose pointer arguments point at live memory of the right
+    // size (a timespec, a NUL-terminated path, a buffer of `size` bytes) or are 0.
+    unsafe { libc::syscall(number, args[0], args[1], args[2]) }
+}
+
+fn repeat<T>(count: u64, mut f: impl FnMut() -> T) {
+    for _ in 0..count {
+        f();
+    }
+}
+
+fn number(word: &str) -> u64 {
+    word.parse().unwrap_or_else(|_| usage())
+}
+
 fn usage() -> ! {
-    eprintln!("usage: rbt-workload [getppid N] [read SIZE N] [write SIZE N] [nap MICROS N] [spin MILLIS]...");
+    eprintln!(
+        "usage: rbt-workload STEP...\n  steps: getppid N | read SIZE N | write SIZE N | nap MICROS N \
+         | open PATH N | spin MILLIS | pin CPU"
+    );
     std::process::exit(2)
 }
