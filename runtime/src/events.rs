@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use aya::maps::{MapData, RingBuf};
 
 use crate::maps::{decode, read_u64};
-use crate::output::{self, MessageKind, PrintfArg, Value};
+use crate::output::{self, MessageKind, PreparedPrintf, PrintfArg, Value};
 use crate::session::Session;
 use compiler::hir::FormatKind;
 use compiler::program::{EventKind, EVENT_HEADER};
@@ -15,11 +15,15 @@ use compiler::types::{align8, Type};
 
 pub struct EventDecoder {
     exited: bool,
+    /// Parsed printf formats by format index, filled on first use.
+    prepared: Vec<Option<PreparedPrintf>>,
+    /// Reused for every printf line.
+    line: Vec<u8>,
 }
 
 impl EventDecoder {
     pub fn new() -> EventDecoder {
-        EventDecoder { exited: false }
+        EventDecoder { exited: false, prepared: Vec::new(), line: Vec::new() }
     }
 
     /// Accepts records again after an exit, for the ones END produces.
@@ -51,11 +55,18 @@ impl EventDecoder {
             Some(EventKind::Printf) | Some(EventKind::System) => {
                 let Some(format) = program.formats.get(index) else { return Ok(()) };
                 let args = decode_args(&format.args, payload);
-                let text = output::format_printf(&format.text, &args);
+                if self.prepared.len() <= index {
+                    self.prepared.resize(index + 1, None);
+                }
+                let prepared = self.prepared[index].get_or_insert_with(|| PreparedPrintf::new(&format.text));
+                self.line.clear();
+                prepared.format_into(&args, &mut self.line);
                 if format.kind == FormatKind::System {
-                    run_system(&String::from_utf8_lossy(&text), session, out)?;
+                    run_system(&String::from_utf8_lossy(&self.line), session, out)?;
+                } else if session.format == output::OutputFormat::Text {
+                    out.write_all(&self.line)?;
                 } else {
-                    output::write_message(out, session.format, MessageKind::Printf, &text)?;
+                    output::write_message(out, session.format, MessageKind::Printf, &self.line)?;
                 }
             }
             Some(EventKind::Time) => {

@@ -45,6 +45,8 @@ impl Session {
     /// Loads every program and map into the kernel; attaches nothing yet.
     pub fn load(program: CompiledProgram, format: OutputFormat) -> Result<Session, SessionError> {
         let mut ebpf = EbpfLoader::new()
+            // rbt emits no CO-RE relocations, so parsing the kernel's BTF (several MB) is wasted work.
+            .btf(None)
             .verifier_log_level(VerifierLogLevel::DEBUG | VerifierLogLevel::STATS)
             .load(&program.elf)
             .map_err(SessionError::Load)?;

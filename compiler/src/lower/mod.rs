@@ -29,7 +29,7 @@ pub struct LowerOptions {
 
 impl Default for LowerOptions {
     fn default() -> LowerOptions {
-        LowerOptions { map_keys_max: 4096, ringbuf_bytes: 1 << 24, start_ns: 0, cpid: None, pid_filter: None }
+        LowerOptions { map_keys_max: 4096, ringbuf_bytes: 1 << 23, start_ns: 0, cpid: None, pid_filter: None }
     }
 }
 

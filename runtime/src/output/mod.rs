@@ -79,7 +79,7 @@ pub use printf::{
     parse_printf_format, validate_printf_args, ArgKind, Conversion, FormatError, SuppliedType,
 };
 #[allow(unused_imports)]
-pub use printf_render::{format_printf, PrintfArg};
+pub use printf_render::{format_printf, PreparedPrintf, PrintfArg};
 #[allow(unused_imports)]
 pub use time::{format_time, DEFAULT_TIME_FORMAT};
 #[allow(unused_imports)]

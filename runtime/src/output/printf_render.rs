@@ -36,30 +36,47 @@ pub enum PrintfArg {
 /// Formats a printf call exactly like bpftrace 0.17. `fmt` has its escapes already resolved.
 /// Returns bytes because strings from the kernel need not be UTF-8.
 pub fn format_printf(fmt: impl AsRef<[u8]>, args: &[PrintfArg]) -> Vec<u8> {
-    let fmt = fmt.as_ref();
-    let mut parts: Vec<&[u8]> = Vec::new();
-    let mut last = 0;
-    for conversion in parse_printf_format(fmt) {
-        parts.push(&fmt[last..conversion.span.end]);
-        last = conversion.span.end;
-    }
-    if last != fmt.len() {
-        parts.push(&fmt[last..]);
+    let mut out = Vec::new();
+    PreparedPrintf::new(fmt).format_into(args, &mut out);
+    out
+}
+
+/// A format string split once into the parts bpftrace hands to `snprintf` one by one, so the
+/// per-event path does not parse the format again.
+#[derive(Debug, Clone)]
+pub struct PreparedPrintf {
+    parts: Vec<Vec<u8>>,
+}
+
+impl PreparedPrintf {
+    pub fn new(fmt: impl AsRef<[u8]>) -> PreparedPrintf {
+        let fmt = fmt.as_ref();
+        let mut parts = Vec::new();
+        let mut last = 0;
+        for conversion in parse_printf_format(fmt) {
+            parts.push(fmt[last..conversion.span.end].to_vec());
+            last = conversion.span.end;
+        }
+        if last != fmt.len() {
+            parts.push(fmt[last..].to_vec());
+        }
+        PreparedPrintf { parts }
     }
 
-    let mut out = Vec::new();
-    for (part, arg) in parts.iter().zip(args) {
-        let mut rendered = format_part(part, arg);
-        if let Some(nul) = rendered.iter().position(|&b| b == 0) {
-            rendered.truncate(nul);
+    /// Appends the formatted text to `out`.
+    pub fn format_into(&self, args: &[PrintfArg], out: &mut Vec<u8>) {
+        for (part, arg) in self.parts.iter().zip(args) {
+            let mut rendered = format_part(part, arg);
+            if let Some(nul) = rendered.iter().position(|&b| b == 0) {
+                rendered.truncate(nul);
+            }
+            out.extend_from_slice(&rendered);
         }
-        out.extend_from_slice(&rendered);
+        // bpftrace prints one more part verbatim (normally the text after the last conversion).
+        if let Some(rest) = self.parts.get(args.len()) {
+            out.extend_from_slice(rest);
+        }
     }
-    // bpftrace prints one more part verbatim (normally the text after the last conversion).
-    if let Some(rest) = parts.get(args.len()) {
-        out.extend_from_slice(rest);
-    }
-    out
 }
 
 /// What `snprintf` receives for one part: the integer bits or the string bytes.
