@@ -168,7 +168,10 @@ impl ProbeLowering<'_> {
         for (var, slot) in self.probe.vars.iter().zip(self.var_slots.clone()) {
             self.b.zero(slot, crate::types::align8(var.ty.size().max(8)));
         }
-        if let Some(pid) = self.options.pid_filter {
+        // `-p` filters the probes that fire in some process's context; BEGIN, END and interval
+        // fire on rbt's own behalf and must still run.
+        let per_process = matches!(self.probe.attach, hir::AttachPoint::Tracepoint { .. } | hir::AttachPoint::Profile { .. });
+        if let (Some(pid), true) = (self.options.pid_filter, per_process) {
             self.lower_pid_filter(pid);
         }
         if let Some(pred) = &self.probe.predicate {
