@@ -131,6 +131,9 @@ pub enum StmtKind {
     While { cond: Expr, body: Vec<Stmt> },
     Unroll { count: u32, body: Vec<Stmt> },
     Return,
+    /// `break` / `continue` inside a `while`.
+    Break,
+    Continue,
     /// printf(fmt, args...): format index into [`Program::formats`].
     Printf { format: u32, args: Vec<Expr> },
     System { format: u32, args: Vec<Expr> },

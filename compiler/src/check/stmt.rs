@@ -88,6 +88,17 @@ impl Checker<'_> {
     }
 
     fn check_expr_stmt(&mut self, e: &ast::Expr, span: Span) -> Option<Stmt> {
+        // The parser reads `break` and `continue` as bare identifiers.
+        if let ast::ExprKind::Builtin(word) = &e.kind {
+            if word == "break" || word == "continue" {
+                if self.scope.loop_depth == 0 {
+                    self.error(Diagnostic::error("misplaced-jump", format!("'{word}' outside of a while loop"), span));
+                    return None;
+                }
+                let kind = if word == "break" { StmtKind::Break } else { StmtKind::Continue };
+                return Some(Stmt { kind, span });
+            }
+        }
         if let ast::ExprKind::Call { name, args } = &e.kind {
             if let Some(kind) = self.check_stmt_call(name, args, span) {
                 return kind.map(|kind| Stmt { kind, span });

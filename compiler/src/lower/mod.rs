@@ -82,6 +82,7 @@ pub fn lower(program: &hir::Program, options: &LowerOptions) -> Lowered {
             errors,
             b: FnBuilder::new(probe.span),
             var_slots: Vec::new(),
+            loops: Vec::new(),
             print_types: &mut print_types,
         };
         functions.push(ctx.lower_probe());
@@ -154,6 +155,8 @@ struct ProbeLowering<'a> {
     b: FnBuilder,
     /// A stack slot per scratch variable.
     var_slots: Vec<StackRef>,
+    /// Enclosing `while` loops: (condition block, exit block), for break and continue.
+    loops: Vec<(ir::BlockId, ir::BlockId)>,
     print_types: &'a mut Vec<crate::types::Type>,
 }
 

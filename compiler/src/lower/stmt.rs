@@ -52,13 +52,23 @@ impl ProbeLowering<'_> {
                 let c = self.lower_int(cond);
                 self.b.branch(Cond::Ne, c, Operand::Imm(0), body_block, done);
                 self.b.switch_to(body_block);
+                self.loops.push((head, done));
                 self.lower_stmts(body);
+                self.loops.pop();
                 self.b.terminate(Term::Jump(head));
                 self.b.switch_to(done);
             }
             StmtKind::Unroll { count, body } => {
                 for _ in 0..*count {
                     self.lower_stmts(body);
+                }
+            }
+            StmtKind::Break | StmtKind::Continue => {
+                if let Some(&(head, done)) = self.loops.last() {
+                    let target = if matches!(s.kind, StmtKind::Break) { done } else { head };
+                    self.b.terminate(Term::Jump(target));
+                    let dead = self.b.new_block();
+                    self.b.switch_to(dead);
                 }
             }
             StmtKind::Return => {
