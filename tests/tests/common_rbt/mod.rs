@@ -7,69 +7,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
-}
+pub use tests::workspace;
 
-/// The rbt binary, built once per test process with the same profile as the tests.
+/// The rbt binary, built once per test process (see `tests::rbt`).
 pub fn rbt() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Ok(p) = std::env::var("RBT") {
-            return PathBuf::from(p);
-        }
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-q", "-p", "runtime", "--bin", "rbt"])
-            .current_dir(workspace())
-            .status()
-            .expect("cargo build -p runtime runs");
-        assert!(status.success(), "building rbt failed");
-        let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| workspace().join("target"));
-        target.join("debug").join("rbt")
-    })
-    .clone()
+    BIN.get_or_init(|| tests::rbt().unwrap_or_else(|e| panic!("{e}"))).clone()
 }
 
 pub fn workload() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_rbt-workload"))
 }
 
-/// The arguments of a case: its `// run: ...` first line, split like a shell would (quotes),
-/// with `{workload}` replaced.
+/// The arguments of a case from its `// run:` header, `{workload}` replaced.
 pub fn case_args(source: &str) -> Vec<String> {
-    let Some(header) = source.lines().next().and_then(|l| l.strip_prefix("// run:")) else {
-        return Vec::new();
-    };
-    let header = header.replace("{workload}", &workload().display().to_string());
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut quote = None;
-    let mut in_word = false;
-    for c in header.chars() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), c) => cur.push(c),
-            (None, '"' | '\'') => {
-                quote = Some(c);
-                in_word = true;
-            }
-            (None, c) if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            (None, c) => {
-                cur.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if in_word {
-        words.push(cur);
-    }
-    words
+    tests::case_args(source, &workload())
 }
 
 pub fn run(args: &[String], script: &Path) -> Output {
@@ -106,9 +58,7 @@ pub fn check_expected(expected_path: &Path, actual: &str) -> Option<String> {
 
 /// Kernel tests need root and BPF; say so plainly instead of skipping.
 pub fn require_bpf() {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    assert!(root, "kernel tests load BPF programs and must run as root (they do not skip)");
+    assert!(tests::is_root(), "kernel tests load BPF programs and must run as root (they do not skip)");
     assert!(
         Path::new("/sys/kernel/btf/vmlinux").exists() || Path::new("/sys/fs/bpf").exists(),
         "this kernel shows no BPF support (/sys/fs/bpf missing)"
