@@ -105,8 +105,6 @@ fn print_disassembly(compiled: &compiler::CompiledProgram, source: &str) {
     let mut out = io::stdout().lock();
     for probe in &compiled.probes {
         let _ = writeln!(out, "{} ({}):", probe.attach.probe_name(), probe.name);
-        let relocs: Vec<String> = compiled.bpf_maps.iter().map(|m| m.name.clone()).collect();
-        let _ = relocs;
         let lines = compiler::bpf::disasm::disassemble_lines(&probe.insns, &|_| None);
         let mut last_span = None;
         for line in lines {

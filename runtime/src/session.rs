@@ -201,8 +201,7 @@ fn verifier_error(probe: &ProbeProgram, e: ProgramError) -> SessionError {
 /// The last instruction index the verifier log mentions, e.g. `12: (85) call bpf_...#1`.
 fn last_insn_in_log(log: &str) -> Option<usize> {
     log.lines().rev().find_map(|line| {
-        let (num, rest) = line.split_once(": (")?;
-        let _ = rest;
+        let (num, _) = line.split_once(": (")?;
         num.trim().parse().ok()
     })
 }

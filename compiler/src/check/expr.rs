@@ -328,25 +328,7 @@ impl Checker<'_> {
         self.expect_integer(&lhs, "operand");
         self.expect_integer(&rhs, "operand");
         let both_signed = lhs.ty.is_signed() && rhs.ty.is_signed();
-        let hop = match op {
-            AstBin::Add => hir::BinaryOp::Add,
-            AstBin::Sub => hir::BinaryOp::Sub,
-            AstBin::Mul => hir::BinaryOp::Mul,
-            AstBin::Div => hir::BinaryOp::Div,
-            AstBin::Mod => hir::BinaryOp::Mod,
-            AstBin::BitAnd => hir::BinaryOp::BitAnd,
-            AstBin::BitOr => hir::BinaryOp::BitOr,
-            AstBin::BitXor => hir::BinaryOp::BitXor,
-            AstBin::Shl => hir::BinaryOp::Shl,
-            AstBin::Shr => hir::BinaryOp::Shr,
-            AstBin::Eq => hir::BinaryOp::Eq,
-            AstBin::Ne => hir::BinaryOp::Ne,
-            AstBin::Lt => hir::BinaryOp::Lt,
-            AstBin::Le => hir::BinaryOp::Le,
-            AstBin::Gt => hir::BinaryOp::Gt,
-            AstBin::Ge => hir::BinaryOp::Ge,
-            AstBin::LogicalAnd | AstBin::LogicalOr => unreachable_logical(),
-        };
+        let Some(hop) = arithmetic_or_comparison(op) else { return error_expr(span) };
         let ty = if op.is_comparison() {
             Type::I64
         } else {
@@ -398,9 +380,28 @@ impl Checker<'_> {
     }
 }
 
-fn unreachable_logical() -> hir::BinaryOp {
-    // Logical operators return early above; equality is a harmless placeholder for the type system.
-    hir::BinaryOp::Eq
+/// The HIR operator for an arithmetic, bitwise or comparison operator; `None` for `&&`/`||`,
+/// which lower to short-circuit control flow instead.
+pub(super) fn arithmetic_or_comparison(op: AstBin) -> Option<hir::BinaryOp> {
+    Some(match op {
+        AstBin::Add => hir::BinaryOp::Add,
+        AstBin::Sub => hir::BinaryOp::Sub,
+        AstBin::Mul => hir::BinaryOp::Mul,
+        AstBin::Div => hir::BinaryOp::Div,
+        AstBin::Mod => hir::BinaryOp::Mod,
+        AstBin::BitAnd => hir::BinaryOp::BitAnd,
+        AstBin::BitOr => hir::BinaryOp::BitOr,
+        AstBin::BitXor => hir::BinaryOp::BitXor,
+        AstBin::Shl => hir::BinaryOp::Shl,
+        AstBin::Shr => hir::BinaryOp::Shr,
+        AstBin::Eq => hir::BinaryOp::Eq,
+        AstBin::Ne => hir::BinaryOp::Ne,
+        AstBin::Lt => hir::BinaryOp::Lt,
+        AstBin::Le => hir::BinaryOp::Le,
+        AstBin::Gt => hir::BinaryOp::Gt,
+        AstBin::Ge => hir::BinaryOp::Ge,
+        AstBin::LogicalAnd | AstBin::LogicalOr => return None,
+    })
 }
 
 pub(super) fn string_literal(mut bytes: Vec<u8>, span: Span) -> Expr {

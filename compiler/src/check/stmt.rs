@@ -2,7 +2,7 @@
 
 use super::expr::{error_expr, key_type};
 use super::Checker;
-use crate::hir::{self, Expr, ExprKind, Stmt, StmtKind};
+use crate::hir::{Expr, ExprKind, Stmt, StmtKind};
 use crate::types::{MapValue, Type};
 use grammar::ast::{self, BinaryOp};
 use grammar::{Diagnostic, Span};
@@ -123,7 +123,7 @@ impl Checker<'_> {
             }
             return error_expr(span);
         }
-        let hop = compound_op(op);
+        let Some(hop) = super::expr::arithmetic_or_comparison(op) else { return error_expr(span) };
         let signed = current.ty.is_signed() && rhs.ty.is_signed();
         let ty = if signed { current.ty.clone() } else { Type::Int { bytes: 8, signed: current.ty.is_signed() } };
         Expr { kind: ExprKind::Binary { op: hop, lhs: Box::new(current), rhs: Box::new(rhs) }, ty, span }
@@ -266,23 +266,6 @@ impl Checker<'_> {
 fn var_expr(checker: &mut Checker<'_>, var: &ast::Ident) -> Option<Expr> {
     let e = checker.check_expr(&ast::Expr { kind: ast::ExprKind::Var(var.name.clone()), span: var.span });
     (e.ty != Type::None).then_some(e)
-}
-
-fn compound_op(op: BinaryOp) -> hir::BinaryOp {
-    match op {
-        BinaryOp::Add => hir::BinaryOp::Add,
-        BinaryOp::Sub => hir::BinaryOp::Sub,
-        BinaryOp::Mul => hir::BinaryOp::Mul,
-        BinaryOp::Div => hir::BinaryOp::Div,
-        BinaryOp::Mod => hir::BinaryOp::Mod,
-        BinaryOp::BitAnd => hir::BinaryOp::BitAnd,
-        BinaryOp::BitOr => hir::BinaryOp::BitOr,
-        BinaryOp::BitXor => hir::BinaryOp::BitXor,
-        BinaryOp::Shl => hir::BinaryOp::Shl,
-        BinaryOp::Shr => hir::BinaryOp::Shr,
-        // The parser only produces the arithmetic and bitwise compound operators.
-        _ => hir::BinaryOp::Add,
-    }
 }
 
 /// The value of an integer literal, possibly negated.
