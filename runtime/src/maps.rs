@@ -76,7 +76,7 @@ impl LoadedMap<'_> {
             MapValue::Count => MapData::Values(
                 entries
                     .iter()
-                    .filter(|(_, cpus)| !self.array_backed() || sum(cpus, 0) != 0 || self.decl.key.is_empty())
+                    // bpftrace 0.17 prints an unkeyed count() even when it never fired (`@c: 0`).
                     .map(|(k, cpus)| (user_key(k), Value::UInt(sum(cpus, 0) as u64)))
                     .collect(),
             ),
