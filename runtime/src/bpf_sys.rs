@@ -1,8 +1,9 @@
-//! Thin wrappers over the bpf(2) commands aya does not expose for raw byte keys and values: map
-//! element access with keys of any size, and BPF_PROG_TEST_RUN for BEGIN and END programs.
+//! Thin wrappers over the bpf(2) commands rbt uses directly: creating maps, loading programs,
+//! linking them to perf events, element access with keys of any size, and BPF_PROG_TEST_RUN for
+//! BEGIN and END programs.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
@@ -131,15 +132,176 @@ pub fn test_run(prog_fd: RawFd) -> io::Result<u32> {
 /// Number of possible CPUs: per-CPU map values hold one slot for each.
 pub fn possible_cpus() -> io::Result<usize> {
     let text = std::fs::read_to_string("/sys/devices/system/cpu/possible")?;
-    // Format: "0-1" or "0,2-3".
-    let mut count = 0;
+    Ok(parse_cpu_list(&text)?.len())
+}
+
+/// The CPUs of a kernel CPU list such as `0-1` or `0,2-3`.
+pub fn parse_cpu_list(text: &str) -> io::Result<Vec<u32>> {
+    let mut cpus = Vec::new();
     for part in text.trim().split(',') {
-        let mut ends = part.split('-').map(|n| n.trim().parse::<usize>());
-        match (ends.next(), ends.next()) {
-            (Some(Ok(a)), Some(Ok(b))) => count += b - a + 1,
-            (Some(Ok(_)), None) => count += 1,
-            _ => return Err(io::Error::other(format!("cannot parse possible CPUs: {text}"))),
+        let mut ends = part.split('-').map(|n| n.trim().parse::<u32>());
+        match (ends.next(), ends.next(), ends.next()) {
+            (Some(Ok(a)), Some(Ok(b)), None) if a <= b => cpus.extend(a..=b),
+            (Some(Ok(a)), None, None) => cpus.push(a),
+            _ => return Err(io::Error::other(format!("cannot parse the CPU list {text:?}"))),
         }
     }
-    Ok(count)
+    Ok(cpus)
+}
+
+const BPF_MAP_CREATE: libc::c_long = 0;
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_LINK_CREATE: libc::c_long = 28;
+
+/// Kernel object names (`map_name`, `prog_name`) hold 15 bytes and a NUL.
+const BPF_OBJ_NAME_LEN: usize = 16;
+
+/// `union bpf_attr` for BPF_MAP_CREATE, up to `map_name` (the kernel zero-fills the rest).
+#[repr(C)]
+#[derive(Default)]
+struct MapCreateAttr {
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    map_flags: u32,
+    inner_map_fd: u32,
+    numa_node: u32,
+    map_name: [u8; BPF_OBJ_NAME_LEN],
+}
+
+/// `union bpf_attr` for BPF_PROG_LOAD, up to `expected_attach_type`.
+#[repr(C)]
+#[derive(Default)]
+struct ProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; BPF_OBJ_NAME_LEN],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+}
+
+/// `union bpf_attr` for BPF_LINK_CREATE of a perf event link (`perf_event.bpf_cookie`).
+#[repr(C)]
+#[derive(Default)]
+struct LinkCreateAttr {
+    prog_fd: u32,
+    target_fd: u32,
+    attach_type: u32,
+    flags: u32,
+    bpf_cookie: u64,
+}
+
+/// `enum bpf_attach_type`: BPF_PERF_EVENT, for links to perf events.
+const BPF_PERF_EVENT: u32 = 41;
+
+/// Runs a bpf(2) command that returns a new file descriptor.
+fn bpf_fd<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<OwnedFd> {
+    // SAFETY: as in `bpf`; a non-negative result is a new descriptor that nothing else owns.
+    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut T, std::mem::size_of::<T>()) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        // SAFETY: the kernel just returned this descriptor to us.
+        Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+    }
+}
+
+/// A kernel object name: at most 15 bytes of `[A-Za-z0-9_.]`, the rest dropped.
+fn object_name(name: &str) -> [u8; BPF_OBJ_NAME_LEN] {
+    let mut out = [0u8; BPF_OBJ_NAME_LEN];
+    let valid = name.bytes().filter(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'.');
+    for (slot, b) in out.iter_mut().zip(valid.take(BPF_OBJ_NAME_LEN - 1)) {
+        *slot = b;
+    }
+    out
+}
+
+/// The shape of a map to create.
+pub struct MapSpec<'a> {
+    pub name: &'a str,
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub flags: u32,
+}
+
+pub fn map_create(spec: &MapSpec<'_>) -> io::Result<OwnedFd> {
+    let mut attr = MapCreateAttr {
+        map_type: spec.map_type,
+        key_size: spec.key_size,
+        value_size: spec.value_size,
+        max_entries: spec.max_entries,
+        map_flags: spec.flags,
+        map_name: object_name(spec.name),
+        ..MapCreateAttr::default()
+    };
+    bpf_fd(BPF_MAP_CREATE, &mut attr)
+}
+
+/// Why BPF_PROG_LOAD failed: the error and, when the verifier spoke, its log.
+pub struct ProgLoadError {
+    pub error: io::Error,
+    pub log: String,
+}
+
+/// Loads a program. `insns` are encoded 8-byte instructions. The first attempt asks for no log
+/// (the common case costs nothing); a rejected program is loaded again with the verifier's log
+/// so the caller can show why. Kernels since 6.4 keep the log's tail when it overflows; older
+/// ones fail with ENOSPC, so the buffer grows until the log fits.
+pub fn prog_load(prog_type: u32, name: &str, insns: &[u8], kern_version: u32) -> Result<OwnedFd, ProgLoadError> {
+    let license = b"GPL\0";
+    let attempt = |log: &mut [u8], log_level: u32| {
+        let mut attr = ProgLoadAttr {
+            prog_type,
+            insn_cnt: (insns.len() / 8) as u32,
+            insns: insns.as_ptr() as u64,
+            license: license.as_ptr() as u64,
+            log_level,
+            log_size: log.len() as u32,
+            log_buf: if log.is_empty() { 0 } else { log.as_mut_ptr() as u64 },
+            kern_version,
+            prog_name: object_name(name),
+            ..ProgLoadAttr::default()
+        };
+        bpf_fd(BPF_PROG_LOAD, &mut attr)
+    };
+    let first = match attempt(&mut [], 0) {
+        Ok(fd) => return Ok(fd),
+        Err(e) => e,
+    };
+    // Verbose log (1) plus statistics (4), as the verifier prints them.
+    let mut size = 1 << 20;
+    loop {
+        let mut log = vec![0u8; size];
+        let result = attempt(&mut log, 1 | 4);
+        let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+        let text = String::from_utf8_lossy(&log[..end]).into_owned();
+        match result {
+            // Loaded the second time: report the first failure without a log.
+            Ok(_) => return Err(ProgLoadError { error: first, log: text }),
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) && size < (1 << 28) => size *= 4,
+            Err(e) => return Err(ProgLoadError { error: e, log: text }),
+        }
+    }
+}
+
+/// Attaches a program to a perf event (tracepoint or timer) with a BPF link: the attachment
+/// lives exactly as long as the returned descriptor.
+pub fn link_perf_event(prog_fd: RawFd, perf_fd: RawFd) -> io::Result<OwnedFd> {
+    let mut attr = LinkCreateAttr {
+        prog_fd: prog_fd as u32,
+        target_fd: perf_fd as u32,
+        attach_type: BPF_PERF_EVENT,
+        ..LinkCreateAttr::default()
+    };
+    bpf_fd(BPF_LINK_CREATE, &mut attr)
 }

@@ -1,10 +1,12 @@
 //! The `rbt` command: a bpftrace-language tracer compiled straight to BPF.
 
+mod attach;
 mod bpf_sys;
 mod child;
 mod cli;
 mod diagnostics;
 mod events;
+mod loader;
 mod maps;
 mod output;
 mod session;
@@ -84,7 +86,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
         }
         Err(e) => return Err(e.to_string()),
     };
-    session::run(session, &mut out, args.quiet, child).map_err(|e| e.to_string())?;
+    session::run(session, &tracefs, &mut out, args.quiet, child).map_err(|e| e.to_string())?;
     Ok(ExitCode::SUCCESS)
 }
 

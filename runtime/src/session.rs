@@ -3,38 +3,44 @@
 //! Dropping the session detaches everything (aya links are file descriptors).
 
 use std::io::{self, Write};
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use aya::maps::{Map, MapData, RingBuf};
-use aya::programs::perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent};
-use aya::programs::{PerfEvent, ProgramError, RawTracePoint, TracePoint};
-use aya::{Ebpf, EbpfLoader, VerifierLogLevel};
 
+use crate::attach::{self, Attachment, ClockRate};
 use crate::bpf_sys;
 use crate::child::Child;
 use crate::events::EventDecoder;
+use crate::loader::{self, MapTable};
 use crate::maps::LoadedMap;
 use crate::output::{self, OutputFormat};
 use crate::signals::Signals;
+use crate::tracefs::Tracefs;
 use compiler::hir::{AttachPoint, PerfRate};
 use compiler::program::{CompiledProgram, ErrorCounter, MapRole, ProbeProgram};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
-    #[error("loading the BPF object failed: {0}")]
-    Load(#[source] aya::EbpfError),
     #[error("the kernel rejected the program for probe {probe}")]
     Verifier { probe: String, span: grammar::Span, log: String, insn: Option<usize> },
     #[error("attaching {probe} failed: {source}")]
-    Attach { probe: String, #[source] source: ProgramError },
+    Attach { probe: String, #[source] source: io::Error },
     #[error("{0}")]
     Io(#[from] io::Error),
 }
 
+/// One probe's program in the kernel and its attachments (none until [`Session::attach`]).
+struct LoadedProbe {
+    fd: OwnedFd,
+    attachments: Vec<Attachment>,
+}
+
 pub struct Session {
-    ebpf: Ebpf,
+    maps: MapTable,
+    /// Parallel to `program.probes`.
+    probes: Vec<LoadedProbe>,
     pub program: CompiledProgram,
-    map_fds: Vec<RawFd>,
+    map_fds: Vec<std::os::fd::RawFd>,
     ncpus: usize,
     /// Maps `zero()` has reset: their zeroed elements still exist and still print.
     zeroed: std::cell::RefCell<Vec<bool>>,
@@ -42,93 +48,65 @@ pub struct Session {
 }
 
 impl Session {
-    /// Loads every program and map into the kernel; attaches nothing yet.
+    /// Creates every map and loads every program into the kernel; attaches nothing yet.
     pub fn load(program: CompiledProgram, format: OutputFormat) -> Result<Session, SessionError> {
-        let mut ebpf = EbpfLoader::new()
-            // rbt emits no CO-RE relocations, so parsing the kernel's BTF (several MB) is wasted work.
-            .btf(None)
-            .verifier_log_level(VerifierLogLevel::DEBUG | VerifierLogLevel::STATS)
-            .load(&program.elf)
-            .map_err(SessionError::Load)?;
+        let mut maps = MapTable::default();
+        maps.create_missing(&program.bpf_maps)?;
         let mut map_fds = Vec::new();
         for m in &program.bpf_maps {
-            let fd = ebpf.map(&m.name).and_then(map_data).map(|d| d.fd().as_fd().as_raw_fd());
-            map_fds.push(fd.ok_or_else(|| io::Error::other(format!("map {} missing after load", m.name)))?);
+            map_fds.push(maps.fd(&m.name).ok_or_else(|| io::Error::other(format!("map {} missing after load", m.name)))?);
         }
+        let mut insns = loader::relocate(&program.elf, &maps)?;
+        let mut probes = Vec::with_capacity(program.probes.len());
         for probe in &program.probes {
-            let prog = ebpf
-                .program_mut(&probe.name)
-                .ok_or_else(|| io::Error::other(format!("program {} missing after load", probe.name)))?;
-            let result = match &probe.attach {
-                AttachPoint::Begin | AttachPoint::End => {
-                    let p: &mut RawTracePoint = prog.try_into().map_err(|e| attach_error(probe, e))?;
-                    p.load()
-                }
-                AttachPoint::Tracepoint { .. } => {
-                    let p: &mut TracePoint = prog.try_into().map_err(|e| attach_error(probe, e))?;
-                    p.load()
-                }
-                AttachPoint::Profile { .. } | AttachPoint::Interval { .. } => {
-                    let p: &mut PerfEvent = prog.try_into().map_err(|e| attach_error(probe, e))?;
-                    p.load()
-                }
-            };
-            if let Err(e) = result {
-                return Err(verifier_error(probe, e));
-            }
+            let code = insns
+                .remove(&probe.name)
+                .ok_or_else(|| io::Error::other(format!("program {} missing from the object", probe.name)))?;
+            let fd = loader::load_program(probe, &code).map_err(|e| verifier_error(probe, e))?;
+            probes.push(LoadedProbe { fd, attachments: Vec::new() });
         }
         let ncpus = bpf_sys::possible_cpus()?;
         let zeroed = std::cell::RefCell::new(vec![false; program.maps.len()]);
-        Ok(Session { ebpf, program, map_fds, ncpus, zeroed, format })
+        Ok(Session { maps, probes, program, map_fds, ncpus, zeroed, format })
     }
 
     /// Attaches every probe except BEGIN and END; returns how many probes there are in all.
-    pub fn attach(&mut self) -> Result<usize, SessionError> {
-        let cpus = aya::util::online_cpus().map_err(|(_, e)| e)?;
-        for probe in &self.program.probes {
-            let Some(prog) = self.ebpf.program_mut(&probe.name) else { continue };
-            match &probe.attach {
-                AttachPoint::Begin | AttachPoint::End => {}
-                AttachPoint::Tracepoint { category, event, .. } => {
-                    let p: &mut TracePoint = prog.try_into().map_err(|e| attach_error(probe, e))?;
-                    p.attach(category, event).map_err(|e| attach_error(probe, e))?;
-                }
+    pub fn attach(&mut self, tracefs: &Tracefs) -> Result<usize, SessionError> {
+        let cpus = online_cpus()?;
+        for (probe, loaded) in self.program.probes.iter().zip(&mut self.probes) {
+            let prog_fd = loaded.fd.as_raw_fd();
+            let attached = match &probe.attach {
+                AttachPoint::Begin | AttachPoint::End => continue,
+                AttachPoint::Tracepoint { category, event, .. } => tracefs
+                    .event_id(category, event)
+                    .and_then(|id| attach::tracepoint(prog_fd, id))
+                    .map(|a| vec![a]),
                 AttachPoint::Profile { rate } | AttachPoint::Interval { rate } => {
-                    let p: &mut PerfEvent = prog.try_into().map_err(|e| attach_error(probe, e))?;
-                    let policy = match rate {
-                        PerfRate::Hz(hz) => SamplePolicy::Frequency(*hz),
-                        PerfRate::PeriodNs(ns) => SamplePolicy::Period(*ns),
+                    let rate = match *rate {
+                        PerfRate::Hz(hz) => ClockRate::Hz(hz),
+                        PerfRate::PeriodNs(ns) => ClockRate::PeriodNs(ns),
                     };
                     // profile fires on every CPU; interval on one, as in bpftrace.
-                    let on: Vec<u32> = match probe.attach {
-                        AttachPoint::Profile { .. } => cpus.clone(),
-                        _ => cpus.first().copied().into_iter().collect(),
+                    let on = match probe.attach {
+                        AttachPoint::Profile { .. } => &cpus[..],
+                        _ => &cpus[..cpus.len().min(1)],
                     };
-                    for cpu in on {
-                        p.attach(
-                            PerfEventConfig::Software(SoftwareEvent::CpuClock),
-                            PerfEventScope::AllProcessesOneCpu { cpu },
-                            policy,
-                            false,
-                        )
-                        .map_err(|e| attach_error(probe, e))?;
-                    }
+                    on.iter().map(|&cpu| attach::cpu_clock(prog_fd, cpu, rate)).collect()
                 }
-            }
+            };
+            let attached = attached.map_err(|source| SessionError::Attach { probe: probe.attach.probe_name(), source })?;
+            loaded.attachments.extend(attached);
         }
         Ok(self.program.probes.len())
     }
 
     /// Runs every BEGIN (or END) program once.
     pub fn run_special(&mut self, end: bool) -> Result<(), SessionError> {
-        for probe in &self.program.probes {
-            let wanted = if end { AttachPoint::End } else { AttachPoint::Begin };
-            if probe.attach != wanted {
-                continue;
+        let wanted = if end { AttachPoint::End } else { AttachPoint::Begin };
+        for (probe, loaded) in self.program.probes.iter().zip(&self.probes) {
+            if probe.attach == wanted {
+                bpf_sys::test_run(loaded.fd.as_raw_fd())?;
             }
-            let Some(prog) = self.ebpf.program_mut(&probe.name) else { continue };
-            let fd = prog.fd().map_err(|e| attach_error(probe, e))?.as_fd().as_raw_fd();
-            bpf_sys::test_run(fd)?;
         }
         Ok(())
     }
@@ -161,10 +139,16 @@ impl Session {
         }
     }
 
-    /// The event ring buffer, taken out of the object so it can be read while maps are accessed.
-    pub fn take_ringbuf(&mut self) -> Result<RingBuf<MapData>, SessionError> {
-        let map = self.ebpf.take_map("rbt_events").ok_or_else(|| io::Error::other("event ring buffer missing"))?;
-        RingBuf::try_from(map).map_err(|e| SessionError::Io(io::Error::other(e.to_string())))
+    /// A reader of the event ring buffer, on its own descriptor so it can be read while maps are
+    /// accessed.
+    pub fn ringbuf(&self) -> Result<RingBuf<MapData>, SessionError> {
+        let missing = || io::Error::other("event ring buffer missing");
+        let m = self.program.bpf_maps.iter().find(|m| m.role == MapRole::Events).ok_or_else(missing)?;
+        let fd = self.maps.fd(&m.name).ok_or_else(missing)?;
+        // SAFETY: `fd` is open for as long as `self.maps` is; the clone is a new descriptor.
+        let owned = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }.try_clone_to_owned()?;
+        let data = MapData::from_fd(owned).map_err(|e| io::Error::other(e.to_string()))?;
+        RingBuf::try_from(Map::RingBuf(data)).map_err(|e| SessionError::Io(io::Error::other(e.to_string())))
     }
 
     /// Every user map, read for the exit dump (bpftrace 0.17 prints empty maps too, as their
@@ -174,28 +158,17 @@ impl Session {
     }
 }
 
-fn map_data(map: &Map) -> Option<&MapData> {
-    Some(match map {
-        Map::Array(d) | Map::PerCpuArray(d) | Map::HashMap(d) | Map::PerCpuHashMap(d) | Map::RingBuf(d) | Map::LruHashMap(d) | Map::StackTraceMap(d) => d,
-        _ => return None,
-    })
+fn verifier_error(probe: &ProbeProgram, e: bpf_sys::ProgLoadError) -> SessionError {
+    let log = if e.log.trim().is_empty() { e.error.to_string() } else { e.log };
+    let insn = last_insn_in_log(&log);
+    let span = insn.and_then(|i| probe.insn_spans.get(i)).copied().unwrap_or(probe.span);
+    SessionError::Verifier { probe: probe.attach.probe_name(), span, log, insn }
 }
 
-fn attach_error(probe: &ProbeProgram, source: ProgramError) -> SessionError {
-    SessionError::Attach { probe: probe.attach.probe_name(), source }
-}
-
-fn verifier_error(probe: &ProbeProgram, e: ProgramError) -> SessionError {
-    match e {
-        ProgramError::LoadError { verifier_log, io_error } => {
-            let log = format!("{verifier_log}");
-            let log = if log.trim().is_empty() { io_error.to_string() } else { log };
-            let insn = last_insn_in_log(&log);
-            let span = insn.and_then(|i| probe.insn_spans.get(i)).copied().unwrap_or(probe.span);
-            SessionError::Verifier { probe: probe.attach.probe_name(), span, log, insn }
-        }
-        other => attach_error(probe, other),
-    }
+/// The CPUs to start timers on, from `/sys/devices/system/cpu/online` (e.g. `0-1` or `0,2-3`).
+fn online_cpus() -> io::Result<Vec<u32>> {
+    let text = std::fs::read_to_string("/sys/devices/system/cpu/online")?;
+    bpf_sys::parse_cpu_list(&text)
 }
 
 /// The last instruction index the verifier log mentions, e.g. `12: (85) call bpf_...#1`.
@@ -209,17 +182,18 @@ fn last_insn_in_log(log: &str) -> Option<usize> {
 /// Runs the whole session: BEGIN, events, END, exit dump. Returns when tracing is over.
 pub fn run(
     mut session: Session,
+    tracefs: &Tracefs,
     out: &mut dyn Write,
     quiet: bool,
     mut child: Option<Child>,
 ) -> Result<(), SessionError> {
     let signals = Signals::block()?;
-    let nprobes = session.attach()?;
+    let nprobes = session.attach(tracefs)?;
     if !quiet {
         output::write_attached_probes(out, session.format, nprobes as u64)?;
         out.flush()?;
     }
-    let mut ringbuf = session.take_ringbuf()?;
+    let mut ringbuf = session.ringbuf()?;
     let mut decoder = EventDecoder::new();
     session.run_special(false)?;
     let mut done = decoder.drain(&mut ringbuf, &session, out)?;

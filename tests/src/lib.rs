@@ -80,6 +80,69 @@ pub fn case_args(source: &str, workload: &Path) -> Vec<String> {
     words
 }
 
+/// A kind of BPF kernel object, as `bpf(2)` looks them up by id.
+#[derive(Clone, Copy, Debug)]
+pub enum BpfObject {
+    Program,
+    Map,
+    Link,
+}
+
+/// The BPF object ids a process holds open, from its `/proc/PID/fdinfo` files, e.g.
+///
+/// ```text
+/// pos: 0
+/// flags: 02000002
+/// link_type: perf
+/// link_id: 300
+/// prog_id: 2514
+/// ```
+///
+/// (A link's fdinfo names its program too; that program is also held by its own descriptor.)
+pub fn bpf_objects_of(pid: u32) -> Vec<(BpfObject, u32)> {
+    let mut found = Vec::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else { return found };
+    for entry in dir.flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
+        for line in text.lines() {
+            let Some((key, value)) = line.split_once(':') else { continue };
+            let kind = match key {
+                "prog_id" => BpfObject::Program,
+                "map_id" => BpfObject::Map,
+                "link_id" => BpfObject::Link,
+                _ => continue,
+            };
+            if let Ok(id) = value.trim().parse() {
+                found.push((kind, id));
+            }
+        }
+    }
+    found.sort_by_key(|&(kind, id)| (kind as u8, id));
+    found.dedup_by_key(|&mut (kind, id)| (kind as u8, id));
+    found
+}
+
+/// Whether the kernel still has the BPF object `id`: asks `bpf(2)` for a descriptor by id.
+pub fn bpf_object_exists(kind: BpfObject, id: u32) -> bool {
+    // BPF_PROG_GET_FD_BY_ID, BPF_MAP_GET_FD_BY_ID, BPF_LINK_GET_FD_BY_ID.
+    let cmd: libc::c_long = match kind {
+        BpfObject::Program => 13,
+        BpfObject::Map => 14,
+        BpfObject::Link => 30,
+    };
+    // `union bpf_attr` for the *_GET_FD_BY_ID commands: the id, then next_id and open_flags.
+    let attr: [u32; 3] = [id, 0, 0];
+    // SAFETY: `attr` is a valid, fully initialised bpf_attr prefix for these commands and lives
+    // for the whole call; its size is passed along.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_ptr(), std::mem::size_of_val(&attr)) };
+    if fd >= 0 {
+        // SAFETY: the kernel just gave us this descriptor and nothing else owns it.
+        unsafe { libc::close(fd as i32) };
+        return true;
+    }
+    std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOENT)
+}
+
 /// Splits `text` at whitespace outside single or double quotes, dropping the quotes.
 pub fn split_words(text: &str) -> Vec<String> {
     let mut words = Vec::new();

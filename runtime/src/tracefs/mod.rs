@@ -110,6 +110,16 @@ impl Tracefs {
         parse_format(category, event, &text).map_err(|source| TracefsError::Format { path, source })
     }
 
+    /// The perf event id of a tracepoint (`events/CATEGORY/EVENT/id`), which attaching needs.
+    pub fn event_id(&self, category: &str, event: &str) -> io::Result<u64> {
+        let path = self.root.join("events").join(category).join(event).join("id");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        text.trim()
+            .parse()
+            .map_err(|_| io::Error::other(format!("{}: not a tracepoint id: {:?}", path.display(), text.trim())))
+    }
+
     fn format_path(&self, category: &str, event: &str) -> PathBuf {
         self.root.join("events").join(category).join(event).join("format")
     }

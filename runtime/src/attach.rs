@@ -1,0 +1,126 @@
+//! Attaching loaded programs to the kernel through perf events: tracepoints and the CPU clock
+//! (profile and interval). Every attachment is a pair of file descriptors — the perf event and
+//! the BPF link tying the program to it — so closing them, or the process dying in any way,
+//! detaches the program: nothing is ever registered by name in tracefs.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use crate::bpf_sys;
+
+/// `struct perf_event_attr` up to `sample_max_stack` (PERF_ATTR_SIZE_VER5, 112 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct PerfEventAttr {
+    type_: u32,
+    size: u32,
+    config: u64,
+    /// `sample_period`, or `sample_freq` when the `freq` flag is set.
+    sample_period_or_freq: u64,
+    sample_type: u64,
+    read_format: u64,
+    /// The bitfield `disabled:1, inherit:1, ..., freq:1 (bit 10), ...`.
+    flags: u64,
+    wakeup_events: u32,
+    bp_type: u32,
+    config1: u64,
+    config2: u64,
+    branch_sample_type: u64,
+    sample_regs_user: u64,
+    sample_stack_user: u32,
+    clockid: i32,
+    sample_regs_intr: u64,
+    aux_watermark: u32,
+    sample_max_stack: u16,
+    reserved: u16,
+}
+
+const PERF_TYPE_SOFTWARE: u32 = 1;
+const PERF_TYPE_TRACEPOINT: u32 = 2;
+const PERF_COUNT_SW_CPU_CLOCK: u64 = 0;
+const PERF_ATTR_FLAG_FREQ: u64 = 1 << 10;
+const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;
+const PERF_EVENT_IOC_ENABLE: libc::c_ulong = 0x2400;
+const PERF_EVENT_IOC_SET_BPF: libc::c_ulong = 0x4004_2408;
+
+/// One program attached to one perf event.
+pub struct Attachment {
+    /// The BPF link; `None` on kernels older than 5.15, where the program is set on the perf
+    /// event itself with an ioctl and detaches when the event is closed.
+    _link: Option<OwnedFd>,
+    _perf: OwnedFd,
+}
+
+/// How often a CPU-clock event fires.
+#[derive(Clone, Copy, Debug)]
+pub enum ClockRate {
+    Hz(u64),
+    PeriodNs(u64),
+}
+
+/// Attaches `prog_fd` (a BPF_PROG_TYPE_TRACEPOINT program) to the tracepoint whose tracefs id is
+/// `id`. One event on CPU 0 is enough: the program runs for hits on every CPU.
+pub fn tracepoint(prog_fd: RawFd, id: u64) -> io::Result<Attachment> {
+    let attr = PerfEventAttr {
+        type_: PERF_TYPE_TRACEPOINT,
+        config: id,
+        sample_period_or_freq: 1,
+        wakeup_events: 1,
+        ..PerfEventAttr::default()
+    };
+    attach(prog_fd, perf_event_open(&attr, 0)?)
+}
+
+/// Attaches `prog_fd` (a BPF_PROG_TYPE_PERF_EVENT program) to the CPU clock of `cpu`.
+pub fn cpu_clock(prog_fd: RawFd, cpu: u32, rate: ClockRate) -> io::Result<Attachment> {
+    let (period, flags) = match rate {
+        ClockRate::Hz(hz) => (hz, PERF_ATTR_FLAG_FREQ),
+        ClockRate::PeriodNs(ns) => (ns, 0),
+    };
+    let attr = PerfEventAttr {
+        type_: PERF_TYPE_SOFTWARE,
+        config: PERF_COUNT_SW_CPU_CLOCK,
+        sample_period_or_freq: period,
+        flags,
+        ..PerfEventAttr::default()
+    };
+    attach(prog_fd, perf_event_open(&attr, cpu as i32)?)
+}
+
+fn attach(prog_fd: RawFd, perf: OwnedFd) -> io::Result<Attachment> {
+    match bpf_sys::link_perf_event(prog_fd, perf.as_raw_fd()) {
+        Ok(link) => Ok(Attachment { _link: Some(link), _perf: perf }),
+        // No perf links before 5.15: set the program on the event directly.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) => {
+            ioctl(&perf, PERF_EVENT_IOC_SET_BPF, prog_fd as libc::c_ulong)?;
+            ioctl(&perf, PERF_EVENT_IOC_ENABLE, 0)?;
+            Ok(Attachment { _link: None, _perf: perf })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Opens a perf event for every process on `cpu`.
+fn perf_event_open(attr: &PerfEventAttr, cpu: i32) -> io::Result<OwnedFd> {
+    let mut attr_sized = *attr;
+    attr_sized.size = std::mem::size_of::<PerfEventAttr>() as u32;
+    // SAFETY: `attr_sized` is a fully initialised perf_event_attr whose `size` field says how
+    // much of it the kernel may read; pid -1 with a CPU means every process on that CPU.
+    let fd = unsafe {
+        libc::syscall(libc::SYS_perf_event_open, &attr_sized as *const PerfEventAttr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC)
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor to us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+fn ioctl(fd: &OwnedFd, request: libc::c_ulong, arg: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: both requests take an integer argument, not a pointer.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), request, arg) } < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,107 @@
+//! Loading a compiled object into the kernel: creating its maps, relocating its programs with
+//! aya-obj, and loading each program with BPF_PROG_LOAD.
+//!
+//! rbt does this itself rather than through aya's `EbpfLoader`, for two reasons. Maps live in a
+//! [`MapTable`] keyed by name that outlives any one object, so programs compiled later (the REPL)
+//! load against the maps that are already there. And nothing is done that rbt's objects do not
+//! need: `EbpfLoader` reads and parses the kernel's whole BTF (several MB) and probes a dozen
+//! kernel features on every start, which was half of rbt's start-up time; rbt emits no CO-RE
+//! relocations and no BTF-defined maps, so it needs neither.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use aya_obj::generated::bpf_insn;
+use aya_obj::Object;
+use compiler::hir::AttachPoint;
+use compiler::program::{BpfMap, ProbeProgram};
+
+use crate::bpf_sys::{self, MapSpec, ProgLoadError};
+
+/// `enum bpf_prog_type` values rbt loads.
+const BPF_PROG_TYPE_TRACEPOINT: u32 = 5;
+const BPF_PROG_TYPE_PERF_EVENT: u32 = 7;
+const BPF_PROG_TYPE_RAW_TRACEPOINT: u32 = 17;
+
+/// The kernel maps of a session, by their name in the object.
+#[derive(Default)]
+pub struct MapTable {
+    by_name: HashMap<String, OwnedFd>,
+}
+
+impl MapTable {
+    /// Creates each map of `maps` that the table does not hold yet.
+    pub fn create_missing(&mut self, maps: &[BpfMap]) -> io::Result<()> {
+        for m in maps {
+            if self.by_name.contains_key(&m.name) {
+                continue;
+            }
+            let spec = MapSpec {
+                name: &m.name,
+                map_type: m.map_type,
+                key_size: m.key_size,
+                value_size: m.value_size,
+                max_entries: m.max_entries,
+                flags: m.flags,
+            };
+            let fd = bpf_sys::map_create(&spec)
+                .map_err(|e| io::Error::new(e.kind(), format!("creating BPF map {}: {e}", m.name)))?;
+            self.by_name.insert(m.name.clone(), fd);
+        }
+        Ok(())
+    }
+
+    pub fn fd(&self, name: &str) -> Option<RawFd> {
+        self.by_name.get(name).map(AsRawFd::as_raw_fd)
+    }
+}
+
+/// Reads the object with aya-obj and patches every map reference with the descriptor of the map
+/// of that name in `maps`. Returns each program's instructions, encoded, by program name.
+pub fn relocate(elf: &[u8], maps: &MapTable) -> io::Result<HashMap<String, Vec<u8>>> {
+    let mut obj = Object::parse(elf).map_err(|e| io::Error::other(format!("reading the BPF object: {e}")))?;
+    let defs = std::mem::take(&mut obj.maps);
+    let mut resolved = Vec::with_capacity(defs.len());
+    for (name, def) in &defs {
+        let fd = maps.fd(name).ok_or_else(|| io::Error::other(format!("map {name} was not created")))?;
+        resolved.push((name.as_str(), fd, def));
+    }
+    let text_sections: HashSet<usize> = obj.functions.keys().map(|(section, _)| *section).collect();
+    obj.relocate_maps(resolved.into_iter(), &text_sections)
+        .map_err(|e| io::Error::other(format!("relocating maps: {e}")))?;
+    obj.relocate_calls(&text_sections)
+        .map_err(|e| io::Error::other(format!("linking functions: {e}")))?;
+    let mut out = HashMap::new();
+    for (name, program) in &obj.programs {
+        let function = obj
+            .functions
+            .get(&program.function_key())
+            .ok_or_else(|| io::Error::other(format!("program {name} has no instructions")))?;
+        out.insert(name.clone(), encode(&function.instructions));
+    }
+    Ok(out)
+}
+
+fn encode(insns: &[bpf_insn]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(insns.len() * 8);
+    for insn in insns {
+        let regs = insn.dst_reg() | (insn.src_reg() << 4);
+        bytes.push(insn.code);
+        bytes.push(regs);
+        bytes.extend_from_slice(&insn.off.to_le_bytes());
+        bytes.extend_from_slice(&insn.imm.to_le_bytes());
+    }
+    bytes
+}
+
+/// Loads one probe's program; the verifier's log comes back in the error.
+pub fn load_program(probe: &ProbeProgram, insns: &[u8]) -> Result<OwnedFd, ProgLoadError> {
+    let prog_type = match probe.attach {
+        // BEGIN and END run once, through BPF_PROG_TEST_RUN, which raw tracepoint programs allow.
+        AttachPoint::Begin | AttachPoint::End => BPF_PROG_TYPE_RAW_TRACEPOINT,
+        AttachPoint::Tracepoint { .. } => BPF_PROG_TYPE_TRACEPOINT,
+        AttachPoint::Profile { .. } | AttachPoint::Interval { .. } => BPF_PROG_TYPE_PERF_EVENT,
+    };
+    bpf_sys::prog_load(prog_type, &probe.name, insns, 0)
+}
