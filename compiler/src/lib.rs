@@ -16,6 +16,6 @@ pub mod types;
 
 pub use check::CheckOptions;
 pub use compile::{compile, CompileOptions};
-pub use lower::LowerOptions;
+pub use lower::{EventTransport, LowerOptions};
 pub use program::CompiledProgram;
 pub use tracepoint::{FieldType, ProbeCatalog, TracepointField, TracepointFormat};

@@ -131,8 +131,12 @@ pub fn test_run(prog_fd: RawFd) -> io::Result<u32> {
 
 /// Number of possible CPUs: per-CPU map values hold one slot for each.
 pub fn possible_cpus() -> io::Result<usize> {
-    let text = std::fs::read_to_string("/sys/devices/system/cpu/possible")?;
-    Ok(parse_cpu_list(&text)?.len())
+    Ok(cpu_list("possible")?.len())
+}
+
+/// The CPUs of `/sys/devices/system/cpu/{possible,online}`.
+pub fn cpu_list(which: &str) -> io::Result<Vec<u32>> {
+    parse_cpu_list(&std::fs::read_to_string(format!("/sys/devices/system/cpu/{which}"))?)
 }
 
 /// The CPUs of a kernel CPU list such as `0-1` or `0,2-3`.

@@ -1,11 +1,10 @@
-//! Decoding ring buffer records into output: printf lines, time, print(), clear/zero, exit.
+//! Decoding event records into output: printf lines, time, print(), clear/zero, exit.
 //! Record layout (see `compiler::program::EventKind`): u32 kind, u32 index, then 8-byte aligned
 //! arguments laid out as their types.
 
 use std::io::{self, Write};
 
-use aya::maps::{MapData, RingBuf};
-
+use crate::event_source::EventSource;
 use crate::maps::{decode, read_u64};
 use crate::output::{self, MessageKind, PreparedPrintf, PrintfArg, Value};
 use crate::session::Session;
@@ -33,13 +32,8 @@ impl EventDecoder {
 
     /// Handles every queued record; returns true once `exit()` has been seen. Records after an
     /// exit are discarded, as bpftrace stops processing at exit.
-    pub fn drain(&mut self, ringbuf: &mut RingBuf<MapData>, session: &Session, out: &mut dyn Write) -> io::Result<bool> {
-        while let Some(item) = ringbuf.next() {
-            if self.exited {
-                continue;
-            }
-            self.handle(&item, session, out)?;
-        }
+    pub fn drain(&mut self, source: &mut EventSource, session: &Session, out: &mut dyn Write) -> io::Result<bool> {
+        source.for_each(|record| if self.exited { Ok(()) } else { self.handle(record, session, out) })?;
         Ok(self.exited)
     }
 

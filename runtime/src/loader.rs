@@ -57,6 +57,19 @@ impl MapTable {
     }
 }
 
+/// Whether the kernel has BPF ring buffers (Linux 5.8+): creates a one-page one and drops it.
+pub fn ringbuf_supported(page_size: u32) -> bool {
+    let spec = MapSpec {
+        name: "rbt_probe",
+        map_type: compiler::bpf::helpers::BPF_MAP_TYPE_RINGBUF,
+        key_size: 0,
+        value_size: 0,
+        max_entries: page_size,
+        flags: 0,
+    };
+    bpf_sys::map_create(&spec).is_ok()
+}
+
 /// Reads the object with aya-obj and patches every map reference with the descriptor of the map
 /// of that name in `maps`. Returns each program's instructions, encoded, by program name.
 pub fn relocate(elf: &[u8], maps: &MapTable) -> io::Result<HashMap<String, Vec<u8>>> {

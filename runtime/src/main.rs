@@ -5,6 +5,7 @@ mod bpf_sys;
 mod child;
 mod cli;
 mod diagnostics;
+mod event_source;
 mod events;
 mod loader;
 mod maps;
@@ -60,6 +61,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
     options.lower.pid_filter = args.pid;
     options.lower.map_keys_max = env_u32("RBT_MAP_KEYS_MAX", 4096);
     options.lower.start_ns = monotonic_ns();
+    options.lower.events = event_transport(dry_run)?;
     let (compiled, diags) = compiler::compile(&source, &tracefs as &dyn ProbeCatalog, &options);
     diagnostics::emit(&diags, &name, &source);
     let Some(compiled) = compiled else {
@@ -130,6 +132,31 @@ fn list(args: &Args) -> Result<ExitCode, String> {
     let text = tracefs::list_probes(&tracefs, pattern, args.verbose).map_err(|e| e.to_string())?;
     print!("{text}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Ring buffer where the kernel has one, else a perf buffer per CPU; `RBT_EVENTS=ringbuf|perf`
+/// chooses. A dry run, which loads nothing, assumes a ring buffer. The ring buffer holds
+/// `RBT_RINGBUF_PAGES` pages (default 2048, 8 MiB; rounded up to a power of two).
+fn event_transport(dry_run: bool) -> Result<compiler::EventTransport, String> {
+    let pages = env_u32("RBT_RINGBUF_PAGES", 2048).clamp(1, 1 << 18).next_power_of_two();
+    let ring = compiler::EventTransport::RingBuf { bytes: pages * page_size() };
+    let perf = || -> Result<compiler::EventTransport, String> {
+        // The array is indexed by CPU number: it needs a slot up to the highest possible CPU.
+        let possible = bpf_sys::cpu_list("possible").map_err(|e| format!("cannot list CPUs: {e}"))?;
+        Ok(compiler::EventTransport::PerfArray { cpus: possible.iter().max().map_or(1, |&m| m + 1) })
+    };
+    match std::env::var("RBT_EVENTS").ok().as_deref() {
+        Some("ringbuf") => Ok(ring),
+        Some("perf") => perf(),
+        Some(other) => Err(format!("RBT_EVENTS={other}: use ringbuf or perf")),
+        None if dry_run || loader::ringbuf_supported(page_size()) => Ok(ring),
+        None => perf(),
+    }
+}
+
+fn page_size() -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    u32::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096)
 }
 
 fn is_root() -> bool {

@@ -5,11 +5,12 @@
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 
-use aya::maps::{Map, MapData, RingBuf};
+use aya::maps::MapData;
 
 use crate::attach::{self, Attachment, ClockRate};
 use crate::bpf_sys;
 use crate::child::Child;
+use crate::event_source::EventSource;
 use crate::events::EventDecoder;
 use crate::loader::{self, MapTable};
 use crate::maps::LoadedMap;
@@ -72,7 +73,7 @@ impl Session {
 
     /// Attaches every probe except BEGIN and END; returns how many probes there are in all.
     pub fn attach(&mut self, tracefs: &Tracefs) -> Result<usize, SessionError> {
-        let cpus = online_cpus()?;
+        let cpus = bpf_sys::cpu_list("online")?;
         for (probe, loaded) in self.program.probes.iter().zip(&mut self.probes) {
             let prog_fd = loaded.fd.as_raw_fd();
             let attached = match &probe.attach {
@@ -139,16 +140,19 @@ impl Session {
         }
     }
 
-    /// A reader of the event ring buffer, on its own descriptor so it can be read while maps are
-    /// accessed.
-    pub fn ringbuf(&self) -> Result<RingBuf<MapData>, SessionError> {
-        let missing = || io::Error::other("event ring buffer missing");
+    /// A reader of the events, on its own descriptor so it can be read while maps are accessed.
+    pub fn events(&self) -> Result<EventSource, SessionError> {
+        let missing = || io::Error::other("event map missing");
         let m = self.program.bpf_maps.iter().find(|m| m.role == MapRole::Events).ok_or_else(missing)?;
         let fd = self.maps.fd(&m.name).ok_or_else(missing)?;
         // SAFETY: `fd` is open for as long as `self.maps` is; the clone is a new descriptor.
         let owned = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }.try_clone_to_owned()?;
         let data = MapData::from_fd(owned).map_err(|e| io::Error::other(e.to_string()))?;
-        RingBuf::try_from(Map::RingBuf(data)).map_err(|e| SessionError::Io(io::Error::other(e.to_string())))
+        Ok(if m.map_type == compiler::bpf::helpers::BPF_MAP_TYPE_RINGBUF {
+            EventSource::ring(data)?
+        } else {
+            EventSource::perf(data, &bpf_sys::cpu_list("online")?)?
+        })
     }
 
     /// Every user map, read for the exit dump (bpftrace 0.17 prints empty maps too, as their
@@ -165,18 +169,36 @@ fn verifier_error(probe: &ProbeProgram, e: bpf_sys::ProgLoadError) -> SessionErr
     SessionError::Verifier { probe: probe.attach.probe_name(), span, log, insn }
 }
 
-/// The CPUs to start timers on, from `/sys/devices/system/cpu/online` (e.g. `0-1` or `0,2-3`).
-fn online_cpus() -> io::Result<Vec<u32>> {
-    let text = std::fs::read_to_string("/sys/devices/system/cpu/online")?;
-    bpf_sys::parse_cpu_list(&text)
-}
-
 /// The last instruction index the verifier log mentions, e.g. `12: (85) call bpf_...#1`.
 fn last_insn_in_log(log: &str) -> Option<usize> {
     log.lines().rev().find_map(|line| {
         let (num, _) = line.split_once(": (")?;
         num.trim().parse().ok()
     })
+}
+
+/// Reports events lost to a full buffer as bpftrace does: a `Lost N events` line among the output
+/// when new losses are seen (checked every 100 ms at most), and the rest at the end.
+#[derive(Default)]
+struct LostEvents {
+    reported: u64,
+    last_check: Option<std::time::Instant>,
+}
+
+impl LostEvents {
+    fn due(&self) -> bool {
+        self.last_check.is_none_or(|t| t.elapsed() >= std::time::Duration::from_millis(100))
+    }
+
+    fn report(&mut self, session: &Session, out: &mut dyn Write) -> io::Result<()> {
+        self.last_check = Some(std::time::Instant::now());
+        let lost = session.error_count(ErrorCounter::LostEvents);
+        if lost > self.reported {
+            output::write_lost_events(out, session.format, lost - self.reported)?;
+            self.reported = lost;
+        }
+        Ok(())
+    }
 }
 
 /// Runs the whole session: BEGIN, events, END, exit dump. Returns when tracing is over.
@@ -193,10 +215,12 @@ pub fn run(
         output::write_attached_probes(out, session.format, nprobes as u64)?;
         out.flush()?;
     }
-    let mut ringbuf = session.ringbuf()?;
+    let mut events = session.events()?;
+    let event_fds = events.fds();
+    let mut lost = LostEvents::default();
     let mut decoder = EventDecoder::new();
     session.run_special(false)?;
-    let mut done = decoder.drain(&mut ringbuf, &session, out)?;
+    let mut done = decoder.drain(&mut events, &session, out)?;
     out.flush()?;
     if let Some(c) = child.as_mut() {
         if !done {
@@ -213,10 +237,10 @@ pub fn run(
         done = true;
     }
     while !done {
-        let mut fds = [
-            libc::pollfd { fd: ringbuf.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: signals.fd(), events: libc::POLLIN, revents: 0 },
-        ];
+        let mut fds: Vec<libc::pollfd> = std::iter::once(signals.fd())
+            .chain(event_fds.iter().copied())
+            .map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 })
+            .collect();
         // SAFETY: `fds` is a valid array of pollfd for the duration of the call.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 200) };
         if n < 0 {
@@ -225,9 +249,12 @@ pub fn run(
                 return Err(e.into());
             }
         }
-        done = decoder.drain(&mut ringbuf, &session, out)?;
+        done = decoder.drain(&mut events, &session, out)?;
+        if lost.due() {
+            lost.report(&session, out)?;
+        }
         out.flush()?;
-        if fds[1].revents != 0 {
+        if fds[0].revents != 0 {
             for sig in signals.read() {
                 if sig == libc::SIGINT || sig == libc::SIGTERM {
                     done = true;
@@ -241,14 +268,11 @@ pub fn run(
         }
     }
     // Events still queued when tracing stopped are printed before END runs, as bpftrace does.
-    decoder.drain(&mut ringbuf, &session, out)?;
+    decoder.drain(&mut events, &session, out)?;
     decoder.resume();
     session.run_special(true)?;
-    decoder.drain(&mut ringbuf, &session, out)?;
-    let lost = session.error_count(ErrorCounter::LostEvents);
-    if lost > 0 {
-        output::write_lost_events(out, session.format, lost)?;
-    }
+    decoder.drain(&mut events, &session, out)?;
+    lost.report(&session, out)?;
     let dumps = session.dump_maps()?;
     output::write_exit_dump(out, session.format, &dumps)?;
     out.flush()?;
@@ -259,7 +283,7 @@ pub fn run(
     if let Some(mut c) = child {
         c.kill_and_wait();
     }
-    drop(ringbuf);
+    drop(events);
     drop(session);
     Ok(())
 }

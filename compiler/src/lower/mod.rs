@@ -18,8 +18,8 @@ use builder::FnBuilder;
 pub struct LowerOptions {
     /// Most keys a keyed map holds (`RBT_MAP_KEYS_MAX`, default 4096 as bpftrace).
     pub map_keys_max: u32,
-    /// Ring buffer size in bytes (a power of two, a multiple of the page size).
-    pub ringbuf_bytes: u32,
+    /// How events (printf, print, exit, ...) reach user space.
+    pub events: EventTransport,
     /// `CLOCK_MONOTONIC` time in ns when tracing starts, for `elapsed`.
     pub start_ns: u64,
     pub cpid: Option<u32>,
@@ -27,9 +27,24 @@ pub struct LowerOptions {
     pub pid_filter: Option<u32>,
 }
 
+/// The channel events take to user space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventTransport {
+    /// One BPF ring buffer of `bytes` (a power of two, a multiple of the page size); Linux 5.8+.
+    RingBuf { bytes: u32 },
+    /// A perf event array with one buffer per possible CPU, for kernels without ring buffers.
+    PerfArray { cpus: u32 },
+}
+
 impl Default for LowerOptions {
     fn default() -> LowerOptions {
-        LowerOptions { map_keys_max: 4096, ringbuf_bytes: 1 << 23, start_ns: 0, cpid: None, pid_filter: None }
+        LowerOptions {
+            map_keys_max: 4096,
+            events: EventTransport::RingBuf { bytes: 1 << 23 },
+            start_ns: 0,
+            cpid: None,
+            pid_filter: None,
+        }
     }
 }
 
@@ -51,15 +66,11 @@ pub fn lower(program: &hir::Program, options: &LowerOptions) -> Lowered {
         bpf_maps.push(storage_for(decl, options));
     }
     let events = MapRef(bpf_maps.len() as u32);
-    bpf_maps.push(BpfMap {
-        name: "rbt_events".into(),
-        role: MapRole::Events,
-        map_type: bpf_consts::BPF_MAP_TYPE_RINGBUF,
-        key_size: 0,
-        value_size: 0,
-        max_entries: options.ringbuf_bytes,
-        flags: 0,
-    });
+    let (map_type, key_size, value_size, max_entries) = match options.events {
+        EventTransport::RingBuf { bytes } => (bpf_consts::BPF_MAP_TYPE_RINGBUF, 0, 0, bytes),
+        EventTransport::PerfArray { cpus } => (bpf_consts::BPF_MAP_TYPE_PERF_EVENT_ARRAY, 4, 4, cpus),
+    };
+    bpf_maps.push(BpfMap { name: "rbt_events".into(), role: MapRole::Events, map_type, key_size, value_size, max_entries, flags: 0 });
     let errors = MapRef(bpf_maps.len() as u32);
     bpf_maps.push(BpfMap {
         name: "rbt_errors".into(),

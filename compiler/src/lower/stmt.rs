@@ -135,14 +135,28 @@ impl ProbeLowering<'_> {
         self.send(record, size);
     }
 
-    /// `bpf_ringbuf_output`; a full ring buffer counts a lost event.
+    /// `bpf_ringbuf_output` (or `bpf_perf_event_output` to this CPU's buffer); a full buffer
+    /// counts a lost event.
     fn send(&mut self, record: StackRef, size: u32) {
         let r = self.b.reg();
-        self.b.push(Op::Call {
-            dst: Some(r),
-            helper: Helper::RingbufOutput,
-            args: vec![Arg::Map(self.events), Arg::Stack(record), Arg::Imm(size as i32), Arg::Imm(0)],
-        });
+        let call = match self.options.events {
+            super::EventTransport::RingBuf { .. } => Op::Call {
+                dst: Some(r),
+                helper: Helper::RingbufOutput,
+                args: vec![Arg::Map(self.events), Arg::Stack(record), Arg::Imm(size as i32), Arg::Imm(0)],
+            },
+            super::EventTransport::PerfArray { .. } => {
+                // BPF_F_CURRENT_CPU is 0xffffffff as a u64: an i32 immediate would sign-extend.
+                let flags = self.b.reg();
+                self.b.push(Op::Const { dst: flags, value: u64::from(u32::MAX) });
+                Op::Call {
+                    dst: Some(r),
+                    helper: Helper::PerfEventOutput,
+                    args: vec![Arg::Ctx, Arg::Map(self.events), Arg::Reg(flags), Arg::Stack(record), Arg::Imm(size as i32)],
+                }
+            }
+        };
+        self.b.push(call);
         let failed = self.b.new_block();
         let done = self.b.new_block();
         self.b.branch(Cond::Ne, r, Operand::Imm(0), failed, done);

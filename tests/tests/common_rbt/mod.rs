@@ -25,7 +25,11 @@ pub fn case_args(source: &str) -> Vec<String> {
 }
 
 pub fn run(args: &[String], script: &Path) -> Output {
-    Command::new(rbt()).args(args).arg(script).output().expect("rbt runs")
+    run_with_env(args, script, &[])
+}
+
+pub fn run_with_env(args: &[String], script: &Path, env: &[(&str, &str)]) -> Output {
+    Command::new(rbt()).args(args).arg(script).envs(env.iter().copied()).output().expect("rbt runs")
 }
 
 /// Every `*.rbt` in `tests/data/<dir>`, sorted.

@@ -1,0 +1,87 @@
+//! Where event records come from: the BPF ring buffer (Linux 5.8+), or on older kernels a perf
+//! event array with one buffer per CPU. Both hand the decoder the same records (see
+//! `compiler::program::EventKind`), read with aya's readers.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+
+use aya::maps::perf::{PerfEvent, PerfEventArray, PerfEventArrayBuffer};
+use aya::maps::{Map, MapData, RingBuf};
+
+/// Pages of each CPU's perf buffer unless `RBT_PERF_RB_PAGES` says otherwise (bpftrace's
+/// default and variable, `BPFTRACE_PERF_RB_PAGES`, too). A power of two.
+const PERF_BUFFER_PAGES: usize = 64;
+
+pub enum EventSource {
+    Ring(RingBuf<MapData>),
+    Perf {
+        buffers: Vec<PerfEventArrayBuffer<MapData>>,
+        /// A record that wrapped around the end of a buffer, put back together.
+        joined: Vec<u8>,
+    },
+}
+
+impl EventSource {
+    pub fn ring(map: MapData) -> io::Result<EventSource> {
+        let ring = RingBuf::try_from(Map::RingBuf(map)).map_err(|e| io::Error::other(e.to_string()))?;
+        Ok(EventSource::Ring(ring))
+    }
+
+    /// Opens one buffer for each CPU of `cpus` (the online ones) in the perf event array.
+    pub fn perf(map: MapData, cpus: &[u32]) -> io::Result<EventSource> {
+        let mut array = PerfEventArray::try_from(Map::PerfEventArray(map)).map_err(|e| io::Error::other(e.to_string()))?;
+        let pages = std::env::var("RBT_PERF_RB_PAGES")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .map_or(PERF_BUFFER_PAGES, |p| p.clamp(1, 1 << 16).next_power_of_two());
+        let mut buffers = Vec::new();
+        for &cpu in cpus {
+            let buffer = array
+                .open(cpu, Some(pages))
+                .map_err(|e| io::Error::other(format!("opening the perf buffer of CPU {cpu}: {e}")))?;
+            buffers.push(buffer);
+        }
+        Ok(EventSource::Perf { buffers, joined: Vec::new() })
+    }
+
+    /// The descriptors to poll for new records.
+    pub fn fds(&self) -> Vec<RawFd> {
+        match self {
+            EventSource::Ring(ring) => vec![ring.as_raw_fd()],
+            EventSource::Perf { buffers, .. } => buffers.iter().map(AsRawFd::as_raw_fd).collect(),
+        }
+    }
+
+    /// Calls `handle` on every queued record, in order per buffer, until one fails.
+    pub fn for_each(&mut self, mut handle: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
+        match self {
+            EventSource::Ring(ring) => {
+                while let Some(item) = ring.next() {
+                    handle(&item)?;
+                }
+                Ok(())
+            }
+            EventSource::Perf { buffers, joined } => {
+                let mut result = Ok(());
+                for buffer in buffers {
+                    buffer.for_each(|event| {
+                        // Lost samples are counted in the program, when the output call fails.
+                        let PerfEvent::Sample { head, tail } = event else { return };
+                        if result.is_err() {
+                            return;
+                        }
+                        result = if tail.is_empty() {
+                            handle(head)
+                        } else {
+                            joined.clear();
+                            joined.extend_from_slice(head);
+                            joined.extend_from_slice(tail);
+                            handle(joined)
+                        };
+                    });
+                }
+                result
+            }
+        }
+    }
+}
