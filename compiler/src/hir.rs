@@ -2,6 +2,7 @@
 //! field access is resolved, every expression carries its type, and each probe block is split
 //! into one [`Probe`] per concrete attach point (a wildcard expands to many).
 
+use crate::format::PrintfFormat;
 use crate::tracepoint::{FieldType, TracepointFormat};
 use crate::types::{MapValue, Type};
 use grammar::Span;
@@ -43,6 +44,9 @@ impl MapDecl {
 pub struct Format {
     pub kind: FormatKind,
     pub text: String,
+    /// The parsed printf format the runtime renders events with; `None` for `time`'s strftime
+    /// format.
+    pub printf: Option<PrintfFormat>,
     pub args: Vec<Type>,
     pub span: Span,
 }

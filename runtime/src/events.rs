@@ -6,7 +6,7 @@ use std::io::{self, Write};
 
 use crate::event_source::EventSource;
 use crate::maps::{decode, read_u64};
-use crate::output::{self, MessageKind, PreparedPrintf, PrintfArg, Value};
+use crate::output::{self, MessageKind, PrintfArg, Value};
 use crate::session::Session;
 use compiler::hir::FormatKind;
 use compiler::program::{EventKind, EVENT_HEADER};
@@ -14,15 +14,13 @@ use compiler::types::{align8, Type};
 
 pub struct EventDecoder {
     exited: bool,
-    /// Parsed printf formats by format index, filled on first use.
-    prepared: Vec<Option<PreparedPrintf>>,
     /// Reused for every printf line.
     line: Vec<u8>,
 }
 
 impl EventDecoder {
     pub fn new() -> EventDecoder {
-        EventDecoder { exited: false, prepared: Vec::new(), line: Vec::new() }
+        EventDecoder { exited: false, line: Vec::new() }
     }
 
     /// Accepts records again after an exit, for the ones END produces.
@@ -48,13 +46,10 @@ impl EventDecoder {
         match EventKind::from_u32(kind) {
             Some(EventKind::Printf) | Some(EventKind::System) => {
                 let Some(format) = program.formats.get(index) else { return Ok(()) };
+                let Some(parsed) = &format.printf else { return Ok(()) };
                 let args = decode_args(&format.args, payload);
-                if self.prepared.len() <= index {
-                    self.prepared.resize(index + 1, None);
-                }
-                let prepared = self.prepared[index].get_or_insert_with(|| PreparedPrintf::new(&format.text));
                 self.line.clear();
-                prepared.format_into(&args, &mut self.line);
+                output::render_printf(format.text.as_bytes(), parsed, &args, &mut self.line);
                 if format.kind == FormatKind::System {
                     run_system(&String::from_utf8_lossy(&self.line), session, out)?;
                 } else if session.format == output::OutputFormat::Text {
@@ -110,6 +105,8 @@ fn decode_args(types: &[Type], payload: &[u8]) -> Vec<PrintfArg> {
             Value::Int(v) => PrintfArg::Int(v),
             Value::UInt(v) => PrintfArg::UInt(v),
             Value::Str(s) => PrintfArg::Str(s),
+            // The checker lets no tuple reach a conversion, as in bpftrace 0.17; its text form
+            // is a harmless fallback.
             other => {
                 let mut text = Vec::new();
                 other.write_text(&mut text);

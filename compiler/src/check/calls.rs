@@ -1,5 +1,7 @@
 //! Checking function calls: printf and the other statement-like functions, str() and strncmp().
 
+use std::ops::Range;
+
 use super::expr::error_expr;
 use super::stmt::literal_int;
 use super::{suggest, Checker};
@@ -59,7 +61,8 @@ impl Checker<'_> {
                         }
                     },
                 };
-                let format = self.add_format(FormatKind::Time, text, Vec::new(), span);
+                let time = hir::Format { kind: FormatKind::Time, text, printf: None, args: Vec::new(), span };
+                let format = self.add_format(time);
                 StmtKind::Time { format }
             }
             "exit" => {
@@ -187,42 +190,42 @@ impl Checker<'_> {
             ));
             return None;
         }
-        let pieces = match format::parse_format(text) {
-            Ok(p) => p,
-            Err(e) => {
-                self.error(Diagnostic::error("bad-format", e.message, first.span));
-                return None;
-            }
-        };
-        let convs: Vec<_> = format::conversions(&pieces).collect();
-        if convs.len() != values.len() {
-            self.error(Diagnostic::error(
+        let printf = format::parse_printf(text.as_bytes());
+        let conversions: Vec<_> = printf.conversions().collect();
+        if conversions.len() != values.len() {
+            let mut diag = Diagnostic::error(
                 "wrong-arguments",
                 format!(
                     "{}: the format string has {} conversion{} but {} argument{} given",
                     name.name,
-                    convs.len(),
-                    if convs.len() == 1 { "" } else { "s" },
+                    conversions.len(),
+                    if conversions.len() == 1 { "" } else { "s" },
                     values.len(),
                     if values.len() == 1 { " is" } else { "s are" }
                 ),
                 span,
-            ));
+            );
+            let strays: Vec<_> = printf.stray_directives().map(|s| format!("`{}`", whole_chars(text, s))).collect();
+            if conversions.len() < values.len() && !strays.is_empty() {
+                diag = diag.with_help(format!(
+                    "{} {} plain text to bpftrace 0.17, which knows only %d %u %o %x %X %p %c %s %r \
+                     with the `-` flag, a width, a precision and the lengths hh h l ll j z t",
+                    strays.join(", "),
+                    if strays.len() == 1 { "is" } else { "are" }
+                ));
+            }
+            self.error(diag);
             return None;
         }
-        for (conv, value) in convs.iter().zip(&values) {
-            let ok = match conv.arg_kind() {
-                ArgKind::String => value.ty.is_string() || value.ty.is_integer() || matches!(value.ty, Type::Tuple(_)),
-                ArgKind::Integer => value.ty.is_integer(),
-            };
-            if !ok {
+        for (conversion, value) in conversions.iter().zip(&values) {
+            if !accepts(conversion.expects, &value.ty) {
                 self.error(Diagnostic::error(
                     "type-mismatch",
                     format!(
                         "{}: %{} specifier expects a value of type {} ({} supplied)",
                         name.name,
-                        conv.conv,
-                        if conv.arg_kind() == ArgKind::String { "string" } else { "integer" },
+                        conversion.specifier,
+                        conversion.expects.type_name(),
                         value.ty
                     ),
                     value.span,
@@ -230,13 +233,13 @@ impl Checker<'_> {
                 return None;
             }
         }
-        let types = values.iter().map(|v| v.ty.clone()).collect();
-        let index = self.add_format(kind, text.clone(), types, span);
+        let args = values.iter().map(|v| v.ty.clone()).collect();
+        let index = self.add_format(hir::Format { kind, text: text.clone(), printf: Some(printf), args, span });
         Some((index, values))
     }
 
-    fn add_format(&mut self, kind: FormatKind, text: String, args: Vec<Type>, span: Span) -> u32 {
-        self.formats.push(hir::Format { kind, text, args, span });
+    fn add_format(&mut self, format: hir::Format) -> u32 {
+        self.formats.push(format);
         self.formats.len() as u32 - 1
     }
 
@@ -312,4 +315,21 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// Whether a printf argument of type `ty` fits a conversion, as bpftrace 0.17 decides: pointers
+/// count as integers; rbt has no type for `%r`'s buffers.
+fn accepts(kind: ArgKind, ty: &Type) -> bool {
+    match kind {
+        ArgKind::Integer => ty.is_integer(),
+        ArgKind::String => ty.is_string(),
+        ArgKind::Buffer => false,
+    }
+}
+
+/// `text[span]`, widened to whole characters: a directive ends at the byte C reads as its
+/// conversion, which may start a multi-byte character.
+fn whole_chars(text: &str, span: Range<usize>) -> &str {
+    let end = (span.end..text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(text.len());
+    &text[span.start..end]
 }

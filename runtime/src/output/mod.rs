@@ -11,8 +11,8 @@
 //! - [`buckets`]: the hist/lhist bucket index scheme (shared with the BPF code generator) and labels.
 //! - [`text`], [`json`]: rendering one map in each format.
 //! - [`events`]: the banner, lost events, `print(value)`, printf/time/cat/join lines, the exit dump.
-//! - [`printf`]: printf format parsing and argument checking (pure; the compiler's checker can use it).
-//! - [`printf_render`]: the printf engine (glibc `snprintf` semantics per conversion).
+//! - [`printf`]: the printf engine (glibc `snprintf` semantics per conversion), rendering formats
+//!   parsed by `compiler::format`.
 //! - [`time`]: `time(fmt)` through `localtime_r` + `strftime`.
 //!
 //! # Kernel-side bucket indices (the BPF code generator must produce exactly these)
@@ -58,7 +58,6 @@ pub mod events;
 pub mod json;
 pub mod map;
 pub mod printf;
-pub mod printf_render;
 pub mod text;
 pub mod time;
 pub mod value;
@@ -75,11 +74,7 @@ pub use events::{
 #[allow(unused_imports)]
 pub use map::{AvgState, LhistParams, MapData, MapDump};
 #[allow(unused_imports)]
-pub use printf::{
-    parse_printf_format, validate_printf_args, ArgKind, Conversion, FormatError, SuppliedType,
-};
-#[allow(unused_imports)]
-pub use printf_render::{format_printf, PreparedPrintf, PrintfArg};
+pub use printf::{format_printf, render_printf, PrintfArg};
 #[allow(unused_imports)]
 pub use time::{format_time, DEFAULT_TIME_FORMAT};
 #[allow(unused_imports)]

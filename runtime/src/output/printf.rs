@@ -1,373 +1,405 @@
-//! printf format strings as bpftrace 0.17 reads them: which `%…` sequences are conversions, and
-//! whether the arguments fit. Pure code with no IO and no crate dependencies, so the compiler's
-//! checker can use it (or take it over) unchanged.
+//! The printf engine: bpftrace 0.17's `FormatString::format` with glibc `snprintf` semantics,
+//! rendering a format the compiler parsed ([`compiler::format`], which describes the parts and
+//! directives).
 //!
-//! # What counts as a conversion
-//!
-//! bpftrace searches the format with the regular expression
-//! `%-?[0-9]*(\.[0-9]+)?(s|r|rx|rh|c|<len>d|<len>u|<len>o|<len>x|<len>X|<len>p)` where `<len>` is
-//! empty, `hh`, `h`, `l`, `ll`, `j`, `z` or `t`. Anything else is plain text, which has surprising
-//! consequences that rbt reproduces:
-//! - Only the `-` flag exists, and only first; a leading `0` is part of the width (`%05d` works).
-//!   `%+d`, `% d`, `%#x`, `%0-5d`, `%i`, `%f`, `%.d` (precision without digits) and `%%` are not
-//!   conversions, so `printf("%i\n", 5)` fails with "Too many arguments … (1 supplied, 0 expected)".
-//! - The search restarts one byte after a failed `%`, so in `%%d` the `%d` is a conversion.
-//! - For `%r`, `%rx` and `%rh` the longest match wins (`%rx` is the hex-escaped buffer form).
-//!
-//! # Argument checks, in bpftrace's order, with its exact messages (`func` is e.g. `printf`)
-//! 1. `printf: Not enough arguments for format string (1 supplied, 2 expected)`
-//! 2. `printf: Too many arguments for format string (2 supplied, 1 expected)`
-//! 3. `debugf` only: `debugf: Cannot use more than 3 conversion specifiers`
-//! 4. `debugf` only, for conversions `bpf_trace_printk` lacks:
-//!    `debugf: Unknown format string token: %hhd`
-//! 5. per argument: `printf: %s specifier expects a value of type string (integer supplied)`;
-//!    the specifier is printed without flags and width (`%-5.3ld` → `%ld`).
-//!
-//! Arguments that bpftrace converts before the type check: `ksym`, `usym`, `probe`, `username`,
-//! `kstack`, `ustack`, `inet`, `timestamp`, `mac_address`, `cgroup_path` and `strerror` count as
-//! `string`; pointers count as `integer`. Other types keep bpftrace's type name (`tuple`, `record`,
-//! …), which only appears in the message.
+//! Each part with an argument goes through `snprintf`; the text after the last conversion prints
+//! verbatim. Consequences reproduced here, with what 0.17 prints:
+//! - `%%` is only collapsed inside a part that reaches `snprintf`: `printf("%d%%\n", 5)` → `5%%`,
+//!   `printf("100%%\n")` → `100%%`, but `printf("%% %d\n", 5)` → `% 5`.
+//! - Each part's output stops at its first NUL (bpftrace prints it as a C string), so `%c` of 0
+//!   prints nothing, and `%-5c` of 0 loses its padding: `printf("%-5c|%5c|\n", 0, 0)` → `|    |`.
+//! - Integer arguments travel as 64-bit varargs and are read back per length modifier, so `%d` shows
+//!   the low 32 bits signed, `%hhd` of 300 → `44`, `%hd` of 70000 → `4464`, `%u` of -1 →
+//!   `4294967295`, `%c` of 0x142 → `B`, `%p` of 0 → `(nil)`.
+//! - glibc ignores the `0` flag for `%s`, `%c` and `(nil)`: `%010s` pads with spaces.
+//! - `%r` prints a buffer with non-printable bytes as `\xNN`, `%rx` every byte as `\xNN`, `%rh` as
+//!   space-separated hex (`61 62`). With a width (`%5r`) glibc sees an unknown conversion and prints
+//!   the directive itself.
+//! - Text before a part's conversion also goes through `snprintf`. A stray directive there that is
+//!   not a bpftrace conversion (`%+d`, `%#x`, `%i`) consumes the part's argument and leaves the real
+//!   conversion reading a garbage register (`printf("%+d %d\n", 5)` printed `+5 -2134034064`). rbt
+//!   prints nothing for the starved directive; floating-point directives (`%f`) read no integer
+//!   argument and also print nothing. `*` widths, `%n` and `%m` are printed literally.
 
-use std::fmt;
-use std::ops::Range;
+use compiler::format::{self, parse_printf, Count, Directive, PrintfFormat};
 
-/// The argument kind a conversion needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ArgKind {
-    /// `%d %u %o %x %X %p %c` with any length modifier.
-    Integer,
-    /// `%s`.
-    String,
-    /// `%r %rx %rh`: a `buf()` value.
-    Buffer,
-}
-
-impl ArgKind {
-    /// bpftrace's name for the type, as used in error messages.
-    pub fn type_name(self) -> &'static str {
-        match self {
-            ArgKind::Integer => "integer",
-            ArgKind::String => "string",
-            ArgKind::Buffer => "buffer",
-        }
-    }
-}
-
-/// The type of an argument as the checker supplies it (after the conversions listed in the module
-/// documentation).
+/// One printf argument, as read from the event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SuppliedType {
-    Integer,
-    String,
-    Buffer,
-    /// Any other type, by bpftrace's name for it (e.g. `tuple`); never accepted.
-    Other(String),
+pub enum PrintfArg {
+    Int(i64),
+    UInt(u64),
+    /// String bytes; anything from the first NUL on is ignored.
+    Str(Vec<u8>),
+    /// A `buf()` value, for `%r`, `%rx`, `%rh`.
+    Buffer(Vec<u8>),
 }
 
-impl SuppliedType {
-    fn name(&self) -> &str {
-        match self {
-            SuppliedType::Integer => "integer",
-            SuppliedType::String => "string",
-            SuppliedType::Buffer => "buffer",
-            SuppliedType::Other(name) => name,
-        }
-    }
-
-    fn matches(&self, kind: ArgKind) -> bool {
-        matches!(
-            (self, kind),
-            (SuppliedType::Integer, ArgKind::Integer)
-                | (SuppliedType::String, ArgKind::String)
-                | (SuppliedType::Buffer, ArgKind::Buffer)
-        )
-    }
-}
-
-/// One conversion found in a format string.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Conversion {
-    /// Byte offsets of the whole conversion, from `%` to the conversion letter.
-    pub span: Range<usize>,
-    /// The length modifier and conversion letter, e.g. `ld`, `s`, `rx`.
-    pub specifier: &'static str,
-    /// What argument it takes.
-    pub expects: ArgKind,
-}
-
-/// Why a printf-like call's arguments do not fit its format string. `Display` gives bpftrace's
-/// message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FormatError {
-    NotEnoughArguments {
-        func: String,
-        supplied: usize,
-        expected: usize,
-    },
-    TooManyArguments {
-        func: String,
-        supplied: usize,
-        expected: usize,
-    },
-    /// `debugf` (`bpf_trace_printk`) takes at most three arguments.
-    TooManyForDebugf { func: String },
-    /// A conversion `debugf` cannot pass to `bpf_trace_printk`.
-    UnknownToken { func: String, specifier: String },
-    TypeMismatch {
-        func: String,
-        specifier: String,
-        expected: ArgKind,
-        supplied: String,
-    },
-}
-
-impl fmt::Display for FormatError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FormatError::NotEnoughArguments { func, supplied, expected } => write!(
-                f,
-                "{func}: Not enough arguments for format string ({supplied} supplied, {expected} expected)"
-            ),
-            FormatError::TooManyArguments { func, supplied, expected } => write!(
-                f,
-                "{func}: Too many arguments for format string ({supplied} supplied, {expected} expected)"
-            ),
-            FormatError::TooManyForDebugf { func } => {
-                write!(f, "{func}: Cannot use more than {DEBUGF_MAX_ARGS} conversion specifiers")
-            }
-            FormatError::UnknownToken { func, specifier } => {
-                write!(f, "{func}: Unknown format string token: %{specifier}")
-            }
-            FormatError::TypeMismatch { func, specifier, expected, supplied } => write!(
-                f,
-                "{func}: %{specifier} specifier expects a value of type {} ({supplied} supplied)",
-                expected.type_name()
-            ),
-        }
-    }
-}
-
-impl std::error::Error for FormatError {}
-
-/// `bpf_trace_printk` takes at most three arguments.
-const DEBUGF_MAX_ARGS: usize = 3;
-
-/// The conversions `bpf_trace_printk` understands (bcc's list, as bpftrace 0.17 copies it).
-const DEBUGF_SPECIFIERS: [&str; 11] = [
-    "d", "u", "x", "ld", "lu", "lx", "lld", "llu", "llx", "p", "s",
-];
-
-const LENGTHS: [&str; 8] = ["", "hh", "h", "l", "ll", "j", "z", "t"];
-const INT_LETTERS: [char; 6] = ['d', 'u', 'o', 'x', 'X', 'p'];
-
-/// The specifiers bpftrace accepts, longest first where one is a prefix of another.
-fn specifiers() -> impl Iterator<Item = (&'static str, ArgKind)> {
-    const FIXED: [(&str, ArgKind); 5] = [
-        ("s", ArgKind::String),
-        ("rx", ArgKind::Buffer),
-        ("rh", ArgKind::Buffer),
-        ("r", ArgKind::Buffer),
-        ("c", ArgKind::Integer),
-    ];
-    const INTS: [&str; 48] = [
-        "d", "u", "o", "x", "X", "p", "hhd", "hhu", "hho", "hhx", "hhX", "hhp", "hd", "hu", "ho",
-        "hx", "hX", "hp", "ld", "lu", "lo", "lx", "lX", "lp", "lld", "llu", "llo", "llx", "llX",
-        "llp", "jd", "ju", "jo", "jx", "jX", "jp", "zd", "zu", "zo", "zx", "zX", "zp", "td", "tu",
-        "to", "tx", "tX", "tp",
-    ];
-    debug_assert_eq!(INTS.len(), LENGTHS.len() * INT_LETTERS.len());
-    FIXED
-        .into_iter()
-        .chain(INTS.into_iter().map(|s| (s, ArgKind::Integer)))
-}
-
-/// Finds the conversions in `fmt` the way bpftrace 0.17 does (see the module documentation).
-/// Format strings alone never fail in 0.17; errors only arise against the arguments.
-pub fn parse_printf_format(fmt: impl AsRef<[u8]>) -> Vec<Conversion> {
+/// Formats a printf call exactly like bpftrace 0.17, parsing `fmt` first. `fmt` has its escapes
+/// already resolved. Returns bytes because strings from the kernel need not be UTF-8.
+pub fn format_printf(fmt: impl AsRef<[u8]>, args: &[PrintfArg]) -> Vec<u8> {
     let fmt = fmt.as_ref();
-    let mut conversions = Vec::new();
-    let mut pos = 0;
-    while let Some(offset) = fmt[pos..].iter().position(|&b| b == b'%') {
-        let start = pos + offset;
-        match match_conversion(fmt, start) {
-            Some(conversion) => {
-                pos = conversion.span.end;
-                conversions.push(conversion);
-            }
-            None => pos = start + 1,
-        }
-    }
-    conversions
+    let mut out = Vec::new();
+    render_printf(fmt, &parse_printf(fmt), args, &mut out);
+    out
 }
 
-/// Matches `%-?[0-9]*(\.[0-9]+)?<specifier>` at `start`.
-fn match_conversion(fmt: &[u8], start: usize) -> Option<Conversion> {
-    let mut i = start + 1;
-    if fmt.get(i) == Some(&b'-') {
-        i += 1;
+/// Appends a printf call's output to `out`; `format` is `text` as [`parse_printf`] read it (the
+/// compiled program carries it, so events never parse the format again).
+pub fn render_printf(text: &[u8], format: &PrintfFormat, args: &[PrintfArg], out: &mut Vec<u8>) {
+    for (part, arg) in format.parts.iter().zip(args) {
+        let start = out.len();
+        render_part(&text[part.span.clone()], &part.directives, arg, out);
+        if let Some(nul) = out[start..].iter().position(|&b| b == 0) {
+            out.truncate(start + nul);
+        }
     }
-    while fmt.get(i).is_some_and(u8::is_ascii_digit) {
-        i += 1;
+    // bpftrace prints one more part verbatim (normally the text after the last conversion).
+    if let Some(rest) = format.parts.get(args.len()) {
+        out.extend_from_slice(&text[rest.span.clone()]);
     }
-    if fmt.get(i) == Some(&b'.') && fmt.get(i + 1).is_some_and(u8::is_ascii_digit) {
-        i += 1;
-        while fmt.get(i).is_some_and(u8::is_ascii_digit) {
+}
+
+/// What `snprintf` receives for one part: the integer bits or the string bytes.
+enum CArg {
+    Int(u64),
+    Str(Vec<u8>),
+}
+
+/// `snprintf(part, arg)`; `directives` are the part's, as the compiler read them.
+fn render_part(part: &[u8], directives: &[Directive], arg: &PrintfArg, out: &mut Vec<u8>) {
+    let last_percent = part.iter().rposition(|&b| b == b'%').unwrap_or(0);
+    let c_arg = match (&part[last_percent..], arg) {
+        (token @ (b"%r" | b"%rx" | b"%rh"), PrintfArg::Buffer(bytes)) => {
+            let keep_ascii = token == b"%r";
+            let escape_hex = token != b"%rh";
+            let part = replace_buffer_directives(part);
+            let c_arg = CArg::Str(hex_format_buffer(bytes, keep_ascii, escape_hex));
+            // The replaced text is new, so it is read again.
+            return c_snprintf(&part, &format::directives(&part), &c_arg, out);
+        }
+        (_, PrintfArg::Buffer(bytes)) => CArg::Str(hex_format_buffer(bytes, true, true)),
+        (_, PrintfArg::Int(v)) => CArg::Int(u64::from_ne_bytes(v.to_ne_bytes())),
+        (_, PrintfArg::UInt(v)) => CArg::Int(*v),
+        (_, PrintfArg::Str(s)) => CArg::Str(s.clone()),
+    };
+    c_snprintf(part, directives, &c_arg, out);
+}
+
+/// bpftrace's `std::regex_replace(part, "%r[x|h]?", "%s")` (the class really includes `|`).
+fn replace_buffer_directives(part: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(part.len());
+    let mut i = 0;
+    while i < part.len() {
+        if part[i] == b'%' && part.get(i + 1) == Some(&b'r') {
+            out.extend_from_slice(b"%s");
+            i += 2;
+            if matches!(part.get(i), Some(b'x' | b'|' | b'h')) {
+                i += 1;
+            }
+        } else {
+            out.push(part[i]);
             i += 1;
         }
     }
-    let rest = &fmt[i..];
-    specifiers()
-        .filter(|(spec, _)| rest.starts_with(spec.as_bytes()))
-        .max_by_key(|(spec, _)| spec.len())
-        .map(|(specifier, expects)| Conversion {
-            span: start..i + specifier.len(),
-            specifier,
-            expects,
-        })
+    out
 }
 
-/// Checks a printf-like call (`func` is `printf`, `system`, `cat`, `debugf`, …) the way bpftrace
-/// 0.17's `validate_format_string` does, returning the conversions when the arguments fit.
-pub fn validate_printf_args(
-    func: &str,
-    fmt: impl AsRef<[u8]>,
-    args: &[SuppliedType],
-) -> Result<Vec<Conversion>, FormatError> {
-    let conversions = parse_printf_format(fmt);
-    let (supplied, expected) = (args.len(), conversions.len());
-    if supplied < expected {
-        return Err(FormatError::NotEnoughArguments {
-            func: func.to_string(),
-            supplied,
-            expected,
-        });
-    }
-    if supplied > expected {
-        return Err(FormatError::TooManyArguments {
-            func: func.to_string(),
-            supplied,
-            expected,
-        });
-    }
-    let debugf = func == "debugf";
-    if debugf && supplied > DEBUGF_MAX_ARGS {
-        return Err(FormatError::TooManyForDebugf {
-            func: func.to_string(),
-        });
-    }
-    for (conversion, arg) in conversions.iter().zip(args) {
-        if debugf && !DEBUGF_SPECIFIERS.contains(&conversion.specifier) {
-            return Err(FormatError::UnknownToken {
-                func: func.to_string(),
-                specifier: conversion.specifier.to_string(),
-            });
-        }
-        if !arg.matches(conversion.expects) {
-            return Err(FormatError::TypeMismatch {
-                func: func.to_string(),
-                specifier: conversion.specifier.to_string(),
-                expected: conversion.expects,
-                supplied: arg.name().to_string(),
-            });
+/// bpftrace's `hex_format_buffer`: printable ASCII kept when `keep_ascii`, other bytes as `\xNN`
+/// when `escape_hex`, else as space-separated two-digit hex.
+fn hex_format_buffer(bytes: &[u8], keep_ascii: bool, escape_hex: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, &b) in bytes.iter().enumerate() {
+        if keep_ascii && (32..=126).contains(&b) {
+            out.push(b);
+        } else if escape_hex {
+            out.extend_from_slice(format!("\\x{b:02x}").as_bytes());
+        } else if i == bytes.len() - 1 {
+            out.extend_from_slice(format!("{b:02x}").as_bytes());
+        } else {
+            out.extend_from_slice(format!("{b:02x} ").as_bytes());
         }
     }
-    Ok(conversions)
+    out
+}
+
+/// glibc `snprintf(buf, size, part, arg)` for a part with one integer-class argument, appended to
+/// `out`.
+fn c_snprintf(part: &[u8], directives: &[Directive], arg: &CArg, out: &mut Vec<u8>) {
+    let mut arg = Some(arg);
+    let mut pos = 0;
+    for directive in directives {
+        out.extend_from_slice(&part[pos..directive.span.start]);
+        pos = directive.span.end;
+        match directive.conversion {
+            _ if directive.has_star() => out.extend_from_slice(&part[directive.span.clone()]),
+            Some(b'%') => out.push(b'%'),
+            Some(b'd' | b'i' | b'u' | b'o' | b'x' | b'X' | b'c' | b'p' | b's') => {
+                if let Some(arg) = arg.take() {
+                    render(directive, arg, out);
+                }
+            }
+            // Floating-point conversions read an SSE register, not the integer argument.
+            Some(b'e' | b'E' | b'f' | b'F' | b'g' | b'G' | b'a' | b'A') => {}
+            _ => out.extend_from_slice(&part[directive.span.clone()]),
+        }
+    }
+    out.extend_from_slice(&part[pos..]);
+}
+
+/// Renders one argument-consuming directive. A string argument for an integer conversion (or the
+/// reverse) cannot pass the checker; it renders as nothing.
+fn render(d: &Directive, arg: &CArg, out: &mut Vec<u8>) {
+    let Some(letter) = d.conversion else { return };
+    match (letter, arg) {
+        (b's', CArg::Str(s)) => {
+            let s = super::value::c_str(s);
+            let s = d.precision.map(Count::value).map_or(s, |p| &s[..p.min(s.len())]);
+            pad(d, b"", s, false, out);
+        }
+        (b'c', CArg::Int(bits)) => pad(d, b"", &[bits.to_le_bytes()[0]], false, out),
+        (b'p', CArg::Int(0)) => pad(d, b"", b"(nil)", false, out),
+        (b'p', CArg::Int(bits)) => {
+            let sign: &[u8] = if d.has_flag('+') {
+                b"+"
+            } else if d.has_flag(' ') {
+                b" "
+            } else {
+                b""
+            };
+            let digits = with_precision(d, format!("{bits:x}"));
+            let prefix = [sign, b"0x"].concat();
+            pad(d, &prefix, digits.as_bytes(), true, out);
+        }
+        (b'd' | b'i', CArg::Int(bits)) => {
+            let value = signed(*bits, d.length.int_bits());
+            let sign: &[u8] = if value < 0 {
+                b"-"
+            } else if d.has_flag('+') {
+                b"+"
+            } else if d.has_flag(' ') {
+                b" "
+            } else {
+                b""
+            };
+            let digits = with_precision(d, value.unsigned_abs().to_string());
+            pad(d, sign, digits.as_bytes(), true, out);
+        }
+        (b'u' | b'o' | b'x' | b'X', CArg::Int(bits)) => {
+            let value = unsigned(*bits, d.length.int_bits());
+            let digits = match letter {
+                b'u' => value.to_string(),
+                b'o' => format!("{value:o}"),
+                b'x' => format!("{value:x}"),
+                _ => format!("{value:X}"),
+            };
+            let mut digits = with_precision(d, digits);
+            let mut prefix: &[u8] = b"";
+            if d.has_flag('#') && letter == b'o' && !digits.starts_with('0') {
+                digits.insert(0, '0');
+            } else if d.has_flag('#') && value != 0 && letter == b'x' {
+                prefix = b"0x";
+            } else if d.has_flag('#') && value != 0 && letter == b'X' {
+                prefix = b"0X";
+            }
+            pad(d, prefix, digits.as_bytes(), true, out);
+        }
+        _ => {}
+    }
+}
+
+/// Applies an integer precision: at least that many digits, and none at all for 0 with precision 0.
+fn with_precision(d: &Directive, digits: String) -> String {
+    match d.precision.map(Count::value) {
+        Some(0) if digits == "0" => String::new(),
+        Some(p) if digits.len() < p => format!("{}{digits}", "0".repeat(p - digits.len())),
+        _ => digits,
+    }
+}
+
+/// Pads `prefix + body` to the width: on the right for `-`, with zeros after the prefix for a numeric
+/// conversion with `0` and no precision, else with spaces on the left.
+fn pad(d: &Directive, prefix: &[u8], body: &[u8], numeric: bool, out: &mut Vec<u8>) {
+    let fill = d.width.value().saturating_sub(prefix.len() + body.len());
+    if d.has_flag('-') {
+        out.extend_from_slice(prefix);
+        out.extend_from_slice(body);
+        out.resize(out.len() + fill, b' ');
+    } else if d.has_flag('0') && numeric && d.precision.is_none() {
+        out.extend_from_slice(prefix);
+        out.resize(out.len() + fill, b'0');
+        out.extend_from_slice(body);
+    } else {
+        out.resize(out.len() + fill, b' ');
+        out.extend_from_slice(prefix);
+        out.extend_from_slice(body);
+    }
+}
+
+/// The argument's low `width` bits, sign-extended (C's conversion of the vararg to the
+/// length-modified signed type).
+#[allow(clippy::cast_possible_truncation)] // reading the low bits is the point
+fn signed(bits: u64, width: u32) -> i64 {
+    match width {
+        8 => i64::from(bits as i8),
+        16 => i64::from(bits as i16),
+        32 => i64::from(bits as i32),
+        _ => i64::from_ne_bytes(bits.to_ne_bytes()),
+    }
+}
+
+/// The argument's low `width` bits, zero-extended.
+fn unsigned(bits: u64, width: u32) -> u64 {
+    match width {
+        8 => bits & 0xff,
+        16 => bits & 0xffff,
+        32 => bits & 0xffff_ffff,
+        _ => bits,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use PrintfArg::{Buffer, Int, Str};
 
-    fn specs(fmt: &str) -> Vec<&'static str> {
-        parse_printf_format(fmt)
-            .iter()
-            .map(|c| c.specifier)
-            .collect()
+    fn f(fmt: &str, args: &[PrintfArg]) -> String {
+        String::from_utf8_lossy(&format_printf(fmt, args)).into_owned()
     }
 
-    fn error(func: &str, fmt: &str, args: &[SuppliedType]) -> String {
-        validate_printf_args(func, fmt, args).map_or_else(|e| e.to_string(), |_| "ok".to_string())
-    }
-
-    #[test]
-    fn finds_what_bpftrace_finds() {
-        assert_eq!(specs("%hhd %hd %d %ld\n"), ["hhd", "hd", "d", "ld"]);
-        assert_eq!(
-            specs("[%-5d] [%05d] [%5.2d] [%.3s] [%-10.3s]"),
-            ["d", "d", "d", "s", "s"]
-        );
-        assert_eq!(specs("%rx|%r|%rh"), ["rx", "r", "rh"]);
-        assert_eq!(
-            specs("%lld %llu %zu %ju %tX %lp %c"),
-            ["lld", "llu", "zu", "ju", "tX", "lp", "c"]
-        );
-        // Not conversions in 0.17.
-        assert!(specs("%i %f %+d % d %#x %0-5d %.d %5.s %% %5% %").is_empty());
-        // The search resumes right after a failed '%'.
-        assert_eq!(specs("%%d"), ["d"]);
-        let conversions = parse_printf_format("a %-05.3ld b");
-        assert_eq!(conversions.len(), 1);
-        assert_eq!(conversions[0].span, 2..10);
+    fn s(text: &str) -> PrintfArg {
+        Str(text.as_bytes().to_vec())
     }
 
     #[test]
-    fn argument_count_errors() {
-        use SuppliedType::{Integer, String};
+    fn length_modifiers_truncate_like_c() {
         assert_eq!(
-            error("printf", "%d %d\n", &[Integer]),
-            "printf: Not enough arguments for format string (1 supplied, 2 expected)"
-        );
-        assert_eq!(
-            error("printf", "%d\n", &[Integer, Integer]),
-            "printf: Too many arguments for format string (2 supplied, 1 expected)"
-        );
-        assert_eq!(
-            error("printf", "%i\n", &[Integer]),
-            "printf: Too many arguments for format string (1 supplied, 0 expected)"
-        );
-        assert_eq!(
-            error("printf", "%f\n", &[Integer]),
-            "printf: Too many arguments for format string (1 supplied, 0 expected)"
-        );
-        assert_eq!(error("printf", "%s %d\n", &[String, Integer]), "ok");
-    }
-
-    #[test]
-    fn type_errors() {
-        use SuppliedType::{Integer, Other, String};
-        assert_eq!(
-            error("printf", "%s\n", &[Integer]),
-            "printf: %s specifier expects a value of type string (integer supplied)"
-        );
-        assert_eq!(
-            error("printf", "%-5.3ld\n", &[String]),
-            "printf: %ld specifier expects a value of type integer (string supplied)"
-        );
-        assert_eq!(
-            error("printf", "%d\n", &[Other("tuple".into())]),
-            "printf: %d specifier expects a value of type integer (tuple supplied)"
-        );
-        assert_eq!(
-            error("printf", "%r\n", &[String]),
-            "printf: %r specifier expects a value of type buffer (string supplied)"
-        );
-    }
-
-    #[test]
-    fn debugf_limits() {
-        use SuppliedType::Integer;
-        assert_eq!(
-            error(
-                "debugf",
-                "%d %d %d %d",
-                &[Integer, Integer, Integer, Integer]
+            f(
+                "%hhd %hd %d %ld\n",
+                &[Int(300), Int(70000), Int(-1), Int(-1)]
             ),
-            "debugf: Cannot use more than 3 conversion specifiers"
+            "44 4464 -1 -1\n"
         );
         assert_eq!(
-            error("debugf", "%hhd", &[Integer]),
-            "debugf: Unknown format string token: %hhd"
+            f("%hhd|%hhd|%hd", &[Int(-129), Int(128), Int(-32769)]),
+            "127|-128|32767"
         );
-        assert_eq!(error("debugf", "%llx", &[Integer]), "ok");
+        assert_eq!(
+            f("%hhu %hu %u %lu", &[Int(-1), Int(-1), Int(-1), Int(-1)]),
+            "255 65535 4294967295 18446744073709551615"
+        );
+        assert_eq!(f("%d", &[Int(0x1_0000_0005)]), "5");
+        assert_eq!(
+            f("%hhx %hx %hho %llX", &[Int(-1), Int(-1), Int(-1), Int(-1)]),
+            "ff ffff 377 FFFFFFFFFFFFFFFF"
+        );
+    }
+
+    #[test]
+    fn widths_and_precisions() {
+        assert_eq!(
+            f(
+                "[%5d] [%-5d] [%05d] [%5.2d] [%.3s] [%10.3s] [%-10s] [%-5.1s]",
+                &[
+                    Int(42),
+                    Int(42),
+                    Int(42),
+                    Int(3),
+                    s("abcdef"),
+                    s("abcdef"),
+                    s("ab"),
+                    s("xyz")
+                ]
+            ),
+            "[   42] [42   ] [00042] [   03] [abc] [       abc] [ab        ] [x    ]"
+        );
+        assert_eq!(
+            f("%-08d|%08.3d|%.0d|", &[Int(5), Int(5), Int(0)]),
+            "5       |     005||"
+        );
+        assert_eq!(f("%.10d|%3.5x", &[Int(-42), Int(255)]), "-0000000042|000ff");
+        assert_eq!(f("%010s|", &[s("ab")]), "        ab|");
+        assert_eq!(f("%-5d|%05d", &[Int(-1), Int(-42)]), "-1   |-0042");
+    }
+
+    #[test]
+    fn chars_and_pointers() {
+        assert_eq!(f("%c%c", &[Int(65), Int(0x142)]), "AB");
+        assert_eq!(f("%5c|%-3c|", &[Int(66), Int(67)]), "    B|C  |");
+        assert_eq!(f("a%cb%d\n", &[Int(0), Int(5)]), "ab5\n");
+        assert_eq!(f("%-5c|%5c|\n", &[Int(0), Int(0)]), "|    |\n");
+        assert_eq!(
+            f("%p %p %p", &[Int(0), Int(4096), Int(-1)]),
+            "(nil) 0x1000 0xffffffffffffffff"
+        );
+        assert_eq!(
+            f(
+                "%20p|%-20p|%.5p|%020p",
+                &[Int(16), Int(16), Int(16), Int(16)]
+            ),
+            "                0x10|0x10                |0x00010|0x000000000000000010"
+        );
+        assert_eq!(f("%10p|%-8p|", &[Int(0), Int(0)]), "     (nil)|(nil)   |");
+    }
+
+    #[test]
+    fn percent_signs_depend_on_the_part() {
+        assert_eq!(f("%d%%\n", &[Int(5)]), "5%%\n");
+        assert_eq!(f("100%%\n", &[]), "100%%\n");
+        assert_eq!(f("%% %d\n", &[Int(5)]), "% 5\n");
+        assert_eq!(f("%%d\n", &[Int(5)]), "%d\n");
+        assert_eq!(f("%5%|%s\n", &[s("t")]), "%|t\n");
+        assert_eq!(f("no args %", &[]), "no args %");
+    }
+
+    #[test]
+    fn stray_directives_take_the_argument() {
+        assert_eq!(f("%+d %d\n", &[Int(5)]), "+5 \n");
+        assert_eq!(f("%#x|%d", &[Int(255)]), "0xff|");
+        assert_eq!(f("%f %d", &[Int(5)]), " 5");
+    }
+
+    #[test]
+    fn glibc_flags_in_directives() {
+        let c = |fmt: &str, v: u64| {
+            let mut out = Vec::new();
+            c_snprintf(fmt.as_bytes(), &format::directives(fmt.as_bytes()), &CArg::Int(v), &mut out);
+            String::from_utf8_lossy(&out).into_owned()
+        };
+        assert_eq!(c("[%#x]", 255), "[0xff]");
+        assert_eq!(c("[%#x]", 0), "[0]");
+        assert_eq!(c("[%#o]", 8), "[010]");
+        assert_eq!(c("[%#.0o]", 0), "[0]");
+        assert_eq!(c("[%#.3o]", 8), "[010]");
+        assert_eq!(c("[%#05x]", 10), "[0x00a]");
+        assert_eq!(c("[%-#8x]", 10), "[0xa     ]");
+        assert_eq!(c("[%+.0d]", 0), "[+]");
+        assert_eq!(c("[% .0d]", 0), "[ ]");
+        assert_eq!(c("[%+5.0d]", 0), "[    +]");
+        assert_eq!(c("[%+u]", 5), "[5]");
+        assert_eq!(c("[%+p]", 16), "[+0x10]");
+        assert_eq!(c("[%05p]", 16), "[0x010]");
+        assert_eq!(c("[%0-5d]", 1), "[1    ]");
+        assert_eq!(c("[%-+05d]", 2), "[+2   ]");
+        assert_eq!(c("[%0.3d]", 5), "[005]");
+        assert_eq!(c("[%08.3x]", 6), "[     006]");
+        assert_eq!(c("[%#08x]", 7), "[0x000007]");
+        assert_eq!(c("[%05c]", u64::from(b'a')), "[    a]");
+        assert_eq!(c("[%y][%5y][%ll%]", 0), "[%y][%5y][%]");
+    }
+
+    #[test]
+    fn buffers() {
+        assert_eq!(
+            f(
+                "%r|%rx|%rh\n",
+                &[
+                    Buffer(b"a\x01b".to_vec()),
+                    Buffer(b"ab".to_vec()),
+                    Buffer(b"ab".to_vec())
+                ]
+            ),
+            "a\\x01b|\\x61\\x62|61 62\n"
+        );
+        assert_eq!(f("%5r|", &[Buffer(b"ab".to_vec())]), "%5r|");
     }
 }
