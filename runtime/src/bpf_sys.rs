@@ -257,11 +257,18 @@ pub struct ProgLoadError {
     pub log: String,
 }
 
-/// Loads a program. `insns` are encoded 8-byte instructions. The first attempt asks for no log
-/// (the common case costs nothing); a rejected program is loaded again with the verifier's log
-/// so the caller can show why. Kernels since 6.4 keep the log's tail when it overflows; older
-/// ones fail with ENOSPC, so the buffer grows until the log fits.
-pub fn prog_load(prog_type: u32, name: &str, insns: &[u8], kern_version: u32) -> Result<OwnedFd, ProgLoadError> {
+/// A loaded program and, when asked for, the verifier's statistics line
+/// (`processed 10 insns (limit 1000000) max_states_per_insn 0 total_states 0 ...`).
+pub struct LoadedProg {
+    pub fd: OwnedFd,
+    pub stats: Option<String>,
+}
+
+/// Loads a program. `insns` are encoded 8-byte instructions. The first attempt asks for no log,
+/// or for statistics only under `stats`; a rejected program is loaded again with the verifier's
+/// whole log so the caller can show why. Kernels since 6.4 keep the log's tail when it
+/// overflows; older ones fail with ENOSPC, so the buffer grows until the log fits.
+pub fn prog_load(prog_type: u32, name: &str, insns: &[u8], kern_version: u32, stats: bool) -> Result<LoadedProg, ProgLoadError> {
     let license = b"GPL\0";
     let attempt = |log: &mut [u8], log_level: u32| {
         let mut attr = ProgLoadAttr {
@@ -276,24 +283,24 @@ pub fn prog_load(prog_type: u32, name: &str, insns: &[u8], kern_version: u32) ->
             prog_name: object_name(name),
             ..ProgLoadAttr::default()
         };
-        bpf_fd(BPF_PROG_LOAD, &mut attr)
+        let result = bpf_fd(BPF_PROG_LOAD, &mut attr);
+        let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+        (result, String::from_utf8_lossy(&log[..end]).into_owned())
     };
-    let first = match attempt(&mut [], 0) {
-        Ok(fd) => return Ok(fd),
+    // Log level 4: statistics only; 1: every instruction the verifier walks.
+    let (first, log) = if stats { attempt(&mut vec![0u8; 4096], 4) } else { attempt(&mut [], 0) };
+    let first = match first {
+        Ok(fd) => return Ok(LoadedProg { fd, stats: stats.then_some(log) }),
         Err(e) => e,
     };
-    // Verbose log (1) plus statistics (4), as the verifier prints them.
     let mut size = 1 << 20;
     loop {
-        let mut log = vec![0u8; size];
-        let result = attempt(&mut log, 1 | 4);
-        let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-        let text = String::from_utf8_lossy(&log[..end]).into_owned();
+        let (result, log) = attempt(&mut vec![0u8; size], 1 | 4);
         match result {
-            // Loaded the second time: report the first failure without a log.
-            Ok(_) => return Err(ProgLoadError { error: first, log: text }),
+            // Loaded the second time: report the first failure with this log.
+            Ok(_) => return Err(ProgLoadError { error: first, log }),
             Err(e) if e.raw_os_error() == Some(libc::ENOSPC) && size < (1 << 28) => size *= 4,
-            Err(e) => return Err(ProgLoadError { error: e, log: text }),
+            Err(e) => return Err(ProgLoadError { error: e, log }),
         }
     }
 }

@@ -24,7 +24,7 @@ pub struct Args {
     /// List probes (optionally matching the pattern given as the program argument).
     #[arg(short = 'l')]
     pub list: bool,
-    /// Verbose: with -l, list tracepoint fields.
+    /// Verbose: print each program's kernel id and verifier statistics; with -l, list tracepoint fields.
     #[arg(short = 'v')]
     pub verbose: bool,
     /// Output format: text or json.

@@ -12,12 +12,13 @@ use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
+
 use aya_obj::generated::bpf_insn;
 use aya_obj::Object;
 use compiler::hir::AttachPoint;
 use compiler::program::{BpfMap, ProbeProgram};
 
-use crate::bpf_sys::{self, MapSpec, ProgLoadError};
+use crate::bpf_sys::{self, LoadedProg, MapSpec, ProgLoadError};
 
 /// `enum bpf_prog_type` values rbt loads.
 const BPF_PROG_TYPE_TRACEPOINT: u32 = 5;
@@ -108,13 +109,14 @@ fn encode(insns: &[bpf_insn]) -> Vec<u8> {
     bytes
 }
 
-/// Loads one probe's program; the verifier's log comes back in the error.
-pub fn load_program(probe: &ProbeProgram, insns: &[u8]) -> Result<OwnedFd, ProgLoadError> {
+/// Loads one probe's program (with the verifier's statistics under `stats`); the verifier's log
+/// comes back in the error.
+pub fn load_program(probe: &ProbeProgram, insns: &[u8], stats: bool) -> Result<LoadedProg, ProgLoadError> {
     let prog_type = match probe.attach {
         // BEGIN and END run once, through BPF_PROG_TEST_RUN, which raw tracepoint programs allow.
         AttachPoint::Begin | AttachPoint::End => BPF_PROG_TYPE_RAW_TRACEPOINT,
         AttachPoint::Tracepoint { .. } => BPF_PROG_TYPE_TRACEPOINT,
         AttachPoint::Profile { .. } | AttachPoint::Interval { .. } => BPF_PROG_TYPE_PERF_EVENT,
     };
-    bpf_sys::prog_load(prog_type, &probe.name, insns, 0)
+    bpf_sys::prog_load(prog_type, &probe.name, insns, 0, stats)
 }

@@ -43,11 +43,12 @@ fn run(args: Args) -> Result<ExitCode, String> {
         Some("json") => OutputFormat::Json,
         Some(other) => return Err(format!("invalid output format '{other}': use text or json")),
     };
-    let tracefs = tracefs::Tracefs::open().map_err(|e| e.to_string())?;
-    let dry_run = args.dry_run || args.emit_elf.is_some() && !is_root();
-    if !dry_run && !is_root() {
+    let privileged = has_bpf_privileges();
+    let dry_run = args.dry_run || args.emit_elf.is_some() && !privileged;
+    if !dry_run && !privileged {
         return Err("rbt needs root (or CAP_BPF and CAP_PERFMON) to load BPF programs; run it with sudo".into());
     }
+    let tracefs = tracefs::Tracefs::open().map_err(|e| e.to_string())?;
     let child = match &args.command {
         Some(cmd) if !dry_run => Some(child::Child::spawn(cmd).map_err(|e| format!("cannot start '{cmd}': {e}"))?),
         _ => None,
@@ -80,7 +81,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
         )),
         None => Box::new(io::BufWriter::new(io::stdout())),
     };
-    let session = match session::Session::load(compiled, format) {
+    let session = match session::Session::load(compiled, format, args.verbose) {
         Ok(s) => s,
         Err(session::SessionError::Verifier { probe, span, log, insn }) => {
             report_verifier(&name, &source, &probe, span, &log, insn);
@@ -159,9 +160,20 @@ fn page_size() -> u32 {
     u32::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096)
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+/// Whether this process may load and attach tracing programs: CAP_SYS_ADMIN, or both CAP_BPF and
+/// CAP_PERFMON, in its effective set (`CapEff:\t000001ffffffffff` in /proc/self/status).
+fn has_bpf_privileges() -> bool {
+    const CAP_SYS_ADMIN: u32 = 21;
+    const CAP_PERFMON: u32 = 38;
+    const CAP_BPF: u32 = 39;
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let effective = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .unwrap_or(0);
+    let has = |cap: u32| effective & (1 << cap) != 0;
+    has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))
 }
 
 fn env_u32(name: &str, default: u32) -> u32 {

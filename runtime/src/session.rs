@@ -33,6 +33,8 @@ pub enum SessionError {
 /// One probe's program in the kernel and its attachments (none until [`Session::attach`]).
 struct LoadedProbe {
     fd: OwnedFd,
+    /// The verifier's statistics, kept for `-v`.
+    verifier_stats: Option<String>,
     attachments: Vec<Attachment>,
 }
 
@@ -50,7 +52,8 @@ pub struct Session {
 
 impl Session {
     /// Creates every map and loads every program into the kernel; attaches nothing yet.
-    pub fn load(program: CompiledProgram, format: OutputFormat) -> Result<Session, SessionError> {
+    /// Under `verbose` the verifier's statistics are kept for [`Session::write_verbose`].
+    pub fn load(program: CompiledProgram, format: OutputFormat, verbose: bool) -> Result<Session, SessionError> {
         let mut maps = MapTable::default();
         maps.create_missing(&program.bpf_maps)?;
         let mut map_fds = Vec::new();
@@ -63,8 +66,8 @@ impl Session {
             let code = insns
                 .remove(&probe.name)
                 .ok_or_else(|| io::Error::other(format!("program {} missing from the object", probe.name)))?;
-            let fd = loader::load_program(probe, &code).map_err(|e| verifier_error(probe, e))?;
-            probes.push(LoadedProbe { fd, attachments: Vec::new() });
+            let loaded = loader::load_program(probe, &code, verbose).map_err(|e| verifier_error(probe, e))?;
+            probes.push(LoadedProbe { fd: loaded.fd, verifier_stats: loaded.stats, attachments: Vec::new() });
         }
         let ncpus = bpf_sys::possible_cpus()?;
         let zeroed = std::cell::RefCell::new(vec![false; program.maps.len()]);
@@ -108,6 +111,25 @@ impl Session {
             if probe.attach == wanted {
                 bpf_sys::test_run(loaded.fd.as_raw_fd())?;
             }
+        }
+        Ok(())
+    }
+
+    /// `-v`: each program's kernel id and the verifier's statistics, laid out as bpftrace's:
+    ///
+    /// ```text
+    ///
+    /// Program ID: 18120
+    ///
+    /// The verifier log: 
+    /// processed 10 insns (limit 1000000) max_states_per_insn 0 total_states 0 peak_states 0 mark_read 0
+    ///
+    /// ```
+    pub fn write_verbose(&self, out: &mut dyn Write) -> io::Result<()> {
+        for loaded in &self.probes {
+            let Some(stats) = &loaded.verifier_stats else { continue };
+            let id = program_id(loaded.fd.as_raw_fd()).unwrap_or(0);
+            write!(out, "\nProgram ID: {id}\n\nThe verifier log: \n{stats}\n")?;
         }
         Ok(())
     }
@@ -169,6 +191,12 @@ fn verifier_error(probe: &ProbeProgram, e: bpf_sys::ProgLoadError) -> SessionErr
     SessionError::Verifier { probe: probe.attach.probe_name(), span, log, insn }
 }
 
+/// The kernel's id of a loaded program, from its descriptor's fdinfo (`prog_id:\t18120`).
+fn program_id(fd: std::os::fd::RawFd) -> Option<u32> {
+    let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok()?;
+    text.lines().find_map(|l| l.strip_prefix("prog_id:")?.trim().parse().ok())
+}
+
 /// The last instruction index the verifier log mentions, e.g. `12: (85) call bpf_...#1`.
 fn last_insn_in_log(log: &str) -> Option<usize> {
     log.lines().rev().find_map(|line| {
@@ -213,6 +241,7 @@ pub fn run(
     let nprobes = session.attach(tracefs)?;
     if !quiet {
         output::write_attached_probes(out, session.format, nprobes as u64)?;
+        session.write_verbose(out)?;
         out.flush()?;
     }
     let mut events = session.events()?;
