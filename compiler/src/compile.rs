@@ -70,6 +70,7 @@ pub fn compile(
             section,
             attach: probe.attach.clone(),
             span: probe.span,
+            spec_span: probe.spec_span,
             insns: code.insns,
             insn_spans: code.spans,
         });

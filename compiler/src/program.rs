@@ -6,7 +6,7 @@ use crate::types::Type;
 use grammar::Span;
 
 /// A compiled script.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct CompiledProgram {
     /// The relocatable BPF ELF object holding every program and map.
     pub elf: Vec<u8>,
@@ -30,6 +30,8 @@ pub struct ProbeProgram {
     pub attach: AttachPoint,
     /// The probe block this program was compiled from.
     pub span: Span,
+    /// The attach point as written (`tracepoint:sched:*`), which may expand to several programs.
+    pub spec_span: Span,
     /// The encoded instructions (for `--dry-run`).
     pub insns: Vec<crate::bpf::insn::Insn>,
     /// Source span of each instruction slot, for disassembly and verifier reports.
@@ -47,7 +49,7 @@ pub enum MapRole {
     Errors,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BpfMap {
     /// The name in the ELF object.
     pub name: String,
@@ -59,7 +61,7 @@ pub struct BpfMap {
     pub flags: u32,
 }
 
-/// Slots of the errors map.
+/// Slots of the errors map, repeated for each probe slot (`LowerOptions::probe_slots`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorCounter {
     /// The ring buffer was full: an event was lost.

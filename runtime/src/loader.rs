@@ -25,15 +25,16 @@ const BPF_PROG_TYPE_TRACEPOINT: u32 = 5;
 const BPF_PROG_TYPE_PERF_EVENT: u32 = 7;
 const BPF_PROG_TYPE_RAW_TRACEPOINT: u32 = 17;
 
-/// The kernel maps of a session, by their name in the object.
+/// The kernel maps of a session, by their name in the object, with the layout each was made with.
 #[derive(Default)]
 pub struct MapTable {
-    by_name: HashMap<String, OwnedFd>,
+    by_name: HashMap<String, (BpfMap, OwnedFd)>,
 }
 
 impl MapTable {
-    /// Creates each map of `maps` that the table does not hold yet.
-    pub fn create_missing(&mut self, maps: &[BpfMap]) -> io::Result<()> {
+    /// Creates each map of `maps` that the table does not hold yet; returns their names.
+    pub fn create_missing(&mut self, maps: &[BpfMap]) -> io::Result<Vec<String>> {
+        let mut created = Vec::new();
         for m in maps {
             if self.by_name.contains_key(&m.name) {
                 continue;
@@ -46,15 +47,33 @@ impl MapTable {
                 max_entries: m.max_entries,
                 flags: m.flags,
             };
-            let fd = bpf_sys::map_create(&spec)
-                .map_err(|e| io::Error::new(e.kind(), format!("creating BPF map {}: {e}", m.name)))?;
-            self.by_name.insert(m.name.clone(), fd);
+            let fd = match bpf_sys::map_create(&spec) {
+                Ok(fd) => fd,
+                Err(e) => {
+                    self.remove(&created);
+                    return Err(io::Error::new(e.kind(), format!("creating BPF map {}: {e}", m.name)));
+                }
+            };
+            self.by_name.insert(m.name.clone(), (m.clone(), fd));
+            created.push(m.name.clone());
         }
-        Ok(())
+        Ok(created)
+    }
+
+    /// Drops maps (those an entry created before it failed to load).
+    pub fn remove(&mut self, names: &[String]) {
+        for name in names {
+            self.by_name.remove(name);
+        }
     }
 
     pub fn fd(&self, name: &str) -> Option<RawFd> {
-        self.by_name.get(name).map(AsRawFd::as_raw_fd)
+        self.by_name.get(name).map(|(_, fd)| fd.as_raw_fd())
+    }
+
+    /// The layout a map was created with.
+    pub fn layout(&self, name: &str) -> Option<&BpfMap> {
+        self.by_name.get(name).map(|(layout, _)| layout)
     }
 }
 

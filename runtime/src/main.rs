@@ -10,6 +10,7 @@ mod events;
 mod loader;
 mod maps;
 mod output;
+mod script;
 mod session;
 mod signals;
 mod tracefs;
@@ -89,7 +90,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
         }
         Err(e) => return Err(e.to_string()),
     };
-    session::run(session, &tracefs, &mut out, args.quiet, child).map_err(|e| e.to_string())?;
+    script::run(session, &tracefs, &mut out, args.quiet, child).map_err(|e| e.to_string())?;
     Ok(ExitCode::SUCCESS)
 }
 

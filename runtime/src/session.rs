@@ -1,24 +1,24 @@
-//! A tracing session: loads a compiled program with aya, attaches every probe, runs BEGIN, reads
-//! events until exit, a signal or the end of `-c`'s command, then runs END and prints the maps.
-//! Dropping the session detaches everything (aya links are file descriptors).
+//! A tracing session's kernel state: the maps, and the programs loaded from a compiled program
+//! that may grow. A script loads once; the REPL extends the program entry by entry, loading only
+//! the new probes against the maps already there, and detaches probes while the rest run.
+//! Everything is held as file descriptors: dropping a probe or the session detaches it.
 
+use std::cell::RefCell;
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::ops::Range;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use aya::maps::MapData;
 
 use crate::attach::{self, Attachment, ClockRate};
 use crate::bpf_sys;
-use crate::child::Child;
 use crate::event_source::EventSource;
-use crate::events::EventDecoder;
 use crate::loader::{self, MapTable};
 use crate::maps::LoadedMap;
 use crate::output::{self, OutputFormat};
-use crate::signals::Signals;
 use crate::tracefs::Tracefs;
 use compiler::hir::{AttachPoint, PerfRate};
-use compiler::program::{CompiledProgram, ErrorCounter, MapRole, ProbeProgram};
+use compiler::program::{CompiledProgram, ErrorCounter, MapRole, ProbeProgram, ERROR_COUNTERS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -26,6 +26,8 @@ pub enum SessionError {
     Verifier { probe: String, span: grammar::Span, log: String, insn: Option<usize> },
     #[error("attaching {probe} failed: {source}")]
     Attach { probe: String, #[source] source: io::Error },
+    #[error("map {name} is in use with another layout; it cannot change while the session runs (clear nothing, use a new map name)")]
+    MapChanged { name: String },
     #[error("{0}")]
     Io(#[from] io::Error),
 }
@@ -40,44 +42,102 @@ struct LoadedProbe {
 
 pub struct Session {
     maps: MapTable,
-    /// Parallel to `program.probes`.
-    probes: Vec<LoadedProbe>,
+    /// Parallel to `program.probes`: `None` for a probe that is not loaded (detached).
+    probes: Vec<Option<LoadedProbe>>,
     pub program: CompiledProgram,
-    map_fds: Vec<std::os::fd::RawFd>,
+    /// Descriptor of each of `program.bpf_maps`.
+    map_fds: Vec<RawFd>,
     ncpus: usize,
     /// Maps `zero()` has reset: their zeroed elements still exist and still print.
-    zeroed: std::cell::RefCell<Vec<bool>>,
+    zeroed: RefCell<Vec<bool>>,
     pub format: OutputFormat,
+    /// Keep the verifier's statistics for `-v`.
+    verbose: bool,
 }
 
 impl Session {
-    /// Creates every map and loads every program into the kernel; attaches nothing yet.
-    /// Under `verbose` the verifier's statistics are kept for [`Session::write_verbose`].
+    /// A session with nothing loaded.
+    pub fn new(format: OutputFormat, verbose: bool) -> Result<Session, SessionError> {
+        Ok(Session {
+            maps: MapTable::default(),
+            probes: Vec::new(),
+            program: CompiledProgram::default(),
+            map_fds: Vec::new(),
+            ncpus: bpf_sys::possible_cpus()?,
+            zeroed: RefCell::new(Vec::new()),
+            format,
+            verbose,
+        })
+    }
+
+    /// A session with every probe of `program` loaded (not attached).
     pub fn load(program: CompiledProgram, format: OutputFormat, verbose: bool) -> Result<Session, SessionError> {
-        let mut maps = MapTable::default();
-        maps.create_missing(&program.bpf_maps)?;
-        let mut map_fds = Vec::new();
+        let mut session = Session::new(format, verbose)?;
+        session.extend(program)?;
+        Ok(session)
+    }
+
+    /// Replaces the program with `program`, which extends it: its first probes are the current
+    /// program's, in order, and its maps keep their names and layouts. Creates the new maps and
+    /// loads the new probes; returns their indices. On any error nothing changes.
+    pub fn extend(&mut self, program: CompiledProgram) -> Result<Range<usize>, SessionError> {
+        let known = self.probes.len();
         for m in &program.bpf_maps {
-            map_fds.push(maps.fd(&m.name).ok_or_else(|| io::Error::other(format!("map {} missing after load", m.name)))?);
+            if self.maps.layout(&m.name).is_some_and(|old| old != m) {
+                let name = match m.name.strip_prefix("AT_") {
+                    Some("_") => "@".to_owned(),
+                    Some(user) => format!("@{user}"),
+                    None => m.name.clone(),
+                };
+                return Err(SessionError::MapChanged { name });
+            }
         }
-        let mut insns = loader::relocate(&program.elf, &maps)?;
-        let mut probes = Vec::with_capacity(program.probes.len());
-        for probe in &program.probes {
+        let created = self.maps.create_missing(&program.bpf_maps)?;
+        let result = self.load_new(&program, known);
+        let loaded = match result {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                self.maps.remove(&created);
+                return Err(e);
+            }
+        };
+        let mut map_fds = Vec::with_capacity(program.bpf_maps.len());
+        for m in &program.bpf_maps {
+            map_fds.push(self.maps.fd(&m.name).ok_or_else(|| io::Error::other(format!("map {} missing after load", m.name)))?);
+        }
+        self.map_fds = map_fds;
+        self.zeroed.borrow_mut().resize(program.maps.len(), false);
+        self.probes.extend(loaded.into_iter().map(Some));
+        self.program = program;
+        Ok(known..self.probes.len())
+    }
+
+    /// Loads the probes of `program` from index `from` on.
+    fn load_new(&self, program: &CompiledProgram, from: usize) -> Result<Vec<LoadedProbe>, SessionError> {
+        let mut insns = loader::relocate(&program.elf, &self.maps)?;
+        let mut loaded = Vec::new();
+        for probe in program.probes.iter().skip(from) {
             let code = insns
                 .remove(&probe.name)
                 .ok_or_else(|| io::Error::other(format!("program {} missing from the object", probe.name)))?;
-            let loaded = loader::load_program(probe, &code, verbose).map_err(|e| verifier_error(probe, e))?;
-            probes.push(LoadedProbe { fd: loaded.fd, verifier_stats: loaded.stats, attachments: Vec::new() });
+            let prog = loader::load_program(probe, &code, self.verbose).map_err(|e| verifier_error(probe, e))?;
+            loaded.push(LoadedProbe { fd: prog.fd, verifier_stats: prog.stats, attachments: Vec::new() });
         }
-        let ncpus = bpf_sys::possible_cpus()?;
-        let zeroed = std::cell::RefCell::new(vec![false; program.maps.len()]);
-        Ok(Session { maps, probes, program, map_fds, ncpus, zeroed, format })
+        Ok(loaded)
     }
 
-    /// Attaches every probe except BEGIN and END; returns how many probes there are in all.
-    pub fn attach(&mut self, tracefs: &Tracefs) -> Result<usize, SessionError> {
+    /// Every probe index of the program.
+    pub fn all(&self) -> Range<usize> {
+        0..self.probes.len()
+    }
+
+    /// Attaches the probes in `range` except BEGIN and END. On an error, the probes of `range`
+    /// attached so far stay attached; the caller decides whether to detach them.
+    pub fn attach(&mut self, range: Range<usize>, tracefs: &Tracefs) -> Result<(), SessionError> {
         let cpus = bpf_sys::cpu_list("online")?;
-        for (probe, loaded) in self.program.probes.iter().zip(&mut self.probes) {
+        for index in range {
+            let probe = &self.program.probes[index];
+            let Some(loaded) = self.probes[index].as_mut() else { continue };
             let prog_fd = loaded.fd.as_raw_fd();
             let attached = match &probe.attach {
                 AttachPoint::Begin | AttachPoint::End => continue,
@@ -101,18 +161,40 @@ impl Session {
             let attached = attached.map_err(|source| SessionError::Attach { probe: probe.attach.probe_name(), source })?;
             loaded.attachments.extend(attached);
         }
-        Ok(self.program.probes.len())
+        Ok(())
     }
 
-    /// Runs every BEGIN (or END) program once.
-    pub fn run_special(&mut self, end: bool) -> Result<(), SessionError> {
+    /// Runs the BEGIN (or END) programs among `range` once each.
+    pub fn run_special(&mut self, range: Range<usize>, end: bool) -> Result<(), SessionError> {
         let wanted = if end { AttachPoint::End } else { AttachPoint::Begin };
-        for (probe, loaded) in self.program.probes.iter().zip(&self.probes) {
-            if probe.attach == wanted {
+        for index in range {
+            if self.program.probes[index].attach != wanted {
+                continue;
+            }
+            if let Some(loaded) = &self.probes[index] {
                 bpf_sys::test_run(loaded.fd.as_raw_fd())?;
             }
         }
         Ok(())
+    }
+
+    /// Detaches and unloads a probe; its maps stay.
+    pub fn detach(&mut self, index: usize) {
+        if let Some(slot) = self.probes.get_mut(index) {
+            *slot = None;
+        }
+    }
+
+    /// Whether a probe is loaded (and, unless it is BEGIN or END, attached).
+    pub fn is_loaded(&self, index: usize) -> bool {
+        self.probes.get(index).is_some_and(Option::is_some)
+    }
+
+    /// How many times a probe's program ran, from the kernel's statistics, which only count while
+    /// [`bpf_sys::enable_stats`] is in effect.
+    pub fn run_count(&self, index: usize) -> Option<u64> {
+        let fd = self.probes.get(index)?.as_ref()?.fd.as_raw_fd();
+        fdinfo_value(fd, "run_cnt")
     }
 
     /// `-v`: each program's kernel id and the verifier's statistics, laid out as bpftrace's:
@@ -126,9 +208,9 @@ impl Session {
     ///
     /// ```
     pub fn write_verbose(&self, out: &mut dyn Write) -> io::Result<()> {
-        for loaded in &self.probes {
+        for loaded in self.probes.iter().flatten() {
             let Some(stats) = &loaded.verifier_stats else { continue };
-            let id = program_id(loaded.fd.as_raw_fd()).unwrap_or(0);
+            let id = fdinfo_value(loaded.fd.as_raw_fd(), "prog_id").unwrap_or(0);
             write!(out, "\nProgram ID: {id}\n\nThe verifier log: \n{stats}\n")?;
         }
         Ok(())
@@ -141,7 +223,7 @@ impl Session {
             bpf: &self.program.bpf_maps[storage],
             fd: self.map_fds[storage],
             ncpus: self.ncpus,
-            zeroed: self.zeroed.borrow()[index],
+            zeroed: self.zeroed.borrow().get(index).copied().unwrap_or(false),
         }
     }
 
@@ -152,14 +234,25 @@ impl Session {
         }
     }
 
-    /// Sums a counter of the errors map over CPUs.
+    /// Sums a counter of the errors map over CPUs and probes.
     pub fn error_count(&self, counter: ErrorCounter) -> u64 {
+        let slots = self.errors_map().map_or(0, |m| m.max_entries / ERROR_COUNTERS);
+        (0..slots).map(|slot| self.error_count_in_slot(counter, slot)).sum()
+    }
+
+    /// A counter of the errors map for one probe slot (see `LowerOptions::probe_slots`).
+    pub fn error_count_in_slot(&self, counter: ErrorCounter, slot: u32) -> u64 {
         let Some(i) = self.program.bpf_maps.iter().position(|m| m.role == MapRole::Errors) else { return 0 };
+        let key = slot * ERROR_COUNTERS + counter as u32;
         let mut buf = vec![0u8; 8 * self.ncpus];
-        match bpf_sys::lookup(self.map_fds[i], &(counter as u32).to_le_bytes(), &mut buf) {
+        match bpf_sys::lookup(self.map_fds[i], &key.to_le_bytes(), &mut buf) {
             Ok(true) => buf.chunks(8).map(|c| crate::maps::read_u64(c, 0)).sum(),
             _ => 0,
         }
+    }
+
+    fn errors_map(&self) -> Option<&compiler::program::BpfMap> {
+        self.program.bpf_maps.iter().find(|m| m.role == MapRole::Errors)
     }
 
     /// A reader of the events, on its own descriptor so it can be read while maps are accessed.
@@ -191,10 +284,17 @@ fn verifier_error(probe: &ProbeProgram, e: bpf_sys::ProgLoadError) -> SessionErr
     SessionError::Verifier { probe: probe.attach.probe_name(), span, log, insn }
 }
 
-/// The kernel's id of a loaded program, from its descriptor's fdinfo (`prog_id:\t18120`).
-fn program_id(fd: std::os::fd::RawFd) -> Option<u32> {
+/// A number from a program descriptor's fdinfo, e.g. `prog_id` or `run_cnt`:
+///
+/// ```text
+/// prog_type:	5
+/// prog_id:	18120
+/// run_time_ns:	52311
+/// run_cnt:	1000
+/// ```
+fn fdinfo_value<T: std::str::FromStr>(fd: RawFd, key: &str) -> Option<T> {
     let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok()?;
-    text.lines().find_map(|l| l.strip_prefix("prog_id:")?.trim().parse().ok())
+    text.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(':')?.trim().parse().ok())
 }
 
 /// The last instruction index the verifier log mentions, e.g. `12: (85) call bpf_...#1`.
@@ -205,114 +305,3 @@ fn last_insn_in_log(log: &str) -> Option<usize> {
     })
 }
 
-/// Reports events lost to a full buffer as bpftrace does: a `Lost N events` line among the output
-/// when new losses are seen (checked every 100 ms at most), and the rest at the end.
-#[derive(Default)]
-struct LostEvents {
-    reported: u64,
-    last_check: Option<std::time::Instant>,
-}
-
-impl LostEvents {
-    fn due(&self) -> bool {
-        self.last_check.is_none_or(|t| t.elapsed() >= std::time::Duration::from_millis(100))
-    }
-
-    fn report(&mut self, session: &Session, out: &mut dyn Write) -> io::Result<()> {
-        self.last_check = Some(std::time::Instant::now());
-        let lost = session.error_count(ErrorCounter::LostEvents);
-        if lost > self.reported {
-            output::write_lost_events(out, session.format, lost - self.reported)?;
-            self.reported = lost;
-        }
-        Ok(())
-    }
-}
-
-/// Runs the whole session: BEGIN, events, END, exit dump. Returns when tracing is over.
-pub fn run(
-    mut session: Session,
-    tracefs: &Tracefs,
-    out: &mut dyn Write,
-    quiet: bool,
-    mut child: Option<Child>,
-) -> Result<(), SessionError> {
-    let signals = Signals::block()?;
-    let nprobes = session.attach(tracefs)?;
-    if !quiet {
-        output::write_attached_probes(out, session.format, nprobes as u64)?;
-        session.write_verbose(out)?;
-        out.flush()?;
-    }
-    let mut events = session.events()?;
-    let event_fds = events.fds();
-    let mut lost = LostEvents::default();
-    let mut decoder = EventDecoder::new();
-    session.run_special(false)?;
-    let mut done = decoder.drain(&mut events, &session, out)?;
-    out.flush()?;
-    if let Some(c) = child.as_mut() {
-        if !done {
-            c.release()?;
-        }
-    }
-    let has_probes = session
-        .program
-        .probes
-        .iter()
-        .any(|p| !matches!(p.attach, AttachPoint::Begin | AttachPoint::End));
-    if !has_probes && child.is_none() {
-        // Only BEGIN/END: nothing more can happen, as bpftrace.
-        done = true;
-    }
-    while !done {
-        let mut fds: Vec<libc::pollfd> = std::iter::once(signals.fd())
-            .chain(event_fds.iter().copied())
-            .map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 })
-            .collect();
-        // SAFETY: `fds` is a valid array of pollfd for the duration of the call.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 200) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e.into());
-            }
-        }
-        done = decoder.drain(&mut events, &session, out)?;
-        if lost.due() {
-            lost.report(&session, out)?;
-        }
-        out.flush()?;
-        if fds[0].revents != 0 {
-            for sig in signals.read() {
-                if sig == libc::SIGINT || sig == libc::SIGTERM {
-                    done = true;
-                }
-            }
-        }
-        if let Some(c) = child.as_mut() {
-            if c.exited() {
-                done = true;
-            }
-        }
-    }
-    // Events still queued when tracing stopped are printed before END runs, as bpftrace does.
-    decoder.drain(&mut events, &session, out)?;
-    decoder.resume();
-    session.run_special(true)?;
-    decoder.drain(&mut events, &session, out)?;
-    lost.report(&session, out)?;
-    let dumps = session.dump_maps()?;
-    output::write_exit_dump(out, session.format, &dumps)?;
-    out.flush()?;
-    let full = session.error_count(ErrorCounter::MapFull);
-    if full > 0 {
-        eprintln!("WARNING: {full} map updates failed because a map was full (raise RBT_MAP_KEYS_MAX)");
-    }
-    if let Some(mut c) = child {
-        c.kill_and_wait();
-    }
-    drop(events);
-    drop(session);
-    Ok(())
-}

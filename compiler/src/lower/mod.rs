@@ -25,6 +25,9 @@ pub struct LowerOptions {
     pub cpid: Option<u32>,
     /// `-p PID`: every probe fires only for this process.
     pub pid_filter: Option<u32>,
+    /// Error counters are kept per probe for this many probes (the last slot is shared by the
+    /// rest): 1 for a script, many in the REPL, which reports lost events per probe.
+    pub probe_slots: u32,
 }
 
 /// The channel events take to user space.
@@ -44,6 +47,7 @@ impl Default for LowerOptions {
             start_ns: 0,
             cpid: None,
             pid_filter: None,
+            probe_slots: 1,
         }
     }
 }
@@ -78,15 +82,16 @@ pub fn lower(program: &hir::Program, options: &LowerOptions) -> Lowered {
         map_type: bpf_consts::BPF_MAP_TYPE_PERCPU_ARRAY,
         key_size: 4,
         value_size: 8,
-        max_entries: ERROR_COUNTERS,
+        max_entries: ERROR_COUNTERS * options.probe_slots.max(1),
         flags: 0,
     });
     let mut print_types = Vec::new();
     let mut functions = Vec::new();
-    for probe in &program.probes {
+    for (index, probe) in program.probes.iter().enumerate() {
         let ctx = ProbeLowering {
             program,
             probe,
+            error_slot: (index as u32).min(options.probe_slots.max(1) - 1),
             options,
             map_storage: &map_storage,
             events,
@@ -159,6 +164,8 @@ fn storage_for(decl: &MapDecl, options: &LowerOptions) -> BpfMap {
 struct ProbeLowering<'a> {
     program: &'a hir::Program,
     probe: &'a hir::Probe,
+    /// Where this probe's error counters start in the errors map, in counters.
+    error_slot: u32,
     options: &'a LowerOptions,
     map_storage: &'a [usize],
     events: MapRef,
@@ -225,7 +232,8 @@ impl ProbeLowering<'_> {
     /// Adds one to an error counter (per CPU, so a plain add is race free).
     fn count_error(&mut self, counter: crate::program::ErrorCounter) {
         let key = self.b.slot(8);
-        self.b.push(ir::Op::StoreStack { at: key, size: 4, src: ir::Operand::Imm(counter as i32) });
+        let index = self.error_slot * crate::program::ERROR_COUNTERS + counter as u32;
+        self.b.push(ir::Op::StoreStack { at: key, size: 4, src: ir::Operand::Imm(index as i32) });
         let ptr = self.b.reg();
         self.b.push(ir::Op::MapLookup { dst: ptr, map: self.errors, key });
         let found = self.b.new_block();

@@ -1,0 +1,125 @@
+//! Running a script from start to end, as bpftrace does: attach, BEGIN, events until `exit()`,
+//! a signal or the end of `-c`'s command, then END and the exit dump.
+
+use std::io::{self, Write};
+
+use crate::child::Child;
+use crate::events::EventDecoder;
+use crate::output;
+use crate::session::{Session, SessionError};
+use crate::signals::Signals;
+use crate::tracefs::Tracefs;
+use compiler::hir::AttachPoint;
+use compiler::program::ErrorCounter;
+
+/// Reports events lost to a full buffer as bpftrace does: a `Lost N events` line among the output
+/// when new losses are seen (checked every 100 ms at most), and the rest at the end.
+#[derive(Default)]
+pub struct LostEvents {
+    reported: u64,
+    last_check: Option<std::time::Instant>,
+}
+
+impl LostEvents {
+    pub fn due(&self) -> bool {
+        self.last_check.is_none_or(|t| t.elapsed() >= std::time::Duration::from_millis(100))
+    }
+
+    pub fn report(&mut self, session: &Session, out: &mut dyn Write) -> io::Result<()> {
+        self.last_check = Some(std::time::Instant::now());
+        let lost = session.error_count(ErrorCounter::LostEvents);
+        if lost > self.reported {
+            output::write_lost_events(out, session.format, lost - self.reported)?;
+            self.reported = lost;
+        }
+        Ok(())
+    }
+}
+
+/// Runs the whole session: BEGIN, events, END, exit dump. Returns when tracing is over.
+pub fn run(
+    mut session: Session,
+    tracefs: &Tracefs,
+    out: &mut dyn Write,
+    quiet: bool,
+    mut child: Option<Child>,
+) -> Result<(), SessionError> {
+    let signals = Signals::block()?;
+    session.attach(session.all(), tracefs)?;
+    if !quiet {
+        output::write_attached_probes(out, session.format, session.all().len() as u64)?;
+        session.write_verbose(out)?;
+        out.flush()?;
+    }
+    let mut events = session.events()?;
+    let event_fds = events.fds();
+    let mut lost = LostEvents::default();
+    let mut decoder = EventDecoder::new();
+    session.run_special(session.all(), false)?;
+    let mut done = decoder.drain(&mut events, &session, out)?;
+    out.flush()?;
+    if let Some(c) = child.as_mut() {
+        if !done {
+            c.release()?;
+        }
+    }
+    let has_probes = session
+        .program
+        .probes
+        .iter()
+        .any(|p| !matches!(p.attach, AttachPoint::Begin | AttachPoint::End));
+    if !has_probes && child.is_none() {
+        // Only BEGIN/END: nothing more can happen, as bpftrace.
+        done = true;
+    }
+    while !done {
+        let mut fds: Vec<libc::pollfd> = std::iter::once(signals.fd())
+            .chain(event_fds.iter().copied())
+            .map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 })
+            .collect();
+        // SAFETY: `fds` is a valid array of pollfd for the duration of the call.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 200) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e.into());
+            }
+        }
+        done = decoder.drain(&mut events, &session, out)?;
+        if lost.due() {
+            lost.report(&session, out)?;
+        }
+        out.flush()?;
+        if fds[0].revents != 0 {
+            for sig in signals.read() {
+                if sig == libc::SIGINT || sig == libc::SIGTERM {
+                    done = true;
+                }
+            }
+        }
+        if let Some(c) = child.as_mut() {
+            if c.exited() {
+                done = true;
+            }
+        }
+    }
+    // Events still queued when tracing stopped are printed before END runs, as bpftrace does.
+    decoder.drain(&mut events, &session, out)?;
+    decoder.resume();
+    session.run_special(session.all(), true)?;
+    decoder.drain(&mut events, &session, out)?;
+    lost.report(&session, out)?;
+    let dumps = session.dump_maps()?;
+    output::write_exit_dump(out, session.format, &dumps)?;
+    out.flush()?;
+    let full = session.error_count(ErrorCounter::MapFull);
+    if full > 0 {
+        eprintln!("WARNING: {full} map updates failed because a map was full (raise RBT_MAP_KEYS_MAX)");
+    }
+    if let Some(mut c) = child {
+        c.kill_and_wait();
+    }
+    drop(events);
+    drop(session);
+    Ok(())
+}
