@@ -12,6 +12,17 @@ BPFTRACE=${BPFTRACE:-bpftrace}
 
 median() { sort -g | awk '{a[NR]=$1} END{print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
+# The scripts measured per event (and, with the printf script below, launch until attached).
+PER_EVENT_SCRIPTS=(
+    'tracepoint:syscalls:sys_enter_getppid { @ = count(); }'
+    'tracepoint:syscalls:sys_enter_getppid { @[comm] = count(); }'
+    'tracepoint:syscalls:sys_enter_getppid { @ = hist(nsecs & 0xffff); }'
+    'tracepoint:syscalls:sys_enter_getppid { $v = nsecs & 0xfff; @l = lhist($v, 0, 4096, 256); @s = stats($v); @a = avg($v); @mn = min($v); @mx = max($v); }'
+    'tracepoint:syscalls:sys_enter_getppid { printf("%d %s\n", pid, comm); }'
+    'tracepoint:sched:sched_switch { @start[args->prev_pid] = nsecs; $t = @start[args->next_pid]; if ($t) { @off[args->next_comm] = sum(nsecs - $t); delete(@start[args->next_pid]); } }'
+)
+PRINTF_SCRIPT='tracepoint:syscalls:sys_enter_getppid /pid == cpid/ { printf("%d %s\n", pid, comm); }'
+
 # Wall time and peak RSS of one launch of `BEGIN { exit(); }`.
 launch() {
     local t0 t1 rss
@@ -32,6 +43,24 @@ rt=$(cut -d' ' -f1 /tmp/bench_rbt | median); bt=$(cut -d' ' -f1 /tmp/bench_bpftr
 rm_=$(cut -d' ' -f2 /tmp/bench_rbt | median); bm=$(cut -d' ' -f2 /tmp/bench_bpftrace | median)
 echo "| \`BEGIN { exit(); }\` end to end | ${rt} s | ${bt} s | $(awk "BEGIN{printf \"%.2f\", $rt/$bt}") |"
 echo "| peak RSS, same | $((rm_/1024)) MB | $((bm/1024)) MB | $(awk "BEGIN{printf \"%.2f\", $rm_/$bm}") |"
+
+# Launch until every probe is attached, in ms. Both tools fork the -c child early but let it
+# exec only once every probe is attached, so the child's first step (`rbt-workload now`: the wall
+# clock in ns) minus the wall clock just before the launch is the time to attach, plus one exec
+# of the workload for both. The child exits at once and each tool exits with it.
+attach_ms() {
+    local bin=$1 script=$2 t0 t1
+    t0=${EPOCHREALTIME/[.,]/}
+    "$bin" -c "$WORK now" -e "$script" > /tmp/bench_attach 2>/dev/null || true
+    t1=$(awk '/^now /{print $2}' /tmp/bench_attach)
+    if [ -n "$t1" ]; then awk "BEGIN{printf \"%.1f\", ($t1 / 1000 - $t0) / 1000}"; else echo n/a; fi
+}
+for script in "${PER_EVENT_SCRIPTS[@]}" "$PRINTF_SCRIPT"; do
+    r=(); b=()
+    for _ in $(seq "$N"); do r+=("$(attach_ms $RBT "$script")"); b+=("$(attach_ms $BPFTRACE "$script")"); done
+    rm_=$(printf '%s\n' "${r[@]}" | median); bm=$(printf '%s\n' "${b[@]}" | median)
+    echo "| launch until attached: \`$script\` | $rm_ ms | $bm ms | $(awk "BEGIN{printf \"%.2f\", $rm_/$bm}") |"
+done
 
 # In-kernel ns per event: run_time_ns / run_cnt of the tool's programs, from bpf_stats.
 sysctl -q -w kernel.bpf_stats_enabled=1
@@ -58,13 +87,7 @@ ns_per_event() {
     wait $pid 2>/dev/null || true
     echo "${best:-n/a}"
 }
-for script in \
-    'tracepoint:syscalls:sys_enter_getppid { @ = count(); }' \
-    'tracepoint:syscalls:sys_enter_getppid { @[comm] = count(); }' \
-    'tracepoint:syscalls:sys_enter_getppid { @ = hist(nsecs & 0xffff); }' \
-    'tracepoint:syscalls:sys_enter_getppid { $v = nsecs & 0xfff; @l = lhist($v, 0, 4096, 256); @s = stats($v); @a = avg($v); @mn = min($v); @mx = max($v); }' \
-    'tracepoint:syscalls:sys_enter_getppid { printf("%d %s\n", pid, comm); }' \
-    'tracepoint:sched:sched_switch { @start[args->prev_pid] = nsecs; $t = @start[args->next_pid]; if ($t) { @off[args->next_comm] = sum(nsecs - $t); delete(@start[args->next_pid]); } }'; do
+for script in "${PER_EVENT_SCRIPTS[@]}"; do
     r=(); b=()
     for _ in $(seq "$N"); do r+=("$(ns_per_event $RBT "$script")"); b+=("$(ns_per_event $BPFTRACE "$script")"); done
     rm_=$(printf '%s\n' "${r[@]}" | median); bm=$(printf '%s\n' "${b[@]}" | median)
@@ -75,7 +98,7 @@ done
 for tool in rbt bpftrace; do
     bin=$RBT; [ $tool = bpftrace ] && bin=$BPFTRACE
     /usr/bin/time -f "%M" -o /tmp/bench_rss "$bin" -c "$WORK getppid 400000" \
-        -e 'tracepoint:syscalls:sys_enter_getppid /pid == cpid/ { printf("%d %s\n", pid, comm); }' > /tmp/bench_pf 2>/dev/null
+        -e "$PRINTF_SCRIPT" > /tmp/bench_pf 2>/dev/null
     lines=$(grep -c rbt-workload /tmp/bench_pf || true)
     lost=$(awk '/^Lost/{s+=$2} END{print s+0}' /tmp/bench_pf)
     echo "| printf per event, 400000 events ($tool) | $lines lines, $lost lost | peak RSS $(( $(tail -1 /tmp/bench_rss) / 1024 )) MB | |"

@@ -1,14 +1,17 @@
 //! Tracepoints as the kernel describes them in tracefs: finding (or mounting) tracefs, listing
 //! events, parsing `format` files into [`TracepointFormat`]s typed exactly as bpftrace 0.17 types
-//! them, and the text of `rbt -l` / `rbt -lv`.
+//! them. `list.rs` writes the text of `rbt -l` / `rbt -lv`.
+
+mod list;
 
 use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::fmt::Write as _;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+
+pub use list::list_probes;
 
 use compiler::{FieldType, ProbeCatalog, TracepointField, TracepointFormat};
 
@@ -16,19 +19,6 @@ use compiler::{FieldType, ProbeCatalog, TracepointField, TracepointFormat};
 const TRACEFS: &str = "/sys/kernel/tracing";
 /// Where older systems expose it, through debugfs.
 const DEBUGFS_TRACEFS: &str = "/sys/kernel/debug/tracing";
-
-/// The probe types a wildcard provider (`rbt -l`, `rbt -l '*switch'`) expands to, sorted as
-/// bpftrace sorts them. bpftrace 0.17 also expands to `hardware` (printing `hardware:*:`), `iter`
-/// (`iter:task`, `iter:task_file`) and `kprobe` (every function in `available_filter_functions`,
-/// which this kernel does not offer, so bpftrace only warns on stderr); rbt supports none of them.
-const WILDCARD_PROVIDERS: [&str; 2] = ["software", "tracepoint"];
-
-/// The software events bpftrace 0.17 accepts (`software:NAME:`), aliases included.
-const SOFTWARE_EVENTS: [&str; 14] = [
-    "alignment-faults", "bpf-output", "context-switches", "cs", "cpu-clock", "cpu",
-    "cpu-migrations", "dummy", "emulation-faults", "major-faults", "minor-faults", "page-faults",
-    "faults", "task-clock",
-];
 
 /// A `format` file rbt cannot read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -123,119 +113,6 @@ impl Tracefs {
     fn format_path(&self, category: &str, event: &str) -> PathBuf {
         self.root.join("events").join(category).join(event).join("format")
     }
-
-    /// Lists one attach point `raw` whose provider is `provider` (which may be an alias).
-    fn list_attach_point(
-        &self,
-        provider: &str,
-        raw: &str,
-        ignore_invalid: bool,
-        verbose: bool,
-        out: &mut String,
-    ) -> Result<(), TracefsError> {
-        let mut parts: Vec<&str> = raw.split(':').collect();
-        let wrong_shape = |name: &str, wanted: &str| {
-            let message = format!("{name} probe type requires {wanted} arguments");
-            if ignore_invalid { Ok(()) } else { Err(list_error(message)) }
-        };
-        match provider {
-            "tracepoint" | "t" => {
-                // bpftrace reads `tracepoint:*foo*` as `tracepoint:*:*foo*`.
-                if parts.len() == 2 && parts[1].contains('*') {
-                    parts.insert(1, "*");
-                }
-                if parts.len() != 3 {
-                    return wrong_shape("tracepoint", "2");
-                }
-                let pattern = format!("{}:{}", parts[1], parts[2]);
-                for event in self.events().iter().filter(|e| wildcard_match(e, &pattern)) {
-                    out.push_str("tracepoint:");
-                    out.push_str(event);
-                    out.push('\n');
-                    if verbose {
-                        self.push_verbose_params(event, out);
-                    }
-                }
-            }
-            // bpftrace lists software probes by echoing the pattern (`software:cpu*:`).
-            "software" | "s" => {
-                if parts.len() != 2 && parts.len() != 3 {
-                    return wrong_shape("software", "1 or 2");
-                }
-                let target = parts[1];
-                if !target.contains('*') && !SOFTWARE_EVENTS.contains(&target) {
-                    return Err(list_error(format!("{target} is not a software probe")));
-                }
-                let _ = writeln!(out, "software:{target}:");
-            }
-            // bpftrace cannot expand these; it prints the bare probe type.
-            "interval" | "i" | "profile" | "p" => {
-                let name = if provider.starts_with('i') { "interval" } else { "profile" };
-                if parts.len() != 3 {
-                    return wrong_shape(name, "2");
-                }
-                let _ = writeln!(out, "{name}:");
-            }
-            "BEGIN" | "END" => out.push_str("special::\n"),
-            _ => return Err(list_error(format!("Invalid probe type: {provider}"))),
-        }
-        Ok(())
-    }
-
-    /// Appends `-lv`'s parameter lines for `category:event`. Like bpftrace, a missing `format`
-    /// file just leaves the event without parameters.
-    fn push_verbose_params(&self, event: &str, out: &mut String) {
-        let Some((category, name)) = event.split_once(':') else { return };
-        let Ok(text) = std::fs::read_to_string(self.format_path(category, name)) else { return };
-        for param in verbose_params(&text) {
-            out.push_str("    ");
-            out.push_str(param);
-            out.push('\n');
-        }
-    }
-}
-
-/// What `rbt -l [SEARCH]` prints (`-lv` when `verbose`), byte-identical to bpftrace 0.17 for
-/// the probe types rbt supports. SEARCH is a comma-separated list of attach points; none or
-/// `*` means `*:*`. Real bpftrace output for `bpftrace -lv 'tracepoint:raw_syscalls:sys_enter'`:
-///
-/// ```text
-/// tracepoint:raw_syscalls:sys_enter
-///     long id
-///     unsigned long args[6]
-/// ```
-pub fn list_probes(tracefs: &Tracefs, search: Option<&str>, verbose: bool) -> Result<String, TracefsError> {
-    let search = match search {
-        None | Some("*") => "*:*",
-        Some(search) => search,
-    };
-    let mut out = String::new();
-    for raw in search.split(',').map(str::trim).filter(|raw| !raw.is_empty()) {
-        let (provider, rest) = match raw.split_once(':') {
-            Some((provider, rest)) => (provider, Some(rest)),
-            None => (raw, None),
-        };
-        if !provider.contains('*') {
-            tracefs.list_attach_point(provider, raw, false, verbose, &mut out)?;
-            continue;
-        }
-        // A lone pattern (`*switch`) is looked for under every probe type, like bpftrace.
-        let query = if rest.is_some() { provider } else { "*" };
-        let matched: Vec<&str> =
-            WILDCARD_PROVIDERS.into_iter().filter(|p| wildcard_match(p, query)).collect();
-        match matched.as_slice() {
-            [] => return Err(list_error(format!("No probe type matched for {provider}"))),
-            [only] => tracefs.list_attach_point(only, raw, false, verbose, &mut out)?,
-            many => {
-                // Each expansion drops attach points of the wrong shape, as bpftrace does.
-                for expanded in many {
-                    let raw = format!("{expanded}:{}", rest.unwrap_or(raw));
-                    tracefs.list_attach_point(expanded, &raw, true, verbose, &mut out)?;
-                }
-            }
-        }
-    }
-    Ok(out)
 }
 
 impl ProbeCatalog for Tracefs {
@@ -262,10 +139,6 @@ impl ProbeCatalog for Tracefs {
     fn all_tracepoints(&self) -> Vec<String> {
         self.events().to_vec()
     }
-}
-
-fn list_error(message: String) -> TracefsError {
-    TracefsError::BadListPattern { message }
 }
 
 fn mount_tracefs(path: &Path) -> io::Result<()> {

@@ -251,7 +251,7 @@ fn listing_matches_bpftrace() {
     let list = |search, verbose| list_probes(&tracefs, search, verbose).expect("lists");
     assert_eq!(
         list(None, false),
-        "software:*:\ntracepoint:fib6:fib6_table_lookup\ntracepoint:fib:fib_table_lookup\n\
+        "hardware:*:\niter:task\niter:task_file\nsoftware:*:\ntracepoint:fib6:fib6_table_lookup\ntracepoint:fib:fib_table_lookup\n\
          tracepoint:sched:sched_process_exec\ntracepoint:sched:sched_switch\n\
          tracepoint:syscalls:sys_enter_openat\n"
     );
@@ -259,7 +259,13 @@ fn listing_matches_bpftrace() {
         list(Some("t:sched:*"), false),
         "tracepoint:sched:sched_process_exec\ntracepoint:sched:sched_switch\n"
     );
-    assert_eq!(list(Some("*switch"), false), "software:*switch:\ntracepoint:sched:sched_switch\n");
+    assert_eq!(
+        list(Some("*switch"), false),
+        "hardware:*switch:\nsoftware:*switch:\ntracepoint:sched:sched_switch\n"
+    );
+    assert_eq!(list(Some("*:cs"), false), "hardware:cs:\nsoftware:cs:\n");
+    assert_eq!(list(Some("it:*file*"), true), "iter:task_file\n    struct task_struct * task\n    int fd\n    struct file * file\n");
+    assert_eq!(list(Some("h:cycles:1000"), false), "hardware:cycles:\n");
     assert_eq!(list(Some("tracepoint:*exec*"), false), "tracepoint:sched:sched_process_exec\n");
     assert_eq!(
         list(Some("tracepoint:syscalls:sys_enter_openat"), true),
@@ -270,6 +276,9 @@ fn listing_matches_bpftrace() {
     assert_eq!(list(Some("tracepoint:nope:nope"), false), "");
     assert!(list_probes(&tracefs, Some("tracepoint:sched"), false).is_err());
     assert!(list_probes(&tracefs, Some("kprobe:foo"), false).is_err());
+    for rejected in ["hardware:foo", "hardware:", "software:cs:", "iter:task", "iter"] {
+        assert!(list_probes(&tracefs, Some(rejected), false).is_err(), "{rejected}");
+    }
 
     let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
         v.iter().map(|(c, e)| ((*c).to_owned(), (*e).to_owned())).collect()

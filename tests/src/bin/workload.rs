@@ -9,6 +9,9 @@
 //! - `spin MILLIS`: a busy loop without syscalls (the clock is read through the vDSO).
 //! - `pin CPU`: stay on one CPU from now on, so events reach the tracer's per-CPU buffers in
 //!   order (a script printing once per event would otherwise risk interleaving after a migration).
+//! - `now`: print `now NS`, the wall clock (CLOCK_REALTIME) in nanoseconds. As the first step it
+//!   tells when the tracer let its `-c` child run, which `bench/run.sh` uses to time
+//!   launch-until-attached.
 //!
 //! Every step uses raw `syscall(2)` so no library adds calls of its own. What stays exact when
 //! filtering on `pid == cpid` (checked against bpftrace 0.17 on Linux 6.18):
@@ -77,6 +80,12 @@ fn main() {
                     std::process::exit(1);
                 }
             }
+            "now" => {
+                let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+                // SAFETY: clock_gettime writes into the timespec we pass.
+                unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+                println!("now {}", i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec));
+            }
             "spin" => {
                 let until = Instant::now() + Duration::from_millis(number(next()));
                 while Instant::now() < until {
@@ -122,7 +131,7 @@ fn number(word: &str) -> u64 {
 fn usage() -> ! {
     eprintln!(
         "usage: rbt-workload STEP...\n  steps: getppid N | read SIZE N | write SIZE N | nap MICROS N \
-         | open PATH N | spin MILLIS | pin CPU"
+         | open PATH N | spin MILLIS | pin CPU | now"
     );
     std::process::exit(2)
 }

@@ -1,0 +1,91 @@
+//! `rbt -l` against `bpftrace -l`, live on this machine: for each search below both tools list
+//! the kernel's probes, and their stdout must match byte for byte, as must success or failure.
+//! Both read the same tracefs, so nothing is stored. bpftrace's stderr is not compared: it warns
+//! about kprobes it cannot list, and it places its errors in the search text.
+//!
+//! Needs root (bpftrace lists only as root) and bpftrace 0.17 (`$BPFTRACE` or on `PATH`);
+//! without them the test fails and says why rather than skipping. `$RBT` picks the rbt binary.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use tests::{bpftrace, is_root, line_diff, rbt, run_with_limit, Captured};
+
+/// `-lv '*:*'` reads every tracepoint's format file; bpftrace takes a few seconds for it.
+const TIME_LIMIT: Duration = Duration::from_secs(120);
+
+/// The `-l` arguments compared: no search, every probe type, aliases, wildcard providers, lone
+/// patterns, lists, `-lv`, and searches both tools reject.
+const SEARCHES: &[&[&str]] = &[
+    &["-l"],
+    &["-l", "*"],
+    &["-l", "*:*"],
+    &["-l", "iter:*"],
+    &["-l", "hardware:*"],
+    &["-l", "software:*"],
+    &["-l", "tracepoint:sched:*"],
+    &["-l", "t:syscalls:sys_enter_open*"],
+    &["-l", "*switch"],
+    &["-l", "*task*"],
+    &["-l", "i*:*"],
+    &["-l", "h:cycles"],
+    &["-l", "it:*file*"],
+    &["-l", "s:cpu*"],
+    &["-l", "*:cs:*"],
+    &["-l", "hardware:*,software:*,BEGIN,interval:s:1"],
+    &["-lv", "iter:*"],
+    &["-lv", "tracepoint:sched:sched_switch"],
+    &["-lv", "*:*"],
+    &["-l", "iter:task"],
+    &["-l", "hardware:foo"],
+    &["-l", "hardware:"],
+    &["-l", "software:cs:"],
+    &["-l", "iter"],
+    &["-l", "nope:*"],
+];
+
+#[test]
+fn rbt_lists_what_bpftrace_lists() {
+    assert!(is_root(), "bpftrace lists probes only as root, so this test must run as root (it never skips)");
+    let bpftrace = bpftrace().unwrap_or_else(|e| panic!("the listing test needs bpftrace 0.17: {e}"));
+    let version = Command::new(&bpftrace)
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("the listing test needs bpftrace 0.17; cannot run {}: {e}", bpftrace.display()));
+    let version = String::from_utf8_lossy(&version.stdout);
+    assert!(version.contains("v0.17."), "rbt -l follows bpftrace 0.17, but {} is {}", bpftrace.display(), version.trim());
+    let rbt = rbt().unwrap_or_else(|e| panic!("cannot get the rbt binary: {e}"));
+
+    let mut failures = Vec::new();
+    for args in SEARCHES {
+        let expected = list(&bpftrace, args);
+        let actual = list(&rbt, args);
+        let succeeded = |run: &Captured| run.status.is_some_and(|s| s.success());
+        if expected.status.is_none() || actual.status.is_none() {
+            failures.push(format!("{args:?}: timed out after {} s", TIME_LIMIT.as_secs()));
+        } else if succeeded(&expected) != succeeded(&actual) {
+            failures.push(format!(
+                "{args:?}: bpftrace {}, rbt {}; rbt's stderr:\n{}",
+                status_word(&expected),
+                status_word(&actual),
+                String::from_utf8_lossy(&actual.stderr)
+            ));
+        } else if expected.stdout != actual.stdout {
+            let (expected, actual) =
+                (String::from_utf8_lossy(&expected.stdout), String::from_utf8_lossy(&actual.stdout));
+            failures.push(format!("{args:?}: stdout differs\n{}", line_diff(&expected, &actual)));
+        }
+    }
+    assert!(failures.is_empty(), "rbt -l differs from bpftrace -l:\n\n{}", failures.join("\n"));
+}
+
+fn list(tool: &Path, args: &[&str]) -> Captured {
+    let mut command = Command::new(tool);
+    command.args(args);
+    run_with_limit(&mut command, TIME_LIMIT).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn status_word(run: &Captured) -> &'static str {
+    if run.status.is_some_and(|s| s.success()) { "succeeded" } else { "failed" }
+}
