@@ -316,3 +316,14 @@ pub fn link_perf_event(prog_fd: RawFd, perf_fd: RawFd) -> io::Result<OwnedFd> {
     };
     bpf_fd(BPF_LINK_CREATE, &mut attr)
 }
+
+const BPF_ENABLE_STATS: libc::c_long = 32;
+/// `enum bpf_stats_type`: run time and run count of every program.
+const BPF_STATS_RUN_TIME: u32 = 0;
+
+/// Turns on the kernel's per-program run counts (`run_cnt` in fdinfo) for as long as the
+/// returned descriptor is open, without touching the global `kernel.bpf_stats_enabled` sysctl.
+pub fn enable_run_stats() -> io::Result<OwnedFd> {
+    let mut attr = [BPF_STATS_RUN_TIME, 0u32];
+    bpf_fd(BPF_ENABLE_STATS, &mut attr)
+}

@@ -10,6 +10,7 @@ mod events;
 mod loader;
 mod maps;
 mod output;
+mod repl;
 mod script;
 mod session;
 mod signals;
@@ -38,12 +39,17 @@ fn run(args: Args) -> Result<ExitCode, String> {
     if args.list {
         return list(&args);
     }
+    let wants_repl = args.program.is_none()
+        && match args.program_file.as_deref() {
+            Some("repl") => true,
+            None => repl::stdin_is_terminal(),
+            Some(_) => false,
+        };
+    if wants_repl {
+        return run_repl(&args);
+    }
     let (name, source, params) = args.program_source()?;
-    let format = match args.format.as_deref() {
-        None | Some("text") => OutputFormat::Text,
-        Some("json") => OutputFormat::Json,
-        Some(other) => return Err(format!("invalid output format '{other}': use text or json")),
-    };
+    let format = output_format(&args)?;
     let privileged = has_bpf_privileges();
     let dry_run = args.dry_run || args.emit_elf.is_some() && !privileged;
     if !dry_run && !privileged {
@@ -94,7 +100,31 @@ fn run(args: Args) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn report_verifier(name: &str, source: &str, probe: &str, span: grammar::Span, log: &str, insn: Option<usize>) {
+fn run_repl(args: &Args) -> Result<ExitCode, String> {
+    let format = output_format(args)?;
+    if !has_bpf_privileges() {
+        return Err("rbt needs root (or CAP_BPF and CAP_PERFMON) to load BPF programs; run it with sudo".into());
+    }
+    let mut compile = CompileOptions::default();
+    compile.check.unsafe_allowed = args.unsafe_;
+    compile.check.strlen = env_u32("RBT_STRLEN", 64).clamp(1, 200);
+    compile.lower.pid_filter = args.pid;
+    compile.lower.map_keys_max = env_u32("RBT_MAP_KEYS_MAX", 4096);
+    compile.lower.start_ns = monotonic_ns();
+    compile.lower.events = event_transport(false)?;
+    repl::run(repl::ReplOptions { format, compile })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn output_format(args: &Args) -> Result<OutputFormat, String> {
+    match args.format.as_deref() {
+        None | Some("text") => Ok(OutputFormat::Text),
+        Some("json") => Ok(OutputFormat::Json),
+        Some(other) => Err(format!("invalid output format '{other}': use text or json")),
+    }
+}
+
+pub(crate) fn report_verifier(name: &str, source: &str, probe: &str, span: grammar::Span, log: &str, insn: Option<usize>) {
     let tail: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
     let tail = tail[tail.len().saturating_sub(12)..].join("\n");
     let at = insn.map(|i| format!(" at instruction {i}")).unwrap_or_default();

@@ -169,6 +169,32 @@ impl LoadedMap<'_> {
         Ok(())
     }
 
+    /// `delete(@m[key])` from outside a probe: `user_key` is the key laid out as in the map
+    /// (each part 8-byte aligned). A histogram's key is followed by its bucket, so every bucket
+    /// of the key goes. Returns whether anything was deleted.
+    pub fn delete_user_key(&self, user_key: &[u8]) -> io::Result<bool> {
+        if self.array_backed() {
+            return Ok(false);
+        }
+        let mut deleted = false;
+        for key in bpf_sys::keys(self.fd, self.bpf.key_size as usize)? {
+            if key.starts_with(user_key) {
+                bpf_sys::delete(self.fd, &key)?;
+                deleted = true;
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// How many distinct user keys the map holds.
+    pub fn key_count(&self) -> io::Result<usize> {
+        Ok(match self.dump()?.data {
+            crate::output::MapData::Values(v) => v.len(),
+            crate::output::MapData::Avg(v) | crate::output::MapData::Stats(v) => v.len(),
+            crate::output::MapData::Hist(v) | crate::output::MapData::Lhist(_, v) => v.len(),
+        })
+    }
+
     /// `zero(@m)`: keeps the keys, sets every value to zero.
     pub fn zero(&self) -> io::Result<()> {
         let slot = align8(self.bpf.value_size) as usize;

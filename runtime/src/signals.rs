@@ -6,26 +6,46 @@ use std::os::fd::RawFd;
 
 pub struct Signals {
     fd: RawFd,
+    set: libc::sigset_t,
+    /// Unblock the signals again when dropped (a script's loop); the REPL keeps them blocked.
+    unblock_on_drop: bool,
 }
 
-const WATCHED: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGCHLD];
+/// What a script's event loop watches.
+const SCRIPT_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGCHLD];
 
-fn watched_set() -> libc::sigset_t {
+fn signal_set(signals: &[libc::c_int]) -> libc::sigset_t {
     // SAFETY: sigemptyset/sigaddset initialise and fill a sigset_t we own.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        for s in WATCHED {
+        for &s in signals {
             libc::sigaddset(&mut set, s);
         }
         set
     }
 }
 
+/// Blocks `signals` for this thread (and the threads it starts later) without watching them:
+/// they stay pending until a [`Signals`] for them reads them.
+pub fn block(signals: &[libc::c_int]) -> io::Result<()> {
+    let set = signal_set(signals);
+    // SAFETY: `set` is initialised; a null old-set pointer is allowed.
+    let r = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if r == 0 { Ok(()) } else { Err(io::Error::from_raw_os_error(r)) }
+}
+
 impl Signals {
-    /// Blocks the watched signals for this thread and opens a signalfd for them.
+    /// Blocks SIGINT, SIGTERM and SIGCHLD for this thread and opens a signalfd for them.
     pub fn block() -> io::Result<Signals> {
-        let set = watched_set();
+        let mut signals = Signals::watch(&SCRIPT_SIGNALS)?;
+        signals.unblock_on_drop = true;
+        Ok(signals)
+    }
+
+    /// Blocks `signals` for this thread and opens a signalfd for them; they stay blocked.
+    pub fn watch(signals: &[libc::c_int]) -> io::Result<Signals> {
+        let set = signal_set(signals);
         // SAFETY: `set` is initialised; a null old-set pointer is allowed.
         let r = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
         if r != 0 {
@@ -36,7 +56,7 @@ impl Signals {
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(Signals { fd })
+        Ok(Signals { fd, set, unblock_on_drop: false })
     }
 
     pub fn fd(&self) -> RawFd {
@@ -64,8 +84,9 @@ impl Drop for Signals {
         // SAFETY: closes the fd we opened, then unblocks the signals we blocked.
         unsafe {
             libc::close(self.fd);
-            let set = watched_set();
-            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+            if self.unblock_on_drop {
+                libc::pthread_sigmask(libc::SIG_UNBLOCK, &self.set, std::ptr::null_mut());
+            }
         }
     }
 }

@@ -1,0 +1,205 @@
+//! Tab completion for the REPL: commands, probe types, tracepoint categories and events (from
+//! tracefs), `args->` fields of the tracepoint whose block is being typed, builtins and
+//! functions, map names in use, and file names after `:save` and `:load`.
+//!
+//! Candidates are ordered shortest first, then alphabetically: rustyline shows the first one on
+//! the first Tab, and the shortest match is usually the one meant (`sched_sw` -> `sched_switch`
+//! before `sched_swap_numa`).
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+
+use rustyline::completion::{Completer, FilenameCompleter, Pair};
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::validate::Validator;
+use rustyline::{Context, Helper};
+
+use super::{commands, lock, SharedRef};
+use crate::tracefs::Tracefs;
+
+const PROBE_TYPES: [&str; 8] = ["BEGIN", "END", "tracepoint:", "profile:", "interval:", "t:", "p:", "i:"];
+
+const BUILTINS: [&str; 15] = [
+    "pid", "tid", "cpid", "uid", "gid", "comm", "nsecs", "elapsed", "cpu", "probe", "rand", "cgroup", "curtask",
+    "args", "retval",
+];
+
+const FUNCTIONS: [&str; 22] = [
+    "printf(", "print(", "time(", "str(", "exit()", "clear(", "delete(", "zero(", "strncmp(", "system(", "count()",
+    "sum(", "avg(", "min(", "max(", "stats(", "hist(", "lhist(", "if (", "while (", "unroll(", "return",
+];
+
+const RATE_UNITS: [&str; 4] = ["hz:", "s:", "ms:", "us:"];
+
+pub struct ReplHelper {
+    tracefs: Tracefs,
+    shared: SharedRef,
+    /// The earlier lines of an entry still being typed, for `args->` in a block opened above.
+    pending: RefCell<String>,
+    files: FilenameCompleter,
+}
+
+impl ReplHelper {
+    pub fn new(tracefs: Tracefs, shared: SharedRef) -> ReplHelper {
+        ReplHelper { tracefs, shared, pending: RefCell::new(String::new()), files: FilenameCompleter::new() }
+    }
+
+    pub fn set_pending(&mut self, text: &str) {
+        text.clone_into(&mut self.pending.borrow_mut());
+    }
+
+    fn map_names(&self) -> Vec<String> {
+        lock(&self.shared).session.program.maps.iter().map(|m| m.display_name()).collect()
+    }
+
+    /// `tracepoint:CAT:EVENT` completions of `word` (which has at least one colon).
+    fn probe_specs(&self, word: &str) -> Vec<String> {
+        let parts: Vec<&str> = word.split(':').collect();
+        match parts[0] {
+            "tracepoint" | "t" => {
+                let events = self.tracefs.events();
+                if parts.len() == 2 {
+                    let mut categories: Vec<&str> =
+                        events.iter().filter_map(|e| e.split_once(':').map(|(c, _)| c)).filter(|c| c.starts_with(parts[1])).collect();
+                    categories.dedup();
+                    categories.into_iter().map(|c| format!("{}:{c}:", parts[0])).collect()
+                } else {
+                    let prefix = format!("{}:{}", parts[1], parts[2..].join(":"));
+                    events.iter().filter(|e| e.starts_with(&prefix)).map(|e| format!("{}:{e}", parts[0])).collect()
+                }
+            }
+            "profile" | "p" | "interval" | "i" if parts.len() == 2 => {
+                RATE_UNITS.iter().filter(|u| u.starts_with(parts[1])).map(|u| format!("{}:{u}", parts[0])).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Fields of the last tracepoint named before the cursor, for `args->` / `args.`.
+    fn fields(&self, before: &str) -> Vec<String> {
+        let Some(spec) = before
+            .rsplit(|c: char| c.is_whitespace() || c == '{' || c == ',' || c == '/')
+            .find(|w| w.starts_with("tracepoint:") || w.starts_with("t:"))
+        else {
+            return Vec::new();
+        };
+        let parts: Vec<&str> = spec.split(':').collect();
+        if parts.len() != 3 || parts[1].contains('*') || parts[2].contains('*') {
+            return Vec::new();
+        }
+        match self.tracefs.read_format(parts[1], parts[2]) {
+            Ok(format) => format.fields.iter().map(|f| f.name.clone()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+/// The start of the word ending at `pos`: letters, digits and `_ : @ $ * . - >`.
+fn word_start(line: &str, pos: usize) -> usize {
+    line[..pos]
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| !(c.is_ascii_alphanumeric() || "_:@$*.->".contains(c)))
+        .map_or(0, |(i, c)| i + c.len_utf8())
+}
+
+fn ranked(mut candidates: Vec<String>, prefix: &str) -> Vec<Pair> {
+    candidates.retain(|c| c.starts_with(prefix));
+    candidates.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
+    candidates.dedup();
+    candidates.into_iter().map(|c| Pair { display: c.clone(), replacement: c }).collect()
+}
+
+impl Completer for ReplHelper {
+    type Candidate = Pair;
+
+    fn complete(&self, line: &str, pos: usize, ctx: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let pending = self.pending.borrow();
+        let trimmed = line.trim_start();
+        // Commands and their arguments.
+        if pending.is_empty() && trimmed.starts_with(':') {
+            let lead = line.len() - trimmed.len();
+            let command_end = line[lead..].find(char::is_whitespace).map_or(line.len(), |i| lead + i);
+            if pos <= command_end {
+                let names = commands::NAMES.iter().map(|n| format!(":{n}")).collect();
+                return Ok((lead, ranked(names, &line[lead..pos])));
+            }
+            let command = &line[lead + 1..command_end];
+            if matches!(command, "save" | "load") {
+                return self.files.complete(line, pos, ctx);
+            }
+            let start = word_start(line, pos);
+            let word = &line[start..pos];
+            let candidates = match command {
+                "help" => commands::NAMES.iter().map(|n| (*n).to_owned()).collect(),
+                "format" => vec!["text".to_owned(), "json".to_owned()],
+                "list" | "fields" if word.contains(':') => self.probe_specs(word),
+                "list" | "fields" => vec!["tracepoint:".to_owned()],
+                _ => self.map_names(),
+            };
+            return Ok((start, ranked(candidates, word)));
+        }
+        let start = word_start(line, pos);
+        let word = &line[start..pos];
+        let before = format!("{pending}{}", &line[..start]);
+        // args->field or args.field.
+        for arrow in ["args->", "args."] {
+            if let Some(field) = word.rfind(arrow).map(|i| &word[i + arrow.len()..]) {
+                let at = pos - field.len();
+                return Ok((at, ranked(self.fields(&before), field)));
+            }
+        }
+        if word.starts_with('@') {
+            return Ok((start, ranked(self.map_names(), word)));
+        }
+        if word.contains(':') {
+            return Ok((start, ranked(self.probe_specs(word), word)));
+        }
+        // Outside any block: probe types; inside one: builtins and functions.
+        let open = before.matches('{').count() > before.matches('}').count();
+        let mut candidates: Vec<String> = if open {
+            BUILTINS.iter().chain(FUNCTIONS.iter()).map(|s| (*s).to_owned()).collect()
+        } else {
+            PROBE_TYPES.iter().map(|s| (*s).to_owned()).collect()
+        };
+        if !open && pending.is_empty() {
+            // A bare statement list is an entry too.
+            candidates.extend(BUILTINS.iter().chain(FUNCTIONS.iter()).map(|s| (*s).to_owned()));
+        }
+        Ok((start, ranked(candidates, word)))
+    }
+}
+
+impl Hinter for ReplHelper {
+    type Hint = String;
+}
+
+impl Highlighter for ReplHelper {
+    fn highlight_prompt<'b, 's: 'b, 'p: 'b>(&'s self, prompt: &'p str, _default: bool) -> Cow<'b, str> {
+        Cow::Borrowed(prompt)
+    }
+}
+
+impl Validator for ReplHelper {}
+
+impl Helper for ReplHelper {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_stop_at_punctuation() {
+        assert_eq!(word_start("t:sched:sched_sw", 16), 0);
+        assert_eq!(word_start("BEGIN { @cou", 12), 8);
+        assert_eq!(word_start("{ $x = args->fi", 15), 7);
+    }
+
+    #[test]
+    fn shortest_candidates_come_first() {
+        let pairs = ranked(vec!["sched_swap_numa".into(), "sched_switch".into(), "other".into()], "sched_sw");
+        let names: Vec<&str> = pairs.iter().map(|p| p.replacement.as_str()).collect();
+        assert_eq!(names, ["sched_switch", "sched_swap_numa"]);
+    }
+}
