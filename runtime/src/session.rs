@@ -26,7 +26,7 @@ pub enum SessionError {
     Verifier { probe: String, span: grammar::Span, log: String, insn: Option<usize> },
     #[error("attaching {probe} failed: {source}")]
     Attach { probe: String, #[source] source: io::Error },
-    #[error("map {name} is in use with another layout; it cannot change while the session runs (clear nothing, use a new map name)")]
+    #[error("map {name} already exists in the kernel with another layout, which cannot change while the session runs")]
     MapChanged { name: String },
     #[error("{0}")]
     Io(#[from] io::Error),

@@ -167,7 +167,7 @@ fn map_index(shared: &Shared, name: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("no map {name} in this session; :maps lists them"))
 }
 
-fn value_kind(value: &MapValue) -> String {
+pub fn value_kind(value: &MapValue) -> String {
     match value {
         MapValue::Plain(t) => t.to_string(),
         MapValue::Count => "count".into(),

@@ -221,6 +221,10 @@ impl Repl {
             eprintln!("ERROR: the probes of earlier entries no longer compile the same way (a wildcard now matches other tracepoints); detach them or start a new session");
             return false;
         }
+        if let Some(diag) = changed_map_layout(&shared.session.program, &compiled, text) {
+            crate::diagnostics::emit(&[diag], name, text);
+            return false;
+        }
         let range = match shared.session.extend(compiled) {
             Ok(range) => range,
             Err(e) => {
@@ -344,6 +348,49 @@ pub fn restore_terminal() {
 fn extends(old: &compiler::CompiledProgram, new: &compiler::CompiledProgram, known: usize) -> bool {
     new.probes.len() >= known
         && old.probes.iter().zip(&new.probes).all(|(a, b)| a.name == b.name && a.attach.probe_name() == b.attach.probe_name())
+}
+
+/// A map the entry would give another layout (a longer string, other lhist bounds): the kernel
+/// map exists already and cannot change, so the entry is refused with the map's first use in it.
+fn changed_map_layout(old: &compiler::CompiledProgram, new: &compiler::CompiledProgram, text: &str) -> Option<grammar::Diagnostic> {
+    for (index, decl) in old.maps.iter().enumerate() {
+        let (Some(old_bpf), Some(new_decl)) = (old.bpf_maps.get(old.map_storage[index]), new.maps.get(index)) else { continue };
+        let new_bpf = &new.bpf_maps[new.map_storage[index]];
+        if old_bpf == new_bpf {
+            continue;
+        }
+        let name = decl.display_name();
+        let describe = |d: &compiler::hir::MapDecl| {
+            let key: Vec<String> = d.key.iter().map(ToString::to_string).collect();
+            let key = if key.is_empty() { String::new() } else { format!("[{}]", key.join(", ")) };
+            format!("{}{key} = {}", d.display_name(), commands::value_kind(&d.value))
+        };
+        let at = find_map_use(text, &name).unwrap_or(0..0);
+        return Some(
+            grammar::Diagnostic::error(
+                "map-layout",
+                format!("this entry changes {name} from `{}` to `{}`", describe(decl), describe(new_decl)),
+                grammar::Span::new(at.start, at.end),
+            )
+            .with_help("a map keeps its layout while the session runs: use another map name, or :quit and start over"),
+        );
+    }
+    None
+}
+
+/// Where `@name` first appears in `text` as a whole map name.
+fn find_map_use(text: &str, name: &str) -> Option<Range<usize>> {
+    let mut from = 0;
+    while let Some(i) = text[from..].find(name) {
+        let start = from + i;
+        let end = start + name.len();
+        let next = text[end..].chars().next();
+        if !next.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Some(start..end);
+        }
+        from = end;
+    }
+    None
 }
 
 /// Groups an entry's programs by the attach point they were written as.
