@@ -183,6 +183,8 @@ pub enum ExprKind {
     /// `str(ptr[, len])`: reads a NUL-terminated string from memory into a `Str` of `ty`.
     ReadStr { ptr: Box<Expr>, limit: Option<Box<Expr>> },
     IncDec { target: LValue, increment: bool, prefix: bool },
+    /// `kstack`, `ustack(perf, 5)`: captures the current stack into its stack map.
+    Stack(crate::types::StackType),
 }
 
 /// What `++`/`--` and compound assignment update.

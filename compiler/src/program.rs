@@ -47,6 +47,10 @@ pub enum MapRole {
     Events,
     /// Per-CPU counters of events and updates that failed ([`ErrorCounter`]).
     Errors,
+    /// A stack trace map for stacks of at most `limit` frames.
+    Stacks { limit: u32 },
+    /// Processes already seen in user stacks (see [`EventKind::PidSeen`]).
+    SeenPids,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,9 +74,12 @@ pub enum ErrorCounter {
     MapFull = 1,
     /// A string or memory read failed.
     ReadFailed = 2,
+    /// `bpf_get_stackid` failed: a hash collision in the stack map (EEXIST), a full map, or a
+    /// stack that could not be walked (EFAULT).
+    StackFailed = 3,
 }
 
-pub const ERROR_COUNTERS: u32 = 3;
+pub const ERROR_COUNTERS: u32 = 4;
 
 /// Event kinds: the first u32 of each ring buffer record; the second is an index whose meaning
 /// depends on the kind. Records are laid out by the compiler; fields are 8-byte aligned.
@@ -94,6 +101,8 @@ pub enum EventKind {
     Zero = 7,
     /// index: into `print_types`; then the value.
     PrintValue = 8,
+    /// A process first seen in a user stack; then its pid as a u64.
+    PidSeen = 9,
 }
 
 impl EventKind {
@@ -107,6 +116,7 @@ impl EventKind {
             6 => EventKind::Clear,
             7 => EventKind::Zero,
             8 => EventKind::PrintValue,
+            9 => EventKind::PidSeen,
             _ => return None,
         })
     }

@@ -15,10 +15,47 @@ pub enum Type {
     /// A pointer into kernel or user memory, e.g. a tracepoint's `const char *` field. It behaves
     /// as an unsigned 64-bit integer, and `str()` can read through it.
     Pointer { pointee: String },
+    /// A kernel or user stack: a stack id in the stack map for its depth, and for user stacks
+    /// the process it belongs to (16 bytes: `i64 id, u64 pid`). The id is negative when the
+    /// capture failed (the error the kernel returned).
+    Stack(StackType),
     /// The tracepoint `args` record: only usable through `->field`.
     Args,
     /// No value: a statement-like call such as `printf`.
     None,
+}
+
+/// What a stack value is and how it prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StackType {
+    /// `ustack` rather than `kstack`.
+    pub user: bool,
+    pub mode: StackMode,
+    /// Most frames kept (`kstack(N)`); also selects the stack map.
+    pub limit: u32,
+}
+
+/// `kstack(MODE)`: how frames print.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StackMode {
+    /// `sym+off`, one per line (bpftrace's default).
+    Bpftrace,
+    /// `\tADDR sym+off (module)`, as perf prints.
+    Perf,
+    /// Addresses in hex, unsymbolized (rbt's addition).
+    Raw,
+}
+
+/// The most frames a stack keeps, and the default (the kernel's `perf_event_max_stack`).
+pub const MAX_STACK_FRAMES: u32 = 127;
+
+impl StackType {
+    /// Bytes of a stack value: the id, then the pid.
+    pub const SIZE: u32 = 16;
+
+    pub fn name(&self) -> &'static str {
+        if self.user { "ustack" } else { "kstack" }
+    }
 }
 
 impl Type {
@@ -44,6 +81,7 @@ impl Type {
             Type::Int { .. } | Type::Pointer { .. } => 8,
             Type::Str { len } => *len,
             Type::Tuple(fields) => fields.iter().map(|f| align8(f.size())).sum(),
+            Type::Stack(_) => StackType::SIZE,
             Type::Args | Type::None => 0,
         }
     }
@@ -70,6 +108,8 @@ impl Type {
             (Type::Tuple(a), Type::Tuple(b)) => {
                 a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.accepts(y))
             }
+            // A stack id only means something in the stack map of its own depth.
+            (Type::Stack(a), Type::Stack(b)) => a == b,
             _ => false,
         }
     }
@@ -111,6 +151,14 @@ impl fmt::Display for Type {
                 write!(f, ")")
             }
             Type::Pointer { pointee } => write!(f, "{pointee} *"),
+            Type::Stack(st) => {
+                let mode = match st.mode {
+                    StackMode::Bpftrace => "",
+                    StackMode::Perf => "perf, ",
+                    StackMode::Raw => "raw, ",
+                };
+                write!(f, "{}({mode}{})", st.name(), st.limit)
+            }
             Type::Args => write!(f, "args"),
             Type::None => write!(f, "none"),
         }

@@ -47,7 +47,7 @@ impl EventDecoder {
             Some(EventKind::Printf) | Some(EventKind::System) => {
                 let Some(format) = program.formats.get(index) else { return Ok(()) };
                 let Some(parsed) = &format.printf else { return Ok(()) };
-                let args = decode_args(&format.args, payload);
+                let args = decode_args(&format.args, payload, &session.stacks);
                 self.line.clear();
                 output::render_printf(format.text.as_bytes(), parsed, &args, &mut self.line);
                 if format.kind == FormatKind::System {
@@ -87,21 +87,22 @@ impl EventDecoder {
             }
             Some(EventKind::PrintValue) => {
                 if let Some(ty) = program.print_types.get(index) {
-                    output::write_value(out, session.format, &decode(ty, payload))?;
+                    output::write_value(out, session.format, &decode(ty, payload, &session.stacks))?;
                 }
             }
+            Some(EventKind::PidSeen) => session.stacks.remember(read_u64(payload, 0) as u32),
             None => {}
         }
         Ok(())
     }
 }
 
-fn decode_args(types: &[Type], payload: &[u8]) -> Vec<PrintfArg> {
+fn decode_args(types: &[Type], payload: &[u8], stacks: &crate::stacks::Stacks) -> Vec<PrintfArg> {
     let mut args = Vec::with_capacity(types.len());
     let mut off = 0usize;
     for ty in types {
         let bytes = payload.get(off..).unwrap_or(&[]);
-        args.push(match decode(ty, bytes) {
+        args.push(match decode(ty, bytes, stacks) {
             Value::Int(v) => PrintfArg::Int(v),
             Value::UInt(v) => PrintfArg::UInt(v),
             Value::Str(s) => PrintfArg::Str(s),

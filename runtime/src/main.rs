@@ -14,6 +14,7 @@ mod repl;
 mod script;
 mod session;
 mod signals;
+mod stacks;
 mod tracefs;
 
 use std::io::{self, Read, Write};
@@ -68,6 +69,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
     options.lower.cpid = options.check.cpid;
     options.lower.pid_filter = args.pid;
     options.lower.map_keys_max = env_u32("RBT_MAP_KEYS_MAX", 4096);
+    options.lower.stack_storage = env_u32("RBT_STACK_STORAGE", 4096);
     options.lower.start_ns = monotonic_ns();
     options.lower.events = event_transport(dry_run)?;
     let (compiled, diags) = compiler::compile(&source, &tracefs as &dyn ProbeCatalog, &options);
@@ -110,6 +112,7 @@ fn run_repl(args: &Args) -> Result<ExitCode, String> {
     compile.check.strlen = env_u32("RBT_STRLEN", 64).clamp(1, 200);
     compile.lower.pid_filter = args.pid;
     compile.lower.map_keys_max = env_u32("RBT_MAP_KEYS_MAX", 4096);
+    compile.lower.stack_storage = env_u32("RBT_STACK_STORAGE", 4096);
     compile.lower.start_ns = monotonic_ns();
     compile.lower.events = event_transport(false)?;
     repl::run(repl::ReplOptions { format, compile })?;

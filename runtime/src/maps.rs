@@ -6,6 +6,7 @@ use std::io;
 use std::os::fd::RawFd;
 
 use crate::bpf_sys;
+use crate::stacks::Stacks;
 use crate::output::{AvgState, LhistParams, MapData, MapDump, MapKey, Value};
 use compiler::hir::MapDecl;
 use compiler::program::BpfMap;
@@ -19,6 +20,8 @@ pub struct LoadedMap<'a> {
     pub ncpus: usize,
     /// `zero()` ran on an array-backed map: its zero values are elements, not absence.
     pub zeroed: bool,
+    /// For keys and values that are stacks.
+    pub stacks: &'a Stacks,
 }
 
 impl LoadedMap<'_> {
@@ -61,7 +64,7 @@ impl LoadedMap<'_> {
             let mut parts = Vec::new();
             let mut off = 0usize;
             for ty in &self.decl.key {
-                parts.push(decode(ty, &key[off..]));
+                parts.push(decode(ty, &key[off..], self.stacks));
                 off += align8(ty.size()) as usize;
             }
             MapKey(parts)
@@ -71,7 +74,7 @@ impl LoadedMap<'_> {
         };
         let data = match &self.decl.value {
             MapValue::Plain(ty) => MapData::Values(
-                entries.iter().map(|(k, cpus)| (user_key(k), decode(ty, &cpus[0]))).collect(),
+                entries.iter().map(|(k, cpus)| (user_key(k), decode(ty, &cpus[0], self.stacks))).collect(),
             ),
             MapValue::Count => MapData::Values(
                 entries
@@ -220,8 +223,9 @@ pub fn read_u64(bytes: &[u8], off: usize) -> u64 {
     u64::from_le_bytes(word)
 }
 
-/// Decodes a value laid out by the compiler (integers 8 bytes, strings padded, tuples 8-aligned).
-pub fn decode(ty: &Type, bytes: &[u8]) -> Value {
+/// Decodes a value laid out by the compiler (integers 8 bytes, strings padded, tuples 8-aligned,
+/// stacks as an id and a pid).
+pub fn decode(ty: &Type, bytes: &[u8], stacks: &Stacks) -> Value {
     match ty {
         Type::Int { signed: true, .. } => Value::Int(read_u64(bytes, 0) as i64),
         Type::Int { .. } | Type::Pointer { .. } => Value::UInt(read_u64(bytes, 0)),
@@ -236,10 +240,11 @@ pub fn decode(ty: &Type, bytes: &[u8]) -> Value {
                 fields
                     .iter()
                     .zip(offsets)
-                    .map(|(f, off)| decode(f, bytes.get(off as usize..).unwrap_or(&[])))
+                    .map(|(f, off)| decode(f, bytes.get(off as usize..).unwrap_or(&[]), stacks))
                     .collect(),
             )
         }
+        Type::Stack(st) => Value::Stack(stacks.text(st, read_u64(bytes, 0) as i64, read_u64(bytes, 8) as u32)),
         Type::Args | Type::None => Value::UInt(0),
     }
 }

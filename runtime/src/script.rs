@@ -116,6 +116,13 @@ pub fn run(
     if full > 0 {
         eprintln!("WARNING: {full} map updates failed because a map was full (raise RBT_MAP_KEYS_MAX)");
     }
+    let stacks = session.error_count(ErrorCounter::StackFailed);
+    if stacks > 0 {
+        eprintln!(
+            "WARNING: {stacks} stack captures failed (hash collisions or a full stack map: raise RBT_STACK_STORAGE; \
+             or stacks that could not be walked); they print as [stack not captured: ...]"
+        );
+    }
     if let Some(mut c) = child {
         c.kill_and_wait();
     }

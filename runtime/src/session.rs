@@ -16,6 +16,7 @@ use crate::event_source::EventSource;
 use crate::loader::{self, MapTable};
 use crate::maps::LoadedMap;
 use crate::output::{self, OutputFormat};
+use crate::stacks::Stacks;
 use crate::tracefs::Tracefs;
 use compiler::hir::{AttachPoint, PerfRate};
 use compiler::program::{CompiledProgram, ErrorCounter, MapRole, ProbeProgram, ERROR_COUNTERS};
@@ -53,6 +54,8 @@ pub struct Session {
     pub format: OutputFormat,
     /// Keep the verifier's statistics for `-v`.
     verbose: bool,
+    /// The stack maps and the symbolizer, for stacks in maps and events.
+    pub stacks: Stacks,
 }
 
 impl Session {
@@ -67,6 +70,7 @@ impl Session {
             zeroed: RefCell::new(Vec::new()),
             format,
             verbose,
+            stacks: Stacks::new(Box::new(crate::stacks::NoSymbols)),
         })
     }
 
@@ -104,6 +108,11 @@ impl Session {
         let mut map_fds = Vec::with_capacity(program.bpf_maps.len());
         for m in &program.bpf_maps {
             map_fds.push(self.maps.fd(&m.name).ok_or_else(|| io::Error::other(format!("map {} missing after load", m.name)))?);
+        }
+        for (m, &fd) in program.bpf_maps.iter().zip(&map_fds) {
+            if let MapRole::Stacks { limit } = m.role {
+                self.stacks.set_map(limit, fd);
+            }
         }
         self.map_fds = map_fds;
         self.zeroed.borrow_mut().resize(program.maps.len(), false);
@@ -224,6 +233,7 @@ impl Session {
             fd: self.map_fds[storage],
             ncpus: self.ncpus,
             zeroed: self.zeroed.borrow().get(index).copied().unwrap_or(false),
+            stacks: &self.stacks,
         }
     }
 

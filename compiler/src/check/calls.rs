@@ -13,7 +13,7 @@ use grammar::{Diagnostic, Span};
 
 const FUNCTIONS: &[&str] = &[
     "printf", "print", "time", "exit", "clear", "zero", "delete", "system", "str", "strncmp",
-    "count", "sum", "min", "max", "avg", "stats", "hist", "lhist",
+    "count", "sum", "min", "max", "avg", "stats", "hist", "lhist", "kstack", "ustack",
 ];
 
 /// Most arguments printf accepts, as bpftrace.
@@ -254,6 +254,7 @@ impl Checker<'_> {
     /// A function used for its value: `str()`, `strncmp()`.
     pub(super) fn check_value_call(&mut self, name: &ast::Ident, args: &[ast::Expr], span: Span) -> Expr {
         match name.name.as_str() {
+            "kstack" | "ustack" => self.check_stack(&name.name, args, span),
             "str" => {
                 if args.is_empty() || args.len() > 2 {
                     self.wrong_count(name, "1 or 2", args.len(), span);
@@ -322,7 +323,7 @@ impl Checker<'_> {
 fn accepts(kind: ArgKind, ty: &Type) -> bool {
     match kind {
         ArgKind::Integer => ty.is_integer(),
-        ArgKind::String => ty.is_string(),
+        ArgKind::String => ty.is_string() || matches!(ty, Type::Stack(_)),
         ArgKind::Buffer => false,
     }
 }

@@ -9,7 +9,7 @@ use grammar::{Diagnostic, Span};
 
 const BUILTINS: &[&str] = &[
     "pid", "tid", "uid", "gid", "comm", "nsecs", "elapsed", "cpu", "rand", "cgroup", "curtask",
-    "cpid", "probe", "args",
+    "cpid", "probe", "args", "kstack", "ustack",
 ];
 
 impl Checker<'_> {
@@ -160,6 +160,7 @@ impl Checker<'_> {
                 Builtin::Cpid
             }
             "probe" => Builtin::Probe,
+            "kstack" | "ustack" => return self.check_stack(name, &[], span),
             "args" => {
                 if !matches!(self.scope.attach, Some(AttachPoint::Tracepoint { .. })) {
                     self.error(Diagnostic::error(

@@ -9,6 +9,7 @@
 mod attach;
 mod calls;
 mod expr;
+mod stacks;
 mod stmt;
 
 use std::collections::HashMap;

@@ -104,7 +104,68 @@ impl ProbeLowering<'_> {
             }
             ExprKind::ReadStr { ptr, limit } => Value::Mem(self.lower_read_str(ptr, limit.as_deref(), e.ty.size())),
             ExprKind::IncDec { target, increment, prefix } => Value::Int(self.lower_incdec(target, *increment, *prefix)),
+            ExprKind::Stack(stack) => Value::Mem(self.lower_stack(stack)),
         }
+    }
+
+    /// `bpf_get_stackid` into the stack map for the stack's depth: a 16-byte value of the id (or
+    /// the negative error, counted as a failed capture) and, for user stacks, the pid whose
+    /// address space the frames belong to.
+    fn lower_stack(&mut self, stack: &crate::types::StackType) -> StackRef {
+        let map = self.stack_map(stack.limit);
+        let flags = if stack.user { crate::bpf::helpers::BPF_F_USER_STACK } else { 0 };
+        let id = self.b.reg();
+        self.b.push(Op::Call { dst: Some(id), helper: Helper::GetStackid, args: vec![Arg::Ctx, Arg::Map(map), Arg::Imm(flags)] });
+        let at = self.b.slot(crate::types::StackType::SIZE);
+        self.b.store(at, 0, id, 8);
+        let failed = self.b.new_block();
+        let done = self.b.new_block();
+        self.b.branch(Cond::SLt, id, Operand::Imm(0), failed, done);
+        self.b.switch_to(failed);
+        self.count_error(crate::program::ErrorCounter::StackFailed);
+        self.b.terminate(crate::ir::Term::Jump(done));
+        self.b.switch_to(done);
+        let pid = if stack.user {
+            let r = self.call(Helper::GetCurrentPidTgid, vec![]);
+            let dst = self.b.reg();
+            self.b.push(Op::Alu { op: AluOp::Shr, dst, lhs: r, rhs: Operand::Imm(32) });
+            dst
+        } else {
+            self.b.constant(0)
+        };
+        self.b.store(at, 8, pid, 8);
+        if stack.user {
+            self.announce_new_pid(pid);
+        }
+        at
+    }
+
+    /// Tells the runtime the first time a process shows up in a user stack, while it still runs,
+    /// so its address space can be recorded for symbolizing after it exits: inserting the pid
+    /// into the seen-pids map succeeds only once.
+    fn announce_new_pid(&mut self, pid: VReg) {
+        let seen = self.seen_pids_map();
+        let key = self.b.slot(8);
+        self.b.store(key, 0, pid, 8);
+        let one = self.b.slot(8);
+        self.b.store_imm(one, 0, 1, 8);
+        let inserted = self.b.reg();
+        self.b.push(Op::Call {
+            dst: Some(inserted),
+            helper: Helper::MapUpdateElem,
+            args: vec![Arg::Map(seen), Arg::Stack(key), Arg::Stack(one), Arg::Imm(crate::bpf::helpers::BPF_NOEXIST)],
+        });
+        let new_pid = self.b.new_block();
+        let done = self.b.new_block();
+        self.b.branch(Cond::Eq, inserted, Operand::Imm(0), new_pid, done);
+        self.b.switch_to(new_pid);
+        let record = self.b.slot(crate::program::EVENT_HEADER + 8);
+        self.b.store_imm(record, 0, crate::program::EventKind::PidSeen as i32, 4);
+        self.b.store_imm(record, 4, 0, 4);
+        self.b.store(record, crate::program::EVENT_HEADER, pid, 8);
+        self.send(record, crate::program::EVENT_HEADER + 8);
+        self.b.terminate(crate::ir::Term::Jump(done));
+        self.b.switch_to(done);
     }
 
     /// Writes `e` into `dst`, laid out as `dst_ty` (which may have longer strings than `e`).

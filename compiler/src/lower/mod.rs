@@ -25,6 +25,8 @@ pub struct LowerOptions {
     pub cpid: Option<u32>,
     /// `-p PID`: every probe fires only for this process.
     pub pid_filter: Option<u32>,
+    /// Stacks each stack map holds (`RBT_STACK_STORAGE`).
+    pub stack_storage: u32,
     /// Error counters are kept per probe for this many probes (the last slot is shared by the
     /// rest): 1 for a script, many in the REPL, which reports lost events per probe.
     pub probe_slots: u32,
@@ -48,6 +50,7 @@ impl Default for LowerOptions {
             cpid: None,
             pid_filter: None,
             probe_slots: 1,
+            stack_storage: 4096,
         }
     }
 }
@@ -89,6 +92,7 @@ pub fn lower(program: &hir::Program, options: &LowerOptions) -> Lowered {
     let mut functions = Vec::new();
     for (index, probe) in program.probes.iter().enumerate() {
         let ctx = ProbeLowering {
+            bpf_maps: &mut bpf_maps,
             program,
             probe,
             error_slot: (index as u32).min(options.probe_slots.max(1) - 1),
@@ -163,6 +167,8 @@ fn storage_for(decl: &MapDecl, options: &LowerOptions) -> BpfMap {
 /// Lowering state for one probe.
 struct ProbeLowering<'a> {
     program: &'a hir::Program,
+    /// Every BPF map; probes add the stack maps they need.
+    bpf_maps: &'a mut Vec<BpfMap>,
     probe: &'a hir::Probe,
     /// Where this probe's error counters start in the errors map, in counters.
     error_slot: u32,
@@ -230,6 +236,41 @@ impl ProbeLowering<'_> {
     }
 
     /// Adds one to an error counter (per CPU, so a plain add is race free).
+    /// The stack trace map for stacks of at most `limit` frames, created on first use.
+    fn stack_map(&mut self, limit: u32) -> MapRef {
+        let role = MapRole::Stacks { limit };
+        if let Some(i) = self.bpf_maps.iter().position(|m| m.role == role) {
+            return MapRef(i as u32);
+        }
+        self.bpf_maps.push(BpfMap {
+            name: format!("rbt_stack_{limit}"),
+            role,
+            map_type: bpf_consts::BPF_MAP_TYPE_STACK_TRACE,
+            key_size: 4,
+            value_size: 8 * limit,
+            max_entries: self.options.stack_storage.max(1),
+            flags: 0,
+        });
+        MapRef(self.bpf_maps.len() as u32 - 1)
+    }
+
+    /// The set of processes already seen in user stacks, created on first use.
+    fn seen_pids_map(&mut self) -> MapRef {
+        if let Some(i) = self.bpf_maps.iter().position(|m| m.role == MapRole::SeenPids) {
+            return MapRef(i as u32);
+        }
+        self.bpf_maps.push(BpfMap {
+            name: "rbt_seen_pids".into(),
+            role: MapRole::SeenPids,
+            map_type: bpf_consts::BPF_MAP_TYPE_HASH,
+            key_size: 8,
+            value_size: 8,
+            max_entries: 65_536,
+            flags: 0,
+        });
+        MapRef(self.bpf_maps.len() as u32 - 1)
+    }
+
     fn count_error(&mut self, counter: crate::program::ErrorCounter) {
         let key = self.b.slot(8);
         let index = self.error_slot * crate::program::ERROR_COUNTERS + counter as u32;

@@ -137,7 +137,7 @@ impl ProbeLowering<'_> {
 
     /// `bpf_ringbuf_output` (or `bpf_perf_event_output` to this CPU's buffer); a full buffer
     /// counts a lost event.
-    fn send(&mut self, record: StackRef, size: u32) {
+    pub(super) fn send(&mut self, record: StackRef, size: u32) {
         let r = self.b.reg();
         let call = match self.options.events {
             super::EventTransport::RingBuf { .. } => Op::Call {

@@ -155,6 +155,7 @@ fn cmp_raw_parts(a: &KeyPart, b: &KeyPart) -> Ordering {
         _ => match (a, b) {
             // Equal-size NUL-padded buffers compare like their C strings.
             (Value::Str(x), Value::Str(y)) => c_str(x).cmp(c_str(y)),
+            (Value::Stack(x), Value::Stack(y)) => x.cmp(y),
             (Value::Tuple(x), Value::Tuple(y)) => {
                 cmp_raw_keys(&MapKey(x.clone()), &MapKey(y.clone()))
             }

@@ -15,6 +15,50 @@ pub enum Value {
     Str(Vec<u8>),
     /// A tuple; elements may themselves be tuples.
     Tuple(Vec<Value>),
+    /// A symbolized stack.
+    Stack(StackText),
+}
+
+/// A stack as it prints: one line per frame, leaf first, each already in its mode's form
+/// (`sym+off`; perf's `ADDR sym+off (module)`; a raw address).
+///
+/// bpftrace 0.17 indents frames by 4 spaces in map keys and by 8 elsewhere (map values,
+/// `printf("%s")`); in perf mode every frame line starts with a tab instead:
+///
+/// ```text
+/// @k[
+///     perf_syscall_enter+397
+///     syscall_trace_enter+384
+/// ]: 2
+/// @v:
+///         perf_syscall_enter+397
+/// @p[
+/// 	ffffffff814b0b2d perf_syscall_enter+397
+/// ]: 2
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StackText {
+    pub frames: Vec<String>,
+    /// perf mode: tab-indented lines.
+    pub perf: bool,
+}
+
+impl StackText {
+    /// `\n` then each frame on its own line, indented as a map key's part (4 spaces) or a value
+    /// (8 spaces).
+    pub fn write(&self, in_key: bool, out: &mut Vec<u8>) {
+        let indent: &[u8] = match (self.perf, in_key) {
+            (true, _) => b"\t",
+            (false, true) => b"    ",
+            (false, false) => b"        ",
+        };
+        out.push(b'\n');
+        for frame in &self.frames {
+            out.extend_from_slice(indent);
+            out.extend_from_slice(frame.as_bytes());
+            out.push(b'\n');
+        }
+    }
 }
 
 /// One element of a map key. Keys use the same shapes as values; bpftrace 0.17 rejects tuples as
@@ -44,6 +88,7 @@ impl Value {
             Value::UInt(v) => Value::UInt(v / u64::from(div.max(1))),
             Value::Str(s) => Value::Str(s.clone()),
             Value::Tuple(items) => Value::Tuple(items.iter().map(|v| v.divided(div)).collect()),
+            Value::Stack(stack) => Value::Stack(stack.clone()),
         }
     }
 
@@ -63,6 +108,7 @@ impl Value {
                 }
                 out.push(b')');
             }
+            Value::Stack(stack) => stack.write(false, out),
         }
     }
 
@@ -85,6 +131,13 @@ impl Value {
                     item.write_json(out);
                 }
                 out.push(b']');
+            }
+            Value::Stack(stack) => {
+                let mut text = Vec::new();
+                stack.write(false, &mut text);
+                out.push(b'"');
+                json_escape_into(&text, out);
+                out.push(b'"');
             }
         }
     }
@@ -161,6 +214,7 @@ fn write_key_part_text(part: &KeyPart, out: &mut Vec<u8>) {
         Value::UInt(v) => {
             out.extend_from_slice(i64::from_ne_bytes(v.to_ne_bytes()).to_string().as_bytes());
         }
+        Value::Stack(stack) => stack.write(true, out),
         other => other.write_text(out),
     }
 }
@@ -253,6 +307,18 @@ mod tests {
         out.clear();
         key.write_json(&mut out);
         assert_eq!(out, b"\"-1,x,-5\"");
+    }
+
+    #[test]
+    fn stacks_indent_by_context_as_bpftrace() {
+        let stack = Value::Stack(StackText { frames: vec!["a+1".into(), "b+2".into()], perf: false });
+        assert_eq!(text(&stack), "\n        a+1\n        b+2\n");
+        let mut out = Vec::new();
+        MapKey(vec![stack.clone(), Value::str("sh")]).write_text(&mut out);
+        assert_eq!(String::from_utf8_lossy(&out), "[\n    a+1\n    b+2\n, sh]");
+        let perf = Value::Stack(StackText { frames: vec!["ffff0001 a+1".into()], perf: true });
+        assert_eq!(text(&perf), "\n\tffff0001 a+1\n");
+        assert_eq!(json(&stack), "\"\\n        a+1\\n        b+2\\n\"");
     }
 
     #[test]

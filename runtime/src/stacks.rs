@@ -1,0 +1,151 @@
+//! Stacks: reading the addresses a stack id names out of its stack trace map, and turning them
+//! into the lines bpftrace prints, through a symbolizer.
+
+use std::cell::RefCell;
+use std::os::fd::RawFd;
+
+use crate::bpf_sys;
+use crate::output::StackText;
+use compiler::types::{StackMode, StackType};
+
+/// A frame's symbol: the function and the offset of the address in it, and for user frames the
+/// binary it is in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Symbol {
+    pub name: String,
+    pub offset: u64,
+    pub module: Option<String>,
+}
+
+/// Names addresses. `None` for an address no symbol covers.
+pub trait Symbolize {
+    fn kernel(&mut self, addrs: &[u64]) -> Vec<Option<Symbol>>;
+    fn user(&mut self, pid: u32, addrs: &[u64]) -> Vec<Option<Symbol>>;
+    /// Called the first time a process shows up in a user stack, while it may still run, so its
+    /// address space can be symbolized after it exits.
+    fn remember(&mut self, pid: u32);
+}
+
+/// Knows no symbols: every frame prints as its address, as bpftrace prints frames it cannot name.
+pub struct NoSymbols;
+
+impl Symbolize for NoSymbols {
+    fn kernel(&mut self, addrs: &[u64]) -> Vec<Option<Symbol>> {
+        vec![None; addrs.len()]
+    }
+
+    fn user(&mut self, _pid: u32, addrs: &[u64]) -> Vec<Option<Symbol>> {
+        vec![None; addrs.len()]
+    }
+
+    fn remember(&mut self, _pid: u32) {}
+}
+
+/// The session's stack maps and symbolizer.
+pub struct Stacks {
+    /// The stack trace map of each depth.
+    maps: Vec<(u32, RawFd)>,
+    symbolizer: RefCell<Box<dyn Symbolize + Send>>,
+}
+
+impl Stacks {
+    pub fn new(symbolizer: Box<dyn Symbolize + Send>) -> Stacks {
+        Stacks { maps: Vec::new(), symbolizer: RefCell::new(symbolizer) }
+    }
+
+    /// Records the stack trace map holding stacks of at most `limit` frames.
+    pub fn set_map(&mut self, limit: u32, fd: RawFd) {
+        match self.maps.iter_mut().find(|(l, _)| *l == limit) {
+            Some(entry) => entry.1 = fd,
+            None => self.maps.push((limit, fd)),
+        }
+    }
+
+    pub fn remember(&self, pid: u32) {
+        self.symbolizer.borrow_mut().remember(pid);
+    }
+
+    /// The text of stack `id` (of process `pid`, for user stacks).
+    pub fn text(&self, ty: &StackType, id: i64, pid: u32) -> StackText {
+        let perf = ty.mode == StackMode::Perf;
+        if id < 0 {
+            return StackText { frames: vec![capture_error(id)], perf };
+        }
+        let addrs = match self.addresses(ty.limit, id as u32) {
+            Ok(addrs) => addrs,
+            Err(e) => return StackText { frames: vec![format!("[stack {id} unreadable: {e}]")], perf },
+        };
+        let frames = match ty.mode {
+            StackMode::Raw => addrs.iter().map(|a| format!("0x{a:x}")).collect(),
+            StackMode::Bpftrace | StackMode::Perf => {
+                let symbols = if ty.user {
+                    self.symbolizer.borrow_mut().user(pid, &addrs)
+                } else {
+                    self.symbolizer.borrow_mut().kernel(&addrs)
+                };
+                addrs.iter().zip(symbols).map(|(&addr, symbol)| frame_text(addr, symbol.as_ref(), ty)).collect()
+            }
+        };
+        StackText { frames, perf }
+    }
+
+    /// The addresses of a stack, leaf first, up to the first zero.
+    fn addresses(&self, limit: u32, id: u32) -> std::io::Result<Vec<u64>> {
+        let fd = self
+            .maps
+            .iter()
+            .find(|(l, _)| *l == limit)
+            .map(|(_, fd)| *fd)
+            .ok_or_else(|| std::io::Error::other(format!("no stack map for depth {limit}")))?;
+        let mut value = vec![0u8; 8 * limit as usize];
+        if !bpf_sys::lookup(fd, &id.to_le_bytes(), &mut value)? {
+            return Err(std::io::Error::other("not in the stack map"));
+        }
+        Ok(value
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .take_while(|&a| a != 0)
+            .collect())
+    }
+}
+
+/// One frame as bpftrace 0.17 prints it in the stack's mode.
+fn frame_text(addr: u64, symbol: Option<&Symbol>, ty: &StackType) -> String {
+    match (ty.mode, symbol) {
+        (StackMode::Perf, Some(s)) => match &s.module {
+            Some(module) if ty.user => format!("{addr:x} {}+{} ({module})", s.name, s.offset),
+            _ => format!("{addr:x} {}+{}", s.name, s.offset),
+        },
+        (StackMode::Perf, None) => format!("{addr:x} 0x{addr:x} ([unknown])"),
+        (_, Some(s)) => format!("{}+{}", s.name, s.offset),
+        (_, None) => format!("0x{addr:x}"),
+    }
+}
+
+/// What a failed capture prints instead of frames (bpftrace prints an empty stack).
+fn capture_error(id: i64) -> String {
+    let why = match -id {
+        e if e == i64::from(libc::EEXIST) => "another stack had the same hash in the stack map (EEXIST)",
+        e if e == i64::from(libc::EFAULT) => "the stack could not be walked (EFAULT)",
+        e if e == i64::from(libc::ENOMEM) => "the stack map is full (ENOMEM)",
+        _ => "the capture failed",
+    };
+    format!("[stack not captured: {why}]")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_print_as_bpftrace_does_in_each_mode() {
+        let kernel = StackType { user: false, mode: StackMode::Bpftrace, limit: 5 };
+        let perf_user = StackType { user: true, mode: StackMode::Perf, limit: 5 };
+        let sym = Symbol { name: "do_syscall_64".into(), offset: 506, module: Some("/bin/x".into()) };
+        assert_eq!(frame_text(0xffff_ffff_8141_5d70, Some(&sym), &kernel), "do_syscall_64+506");
+        assert_eq!(frame_text(0x7fe4_aeb0_1829, None, &kernel), "0x7fe4aeb01829");
+        assert_eq!(frame_text(0x55ba_1d9f_5d55, None, &perf_user), "55ba1d9f5d55 0x55ba1d9f5d55 ([unknown])");
+        assert_eq!(frame_text(0x4010, Some(&sym), &perf_user), "4010 do_syscall_64+506 (/bin/x)");
+        assert!(capture_error(-i64::from(libc::EEXIST)).contains("EEXIST"));
+    }
+}
