@@ -103,6 +103,9 @@ pub fn run(
             }
         }
     }
+    // Probes stop before END runs, so END and the exit dump see the maps as tracing left them
+    // (bpftrace detaches first too: a map END clears stays empty).
+    session.detach_probes();
     // Events still queued when tracing stopped are printed before END runs, as bpftrace does.
     decoder.drain(&mut events, &session, out)?;
     decoder.resume();

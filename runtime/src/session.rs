@@ -194,6 +194,15 @@ impl Session {
         }
     }
 
+    /// Detaches every probe except BEGIN and END (which stay loaded to be run).
+    pub fn detach_probes(&mut self) {
+        for (probe, loaded) in self.program.probes.iter().zip(&mut self.probes) {
+            if !matches!(probe.attach, AttachPoint::Begin | AttachPoint::End) {
+                *loaded = None;
+            }
+        }
+    }
+
     /// Whether a probe is loaded (and, unless it is BEGIN or END, attached).
     pub fn is_loaded(&self, index: usize) -> bool {
         self.probes.get(index).is_some_and(Option::is_some)

@@ -282,6 +282,12 @@ impl Repl {
 /// What `exit()`, SIGTERM and `:quit` do: print what is queued, run every END program not yet
 /// run, print its output and every map, and detach every probe. The maps stay.
 pub fn finish(shared: &mut Shared, out: &mut Vec<u8>) {
+    for group in &mut shared.groups {
+        if group.final_hits.is_none() {
+            group.final_hits = group.programs.iter().map(|&p| shared.session.run_count(p)).sum();
+        }
+    }
+    shared.session.detach_probes();
     decode_queued(shared, out);
     shared.decoder.resume();
     let ends: Vec<usize> = shared
@@ -297,11 +303,6 @@ pub fn finish(shared: &mut Shared, out: &mut Vec<u8>) {
         shared.ended.push(i);
     }
     decode_queued(shared, out);
-    for group in &mut shared.groups {
-        if group.final_hits.is_none() {
-            group.final_hits = group.programs.iter().map(|&p| shared.session.run_count(p)).sum();
-        }
-    }
     for i in shared.session.all() {
         shared.session.detach(i);
     }
