@@ -48,6 +48,9 @@ pub struct Args {
     /// Allow unsafe functions such as system().
     #[arg(long = "unsafe")]
     pub unsafe_: bool,
+    /// Run a tool of the standard library by name (stdlib/NAME.rbt); without a name, list them.
+    #[arg(short = 't', long = "tool", value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
+    pub tool: Option<String>,
     /// A program file, or - for stdin (with -l: the pattern).
     pub program_file: Option<String>,
     /// Positional parameters $1, $2, ...

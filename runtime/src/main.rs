@@ -15,6 +15,7 @@ mod script;
 mod session;
 mod signals;
 mod stacks;
+mod tools;
 mod tracefs;
 
 use std::io::{self, Read, Write};
@@ -40,7 +41,12 @@ fn run(args: Args) -> Result<ExitCode, String> {
     if args.list {
         return list(&args);
     }
+    if args.tool.as_deref() == Some("") {
+        print!("{}", tools::list());
+        return Ok(ExitCode::SUCCESS);
+    }
     let wants_repl = args.program.is_none()
+        && args.tool.is_none()
         && match args.program_file.as_deref() {
             Some("repl") => true,
             None => repl::stdin_is_terminal(),
@@ -224,6 +230,14 @@ fn monotonic_ns() -> u64 {
 impl Args {
     /// The program text, its display name, and positional parameters.
     fn program_source(&self) -> Result<(String, String, Vec<String>), String> {
+        if let Some(name) = self.tool.as_deref() {
+            let tracefs = tracefs::Tracefs::open().map_err(|e| e.to_string())?;
+            let tool = tools::find(name, &tracefs as &dyn ProbeCatalog)?;
+            let mut params = Vec::new();
+            params.extend(self.program_file.iter().cloned());
+            params.extend(self.params.iter().cloned());
+            return Ok((format!("stdlib/{}.rbt", tool.name), tool.source.to_owned(), params));
+        }
         if let Some(p) = &self.program {
             let mut params = Vec::new();
             params.extend(self.program_file.iter().cloned());
