@@ -27,7 +27,7 @@ pub struct Args {
     /// Verbose: print each program's kernel id and verifier statistics; with -l, list tracepoint fields.
     #[arg(short = 'v')]
     pub verbose: bool,
-    /// Output format: text or json.
+    /// Output format: text, json, or folded (text, with maps keyed by stacks as folded stacks).
     #[arg(short = 'f', value_name = "FORMAT")]
     pub format: Option<String>,
     /// Write output to FILE instead of stdout.
@@ -45,6 +45,15 @@ pub struct Args {
     /// Write the compiled BPF ELF object to FILE.
     #[arg(long = "emit-elf", value_name = "FILE")]
     pub emit_elf: Option<PathBuf>,
+    /// At exit, write maps keyed by stacks as folded stacks (comm;root;...;leaf value) to FILE.
+    #[arg(long = "folded", value_name = "FILE")]
+    pub folded: Option<PathBuf>,
+    /// At exit, draw maps keyed by stacks as an SVG flame graph in FILE.
+    #[arg(long = "flamegraph", value_name = "FILE")]
+    pub flamegraph: Option<PathBuf>,
+    /// At exit, write maps keyed by stacks as a gzipped pprof profile to FILE (go tool pprof reads it).
+    #[arg(long = "pprof", value_name = "FILE")]
+    pub pprof: Option<PathBuf>,
     /// Allow unsafe functions such as system().
     #[arg(long = "unsafe")]
     pub unsafe_: bool,

@@ -14,6 +14,7 @@ mod repl;
 mod script;
 mod session;
 mod signals;
+mod stack_export;
 mod stacks;
 mod tools;
 mod tracefs;
@@ -104,7 +105,16 @@ fn run(args: Args) -> Result<ExitCode, String> {
         }
         Err(e) => return Err(e.to_string()),
     };
-    script::run(session, &tracefs, &mut out, args.quiet, child).map_err(|e| e.to_string())?;
+    let exports = stack_export::ExportOptions {
+        folded_stdout: args.format.as_deref() == Some("folded"),
+        folded: args.folded.clone(),
+        flamegraph: args.flamegraph.clone(),
+        pprof: args.pprof.clone(),
+        script_name: name.clone(),
+        script: source.clone(),
+        started_unix_ns: unix_ns(),
+    };
+    script::run(session, &tracefs, &mut out, args.quiet, child, &exports).map_err(|e| e.to_string())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -127,9 +137,10 @@ fn run_repl(args: &Args) -> Result<ExitCode, String> {
 
 fn output_format(args: &Args) -> Result<OutputFormat, String> {
     match args.format.as_deref() {
-        None | Some("text") => Ok(OutputFormat::Text),
+        // folded: text, with maps keyed by stacks printed as folded stacks at exit.
+        None | Some("text") | Some("folded") => Ok(OutputFormat::Text),
         Some("json") => Ok(OutputFormat::Json),
-        Some(other) => Err(format!("invalid output format '{other}': use text or json")),
+        Some(other) => Err(format!("invalid output format '{other}': use text, json or folded")),
     }
 }
 
@@ -218,6 +229,12 @@ fn has_bpf_privileges() -> bool {
 
 fn env_u32(name: &str, default: u32) -> u32 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn unix_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 fn monotonic_ns() -> u64 {

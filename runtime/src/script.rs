@@ -4,6 +4,7 @@
 use std::io::{self, Write};
 
 use crate::child::Child;
+use crate::stack_export::{self, ExportOptions};
 use crate::events::EventDecoder;
 use crate::output;
 use crate::session::{Session, SessionError};
@@ -11,6 +12,21 @@ use crate::signals::Signals;
 use crate::tracefs::Tracefs;
 use compiler::hir::AttachPoint;
 use compiler::program::ErrorCounter;
+
+/// `-f folded`: the exit dump with maps keyed by stacks as folded lines, the others as text.
+fn write_exit_dump_folded(out: &mut dyn Write, dumps: &[output::MapDump]) -> io::Result<()> {
+    out.write_all(b"\n\n")?;
+    let mut sorted: Vec<&output::MapDump> = dumps.iter().collect();
+    sorted.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+    for dump in sorted {
+        if stack_export::has_stacks(dump) {
+            stack_export::write_folded_map(out, dump)?;
+        } else {
+            output::write_map(out, output::OutputFormat::Text, dump, 0, 0)?;
+        }
+    }
+    Ok(())
+}
 
 /// Reports events lost to a full buffer as bpftrace does: a `Lost N events` line among the output
 /// when new losses are seen (checked every 100 ms at most), and the rest at the end.
@@ -43,7 +59,9 @@ pub fn run(
     out: &mut dyn Write,
     quiet: bool,
     mut child: Option<Child>,
+    exports: &ExportOptions,
 ) -> Result<(), SessionError> {
+    let started = std::time::Instant::now();
     let signals = Signals::block()?;
     session.attach(session.all(), tracefs)?;
     if !quiet {
@@ -113,8 +131,16 @@ pub fn run(
     decoder.drain(&mut events, &session, out)?;
     lost.report(&session, out)?;
     let dumps = session.dump_maps()?;
-    output::write_exit_dump(out, session.format, &dumps)?;
+    if exports.folded_stdout {
+        write_exit_dump_folded(out, &dumps)?;
+    } else {
+        output::write_exit_dump(out, session.format, &dumps)?;
+    }
     out.flush()?;
+    let duration = i64::try_from(started.elapsed().as_nanos()).unwrap_or(i64::MAX);
+    if let Err(e) = stack_export::write_files(&dumps, exports, duration) {
+        eprintln!("ERROR: {e}");
+    }
     let full = session.error_count(ErrorCounter::MapFull);
     if full > 0 {
         eprintln!("WARNING: {full} map updates failed because a map was full (raise RBT_MAP_KEYS_MAX)");

@@ -5,16 +5,18 @@ use std::cell::RefCell;
 use std::os::fd::RawFd;
 
 use crate::bpf_sys;
-use crate::output::StackText;
+use crate::output::{FrameDetail, StackText};
 use compiler::types::{StackMode, StackType};
 
-/// A frame's symbol: the function and the offset of the address in it, and for user frames the
-/// binary it is in.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A frame's symbol: the function and the offset of the address in it, for user frames the
+/// binary it is in, and the source line where debug information has it.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Symbol {
     pub name: String,
     pub offset: u64,
     pub module: Option<String>,
+    pub file: Option<String>,
+    pub line: Option<u32>,
 }
 
 /// Names addresses. `None` for an address no symbol covers.
@@ -67,26 +69,34 @@ impl Stacks {
 
     /// The text of stack `id` (of process `pid`, for user stacks).
     pub fn text(&self, ty: &StackType, id: i64, pid: u32) -> StackText {
-        let perf = ty.mode == StackMode::Perf;
+        let mut text = StackText { perf: ty.mode == StackMode::Perf, user: ty.user, pid, ..StackText::default() };
         if id < 0 {
-            return StackText { frames: vec![capture_error(id)], perf };
+            text.frames = vec![capture_error(id)];
+            return text;
         }
         let addrs = match self.addresses(ty.limit, id as u32) {
             Ok(addrs) => addrs,
-            Err(e) => return StackText { frames: vec![format!("[stack {id} unreadable: {e}]")], perf },
-        };
-        let frames = match ty.mode {
-            StackMode::Raw => addrs.iter().map(|a| format!("0x{a:x}")).collect(),
-            StackMode::Bpftrace | StackMode::Perf => {
-                let symbols = if ty.user {
-                    self.symbolizer.borrow_mut().user(pid, &addrs)
-                } else {
-                    self.symbolizer.borrow_mut().kernel(&addrs)
-                };
-                addrs.iter().zip(symbols).map(|(&addr, symbol)| frame_text(addr, symbol.as_ref(), ty)).collect()
+            Err(e) => {
+                text.frames = vec![format!("[stack {id} unreadable: {e}]")];
+                return text;
             }
         };
-        StackText { frames, perf }
+        let symbols = match ty.mode {
+            StackMode::Raw => vec![None; addrs.len()],
+            StackMode::Bpftrace | StackMode::Perf if ty.user => self.symbolizer.borrow_mut().user(pid, &addrs),
+            StackMode::Bpftrace | StackMode::Perf => self.symbolizer.borrow_mut().kernel(&addrs),
+        };
+        for (&addr, symbol) in addrs.iter().zip(symbols) {
+            text.frames.push(match ty.mode {
+                StackMode::Raw => format!("0x{addr:x}"),
+                _ => frame_text(addr, symbol.as_ref(), ty),
+            });
+            text.detail.push(match symbol {
+                Some(s) => FrameDetail { addr, name: Some(s.name), offset: s.offset, module: s.module, file: s.file, line: s.line, inlined: false },
+                None => FrameDetail { addr, ..FrameDetail::default() },
+            });
+        }
+        text
     }
 
     /// The addresses of a stack, leaf first, up to the first zero.
@@ -141,7 +151,7 @@ mod tests {
     fn frames_print_as_bpftrace_does_in_each_mode() {
         let kernel = StackType { user: false, mode: StackMode::Bpftrace, limit: 5 };
         let perf_user = StackType { user: true, mode: StackMode::Perf, limit: 5 };
-        let sym = Symbol { name: "do_syscall_64".into(), offset: 506, module: Some("/bin/x".into()) };
+        let sym = Symbol { name: "do_syscall_64".into(), offset: 506, module: Some("/bin/x".into()), ..Symbol::default() };
         assert_eq!(frame_text(0xffff_ffff_8141_5d70, Some(&sym), &kernel), "do_syscall_64+506");
         assert_eq!(frame_text(0x7fe4_aeb0_1829, None, &kernel), "0x7fe4aeb01829");
         assert_eq!(frame_text(0x55ba_1d9f_5d55, None, &perf_user), "55ba1d9f5d55 0x55ba1d9f5d55 ([unknown])");

@@ -36,11 +36,31 @@ pub enum Value {
 /// 	ffffffff814b0b2d perf_syscall_enter+397
 /// ]: 2
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct StackText {
     pub frames: Vec<String>,
     /// perf mode: tab-indented lines.
     pub perf: bool,
+    /// A user-space stack (of process `pid`).
+    pub user: bool,
+    pub pid: u32,
+    /// The frames as the symbolizer resolved them, leaf first, for exports and `--json-stacks`.
+    pub detail: Vec<FrameDetail>,
+}
+
+/// One frame of a stack, resolved.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct FrameDetail {
+    pub addr: u64,
+    /// The function, when a symbol covers the address.
+    pub name: Option<String>,
+    pub offset: u64,
+    /// The binary (user frames).
+    pub module: Option<String>,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    /// Inlined into the frame after it (towards the root), at the same address.
+    pub inlined: bool,
 }
 
 impl StackText {
@@ -311,12 +331,12 @@ mod tests {
 
     #[test]
     fn stacks_indent_by_context_as_bpftrace() {
-        let stack = Value::Stack(StackText { frames: vec!["a+1".into(), "b+2".into()], perf: false });
+        let stack = Value::Stack(StackText { frames: vec!["a+1".into(), "b+2".into()], ..StackText::default() });
         assert_eq!(text(&stack), "\n        a+1\n        b+2\n");
         let mut out = Vec::new();
         MapKey(vec![stack.clone(), Value::str("sh")]).write_text(&mut out);
         assert_eq!(String::from_utf8_lossy(&out), "[\n    a+1\n    b+2\n, sh]");
-        let perf = Value::Stack(StackText { frames: vec!["ffff0001 a+1".into()], perf: true });
+        let perf = Value::Stack(StackText { frames: vec!["ffff0001 a+1".into()], perf: true, ..StackText::default() });
         assert_eq!(text(&perf), "\n\tffff0001 a+1\n");
         assert_eq!(json(&stack), "\"\\n        a+1\\n        b+2\\n\"");
     }
