@@ -9,6 +9,11 @@
 //! - `spin MILLIS`: a busy loop without syscalls (the clock is read through the vDSO).
 //! - `pin CPU`: stay on one CPU from now on, so events reach the tracer's per-CPU buffers in
 //!   order (a script printing once per event would otherwise risk interleaving after a migration).
+//! - `pipe N MICROS`: N times, a writer thread naps MICROS microseconds then writes one byte to
+//!   a pipe the main thread is blocked reading (off-CPU time with a known waker).
+//! - `fsync PATH N`: N times, writes 4 KiB to PATH and fsync(2)s it (block I/O), then removes it.
+//! - `mutex N MICROS`: N times, a second thread holds a mutex for MICROS microseconds while the
+//!   main thread waits for it (futex(2) waits: user-space lock contention).
 //! - `now`: print `now NS`, the wall clock (CLOCK_REALTIME) in nanoseconds. As the first step it
 //!   tells when the tracer let its `-c` child run, which `bench/run.sh` uses to time
 //!   launch-until-attached.
@@ -86,6 +91,19 @@ fn main() {
                 unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
                 println!("now {}", i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec));
             }
+            "pipe" => {
+                let (count, micros) = (number(next()), number(next()));
+                pipe_handoffs(count, micros);
+            }
+            "fsync" => {
+                let path = CString::new(next()).unwrap_or_else(|_| usage());
+                let count = number(next());
+                synced_writes(&path, count);
+            }
+            "mutex" => {
+                let (count, micros) = (number(next()), number(next()));
+                contended_mutex(count, micros);
+            }
             "spin" => {
                 let until = Instant::now() + Duration::from_millis(number(next()));
                 while Instant::now() < until {
@@ -95,6 +113,76 @@ fn main() {
             _ => usage(),
         }
     }
+}
+
+/// The main thread blocks reading a pipe; a second thread naps `micros` and writes one byte,
+/// `count` times: each read waits about `micros` and is woken by the writer.
+fn pipe_handoffs(count: u64, micros: u64) {
+    let mut fds = [0 as libc::c_int; 2];
+    if raw(libc::SYS_pipe2, [fds.as_mut_ptr() as c_long, 0, 0]) != 0 {
+        eprintln!("rbt-workload: cannot create a pipe");
+        std::process::exit(1);
+    }
+    let [read_fd, write_fd] = fds;
+    let writer = std::thread::spawn(move || {
+        let byte = [1u8];
+        for _ in 0..count {
+            std::thread::sleep(Duration::from_micros(micros));
+            raw(libc::SYS_write, [c_long::from(write_fd), byte.as_ptr() as c_long, 1]);
+        }
+    });
+    let mut byte = [0u8];
+    repeat(count, || raw(libc::SYS_read, [c_long::from(read_fd), byte.as_mut_ptr() as c_long, 1]));
+    let _ = writer.join();
+    raw(libc::SYS_close, [c_long::from(read_fd), 0, 0]);
+    raw(libc::SYS_close, [c_long::from(write_fd), 0, 0]);
+}
+
+/// A helper thread takes the lock and holds it for `micros`; the main thread then blocks on it.
+/// A channel orders the two so every round contends.
+fn contended_mutex(count: u64, micros: u64) {
+    let lock = std::sync::Arc::new(std::sync::Mutex::new(0u64));
+    let (taken_tx, taken_rx) = std::sync::mpsc::channel::<()>();
+    let (next_tx, next_rx) = std::sync::mpsc::channel::<()>();
+    let holder = {
+        let lock = std::sync::Arc::clone(&lock);
+        std::thread::spawn(move || {
+            for _ in 0..count {
+                if next_rx.recv().is_err() {
+                    return;
+                }
+                let mut guard = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let _ = taken_tx.send(());
+                std::thread::sleep(Duration::from_micros(micros));
+                *guard += 1;
+            }
+        })
+    };
+    for _ in 0..count {
+        let _ = next_tx.send(());
+        let _ = taken_rx.recv();
+        let mut guard = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *guard += 1;
+    }
+    let _ = holder.join();
+}
+
+/// `count` times: write 4 KiB to `path` and fsync it, so each write reaches the block device.
+fn synced_writes(path: &std::ffi::CStr, count: u64) {
+    let at = c_long::from(libc::AT_FDCWD);
+    let flags = c_long::from(libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC);
+    let fd = raw(libc::SYS_openat, [at, path.as_ptr() as c_long, flags]);
+    if fd < 0 {
+        eprintln!("rbt-workload: cannot create {}", path.to_string_lossy());
+        std::process::exit(1);
+    }
+    let block = vec![0x5au8; 4096];
+    repeat(count, || {
+        raw(libc::SYS_write, [fd, block.as_ptr() as c_long, block.len() as c_long]);
+        raw(libc::SYS_fsync, [fd, 0, 0]);
+    });
+    raw(libc::SYS_close, [fd, 0, 0]);
+    raw(libc::SYS_unlinkat, [at, path.as_ptr() as c_long, 0]);
 }
 
 /// Opens `device`, makes `count` `syscall`s (read or write) of `size` bytes on it, closes it.
@@ -131,7 +219,7 @@ fn number(word: &str) -> u64 {
 fn usage() -> ! {
     eprintln!(
         "usage: rbt-workload STEP...\n  steps: getppid N | read SIZE N | write SIZE N | nap MICROS N \
-         | open PATH N | spin MILLIS | pin CPU | now"
+         | open PATH N | spin MILLIS | pin CPU | pipe N MICROS | fsync PATH N | mutex N MICROS | now"
     );
     std::process::exit(2)
 }
