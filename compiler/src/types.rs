@@ -34,6 +34,15 @@ impl Type {
         matches!(self, Type::Int { signed: true, .. })
     }
 
+    /// An integer's own width in bytes (1, 2, 4 or 8; 8 for pointers), whatever it occupies in
+    /// storage ([`Type::size`]).
+    pub fn int_bytes(&self) -> u32 {
+        match self {
+            Type::Int { bytes, .. } => u32::from(*bytes),
+            _ => 8,
+        }
+    }
+
     pub fn is_string(&self) -> bool {
         matches!(self, Type::Str { .. })
     }
@@ -81,9 +90,9 @@ impl Type {
             (Type::Tuple(a), Type::Tuple(b)) if a.len() == b.len() => {
                 Type::Tuple(a.iter().zip(b).map(|(x, y)| x.widen(y)).collect())
             }
-            (Type::Int { signed: a, .. }, Type::Int { signed: b, .. }) => {
-                Type::Int { bytes: 8, signed: *a && *b }
-            }
+            // bpftrace 0.17 keeps the first type's signedness: `@m = 5; @m = (uint8)200` stores
+            // -56 into a signed map, and a ternary takes its left branch's sign.
+            (Type::Int { signed, .. }, Type::Int { .. }) => Type::Int { bytes: 8, signed: *signed },
             _ => self.clone(),
         }
     }

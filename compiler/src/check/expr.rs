@@ -72,8 +72,10 @@ impl Checker<'_> {
                 let target = self.check_lvalue(target, true);
                 match target {
                     Some((target, ty)) => Expr {
+                        // `$x++` on a narrow variable is typed 64-bit like the other unary
+                        // operators, and computed at the variable's width.
+                        ty: if matches!(target, hir::LValue::Var(_)) { int_or_u64(&ty) } else { ty },
                         kind: ExprKind::IncDec { target, increment: *increment, prefix: *prefix },
-                        ty,
                         span,
                     },
                     None => error_expr(span),
@@ -189,7 +191,8 @@ impl Checker<'_> {
                 let name = self.scope.attach.as_ref().map(AttachPoint::probe_name).unwrap_or_default();
                 return string_literal(name.into_bytes(), span);
             }
-            Builtin::Rand | Builtin::Cpu => Type::U32,
+            // As bpftrace 0.17 types them (cpid's value is nonetheless 64 bits wide).
+            Builtin::Cpid => Type::U32,
             _ => Type::U64,
         };
         Expr { kind: ExprKind::Builtin(builtin), ty, span }
@@ -275,10 +278,16 @@ impl Checker<'_> {
             AstUn::Deref | AstUn::AddrOf => return self.unsupported("pointer dereference", span),
         };
         self.expect_integer(&inner, "operand");
+        // bpftrace 0.17's types: `!x` is unsigned of x's width, `-x` and `~x` are 64-bit with x's
+        // sign (but computed at x's width, see `ProbeLowering::int_width`).
         let ty = match op {
-            hir::UnaryOp::LogicalNot => Type::I64,
-            hir::UnaryOp::Neg => Type::I64,
-            hir::UnaryOp::BitNot => int_or_u64(&inner.ty),
+            hir::UnaryOp::LogicalNot => match inner.ty.int_bytes() {
+                1 => Type::Int { bytes: 1, signed: false },
+                2 => Type::Int { bytes: 2, signed: false },
+                4 => Type::U32,
+                _ => Type::U64,
+            },
+            hir::UnaryOp::Neg | hir::UnaryOp::BitNot => int_or_u64(&inner.ty),
         };
         Expr { kind: ExprKind::Unary { op, expr: Box::new(inner) }, ty, span }
     }
@@ -327,13 +336,14 @@ impl Checker<'_> {
         }
         self.expect_integer(&lhs, "operand");
         self.expect_integer(&rhs, "operand");
-        let both_signed = lhs.ty.is_signed() && rhs.ty.is_signed();
-        let Some(hop) = arithmetic_or_comparison(op) else { return error_expr(span) };
-        let ty = if op.is_comparison() {
-            Type::I64
-        } else {
-            Type::Int { bytes: 8, signed: both_signed }
+        // bpftrace 0.17: signed when both operands are (comparisons included), shifts take the
+        // left operand's sign.
+        let signed = match op {
+            AstBin::Shl | AstBin::Shr => lhs.ty.is_signed(),
+            _ => lhs.ty.is_signed() && rhs.ty.is_signed(),
         };
+        let Some(hop) = arithmetic_or_comparison(op) else { return error_expr(span) };
+        let ty = Type::Int { bytes: 8, signed };
         let kind = ExprKind::Binary { op: hop, lhs: Box::new(lhs), rhs: Box::new(rhs) };
         Expr { kind, ty, span }
     }

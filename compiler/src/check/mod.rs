@@ -157,7 +157,9 @@ impl<'a> Checker<'a> {
     fn assign_var(&mut self, ident: &ast::Ident, ty: &Type) -> VarId {
         let key = (self.scope.block_index, ident.name.clone());
         let declared = match self.var_types.get(&key) {
-            Some(old) if self.collecting => {
+            // An integer variable keeps its first type, size included: bpftrace 0.17 sizes the
+            // variable's stack slot by its first assignment (see `lower_assign_var`).
+            Some(old) if self.collecting && !old.is_integer() => {
                 if old.accepts(ty) {
                     let widened = old.widen(ty);
                     self.var_types.insert(key.clone(), widened.clone());

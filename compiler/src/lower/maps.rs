@@ -113,10 +113,15 @@ impl ProbeLowering<'_> {
         let MapValue::Plain(ty) = &decl.value else { return };
         let key = self.build_key(map, keys, None);
         let slot = self.b.slot(decl.value.slot_size());
-        if !ty.is_integer() {
+        if ty.is_integer() {
+            // bpftrace 0.17 widens the value's computed bytes by the map's sign, so
+            // `@m = 5; @m = (uint8)200` stores -56.
+            let v = self.lower_int_extended(value, ty.is_signed());
+            self.b.store(slot, 0, v, 8);
+        } else {
             self.b.zero(slot, decl.value.slot_size());
+            self.write_value(value, slot, ty);
         }
-        self.write_value(value, slot, ty);
         self.update(map, key, slot);
     }
 
@@ -287,10 +292,17 @@ impl ProbeLowering<'_> {
         match target {
             LValue::Var(id) => {
                 let at = self.var_slots[id.0 as usize];
+                let ty = self.probe.vars[id.0 as usize].ty.clone();
                 let old = self.b.reg();
                 self.b.push(Op::LoadStack { dst: old, at, size: 8 });
-                let new = self.b.reg();
+                let mut new = self.b.reg();
                 self.b.push(Op::Alu { op: AluOp::Add, dst: new, lhs: old, rhs: Operand::Imm(delta) });
+                // bpftrace 0.17 counts at the variable's width: a uint8 at 255 goes to 0.
+                if ty.int_bytes() < 8 {
+                    let wrapped = self.b.reg();
+                    self.b.push(Op::Extend { dst: wrapped, src: new, bytes: ty.int_bytes() as u8, signed: ty.is_signed() });
+                    new = wrapped;
+                }
                 self.b.push(Op::StoreStack { at, size: 8, src: Operand::Reg(new) });
                 if prefix { new } else { old }
             }
