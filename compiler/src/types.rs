@@ -147,14 +147,18 @@ impl MapValue {
         !matches!(self, MapValue::Plain(_))
     }
 
-    /// Bytes of one (per-CPU) value slot in the BPF map.
+    /// Bytes of one (per-CPU) value slot in the BPF map: aggregations keep one u64 per key.
     pub fn slot_size(&self) -> u32 {
         match self {
             MapValue::Plain(t) => align8(t.size()).max(8),
-            MapValue::Count | MapValue::Sum { .. } | MapValue::Hist | MapValue::Lhist { .. } => 8,
-            // min/max: the value and a "set" flag; avg/stats: count and total.
-            MapValue::Min { .. } | MapValue::Max { .. } | MapValue::Avg { .. } | MapValue::Stats { .. } => 16,
+            _ => 8,
         }
+    }
+
+    /// Whether the BPF key ends with a u64 bucket: a histogram's bucket index, or avg's and
+    /// stats' 0 (count) and 1 (total).
+    pub fn is_bucketed(&self) -> bool {
+        matches!(self, MapValue::Hist | MapValue::Lhist { .. } | MapValue::Avg { .. } | MapValue::Stats { .. })
     }
 
     /// The name used in diagnostics, as bpftrace spells the type.

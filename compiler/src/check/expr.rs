@@ -3,7 +3,7 @@
 use super::{suggest, Checker};
 use crate::hir::{self, AttachPoint, Builtin, Expr, ExprKind};
 use crate::tracepoint::FieldType;
-use crate::types::Type;
+use crate::types::{MapValue, Type};
 use grammar::ast::{self, BinaryOp as AstBin, UnaryOp as AstUn};
 use grammar::{Diagnostic, Span};
 
@@ -23,7 +23,7 @@ impl Checker<'_> {
             ast::ExprKind::ParamCount => {
                 Expr { kind: ExprKind::Int(self.options.params.len() as u64), ty: Type::I64, span }
             }
-            ast::ExprKind::Map(access) => self.check_map_read(access),
+            ast::ExprKind::Map(access) => self.check_map_value(access),
             ast::ExprKind::Builtin(name) => self.check_builtin(name, span),
             ast::ExprKind::Call { name, args } => self.check_value_call(name, args, span),
             ast::ExprKind::Unary { op, expr } => self.check_unary(*op, expr, span),
@@ -127,6 +127,26 @@ impl Checker<'_> {
             // bpftrace treats a missing positional parameter as 0 (or "" in str()).
             None => Expr { kind: ExprKind::Int(0), ty: Type::I64, span },
         }
+    }
+
+    /// A map read as a value. bpftrace 0.17 has no value for an avg, stats or histogram element
+    /// (its own reads of them return one of their internal buckets).
+    fn check_map_value(&mut self, access: &ast::MapAccess) -> Expr {
+        let read = self.check_map_read(access);
+        if let ExprKind::MapRead { map, .. } = &read.kind {
+            let value = &self.maps[map.0 as usize].value;
+            let kind = match value {
+                MapValue::Avg { .. } => "an avg()",
+                MapValue::Stats { .. } => "a stats()",
+                MapValue::Hist => "a hist()",
+                MapValue::Lhist { .. } => "an lhist()",
+                _ => return read,
+            };
+            let message = format!("@{} is {kind} map, which cannot be read as a value", access.name);
+            self.error(Diagnostic::error("type-mismatch", message, access.span).with_help("print it with print()"));
+            return error_expr(access.span);
+        }
+        read
     }
 
     pub(super) fn check_map_read(&mut self, access: &ast::MapAccess) -> Expr {
@@ -371,7 +391,7 @@ impl Checker<'_> {
                 let key_types: Vec<Type> = keys.iter().map(|k| key_type(&k.ty)).collect();
                 let id = if implicit_define {
                     // `@x++` defines @x as an integer map, as bpftrace does.
-                    self.define_map(access, &key_types, crate::types::MapValue::Plain(Type::I64))
+                    self.define_map(access, &key_types, MapValue::Plain(Type::I64))
                 } else {
                     self.lookup_map(access)?
                 };
