@@ -55,7 +55,6 @@ fn run(args: Args) -> Result<ExitCode, String> {
     options.check.strlen = env_u32("RBT_STRLEN", 64).clamp(1, 200);
     options.check.cpid = child.as_ref().map(|c| c.pid as u32).or(args.command.as_ref().map(|_| 0));
     options.lower.cpid = options.check.cpid;
-    options.lower.pid_filter = args.pid;
     options.lower.map_keys_max = env_u32("RBT_MAP_KEYS_MAX", 4096);
     options.lower.start_ns = monotonic_ns();
     let (compiled, diags) = compiler::compile(&source, &tracefs as &dyn ProbeCatalog, &options);
@@ -75,6 +74,12 @@ fn run(args: Args) -> Result<ExitCode, String> {
             std::fs::File::create(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?,
         )),
         None => Box::new(io::BufWriter::new(io::stdout())),
+    };
+    // `-p PID` filters nothing in bpftrace 0.17 (it picks the process for uprobes and USDT); it
+    // only ends tracing when that process exits, like `-c`'s child.
+    let child = match (child, args.pid) {
+        (None, Some(pid)) => Some(child::Child::watch(pid).map_err(|e| format!("cannot watch process {pid}: {e}"))?),
+        (child, _) => child,
     };
     let session = match session::Session::load(compiled, format) {
         Ok(s) => s,

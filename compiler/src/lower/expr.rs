@@ -121,6 +121,11 @@ impl ProbeLowering<'_> {
             ExprKind::Binary { op, lhs, rhs } => {
                 let signed = lhs.ty.is_signed() && rhs.ty.is_signed();
                 let l = self.lower_int(lhs);
+                // bpftrace 0.17's LLVM folds a division or remainder by a literal 0 to 0 (at run
+                // time BPF gives 0 for `/` but keeps the dividend for `%`).
+                if matches!(op, BinaryOp::Div | BinaryOp::Mod) && matches!(rhs.kind, ExprKind::Int(0)) {
+                    return Value::Int(self.b.constant(0));
+                }
                 let r = self.lower_int(rhs);
                 Value::Int(self.binary(*op, signed, l, r))
             }

@@ -23,13 +23,11 @@ pub struct LowerOptions {
     /// `CLOCK_MONOTONIC` time in ns when tracing starts, for `elapsed`.
     pub start_ns: u64,
     pub cpid: Option<u32>,
-    /// `-p PID`: every probe fires only for this process.
-    pub pid_filter: Option<u32>,
 }
 
 impl Default for LowerOptions {
     fn default() -> LowerOptions {
-        LowerOptions { map_keys_max: 4096, ringbuf_bytes: 1 << 23, start_ns: 0, cpid: None, pid_filter: None }
+        LowerOptions { map_keys_max: 4096, ringbuf_bytes: 1 << 23, start_ns: 0, cpid: None }
     }
 }
 
@@ -174,12 +172,6 @@ impl ProbeLowering<'_> {
         for (var, slot) in self.probe.vars.iter().zip(self.var_slots.clone()) {
             self.b.zero(slot, crate::types::align8(var.ty.size().max(8)));
         }
-        // `-p` filters the probes that fire in some process's context; BEGIN, END and interval
-        // fire on rbt's own behalf and must still run.
-        let per_process = matches!(self.probe.attach, hir::AttachPoint::Tracepoint { .. } | hir::AttachPoint::Profile { .. });
-        if let (Some(pid), true) = (self.options.pid_filter, per_process) {
-            self.lower_pid_filter(pid);
-        }
         if let Some(pred) = &self.probe.predicate {
             self.b.set_span(pred.span);
             let v = self.lower_int(pred);
@@ -194,19 +186,6 @@ impl ProbeLowering<'_> {
         self.lower_stmts(body);
         self.b.terminate(ir::Term::Exit);
         self.b.finish()
-    }
-
-    fn lower_pid_filter(&mut self, pid: u32) {
-        let tgid = self.b.reg();
-        self.b.push(ir::Op::Call { dst: Some(tgid), helper: crate::bpf::helpers::Helper::GetCurrentPidTgid, args: vec![] });
-        self.b.push(ir::Op::Alu { op: ir::AluOp::Shr, dst: tgid, lhs: tgid, rhs: ir::Operand::Imm(32) });
-        let body = self.b.new_block();
-        let exit = self.b.new_block();
-        let pid = i32::try_from(pid).unwrap_or(i32::MAX);
-        self.b.branch(ir::Cond::Eq, tgid, ir::Operand::Imm(pid), body, exit);
-        self.b.switch_to(exit);
-        self.b.terminate(ir::Term::Exit);
-        self.b.switch_to(body);
     }
 
     fn user_map(&self, id: hir::MapId) -> (&MapDecl, MapRef) {
