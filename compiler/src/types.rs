@@ -90,9 +90,9 @@ impl Type {
             (Type::Tuple(a), Type::Tuple(b)) if a.len() == b.len() => {
                 Type::Tuple(a.iter().zip(b).map(|(x, y)| x.widen(y)).collect())
             }
-            // bpftrace 0.17 keeps the first type's signedness: `@m = 5; @m = (uint8)200` stores
-            // -56 into a signed map, and a ternary takes its left branch's sign.
-            (Type::Int { signed, .. }, Type::Int { .. }) => Type::Int { bytes: 8, signed: *signed },
+            // bpftrace 0.17 keeps the first integer type: `@m = 5; @m = (uint8)200` stores -56
+            // into the signed map, and a tuple's int8 field stays one byte in its layout.
+            (Type::Int { .. }, Type::Int { .. }) => self.clone(),
             _ => self.clone(),
         }
     }

@@ -43,7 +43,11 @@ impl Checker<'_> {
                         span,
                     ));
                 }
-                let ty = then_expr.ty.widen(&else_expr.ty);
+                // bpftrace 0.17: a 64-bit integer of the left branch's sign.
+                let ty = match &then_expr.ty {
+                    Type::Int { signed, .. } => Type::Int { bytes: 8, signed: *signed },
+                    other => other.widen(&else_expr.ty),
+                };
                 let kind = ExprKind::Ternary {
                     cond: Box::new(cond),
                     then_expr: Box::new(then_expr),

@@ -184,8 +184,10 @@ impl<'a> Checker<'a> {
                 ident.span,
             ));
         }
-        if let Some(id) = self.scope.var_ids.get(&ident.name) {
-            return *id;
+        if let Some(&id) = self.scope.var_ids.get(&ident.name) {
+            // Later reads see the widened type (a longer string assigned since).
+            self.scope.vars[id.0 as usize].ty = declared;
+            return id;
         }
         let id = VarId(self.scope.vars.len() as u32);
         self.scope.vars.push(hir::Var { name: ident.name.clone(), ty: declared });

@@ -161,6 +161,13 @@ impl ProbeLowering<'_> {
     /// Writes `e` into `dst`, laid out as `dst_ty` (which may have longer strings than `e`).
     pub(super) fn write_value(&mut self, e: &Expr, dst: StackRef, dst_ty: &Type) {
         if let (ExprKind::Tuple(items), Type::Tuple(fields)) = (&e.kind, dst_ty) {
+            if e.ty != *dst_ty {
+                // Build it as its own type first, then store it as bpftrace would.
+                let at = self.b.slot(e.ty.size());
+                self.write_value(e, at, &e.ty);
+                self.copy_tuple_bytes(at, &e.ty, dst, dst_ty, false);
+                return;
+            }
             let offsets = Type::tuple_offsets(fields);
             for ((item, field), off) in items.iter().zip(fields).zip(offsets) {
                 if item.ty.is_integer() {
@@ -180,19 +187,8 @@ impl ProbeLowering<'_> {
     pub(super) fn write_lowered(&mut self, v: Value, src_ty: &Type, dst: StackRef, dst_ty: &Type) {
         match (v, src_ty, dst_ty) {
             (Value::Int(r), _, _) => self.b.store(dst, 0, r, 8),
-            (Value::Mem(src), Type::Tuple(sf), Type::Tuple(df)) if sf != df => {
-                let so = Type::tuple_offsets(sf);
-                let d_o = Type::tuple_offsets(df);
-                for i in 0..sf.len().min(df.len()) {
-                    let field = if sf[i].is_integer() {
-                        let r = self.b.reg();
-                        self.b.push(Op::LoadStack { dst: r, at: at_offset(src, so[i]), size: 8 });
-                        Value::Int(r)
-                    } else {
-                        Value::Mem(at_offset(src, so[i]))
-                    };
-                    self.write_lowered(field, &sf[i], at_offset(dst, d_o[i]), &df[i]);
-                }
+            (Value::Mem(src), Type::Tuple(_), Type::Tuple(_)) if src_ty != dst_ty => {
+                self.copy_tuple_bytes(src, src_ty, dst, dst_ty, false);
             }
             (Value::Mem(src), _, _) => {
                 // Every buffer is zero-padded to a multiple of 8, so whole words can be copied.

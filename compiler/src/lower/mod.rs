@@ -5,6 +5,7 @@ mod builder;
 mod expr;
 mod maps;
 mod stmt;
+mod tuples;
 
 use crate::bpf::helpers as bpf_consts;
 use crate::hir::{self, MapDecl};

@@ -126,6 +126,12 @@ impl ProbeLowering<'_> {
     fn lower_assign_var(&mut self, var: VarId, value: &Expr) {
         let at = self.var_slots[var.0 as usize];
         let ty = self.probe.vars[var.0 as usize].ty.clone();
+        if matches!(ty, Type::Tuple(_)) && value.ty != ty {
+            // bpftrace copies the value's bytes over the variable's without clearing it first.
+            let src = self.lower_mem(value);
+            self.copy_tuple_bytes(src, &value.ty, at, &ty, true);
+            return;
+        }
         if !ty.is_integer() {
             self.write_value(value, at, &ty);
             return;
