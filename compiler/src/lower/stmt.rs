@@ -126,6 +126,13 @@ impl ProbeLowering<'_> {
     fn lower_assign_var(&mut self, var: VarId, value: &Expr) {
         let at = self.var_slots[var.0 as usize];
         let ty = self.probe.vars[var.0 as usize].ty.clone();
+        if let (Type::Str { len }, Type::Str { len: value_len }) = (&ty, &value.ty) {
+            // bpftrace copies just the value's bytes: a longer string assigned before leaves
+            // its tail after the NUL, which map keys built from the variable keep.
+            let src = self.lower_mem(value);
+            self.b.copy(at, src, (*value_len).min(*len));
+            return;
+        }
         if matches!(ty, Type::Tuple(_)) && value.ty != ty {
             // bpftrace copies the value's bytes over the variable's without clearing it first.
             let src = self.lower_mem(value);
