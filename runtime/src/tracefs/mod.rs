@@ -18,10 +18,11 @@ const TRACEFS: &str = "/sys/kernel/tracing";
 const DEBUGFS_TRACEFS: &str = "/sys/kernel/debug/tracing";
 
 /// The probe types a wildcard provider (`rbt -l`, `rbt -l '*switch'`) expands to, sorted as
-/// bpftrace sorts them. bpftrace 0.17 also expands to `hardware` (printing `hardware:*:`), `iter`
-/// (`iter:task`, `iter:task_file`) and `kprobe` (every function in `available_filter_functions`,
-/// which this kernel does not offer, so bpftrace only warns on stderr); rbt supports none of them.
-const WILDCARD_PROVIDERS: [&str; 2] = ["software", "tracepoint"];
+/// bpftrace sorts them. Listing echoes `hardware` and `software` patterns and names the two
+/// `iter` probes, as bpftrace 0.17 does, though rbt attaches to none of them. bpftrace also
+/// expands to `kprobe` (every function in `available_filter_functions`, which this kernel does
+/// not offer, so bpftrace only warns on stderr).
+const WILDCARD_PROVIDERS: [&str; 4] = ["hardware", "iter", "software", "tracepoint"];
 
 /// The software events bpftrace 0.17 accepts (`software:NAME:`), aliases included.
 const SOFTWARE_EVENTS: [&str; 14] = [
@@ -29,6 +30,16 @@ const SOFTWARE_EVENTS: [&str; 14] = [
     "cpu-migrations", "dummy", "emulation-faults", "major-faults", "minor-faults", "page-faults",
     "faults", "task-clock",
 ];
+
+/// The hardware events bpftrace 0.17 accepts (`hardware:NAME:`), aliases included.
+const HARDWARE_EVENTS: [&str; 12] = [
+    "cpu-cycles", "cycles", "instructions", "cache-references", "cache-misses",
+    "branch-instructions", "branches", "branch-misses", "bus-cycles", "frontend-stalls",
+    "backend-stalls", "ref-cycles",
+];
+
+/// bpftrace 0.17's iterator probes (`iter:NAME`).
+const ITER_PROBES: [&str; 2] = ["task", "task_file"];
 
 /// A `format` file rbt cannot read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -147,16 +158,32 @@ impl Tracefs {
                     }
                 }
             }
-            // bpftrace lists software probes by echoing the pattern (`software:cpu*:`).
-            "software" | "s" => {
+            // bpftrace lists software and hardware probes by echoing the pattern
+            // (`software:cpu*:`), checking only a name it was given directly.
+            "software" | "s" | "hardware" | "h" => {
+                let (name, events) =
+                    if provider.starts_with('s') { ("software", &SOFTWARE_EVENTS[..]) } else { ("hardware", &HARDWARE_EVENTS[..]) };
                 if parts.len() != 2 && parts.len() != 3 {
-                    return wrong_shape("software", "1 or 2");
+                    return wrong_shape(name, "1 or 2");
                 }
                 let target = parts[1];
-                if !target.contains('*') && !SOFTWARE_EVENTS.contains(&target) {
-                    return Err(list_error(format!("{target} is not a software probe")));
+                if !ignore_invalid && !target.contains('*') && !events.contains(&target) {
+                    return Err(list_error(format!("{target} is not a {name} probe")));
                 }
-                let _ = writeln!(out, "software:{target}:");
+                let _ = writeln!(out, "{name}:{target}:");
+            }
+            "iter" | "it" => {
+                if parts.len() != 2 && parts.len() != 3 {
+                    return wrong_shape("iter", "1");
+                }
+                // Given a name rather than a pattern, bpftrace 0.17 checks the kernel, and this
+                // one lacks what it looks for.
+                if !ignore_invalid && !parts[1].contains('*') {
+                    return Err(list_error(format!("iter {} not available for your kernel version", parts[1])));
+                }
+                for probe in ITER_PROBES.iter().filter(|p| wildcard_match(p, parts[1])) {
+                    let _ = writeln!(out, "iter:{probe}");
+                }
             }
             // bpftrace cannot expand these; it prints the bare probe type.
             "interval" | "i" | "profile" | "p" => {

@@ -251,7 +251,7 @@ fn listing_matches_bpftrace() {
     let list = |search, verbose| list_probes(&tracefs, search, verbose).expect("lists");
     assert_eq!(
         list(None, false),
-        "software:*:\ntracepoint:fib6:fib6_table_lookup\ntracepoint:fib:fib_table_lookup\n\
+        "hardware:*:\niter:task\niter:task_file\nsoftware:*:\ntracepoint:fib6:fib6_table_lookup\ntracepoint:fib:fib_table_lookup\n\
          tracepoint:sched:sched_process_exec\ntracepoint:sched:sched_switch\n\
          tracepoint:syscalls:sys_enter_openat\n"
     );
@@ -259,7 +259,10 @@ fn listing_matches_bpftrace() {
         list(Some("t:sched:*"), false),
         "tracepoint:sched:sched_process_exec\ntracepoint:sched:sched_switch\n"
     );
-    assert_eq!(list(Some("*switch"), false), "software:*switch:\ntracepoint:sched:sched_switch\n");
+    assert_eq!(list(Some("*switch"), false), "hardware:*switch:\nsoftware:*switch:\ntracepoint:sched:sched_switch\n");
+    assert_eq!(list(Some("*:sched:*"), false), "hardware:sched:\nsoftware:sched:\ntracepoint:sched:sched_process_exec\ntracepoint:sched:sched_switch\n");
+    assert_eq!(list(Some("*file*"), false), "hardware:*file*:\niter:task_file\nsoftware:*file*:\n");
+    assert!(list_probes(&tracefs, Some("iter:task"), false).is_err());
     assert_eq!(list(Some("tracepoint:*exec*"), false), "tracepoint:sched:sched_process_exec\n");
     assert_eq!(
         list(Some("tracepoint:syscalls:sys_enter_openat"), true),
