@@ -114,7 +114,7 @@ fn decode_args(types: &[Type], payload: &[u8]) -> Vec<PrintfArg> {
         let bytes = payload.get(off..).unwrap_or(&[]);
         args.push(match decode(ty, bytes) {
             Value::Int(v) => PrintfArg::Int(v),
-            Value::UInt(v) => PrintfArg::UInt(v),
+            Value::UInt(v) | Value::Pointer(v) => PrintfArg::UInt(v),
             Value::Str(s) => PrintfArg::Str(s),
             other => {
                 let mut text = Vec::new();

@@ -211,7 +211,8 @@ pub fn read_u64(bytes: &[u8], off: usize) -> u64 {
 pub fn decode(ty: &Type, bytes: &[u8]) -> Value {
     match ty {
         Type::Int { signed: true, .. } => Value::Int(read_u64(bytes, 0) as i64),
-        Type::Int { .. } | Type::Pointer { .. } => Value::UInt(read_u64(bytes, 0)),
+        Type::Int { .. } => Value::UInt(read_u64(bytes, 0)),
+        Type::Pointer { .. } => Value::Pointer(read_u64(bytes, 0)),
         Type::Str { len } => {
             let raw = &bytes[..(*len as usize).min(bytes.len())];
             let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());

@@ -448,11 +448,11 @@ pub(super) fn error_expr(span: Span) -> Expr {
     Expr { kind: ExprKind::Int(0), ty: Type::None, span }
 }
 
-/// How a value is stored when used as a map key: integers are widened to 64 bits.
+/// How a value is stored when used as a map key: integers are widened to 64 bits (pointers
+/// stay pointers, which print in hex as keys).
 pub(super) fn key_type(ty: &Type) -> Type {
     match ty {
         Type::Int { signed, .. } => Type::Int { bytes: 8, signed: *signed },
-        Type::Pointer { .. } => Type::U64,
         Type::Tuple(fields) => Type::Tuple(fields.iter().map(key_type).collect()),
         other => other.clone(),
     }
