@@ -320,6 +320,11 @@ impl Checker<'_> {
         let lhs = self.check_expr(lhs);
         let rhs = self.check_expr(rhs);
         if lhs.ty == Type::None || rhs.ty == Type::None {
+            // While collecting, a map read before its first assignment has no type yet, and
+            // bpftrace 0.17 then types the operation unsigned: `@m = @m - 3` makes @m a uint64.
+            if self.collecting {
+                return Expr { kind: ExprKind::Int(0), ty: Type::U64, span };
+            }
             return error_expr(span);
         }
         if matches!(op, AstBin::LogicalAnd | AstBin::LogicalOr) {
