@@ -11,6 +11,9 @@ use compiler::hir::MapDecl;
 use compiler::program::BpfMap;
 use compiler::types::{align8, MapValue, Type};
 
+/// An element's key bytes and its value bytes, one per CPU for per-CPU maps.
+type RawEntry = (Vec<u8>, Vec<Vec<u8>>);
+
 /// One user map as loaded: its declaration, its BPF map, and the map's file descriptor.
 ///
 /// The layout is the compiler's (see compiler/src/lower/maps.rs), which is bpftrace 0.17's: an
@@ -52,8 +55,8 @@ impl LoadedMap<'_> {
         }
     }
 
-    /// Raw (key bytes, value bytes per CPU) of every element.
-    fn entries(&self) -> io::Result<Vec<(Vec<u8>, Vec<Vec<u8>>)>> {
+    /// Every element as it is in the kernel.
+    fn entries(&self) -> io::Result<Vec<RawEntry>> {
         let slot = align8(self.bpf.value_size) as usize;
         let copies = if self.per_cpu() { self.ncpus } else { 1 };
         let mut out = Vec::new();
@@ -83,7 +86,7 @@ impl LoadedMap<'_> {
 
     /// The elements of a bucketed map grouped by user key: per bucket, the sum over CPUs (or
     /// `None` for a bucket without an element), in user key byte order.
-    fn bucket_groups(&self, entries: &[(Vec<u8>, Vec<Vec<u8>>)]) -> Vec<(MapKey, Vec<Option<i64>>)> {
+    fn bucket_groups(&self, entries: &[RawEntry]) -> Vec<(MapKey, Vec<Option<i64>>)> {
         let user_size = self.user_key_size();
         let mut groups: BTreeMap<Vec<u8>, Vec<Option<i64>>> = BTreeMap::new();
         for (k, cpus) in entries {
