@@ -117,7 +117,6 @@ impl ProbeLowering<'_> {
         self.send(record, EVENT_HEADER);
     }
 
-    /// A printf-like record: header, then each argument 8-byte aligned.
     /// `$x = value`. Integers follow bpftrace 0.17, whose variable is a stack slot sized by its
     /// first assignment into which each later value is stored at its own width
     /// ([`Self::int_width`]): a narrower value overwrites only the low bytes
@@ -159,6 +158,7 @@ impl ProbeLowering<'_> {
         }
     }
 
+    /// A printf-like record: header, then each argument 8-byte aligned.
     fn send_formatted(&mut self, kind: EventKind, format: u32, args: &[Expr]) {
         let types: Vec<Type> = args.iter().map(|a| a.ty.clone()).collect();
         let size = EVENT_HEADER + types.iter().map(|t| align8(t.size())).sum::<u32>();
