@@ -71,6 +71,15 @@ impl Type {
         matches!(self, Type::Int { signed: true, .. })
     }
 
+    /// An integer's own width in bytes (1, 2, 4 or 8; 8 for pointers), whatever it occupies in
+    /// storage ([`Type::size`]).
+    pub fn int_bytes(&self) -> u32 {
+        match self {
+            Type::Int { bytes, .. } => u32::from(*bytes),
+            _ => 8,
+        }
+    }
+
     pub fn is_string(&self) -> bool {
         matches!(self, Type::Str { .. })
     }
@@ -121,9 +130,9 @@ impl Type {
             (Type::Tuple(a), Type::Tuple(b)) if a.len() == b.len() => {
                 Type::Tuple(a.iter().zip(b).map(|(x, y)| x.widen(y)).collect())
             }
-            (Type::Int { signed: a, .. }, Type::Int { signed: b, .. }) => {
-                Type::Int { bytes: 8, signed: *a && *b }
-            }
+            // bpftrace 0.17 keeps the first integer type: `@m = 5; @m = (uint8)200` stores -56
+            // into the signed map, and a tuple's int8 field stays one byte in its layout.
+            (Type::Int { .. }, Type::Int { .. }) => self.clone(),
             _ => self.clone(),
         }
     }
@@ -186,14 +195,18 @@ impl MapValue {
         !matches!(self, MapValue::Plain(_))
     }
 
-    /// Bytes of one (per-CPU) value slot in the BPF map.
+    /// Bytes of one (per-CPU) value slot in the BPF map: aggregations keep one u64 per key.
     pub fn slot_size(&self) -> u32 {
         match self {
             MapValue::Plain(t) => align8(t.size()).max(8),
-            MapValue::Count | MapValue::Sum { .. } | MapValue::Hist | MapValue::Lhist { .. } => 8,
-            // min/max: the value and a "set" flag; avg/stats: count and total.
-            MapValue::Min { .. } | MapValue::Max { .. } | MapValue::Avg { .. } | MapValue::Stats { .. } => 16,
+            _ => 8,
         }
+    }
+
+    /// Whether the BPF key ends with a u64 bucket: a histogram's bucket index, or avg's and
+    /// stats' 0 (count) and 1 (total).
+    pub fn is_bucketed(&self) -> bool {
+        matches!(self, MapValue::Hist | MapValue::Lhist { .. } | MapValue::Avg { .. } | MapValue::Stats { .. })
     }
 
     /// The name used in diagnostics, as bpftrace spells the type.

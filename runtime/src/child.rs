@@ -1,5 +1,8 @@
 //! `-c CMD`: the command is forked before the program is compiled (so `cpid` is known), held at a
 //! pipe until every probe is attached, then exec'd. rbt exits when it exits.
+//!
+//! `-p PID`: a process rbt did not start, watched through a pidfd; rbt exits when it exits, and
+//! never signals or reaps it.
 
 use std::ffi::CString;
 use std::io;
@@ -9,6 +12,8 @@ pub struct Child {
     /// Write end of the pipe the child waits on; closing it lets the child exec.
     gate: Option<libc::c_int>,
     reaped: bool,
+    /// A pidfd when the process is only watched (`-p`).
+    watched: Option<libc::c_int>,
 }
 
 /// Splits a command line into words, honouring single and double quotes, as bpftrace does not
@@ -85,7 +90,19 @@ impl Child {
         }
         // SAFETY: closing our copy of the read end.
         unsafe { libc::close(pipe[0]) };
-        Ok(Child { pid, gate: Some(pipe[1]), reaped: false })
+        Ok(Child { pid, gate: Some(pipe[1]), reaped: false, watched: None })
+    }
+
+    /// Watches the running process `pid` (`-p`).
+    pub fn watch(pid: u32) -> io::Result<Child> {
+        let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        let fd = libc::c_int::try_from(fd).map_err(|_| io::Error::other("pidfd_open returned a bad descriptor"))?;
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Child { pid, gate: None, reaped: false, watched: Some(fd) })
     }
 
     /// Lets the child exec its command.
@@ -106,6 +123,13 @@ impl Child {
         if self.reaped {
             return true;
         }
+        if let Some(fd) = self.watched {
+            // A pidfd polls readable once its process has exited.
+            let mut poll = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+            // SAFETY: one valid pollfd, no waiting.
+            self.reaped = unsafe { libc::poll(&mut poll, 1, 0) } > 0;
+            return self.reaped;
+        }
         let mut status = 0;
         // SAFETY: non-blocking wait on our own child.
         let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
@@ -117,6 +141,13 @@ impl Child {
 
     /// Ends a child still running when tracing stops, and reaps it.
     pub fn kill_and_wait(&mut self) {
+        if let Some(fd) = self.watched.take() {
+            // Not ours to end: just stop watching.
+            // SAFETY: closing the pidfd we opened.
+            unsafe { libc::close(fd) };
+            self.reaped = true;
+            return;
+        }
         if let Some(fd) = self.gate.take() {
             // SAFETY: closing the gate makes a waiting child exit without running the command.
             unsafe { libc::close(fd) };

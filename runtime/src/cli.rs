@@ -18,7 +18,7 @@ pub struct Args {
     /// Run CMD once every probe is attached; `cpid` is its pid; exit when it exits.
     #[arg(short = 'c', value_name = "CMD")]
     pub command: Option<String>,
-    /// Only let probes fire for process PID.
+    /// Trace while process PID runs: exit when it exits (like bpftrace 0.17, it filters nothing).
     #[arg(short = 'p', value_name = "PID")]
     pub pid: Option<u32>,
     /// List probes (optionally matching the pattern given as the program argument).

@@ -97,6 +97,12 @@ fn run(args: Args) -> Result<ExitCode, String> {
         )),
         None => Box::new(io::BufWriter::new(io::stdout())),
     };
+    // `-p PID`: probes fire only for that process (bpftrace 0.17 applies it to uprobes alone),
+    // and tracing ends when it exits, like `-c`'s child, as in bpftrace.
+    let child = match (child, args.pid) {
+        (None, Some(pid)) => Some(child::Child::watch(pid).map_err(|e| format!("cannot watch process {pid}: {e}"))?),
+        (child, _) => child,
+    };
     let session = match session::Session::load(compiled, format, args.verbose) {
         Ok(s) => s,
         Err(session::SessionError::Verifier { probe, span, log, insn }) => {

@@ -12,13 +12,23 @@ use compiler::hir::MapDecl;
 use compiler::program::BpfMap;
 use compiler::types::{align8, MapValue, Type};
 
+/// An element's key bytes and its value bytes, one per CPU for per-CPU maps.
+type RawEntry = (Vec<u8>, Vec<Vec<u8>>);
+
 /// One user map as loaded: its declaration, its BPF map, and the map's file descriptor.
+///
+/// The layout is the compiler's (see compiler/src/lower/maps.rs), which is bpftrace 0.17's: an
+/// unkeyed `count()` is a one-element per-CPU array, other aggregations per-CPU hashes holding one
+/// u64 per CPU, with a trailing u64 bucket in the key of histograms and of `avg()`/`stats()`
+/// (bucket 0 the count, 1 the total).
 pub struct LoadedMap<'a> {
     pub decl: &'a MapDecl,
     pub bpf: &'a BpfMap,
     pub fd: RawFd,
     pub ncpus: usize,
-    /// `zero()` ran on an array-backed map: its zero values are elements, not absence.
+    /// `zero()` ran on the map. Zeroed elements now stay in the kernel's maps, so printing does
+    /// not need to know.
+    #[allow(dead_code)] // Still set by session.rs, which is being rewritten; drop it there.
     pub zeroed: bool,
     /// For keys and values that are stacks.
     pub stacks: &'a Stacks,
@@ -30,20 +40,30 @@ impl LoadedMap<'_> {
     }
 
     fn array_backed(&self) -> bool {
-        self.decl.key.is_empty() && self.decl.value.is_aggregation()
+        self.decl.key.is_empty() && self.decl.value == MapValue::Count
     }
 
-    /// Raw (key bytes, value bytes per CPU) of every element.
-    fn entries(&self) -> io::Result<Vec<(Vec<u8>, Vec<Vec<u8>>)>> {
+    /// Bytes of the key before the bucket (all of it for maps without buckets).
+    fn user_key_size(&self) -> usize {
+        let size = self.bpf.key_size as usize;
+        if self.decl.value.is_bucketed() { size - 8 } else { size }
+    }
+
+    /// Every key: the array's indices or the hash's keys.
+    fn keys(&self) -> io::Result<Vec<Vec<u8>>> {
+        if self.array_backed() {
+            Ok((0..self.bpf.max_entries).map(|i| i.to_le_bytes().to_vec()).collect())
+        } else {
+            bpf_sys::keys(self.fd, self.bpf.key_size as usize)
+        }
+    }
+
+    /// Every element as it is in the kernel.
+    fn entries(&self) -> io::Result<Vec<RawEntry>> {
         let slot = align8(self.bpf.value_size) as usize;
         let copies = if self.per_cpu() { self.ncpus } else { 1 };
-        let keys: Vec<Vec<u8>> = if self.array_backed() {
-            (0..self.bpf.max_entries).map(|i| i.to_le_bytes().to_vec()).collect()
-        } else {
-            bpf_sys::keys(self.fd, self.bpf.key_size as usize)?
-        };
-        let mut out = Vec::with_capacity(keys.len());
-        for key in keys {
+        let mut out = Vec::new();
+        for key in self.keys()? {
             let mut buf = vec![0u8; slot * copies];
             if bpf_sys::lookup(self.fd, &key, &mut buf)? {
                 let per_cpu = buf.chunks(slot).map(<[u8]>::to_vec).collect();
@@ -53,72 +73,88 @@ impl LoadedMap<'_> {
         Ok(out)
     }
 
+    /// The printed key of an element, from the user part of its BPF key.
+    fn user_key(&self, key: &[u8]) -> MapKey {
+        if self.decl.key.is_empty() {
+            return MapKey::none();
+        }
+        let mut parts = Vec::new();
+        let mut off = 0usize;
+        for ty in &self.decl.key {
+            parts.push(decode(ty, &key[off..], self.stacks));
+            off += align8(ty.size()) as usize;
+        }
+        MapKey(parts)
+    }
+
+    /// The elements of a bucketed map grouped by user key: per bucket, the sum over CPUs (or
+    /// `None` for a bucket without an element), in user key byte order.
+    fn bucket_groups(&self, entries: &[RawEntry]) -> Vec<(MapKey, Vec<Option<i64>>)> {
+        let user_size = self.user_key_size();
+        let mut groups: BTreeMap<Vec<u8>, Vec<Option<i64>>> = BTreeMap::new();
+        for (k, cpus) in entries {
+            let bucket = usize::try_from(read_u64(k, user_size)).unwrap_or(usize::MAX);
+            let buckets = groups.entry(k[..user_size].to_vec()).or_default();
+            if let Some(needed) = bucket.checked_add(1).filter(|n| *n > buckets.len()) {
+                buckets.resize(needed, None);
+            }
+            if let Some(slot) = buckets.get_mut(bucket) {
+                *slot = Some(sum_cpus(cpus));
+            }
+        }
+        groups.into_iter().map(|(k, b)| (self.user_key(&k), b)).collect()
+    }
+
     /// Reads the map for printing.
     pub fn dump(&self) -> io::Result<MapDump> {
         let name = self.decl.display_name();
         let entries = self.entries()?;
-        let user_key = |key: &[u8]| -> MapKey {
-            if self.array_backed() || self.decl.key.is_empty() {
-                return MapKey::none();
-            }
-            let mut parts = Vec::new();
-            let mut off = 0usize;
-            for ty in &self.decl.key {
-                parts.push(decode(ty, &key[off..], self.stacks));
-                off += align8(ty.size()) as usize;
-            }
-            MapKey(parts)
-        };
-        let sum = |cpus: &[Vec<u8>], off: usize| -> i64 {
-            cpus.iter().map(|c| read_u64(c, off) as i64).fold(0i64, i64::wrapping_add)
-        };
         let data = match &self.decl.value {
             MapValue::Plain(ty) => MapData::Values(
-                entries.iter().map(|(k, cpus)| (user_key(k), decode(ty, &cpus[0], self.stacks))).collect(),
+                entries.iter().map(|(k, cpus)| (self.user_key(k), decode(ty, &cpus[0], self.stacks))).collect(),
             ),
+            // An unkeyed count() is an array element, so it prints even if never counted (`@c: 0`).
             MapValue::Count => MapData::Values(
-                entries
-                    .iter()
-                    // bpftrace 0.17 prints an unkeyed count() even when it never fired (`@c: 0`).
-                    .map(|(k, cpus)| (user_key(k), Value::UInt(sum(cpus, 0) as u64)))
-                    .collect(),
+                entries.iter().map(|(k, cpus)| (self.user_key(k), Value::UInt(sum_cpus(cpus) as u64))).collect(),
             ),
             MapValue::Sum { signed } => MapData::Values(
                 entries
                     .iter()
-                    // Only an unkeyed count() always exists in bpftrace 0.17; an unused sum() is empty.
-                    .filter(|(_, cpus)| !self.array_backed() || self.zeroed || sum(cpus, 0) != 0)
                     .map(|(k, cpus)| {
-                        let v = sum(cpus, 0);
-                        (user_key(k), if *signed { Value::Int(v) } else { Value::UInt(v as u64) })
+                        let v = sum_cpus(cpus);
+                        (self.user_key(k), if *signed { Value::Int(v) } else { Value::UInt(v as u64) })
                     })
                     .collect(),
             ),
-            MapValue::Min { signed } | MapValue::Max { signed } => {
-                let is_min = matches!(self.decl.value, MapValue::Min { .. });
-                let mut values = Vec::new();
-                for (k, cpus) in &entries {
-                    let set: Vec<i64> = cpus.iter().filter(|c| read_u64(c, 8) != 0).map(|c| read_u64(c, 0) as i64).collect();
-                    let best = if *signed {
-                        if is_min { set.iter().min().copied() } else { set.iter().max().copied() }
-                    } else if is_min {
-                        set.iter().map(|v| *v as u64).min().map(|v| v as i64)
-                    } else {
-                        set.iter().map(|v| *v as u64).max().map(|v| v as i64)
-                    };
-                    if let Some(v) = best {
-                        // bpftrace 0.17 prints max() unsigned and min() as its argument's signedness.
-                        let value = if *signed && is_min { Value::Int(v) } else { Value::UInt(v as u64) };
-                        values.push((user_key(k), value));
-                    }
-                }
-                MapData::Values(values)
-            }
-            MapValue::Avg { .. } | MapValue::Stats { .. } => {
-                let states: Vec<(MapKey, AvgState)> = entries
+            // bpftrace 0.17's min_value(): the largest stored `0xffffffff - v` of any CPU (0 for
+            // none), turned back into v, printed signed whatever the argument's sign.
+            MapValue::Min { .. } => MapData::Values(
+                entries
                     .iter()
-                    .map(|(k, cpus)| (user_key(k), AvgState { count: sum(cpus, 0), total: sum(cpus, 8) }))
-                    .filter(|(_, s)| s.count != 0 || !self.array_backed() || self.zeroed)
+                    .map(|(k, cpus)| {
+                        let best = cpus.iter().map(|c| read_u64(c, 0) as i64).fold(0, i64::max);
+                        let min = if best == 0 { 0 } else { 0xffff_ffff_i64.wrapping_sub(best) };
+                        (self.user_key(k), Value::Int(min))
+                    })
+                    .collect(),
+            ),
+            // max_value(): the largest value of any CPU compared unsigned, printed unsigned.
+            MapValue::Max { .. } => MapData::Values(
+                entries
+                    .iter()
+                    .map(|(k, cpus)| (self.user_key(k), Value::UInt(cpus.iter().map(|c| read_u64(c, 0)).fold(0, u64::max))))
+                    .collect(),
+            ),
+            // A key prints when either of its buckets exists: after an unkeyed `delete()` only
+            // the total is left and the count reads 0.
+            MapValue::Avg { .. } | MapValue::Stats { .. } => {
+                let states: Vec<(MapKey, AvgState)> = self
+                    .bucket_groups(&entries)
+                    .into_iter()
+                    .map(|(k, b)| {
+                        let at = |i: usize| b.get(i).copied().flatten().unwrap_or(0);
+                        (k, AvgState { count: at(0), total: at(1) })
+                    })
                     .collect();
                 if matches!(self.decl.value, MapValue::Avg { .. }) {
                     MapData::Avg(states)
@@ -127,46 +163,26 @@ impl LoadedMap<'_> {
                 }
             }
             MapValue::Hist | MapValue::Lhist { .. } => {
-                let user_size = if self.array_backed() { 0 } else { self.bpf.key_size as usize - 8 };
-                let mut groups: BTreeMap<Vec<u8>, Vec<u64>> = BTreeMap::new();
-                for (k, cpus) in &entries {
-                    let (user, bucket) = if self.array_backed() {
-                        (Vec::new(), u32::from_le_bytes([k[0], k[1], k[2], k[3]]) as usize)
-                    } else {
-                        (k[..user_size].to_vec(), read_u64(k, user_size) as usize)
-                    };
-                    let count = sum(cpus, 0) as u64;
-                    // A hash element with a zero count was zeroed and still prints; an array
-                    // bucket at zero was never used.
-                    if count == 0 && self.array_backed() {
-                        continue;
-                    }
-                    let buckets = groups.entry(user).or_default();
-                    if buckets.len() <= bucket {
-                        buckets.resize(bucket + 1, 0);
-                    }
-                    buckets[bucket] += count;
-                }
-                if groups.is_empty() && self.array_backed() && self.zeroed {
-                    groups.insert(Vec::new(), Vec::new());
-                }
-                let entries: Vec<(MapKey, Vec<u64>)> =
-                    groups.into_iter().map(|(k, b)| (if k.is_empty() { MapKey::none() } else { user_key(&k) }, b)).collect();
+                let groups: Vec<(MapKey, Vec<u64>)> = self
+                    .bucket_groups(&entries)
+                    .into_iter()
+                    .map(|(k, b)| (k, b.into_iter().map(|c| c.unwrap_or(0) as u64).collect()))
+                    .collect();
                 match self.decl.value {
-                    MapValue::Lhist { min, max, step } => MapData::Lhist(LhistParams { min, max, step }, entries),
-                    _ => MapData::Hist(entries),
+                    MapValue::Lhist { min, max, step } => MapData::Lhist(LhistParams { min, max, step }, groups),
+                    _ => MapData::Hist(groups),
                 }
             }
         };
         Ok(MapDump { name, data })
     }
 
-    /// `clear(@m)`: removes every key (array-backed maps are zeroed).
+    /// `clear(@m)`: removes every key (the unkeyed count()'s array element is zeroed).
     pub fn clear(&self) -> io::Result<()> {
         if self.array_backed() {
             return self.zero();
         }
-        for key in bpf_sys::keys(self.fd, self.bpf.key_size as usize)? {
+        for key in self.keys()? {
             bpf_sys::delete(self.fd, &key)?;
         }
         Ok(())
@@ -203,16 +219,16 @@ impl LoadedMap<'_> {
         let slot = align8(self.bpf.value_size) as usize;
         let copies = if self.per_cpu() { self.ncpus } else { 1 };
         let zeros = vec![0u8; slot * copies];
-        let keys: Vec<Vec<u8>> = if self.array_backed() {
-            (0..self.bpf.max_entries).map(|i| i.to_le_bytes().to_vec()).collect()
-        } else {
-            bpf_sys::keys(self.fd, self.bpf.key_size as usize)?
-        };
-        for key in keys {
+        for key in self.keys()? {
             bpf_sys::update(self.fd, &key, &zeros)?;
         }
         Ok(())
     }
+}
+
+/// A per-CPU u64 summed over the CPUs, wrapping as bpftrace's `int64_t` sums do.
+fn sum_cpus(cpus: &[Vec<u8>]) -> i64 {
+    cpus.iter().map(|c| read_u64(c, 0) as i64).fold(0i64, i64::wrapping_add)
 }
 
 pub fn read_u64(bytes: &[u8], off: usize) -> u64 {
@@ -228,7 +244,8 @@ pub fn read_u64(bytes: &[u8], off: usize) -> u64 {
 pub fn decode(ty: &Type, bytes: &[u8], stacks: &Stacks) -> Value {
     match ty {
         Type::Int { signed: true, .. } => Value::Int(read_u64(bytes, 0) as i64),
-        Type::Int { .. } | Type::Pointer { .. } => Value::UInt(read_u64(bytes, 0)),
+        Type::Int { .. } => Value::UInt(read_u64(bytes, 0)),
+        Type::Pointer { .. } => Value::Pointer(read_u64(bytes, 0)),
         Type::Str { len } => {
             let raw = &bytes[..(*len as usize).min(bytes.len())];
             let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());

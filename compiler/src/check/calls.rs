@@ -92,7 +92,9 @@ impl Checker<'_> {
                 };
                 let read = self.check_map_read(access);
                 let ExprKind::MapRead { map, keys } = read.kind else { return Some(None) };
-                if self.maps[map.0 as usize].value.is_aggregation()
+                // bpftrace 0.17 deletes with the user key alone, which on a keyed histogram
+                // reads past it into whatever the stack holds.
+                if !keys.is_empty()
                     && matches!(self.maps[map.0 as usize].value, crate::types::MapValue::Hist | crate::types::MapValue::Lhist { .. })
                 {
                     self.error(Diagnostic::error("unsupported", "delete() of a hist or lhist element is not supported; use clear()", arg.span));

@@ -3,7 +3,7 @@
 use super::{suggest, Checker};
 use crate::hir::{self, AttachPoint, Builtin, Expr, ExprKind};
 use crate::tracepoint::FieldType;
-use crate::types::Type;
+use crate::types::{MapValue, Type};
 use grammar::ast::{self, BinaryOp as AstBin, UnaryOp as AstUn};
 use grammar::{Diagnostic, Span};
 
@@ -23,7 +23,7 @@ impl Checker<'_> {
             ast::ExprKind::ParamCount => {
                 Expr { kind: ExprKind::Int(self.options.params.len() as u64), ty: Type::I64, span }
             }
-            ast::ExprKind::Map(access) => self.check_map_read(access),
+            ast::ExprKind::Map(access) => self.check_map_value(access),
             ast::ExprKind::Builtin(name) => self.check_builtin(name, span),
             ast::ExprKind::Call { name, args } => self.check_value_call(name, args, span),
             ast::ExprKind::Unary { op, expr } => self.check_unary(*op, expr, span),
@@ -43,7 +43,11 @@ impl Checker<'_> {
                         span,
                     ));
                 }
-                let ty = then_expr.ty.widen(&else_expr.ty);
+                // bpftrace 0.17: a 64-bit integer of the left branch's sign.
+                let ty = match &then_expr.ty {
+                    Type::Int { signed, .. } => Type::Int { bytes: 8, signed: *signed },
+                    other => other.widen(&else_expr.ty),
+                };
                 let kind = ExprKind::Ternary {
                     cond: Box::new(cond),
                     then_expr: Box::new(then_expr),
@@ -72,8 +76,10 @@ impl Checker<'_> {
                 let target = self.check_lvalue(target, true);
                 match target {
                     Some((target, ty)) => Expr {
+                        // `$x++` on a narrow variable is typed 64-bit like the other unary
+                        // operators, and computed at the variable's width.
+                        ty: if matches!(target, hir::LValue::Var(_)) { int_or_u64(&ty) } else { ty },
                         kind: ExprKind::IncDec { target, increment: *increment, prefix: *prefix },
-                        ty,
                         span,
                     },
                     None => error_expr(span),
@@ -125,6 +131,26 @@ impl Checker<'_> {
             // bpftrace treats a missing positional parameter as 0 (or "" in str()).
             None => Expr { kind: ExprKind::Int(0), ty: Type::I64, span },
         }
+    }
+
+    /// A map read as a value. bpftrace 0.17 has no value for an avg, stats or histogram element
+    /// (its own reads of them return one of their internal buckets).
+    fn check_map_value(&mut self, access: &ast::MapAccess) -> Expr {
+        let read = self.check_map_read(access);
+        if let ExprKind::MapRead { map, .. } = &read.kind {
+            let value = &self.maps[map.0 as usize].value;
+            let kind = match value {
+                MapValue::Avg { .. } => "an avg()",
+                MapValue::Stats { .. } => "a stats()",
+                MapValue::Hist => "a hist()",
+                MapValue::Lhist { .. } => "an lhist()",
+                _ => return read,
+            };
+            let message = format!("@{} is {kind} map, which cannot be read as a value", access.name);
+            self.error(Diagnostic::error("type-mismatch", message, access.span).with_help("print it with print()"));
+            return error_expr(access.span);
+        }
+        read
     }
 
     pub(super) fn check_map_read(&mut self, access: &ast::MapAccess) -> Expr {
@@ -190,7 +216,8 @@ impl Checker<'_> {
                 let name = self.scope.attach.as_ref().map(AttachPoint::probe_name).unwrap_or_default();
                 return string_literal(name.into_bytes(), span);
             }
-            Builtin::Rand | Builtin::Cpu => Type::U32,
+            // As bpftrace 0.17 types them (cpid's value is nonetheless 64 bits wide).
+            Builtin::Cpid => Type::U32,
             _ => Type::U64,
         };
         Expr { kind: ExprKind::Builtin(builtin), ty, span }
@@ -276,10 +303,16 @@ impl Checker<'_> {
             AstUn::Deref | AstUn::AddrOf => return self.unsupported("pointer dereference", span),
         };
         self.expect_integer(&inner, "operand");
+        // bpftrace 0.17's types: `!x` is unsigned of x's width, `-x` and `~x` are 64-bit with x's
+        // sign (but computed at x's width, see `ProbeLowering::int_width`).
         let ty = match op {
-            hir::UnaryOp::LogicalNot => Type::I64,
-            hir::UnaryOp::Neg => Type::I64,
-            hir::UnaryOp::BitNot => int_or_u64(&inner.ty),
+            hir::UnaryOp::LogicalNot => match inner.ty.int_bytes() {
+                1 => Type::Int { bytes: 1, signed: false },
+                2 => Type::Int { bytes: 2, signed: false },
+                4 => Type::U32,
+                _ => Type::U64,
+            },
+            hir::UnaryOp::Neg | hir::UnaryOp::BitNot => int_or_u64(&inner.ty),
         };
         Expr { kind: ExprKind::Unary { op, expr: Box::new(inner) }, ty, span }
     }
@@ -288,6 +321,11 @@ impl Checker<'_> {
         let lhs = self.check_expr(lhs);
         let rhs = self.check_expr(rhs);
         if lhs.ty == Type::None || rhs.ty == Type::None {
+            // While collecting, a map read before its first assignment has no type yet, and
+            // bpftrace 0.17 then types the operation unsigned: `@m = @m - 3` makes @m a uint64.
+            if self.collecting {
+                return Expr { kind: ExprKind::Int(0), ty: Type::U64, span };
+            }
             return error_expr(span);
         }
         if matches!(op, AstBin::LogicalAnd | AstBin::LogicalOr) {
@@ -328,13 +366,14 @@ impl Checker<'_> {
         }
         self.expect_integer(&lhs, "operand");
         self.expect_integer(&rhs, "operand");
-        let both_signed = lhs.ty.is_signed() && rhs.ty.is_signed();
-        let Some(hop) = arithmetic_or_comparison(op) else { return error_expr(span) };
-        let ty = if op.is_comparison() {
-            Type::I64
-        } else {
-            Type::Int { bytes: 8, signed: both_signed }
+        // bpftrace 0.17: signed when both operands are (comparisons included), shifts take the
+        // left operand's sign.
+        let signed = match op {
+            AstBin::Shl | AstBin::Shr => lhs.ty.is_signed(),
+            _ => lhs.ty.is_signed() && rhs.ty.is_signed(),
         };
+        let Some(hop) = arithmetic_or_comparison(op) else { return error_expr(span) };
+        let ty = Type::Int { bytes: 8, signed };
         let kind = ExprKind::Binary { op: hop, lhs: Box::new(lhs), rhs: Box::new(rhs) };
         Expr { kind, ty, span }
     }
@@ -362,7 +401,7 @@ impl Checker<'_> {
                 let key_types: Vec<Type> = keys.iter().map(|k| key_type(&k.ty)).collect();
                 let id = if implicit_define {
                     // `@x++` defines @x as an integer map, as bpftrace does.
-                    self.define_map(access, &key_types, crate::types::MapValue::Plain(Type::I64))
+                    self.define_map(access, &key_types, MapValue::Plain(Type::I64))
                 } else {
                     self.lookup_map(access)?
                 };
@@ -415,11 +454,11 @@ pub(super) fn error_expr(span: Span) -> Expr {
     Expr { kind: ExprKind::Int(0), ty: Type::None, span }
 }
 
-/// How a value is stored when used as a map key: integers are widened to 64 bits.
+/// How a value is stored when used as a map key: integers are widened to 64 bits (pointers
+/// stay pointers, which print in hex as keys).
 pub(super) fn key_type(ty: &Type) -> Type {
     match ty {
         Type::Int { signed, .. } => Type::Int { bytes: 8, signed: *signed },
-        Type::Pointer { .. } => Type::U64,
         Type::Tuple(fields) => Type::Tuple(fields.iter().map(key_type).collect()),
         other => other.clone(),
     }

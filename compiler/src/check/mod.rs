@@ -158,7 +158,9 @@ impl<'a> Checker<'a> {
     fn assign_var(&mut self, ident: &ast::Ident, ty: &Type) -> VarId {
         let key = (self.scope.block_index, ident.name.clone());
         let declared = match self.var_types.get(&key) {
-            Some(old) if self.collecting => {
+            // An integer variable keeps its first type, size included: bpftrace 0.17 sizes the
+            // variable's stack slot by its first assignment (see `lower_assign_var`).
+            Some(old) if self.collecting && !old.is_integer() => {
                 if old.accepts(ty) {
                     let widened = old.widen(ty);
                     self.var_types.insert(key.clone(), widened.clone());
@@ -183,8 +185,10 @@ impl<'a> Checker<'a> {
                 ident.span,
             ));
         }
-        if let Some(id) = self.scope.var_ids.get(&ident.name) {
-            return *id;
+        if let Some(&id) = self.scope.var_ids.get(&ident.name) {
+            // Later reads see the widened type (a longer string assigned since).
+            self.scope.vars[id.0 as usize].ty = declared;
+            return id;
         }
         let id = VarId(self.scope.vars.len() as u32);
         self.scope.vars.push(hir::Var { name: ident.name.clone(), ty: declared });

@@ -164,7 +164,10 @@ impl Checker<'_> {
         }
         let value = match op {
             Some(op) => {
-                let id = self.define_map(access, &key_types, MapValue::Plain(Type::I64));
+                // `@m -= 3` reads @m first; before any assignment it has no type, which makes
+                // the operation, and so @m, unsigned in bpftrace 0.17.
+                let current = if self.map_index.contains_key(&access.name) { Type::I64 } else { Type::U64 };
+                let id = self.define_map(access, &key_types, MapValue::Plain(current));
                 let current = Expr {
                     kind: ExprKind::MapRead { map: id, keys: keys.clone() },
                     ty: self.maps[id.0 as usize].value.read_type(),

@@ -145,12 +145,12 @@ impl Emitter<'_> {
     fn copy_bytes(&mut self, dst: Reg, dst_off: i16, src: Reg, src_off: i16, len: u32) {
         let mut done = 0u32;
         while done < len {
-            let chunk = match len - done {
-                n if n >= 8 => 8,
-                n if n >= 4 => 4,
-                n if n >= 2 => 2,
-                _ => 1,
+            // The widest access that fits and is aligned at both ends: the verifier rejects
+            // misaligned stack accesses (tuple fields are copied at bpftrace's byte offsets).
+            let aligned = |size: i32| {
+                (i32::from(dst_off) + done as i32).rem_euclid(size) == 0 && (i32::from(src_off) + done as i32).rem_euclid(size) == 0
             };
+            let chunk = [8u32, 4, 2, 1].into_iter().find(|&c| c <= len - done && aligned(c as i32)).unwrap_or(1);
             let size = size_of(chunk as u8);
             self.emit(Insn::ldx_mem(size, Reg::R0, src, src_off + done as i16));
             self.emit(Insn::stx_mem(size, dst, Reg::R0, dst_off + done as i16));

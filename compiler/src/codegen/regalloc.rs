@@ -88,12 +88,25 @@ pub(super) fn allocate(f: &Function, order: &[BlockId]) -> Allocation {
         .collect();
     intervals.sort();
     let mut locations = vec![None; n];
-    let mut spill_slots = 0u32;
-    // Active intervals: (end, vreg, reg).
-    let mut active: Vec<(usize, u32, Reg)> = Vec::new();
+    // Per spill slot, the last position any register spilled there is live: registers whose
+    // intervals do not overlap share a slot, so unrolled code does not grow the stack.
+    let mut spill_ends: Vec<usize> = Vec::new();
+    let mut spill = |from: usize, to: usize| -> Location {
+        let slot = match spill_ends.iter().position(|&end| end < from) {
+            Some(slot) => slot,
+            None => {
+                spill_ends.push(0);
+                spill_ends.len() - 1
+            }
+        };
+        spill_ends[slot] = to;
+        Location::Spill(slot as u32)
+    };
+    // Active intervals: (end, vreg, reg, start).
+    let mut active: Vec<(usize, u32, Reg, usize)> = Vec::new();
     let mut free: Vec<Reg> = POOL.iter().rev().copied().collect();
     for (s, e, v) in intervals {
-        active.retain(|&(ae, _, r)| {
+        active.retain(|&(ae, _, r, _)| {
             if ae < s {
                 free.push(r);
                 false
@@ -102,26 +115,25 @@ pub(super) fn allocate(f: &Function, order: &[BlockId]) -> Allocation {
             }
         });
         if let Some(r) = free.pop() {
-            active.push((e, v, r));
+            active.push((e, v, r, s));
             locations[v as usize] = Some(Location::Reg(r));
             continue;
         }
         // Spill whichever of the active intervals or this one ends last.
-        let (idx, &(last_end, last_v, last_r)) = active
+        let (idx, &(last_end, last_v, last_r, last_start)) = active
             .iter()
             .enumerate()
             .max_by_key(|(_, a)| a.0)
             .expect("the pool is full, so some interval is active");
         if last_end > e {
-            locations[last_v as usize] = Some(Location::Spill(spill_slots));
-            spill_slots += 1;
-            active[idx] = (e, v, last_r);
+            locations[last_v as usize] = Some(spill(last_start, last_end));
+            active[idx] = (e, v, last_r, s);
             locations[v as usize] = Some(Location::Reg(last_r));
         } else {
-            locations[v as usize] = Some(Location::Spill(spill_slots));
-            spill_slots += 1;
+            locations[v as usize] = Some(spill(s, e));
         }
     }
+    let spill_slots = spill_ends.len() as u32;
     Allocation { locations, spill_slots }
 }
 

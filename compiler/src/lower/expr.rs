@@ -3,7 +3,7 @@
 use super::builder::at_offset;
 use super::ProbeLowering;
 use crate::bpf::helpers::Helper;
-use crate::hir::{BinaryOp, Builtin, Expr, ExprKind, UnaryOp};
+use crate::hir::{BinaryOp, Builtin, Expr, ExprKind, LValue, UnaryOp};
 use crate::ir::{AluOp, Arg, Cond, Op, Operand, StackRef, VReg};
 use crate::tracepoint::FieldType;
 use crate::types::{align8, Type};
@@ -22,6 +22,44 @@ impl ProbeLowering<'_> {
             // The checker only lets integers reach integer contexts; a string's address is never
             // a meaningful integer, so use 0 rather than leak a stack pointer.
             Value::Mem(_) => self.b.constant(0),
+        }
+    }
+
+    /// How many low bytes of an integer expression's value bpftrace 0.17 computes. It is the
+    /// type's width except where its code generator keeps a narrower LLVM value under a 64-bit
+    /// type (`-x`, `~x`, `!x` and `$x++` work at the operand's width) or a wider one under a
+    /// narrow type (`cpid` is a `uint32` holding an `i64`). Consumers then extend those bytes
+    /// differently: see [`Self::lower_int_extended`] and [`Self::lower_int_raw`].
+    pub(super) fn int_width(&self, e: &Expr) -> u32 {
+        match &e.kind {
+            ExprKind::Unary { expr, .. } => self.int_width(expr),
+            ExprKind::IncDec { target: LValue::Var(id), .. } => self.probe.vars[id.0 as usize].ty.int_bytes(),
+            ExprKind::Builtin(Builtin::Cpid) => 8,
+            _ => e.ty.int_bytes(),
+        }
+    }
+
+    /// An integer's value with its computed bytes ([`Self::int_width`]) extended by `signed`,
+    /// as bpftrace 0.17 converts a value to a map's value type or a ternary's result type.
+    pub(super) fn lower_int_extended(&mut self, e: &Expr, signed: bool) -> VReg {
+        let v = self.lower_int(e);
+        let bytes = self.int_width(e);
+        if bytes >= 8 {
+            return v;
+        }
+        let dst = self.b.reg();
+        self.b.push(Op::Extend { dst, src: v, bytes: bytes as u8, signed });
+        dst
+    }
+
+    /// An integer as bpftrace 0.17 stores it into a zeroed buffer of its type's size (printf
+    /// arguments, `print(value)`, tuple fields): a value computed narrower than its type is
+    /// zero-extended, so `print(-(int8)5)` shows 251.
+    pub(super) fn lower_int_raw(&mut self, e: &Expr) -> VReg {
+        if self.int_width(e) < e.ty.int_bytes() {
+            self.lower_int_extended(e, false)
+        } else {
+            self.lower_int(e)
         }
     }
 
@@ -70,13 +108,26 @@ impl ProbeLowering<'_> {
                     UnaryOp::LogicalNot => self.b.push(Op::SetCond { cond: Cond::Eq, dst, lhs: src, rhs: Operand::Imm(0) }),
                     UnaryOp::BitNot => self.b.push(Op::Alu { op: AluOp::Xor, dst, lhs: src, rhs: Operand::Imm(-1) }),
                 }
+                // Computed at the operand's width, then extended by the result's sign:
+                // `~(uint16)1` is 65534, `-(int8)5` is -5.
+                let width = self.int_width(e);
+                if width < 8 {
+                    let ext = self.b.reg();
+                    self.b.push(Op::Extend { dst: ext, src: dst, bytes: width as u8, signed: e.ty.is_signed() });
+                    return Value::Int(ext);
+                }
                 Value::Int(dst)
             }
             ExprKind::Binary { op, lhs, rhs } => {
                 let signed = lhs.ty.is_signed() && rhs.ty.is_signed();
                 let l = self.lower_int(lhs);
+                // bpftrace 0.17's LLVM folds a division or remainder by a literal 0 to 0 (at run
+                // time BPF gives 0 for `/` but keeps the dividend for `%`).
+                if matches!(op, BinaryOp::Div | BinaryOp::Mod) && matches!(rhs.kind, ExprKind::Int(0)) {
+                    return Value::Int(self.b.constant(0));
+                }
                 let r = self.lower_int(rhs);
-                Value::Int(self.binary(*op, signed, lhs.ty.is_signed(), l, r))
+                Value::Int(self.binary(*op, signed, l, r))
             }
             ExprKind::Logical { is_and, lhs, rhs } => Value::Int(self.lower_logical(*is_and, lhs, rhs)),
             ExprKind::StrCompare { negate, lhs, rhs, limit } => {
@@ -171,9 +222,21 @@ impl ProbeLowering<'_> {
     /// Writes `e` into `dst`, laid out as `dst_ty` (which may have longer strings than `e`).
     pub(super) fn write_value(&mut self, e: &Expr, dst: StackRef, dst_ty: &Type) {
         if let (ExprKind::Tuple(items), Type::Tuple(fields)) = (&e.kind, dst_ty) {
+            if e.ty != *dst_ty {
+                // Build it as its own type first, then store it as bpftrace would.
+                let at = self.b.slot(e.ty.size());
+                self.write_value(e, at, &e.ty);
+                self.copy_tuple_bytes(at, &e.ty, dst, dst_ty, false);
+                return;
+            }
             let offsets = Type::tuple_offsets(fields);
             for ((item, field), off) in items.iter().zip(fields).zip(offsets) {
-                self.write_value(item, at_offset(dst, off), field);
+                if item.ty.is_integer() {
+                    let v = self.lower_int_raw(item);
+                    self.b.store(at_offset(dst, off), 0, v, 8);
+                } else {
+                    self.write_value(item, at_offset(dst, off), field);
+                }
             }
             return;
         }
@@ -185,19 +248,8 @@ impl ProbeLowering<'_> {
     pub(super) fn write_lowered(&mut self, v: Value, src_ty: &Type, dst: StackRef, dst_ty: &Type) {
         match (v, src_ty, dst_ty) {
             (Value::Int(r), _, _) => self.b.store(dst, 0, r, 8),
-            (Value::Mem(src), Type::Tuple(sf), Type::Tuple(df)) if sf != df => {
-                let so = Type::tuple_offsets(sf);
-                let d_o = Type::tuple_offsets(df);
-                for i in 0..sf.len().min(df.len()) {
-                    let field = if sf[i].is_integer() {
-                        let r = self.b.reg();
-                        self.b.push(Op::LoadStack { dst: r, at: at_offset(src, so[i]), size: 8 });
-                        Value::Int(r)
-                    } else {
-                        Value::Mem(at_offset(src, so[i]))
-                    };
-                    self.write_lowered(field, &sf[i], at_offset(dst, d_o[i]), &df[i]);
-                }
+            (Value::Mem(src), Type::Tuple(_), Type::Tuple(_)) if src_ty != dst_ty => {
+                self.copy_tuple_bytes(src, src_ty, dst, dst_ty, false);
             }
             (Value::Mem(src), _, _) => {
                 // Every buffer is zero-padded to a multiple of 8, so whole words can be copied.
@@ -333,7 +385,7 @@ impl ProbeLowering<'_> {
         }
     }
 
-    fn binary(&mut self, op: BinaryOp, signed: bool, lhs_signed: bool, l: VReg, r: VReg) -> VReg {
+    fn binary(&mut self, op: BinaryOp, signed: bool, l: VReg, r: VReg) -> VReg {
         let dst = self.b.reg();
         let rhs = Operand::Reg(r);
         let alu = match op {
@@ -346,13 +398,8 @@ impl ProbeLowering<'_> {
             BinaryOp::BitOr => AluOp::Or,
             BinaryOp::BitXor => AluOp::Xor,
             BinaryOp::Shl => AluOp::Shl,
-            BinaryOp::Shr => {
-                if lhs_signed {
-                    AluOp::Sar
-                } else {
-                    AluOp::Shr
-                }
-            }
+            // bpftrace 0.17 shifts right logically whatever the sign: `-16 >> 2` is 2^62 - 4.
+            BinaryOp::Shr => AluOp::Shr,
             cmp => {
                 let cond = match (cmp, signed) {
                     (BinaryOp::Eq, _) => Cond::Eq,
@@ -404,7 +451,7 @@ impl ProbeLowering<'_> {
             let dst = self.b.reg();
             for (block, e) in [(then_block, then_expr), (else_block, else_expr)] {
                 self.b.switch_to(block);
-                let v = self.lower_int(e);
+                let v = self.lower_int_extended(e, ty.is_signed());
                 self.b.push(Op::Mov { dst, src: Operand::Reg(v) });
                 self.b.terminate(crate::ir::Term::Jump(done));
             }

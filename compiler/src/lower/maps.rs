@@ -1,11 +1,14 @@
 //! Lowering map access: key construction, reads, plain assignments, aggregations, `++`/`--`,
 //! and `delete`.
 //!
-//! Storage (see [`super::storage_for`]): an unkeyed map is a one-element array (per-CPU for
-//! aggregations), so updating it costs one lookup; a keyed map is a hash (per-CPU for
-//! aggregations). Histograms add the bucket index to the key: the array index for unkeyed ones,
-//! a trailing u64 for keyed ones. Bucket indexing: hist: 0 = negative, 1 = zero, then
-//! 2 + floor(log2(v)); lhist: 0 = below min, last = above max, else 1 + (v - min) / step.
+//! Storage (see [`super::storage_for`]) follows bpftrace 0.17, whose semantics depend on it: an
+//! unkeyed `count()` is a one-element per-CPU array; every other aggregation is a per-CPU hash
+//! whose elements exist only once updated (so `sum(0)` prints `0` and `delete()` really
+//! deletes); plain maps are hashes. Histograms add the bucket index to the key as a trailing
+//! u64 (alone for unkeyed maps), and `avg()`/`stats()` likewise keep their count in bucket 0
+//! and their total in bucket 1. Unkeyed maps without buckets use the key `0u64`. Bucket
+//! indexing: hist: 0 = negative, 1 = zero, then 2 + floor(log2(v)); lhist: 0 = below min, last
+//! = above max, else 1 + (v - min) / step.
 
 use super::builder::at_offset;
 use super::expr::Value;
@@ -25,15 +28,12 @@ impl ProbeLowering<'_> {
         let decl = self.user_map(map).0.clone();
         if is_array_backed(&decl) {
             let at = self.b.slot(8);
-            match bucket {
-                Some(b) => self.b.store(at, 0, b, 4),
-                None => self.b.store_imm(at, 0, 0, 4),
-            }
+            self.b.store_imm(at, 0, 0, 4);
             return at;
         }
         let user_size = user_key_size(&decl);
-        let at = self.b.slot(user_size + if bucket.is_some() { 8 } else { 0 });
-        if keys.is_empty() {
+        let at = self.b.slot(user_size + if decl.value.is_bucketed() { 8 } else { 0 });
+        if keys.is_empty() && user_size > 0 {
             self.b.store_imm(at, 0, 0, 8);
         }
         let mut offset = 0;
@@ -41,8 +41,11 @@ impl ProbeLowering<'_> {
             self.write_value(key, at_offset(at, offset), ty);
             offset += align8(ty.size());
         }
-        if let Some(b) = bucket {
-            self.b.store(at, user_size, b, 8);
+        if decl.value.is_bucketed() {
+            match bucket {
+                Some(b) => self.b.store(at, user_size, b, 8),
+                None => self.b.store_imm(at, user_size, 0, 8),
+            }
         }
         at
     }
@@ -72,6 +75,8 @@ impl ProbeLowering<'_> {
         self.b.switch_to(done);
     }
 
+    /// Reads this CPU's value of a plain map or of a `count()`, `sum()`, `min()` or `max()` (the
+    /// checker rejects reading the others); 0 / empty when the key is absent.
     pub(super) fn lower_map_read(&mut self, map: MapId, keys: &[Expr], ty: &Type) -> Value {
         let value = self.user_map(map).0.value.clone();
         let key = self.build_key(map, keys, None);
@@ -83,15 +88,14 @@ impl ProbeLowering<'_> {
             self.b.push(Op::Mov { dst, src: Operand::Imm(0) });
             self.b.branch(Cond::Ne, ptr, Operand::Imm(0), found, done);
             self.b.switch_to(found);
-            match value {
-                MapValue::Avg { .. } | MapValue::Stats { .. } => {
-                    let count = self.b.reg();
-                    let total = self.b.reg();
-                    self.b.push(Op::LoadPtr { dst: count, ptr, offset: 0, size: 8 });
-                    self.b.push(Op::LoadPtr { dst: total, ptr, offset: 8, size: 8 });
-                    self.b.push(Op::Alu { op: AluOp::Div, dst, lhs: total, rhs: Operand::Reg(count) });
-                }
-                _ => self.b.push(Op::LoadPtr { dst, ptr, offset: 0, size: 8 }),
+            self.b.push(Op::LoadPtr { dst, ptr, offset: 0, size: 8 });
+            if matches!(value, MapValue::Min { .. }) {
+                // Undo the bias of `lower_aggregate` (a zeroed element stays 0).
+                let bias = self.b.constant(0xffff_ffff);
+                let unbiased = self.b.new_block();
+                self.b.branch(Cond::Eq, dst, Operand::Imm(0), done, unbiased);
+                self.b.switch_to(unbiased);
+                self.b.push(Op::Alu { op: AluOp::Sub, dst, lhs: bias, rhs: Operand::Reg(dst) });
             }
             self.b.terminate(Term::Jump(done));
             self.b.switch_to(done);
@@ -113,102 +117,120 @@ impl ProbeLowering<'_> {
         let MapValue::Plain(ty) = &decl.value else { return };
         let key = self.build_key(map, keys, None);
         let slot = self.b.slot(decl.value.slot_size());
-        if !ty.is_integer() {
+        if ty.is_integer() {
+            // bpftrace 0.17 widens the value's computed bytes by the map's sign, so
+            // `@m = 5; @m = (uint8)200` stores -56.
+            let v = self.lower_int_extended(value, ty.is_signed());
+            self.b.store(slot, 0, v, 8);
+        } else {
             self.b.zero(slot, decl.value.slot_size());
+            self.write_value(value, slot, ty);
         }
-        self.write_value(value, slot, ty);
         self.update(map, key, slot);
     }
 
-    /// `@m[k] = count()` and the other aggregations.
+    /// `@m[k] = count()` and the other aggregations, updating this CPU's value as bpftrace 0.17
+    /// does (its per-CPU hash lookups see only the current CPU's copy).
     pub(super) fn lower_aggregate(&mut self, map: MapId, keys: &[Expr], arg: Option<&Expr>) {
-        let value = self.user_map(map).0.value.clone();
+        let decl = self.user_map(map).0.clone();
         let v = arg.map(|a| self.lower_int(a));
-        let bucket = match (&value, v) {
-            (MapValue::Hist, Some(v)) => Some(self.hist_bucket(v)),
-            (MapValue::Lhist { min, max, step }, Some(v)) => Some(self.lhist_bucket(v, *min, *max, *step)),
-            _ => None,
-        };
-        let key = self.build_key(map, keys, bucket);
+        match (&decl.value, v) {
+            (MapValue::Count, _) => {
+                let key = self.build_key(map, keys, None);
+                self.accumulate(map, key, Operand::Imm(1));
+            }
+            (MapValue::Sum { .. }, Some(v)) => {
+                let key = self.build_key(map, keys, None);
+                self.accumulate(map, key, Operand::Reg(v));
+            }
+            (MapValue::Hist, Some(v)) => {
+                let bucket = self.hist_bucket(v);
+                let key = self.build_key(map, keys, Some(bucket));
+                self.accumulate(map, key, Operand::Imm(1));
+            }
+            (MapValue::Lhist { min, max, step }, Some(v)) => {
+                let bucket = self.lhist_bucket(v, *min, *max, *step);
+                let key = self.build_key(map, keys, Some(bucket));
+                self.accumulate(map, key, Operand::Imm(1));
+            }
+            // Like a two-bucket histogram: bucket 0 counts the values, bucket 1 adds them up.
+            (MapValue::Avg { .. } | MapValue::Stats { .. }, Some(v)) => {
+                let zero = self.b.constant(0);
+                let key = self.build_key(map, keys, Some(zero));
+                self.accumulate(map, key, Operand::Imm(1));
+                self.b.store_imm(key, user_key_size(&decl), 1, 8);
+                self.accumulate(map, key, Operand::Reg(v));
+            }
+            // bpftrace 0.17 keeps `0xffffffff - v` and takes the largest of those, so that a
+            // missing element (read as 0) loses to the first value; the runtime turns it back.
+            // A value of 2^32 or more is thus never stored (see runtime/src/maps.rs).
+            (MapValue::Min { .. }, Some(v)) => {
+                let bias = self.b.constant(0xffff_ffff);
+                let inverted = self.b.reg();
+                self.b.push(Op::Alu { op: AluOp::Sub, dst: inverted, lhs: bias, rhs: Operand::Reg(v) });
+                let key = self.build_key(map, keys, None);
+                self.store_if_not_below(map, key, inverted);
+            }
+            // max() starts from 0 as well, so only values >= 0 are ever stored.
+            (MapValue::Max { .. }, Some(v)) => {
+                let key = self.build_key(map, keys, None);
+                self.store_if_not_below(map, key, v);
+            }
+            _ => {}
+        }
+    }
+
+    /// Adds `amount` to this CPU's value of `key`, creating the element with `amount`.
+    fn accumulate(&mut self, map: MapId, key: StackRef, amount: Operand) {
         let ptr = self.lookup(map, key);
         let found = self.b.new_block();
         let missing = self.b.new_block();
         let done = self.b.new_block();
         self.b.branch(Cond::Ne, ptr, Operand::Imm(0), found, missing);
-
-        // The element exists: update this CPU's value in place (no other CPU writes it).
         self.b.switch_to(found);
-        match (&value, v) {
-            (MapValue::Count | MapValue::Hist | MapValue::Lhist { .. }, _) => self.add_at(ptr, 0, Operand::Imm(1)),
-            (MapValue::Sum { .. }, Some(v)) => self.add_at(ptr, 0, Operand::Reg(v)),
-            (MapValue::Avg { .. } | MapValue::Stats { .. }, Some(v)) => {
-                self.add_at(ptr, 0, Operand::Imm(1));
-                self.add_at(ptr, 8, Operand::Reg(v));
-            }
-            (MapValue::Min { signed } | MapValue::Max { signed }, Some(v)) => {
-                let is_min = matches!(value, MapValue::Min { .. });
-                self.update_extreme(ptr, v, is_min, *signed);
-            }
-            _ => {}
-        }
+        let cur = self.b.reg();
+        self.b.push(Op::LoadPtr { dst: cur, ptr, offset: 0, size: 8 });
+        self.b.push(Op::Alu { op: AluOp::Add, dst: cur, lhs: cur, rhs: amount });
+        self.b.push(Op::StorePtr { ptr, offset: 0, size: 8, src: Operand::Reg(cur) });
         self.b.terminate(Term::Jump(done));
-
-        // First value for this key on this CPU: create it. bpftrace 0.17's max() starts from 0,
-        // so a key whose values are all negative is never created.
         self.b.switch_to(missing);
-        if let (MapValue::Max { signed }, Some(v)) = (&value, v) {
-            let create = self.b.new_block();
-            let cond = if *signed { Cond::SGe } else { Cond::Ge };
-            self.b.branch(cond, v, Operand::Imm(0), create, done);
-            self.b.switch_to(create);
-        }
-        let slot = self.b.slot(value.slot_size());
-        match (&value, v) {
-            (MapValue::Count | MapValue::Hist | MapValue::Lhist { .. }, _) => self.b.store_imm(slot, 0, 1, 8),
-            (MapValue::Sum { .. }, Some(v)) => self.b.store(slot, 0, v, 8),
-            (MapValue::Avg { .. } | MapValue::Stats { .. }, Some(v)) => {
-                self.b.store_imm(slot, 0, 1, 8);
-                self.b.store(slot, 8, v, 8);
-            }
-            (MapValue::Min { .. } | MapValue::Max { .. }, Some(v)) => {
-                self.b.store(slot, 0, v, 8);
-                self.b.store_imm(slot, 8, 1, 8);
-            }
-            _ => self.b.zero(slot, value.slot_size()),
+        let slot = self.b.slot(8);
+        match amount {
+            Operand::Reg(r) => self.b.store(slot, 0, r, 8),
+            Operand::Imm(i) => self.b.store_imm(slot, 0, i, 8),
         }
         self.update(map, key, slot);
         self.b.terminate(Term::Jump(done));
         self.b.switch_to(done);
     }
 
-    fn add_at(&mut self, ptr: VReg, offset: u32, amount: Operand) {
+    /// Stores `v` as this CPU's value of `key` when `v >= current` (signed), a missing element
+    /// counting as 0: bpftrace 0.17's min() and max().
+    fn store_if_not_below(&mut self, map: MapId, key: StackRef, v: VReg) {
+        let ptr = self.lookup(map, key);
         let cur = self.b.reg();
-        self.b.push(Op::LoadPtr { dst: cur, ptr, offset, size: 8 });
-        self.b.push(Op::Alu { op: AluOp::Add, dst: cur, lhs: cur, rhs: amount });
-        self.b.push(Op::StorePtr { ptr, offset, size: 8, src: Operand::Reg(cur) });
-    }
-
-    /// min/max: store `v` when the slot is unset or `v` is beyond the current value.
-    fn update_extreme(&mut self, ptr: VReg, v: VReg, is_min: bool, signed: bool) {
-        let set = self.b.reg();
-        let cur = self.b.reg();
-        self.b.push(Op::LoadPtr { dst: set, ptr, offset: 8, size: 8 });
+        self.b.push(Op::Mov { dst: cur, src: Operand::Imm(0) });
+        let found = self.b.new_block();
+        let compare = self.b.new_block();
+        self.b.branch(Cond::Ne, ptr, Operand::Imm(0), found, compare);
+        self.b.switch_to(found);
         self.b.push(Op::LoadPtr { dst: cur, ptr, offset: 0, size: 8 });
+        self.b.terminate(Term::Jump(compare));
+        self.b.switch_to(compare);
         let store = self.b.new_block();
-        let check = self.b.new_block();
         let done = self.b.new_block();
-        self.b.branch(Cond::Eq, set, Operand::Imm(0), store, check);
-        self.b.switch_to(check);
-        let cond = match (is_min, signed) {
-            (true, true) => Cond::SLt,
-            (true, false) => Cond::Lt,
-            (false, true) => Cond::SGt,
-            (false, false) => Cond::Gt,
-        };
-        self.b.branch(cond, v, Operand::Reg(cur), store, done);
+        self.b.branch(Cond::SGe, v, Operand::Reg(cur), store, done);
         self.b.switch_to(store);
+        let in_place = self.b.new_block();
+        let create = self.b.new_block();
+        self.b.branch(Cond::Ne, ptr, Operand::Imm(0), in_place, create);
+        self.b.switch_to(in_place);
         self.b.push(Op::StorePtr { ptr, offset: 0, size: 8, src: Operand::Reg(v) });
-        self.b.push(Op::StorePtr { ptr, offset: 8, size: 8, src: Operand::Imm(1) });
+        self.b.terminate(Term::Jump(done));
+        self.b.switch_to(create);
+        let slot = self.b.slot(8);
+        self.b.store(slot, 0, v, 8);
+        self.update(map, key, slot);
         self.b.terminate(Term::Jump(done));
         self.b.switch_to(done);
     }
@@ -287,10 +309,17 @@ impl ProbeLowering<'_> {
         match target {
             LValue::Var(id) => {
                 let at = self.var_slots[id.0 as usize];
+                let ty = self.probe.vars[id.0 as usize].ty.clone();
                 let old = self.b.reg();
                 self.b.push(Op::LoadStack { dst: old, at, size: 8 });
-                let new = self.b.reg();
+                let mut new = self.b.reg();
                 self.b.push(Op::Alu { op: AluOp::Add, dst: new, lhs: old, rhs: Operand::Imm(delta) });
+                // bpftrace 0.17 counts at the variable's width: a uint8 at 255 goes to 0.
+                if ty.int_bytes() < 8 {
+                    let wrapped = self.b.reg();
+                    self.b.push(Op::Extend { dst: wrapped, src: new, bytes: ty.int_bytes() as u8, signed: ty.is_signed() });
+                    new = wrapped;
+                }
                 self.b.push(Op::StoreStack { at, size: 8, src: Operand::Reg(new) });
                 if prefix { new } else { old }
             }
@@ -316,15 +345,31 @@ impl ProbeLowering<'_> {
         }
     }
 
+    /// `delete(@m[k])` as bpftrace 0.17 does it. Its key holds only the user key, so on an
+    /// unkeyed histogram, avg or stats map (whose key is just the bucket) it deletes bucket 0:
+    /// the negative values of a hist, those below min of an lhist, the count of an avg or stats
+    /// (which then prints 0 over the kept total). An unkeyed count() is an array element, which
+    /// bpftrace overwrites with zero on this CPU. (On keyed histograms bpftrace reads past its key;
+    /// the checker rejects that, and a keyed avg or stats element loses both buckets here.)
     pub(super) fn lower_delete(&mut self, map: MapId, keys: &[Expr]) {
         let decl = self.user_map(map).0.clone();
+        let key = self.build_key(map, keys, None);
         if is_array_backed(&decl) {
-            // Array elements cannot be deleted; like bpftrace 0.17 (whose delete fails on its
-            // per-CPU arrays), deleting an unkeyed aggregation leaves it as it is.
+            let ptr = self.lookup(map, key);
+            let found = self.b.new_block();
+            let done = self.b.new_block();
+            self.b.branch(Cond::Ne, ptr, Operand::Imm(0), found, done);
+            self.b.switch_to(found);
+            self.b.push(Op::StorePtr { ptr, offset: 0, size: 8, src: Operand::Imm(0) });
+            self.b.terminate(Term::Jump(done));
+            self.b.switch_to(done);
             return;
         }
-        let key = self.build_key(map, keys, None);
         let bpf = self.user_map(map).1;
         self.b.push(Op::Call { dst: None, helper: Helper::MapDeleteElem, args: vec![Arg::Map(bpf), Arg::Stack(key)] });
+        if !keys.is_empty() && matches!(decl.value, MapValue::Avg { .. } | MapValue::Stats { .. }) {
+            self.b.store_imm(key, user_key_size(&decl), 1, 8);
+            self.b.push(Op::Call { dst: None, helper: Helper::MapDeleteElem, args: vec![Arg::Map(bpf), Arg::Stack(key)] });
+        }
     }
 }

@@ -5,6 +5,7 @@ mod builder;
 mod expr;
 mod maps;
 mod stmt;
+mod tuples;
 
 use crate::bpf::helpers as bpf_consts;
 use crate::hir::{self, MapDecl};
@@ -110,29 +111,23 @@ pub fn lower(program: &hir::Program, options: &LowerOptions) -> Lowered {
     Lowered { functions, bpf_maps, map_storage, print_types, events, errors }
 }
 
-/// Whether a user map is kept in a one-element (or one-per-bucket) array instead of a hash.
-///
-/// Only aggregations are: an array element always exists, and an aggregation's zero value means
-/// "never updated", while a plain map assigned 0 must still print.
+/// Whether a user map is a one-element per-CPU array rather than a hash: only an unkeyed
+/// `count()`, as in bpftrace 0.17, where it therefore always prints (`@c: 0`).
 pub(crate) fn is_array_backed(decl: &MapDecl) -> bool {
-    decl.key.is_empty() && decl.value.is_aggregation()
+    decl.key.is_empty() && decl.value == MapValue::Count
 }
 
-/// Size of the BPF key of a user map: its key parts, plus a u64 bucket for keyed histograms.
-/// An unkeyed map kept in a hash has the single key `0u64`.
+/// Size of the user part of a hash map's key (a trailing u64 bucket comes on top for
+/// [`MapValue::is_bucketed`] maps): its key parts 8-byte aligned, or for an unkeyed map the
+/// single key `0u64`, or nothing when the bucket is the whole key.
 pub(crate) fn user_key_size(decl: &MapDecl) -> u32 {
     if decl.key.is_empty() {
-        return 8;
+        return if decl.value.is_bucketed() { 0 } else { 8 };
     }
     decl.key.iter().map(|t| crate::types::align8(t.size())).sum()
 }
 
 fn storage_for(decl: &MapDecl, options: &LowerOptions) -> BpfMap {
-    let buckets = match decl.value {
-        MapValue::Hist => Some(HIST_BUCKETS),
-        MapValue::Lhist { min, max, step } => Some(lhist_buckets(min, max, step)),
-        _ => None,
-    };
     let per_cpu = decl.value.is_aggregation();
     let name = format!("AT_{}", if decl.name.is_empty() { "_" } else { &decl.name });
     let value_size = decl.value.slot_size();
@@ -140,17 +135,26 @@ fn storage_for(decl: &MapDecl, options: &LowerOptions) -> BpfMap {
         BpfMap {
             name,
             role: MapRole::User,
-            map_type: if per_cpu { bpf_consts::BPF_MAP_TYPE_PERCPU_ARRAY } else { bpf_consts::BPF_MAP_TYPE_ARRAY },
+            map_type: bpf_consts::BPF_MAP_TYPE_PERCPU_ARRAY,
             key_size: 4,
             value_size,
-            max_entries: buckets.unwrap_or(1),
+            max_entries: 1,
             flags: 0,
         }
     } else {
-        let key_size = user_key_size(decl) + if buckets.is_some() { 8 } else { 0 };
-        let max_entries = match buckets {
-            Some(_) => options.map_keys_max.saturating_mul(8),
-            None => options.map_keys_max,
+        let buckets = match decl.value {
+            MapValue::Hist => HIST_BUCKETS,
+            MapValue::Lhist { min, max, step } => lhist_buckets(min, max, step),
+            MapValue::Avg { .. } | MapValue::Stats { .. } => 2,
+            _ => 1,
+        };
+        let key_size = user_key_size(decl) + if decl.value.is_bucketed() { 8 } else { 0 };
+        let max_entries = if decl.key.is_empty() {
+            buckets
+        } else if decl.value.is_bucketed() {
+            options.map_keys_max.saturating_mul(8)
+        } else {
+            options.map_keys_max
         };
         BpfMap {
             name,
@@ -217,6 +221,7 @@ impl ProbeLowering<'_> {
         self.b.finish()
     }
 
+    /// Returns early unless the current process is `pid`.
     fn lower_pid_filter(&mut self, pid: u32) {
         let tgid = self.b.reg();
         self.b.push(ir::Op::Call { dst: Some(tgid), helper: crate::bpf::helpers::Helper::GetCurrentPidTgid, args: vec![] });

@@ -3,7 +3,7 @@
 
 use super::ProbeLowering;
 use crate::bpf::helpers::Helper;
-use crate::hir::{Expr, Stmt, StmtKind};
+use crate::hir::{Expr, Stmt, StmtKind, VarId};
 use crate::ir::{Arg, Cond, Op, Operand, StackRef, Term};
 use crate::program::{ErrorCounter, EventKind, EVENT_HEADER};
 use crate::types::{align8, Type};
@@ -21,11 +21,7 @@ impl ProbeLowering<'_> {
             StmtKind::Expr(e) => {
                 self.lower_value(e);
             }
-            StmtKind::AssignVar { var, value } => {
-                let at = self.var_slots[var.0 as usize];
-                let ty = self.probe.vars[var.0 as usize].ty.clone();
-                self.write_value(value, at, &ty);
-            }
+            StmtKind::AssignVar { var, value } => self.lower_assign_var(*var, value),
             StmtKind::AssignMap { map, keys, value } => self.lower_assign_map(*map, keys, value),
             StmtKind::Aggregate { map, keys, value } => self.lower_aggregate(*map, keys, value.as_ref()),
             StmtKind::If { cond, then_body, else_body } => {
@@ -95,7 +91,7 @@ impl ProbeLowering<'_> {
                 let size = EVENT_HEADER + align8(value.ty.size());
                 let record = self.b.slot(size);
                 self.store_header(record, EventKind::PrintValue, index);
-                self.write_value(value, super::builder::at_offset(record, EVENT_HEADER), &value.ty);
+                self.write_raw(value, super::builder::at_offset(record, EVENT_HEADER));
                 self.send(record, size);
             }
             StmtKind::Clear { map } => self.send_header_only(EventKind::Clear, map.0),
@@ -121,6 +117,47 @@ impl ProbeLowering<'_> {
         self.send(record, EVENT_HEADER);
     }
 
+    /// `$x = value`. Integers follow bpftrace 0.17, whose variable is a stack slot sized by its
+    /// first assignment into which each later value is stored at its own width
+    /// ([`Self::int_width`]): a narrower value overwrites only the low bytes
+    /// (`$x = 0x1234; $x = (uint8)3` leaves 0x1203), a wider one is not stored at all
+    /// (`$x = (uint8)250; $x = $x + 10` leaves 250).
+    fn lower_assign_var(&mut self, var: VarId, value: &Expr) {
+        let at = self.var_slots[var.0 as usize];
+        let ty = self.probe.vars[var.0 as usize].ty.clone();
+        if let (Type::Str { len }, Type::Str { len: value_len }) = (&ty, &value.ty) {
+            // bpftrace copies just the value's bytes: a longer string assigned before leaves
+            // its tail after the NUL, which map keys built from the variable keep.
+            let src = self.lower_mem(value);
+            self.b.copy(at, src, (*value_len).min(*len));
+            return;
+        }
+        if matches!(ty, Type::Tuple(_)) && value.ty != ty {
+            // bpftrace copies the value's bytes over the variable's without clearing it first.
+            let src = self.lower_mem(value);
+            self.copy_tuple_bytes(src, &value.ty, at, &ty, true);
+            return;
+        }
+        if !ty.is_integer() {
+            self.write_value(value, at, &ty);
+            return;
+        }
+        let slot_bytes = ty.int_bytes();
+        let value_bytes = self.int_width(value);
+        if value_bytes > slot_bytes {
+            self.lower_value(value);
+        } else if value_bytes == slot_bytes {
+            // The whole slot: keep it extended by the variable's own sign.
+            let v = self.lower_int_extended(value, ty.is_signed());
+            self.b.store(at, 0, v, 8);
+        } else {
+            // The slot holds the variable's value extended from `slot_bytes`; replacing bytes
+            // below the sign byte keeps it so.
+            let v = self.lower_int(value);
+            self.b.store(at, 0, v, value_bytes as u8);
+        }
+    }
+
     /// A printf-like record: header, then each argument 8-byte aligned.
     fn send_formatted(&mut self, kind: EventKind, format: u32, args: &[Expr]) {
         let types: Vec<Type> = args.iter().map(|a| a.ty.clone()).collect();
@@ -129,10 +166,21 @@ impl ProbeLowering<'_> {
         self.store_header(record, kind, format);
         let mut offset = EVENT_HEADER;
         for a in args {
-            self.write_value(a, super::builder::at_offset(record, offset), &a.ty);
+            self.write_raw(a, super::builder::at_offset(record, offset));
             offset += align8(a.ty.size());
         }
         self.send(record, size);
+    }
+
+    /// Writes `e` laid out as its own type into an event record, integers as bpftrace 0.17 stores
+    /// them into its printf and print buffers ([`Self::lower_int_raw`]).
+    fn write_raw(&mut self, e: &Expr, dst: StackRef) {
+        if e.ty.is_integer() {
+            let v = self.lower_int_raw(e);
+            self.b.store(dst, 0, v, 8);
+        } else {
+            self.write_value(e, dst, &e.ty);
+        }
     }
 
     /// `bpf_ringbuf_output` (or `bpf_perf_event_output` to this CPU's buffer); a full buffer

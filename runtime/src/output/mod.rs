@@ -45,11 +45,14 @@
 //!
 //! # Other 0.17 behaviour the map reader must mirror (not formatting, recorded here for the runtime)
 //! - An unkeyed `count()` map is a per-CPU array, so it always exists and prints `@c: 0` even if
-//!   never incremented; `clear()` on it zeroes instead of deleting.
+//!   never incremented; `clear()` on it zeroes instead of deleting, and `delete()` zeroes the
+//!   current CPU's value. Every other aggregation is a per-CPU hash: `sum(0)` prints `0`.
 //! - `zero()` keeps keys and zeroes values; `clear()` deletes keys. Both print differently (see the
 //!   `zero` and `clear` goldens in `testdata/`).
 //! - `max()` starts from 0 in the kernel, so `max(-5)` on a new key never creates the key.
-//! - `delete(@s[k])` on a stats/avg map deletes only slot 0 of the key's two slots.
+//!   `min()` stores `0xffffffff - v` the same way and prints it back signed (see runtime/src/maps.rs).
+//! - `delete(@s)` on an unkeyed stats/avg/hist map deletes only bucket 0 (the count, the negative
+//!   values), since the key is the bucket alone.
 
 #![allow(dead_code)] // used by the runtime once wired
 

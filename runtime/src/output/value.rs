@@ -11,6 +11,9 @@ pub enum Value {
     Int(i64),
     /// An unsigned integer (prints and sorts as `u64`), e.g. `count()` or a `uint64` cast.
     UInt(u64),
+    /// A pointer, e.g. a tracepoint's `const char *` field: an unsigned integer, except as a map
+    /// key, which bpftrace 0.17 prints in hex (`@[0x55d277412ee0]`).
+    Pointer(u64),
     /// A string's bytes; only the bytes before the first NUL are printed.
     Str(Vec<u8>),
     /// A tuple; elements may themselves be tuples.
@@ -97,7 +100,7 @@ impl Value {
 
     /// Whether this is an integer, which makes a map of such values sort by value.
     pub fn is_integer(&self) -> bool {
-        matches!(self, Value::Int(_) | Value::UInt(_))
+        matches!(self, Value::Int(_) | Value::UInt(_) | Value::Pointer(_))
     }
 
     /// The value as `print(@m, top, div)` shows it: integers divided by `div` (signedly for `Int`),
@@ -106,6 +109,7 @@ impl Value {
         match self {
             Value::Int(v) => Value::Int(v.wrapping_div(i64::from(div.max(1)))),
             Value::UInt(v) => Value::UInt(v / u64::from(div.max(1))),
+            Value::Pointer(v) => Value::Pointer(v / u64::from(div.max(1))),
             Value::Str(s) => Value::Str(s.clone()),
             Value::Tuple(items) => Value::Tuple(items.iter().map(|v| v.divided(div)).collect()),
             Value::Stack(stack) => Value::Stack(stack.clone()),
@@ -116,7 +120,7 @@ impl Value {
     pub fn write_text(&self, out: &mut Vec<u8>) {
         match self {
             Value::Int(v) => out.extend_from_slice(v.to_string().as_bytes()),
-            Value::UInt(v) => out.extend_from_slice(v.to_string().as_bytes()),
+            Value::UInt(v) | Value::Pointer(v) => out.extend_from_slice(v.to_string().as_bytes()),
             Value::Str(s) => out.extend_from_slice(c_str(s)),
             Value::Tuple(items) => {
                 out.push(b'(');
@@ -136,7 +140,7 @@ impl Value {
     /// strings quoted and escaped, tuples as arrays without spaces (`[1,"a"]`).
     pub fn write_json(&self, out: &mut Vec<u8>) {
         match self {
-            Value::Int(_) | Value::UInt(_) => self.write_text(out),
+            Value::Int(_) | Value::UInt(_) | Value::Pointer(_) => self.write_text(out),
             Value::Str(s) => {
                 out.push(b'"');
                 json_escape_into(c_str(s), out);
@@ -174,7 +178,7 @@ impl Value {
     fn as_i128(&self) -> Option<i128> {
         match self {
             Value::Int(v) => Some(i128::from(*v)),
-            Value::UInt(v) => Some(i128::from(*v)),
+            Value::UInt(v) | Value::Pointer(v) => Some(i128::from(*v)),
             _ => None,
         }
     }
@@ -235,6 +239,7 @@ fn write_key_part_text(part: &KeyPart, out: &mut Vec<u8>) {
             out.extend_from_slice(i64::from_ne_bytes(v.to_ne_bytes()).to_string().as_bytes());
         }
         Value::Stack(stack) => stack.write(true, out),
+        Value::Pointer(v) => out.extend_from_slice(format!("0x{v:x}").as_bytes()),
         other => other.write_text(out),
     }
 }
@@ -283,6 +288,17 @@ mod tests {
         let mut out = Vec::new();
         v.write_text(&mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+
+    #[test]
+    fn pointers_print_in_hex_only_as_keys() {
+        let key = MapKey(vec![Value::Pointer(0x55d2_7741_2ee0), Value::Int(5)]);
+        let (mut as_text, mut as_json) = (Vec::new(), Vec::new());
+        key.write_text(&mut as_text);
+        key.write_json(&mut as_json);
+        assert_eq!(String::from_utf8_lossy(&as_text), "[0x55d277412ee0, 5]");
+        assert_eq!(String::from_utf8_lossy(&as_json), "\"0x55d277412ee0,5\"");
+        assert_eq!(text(&Value::Pointer(0x55d2_7741_2ee0)), "94362432253664");
     }
 
     fn json(v: &Value) -> String {
