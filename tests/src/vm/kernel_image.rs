@@ -27,9 +27,8 @@ pub fn find() -> Result<PathBuf, String> {
     found.sort();
     found.pop().map(|(_, path)| path).ok_or_else(|| {
         format!(
-            "no Linux {SERIES} kernel: /boot/vmlinuz-{SERIES}.* is missing. Install Debian's image, as .ci/run does \
-             (the linux-image-{SERIES}.0-N-amd64 package that `apt-cache depends linux-image-amd64` names), \
-             or set RBT_VM_KERNEL=/path/to/vmlinuz"
+            "no Linux {SERIES} kernel: /boot/vmlinuz-{SERIES}.* is missing. Run .ci/run, which unpacks it from \
+             Debian's newest linux-image-{SERIES}.0-N-amd64 package, or set RBT_VM_KERNEL=/path/to/vmlinuz"
         )
     })
 }
