@@ -5,7 +5,8 @@
 //! - every `tests/data/vm/NAME.rbt` case, once, with rbt choosing its transport, against
 //!   `NAME.out` (`RBT_BLESS=1` re-records these): cases that need what only the guest kernel has,
 //!   such as kprobes;
-//! - a look at the guest's kprobe support (tracefs `kprobe_events`, the `kprobe` perf PMU).
+//! - a look at the guest's kprobe support (tracefs `kprobe_events`, the `kprobe` perf PMU);
+//! - and, after all of it, a console free of kernel warnings.
 //!
 //! The tests share the one boot; the first to ask for it boots the VM. Missing QEMU, kernel or
 //! busybox fail the tests with what to install; they never skip. No root is needed on the host.
@@ -175,4 +176,16 @@ fn guest_kernel_has_kprobes() {
     let host_pmu = Path::new("/sys/bus/event_source/devices/kprobe/type").exists();
     let host_events = Path::new("/sys/kernel/tracing/kprobe_events").exists();
     eprintln!("kprobes: guest {}; host: kprobe PMU {host_pmu}, kprobe_events {host_events}", text.trim());
+}
+
+/// Nothing rbt did in the guest made the kernel complain: no oops, BUG or WARNING on its console.
+/// (RCU stall reports, which a heavily loaded host can cause under emulation, are not counted.)
+#[test]
+fn guest_kernel_logged_no_warnings() {
+    let console = &vm_run().console;
+    let complaints: Vec<&str> = console
+        .lines()
+        .filter(|line| ["BUG:", "WARNING:", "Oops", "Kernel panic"].iter().any(|sign| line.contains(sign)))
+        .collect();
+    assert!(complaints.is_empty(), "the 6.1 guest kernel complained:\n{}\n\nwhole console:\n{console}", complaints.join("\n"));
 }
