@@ -1,5 +1,8 @@
 //! Shared pieces of rbt's test suites: finding the rbt and bpftrace binaries, reading a case's
-//! header lines, running a command with a time limit, and showing a line diff.
+//! header lines, running a command with a time limit, showing a line diff, and (`vm`) running
+//! commands in a Linux 6.1 VM.
+
+pub mod vm;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

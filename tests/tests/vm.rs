@@ -1,0 +1,191 @@
+//! Kernel tests on a second kernel: one QEMU boot of Debian's Linux 6.1 (`tests::vm`) runs
+//!
+//! - every `tests/data/run/NAME.rbt` case twice, over the ring buffer and over perf buffers,
+//!   stdout compared byte for byte with the same `NAME.out` the host's `tests/kernel.rs` uses;
+//! - every `tests/data/vm/NAME.rbt` case, once, with rbt choosing its transport, against
+//!   `NAME.out` (`RBT_BLESS=1` re-records these): cases that need what only the guest kernel has,
+//!   such as kprobes;
+//! - a look at the guest's kprobe support (tracefs `kprobe_events`, the `kprobe` perf PMU);
+//! - and, after all of it, a console free of kernel warnings.
+//!
+//! The tests share the one boot; the first to ask for it boots the VM. Missing QEMU, kernel or
+//! busybox fail the tests with what to install; they never skip. No root is needed on the host.
+
+mod common_rbt;
+
+use common_rbt::*;
+use std::path::Path;
+use std::sync::OnceLock;
+use tests::vm::{GuestCommand, Vm, VmRun};
+
+/// The guest paths of the programs and cases.
+const GUEST_RBT: &str = "/bin/rbt";
+const GUEST_WORKLOAD: &str = "/bin/rbt-workload";
+const TRANSPORTS: [&str; 2] = ["ringbuf", "perf"];
+
+/// The guest's kprobe support, printed as `kprobe_events=yes functions=yes pmu=N`.
+const KPROBE_PROBE: &str = "[ -e /sys/kernel/tracing/kprobe_events ] && k=yes || k=no; \
+    [ -e /sys/kernel/tracing/available_filter_functions ] && f=yes || f=no; \
+    echo kprobe_events=$k functions=$f pmu=$(cat /sys/bus/event_source/devices/kprobe/type 2>/dev/null || echo none)";
+
+fn vm_run() -> &'static VmRun {
+    static RUN: OnceLock<Result<VmRun, String>> = OnceLock::new();
+    match RUN.get_or_init(boot) {
+        Ok(run) => run,
+        Err(e) => panic!("the Linux 6.1 VM could not run the tests: {e}"),
+    }
+}
+
+/// The one boot: every case of both suites and the kprobe check.
+fn boot() -> Result<VmRun, String> {
+    let vm = Vm::locate()?;
+    let mut guest = vm.guest()?;
+    guest.add_executable(GUEST_RBT, &rbt())?;
+    guest.add_executable(GUEST_WORKLOAD, &workload())?;
+    for case in cases("run") {
+        let name = case_name(&case);
+        let path = guest_case(&mut guest, "run", &case)?;
+        for transport in TRANSPORTS {
+            guest.add_command(rbt_command(format!("run.{name}.{transport}"), &[("RBT_EVENTS", transport)], &path)?);
+        }
+    }
+    for case in cases("vm") {
+        let name = case_name(&case);
+        let path = guest_case(&mut guest, "vm", &case)?;
+        guest.add_command(rbt_command(format!("vm.{name}"), &[], &path)?);
+    }
+    guest.add_command(GuestCommand { name: "kprobes".into(), env: vec![], argv: vec!["sh".into(), "-c".into(), KPROBE_PROBE.into()] });
+    let run = vm.run(guest)?;
+    eprintln!(
+        "VM: {} booted to /init in {:.1?} (guest uptime {:.2} s); the whole run took {:.1?}",
+        run.kernel.display(),
+        run.boot.unwrap_or_default(),
+        run.guest_boot.unwrap_or_default(),
+        run.total
+    );
+    Ok(run)
+}
+
+fn case_name(case: &Path) -> String {
+    case.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// Copies a case into the guest as `/cases/<dir>/NAME.rbt`; returns that path.
+fn guest_case(guest: &mut tests::vm::Guest, dir: &str, case: &Path) -> Result<String, String> {
+    let source = std::fs::read(case).map_err(|e| format!("cannot read {}: {e}", case.display()))?;
+    let path = format!("/cases/{dir}/{}.rbt", case_name(case));
+    guest.add_file(&path, source);
+    Ok(path)
+}
+
+/// `rbt ARGS CASE` as the case's `// run:` header asks, with `{workload}` the guest's workload.
+fn rbt_command(name: String, env: &[(&str, &str)], guest_path: &str) -> Result<GuestCommand, String> {
+    let host_path = workspace().join("tests/data").join(guest_path.trim_start_matches("/cases/"));
+    let source = std::fs::read_to_string(&host_path).map_err(|e| format!("cannot read {}: {e}", host_path.display()))?;
+    let mut argv = vec![GUEST_RBT.to_owned()];
+    argv.extend(tests::case_args(&source, Path::new(GUEST_WORKLOAD)));
+    argv.push(guest_path.to_owned());
+    let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    Ok(GuestCommand { name, env, argv })
+}
+
+#[test]
+fn run_cases_over_ring_buffer_on_6_1() {
+    check_run_cases("ringbuf");
+}
+
+#[test]
+fn run_cases_over_perf_buffers_on_6_1() {
+    check_run_cases("perf");
+}
+
+/// The host's goldens, unchanged: the same bytes on both kernels.
+fn check_run_cases(transport: &str) {
+    let run = vm_run();
+    let cases = cases("run");
+    assert!(!cases.is_empty(), "no kernel cases found");
+    let mut failures = Vec::new();
+    for case in &cases {
+        let name = format!("run.{}.{transport}", case_name(case));
+        let result = match run.result(&name) {
+            Ok(result) => result,
+            Err(e) => {
+                failures.push(e);
+                continue;
+            }
+        };
+        if result.status != Some(0) {
+            failures.push(format!("{} ({transport}): rbt failed ({:?}):\n{}", case.display(), result.status, result.stderr_text()));
+            continue;
+        }
+        let expected = std::fs::read(case.with_extension("out")).unwrap_or_default();
+        if result.stdout != expected {
+            failures.push(format!(
+                "{} ({transport}): output differs\n{}stderr:\n{}",
+                case.display(),
+                tests::line_diff(&String::from_utf8_lossy(&expected), &result.stdout_text()),
+                result.stderr_text()
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} kernel cases failed on Linux 6.1 over {transport}:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn vm_only_cases() {
+    let run = vm_run();
+    let cases = cases("vm");
+    assert!(!cases.is_empty(), "no VM cases found in tests/data/vm");
+    let mut failures = Vec::new();
+    for case in &cases {
+        let result = match run.result(&format!("vm.{}", case_name(case))) {
+            Ok(result) => result,
+            Err(e) => {
+                failures.push(e);
+                continue;
+            }
+        };
+        if result.status != Some(0) {
+            failures.push(format!("{}: rbt failed ({:?}):\n{}", case.display(), result.status, result.stderr_text()));
+        } else if let Some(f) = check_expected(&case.with_extension("out"), &result.stdout_text()) {
+            failures.push(format!("{f}stderr:\n{}", result.stderr_text()));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} VM cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}
+
+/// The reason for the VM: the guest kernel has kprobes (tracefs `kprobe_events`, traceable
+/// functions, and the `kprobe` perf PMU that `perf_event_open` attaches through) where the host
+/// this suite was written on (Linux 6.18 built without kprobes) has none.
+#[test]
+fn guest_kernel_has_kprobes() {
+    let result = vm_run().result("kprobes").unwrap_or_else(|e| panic!("{e}"));
+    let text = result.stdout_text();
+    let pmu = text.trim().strip_prefix("kprobe_events=yes functions=yes pmu=");
+    assert!(
+        pmu.is_some_and(|id| id.parse::<u32>().is_ok()),
+        "the 6.1 guest should have kprobes; it reported {text:?} (stderr {:?})",
+        result.stderr_text()
+    );
+    let host_pmu = Path::new("/sys/bus/event_source/devices/kprobe/type").exists();
+    let host_events = Path::new("/sys/kernel/tracing/kprobe_events").exists();
+    eprintln!("kprobes: guest {}; host: kprobe PMU {host_pmu}, kprobe_events {host_events}", text.trim());
+}
+
+/// Nothing rbt did in the guest made the kernel complain: no oops, BUG or WARNING on its console.
+/// (RCU stall reports, which a heavily loaded host can cause under emulation, are not counted.)
+#[test]
+fn guest_kernel_logged_no_warnings() {
+    let console = &vm_run().console;
+    let complaints: Vec<&str> = console
+        .lines()
+        .filter(|line| ["BUG:", "WARNING:", "Oops", "Kernel panic"].iter().any(|sign| line.contains(sign)))
+        .collect();
+    assert!(complaints.is_empty(), "the 6.1 guest kernel complained:\n{}\n\nwhole console:\n{console}", complaints.join("\n"));
+}
