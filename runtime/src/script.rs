@@ -121,6 +121,8 @@ pub fn run(
             }
         }
     }
+    // Counted before the programs go, with the probes' other losses reported below.
+    let missed = session.recursion_misses();
     // Probes stop before END runs, so END and the exit dump see the maps as tracing left them
     // (bpftrace detaches first too: a map END clears stays empty).
     session.detach_probes();
@@ -144,6 +146,12 @@ pub fn run(
     let full = session.error_count(ErrorCounter::MapFull);
     if full > 0 {
         eprintln!("WARNING: {full} map updates failed because a map was full (raise RBT_MAP_KEYS_MAX)");
+    }
+    if missed > 0 {
+        eprintln!(
+            "WARNING: {missed} probe firings were skipped by the kernel because another BPF program was running on \
+             the same CPU (e.g. a tracepoint hit inside an interrupt during a probe)"
+        );
     }
     let stacks = session.error_count(ErrorCounter::StackFailed);
     if stacks > 0 {

@@ -194,6 +194,12 @@ impl Session {
         }
     }
 
+    /// How many times the kernel skipped a probe's program because another BPF program was
+    /// running on the same CPU (its recursion protection): those firings are lost.
+    pub fn recursion_misses(&self) -> u64 {
+        self.probes.iter().flatten().filter_map(|p| fdinfo_value::<u64>(p.fd.as_raw_fd(), "recursion_misses")).sum()
+    }
+
     /// Detaches every probe except BEGIN and END (which stay loaded to be run).
     pub fn detach_probes(&mut self) {
         for (probe, loaded) in self.program.probes.iter().zip(&mut self.probes) {
