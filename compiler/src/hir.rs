@@ -185,6 +185,8 @@ pub enum ExprKind {
     IncDec { target: LValue, increment: bool, prefix: bool },
     /// `kstack`, `ustack(perf, 5)`: captures the current stack into its stack map.
     Stack(crate::types::StackType),
+    /// `ksym(addr)` / `usym(addr)`: the address, and for user symbols the current pid.
+    Symbol { addr: Box<Expr>, user: bool },
 }
 
 /// What `++`/`--` and compound assignment update.

@@ -53,4 +53,9 @@ pub trait ProbeCatalog {
     fn tracepoint_format(&self, category: &str, event: &str) -> Option<TracepointFormat>;
     /// Every tracepoint name (`category:event`), for "did you mean" suggestions.
     fn all_tracepoints(&self) -> Vec<String>;
+    /// The address of a kernel symbol, for `kaddr("name")`; `None` when unknown (or when the
+    /// catalog has no symbol table, as in tests).
+    fn kernel_symbol(&self, _name: &str) -> Option<u64> {
+        None
+    }
 }

@@ -19,6 +19,9 @@ pub enum Type {
     /// the process it belongs to (16 bytes: `i64 id, u64 pid`). The id is negative when the
     /// capture failed (the error the kernel returned).
     Stack(StackType),
+    /// `ksym(addr)` / `usym(addr)`: an address printed as the symbol covering it (16 bytes: the
+    /// address, then for user symbols the pid whose address space it is in).
+    Symbol { user: bool },
     /// The tracepoint `args` record: only usable through `->field`.
     Args,
     /// No value: a statement-like call such as `printf`.
@@ -91,6 +94,7 @@ impl Type {
             Type::Str { len } => *len,
             Type::Tuple(fields) => fields.iter().map(|f| align8(f.size())).sum(),
             Type::Stack(_) => StackType::SIZE,
+            Type::Symbol { .. } => 16,
             Type::Args | Type::None => 0,
         }
     }
@@ -119,6 +123,7 @@ impl Type {
             }
             // A stack id only means something in the stack map of its own depth.
             (Type::Stack(a), Type::Stack(b)) => a == b,
+            (Type::Symbol { user: a }, Type::Symbol { user: b }) => a == b,
             _ => false,
         }
     }
@@ -168,6 +173,7 @@ impl fmt::Display for Type {
                 };
                 write!(f, "{}({mode}{})", st.name(), st.limit)
             }
+            Type::Symbol { user } => write!(f, "{}", if *user { "usym" } else { "ksym" }),
             Type::Args => write!(f, "args"),
             Type::None => write!(f, "none"),
         }

@@ -261,6 +261,7 @@ pub fn decode(ty: &Type, bytes: &[u8], stacks: &Stacks) -> Value {
                     .collect(),
             )
         }
+        Type::Symbol { user } => Value::Str(stacks.symbol_name(*user, read_u64(bytes, 8) as u32, read_u64(bytes, 0)).into_bytes()),
         Type::Stack(st) => Value::Stack(stacks.text(st, read_u64(bytes, 0) as i64, read_u64(bytes, 8) as u32)),
         Type::Args | Type::None => Value::UInt(0),
     }

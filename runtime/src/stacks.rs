@@ -99,6 +99,17 @@ impl Stacks {
         text
     }
 
+    /// `ksym(addr)` / `usym(addr)`: the name of the function covering `addr`, or the address in
+    /// hex when no symbol covers it, as bpftrace prints them.
+    pub fn symbol_name(&self, user: bool, pid: u32, addr: u64) -> String {
+        let mut symbolizer = self.symbolizer.borrow_mut();
+        let found = if user { symbolizer.user(pid, &[addr]) } else { symbolizer.kernel(&[addr]) };
+        match found.into_iter().next().flatten() {
+            Some(symbol) => symbol.name,
+            None => format!("0x{addr:x}"),
+        }
+    }
+
     /// The addresses of a stack, leaf first, up to the first zero.
     fn addresses(&self, limit: u32, id: u32) -> std::io::Result<Vec<u64>> {
         let fd = self

@@ -13,7 +13,7 @@ use grammar::{Diagnostic, Span};
 
 const FUNCTIONS: &[&str] = &[
     "printf", "print", "time", "exit", "clear", "zero", "delete", "system", "str", "strncmp",
-    "count", "sum", "min", "max", "avg", "stats", "hist", "lhist", "kstack", "ustack",
+    "count", "sum", "min", "max", "avg", "stats", "hist", "lhist", "kstack", "ustack", "ksym", "usym", "kaddr",
 ];
 
 /// Most arguments printf accepts, as bpftrace.
@@ -257,6 +257,33 @@ impl Checker<'_> {
     pub(super) fn check_value_call(&mut self, name: &ast::Ident, args: &[ast::Expr], span: Span) -> Expr {
         match name.name.as_str() {
             "kstack" | "ustack" => self.check_stack(&name.name, args, span),
+            "ksym" | "usym" => {
+                let [addr] = args else {
+                    self.wrong_count(name, "1", args.len(), span);
+                    return error_expr(span);
+                };
+                let addr = self.check_expr(addr);
+                self.expect_integer(&addr, &format!("{}() argument", name.name));
+                let user = name.name == "usym";
+                Expr { kind: ExprKind::Symbol { addr: Box::new(addr), user }, ty: Type::Symbol { user }, span }
+            }
+            "kaddr" => {
+                let [symbol] = args else {
+                    self.wrong_count(name, "1", args.len(), span);
+                    return error_expr(span);
+                };
+                let ast::ExprKind::Str(text) = &symbol.kind else {
+                    self.error(Diagnostic::error("bad-argument", "kaddr() takes a string literal: the kernel symbol's name", symbol.span));
+                    return error_expr(span);
+                };
+                match self.catalog.kernel_symbol(text) {
+                    Some(addr) => Expr { kind: ExprKind::Int(addr), ty: Type::U64, span },
+                    None => {
+                        self.error(Diagnostic::error("unknown-symbol", format!("no kernel symbol named '{text}' in /proc/kallsyms"), symbol.span));
+                        error_expr(span)
+                    }
+                }
+            }
             "str" => {
                 if args.is_empty() || args.len() > 2 {
                     self.wrong_count(name, "1 or 2", args.len(), span);
@@ -325,7 +352,7 @@ impl Checker<'_> {
 fn accepts(kind: ArgKind, ty: &Type) -> bool {
     match kind {
         ArgKind::Integer => ty.is_integer(),
-        ArgKind::String => ty.is_string() || matches!(ty, Type::Stack(_)),
+        ArgKind::String => ty.is_string() || matches!(ty, Type::Stack(_) | Type::Symbol { .. }),
         ArgKind::Buffer => false,
     }
 }

@@ -156,6 +156,22 @@ impl ProbeLowering<'_> {
             ExprKind::ReadStr { ptr, limit } => Value::Mem(self.lower_read_str(ptr, limit.as_deref(), e.ty.size())),
             ExprKind::IncDec { target, increment, prefix } => Value::Int(self.lower_incdec(target, *increment, *prefix)),
             ExprKind::Stack(stack) => Value::Mem(self.lower_stack(stack)),
+            ExprKind::Symbol { addr, user } => {
+                let at = self.b.slot(16);
+                let a = self.lower_int(addr);
+                self.b.store(at, 0, a, 8);
+                let pid = if *user {
+                    let r = self.call(Helper::GetCurrentPidTgid, vec![]);
+                    let dst = self.b.reg();
+                    self.b.push(Op::Alu { op: AluOp::Shr, dst, lhs: r, rhs: Operand::Imm(32) });
+                    self.announce_new_pid(dst);
+                    dst
+                } else {
+                    self.b.constant(0)
+                };
+                self.b.store(at, 8, pid, 8);
+                Value::Mem(at)
+            }
         }
     }
 

@@ -46,6 +46,7 @@ fn bt_size_align(ty: &Type) -> (u32, u32) {
         }
         // A stack is rbt's own 16-byte (id, pid) pair, 8-aligned.
         Type::Stack(_) => (crate::types::StackType::SIZE, 8),
+        Type::Symbol { .. } => (16, 8),
         Type::Args | Type::None => (0, 1),
     }
 }

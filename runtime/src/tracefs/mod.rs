@@ -139,6 +139,17 @@ impl ProbeCatalog for Tracefs {
     fn all_tracepoints(&self) -> Vec<String> {
         self.events().to_vec()
     }
+
+    /// From /proc/kallsyms, whose lines read `ffffffff81000000 T _stext` (module symbols add
+    /// `\t[module]`). Addresses read as 0 without root.
+    fn kernel_symbol(&self, name: &str) -> Option<u64> {
+        let text = std::fs::read_to_string("/proc/kallsyms").ok()?;
+        text.lines().find_map(|line| {
+            let mut words = line.split_whitespace();
+            let (addr, _kind, symbol) = (words.next()?, words.next()?, words.next()?);
+            (symbol == name).then(|| u64::from_str_radix(addr, 16).ok()).flatten()
+        })
+    }
 }
 
 fn mount_tracefs(path: &Path) -> io::Result<()> {
