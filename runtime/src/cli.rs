@@ -54,6 +54,10 @@ pub struct Args {
     /// At exit, write maps keyed by stacks as a gzipped pprof profile to FILE (go tool pprof reads it).
     #[arg(long = "pprof", value_name = "FILE")]
     pub pprof: Option<PathBuf>,
+    /// With -f json: `text` prints stacks as bpftrace's text (default); `frames` as arrays of
+    /// {addr, sym, offset, module, file, line, inlined}.
+    #[arg(long = "json-stacks", value_name = "FORM", value_parser = ["text", "frames"])]
+    pub json_stacks: Option<String>,
     /// Allow unsafe functions such as system().
     #[arg(long = "unsafe")]
     pub unsafe_: bool,

@@ -104,7 +104,10 @@ fn run(args: Args) -> Result<ExitCode, String> {
         (child, _) => child,
     };
     let session = match session::Session::load(compiled, format, args.verbose) {
-        Ok(s) => s,
+        Ok(mut s) => {
+            s.stacks.json_frames = args.json_stacks.as_deref() == Some("frames");
+            s
+        }
         Err(session::SessionError::Verifier { probe, span, log, insn }) => {
             report_verifier(&name, &source, &probe, span, &log, insn);
             return Ok(ExitCode::from(1));

@@ -156,8 +156,8 @@ pub fn run(
     let stacks = session.error_count(ErrorCounter::StackFailed);
     if stacks > 0 {
         eprintln!(
-            "WARNING: {stacks} stack captures failed (hash collisions or a full stack map: raise RBT_STACK_STORAGE; \
-             or stacks that could not be walked); they print as [stack not captured: ...]"
+            "WARNING: {stacks} stack captures failed (hash collisions or a full stack map: raise \
+             RBT_STACK_STORAGE); they print as [stack not captured: ...]"
         );
     }
     if let Some(mut c) = child {

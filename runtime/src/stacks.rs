@@ -47,12 +47,14 @@ impl Symbolize for NoSymbols {
 pub struct Stacks {
     /// The stack trace map of each depth.
     maps: Vec<(u32, RawFd)>,
+    /// `--json-stacks=frames`.
+    pub json_frames: bool,
     symbolizer: RefCell<Box<dyn Symbolize + Send>>,
 }
 
 impl Stacks {
     pub fn new(symbolizer: Box<dyn Symbolize + Send>) -> Stacks {
-        Stacks { maps: Vec::new(), symbolizer: RefCell::new(symbolizer) }
+        Stacks { maps: Vec::new(), json_frames: false, symbolizer: RefCell::new(symbolizer) }
     }
 
     /// Records the stack trace map holding stacks of at most `limit` frames.
@@ -69,7 +71,11 @@ impl Stacks {
 
     /// The text of stack `id` (of process `pid`, for user stacks).
     pub fn text(&self, ty: &StackType, id: i64, pid: u32) -> StackText {
-        let mut text = StackText { perf: ty.mode == StackMode::Perf, user: ty.user, pid, ..StackText::default() };
+        let mut text = StackText { perf: ty.mode == StackMode::Perf, user: ty.user, pid, json_frames: self.json_frames, ..StackText::default() };
+        if id == -i64::from(libc::EFAULT) {
+            // Nothing to walk: an empty stack, as bpftrace prints it.
+            return text;
+        }
         if id < 0 {
             text.frames = vec![capture_error(id)];
             return text;
@@ -147,7 +153,6 @@ fn frame_text(addr: u64, symbol: Option<&Symbol>, ty: &StackType) -> String {
 fn capture_error(id: i64) -> String {
     let why = match -id {
         e if e == i64::from(libc::EEXIST) => "another stack had the same hash in the stack map (EEXIST)",
-        e if e == i64::from(libc::EFAULT) => "the stack could not be walked (EFAULT)",
         e if e == i64::from(libc::ENOMEM) => "the stack map is full (ENOMEM)",
         _ => "the capture failed",
     };

@@ -185,9 +185,14 @@ impl ProbeLowering<'_> {
         self.b.push(Op::Call { dst: Some(id), helper: Helper::GetStackid, args: vec![Arg::Ctx, Arg::Map(map), Arg::Imm(flags)] });
         let at = self.b.slot(crate::types::StackType::SIZE);
         self.b.store(at, 0, id, 8);
+        // EFAULT means an empty stack (a kernel stack sampled in user mode, a user stack of a
+        // kernel thread): it prints empty, as in bpftrace. Other errors are failed captures.
+        let negative = self.b.new_block();
         let failed = self.b.new_block();
         let done = self.b.new_block();
-        self.b.branch(Cond::SLt, id, Operand::Imm(0), failed, done);
+        self.b.branch(Cond::SLt, id, Operand::Imm(0), negative, done);
+        self.b.switch_to(negative);
+        self.b.branch(Cond::Ne, id, Operand::Imm(-14), failed, done);
         self.b.switch_to(failed);
         self.count_error(crate::program::ErrorCounter::StackFailed);
         self.b.terminate(crate::ir::Term::Jump(done));

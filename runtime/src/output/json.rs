@@ -17,9 +17,39 @@ use super::map::{
 };
 use super::value::{json_escape_into, MapKey};
 
+/// `--json-stacks=frames` for a map keyed by stacks: JSON object keys can only be strings, so the
+/// entries become an array of `{"key": [part, ...], "value": v}` with stacks as frame arrays.
+fn write_entries_with_frames(map: &MapDump, values: &[(MapKey, super::Value)], top: u32, div: u32, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"type\": \"map\", \"data\": {\"");
+    json_escape_into(map.name.as_bytes(), out);
+    out.extend_from_slice(b"\": [");
+    for (i, (key, value)) in keep_top(sort_values(values), top).into_iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b", ");
+        }
+        out.extend_from_slice(b"{\"key\": [");
+        for (j, part) in key.0.iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            part.write_json(out);
+        }
+        out.extend_from_slice(b"], \"value\": ");
+        value.divided(div).write_json(out);
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"]}}\n");
+}
+
 /// Appends `map` as `print(@m, top, div)` shows it with `-f json` (`top` 0 = all, `div` 0 = 1).
 pub fn write_map_json(map: &MapDump, top: u32, div: u32, out: &mut Vec<u8>) {
     let div = div.max(1);
+    if let MapData::Values(values) = &map.data {
+        if values.iter().any(|(k, _)| k.0.iter().any(|p| matches!(p, super::Value::Stack(s) if s.json_frames))) {
+            write_entries_with_frames(map, values, top, div, out);
+            return;
+        }
+    }
     let mut entries: Vec<Vec<u8>> = Vec::new();
     let (kind, keyed) = match &map.data {
         MapData::Values(values) => {

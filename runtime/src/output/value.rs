@@ -49,6 +49,8 @@ pub struct StackText {
     pub pid: u32,
     /// The frames as the symbolizer resolved them, leaf first, for exports and `--json-stacks`.
     pub detail: Vec<FrameDetail>,
+    /// `--json-stacks=frames`: JSON shows the frames as objects instead of bpftrace's text.
+    pub json_frames: bool,
 }
 
 /// One frame of a stack, resolved.
@@ -67,6 +69,34 @@ pub struct FrameDetail {
 }
 
 impl StackText {
+    /// `[{"addr": 4096, "sym": "main", "offset": 16, "module": "/bin/x", "file": null,
+    /// "line": null, "inlined": false}, ...]`, leaf first.
+    pub fn write_json_frames(&self, out: &mut Vec<u8>) {
+        let string = |s: &Option<String>, out: &mut Vec<u8>| match s {
+            Some(s) => {
+                out.push(b'"');
+                json_escape_into(s.as_bytes(), out);
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b"null"),
+        };
+        out.push(b'[');
+        for (i, f) in self.detail.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(format!("{{\"addr\": {}, \"sym\": ", f.addr).as_bytes());
+            string(&f.name, out);
+            out.extend_from_slice(format!(", \"offset\": {}, \"module\": ", f.offset).as_bytes());
+            string(&f.module, out);
+            out.extend_from_slice(b", \"file\": ");
+            string(&f.file, out);
+            let line = f.line.map_or_else(|| "null".to_owned(), |l| l.to_string());
+            out.extend_from_slice(format!(", \"line\": {line}, \"inlined\": {}}}", f.inlined).as_bytes());
+        }
+        out.push(b']');
+    }
+
     /// `\n` then each frame on its own line, indented as a map key's part (4 spaces) or a value
     /// (8 spaces).
     pub fn write(&self, in_key: bool, out: &mut Vec<u8>) {
@@ -75,6 +105,10 @@ impl StackText {
             (false, true) => b"    ",
             (false, false) => b"        ",
         };
+        if self.frames.is_empty() {
+            // An empty stack is empty text: `@k[]: 5`.
+            return;
+        }
         out.push(b'\n');
         for frame in &self.frames {
             out.extend_from_slice(indent);
@@ -156,6 +190,7 @@ impl Value {
                 }
                 out.push(b']');
             }
+            Value::Stack(stack) if stack.json_frames => stack.write_json_frames(out),
             Value::Stack(stack) => {
                 let mut text = Vec::new();
                 stack.write(false, &mut text);
