@@ -67,6 +67,10 @@ pub enum AttachPoint {
     Profile { rate: PerfRate },
     /// `interval:...`: one CPU.
     Interval { rate: PerfRate },
+    /// `uprobe:PATH:FUNC[+OFF]` / `uretprobe:`: `offset` is the file offset of the instruction.
+    Uprobe { path: String, func: String, offset: u64, ret: bool },
+    /// `kprobe:FUNC[+OFF]` / `kretprobe:FUNC`.
+    Kprobe { func: String, offset: u64, ret: bool },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +88,13 @@ impl AttachPoint {
             AttachPoint::Tracepoint { category, event, .. } => format!("tracepoint:{category}:{event}"),
             AttachPoint::Profile { rate } => format!("profile:{}", rate_text(*rate)),
             AttachPoint::Interval { rate } => format!("interval:{}", rate_text(*rate)),
+            AttachPoint::Uprobe { path, func, ret, .. } => {
+                format!("{}:{path}:{func}", if *ret { "uretprobe" } else { "uprobe" })
+            }
+            AttachPoint::Kprobe { func, offset, ret } => {
+                let kind = if *ret { "kretprobe" } else { "kprobe" };
+                if *offset == 0 { format!("{kind}:{func}") } else { format!("{kind}:{func}+{offset}") }
+            }
         }
     }
 }
@@ -198,6 +209,10 @@ pub enum LValue {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Builtin {
+    /// `arg0`..`arg5` of a uprobe or kprobe: the x86-64 argument registers.
+    Arg(u8),
+    /// `retval` of a uretprobe or kretprobe: rax.
+    Retval,
     Pid,
     Tid,
     Uid,

@@ -58,4 +58,25 @@ pub trait ProbeCatalog {
     fn kernel_symbol(&self, _name: &str) -> Option<u64> {
         None
     }
+    /// The functions of `target` (a path, or a library name such as `libc`) matching `pattern`
+    /// (`*` wildcards), resolved to the binary's path and each function's file offset.
+    fn user_functions(&self, _target: &str, _pattern: &str) -> Result<Vec<UserFunction>, String> {
+        Err("this catalog cannot read binaries".into())
+    }
+    /// Kernel functions matching `pattern` that kprobes can attach to; an error when the kernel
+    /// has no kprobes.
+    fn kernel_functions(&self, _pattern: &str) -> Result<Vec<String>, String> {
+        Err("this catalog knows no kernel functions".into())
+    }
+}
+
+/// A function of a user binary that a uprobe can attach to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserFunction {
+    /// The binary's absolute path.
+    pub path: String,
+    /// The symbol's name as written in the binary.
+    pub name: String,
+    /// Where the function's first instruction is in the file.
+    pub file_offset: u64,
 }

@@ -87,6 +87,41 @@ pub fn cpu_clock(prog_fd: RawFd, cpu: u32, rate: ClockRate) -> io::Result<Attach
     attach(prog_fd, perf_event_open(&attr, cpu as i32)?)
 }
 
+/// A uprobe or kprobe through its perf PMU: `target` is the binary's path (uprobe) or the
+/// function's name (kprobe), `offset` the file offset (uprobe) or the offset into the function
+/// (kprobe). A uprobe with `pid` fires only in that process.
+pub fn probe(prog_fd: RawFd, pmu: &str, target: &str, offset: u64, ret: bool, pid: Option<u32>) -> io::Result<Attachment> {
+    let dir = std::path::Path::new("/sys/bus/event_source/devices").join(pmu);
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(name))
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e} (does this kernel have {pmu}s?)", dir.join(name).display())))
+    };
+    let type_: u32 = read("type")?.trim().parse().map_err(|_| io::Error::other(format!("bad {pmu} PMU type")))?;
+    // format/retprobe reads `config:0`: the bit of `config` that asks for a return probe.
+    let config = if ret {
+        let bit: u32 = read("format/retprobe")?.trim().strip_prefix("config:").and_then(|b| b.parse().ok()).unwrap_or(0);
+        1u64 << bit
+    } else {
+        0
+    };
+    let target = std::ffi::CString::new(target).map_err(|_| io::Error::other("NUL in a probe target"))?;
+    let attr = PerfEventAttr {
+        type_,
+        config,
+        sample_period_or_freq: 1,
+        wakeup_events: 1,
+        // config1 and config2 are `uprobe_path`/`kprobe_func` and `probe_offset`.
+        config1: target.as_ptr() as u64,
+        config2: offset,
+        ..PerfEventAttr::default()
+    };
+    let fd = match pid {
+        Some(pid) => perf_event_open_for(&attr, pid as i32, -1)?,
+        None => perf_event_open(&attr, 0)?,
+    };
+    attach(prog_fd, fd)
+}
+
 fn attach(prog_fd: RawFd, perf: OwnedFd) -> io::Result<Attachment> {
     match bpf_sys::link_perf_event(prog_fd, perf.as_raw_fd()) {
         Ok(link) => Ok(Attachment { _link: Some(link), _perf: perf }),
@@ -102,12 +137,18 @@ fn attach(prog_fd: RawFd, perf: OwnedFd) -> io::Result<Attachment> {
 
 /// Opens a perf event for every process on `cpu`.
 fn perf_event_open(attr: &PerfEventAttr, cpu: i32) -> io::Result<OwnedFd> {
+    perf_event_open_for(attr, -1, cpu)
+}
+
+/// Opens a perf event for process `pid` (-1: all) on `cpu` (-1: all).
+fn perf_event_open_for(attr: &PerfEventAttr, pid: i32, cpu: i32) -> io::Result<OwnedFd> {
     let mut attr_sized = *attr;
     attr_sized.size = std::mem::size_of::<PerfEventAttr>() as u32;
     // SAFETY: `attr_sized` is a fully initialised perf_event_attr whose `size` field says how
-    // much of it the kernel may read; pid -1 with a CPU means every process on that CPU.
+    // much of it the kernel may read (its config1 may point at a C string the caller keeps
+    // alive for the call); pid -1 with a CPU means every process on that CPU.
     let fd = unsafe {
-        libc::syscall(libc::SYS_perf_event_open, &attr_sized as *const PerfEventAttr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC)
+        libc::syscall(libc::SYS_perf_event_open, &attr_sized as *const PerfEventAttr, pid, cpu, -1, PERF_FLAG_FD_CLOEXEC)
     };
     if fd < 0 {
         return Err(io::Error::last_os_error());

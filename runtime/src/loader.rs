@@ -21,6 +21,7 @@ use compiler::program::{BpfMap, ProbeProgram};
 use crate::bpf_sys::{self, LoadedProg, MapSpec, ProgLoadError};
 
 /// `enum bpf_prog_type` values rbt loads.
+const BPF_PROG_TYPE_KPROBE: u32 = 2;
 const BPF_PROG_TYPE_TRACEPOINT: u32 = 5;
 const BPF_PROG_TYPE_PERF_EVENT: u32 = 7;
 const BPF_PROG_TYPE_RAW_TRACEPOINT: u32 = 17;
@@ -136,6 +137,8 @@ pub fn load_program(probe: &ProbeProgram, insns: &[u8], stats: bool) -> Result<L
         AttachPoint::Begin | AttachPoint::End => BPF_PROG_TYPE_RAW_TRACEPOINT,
         AttachPoint::Tracepoint { .. } => BPF_PROG_TYPE_TRACEPOINT,
         AttachPoint::Profile { .. } | AttachPoint::Interval { .. } => BPF_PROG_TYPE_PERF_EVENT,
+        // uprobes and kprobes both run kprobe-type programs over struct pt_regs.
+        AttachPoint::Uprobe { .. } | AttachPoint::Kprobe { .. } => BPF_PROG_TYPE_KPROBE,
     };
     bpf_sys::prog_load(prog_type, &probe.name, insns, 0, stats)
 }

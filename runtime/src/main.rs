@@ -5,6 +5,7 @@ mod bpf_sys;
 mod child;
 mod cli;
 mod diagnostics;
+mod dynamic_probes;
 mod event_source;
 mod events;
 mod loader;
@@ -106,6 +107,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
     let session = match session::Session::load(compiled, format, args.verbose) {
         Ok(mut s) => {
             s.stacks.json_frames = args.json_stacks.as_deref() == Some("frames");
+            s.pid_filter = args.pid;
             s
         }
         Err(session::SessionError::Verifier { probe, span, log, insn }) => {

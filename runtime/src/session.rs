@@ -56,6 +56,8 @@ pub struct Session {
     verbose: bool,
     /// The stack maps and the symbolizer, for stacks in maps and events.
     pub stacks: Stacks,
+    /// `-p PID`: uprobes are opened for that process only.
+    pub pid_filter: Option<u32>,
 }
 
 impl Session {
@@ -71,6 +73,7 @@ impl Session {
             format,
             verbose,
             stacks: Stacks::new(Box::new(crate::stacks::NoSymbols)),
+            pid_filter: None,
         })
     }
 
@@ -165,6 +168,12 @@ impl Session {
                         _ => &cpus[..cpus.len().min(1)],
                     };
                     on.iter().map(|&cpu| attach::cpu_clock(prog_fd, cpu, rate)).collect()
+                }
+                AttachPoint::Uprobe { path, offset, ret, .. } => {
+                    attach::probe(prog_fd, "uprobe", path, *offset, *ret, self.pid_filter).map(|a| vec![a])
+                }
+                AttachPoint::Kprobe { func, offset, ret } => {
+                    attach::probe(prog_fd, "kprobe", func, *offset, *ret, None).map(|a| vec![a])
                 }
             };
             let attached = attached.map_err(|source| SessionError::Attach { probe: probe.attach.probe_name(), source })?;

@@ -146,6 +146,18 @@ pub fn bpf_object_exists(kind: BpfObject, id: u32) -> bool {
     std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOENT)
 }
 
+/// The positional parameters a case passes after its file name: the words of a `// params: ...`
+/// line in its leading comment block, with `{workload}` replaced (e.g. for `uprobe:$1:func`).
+pub fn case_params(source: &str, workload: &Path) -> Vec<String> {
+    let workload = workload.display().to_string();
+    source
+        .lines()
+        .take_while(|line| line.starts_with("//"))
+        .filter_map(|line| line.strip_prefix("// params:"))
+        .flat_map(|rest| split_words(&rest.replace("{workload}", &workload)))
+        .collect()
+}
+
 /// Splits `text` at whitespace outside single or double quotes, dropping the quotes.
 pub fn split_words(text: &str) -> Vec<String> {
     let mut words = Vec::new();

@@ -30,14 +30,15 @@ fn rbt_matches_bpftrace() {
         let name = case.file_stem().unwrap_or_default().to_string_lossy().into_owned();
         let source = std::fs::read_to_string(case).unwrap_or_else(|e| panic!("cannot read {}: {e}", case.display()));
         let args = case_args(&source, workload);
-        let expected = run_tool(&bpftrace, &args, case);
+        let params = tests::case_params(&source, workload);
+        let expected = run_tool(&bpftrace, &args, case, &params);
         if expected.status.is_none_or(|status| !status.success()) {
             // The corpus only holds cases bpftrace runs cleanly; anything else is an environment
             // problem (or a bad case), not an rbt bug.
             failures.push(format!("{name}: bpftrace itself failed ({})\n{}", describe(&expected), stderr(&expected)));
             continue;
         }
-        let actual = run_tool(&rbt, &args, case);
+        let actual = run_tool(&rbt, &args, case, &params);
         if let Some(problem) = compare(&expected, &actual) {
             eprintln!("MISMATCH {name}");
             failures.push(format!("{name} (args: {args:?}): {problem}"));
@@ -98,9 +99,9 @@ fn selected_cases() -> Vec<PathBuf> {
     selected
 }
 
-fn run_tool(tool: &Path, args: &[String], case: &Path) -> Captured {
+fn run_tool(tool: &Path, args: &[String], case: &Path, params: &[String]) -> Captured {
     let mut command = Command::new(tool);
-    command.args(args).arg(case);
+    command.args(args).arg(case).args(params);
     run_with_limit(&mut command, TIME_LIMIT).unwrap_or_else(|e| panic!("{e}"))
 }
 

@@ -5,12 +5,21 @@ use crate::hir::{AttachPoint, PerfRate};
 use grammar::ast::ProbeSpec;
 use grammar::Diagnostic;
 
-const PROBE_TYPES: &[&str] = &["BEGIN", "END", "tracepoint", "profile", "interval"];
+const PROBE_TYPES: &[&str] = &["BEGIN", "END", "tracepoint", "profile", "interval", "uprobe", "uretprobe", "kprobe", "kretprobe"];
 
 impl Checker<'_> {
     /// The concrete attach points one written spec stands for (a wildcard gives many).
     pub(super) fn resolve_attach(&mut self, spec: &ProbeSpec) -> Vec<AttachPoint> {
-        let parts: Vec<&str> = spec.parts.iter().map(String::as_str).collect();
+        // Positional parameters may stand for parts, as in bpftrace: `uprobe:$1:main`.
+        let params = &self.options.params;
+        let parts: Vec<&str> = spec
+            .parts
+            .iter()
+            .map(|p| match p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()) {
+                Some(n) if n >= 1 => params.get(n - 1).map_or("", String::as_str),
+                _ => p.as_str(),
+            })
+            .collect();
         let kind = parts.first().copied().unwrap_or("");
         match kind {
             "BEGIN" | "END" if parts.len() == 1 => {
@@ -25,7 +34,9 @@ impl Checker<'_> {
                 .resolve_rate(spec, &parts, false)
                 .map(|rate| vec![AttachPoint::Interval { rate }])
                 .unwrap_or_default(),
-            "kprobe" | "k" | "kretprobe" | "kr" | "uprobe" | "u" | "uretprobe" | "ur" | "usdt"
+            "uprobe" | "u" | "uretprobe" | "ur" => self.resolve_uprobe(spec, &parts, matches!(kind, "uretprobe" | "ur")),
+            "kprobe" | "k" | "kretprobe" | "kr" => self.resolve_kprobe(spec, &parts, matches!(kind, "kretprobe" | "kr")),
+            "usdt"
             | "U" | "rawtracepoint" | "rt" | "fentry" | "f" | "fexit" | "fr" | "software" | "s"
             | "hardware" | "h" | "watchpoint" | "w" | "asyncwatchpoint" | "kfunc" | "kretfunc"
             | "iter" => {
@@ -35,7 +46,7 @@ impl Checker<'_> {
                         format!("{kind} probes are not supported by rbt yet"),
                         spec.span,
                     )
-                    .with_help("rbt supports BEGIN, END, tracepoint, profile and interval probes"),
+                    .with_help("rbt supports BEGIN, END, tracepoint, profile, interval, uprobe and kprobe probes"),
                 );
                 Vec::new()
             }
@@ -98,6 +109,83 @@ impl Checker<'_> {
         points
     }
 
+    /// `uprobe:PATH:FUNC`, `uprobe:LIBRARY:FUNC`, `uprobe:PATH:FUNC+OFFSET`, wildcards in FUNC.
+    fn resolve_uprobe(&mut self, spec: &ProbeSpec, parts: &[&str], ret: bool) -> Vec<AttachPoint> {
+        let kind = if ret { "uretprobe" } else { "uprobe" };
+        if parts.len() != 3 || parts[1].is_empty() || parts[2].is_empty() {
+            self.error(
+                Diagnostic::error("bad-attach-point", format!("invalid {kind}: {}", spec.text), spec.span)
+                    .with_help(format!("write {kind}:PATH:FUNCTION, e.g. {kind}:/bin/bash:readline or {kind}:libc:malloc")),
+            );
+            return Vec::new();
+        }
+        let (pattern, extra) = match parts[2].split_once('+') {
+            Some((f, off)) => match parse_offset(off) {
+                Some(off) if !ret => (f, off),
+                Some(_) => {
+                    self.error(Diagnostic::error("bad-attach-point", "uretprobe cannot take an offset", spec.span));
+                    return Vec::new();
+                }
+                None => {
+                    self.error(Diagnostic::error("bad-attach-point", format!("invalid offset: {off}"), spec.span));
+                    return Vec::new();
+                }
+            },
+            None => (parts[2], 0),
+        };
+        match self.catalog.user_functions(parts[1], pattern) {
+            Ok(functions) if functions.is_empty() => {
+                self.error(Diagnostic::error(
+                    "unknown-function",
+                    format!("no function matching '{pattern}' in {}", parts[1]),
+                    spec.span,
+                ));
+                Vec::new()
+            }
+            Ok(functions) => functions
+                .into_iter()
+                .map(|f| AttachPoint::Uprobe { path: f.path, func: f.name, offset: f.file_offset + extra, ret })
+                .collect(),
+            Err(message) => {
+                self.error(Diagnostic::error("bad-attach-point", message, spec.span));
+                Vec::new()
+            }
+        }
+    }
+
+    /// `kprobe:FUNC`, `kprobe:FUNC+OFFSET`, `kprobe:MODULE:FUNC`, wildcards in FUNC.
+    fn resolve_kprobe(&mut self, spec: &ProbeSpec, parts: &[&str], ret: bool) -> Vec<AttachPoint> {
+        let kind = if ret { "kretprobe" } else { "kprobe" };
+        let func = match parts {
+            [_, f] | [_, _, f] if !f.is_empty() => *f,
+            _ => {
+                self.error(
+                    Diagnostic::error("bad-attach-point", format!("invalid {kind}: {}", spec.text), spec.span)
+                        .with_help(format!("write {kind}:FUNCTION, e.g. {kind}:vfs_read")),
+                );
+                return Vec::new();
+            }
+        };
+        let (pattern, offset) = match func.split_once('+') {
+            Some((f, off)) => (f, parse_offset(off).unwrap_or(0)),
+            None => (func, 0),
+        };
+        match self.catalog.kernel_functions(pattern) {
+            Ok(functions) if functions.is_empty() => {
+                self.error(Diagnostic::error("unknown-function", format!("no kernel function matching '{pattern}'"), spec.span));
+                Vec::new()
+            }
+            Ok(functions) => functions.into_iter().map(|func| AttachPoint::Kprobe { func, offset, ret }).collect(),
+            Err(message) => {
+                self.error(
+                    Diagnostic::error("no-kprobes", message, spec.span)
+                        .with_help("tracepoints cover most kernel events without kprobes: rbt -l 'tracepoint:*'; fentry/fexit need BTF trampolines"),
+                );
+                Vec::new()
+            }
+        }
+    }
+
     fn resolve_rate(&mut self, spec: &ProbeSpec, parts: &[&str], profile: bool) -> Option<PerfRate> {
         let kind = if profile { "profile" } else { "interval" };
         let bad = |msg: String| {
@@ -127,6 +215,14 @@ impl Checker<'_> {
             }
         };
         Some(rate)
+    }
+}
+
+/// `16`, `0x10`.
+fn parse_offset(text: &str) -> Option<u64> {
+    match text.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => text.parse().ok(),
     }
 }
 

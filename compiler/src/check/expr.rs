@@ -9,7 +9,8 @@ use grammar::{Diagnostic, Span};
 
 const BUILTINS: &[&str] = &[
     "pid", "tid", "uid", "gid", "comm", "nsecs", "elapsed", "cpu", "rand", "cgroup", "curtask",
-    "cpid", "probe", "args", "kstack", "ustack",
+    "cpid", "probe", "args", "kstack", "ustack", "arg0", "arg1", "arg2", "arg3", "arg4", "arg5",
+    "retval", "func",
 ];
 
 impl Checker<'_> {
@@ -187,6 +188,31 @@ impl Checker<'_> {
             }
             "probe" => Builtin::Probe,
             "kstack" | "ustack" => return self.check_stack(name, &[], span),
+            "arg0" | "arg1" | "arg2" | "arg3" | "arg4" | "arg5" => {
+                if !matches!(self.scope.attach, Some(AttachPoint::Uprobe { ret: false, .. } | AttachPoint::Kprobe { ret: false, .. })) {
+                    self.error(
+                        Diagnostic::error("no-args", format!("{name} is only available in uprobe and kprobe probes"), span)
+                            .with_help("tracepoints have args->FIELD instead"),
+                    );
+                }
+                Builtin::Arg(name.as_bytes()[3] - b'0')
+            }
+            "retval" => {
+                if !matches!(self.scope.attach, Some(AttachPoint::Uprobe { ret: true, .. } | AttachPoint::Kprobe { ret: true, .. })) {
+                    self.error(Diagnostic::error("no-retval", "retval is only available in uretprobe and kretprobe probes", span));
+                }
+                Builtin::Retval
+            }
+            "func" => {
+                let name = match &self.scope.attach {
+                    Some(AttachPoint::Uprobe { func, .. } | AttachPoint::Kprobe { func, .. }) => func.clone(),
+                    _ => {
+                        self.error(Diagnostic::error("no-func", "func is only available in uprobe and kprobe probes", span));
+                        String::new()
+                    }
+                };
+                return string_literal(name.into_bytes(), span);
+            }
             "args" => {
                 if !matches!(self.scope.attach, Some(AttachPoint::Tracepoint { .. })) {
                     self.error(Diagnostic::error(

@@ -314,6 +314,18 @@ impl ProbeLowering<'_> {
             src
         };
         let r = match b {
+            // struct pt_regs on x86-64: rdi 112, rsi 104, rdx 96, rcx 88, r8 72, r9 64; rax 80.
+            Builtin::Arg(n) => {
+                const ARG_OFFSETS: [u32; 6] = [112, 104, 96, 88, 72, 64];
+                let dst = self.b.reg();
+                self.b.push(Op::LoadCtx { dst, offset: ARG_OFFSETS[usize::from(n.min(5))], size: 8 });
+                dst
+            }
+            Builtin::Retval => {
+                let dst = self.b.reg();
+                self.b.push(Op::LoadCtx { dst, offset: 80, size: 8 });
+                dst
+            }
             Builtin::Pid => {
                 let r = self.call(Helper::GetCurrentPidTgid, vec![]);
                 alu(self, AluOp::Shr, r, 32)

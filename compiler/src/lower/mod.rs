@@ -201,7 +201,10 @@ impl ProbeLowering<'_> {
         }
         // `-p` filters the probes that fire in some process's context; BEGIN, END and interval
         // fire on rbt's own behalf and must still run.
-        let per_process = matches!(self.probe.attach, hir::AttachPoint::Tracepoint { .. } | hir::AttachPoint::Profile { .. });
+        let per_process = matches!(
+            self.probe.attach,
+            hir::AttachPoint::Tracepoint { .. } | hir::AttachPoint::Profile { .. } | hir::AttachPoint::Uprobe { .. } | hir::AttachPoint::Kprobe { .. }
+        );
         if let (Some(pid), true) = (self.options.pid_filter, per_process) {
             self.lower_pid_filter(pid);
         }

@@ -140,6 +140,14 @@ impl ProbeCatalog for Tracefs {
         self.events().to_vec()
     }
 
+    fn user_functions(&self, target: &str, pattern: &str) -> Result<Vec<compiler::UserFunction>, String> {
+        crate::dynamic_probes::user_functions(target, pattern)
+    }
+
+    fn kernel_functions(&self, pattern: &str) -> Result<Vec<String>, String> {
+        crate::dynamic_probes::kernel_functions(&self.root, pattern)
+    }
+
     /// From /proc/kallsyms, whose lines read `ffffffff81000000 T _stext` (module symbols add
     /// `\t[module]`). Addresses read as 0 without root.
     fn kernel_symbol(&self, name: &str) -> Option<u64> {

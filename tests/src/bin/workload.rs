@@ -14,6 +14,8 @@
 //! - `fsync PATH N`: N times, writes 4 KiB to PATH and fsync(2)s it (block I/O), then removes it.
 //! - `mutex N MICROS`: N times, a second thread holds a mutex for MICROS microseconds while the
 //!   main thread waits for it (futex(2) waits: user-space lock contention).
+//! - `call N`: N calls of `rbt_workload_add(i, 2 * i)` for i in 0..N, a plain C-ABI function
+//!   for uprobes to attach to (it returns `3 * i`).
 //! - `now`: print `now NS`, the wall clock (CLOCK_REALTIME) in nanoseconds. As the first step it
 //!   tells when the tracer let its `-c` child run, which `bench/run.sh` uses to time
 //!   launch-until-attached.
@@ -104,6 +106,13 @@ fn main() {
                 let (count, micros) = (number(next()), number(next()));
                 contended_mutex(count, micros);
             }
+            "call" => {
+                let mut total = 0u64;
+                for i in 0..number(next()) {
+                    total = total.wrapping_add(rbt_workload_add(std::hint::black_box(i), std::hint::black_box(2 * i)));
+                }
+                std::hint::black_box(total);
+            }
             "spin" => {
                 let until = Instant::now() + Duration::from_millis(number(next()));
                 while Instant::now() < until {
@@ -136,6 +145,13 @@ fn pipe_handoffs(count: u64, micros: u64) {
     let _ = writer.join();
     raw(libc::SYS_close, [c_long::from(read_fd), 0, 0]);
     raw(libc::SYS_close, [c_long::from(write_fd), 0, 0]);
+}
+
+/// The uprobe target: not inlined, not mangled, arguments in rdi and rsi, result in rax.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn rbt_workload_add(a: u64, b: u64) -> u64 {
+    std::hint::black_box(a) + std::hint::black_box(b)
 }
 
 /// A helper thread takes the lock and holds it for `micros`; the main thread then blocks on it.
@@ -219,7 +235,7 @@ fn number(word: &str) -> u64 {
 fn usage() -> ! {
     eprintln!(
         "usage: rbt-workload STEP...\n  steps: getppid N | read SIZE N | write SIZE N | nap MICROS N \
-         | open PATH N | spin MILLIS | pin CPU | pipe N MICROS | fsync PATH N | mutex N MICROS | now"
+         | open PATH N | spin MILLIS | pin CPU | pipe N MICROS | fsync PATH N | mutex N MICROS | call N | now"
     );
     std::process::exit(2)
 }
