@@ -121,5 +121,7 @@ fn section_for(attach: &AttachPoint) -> String {
         AttachPoint::Uprobe { ret: true, .. } => "uretprobe/rbt".into(),
         AttachPoint::Kprobe { ret: false, .. } => "kprobe/rbt".into(),
         AttachPoint::Kprobe { ret: true, .. } => "kretprobe/rbt".into(),
+        AttachPoint::PerfCounter { .. } => "perf_event".into(),
+        AttachPoint::RawTracepoint { name } => format!("raw_tracepoint/{name}"),
     }
 }

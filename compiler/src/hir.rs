@@ -71,6 +71,11 @@ pub enum AttachPoint {
     Uprobe { path: String, func: String, offset: u64, ret: bool },
     /// `kprobe:FUNC[+OFF]` / `kretprobe:FUNC`.
     Kprobe { func: String, offset: u64, ret: bool },
+    /// `software:EVENT:COUNT` / `hardware:EVENT:COUNT`: a perf counter on every CPU, firing
+    /// every `period` events. `config` is the kernel's `perf_sw_ids` / `perf_hw_id` number.
+    PerfCounter { hardware: bool, event: String, config: u64, period: u64 },
+    /// `rawtracepoint:NAME`: the tracepoint's raw arguments, `arg0`...
+    RawTracepoint { name: String },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +96,10 @@ impl AttachPoint {
             AttachPoint::Uprobe { path, func, ret, .. } => {
                 format!("{}:{path}:{func}", if *ret { "uretprobe" } else { "uprobe" })
             }
+            AttachPoint::PerfCounter { hardware, event, period, .. } => {
+                format!("{}:{event}:{period}", if *hardware { "hardware" } else { "software" })
+            }
+            AttachPoint::RawTracepoint { name } => format!("rawtracepoint:{name}"),
             AttachPoint::Kprobe { func, offset, ret } => {
                 let kind = if *ret { "kretprobe" } else { "kprobe" };
                 if *offset == 0 { format!("{kind}:{func}") } else { format!("{kind}:{func}+{offset}") }

@@ -58,6 +58,10 @@ pub trait ProbeCatalog {
     fn kernel_symbol(&self, _name: &str) -> Option<u64> {
         None
     }
+    /// Whether a tracepoint event of that name exists in any category (for raw tracepoints).
+    fn tracepoint_exists(&self, name: &str) -> bool {
+        self.all_tracepoints().iter().any(|t| t.split_once(':').is_some_and(|(_, event)| event == name))
+    }
     /// The functions of `target` (a path, or a library name such as `libc`) matching `pattern`
     /// (`*` wildcards), resolved to the binary's path and each function's file offset.
     fn user_functions(&self, _target: &str, _pattern: &str) -> Result<Vec<UserFunction>, String> {

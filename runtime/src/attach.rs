@@ -35,6 +35,7 @@ struct PerfEventAttr {
     reserved: u16,
 }
 
+const PERF_TYPE_HARDWARE: u32 = 0;
 const PERF_TYPE_SOFTWARE: u32 = 1;
 const PERF_TYPE_TRACEPOINT: u32 = 2;
 const PERF_COUNT_SW_CPU_CLOCK: u64 = 0;
@@ -48,7 +49,8 @@ pub struct Attachment {
     /// The BPF link; `None` on kernels older than 5.15, where the program is set on the perf
     /// event itself with an ioctl and detaches when the event is closed.
     _link: Option<OwnedFd>,
-    _perf: OwnedFd,
+    /// None for raw tracepoints, which attach without a perf event.
+    _perf: Option<OwnedFd>,
 }
 
 /// How often a CPU-clock event fires.
@@ -69,6 +71,31 @@ pub fn tracepoint(prog_fd: RawFd, id: u64) -> io::Result<Attachment> {
         ..PerfEventAttr::default()
     };
     attach(prog_fd, perf_event_open(&attr, 0)?)
+}
+
+/// Attaches `prog_fd` (a BPF_PROG_TYPE_PERF_EVENT program) to a software (`hardware` false) or
+/// hardware counter of `cpu`, firing every `period` events.
+pub fn counter(prog_fd: RawFd, cpu: u32, hardware: bool, config: u64, period: u64) -> io::Result<Attachment> {
+    let attr = PerfEventAttr {
+        type_: if hardware { PERF_TYPE_HARDWARE } else { PERF_TYPE_SOFTWARE },
+        config,
+        sample_period_or_freq: period,
+        ..PerfEventAttr::default()
+    };
+    let perf = perf_event_open(&attr, cpu as i32).map_err(|e| match (hardware, e.raw_os_error()) {
+        (true, Some(libc::ENOENT | libc::EOPNOTSUPP | libc::ENODEV)) => io::Error::new(
+            e.kind(),
+            "this machine has no hardware performance counters (common in virtual machines); use software events or profile",
+        ),
+        _ => e,
+    })?;
+    attach(prog_fd, perf)
+}
+
+/// Attaches `prog_fd` (a BPF_PROG_TYPE_RAW_TRACEPOINT program) to the raw tracepoint `name`.
+pub fn raw_tracepoint(prog_fd: RawFd, name: &str) -> io::Result<Attachment> {
+    let link = bpf_sys::raw_tracepoint_open(prog_fd, name)?;
+    Ok(Attachment { _link: Some(link), _perf: None })
 }
 
 /// Attaches `prog_fd` (a BPF_PROG_TYPE_PERF_EVENT program) to the CPU clock of `cpu`.
@@ -124,12 +151,12 @@ pub fn probe(prog_fd: RawFd, pmu: &str, target: &str, offset: u64, ret: bool, pi
 
 fn attach(prog_fd: RawFd, perf: OwnedFd) -> io::Result<Attachment> {
     match bpf_sys::link_perf_event(prog_fd, perf.as_raw_fd()) {
-        Ok(link) => Ok(Attachment { _link: Some(link), _perf: perf }),
+        Ok(link) => Ok(Attachment { _link: Some(link), _perf: Some(perf) }),
         // No perf links before 5.15: set the program on the event directly.
         Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) => {
             ioctl(&perf, PERF_EVENT_IOC_SET_BPF, prog_fd as libc::c_ulong)?;
             ioctl(&perf, PERF_EVENT_IOC_ENABLE, 0)?;
-            Ok(Attachment { _link: None, _perf: perf })
+            Ok(Attachment { _link: None, _perf: Some(perf) })
         }
         Err(e) => Err(e),
     }

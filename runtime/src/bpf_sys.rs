@@ -327,3 +327,14 @@ pub fn enable_run_stats() -> io::Result<OwnedFd> {
     let mut attr = [BPF_STATS_RUN_TIME, 0u32];
     bpf_fd(BPF_ENABLE_STATS, &mut attr)
 }
+
+const BPF_RAW_TRACEPOINT_OPEN: libc::c_long = 17;
+
+/// Attaches a raw tracepoint program to the tracepoint `name`; detached when the returned
+/// descriptor closes.
+pub fn raw_tracepoint_open(prog_fd: RawFd, name: &str) -> io::Result<OwnedFd> {
+    let name = std::ffi::CString::new(name).map_err(|_| io::Error::other("NUL in a tracepoint name"))?;
+    // `union bpf_attr` for BPF_RAW_TRACEPOINT_OPEN: u64 name, u32 prog_fd (and padding).
+    let mut attr: [u64; 2] = [name.as_ptr() as u64, prog_fd as u64];
+    bpf_fd(BPF_RAW_TRACEPOINT_OPEN, &mut attr)
+}

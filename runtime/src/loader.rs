@@ -136,7 +136,8 @@ pub fn load_program(probe: &ProbeProgram, insns: &[u8], stats: bool) -> Result<L
         // BEGIN and END run once, through BPF_PROG_TEST_RUN, which raw tracepoint programs allow.
         AttachPoint::Begin | AttachPoint::End => BPF_PROG_TYPE_RAW_TRACEPOINT,
         AttachPoint::Tracepoint { .. } => BPF_PROG_TYPE_TRACEPOINT,
-        AttachPoint::Profile { .. } | AttachPoint::Interval { .. } => BPF_PROG_TYPE_PERF_EVENT,
+        AttachPoint::Profile { .. } | AttachPoint::Interval { .. } | AttachPoint::PerfCounter { .. } => BPF_PROG_TYPE_PERF_EVENT,
+        AttachPoint::RawTracepoint { .. } => BPF_PROG_TYPE_RAW_TRACEPOINT,
         // uprobes and kprobes both run kprobe-type programs over struct pt_regs.
         AttachPoint::Uprobe { .. } | AttachPoint::Kprobe { .. } => BPF_PROG_TYPE_KPROBE,
     };

@@ -175,6 +175,10 @@ impl Session {
                 AttachPoint::Kprobe { func, offset, ret } => {
                     attach::probe(prog_fd, "kprobe", func, *offset, *ret, None).map(|a| vec![a])
                 }
+                AttachPoint::PerfCounter { hardware, config, period, .. } => {
+                    cpus.iter().map(|&cpu| attach::counter(prog_fd, cpu, *hardware, *config, *period)).collect()
+                }
+                AttachPoint::RawTracepoint { name } => attach::raw_tracepoint(prog_fd, name).map(|a| vec![a]),
             };
             let attached = attached.map_err(|source| SessionError::Attach { probe: probe.attach.probe_name(), source })?;
             loaded.attachments.extend(attached);

@@ -36,9 +36,21 @@ impl Checker<'_> {
                 .unwrap_or_default(),
             "uprobe" | "u" | "uretprobe" | "ur" => self.resolve_uprobe(spec, &parts, matches!(kind, "uretprobe" | "ur")),
             "kprobe" | "k" | "kretprobe" | "kr" => self.resolve_kprobe(spec, &parts, matches!(kind, "kretprobe" | "kr")),
+            "software" | "s" | "hardware" | "h" => self.resolve_perf_counter(spec, &parts, matches!(kind, "hardware" | "h")),
+            "rawtracepoint" | "rt" => match parts.as_slice() {
+                [_, name] | [_, _, name] if !name.is_empty() && self.catalog.tracepoint_exists(name) => {
+                    vec![AttachPoint::RawTracepoint { name: (*name).to_owned() }]
+                }
+                _ => {
+                    self.error(
+                        Diagnostic::error("unknown-tracepoint", format!("no raw tracepoint {}", spec.text), spec.span)
+                            .with_help("write rawtracepoint:NAME with a tracepoint's name, e.g. rawtracepoint:sched_switch"),
+                    );
+                    Vec::new()
+                }
+            },
             "usdt"
-            | "U" | "rawtracepoint" | "rt" | "fentry" | "f" | "fexit" | "fr" | "software" | "s"
-            | "hardware" | "h" | "watchpoint" | "w" | "asyncwatchpoint" | "kfunc" | "kretfunc"
+            | "U" | "fentry" | "f" | "fexit" | "fr" | "watchpoint" | "w" | "asyncwatchpoint" | "kfunc" | "kretfunc"
             | "iter" => {
                 self.error(
                     Diagnostic::error(
@@ -184,6 +196,45 @@ impl Checker<'_> {
                 Vec::new()
             }
         }
+    }
+
+    /// `software:EVENT[:COUNT]` and `hardware:EVENT[:COUNT]`, with bpftrace's event names.
+    fn resolve_perf_counter(&mut self, spec: &ProbeSpec, parts: &[&str], hardware: bool) -> Vec<AttachPoint> {
+        const SOFTWARE: &[(&str, u64)] = &[
+            ("cpu-clock", 0), ("cpu", 0), ("task-clock", 1), ("page-faults", 2), ("faults", 2),
+            ("context-switches", 3), ("cs", 3), ("cpu-migrations", 4), ("minor-faults", 5),
+            ("major-faults", 6), ("alignment-faults", 7), ("emulation-faults", 8), ("dummy", 9),
+            ("bpf-output", 10),
+        ];
+        const HARDWARE: &[(&str, u64)] = &[
+            ("cpu-cycles", 0), ("cycles", 0), ("instructions", 1), ("cache-references", 2),
+            ("cache-misses", 3), ("branch-instructions", 4), ("branches", 4), ("branch-misses", 5),
+            ("bus-cycles", 6), ("frontend-stalls", 7), ("backend-stalls", 8), ("ref-cycles", 9),
+        ];
+        let (kind, table, default_period) =
+            if hardware { ("hardware", HARDWARE, 1_000_000) } else { ("software", SOFTWARE, 1000) };
+        let event = parts.get(1).copied().unwrap_or("");
+        let Some(&(_, config)) = table.iter().find(|(name, _)| *name == event) else {
+            let names: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
+            let mut diag = Diagnostic::error("bad-attach-point", format!("unknown {kind} event '{event}'"), spec.span);
+            diag = match suggest(event, names.iter().copied()) {
+                Some(near) => diag.with_help(format!("did you mean `{near}`?")),
+                None => diag.with_help(format!("{kind} events: {}", names.join(", "))),
+            };
+            self.error(diag);
+            return Vec::new();
+        };
+        let period = match parts.get(2) {
+            None => default_period,
+            Some(count) => match count.parse::<u64>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    self.error(Diagnostic::error("bad-attach-point", format!("invalid {kind} count: {count}"), spec.span));
+                    return Vec::new();
+                }
+            },
+        };
+        vec![AttachPoint::PerfCounter { hardware, event: event.to_owned(), config, period }]
     }
 
     fn resolve_rate(&mut self, spec: &ProbeSpec, parts: &[&str], profile: bool) -> Option<PerfRate> {

@@ -189,9 +189,12 @@ impl Checker<'_> {
             "probe" => Builtin::Probe,
             "kstack" | "ustack" => return self.check_stack(name, &[], span),
             "arg0" | "arg1" | "arg2" | "arg3" | "arg4" | "arg5" => {
-                if !matches!(self.scope.attach, Some(AttachPoint::Uprobe { ret: false, .. } | AttachPoint::Kprobe { ret: false, .. })) {
+                if !matches!(
+                    self.scope.attach,
+                    Some(AttachPoint::Uprobe { ret: false, .. } | AttachPoint::Kprobe { ret: false, .. } | AttachPoint::RawTracepoint { .. })
+                ) {
                     self.error(
-                        Diagnostic::error("no-args", format!("{name} is only available in uprobe and kprobe probes"), span)
+                        Diagnostic::error("no-args", format!("{name} is only available in uprobe, kprobe and rawtracepoint probes"), span)
                             .with_help("tracepoints have args->FIELD instead"),
                     );
                 }

@@ -317,8 +317,13 @@ impl ProbeLowering<'_> {
             // struct pt_regs on x86-64: rdi 112, rsi 104, rdx 96, rcx 88, r8 72, r9 64; rax 80.
             Builtin::Arg(n) => {
                 const ARG_OFFSETS: [u32; 6] = [112, 104, 96, 88, 72, 64];
+                // A raw tracepoint's context is the array of its u64 arguments.
+                let offset = match self.probe.attach {
+                    crate::hir::AttachPoint::RawTracepoint { .. } => u32::from(n) * 8,
+                    _ => ARG_OFFSETS[usize::from(n.min(5))],
+                };
                 let dst = self.b.reg();
-                self.b.push(Op::LoadCtx { dst, offset: ARG_OFFSETS[usize::from(n.min(5))], size: 8 });
+                self.b.push(Op::LoadCtx { dst, offset, size: 8 });
                 dst
             }
             Builtin::Retval => {

@@ -203,7 +203,12 @@ impl ProbeLowering<'_> {
         // fire on rbt's own behalf and must still run.
         let per_process = matches!(
             self.probe.attach,
-            hir::AttachPoint::Tracepoint { .. } | hir::AttachPoint::Profile { .. } | hir::AttachPoint::Uprobe { .. } | hir::AttachPoint::Kprobe { .. }
+            hir::AttachPoint::Tracepoint { .. }
+                | hir::AttachPoint::Profile { .. }
+                | hir::AttachPoint::Uprobe { .. }
+                | hir::AttachPoint::Kprobe { .. }
+                | hir::AttachPoint::PerfCounter { .. }
+                | hir::AttachPoint::RawTracepoint { .. }
         );
         if let (Some(pid), true) = (self.options.pid_filter, per_process) {
             self.lower_pid_filter(pid);
