@@ -167,17 +167,11 @@ fn map_index(shared: &Shared, name: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("no map {name} in this session; :maps lists them"))
 }
 
+/// The value type as `:maps` shows it: bpftrace's name, with lhist's bounds.
 pub fn value_kind(value: &MapValue) -> String {
     match value {
-        MapValue::Plain(t) => t.to_string(),
-        MapValue::Count => "count".into(),
-        MapValue::Sum { .. } => "sum".into(),
-        MapValue::Min { .. } => "min".into(),
-        MapValue::Max { .. } => "max".into(),
-        MapValue::Avg { .. } => "avg".into(),
-        MapValue::Stats { .. } => "stats".into(),
-        MapValue::Hist => "hist".into(),
         MapValue::Lhist { min, max, step } => format!("lhist({min}, {max}, {step})"),
+        other => other.describe(),
     }
 }
 
