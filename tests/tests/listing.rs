@@ -89,3 +89,22 @@ fn list(tool: &Path, args: &[&str]) -> Captured {
 fn status_word(run: &Captured) -> &'static str {
     if run.status.is_some_and(|s| s.success()) { "succeeded" } else { "failed" }
 }
+
+/// `-l 'uprobe:BINARY:PATTERN'` lists a binary's functions as bpftrace does (the workload has a
+/// full symbol table, so both read the same symbols).
+#[test]
+fn uprobe_listing_matches_bpftrace() {
+    assert!(is_root(), "bpftrace lists probes only as root; run the tests as root (they do not skip)");
+    let bpftrace = bpftrace().unwrap_or_else(|e| panic!("{e}"));
+    let rbt = rbt().unwrap_or_else(|e| panic!("{e}"));
+    let workload = env!("CARGO_BIN_EXE_rbt-workload");
+    for search in [format!("uprobe:{workload}:rbt_workload_*"), format!("uretprobe:{workload}:rbt_workload_add")] {
+        let run = |tool: &Path| {
+            run_with_limit(Command::new(tool).args(["-l", &search]), TIME_LIMIT).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let (expected, actual) = (run(&bpftrace), run(&rbt));
+        let (expected, actual) = (String::from_utf8_lossy(&expected.stdout), String::from_utf8_lossy(&actual.stdout));
+        assert!(expected.contains("rbt_workload_add"), "bpftrace listed nothing for {search}");
+        assert_eq!(expected, actual, "{search}:\n{}", line_diff(&expected, &actual));
+    }
+}

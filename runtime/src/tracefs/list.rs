@@ -113,6 +113,27 @@ fn list_attach_point(
                 }
             }
         }
+        "uprobe" | "u" | "uretprobe" | "ur" => {
+            // `uprobe:/bin/bash:read*`, `uprobe:libc:*`: the binary's functions, as bpftrace lists them.
+            if parts.len() != 3 {
+                return wrong_shape("uprobe probe type requires 2 arguments".into());
+            }
+            let functions = crate::dynamic_probes::user_functions(parts[1], parts[2]).map_err(list_error)?;
+            let kind = if provider.starts_with("ur") { "uretprobe" } else { "uprobe" };
+            for f in functions {
+                out.push_str(&format!("{kind}:{}:{}\n", f.path, f.name));
+            }
+        }
+        "kprobe" | "k" | "kretprobe" | "kr" => {
+            if parts.len() != 2 {
+                return wrong_shape("kprobe probe type requires 1 argument".into());
+            }
+            let kind = if provider.starts_with("kr") { "kretprobe" } else { "kprobe" };
+            let functions = crate::dynamic_probes::kernel_functions(tracefs.root(), parts[1]).map_err(list_error)?;
+            for f in functions {
+                out.push_str(&format!("{kind}:{f}\n"));
+            }
+        }
         "software" | "s" => {
             return list_perf_event("software", &SOFTWARE_EVENTS, &parts, ignore_invalid, out);
         }

@@ -100,6 +100,11 @@ impl Tracefs {
         parse_format(category, event, &text).map_err(|source| TracefsError::Format { path, source })
     }
 
+    /// Where tracefs is mounted.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// The perf event id of a tracepoint (`events/CATEGORY/EVENT/id`), which attaching needs.
     pub fn event_id(&self, category: &str, event: &str) -> io::Result<u64> {
         let path = self.root.join("events").join(category).join(event).join("id");
