@@ -120,6 +120,8 @@ pub const BPF_RB_FORCE_WAKEUP: i32 = 2;
 // `flags` argument of `bpf_get_stackid` and `bpf_get_stack`.
 pub const BPF_F_SKIP_FIELD_MASK: u64 = 0xff;
 pub const BPF_F_USER_STACK: i32 = 1 << 8;
+/// `bpf_get_stackid` flag: a stack whose hash matches a stored one is taken as that stack
+/// without comparing every frame (the 32-bit hashes of distinct stacks rarely collide).
 pub const BPF_F_FAST_STACK_CMP: i32 = 1 << 9;
 pub const BPF_F_REUSE_STACKID: i32 = 1 << 10;
 

@@ -180,7 +180,8 @@ impl ProbeLowering<'_> {
     /// address space the frames belong to.
     fn lower_stack(&mut self, stack: &crate::types::StackType) -> StackRef {
         let map = self.stack_map(stack.limit);
-        let flags = if stack.user { crate::bpf::helpers::BPF_F_USER_STACK } else { 0 };
+        let fast = crate::bpf::helpers::BPF_F_FAST_STACK_CMP;
+        let flags = if stack.user { crate::bpf::helpers::BPF_F_USER_STACK | fast } else { fast };
         let id = self.b.reg();
         self.b.push(Op::Call { dst: Some(id), helper: Helper::GetStackid, args: vec![Arg::Ctx, Arg::Map(map), Arg::Imm(flags)] });
         let at = self.b.slot(crate::types::StackType::SIZE);
