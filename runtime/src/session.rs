@@ -72,7 +72,7 @@ impl Session {
             zeroed: RefCell::new(Vec::new()),
             format,
             verbose,
-            stacks: Stacks::new(Box::new(crate::stacks::NoSymbols)),
+            stacks: Stacks::new(Box::new(crate::stacks::Symbols::new())),
             pid_filter: None,
         })
     }

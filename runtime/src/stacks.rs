@@ -29,8 +29,10 @@ pub trait Symbolize {
 }
 
 /// Knows no symbols: every frame prints as its address, as bpftrace prints frames it cannot name.
+#[cfg(test)]
 pub struct NoSymbols;
 
+#[cfg(test)]
 impl Symbolize for NoSymbols {
     fn kernel(&mut self, addrs: &[u64]) -> Vec<Option<Symbol>> {
         vec![None; addrs.len()]
@@ -41,6 +43,55 @@ impl Symbolize for NoSymbols {
     }
 
     fn remember(&mut self, _pid: u32) {}
+}
+
+/// The symbolizer of [`runtime::symbols`] (kallsyms, ELF symbol tables and DWARF, processes
+/// remembered past their exit) behind [`Symbolize`].
+pub struct Symbols {
+    inner: runtime::symbols::Symbolizer,
+    /// kallsyms is read on first use (and holds the BPF programs loaded by then).
+    kernel_loaded: bool,
+}
+
+impl Symbols {
+    pub fn new() -> Symbols {
+        Symbols { inner: runtime::symbols::Symbolizer::new(), kernel_loaded: false }
+    }
+}
+
+// SAFETY: the symbolizer holds `Rc`s (inside blazesym) that never leave it: every use goes
+// through `&mut self`, and the session that owns it sits behind a mutex in the REPL, so no two
+// threads ever touch it, or a clone of one of its `Rc`s, at the same time. Moving it to another
+// thread with all its `Rc`s is sound.
+#[allow(unsafe_code, reason = "see the SAFETY comment")]
+unsafe impl Send for Symbols {}
+
+fn symbol(frame: runtime::symbols::Frame) -> Option<Symbol> {
+    Some(Symbol { name: frame.name?, offset: frame.offset, module: frame.module, file: frame.file, line: frame.line })
+}
+
+impl Symbolize for Symbols {
+    fn kernel(&mut self, addrs: &[u64]) -> Vec<Option<Symbol>> {
+        if !self.kernel_loaded {
+            // Without kallsyms (no root, or hidden) every kernel frame prints as its address.
+            let _ = self.inner.load_kernel_symbols();
+            self.kernel_loaded = true;
+        }
+        self.inner.kernel(addrs).into_iter().map(symbol).collect()
+    }
+
+    fn user(&mut self, pid: u32, addrs: &[u64]) -> Vec<Option<Symbol>> {
+        if !self.inner.remembers(pid) {
+            // Not announced (or announced too late): the live process, while it still exists.
+            let _ = self.inner.remember(pid);
+        }
+        self.inner.user(pid, addrs).into_iter().map(symbol).collect()
+    }
+
+    fn remember(&mut self, pid: u32) {
+        // A process that exited before it could be read prints its frames as addresses.
+        let _ = self.inner.remember(pid);
+    }
 }
 
 /// The session's stack maps and symbolizer.

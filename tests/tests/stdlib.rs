@@ -13,6 +13,10 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// The tools run one at a time: each measures the whole machine (block I/O, wakeups), which a
+/// neighbouring test's workload would disturb.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// How long the workload naps before its measured steps, so rbt has attached by then.
 const ATTACH_NAP_US: &str = "1500000";
 
@@ -25,6 +29,7 @@ struct Traced {
 /// `{pid}` for the workload's pid.
 fn trace(tool: &str, args: &[&str], steps: &str) -> Traced {
     require_bpf();
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut workload = Command::new(workload())
         .args(["nap", ATTACH_NAP_US, "1"])
         .args(steps.split_whitespace())
@@ -155,6 +160,7 @@ fn opensnoop_shows_failures_and_descriptors() {
 #[test]
 fn execsnoop_sees_the_exec() {
     require_bpf();
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut rbt = Command::new(rbt())
         .args(["-t", "execsnoop"])
         .stdout(Stdio::piped())
