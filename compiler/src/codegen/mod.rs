@@ -7,12 +7,15 @@ mod regalloc;
 
 use crate::bpf::elf::MapReloc;
 use crate::bpf::insn::Insn;
-use crate::ir::{Function, Term};
+use crate::ir::{Arg, Function, MapRef, Op, Term};
 use emit::{Emitter, CTX_SAVE};
 use grammar::Span;
 
 /// The BPF stack limit.
 pub const MAX_STACK: u32 = 512;
+
+/// Most distinct maps one BPF program may use (the kernel's `MAX_USED_MAPS`).
+pub const MAX_MAPS: usize = 64;
 
 /// A function compiled to BPF instructions.
 pub struct MachineCode {
@@ -30,10 +33,35 @@ pub enum CodegenError {
     StackTooLarge { needed: u32 },
     /// A jump is further than a 16-bit offset reaches.
     ProgramTooLarge { insns: usize },
+    /// The function uses more than [`MAX_MAPS`] maps; `span` is the first use over the limit.
+    TooManyMaps { maps: usize, span: Span },
+}
+
+/// Fails when `f` uses more distinct maps than the kernel lets one program use.
+fn check_map_count(f: &Function) -> Result<(), CodegenError> {
+    let mut seen = std::collections::HashSet::new();
+    let mut first_over = None;
+    for inst in f.blocks.iter().flat_map(|b| &b.insts) {
+        let maps: Vec<MapRef> = match &inst.op {
+            Op::MapLookup { map, .. } => vec![*map],
+            Op::Call { args, .. } => args.iter().filter_map(|a| if let Arg::Map(m) = a { Some(*m) } else { None }).collect(),
+            _ => Vec::new(),
+        };
+        for m in maps {
+            if seen.insert(m) && seen.len() > MAX_MAPS && first_over.is_none() {
+                first_over = Some(inst.span);
+            }
+        }
+    }
+    match first_over {
+        Some(span) => Err(CodegenError::TooManyMaps { maps: seen.len(), span }),
+        None => Ok(()),
+    }
 }
 
 /// Generates BPF for one IR function. `map_names` gives the ELF name of each `MapRef`.
 pub fn generate(f: &Function, map_names: &[String]) -> Result<MachineCode, CodegenError> {
+    check_map_count(f)?;
     let order = regalloc::layout(f);
     let alloc = regalloc::allocate(f, &order);
 
