@@ -88,12 +88,26 @@ pub(super) fn allocate(f: &Function, order: &[BlockId]) -> Allocation {
         .collect();
     intervals.sort();
     let mut locations = vec![None; n];
-    let mut spill_slots = 0u32;
-    // Active intervals: (end, vreg, reg).
-    let mut active: Vec<(usize, u32, Reg)> = Vec::new();
+    // Last position of the intervals already given each spill slot: a slot is reused by an
+    // interval that starts after it, so short spilled temporaries in long probes do not each take
+    // 8 more bytes of the 512-byte stack.
+    let mut slot_ends: Vec<usize> = Vec::new();
+    let mut spill = |start: usize, end: usize| -> Location {
+        let slot = match slot_ends.iter().position(|&e| e < start) {
+            Some(i) => i,
+            None => {
+                slot_ends.push(0);
+                slot_ends.len() - 1
+            }
+        };
+        slot_ends[slot] = slot_ends[slot].max(end);
+        Location::Spill(slot as u32)
+    };
+    // Active intervals: (end, vreg, reg, start).
+    let mut active: Vec<(usize, u32, Reg, usize)> = Vec::new();
     let mut free: Vec<Reg> = POOL.iter().rev().copied().collect();
     for (s, e, v) in intervals {
-        active.retain(|&(ae, _, r)| {
+        active.retain(|&(ae, _, r, _)| {
             if ae < s {
                 free.push(r);
                 false
@@ -102,27 +116,25 @@ pub(super) fn allocate(f: &Function, order: &[BlockId]) -> Allocation {
             }
         });
         if let Some(r) = free.pop() {
-            active.push((e, v, r));
+            active.push((e, v, r, s));
             locations[v as usize] = Some(Location::Reg(r));
             continue;
         }
         // Spill whichever of the active intervals or this one ends last.
-        let (idx, &(last_end, last_v, last_r)) = active
+        let (idx, &(last_end, last_v, last_r, last_start)) = active
             .iter()
             .enumerate()
             .max_by_key(|(_, a)| a.0)
             .expect("the pool is full, so some interval is active");
         if last_end > e {
-            locations[last_v as usize] = Some(Location::Spill(spill_slots));
-            spill_slots += 1;
-            active[idx] = (e, v, last_r);
+            locations[last_v as usize] = Some(spill(last_start, last_end));
+            active[idx] = (e, v, last_r, s);
             locations[v as usize] = Some(Location::Reg(last_r));
         } else {
-            locations[v as usize] = Some(Location::Spill(spill_slots));
-            spill_slots += 1;
+            locations[v as usize] = Some(spill(s, e));
         }
     }
-    Allocation { locations, spill_slots }
+    Allocation { locations, spill_slots: slot_ends.len() as u32 }
 }
 
 /// Live-out sets per block, by the usual backward dataflow iteration.
@@ -188,4 +200,32 @@ fn live_in_of(f: &Function, b: BlockId, live_out: &[HashSet<VReg>]) -> Vec<VReg>
         }
     }
     live.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{AluOp, Block, Inst, Op, Operand, Term};
+    use grammar::Span;
+
+    /// Ten groups of six values live at once: each group spills two, and the later groups reuse
+    /// the spill slots of the earlier ones instead of taking new stack.
+    #[test]
+    fn spill_slots_are_reused_across_disjoint_lifetimes() {
+        let inst = |op| Inst { op, span: Span::default() };
+        let mut insts = Vec::new();
+        let mut next = 0;
+        for _ in 0..10 {
+            let regs: Vec<VReg> = (next..next + 6).map(VReg).collect();
+            next += 6;
+            insts.extend(regs.iter().map(|&dst| inst(Op::Const { dst, value: 1 })));
+            for pair in regs.windows(2) {
+                insts.push(inst(Op::Alu { op: AluOp::Add, dst: pair[1], lhs: pair[1], rhs: Operand::Reg(pair[0]) }));
+            }
+        }
+        let f = Function { blocks: vec![Block { insts, term: Term::Exit }], slots: Vec::new(), pinned_slots: 0, vreg_count: next };
+        let alloc = allocate(&f, &layout(&f));
+        assert_eq!(alloc.spill_slots, 2);
+        assert!(alloc.locations.iter().all(Option::is_some));
+    }
 }
