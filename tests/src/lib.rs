@@ -1,6 +1,8 @@
 //! Shared pieces of rbt's test suites: finding the rbt and bpftrace binaries, reading a case's
 //! header lines, running a command with a time limit, and showing a line diff.
 
+pub mod random_program;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
