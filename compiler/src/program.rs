@@ -68,9 +68,11 @@ pub enum ErrorCounter {
     MapFull = 1,
     /// A string or memory read failed.
     ReadFailed = 2,
+    /// An `exit()` record was lost to a full ring buffer: the runtime must stop all the same.
+    ExitLost = 3,
 }
 
-pub const ERROR_COUNTERS: u32 = 3;
+pub const ERROR_COUNTERS: u32 = 4;
 
 /// Event kinds: the first u32 of each ring buffer record; the second is an index whose meaning
 /// depends on the kind. Records are laid out by the compiler; fields are 8-byte aligned.

@@ -13,6 +13,9 @@ use compiler::hir::FormatKind;
 use compiler::program::{EventKind, EVENT_HEADER};
 use compiler::types::{align8, Type};
 
+/// Most records one [`EventDecoder::drain`] handles.
+const MAX_RECORDS: usize = 65_536;
+
 pub struct EventDecoder {
     exited: bool,
     /// Parsed printf formats by format index, filled on first use.
@@ -31,16 +34,33 @@ impl EventDecoder {
         self.exited = false;
     }
 
-    /// Handles every queued record; returns true once `exit()` has been seen. Records after an
-    /// exit are discarded, as bpftrace stops processing at exit.
+    /// Handles queued records, at most [`MAX_RECORDS`] of them, so that probes producing records
+    /// faster than they are printed cannot keep the caller from checking for signals or a lost
+    /// exit. Returns true once `exit()` has been seen. Records after an exit are discarded, as
+    /// bpftrace stops processing at exit.
     pub fn drain(&mut self, ringbuf: &mut RingBuf<MapData>, session: &Session, out: &mut dyn Write) -> io::Result<bool> {
-        while let Some(item) = ringbuf.next() {
+        self.drain_some(ringbuf, session, out)?;
+        Ok(self.exited)
+    }
+
+    /// Handles every queued record; for when no probe can add more.
+    pub fn drain_all(&mut self, ringbuf: &mut RingBuf<MapData>, session: &Session, out: &mut dyn Write) -> io::Result<()> {
+        while self.drain_some(ringbuf, session, out)? == MAX_RECORDS {}
+        Ok(())
+    }
+
+    /// Handles up to [`MAX_RECORDS`] records; returns how many there were.
+    fn drain_some(&mut self, ringbuf: &mut RingBuf<MapData>, session: &Session, out: &mut dyn Write) -> io::Result<usize> {
+        let mut taken = 0;
+        while taken < MAX_RECORDS {
+            let Some(item) = ringbuf.next() else { break };
+            taken += 1;
             if self.exited {
                 continue;
             }
             self.handle(&item, session, out)?;
         }
-        Ok(self.exited)
+        Ok(taken)
     }
 
     fn handle(&mut self, record: &[u8], session: &Session, out: &mut dyn Write) -> io::Result<()> {

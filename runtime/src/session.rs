@@ -27,6 +27,8 @@ pub enum SessionError {
     Verifier { probe: String, span: grammar::Span, log: String, insn: Option<usize> },
     #[error("attaching {probe} failed: {source}")]
     Attach { probe: String, #[source] source: ProgramError },
+    #[error("detaching {probe} failed: {source}")]
+    Detach { probe: String, #[source] source: ProgramError },
     #[error("{0}")]
     Io(#[from] io::Error),
 }
@@ -117,6 +119,26 @@ impl Session {
             }
         }
         Ok(self.program.probes.len())
+    }
+
+    /// Detaches and unloads every probe except BEGIN and END, which only run when asked.
+    pub fn detach_probes(&mut self) -> Result<(), SessionError> {
+        for probe in &self.program.probes {
+            let Some(prog) = self.ebpf.program_mut(&probe.name) else { continue };
+            let result = match &probe.attach {
+                AttachPoint::Begin | AttachPoint::End => continue,
+                AttachPoint::Tracepoint { .. } => {
+                    let p: &mut TracePoint = prog.try_into().map_err(|e| attach_error(probe, e))?;
+                    p.unload()
+                }
+                AttachPoint::Profile { .. } | AttachPoint::Interval { .. } => {
+                    let p: &mut PerfEvent = prog.try_into().map_err(|e| attach_error(probe, e))?;
+                    p.unload()
+                }
+            };
+            result.map_err(|source| SessionError::Detach { probe: probe.attach.probe_name(), source })?;
+        }
+        Ok(())
     }
 
     /// Runs every BEGIN (or END) program once.
@@ -253,6 +275,10 @@ pub fn run(
         }
         done = decoder.drain(&mut ringbuf, &session, out)?;
         out.flush()?;
+        // An exit() whose record found the ring buffer full still ends tracing.
+        if session.error_count(ErrorCounter::ExitLost) > 0 {
+            done = true;
+        }
         if fds[1].revents != 0 {
             for sig in signals.read() {
                 if sig == libc::SIGINT || sig == libc::SIGTERM {
@@ -266,11 +292,13 @@ pub fn run(
             }
         }
     }
-    // Events still queued when tracing stopped are printed before END runs, as bpftrace does.
-    decoder.drain(&mut ringbuf, &session, out)?;
+    // Events still queued when tracing stopped are printed before END runs, as bpftrace does;
+    // the probes are detached first so that the queue has an end.
+    session.detach_probes()?;
+    decoder.drain_all(&mut ringbuf, &session, out)?;
     decoder.resume();
     session.run_special(true)?;
-    decoder.drain(&mut ringbuf, &session, out)?;
+    decoder.drain_all(&mut ringbuf, &session, out)?;
     let lost = session.error_count(ErrorCounter::LostEvents);
     if lost > 0 {
         output::write_lost_events(out, session.format, lost)?;

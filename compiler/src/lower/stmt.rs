@@ -102,7 +102,9 @@ impl ProbeLowering<'_> {
             StmtKind::Zero { map } => self.send_header_only(EventKind::Zero, map.0),
             StmtKind::Delete { map, keys } => self.lower_delete(*map, keys),
             StmtKind::Exit => {
-                self.send_header_only(EventKind::Exit, 0);
+                let record = self.b.slot(EVENT_HEADER);
+                self.store_header(record, EventKind::Exit, 0);
+                self.send_counting(record, EVENT_HEADER, &[ErrorCounter::LostEvents, ErrorCounter::ExitLost]);
                 self.b.terminate(Term::Exit);
                 let dead = self.b.new_block();
                 self.b.switch_to(dead);
@@ -137,6 +139,11 @@ impl ProbeLowering<'_> {
 
     /// `bpf_ringbuf_output`; a full ring buffer counts a lost event.
     fn send(&mut self, record: StackRef, size: u32) {
+        self.send_counting(record, size, &[ErrorCounter::LostEvents]);
+    }
+
+    /// `bpf_ringbuf_output`, adding one to each of `counters` when the ring buffer is full.
+    fn send_counting(&mut self, record: StackRef, size: u32, counters: &[ErrorCounter]) {
         let r = self.b.reg();
         self.b.push(Op::Call {
             dst: Some(r),
@@ -147,7 +154,9 @@ impl ProbeLowering<'_> {
         let done = self.b.new_block();
         self.b.branch(Cond::Ne, r, Operand::Imm(0), failed, done);
         self.b.switch_to(failed);
-        self.count_error(ErrorCounter::LostEvents);
+        for &counter in counters {
+            self.count_error(counter);
+        }
         self.b.terminate(Term::Jump(done));
         self.b.switch_to(done);
     }
