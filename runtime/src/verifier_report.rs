@@ -23,21 +23,24 @@ pub fn report(name: &str, source: &str, probe: &str, span: grammar::Span, log: &
 }
 
 /// A rejection for a limit of the verifier rather than an unsafe program: it checks every path
-/// through every loop iteration separately and gives up after a million instructions, or cannot
-/// see a loop ending. rbt cannot predict either, so they are the script's to change, not bugs.
+/// through every loop iteration separately and gives up after a million instructions or 8192
+/// branches still to explore, or cannot see a loop ending. rbt cannot predict either, so they are the script's to change, not bugs.
 ///
 /// ```text
 /// BPF program is too large. Processed 1000001 insn
+/// The sequence of 8193 jumps is too complex.
 /// infinite loop detected at insn 12
 /// ```
 pub(crate) fn verifier_limit(probe: &str, span: grammar::Span, log: &str) -> Option<grammar::Diagnostic> {
-    let (code, message, help) = if let Some(line) = log.lines().find(|l| l.contains("BPF program is too large")) {
+    let limit = |l: &&str| l.contains("BPF program is too large") || l.contains("jumps is too complex");
+    let (code, message, help) = if let Some(line) = log.lines().find(limit) {
         (
             "verifier-limit",
             format!("the kernel's BPF verifier gave up on the program for {probe}: {}", line.trim()),
-            "the verifier checks every iteration of a while loop separately, once for every way into \
-             the loop, so nested loops and branchy loop bodies multiply its work; use smaller loop \
-             bounds, fewer nested loops or conditions, or split the work across probes",
+            "the verifier follows every path separately, every iteration of a while loop once for \
+             every way into the loop, so nested or unrolled loops and branchy bodies multiply its \
+             work; use smaller loop bounds, fewer nested loops or conditions, or split the work \
+             across probes",
         )
     } else if log.contains("infinite loop detected") {
         (
@@ -65,6 +68,8 @@ mod tests {
         assert!(diag.message.ends_with("BPF program is too large. Processed 1000001 insn"));
         let looping = "12: (05) goto pc-8\ninfinite loop detected at insn 5\n";
         assert_eq!(verifier_limit("BEGIN", span, looping).expect("a limit").code, "unbounded-loop");
+        let branchy = "64873: (15) if r6 == 0x0 goto pc+72\nThe sequence of 8193 jumps is too complex.\n";
+        assert_eq!(verifier_limit("BEGIN", span, branchy).expect("a limit").code, "verifier-limit");
         assert!(verifier_limit("BEGIN", span, "R1 invalid mem access 'scalar'\n").is_none());
     }
 }
