@@ -3,6 +3,7 @@
 //! arguments laid out as their types.
 
 use std::io::{self, Write};
+use std::time::{Duration, Instant};
 
 use aya::maps::{MapData, RingBuf};
 
@@ -13,8 +14,9 @@ use compiler::hir::FormatKind;
 use compiler::program::{EventKind, EVENT_HEADER};
 use compiler::types::{align8, Type};
 
-/// Most records one [`EventDecoder::drain`] handles.
+/// Most records, and longest time, one [`EventDecoder::drain`] spends.
 const MAX_RECORDS: usize = 65_536;
+const MAX_TIME: Duration = Duration::from_millis(100);
 
 pub struct EventDecoder {
     exited: bool,
@@ -34,25 +36,32 @@ impl EventDecoder {
         self.exited = false;
     }
 
-    /// Handles queued records, at most [`MAX_RECORDS`] of them, so that probes producing records
-    /// faster than they are printed cannot keep the caller from checking for signals or a lost
-    /// exit. Returns true once `exit()` has been seen. Records after an exit are discarded, as
-    /// bpftrace stops processing at exit.
+    /// Handles queued records for at most [`MAX_RECORDS`] records or [`MAX_TIME`], so that
+    /// probes producing records faster than they are handled (a `zero(@m)` per syscall costs two
+    /// syscalls per key) cannot keep the caller from checking for signals or a lost exit.
+    /// Returns true once `exit()` has been seen. Records after an exit are discarded, as bpftrace
+    /// stops processing at exit.
     pub fn drain(&mut self, ringbuf: &mut RingBuf<MapData>, session: &Session, out: &mut dyn Write) -> io::Result<bool> {
-        self.drain_some(ringbuf, session, out)?;
+        self.drain_some(ringbuf, session, out, Some(Instant::now() + MAX_TIME))?;
         Ok(self.exited)
     }
 
     /// Handles every queued record; for when no probe can add more.
     pub fn drain_all(&mut self, ringbuf: &mut RingBuf<MapData>, session: &Session, out: &mut dyn Write) -> io::Result<()> {
-        while self.drain_some(ringbuf, session, out)? == MAX_RECORDS {}
+        while self.drain_some(ringbuf, session, out, None)? == MAX_RECORDS {}
         Ok(())
     }
 
-    /// Handles up to [`MAX_RECORDS`] records; returns how many there were.
-    fn drain_some(&mut self, ringbuf: &mut RingBuf<MapData>, session: &Session, out: &mut dyn Write) -> io::Result<usize> {
+    /// Handles up to [`MAX_RECORDS`] records, stopping early at `deadline`; returns how many.
+    fn drain_some(
+        &mut self,
+        ringbuf: &mut RingBuf<MapData>,
+        session: &Session,
+        out: &mut dyn Write,
+        deadline: Option<Instant>,
+    ) -> io::Result<usize> {
         let mut taken = 0;
-        while taken < MAX_RECORDS {
+        while taken < MAX_RECORDS && deadline.is_none_or(|d| Instant::now() < d) {
             let Some(item) = ringbuf.next() else { break };
             taken += 1;
             if self.exited {
