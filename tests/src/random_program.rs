@@ -130,9 +130,16 @@ struct Knobs {
 
 struct Scope {
     fields: &'static [(&'static str, Field)],
+    /// Whether the probe fires rarely (BEGIN, END, interval): only there may it print, clear or
+    /// zero whole maps, since one of those per syscall or context switch (each costing rbt
+    /// syscalls per key, and its output waking the reader and so making more events) can queue
+    /// hours of work ahead of exit().
+    rare: bool,
     vars: Vec<(String, Shape)>,
     /// Loop counters: read freely, never assigned by random statements.
     counters: Vec<String>,
+    /// Variables assigned from a map not yet assigned: reading one is reading that map.
+    tainted: Vec<String>,
     loop_depth: usize,
     /// Product of the enclosing unroll counts and loop bounds, to keep programs a sane size.
     weight: usize,
@@ -151,6 +158,9 @@ pub struct Generator {
     assigning: Option<usize>,
     /// Map reads inside keys of map reads; bounded, as each key restarts the expression depth.
     key_nesting: usize,
+    /// Set when a map not yet assigned is read: an assignment reading one does not count as
+    /// defining its map (`@a = @b; @b = @a` defines neither).
+    read_unassigned: bool,
 }
 
 /// The program for `seed`.
@@ -163,7 +173,7 @@ pub fn program(seed: u64) -> String {
         string_len: rng.pick(&[4, 12, 30, 60]),
         body_stmts: rng.range(1, 9),
     };
-    let mut g = Generator { rng, knobs, maps: Vec::new(), assigned: Vec::new(), next_var: 0, no_map_reads: false, assigning: None, key_nesting: 0 };
+    let mut g = Generator { rng, knobs, maps: Vec::new(), assigned: Vec::new(), next_var: 0, no_map_reads: false, assigning: None, key_nesting: 0, read_unassigned: false };
     g.program()
 }
 
@@ -182,7 +192,7 @@ impl Generator {
         // The last probe defines maps that were only read, then ends the run.
         let mut defs = String::new();
         self.no_map_reads = true;
-        let mut sc = Scope { fields: &[], vars: Vec::new(), counters: Vec::new(), loop_depth: 0, weight: 1 };
+        let mut sc = Scope { fields: &[], rare: true, vars: Vec::new(), counters: Vec::new(), tainted: Vec::new(), loop_depth: 0, weight: 1 };
         for m in 0..self.maps.len() {
             if !self.assigned[m] {
                 defs.push_str(&format!("  {};\n", self.map_assign(&mut sc, m)));
@@ -224,17 +234,17 @@ impl Generator {
     }
 
     fn probe(&mut self) -> String {
-        let (spec, fields): (String, &'static [(&'static str, Field)]) = match self.rng.below(10) {
-            0 => ("BEGIN".into(), &[]),
-            1 => ("END".into(), &[]),
-            2 => ("profile:hz:99".into(), &[]),
-            3 => (format!("interval:ms:{}", self.rng.range(1, 20)), &[]),
+        let (spec, fields, rare): (String, &'static [(&'static str, Field)], bool) = match self.rng.below(10) {
+            0 => ("BEGIN".into(), &[], true),
+            1 => ("END".into(), &[], true),
+            2 => ("profile:hz:99".into(), &[], false),
+            3 => (format!("interval:ms:{}", self.rng.range(5, 20)), &[], true),
             _ => {
                 let (name, fields) = self.rng.pick(TRACEPOINTS);
-                (format!("tracepoint:{name}"), fields)
+                (format!("tracepoint:{name}"), fields, false)
             }
         };
-        let mut sc = Scope { fields, vars: Vec::new(), counters: Vec::new(), loop_depth: 0, weight: 1 };
+        let mut sc = Scope { fields, rare, vars: Vec::new(), counters: Vec::new(), tainted: Vec::new(), loop_depth: 0, weight: 1 };
         let predicate = if self.rng.chance(30) { format!(" /{}/", self.int_expr(&mut sc, 2)) } else { String::new() };
         let n = self.knobs.body_stmts;
         let body = self.stmts(&mut sc, n, self.knobs.stmt_depth);
@@ -265,13 +275,18 @@ impl Generator {
             38..=41 => {
                 let m = self.rng.below(self.maps.len());
                 if matches!(self.maps[m].kind, MapKind::Plain(Shape::Int)) {
+                    let outer_read = std::mem::take(&mut self.read_unassigned);
                     let key = self.map_key(sc, m);
-                    self.assigned[m] = true;
-                    match self.rng.below(3) {
+                    let text = match self.rng.below(3) {
                         0 => format!("{key}++"),
                         1 => format!("--{key}"),
                         _ => format!("{key} {} {}", self.rng.pick(COMPOUND_OPS), self.int_expr(sc, 2)),
+                    };
+                    if !self.read_unassigned {
+                        self.assigned[m] = true;
                     }
+                    self.read_unassigned |= outer_read;
+                    text
                 } else {
                     self.map_assign(sc, m)
                 }
@@ -279,12 +294,20 @@ impl Generator {
             42..=53 => self.printf(sc),
             54..=57 => {
                 let shape = self.shape(2);
-                format!("print({})", self.expr(sc, &shape, self.knobs.expr_depth))
+                let value = self.expr(sc, &shape, self.knobs.expr_depth);
+                // `print(@m)` prints the whole map; outside rare probes print a tuple instead.
+                let whole_map = value.starts_with('@') && !value.contains('[');
+                if whole_map && !sc.rare { format!("print(({value}, 0))") } else { format!("print({value})") }
             }
             58..=61 => {
                 let m = self.rng.below(self.maps.len());
                 let name = format!("@{}", self.maps[m].name);
                 match self.rng.below(6) {
+                    // Whole-map work per syscall or context switch floods rbt (see `Scope::rare`).
+                    _ if !sc.rare && !matches!(self.maps[m].kind, MapKind::Hist | MapKind::Lhist(..)) => {
+                        format!("delete({})", self.map_key(sc, m))
+                    }
+                    _ if !sc.rare => "time(\"%H:%M:%S\\n\")".into(),
                     0 => format!("print({name})"),
                     1 => format!("print({name}, {})", self.rng.range(0, 5)),
                     2 => format!("print({name}, {}, {})", self.rng.range(0, 5), self.rng.range(1, 10)),
@@ -353,24 +376,34 @@ impl Generator {
 
     fn var_assign(&mut self, sc: &mut Scope) -> String {
         let assignable: Vec<usize> = (0..sc.vars.len()).filter(|&i| !sc.counters.contains(&sc.vars[i].0)).collect();
-        if !assignable.is_empty() && self.rng.chance(50) {
+        let outer_read = std::mem::take(&mut self.read_unassigned);
+        let (name, value) = if !assignable.is_empty() && self.rng.chance(50) {
             let (name, shape) = sc.vars[self.rng.pick(&assignable)].clone();
+            (name, self.expr(sc, &shape, self.knobs.expr_depth))
+        } else {
+            let shape = self.shape(2);
             let value = self.expr(sc, &shape, self.knobs.expr_depth);
-            return format!("{name} = {value}");
+            let name = format!("$v{}", self.next_var);
+            self.next_var += 1;
+            sc.vars.push((name.clone(), shape));
+            (name, value)
+        };
+        if self.read_unassigned {
+            sc.tainted.push(name.clone());
         }
-        let shape = self.shape(2);
-        let value = self.expr(sc, &shape, self.knobs.expr_depth);
-        let name = format!("$v{}", self.next_var);
-        self.next_var += 1;
-        sc.vars.push((name.clone(), shape));
+        self.read_unassigned |= outer_read;
         format!("{name} = {value}")
     }
 
     fn map_assign(&mut self, sc: &mut Scope, m: usize) -> String {
         let outer = self.assigning.replace(m);
+        let outer_read = std::mem::take(&mut self.read_unassigned);
         let text = self.map_assign_value(sc, m);
         self.assigning = outer;
-        self.assigned[m] = true;
+        if !self.read_unassigned {
+            self.assigned[m] = true;
+        }
+        self.read_unassigned |= outer_read;
         text
     }
 
@@ -435,12 +468,16 @@ impl Generator {
             .filter(|(name, shape)| *shape == Shape::Int && (counters || !sc.counters.contains(name)))
             .map(|(name, _)| name)
             .collect();
-        (!vars.is_empty()).then(|| vars[self.rng.below(vars.len())].clone())
+        let var = (!vars.is_empty()).then(|| vars[self.rng.below(vars.len())].clone())?;
+        self.read_unassigned |= sc.tainted.contains(&var);
+        Some(var)
     }
 
     fn var_of(&mut self, sc: &Scope, shape: &Shape) -> Option<String> {
         let vars: Vec<&String> = sc.vars.iter().filter(|(_, s)| s == shape).map(|(n, _)| n).collect();
-        (!vars.is_empty()).then(|| vars[self.rng.below(vars.len())].clone())
+        let var = (!vars.is_empty()).then(|| vars[self.rng.below(vars.len())].clone())?;
+        self.read_unassigned |= sc.tainted.contains(&var);
+        Some(var)
     }
 
     fn fields_of(sc: &Scope, kinds: &[Field]) -> Vec<&'static str> {
@@ -462,6 +499,7 @@ impl Generator {
             return None;
         }
         let m = self.rng.pick(&candidates);
+        self.read_unassigned |= !self.assigned[m];
         debug_assert!(self.maps[m].kind.reads_int() == (*wanted == Shape::Int));
         self.key_nesting += 1;
         let read = self.map_key(sc, m);
