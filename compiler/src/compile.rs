@@ -61,11 +61,14 @@ pub fn compile(
                 continue;
             }
             Err(CodegenError::ProgramTooLarge { insns }) => {
-                diags.push(Diagnostic::error(
-                    "program-too-large",
-                    format!("this probe compiles to {insns} instructions, too many to jump across"),
-                    probe.span,
-                ));
+                diags.push(
+                    Diagnostic::error(
+                        "program-too-large",
+                        format!("this probe compiles to {insns} instructions, too many to jump across"),
+                        probe.span,
+                    )
+                    .with_help("BPF jumps reach 32,767 instructions, counting the zero checks the kernel adds to divisions; use smaller unroll counts or split the work across probes"),
+                );
                 continue;
             }
         };

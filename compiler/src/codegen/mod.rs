@@ -37,6 +37,23 @@ pub enum CodegenError {
     TooManyMaps { maps: usize, span: Span },
 }
 
+/// How many instructions the kernel adds in place of `insn` after verifying it, for the changes
+/// it always makes: division and modulo by a register get a guard against zero (`if src != 0`,
+/// three more instructions for a division). Jumps must still reach across the grown program with
+/// 16-bit offsets, or loading fails with "insn N cannot be patched due to 16-bit range". The
+/// kernel may also inline helper calls such as map lookups, depending on its version, map type
+/// and JIT; that is left to the runtime, which reports the kernel's refusal as a size limit.
+fn kernel_growth(insn: &Insn) -> i64 {
+    use crate::bpf::opcode::{BPF_ALU, BPF_ALU64, BPF_CLASS_MASK, BPF_DIV, BPF_MOD, BPF_OP_MASK, BPF_X};
+    let op = insn.code & BPF_OP_MASK;
+    let alu = matches!(insn.code & BPF_CLASS_MASK, BPF_ALU | BPF_ALU64);
+    if alu && (op == BPF_DIV || op == BPF_MOD) && insn.code & BPF_X != 0 {
+        3
+    } else {
+        0
+    }
+}
+
 /// Fails when `f` uses more distinct maps than the kernel lets one program use.
 fn check_map_count(f: &Function) -> Result<(), CodegenError> {
     let mut seen = std::collections::HashSet::new();
@@ -123,11 +140,19 @@ pub fn generate(f: &Function, map_names: &[String]) -> Result<MachineCode, Codeg
         }
     }
     let fixups = std::mem::take(&mut e.fixups);
+    // grown[i]: where instruction i may end up once the kernel has expanded those before it.
+    let mut grown = Vec::with_capacity(e.insns.len() + 1);
+    let mut total = 0i64;
+    for insn in &e.insns {
+        grown.push(total);
+        total += 1 + kernel_growth(insn);
+    }
+    grown.push(total);
     for (at, target) in fixups {
         let dest = block_start[target.0 as usize];
-        let off = dest as i64 - at as i64 - 1;
-        let off = i16::try_from(off).map_err(|_| CodegenError::ProgramTooLarge { insns: e.insns.len() })?;
-        e.insns[at].off = off;
+        let too_far = || CodegenError::ProgramTooLarge { insns: e.insns.len() };
+        i16::try_from(grown[dest] - grown[at + 1]).map_err(|_| too_far())?;
+        e.insns[at].off = i16::try_from(dest as i64 - at as i64 - 1).map_err(|_| too_far())?;
     }
     Ok(MachineCode { insns: e.insns, spans: e.spans, relocs: e.relocs, stack_bytes: next })
 }
