@@ -24,11 +24,13 @@ pub fn report(name: &str, source: &str, probe: &str, span: grammar::Span, log: &
 
 /// A rejection for a limit of the verifier rather than an unsafe program: it checks every path
 /// through every loop iteration separately and gives up after a million instructions or 8192
-/// branches still to explore, or cannot see a loop ending. rbt cannot predict either, so they are the script's to change, not bugs.
+/// branches still to explore, or cannot see a loop ending, or a jump no longer fits in 16 bits
+/// after the kernel inlined helper calls. rbt cannot predict either, so they are the script's to change, not bugs.
 ///
 /// ```text
 /// BPF program is too large. Processed 1000001 insn
 /// The sequence of 8193 jumps is too complex.
+/// insn 12960 cannot be patched due to 16-bit range
 /// infinite loop detected at insn 12
 /// ```
 pub(crate) fn verifier_limit(probe: &str, span: grammar::Span, log: &str) -> Option<grammar::Diagnostic> {
@@ -41,6 +43,14 @@ pub(crate) fn verifier_limit(probe: &str, span: grammar::Span, log: &str) -> Opt
              every way into the loop, so nested or unrolled loops and branchy bodies multiply its \
              work; use smaller loop bounds, fewer nested loops or conditions, or split the work \
              across probes",
+        )
+    } else if let Some(line) = log.lines().find(|l| l.contains("cannot be patched due to 16-bit range")) {
+        (
+            "program-too-large",
+            format!("the program for {probe} is too large once the kernel has inlined helper calls: {}", line.trim()),
+            "after verifying, the kernel replaces some helper calls (map lookups) with their code, and \
+             a jump across them no longer fits in 16 bits; use smaller unroll counts or split the \
+             work across probes",
         )
     } else if log.contains("infinite loop detected") {
         (
@@ -70,6 +80,8 @@ mod tests {
         assert_eq!(verifier_limit("BEGIN", span, looping).expect("a limit").code, "unbounded-loop");
         let branchy = "64873: (15) if r6 == 0x0 goto pc+72\nThe sequence of 8193 jumps is too complex.\n";
         assert_eq!(verifier_limit("BEGIN", span, branchy).expect("a limit").code, "verifier-limit");
+        let grown = "insn 12960 cannot be patched due to 16-bit range\nverification time 3 usec\n";
+        assert_eq!(verifier_limit("BEGIN", span, grown).expect("a limit").code, "program-too-large");
         assert!(verifier_limit("BEGIN", span, "R1 invalid mem access 'scalar'\n").is_none());
     }
 }
