@@ -42,8 +42,12 @@ fn run_one(source: &str, path: &std::path::Path) -> Outcome {
     };
     let stderr = String::from_utf8_lossy(&out.stderr);
     let tail = |s: &str| s.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
-    // The code of the first diagnostic, as miette prints it: `rbt::stack-too-large`.
-    let code = stderr.split("rbt::").nth(1).and_then(|rest| rest.split_whitespace().next()).unwrap_or("");
+    // The code of the first diagnostic, on a line of its own as miette prints it:
+    // `rbt::stack-too-large`.
+    let code = stderr
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("rbt::").filter(|c| !c.is_empty() && c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '-')))
+        .unwrap_or("");
     match out.status {
         None => Outcome::Bug(format!(
             "hang: still running after 30 s\nstdout:\n{}\nstderr:\n{}",
