@@ -48,12 +48,27 @@ pub fn compile(
                 );
                 continue;
             }
+            Err(CodegenError::TooManyMaps { maps, span }) => {
+                diags.push(
+                    Diagnostic::error(
+                        "too-many-maps",
+                        format!("this probe uses {maps} BPF maps, more than the {} one BPF program may use", codegen::MAX_MAPS),
+                        span,
+                    )
+                    .with_primary_text("the first map over the limit")
+                    .with_help("every @map is a BPF map, and rbt adds two of its own (events and error counters); combine maps into one keyed map or split the work across probes"),
+                );
+                continue;
+            }
             Err(CodegenError::ProgramTooLarge { insns }) => {
-                diags.push(Diagnostic::error(
-                    "program-too-large",
-                    format!("this probe compiles to {insns} instructions, too many to jump across"),
-                    probe.span,
-                ));
+                diags.push(
+                    Diagnostic::error(
+                        "program-too-large",
+                        format!("this probe compiles to {insns} instructions, too many to jump across"),
+                        probe.span,
+                    )
+                    .with_help("BPF jumps reach 32,767 instructions, counting the zero checks the kernel adds to divisions; use smaller unroll counts or split the work across probes"),
+                );
                 continue;
             }
         };

@@ -74,12 +74,13 @@ pub enum ErrorCounter {
     MapFull = 1,
     /// A string or memory read failed.
     ReadFailed = 2,
-    /// `bpf_get_stackid` failed: a hash collision in the stack map (EEXIST), a full map, or a
-    /// stack that could not be walked (EFAULT).
+    /// `bpf_get_stackid` failed: a hash collision in the stack map (EEXIST) or a full map.
     StackFailed = 3,
+    /// An `exit()` record was lost to a full ring buffer: the runtime must stop all the same.
+    ExitLost = 4,
 }
 
-pub const ERROR_COUNTERS: u32 = 4;
+pub const ERROR_COUNTERS: u32 = 5;
 
 /// Event kinds: the first u32 of each ring buffer record; the second is an index whose meaning
 /// depends on the kind. Records are laid out by the compiler; fields are 8-byte aligned.

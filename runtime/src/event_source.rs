@@ -3,6 +3,8 @@
 //! `compiler::program::EventKind`), read with aya's readers.
 
 use std::io;
+use std::ops::ControlFlow;
+use std::time::Instant;
 use std::os::fd::{AsRawFd, RawFd};
 
 use aya::maps::perf::{PerfEvent, PerfEventArray, PerfEventArrayBuffer};
@@ -53,24 +55,36 @@ impl EventSource {
     }
 
     /// Calls `handle` on every queued record, in order per buffer, until one fails.
-    pub fn for_each(&mut self, mut handle: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
+    pub fn for_each(&mut self, handle: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
+        self.for_each_bounded(usize::MAX, None, handle).map(|_| ())
+    }
+
+    /// Calls `handle` on queued records, at most `max` of them and stopping at `deadline`;
+    /// returns how many it handled.
+    pub fn for_each_bounded(
+        &mut self,
+        max: usize,
+        deadline: Option<Instant>,
+        mut handle: impl FnMut(&[u8]) -> io::Result<()>,
+    ) -> io::Result<usize> {
+        let mut taken = 0usize;
+        let more = |taken: usize| taken < max && deadline.is_none_or(|d| Instant::now() < d);
         match self {
             EventSource::Ring(ring) => {
-                while let Some(item) = ring.next() {
+                while more(taken) {
+                    let Some(item) = ring.next() else { break };
+                    taken += 1;
                     handle(&item)?;
                 }
-                Ok(())
+                Ok(taken)
             }
             EventSource::Perf { buffers, joined } => {
-                let mut result = Ok(());
                 for buffer in buffers {
-                    buffer.for_each(|event| {
+                    let flow = buffer.try_fold((), |(), event| {
                         // Lost samples are counted in the program, when the output call fails.
-                        let PerfEvent::Sample { head, tail } = event else { return };
-                        if result.is_err() {
-                            return;
-                        }
-                        result = if tail.is_empty() {
+                        let PerfEvent::Sample { head, tail } = event else { return ControlFlow::Continue(()) };
+                        taken += 1;
+                        let result = if tail.is_empty() {
                             handle(head)
                         } else {
                             joined.clear();
@@ -78,9 +92,19 @@ impl EventSource {
                             joined.extend_from_slice(tail);
                             handle(joined)
                         };
+                        match result {
+                            Err(e) => ControlFlow::Break(Err(e)),
+                            Ok(()) if !more(taken) => ControlFlow::Break(Ok(())),
+                            Ok(()) => ControlFlow::Continue(()),
+                        }
                     });
+                    match flow {
+                        ControlFlow::Break(Err(e)) => return Err(e),
+                        ControlFlow::Break(Ok(())) => return Ok(taken),
+                        ControlFlow::Continue(()) => {}
+                    }
                 }
-                result
+                Ok(taken)
             }
         }
     }

@@ -3,6 +3,7 @@
 //! arguments laid out as their types.
 
 use std::io::{self, Write};
+use std::time::{Duration, Instant};
 
 use crate::event_source::EventSource;
 use crate::maps::{decode, read_u64};
@@ -11,6 +12,10 @@ use crate::session::Session;
 use compiler::hir::FormatKind;
 use compiler::program::{EventKind, EVENT_HEADER};
 use compiler::types::{align8, Type};
+
+/// Most records, and longest time, one [`EventDecoder::drain`] spends.
+const MAX_RECORDS: usize = 65_536;
+const MAX_TIME: Duration = Duration::from_millis(100);
 
 pub struct EventDecoder {
     exited: bool,
@@ -30,9 +35,21 @@ impl EventDecoder {
 
     /// Handles every queued record; returns true once `exit()` has been seen. Records after an
     /// exit are discarded, as bpftrace stops processing at exit.
+    ///
+    /// At most [`MAX_RECORDS`] records or [`MAX_TIME`] per call, so that probes producing
+    /// records faster than they are handled (a `zero(@m)` per syscall costs two syscalls per key)
+    /// cannot keep the caller from checking for signals or a lost exit.
     pub fn drain(&mut self, source: &mut EventSource, session: &Session, out: &mut dyn Write) -> io::Result<bool> {
-        source.for_each(|record| if self.exited { Ok(()) } else { self.handle(record, session, out) })?;
+        let deadline = Instant::now() + MAX_TIME;
+        source.for_each_bounded(MAX_RECORDS, Some(deadline), |record| {
+            if self.exited { Ok(()) } else { self.handle(record, session, out) }
+        })?;
         Ok(self.exited)
+    }
+
+    /// Handles every queued record; for when no probe can add more.
+    pub fn drain_all(&mut self, source: &mut EventSource, session: &Session, out: &mut dyn Write) -> io::Result<()> {
+        source.for_each(|record| if self.exited { Ok(()) } else { self.handle(record, session, out) })
     }
 
     fn handle(&mut self, record: &[u8], session: &Session, out: &mut dyn Write) -> io::Result<()> {

@@ -19,6 +19,7 @@ mod stack_export;
 mod stacks;
 mod tools;
 mod tracefs;
+mod verifier_report;
 
 use std::io::{self, Read, Write};
 use std::process::ExitCode;
@@ -111,7 +112,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
             s
         }
         Err(session::SessionError::Verifier { probe, span, log, insn }) => {
-            report_verifier(&name, &source, &probe, span, &log, insn);
+            verifier_report::report(&name, &source, &probe, span, &log, insn);
             return Ok(ExitCode::from(1));
         }
         Err(e) => return Err(e.to_string()),
@@ -155,18 +156,6 @@ fn output_format(args: &Args) -> Result<OutputFormat, String> {
     }
 }
 
-pub(crate) fn report_verifier(name: &str, source: &str, probe: &str, span: grammar::Span, log: &str, insn: Option<usize>) {
-    let tail: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
-    let tail = tail[tail.len().saturating_sub(12)..].join("\n");
-    let at = insn.map(|i| format!(" at instruction {i}")).unwrap_or_default();
-    let diag = grammar::Diagnostic::error(
-        "verifier",
-        format!("the kernel's BPF verifier rejected the program for {probe}{at}; this is a bug in rbt"),
-        span,
-    )
-    .with_help(format!("please report it with the script; the verifier said:\n{tail}"));
-    diagnostics::emit(&[diag], name, source);
-}
 
 fn print_disassembly(compiled: &compiler::CompiledProgram, source: &str) {
     let mut out = io::stdout().lock();

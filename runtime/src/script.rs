@@ -104,6 +104,10 @@ pub fn run(
             }
         }
         done = decoder.drain(&mut events, &session, out)?;
+        // An exit() whose record a full buffer dropped still ends tracing.
+        if session.error_count(ErrorCounter::ExitLost) > 0 {
+            done = true;
+        }
         if lost.due() {
             lost.report(&session, out)?;
         }
@@ -127,10 +131,10 @@ pub fn run(
     // (bpftrace detaches first too: a map END clears stays empty).
     session.detach_probes();
     // Events still queued when tracing stopped are printed before END runs, as bpftrace does.
-    decoder.drain(&mut events, &session, out)?;
+    decoder.drain_all(&mut events, &session, out)?;
     decoder.resume();
     session.run_special(session.all(), true)?;
-    decoder.drain(&mut events, &session, out)?;
+    decoder.drain_all(&mut events, &session, out)?;
     lost.report(&session, out)?;
     let dumps = session.dump_maps()?;
     if exports.folded_stdout {

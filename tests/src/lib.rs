@@ -4,6 +4,8 @@
 
 pub mod vm;
 
+pub mod random_program;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};

@@ -1,11 +1,13 @@
-//! Nothing is lost quietly: with a one-page event buffer, a burst of printf events overflows it,
-//! and every event is either printed or counted in a `Lost N events` line, over the ring buffer
-//! and over perf buffers alike.
+//! Nothing is lost quietly: with a one-page event buffer and a reader that is not reading (its
+//! output pipe is full), a burst of printf events overflows the buffer, and every event is either
+//! printed or counted in a `Lost N events` line, over the ring buffer and perf buffers alike.
 
 mod common_rbt;
 
 use common_rbt::*;
-use std::process::Command;
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 const EVENTS: u64 = 20_000;
 
@@ -13,16 +15,25 @@ const EVENTS: u64 = 20_000;
 fn every_event_is_printed_or_counted_lost() {
     require_bpf();
     for transport in ["ringbuf", "perf"] {
-        let out = Command::new(rbt())
+        let mut rbt = Command::new(rbt())
             .env("RBT_EVENTS", transport)
             .env("RBT_RINGBUF_PAGES", "1")
             .env("RBT_PERF_RB_PAGES", "1")
-            .args(["-c", &format!("{} getppid {EVENTS}", workload().display()), "-e"])
+            .args(["-c", &format!("{} nap 300000 1 getppid {EVENTS}", workload().display()), "-e"])
             .arg("tracepoint:syscalls:sys_enter_getppid /pid == cpid/ { printf(\"%d %s\\n\", pid == cpid, comm); }")
-            .output()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .expect("rbt runs");
-        assert!(out.status.success(), "{transport}: {}", String::from_utf8_lossy(&out.stderr));
-        let stdout = String::from_utf8_lossy(&out.stdout);
+        // Not reading for a while fills the pipe, which stalls rbt's writes and so its reading of
+        // the event buffer, which then overflows.
+        std::thread::sleep(Duration::from_millis(1500));
+        let mut stdout = String::new();
+        rbt.stdout.take().expect("piped").read_to_string(&mut stdout).expect("read stdout");
+        let mut stderr = String::new();
+        rbt.stderr.take().expect("piped").read_to_string(&mut stderr).expect("read stderr");
+        let status = rbt.wait().expect("rbt exits");
+        assert!(status.success(), "{transport}: {stderr}");
         let printed = stdout.lines().filter(|l| *l == "1 rbt-workload").count() as u64;
         let lost: u64 = stdout
             .lines()

@@ -301,7 +301,8 @@ impl Checker<'_> {
                     Box::new(l)
                 });
                 let len = match args.get(1).and_then(literal_int) {
-                    Some(n) if n > 0 => (n as u32 + 1).min(self.options.strlen),
+                    // The NUL needs one more byte; a huge literal reads a whole strlen buffer.
+                    Some(n) if n > 0 => u32::try_from(n.saturating_add(1)).unwrap_or(u32::MAX).min(self.options.strlen),
                     _ => self.options.strlen,
                 };
                 Expr { kind: ExprKind::ReadStr { ptr: Box::new(ptr), limit }, ty: Type::Str { len }, span }

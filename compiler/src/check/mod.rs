@@ -2,9 +2,11 @@
 //! every expression, and builds the checked program ([`crate::hir`]).
 //!
 //! Map types are decided by every use in the whole script (a map may be printed in a probe that
-//! comes before the one assigning it), so the checker runs twice: the first run only collects map
-//! key and value types (widening strings to the longest seen), the second checks against them and
-//! reports diagnostics.
+//! comes before the one assigning it), so the checker runs in two phases: collecting runs only
+//! gather map key and value types and variable types (widening strings to the longest seen), then
+//! a final run checks against them and reports diagnostics. One collecting run is not always
+//! enough: in `BEGIN { @a[@b] = 1 } END { @b = 2 }` the key of `@a` is only known once `@b` is,
+//! so collecting repeats until nothing changes (types only grow, so this ends).
 
 mod attach;
 mod calls;
@@ -46,19 +48,22 @@ pub fn check(
     catalog: &dyn ProbeCatalog,
     options: &CheckOptions,
 ) -> (Option<hir::Program>, Vec<Diagnostic>) {
-    let mut checker = Checker::new(catalog, options, true);
-    checker.check_program(program);
-    let collected_maps = checker.maps;
-    let collected_vars = checker.var_types;
+    let mut maps = Vec::new();
+    let mut var_types = HashMap::new();
+    for _ in 0..MAX_COLLECTING_RUNS {
+        let mut checker = Checker::new(catalog, options, true);
+        checker.preload(maps.clone(), var_types.clone());
+        checker.check_program(program);
+        let settled = checker.maps == maps && checker.var_types == var_types;
+        maps = checker.maps;
+        var_types = checker.var_types;
+        if settled {
+            break;
+        }
+    }
 
     let mut checker = Checker::new(catalog, options, false);
-    checker.map_index = collected_maps
-        .iter()
-        .enumerate()
-        .map(|(i, m)| (m.name.clone(), MapId(i as u32)))
-        .collect();
-    checker.maps = collected_maps;
-    checker.var_types = collected_vars;
+    checker.preload(maps, var_types);
     let probes = checker.check_program(program);
     let mut diags = checker.diags;
     dedup_diagnostics(&mut diags);
@@ -71,6 +76,10 @@ pub fn check(
     let program = hir::Program { probes, maps: checker.maps, formats: checker.formats };
     (Some(program), diags)
 }
+
+/// Collecting runs before giving up on types settling; each run settles at least one more map or
+/// variable in realistic scripts, and a chain of more than a few is rare.
+const MAX_COLLECTING_RUNS: usize = 16;
 
 /// A wildcard probe is checked once per expansion; report each problem once.
 fn dedup_diagnostics(diags: &mut Vec<Diagnostic>) {
@@ -117,6 +126,13 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// Starts from the map and variable types an earlier collecting run found.
+    fn preload(&mut self, maps: Vec<MapDecl>, var_types: HashMap<(usize, String), Type>) {
+        self.map_index = maps.iter().enumerate().map(|(i, m)| (m.name.clone(), MapId(i as u32))).collect();
+        self.maps = maps;
+        self.var_types = var_types;
+    }
+
     fn error(&mut self, diag: Diagnostic) {
         if !self.collecting {
             self.diags.push(diag);
@@ -160,15 +176,13 @@ impl<'a> Checker<'a> {
         let declared = match self.var_types.get(&key) {
             // An integer variable keeps its first type, size included: bpftrace 0.17 sizes the
             // variable's stack slot by its first assignment (see `lower_assign_var`).
-            Some(old) if self.collecting && !old.is_integer() => {
-                if old.accepts(ty) {
-                    let widened = old.widen(ty);
-                    self.var_types.insert(key.clone(), widened.clone());
-                    widened
-                } else {
-                    old.clone()
+            Some(old) if self.collecting && !old.is_integer() => match merge_collected(old, ty) {
+                Some(merged) => {
+                    self.var_types.insert(key.clone(), merged.clone());
+                    merged
                 }
-            }
+                None => old.clone(),
+            },
             Some(old) => old.clone(),
             None => {
                 self.var_types.insert(key.clone(), ty.clone());
@@ -202,7 +216,13 @@ impl<'a> Checker<'a> {
             let decl = &self.maps[id.0 as usize];
             let (old_keys, old_value) = (decl.key.clone(), decl.value.clone());
             let display = decl.display_name();
-            if !value_compatible(&old_value, &value) {
+            if self.collecting {
+                if let (MapValue::Plain(a), MapValue::Plain(b)) = (&old_value, &value) {
+                    if let Some(merged) = merge_collected(a, b) {
+                        self.maps[id.0 as usize].value = MapValue::Plain(merged);
+                    }
+                }
+            } else if !value_compatible(&old_value, &value) {
                 self.error(Diagnostic::error(
                     "type-mismatch",
                     format!(
@@ -212,10 +232,6 @@ impl<'a> Checker<'a> {
                     ),
                     access.span,
                 ));
-            } else if self.collecting {
-                if let (MapValue::Plain(a), MapValue::Plain(b)) = (&old_value, &value) {
-                    self.maps[id.0 as usize].value = MapValue::Plain(a.widen(b));
-                }
             }
             self.check_keys(id, access, &old_keys, keys);
             return id;
@@ -227,6 +243,15 @@ impl<'a> Checker<'a> {
     }
 
     fn check_keys(&mut self, id: MapId, access: &ast::MapAccess, declared: &[Type], used: &[Type]) {
+        if self.collecting {
+            if declared.len() == used.len() {
+                let merged: Option<Vec<Type>> = declared.iter().zip(used).map(|(d, u)| merge_collected(d, u)).collect();
+                if let Some(merged) = merged {
+                    self.maps[id.0 as usize].key = merged;
+                }
+            }
+            return;
+        }
         let fits = declared.len() == used.len() && declared.iter().zip(used).all(|(d, u)| d.accepts(u));
         if !fits {
             let show = |ts: &[Type]| ts.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
@@ -273,6 +298,20 @@ impl<'a> Checker<'a> {
                 e.span,
             ));
         }
+    }
+}
+
+/// The type a collecting run records when a map or variable seen as `old` is used as `new`:
+/// compatible types widen, and a `none` part (a value that depends on a map or variable only
+/// assigned later in the script) takes the other side's type. `None` when they do not fit.
+fn merge_collected(old: &Type, new: &Type) -> Option<Type> {
+    match (old, new) {
+        (Type::None, t) | (t, Type::None) => Some(t.clone()),
+        (Type::Tuple(a), Type::Tuple(b)) if a.len() == b.len() => {
+            a.iter().zip(b).map(|(x, y)| merge_collected(x, y)).collect::<Option<Vec<Type>>>().map(Type::Tuple)
+        }
+        (a, b) if a.accepts(b) => Some(a.widen(b)),
+        _ => None,
     }
 }
 

@@ -158,7 +158,58 @@ impl Emitter<'_> {
         }
     }
 
+    /// The register `v` lives in, when it is not spilled.
+    fn home(&self, v: VReg) -> Option<Reg> {
+        match self.location(v) {
+            Location::Reg(r) => Some(r),
+            Location::Spill(_) => None,
+        }
+    }
+
     pub(super) fn op(&mut self, op: &Op) {
+        // Values in r6-r9 are computed in place; spilled ones go through r0 and back to the stack.
+        let in_place = op.def().and_then(|d| self.home(d)).is_some_and(|rd| self.op_in_place(op, rd));
+        if !in_place {
+            self.op_through_r0(op);
+        }
+    }
+
+    /// Emits `op` straight into `rd`, its destination's register; false when it cannot (the
+    /// operation is not one of these, or `rd` holds the right operand, which writing the left one
+    /// first would destroy).
+    fn op_in_place(&mut self, op: &Op, rd: Reg) -> bool {
+        match *op {
+            Op::Const { value, .. } => self.load_constant(rd, value),
+            Op::Mov { src: Operand::Imm(i), .. } => self.emit(Insn::mov64_imm(rd, i)),
+            Op::Mov { src: Operand::Reg(s), .. } => self.read_into(s, rd),
+            Op::Neg { src, .. } => {
+                self.read_into(src, rd);
+                self.emit(Insn::neg64(rd));
+            }
+            Op::LoadStack { at, size, .. } => {
+                let off = self.stack_offset(at);
+                self.emit(Insn::ldx_mem(size_of(size), rd, Reg::R10, off));
+            }
+            Op::Alu { op, lhs, rhs, .. } => {
+                let rhs_in_rd = matches!(rhs, Operand::Reg(r) if self.home(r) == Some(rd));
+                if rhs_in_rd && self.home(lhs) != Some(rd) {
+                    return false;
+                }
+                self.read_into(lhs, rd);
+                match rhs {
+                    Operand::Imm(i) => self.emit(Insn::alu64_imm(alu_op(op), rd, i)),
+                    Operand::Reg(r) => {
+                        let r = self.read(r, Reg::R1);
+                        self.emit(Insn::alu64_reg(alu_op(op), rd, r));
+                    }
+                }
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    fn op_through_r0(&mut self, op: &Op) {
         match op {
             Op::Const { dst, value } => {
                 self.load_constant(Reg::R0, *value);

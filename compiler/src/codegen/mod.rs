@@ -7,12 +7,15 @@ mod regalloc;
 
 use crate::bpf::elf::MapReloc;
 use crate::bpf::insn::Insn;
-use crate::ir::{Function, Term};
+use crate::ir::{Arg, Function, MapRef, Op, Term};
 use emit::{Emitter, CTX_SAVE};
 use grammar::Span;
 
 /// The BPF stack limit.
 pub const MAX_STACK: u32 = 512;
+
+/// Most distinct maps one BPF program may use (the kernel's `MAX_USED_MAPS`).
+pub const MAX_MAPS: usize = 64;
 
 /// A function compiled to BPF instructions.
 pub struct MachineCode {
@@ -30,10 +33,52 @@ pub enum CodegenError {
     StackTooLarge { needed: u32 },
     /// A jump is further than a 16-bit offset reaches.
     ProgramTooLarge { insns: usize },
+    /// The function uses more than [`MAX_MAPS`] maps; `span` is the first use over the limit.
+    TooManyMaps { maps: usize, span: Span },
+}
+
+/// How many instructions the kernel adds in place of `insn` after verifying it, for the changes
+/// it always makes: division and modulo by a register get a guard against zero (`if src != 0`,
+/// three more instructions for a division). Jumps must still reach across the grown program with
+/// 16-bit offsets, or loading fails with "insn N cannot be patched due to 16-bit range". The
+/// kernel may also inline helper calls such as map lookups, depending on its version, map type
+/// and JIT; that is left to the runtime, which reports the kernel's refusal as a size limit.
+fn kernel_growth(insn: &Insn) -> i64 {
+    use crate::bpf::opcode::{BPF_ALU, BPF_ALU64, BPF_CLASS_MASK, BPF_DIV, BPF_MOD, BPF_OP_MASK, BPF_X};
+    let op = insn.code & BPF_OP_MASK;
+    let alu = matches!(insn.code & BPF_CLASS_MASK, BPF_ALU | BPF_ALU64);
+    if alu && (op == BPF_DIV || op == BPF_MOD) && insn.code & BPF_X != 0 {
+        3
+    } else {
+        0
+    }
+}
+
+/// Fails when `f` uses more distinct maps than the kernel lets one program use.
+fn check_map_count(f: &Function) -> Result<(), CodegenError> {
+    let mut seen = std::collections::HashSet::new();
+    let mut first_over = None;
+    for inst in f.blocks.iter().flat_map(|b| &b.insts) {
+        let maps: Vec<MapRef> = match &inst.op {
+            Op::MapLookup { map, .. } => vec![*map],
+            Op::Call { args, .. } => args.iter().filter_map(|a| if let Arg::Map(m) = a { Some(*m) } else { None }).collect(),
+            _ => Vec::new(),
+        };
+        for m in maps {
+            if seen.insert(m) && seen.len() > MAX_MAPS && first_over.is_none() {
+                first_over = Some(inst.span);
+            }
+        }
+    }
+    match first_over {
+        Some(span) => Err(CodegenError::TooManyMaps { maps: seen.len(), span }),
+        None => Ok(()),
+    }
 }
 
 /// Generates BPF for one IR function. `map_names` gives the ELF name of each `MapRef`.
 pub fn generate(f: &Function, map_names: &[String]) -> Result<MachineCode, CodegenError> {
+    check_map_count(f)?;
     let order = regalloc::layout(f);
     let alloc = regalloc::allocate(f, &order);
 
@@ -95,11 +140,19 @@ pub fn generate(f: &Function, map_names: &[String]) -> Result<MachineCode, Codeg
         }
     }
     let fixups = std::mem::take(&mut e.fixups);
+    // grown[i]: where instruction i may end up once the kernel has expanded those before it.
+    let mut grown = Vec::with_capacity(e.insns.len() + 1);
+    let mut total = 0i64;
+    for insn in &e.insns {
+        grown.push(total);
+        total += 1 + kernel_growth(insn);
+    }
+    grown.push(total);
     for (at, target) in fixups {
         let dest = block_start[target.0 as usize];
-        let off = dest as i64 - at as i64 - 1;
-        let off = i16::try_from(off).map_err(|_| CodegenError::ProgramTooLarge { insns: e.insns.len() })?;
-        e.insns[at].off = off;
+        let too_far = || CodegenError::ProgramTooLarge { insns: e.insns.len() };
+        i16::try_from(grown[dest] - grown[at + 1]).map_err(|_| too_far())?;
+        e.insns[at].off = i16::try_from(dest as i64 - at as i64 - 1).map_err(|_| too_far())?;
     }
     Ok(MachineCode { insns: e.insns, spans: e.spans, relocs: e.relocs, stack_bytes: next })
 }

@@ -88,18 +88,19 @@ pub(super) fn allocate(f: &Function, order: &[BlockId]) -> Allocation {
         .collect();
     intervals.sort();
     let mut locations = vec![None; n];
-    // Per spill slot, the last position any register spilled there is live: registers whose
-    // intervals do not overlap share a slot, so unrolled code does not grow the stack.
-    let mut spill_ends: Vec<usize> = Vec::new();
-    let mut spill = |from: usize, to: usize| -> Location {
-        let slot = match spill_ends.iter().position(|&end| end < from) {
-            Some(slot) => slot,
+    // Last position of the intervals already given each spill slot: a slot is reused by an
+    // interval that starts after it, so short spilled temporaries in long probes do not each take
+    // 8 more bytes of the 512-byte stack.
+    let mut slot_ends: Vec<usize> = Vec::new();
+    let mut spill = |start: usize, end: usize| -> Location {
+        let slot = match slot_ends.iter().position(|&e| e < start) {
+            Some(i) => i,
             None => {
-                spill_ends.push(0);
-                spill_ends.len() - 1
+                slot_ends.push(0);
+                slot_ends.len() - 1
             }
         };
-        spill_ends[slot] = to;
+        slot_ends[slot] = slot_ends[slot].max(end);
         Location::Spill(slot as u32)
     };
     // Active intervals: (end, vreg, reg, start).
@@ -133,8 +134,7 @@ pub(super) fn allocate(f: &Function, order: &[BlockId]) -> Allocation {
             locations[v as usize] = Some(spill(s, e));
         }
     }
-    let spill_slots = spill_ends.len() as u32;
-    Allocation { locations, spill_slots }
+    Allocation { locations, spill_slots: slot_ends.len() as u32 }
 }
 
 /// Live-out sets per block, by the usual backward dataflow iteration.
@@ -200,4 +200,32 @@ fn live_in_of(f: &Function, b: BlockId, live_out: &[HashSet<VReg>]) -> Vec<VReg>
         }
     }
     live.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{AluOp, Block, Inst, Op, Operand, Term};
+    use grammar::Span;
+
+    /// Ten groups of six values live at once: each group spills two, and the later groups reuse
+    /// the spill slots of the earlier ones instead of taking new stack.
+    #[test]
+    fn spill_slots_are_reused_across_disjoint_lifetimes() {
+        let inst = |op| Inst { op, span: Span::default() };
+        let mut insts = Vec::new();
+        let mut next = 0;
+        for _ in 0..10 {
+            let regs: Vec<VReg> = (next..next + 6).map(VReg).collect();
+            next += 6;
+            insts.extend(regs.iter().map(|&dst| inst(Op::Const { dst, value: 1 })));
+            for pair in regs.windows(2) {
+                insts.push(inst(Op::Alu { op: AluOp::Add, dst: pair[1], lhs: pair[1], rhs: Operand::Reg(pair[0]) }));
+            }
+        }
+        let f = Function { blocks: vec![Block { insts, term: Term::Exit }], slots: Vec::new(), pinned_slots: 0, vreg_count: next };
+        let alloc = allocate(&f, &layout(&f));
+        assert_eq!(alloc.spill_slots, 2);
+        assert!(alloc.locations.iter().all(Option::is_some));
+    }
 }

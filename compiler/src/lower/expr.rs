@@ -509,32 +509,70 @@ impl ProbeLowering<'_> {
     }
 
     /// 1 when the NUL-terminated strings differ within `n` bytes, else 0; inverted unless `negate`.
+    ///
+    /// Eight bytes at a time and without branches (every string buffer is zero-padded to a
+    /// multiple of 8). A branch per byte gave the verifier two pending paths per byte: long
+    /// unrolled comparisons passed its limit of 8192 pending branches, and comparisons inside
+    /// loops multiplied the paths it walks.
     fn string_compare(&mut self, l: StackRef, r: StackRef, n: u32, negate: bool) -> VReg {
-        let dst = self.b.reg();
-        let differ = self.b.new_block();
-        let same = self.b.new_block();
-        let done = self.b.new_block();
-        for i in 0..n {
-            let a = self.b.reg();
-            let c = self.b.reg();
-            self.b.push(Op::LoadStack { dst: a, at: at_offset(l, i), size: 1 });
-            self.b.push(Op::LoadStack { dst: c, at: at_offset(r, i), size: 1 });
-            let next_check = self.b.new_block();
-            self.b.branch(Cond::Ne, a, Operand::Reg(c), differ, next_check);
-            self.b.switch_to(next_check);
-            let next = self.b.new_block();
-            self.b.branch(Cond::Eq, a, Operand::Imm(0), same, next);
-            self.b.switch_to(next);
+        // In-place steps (`dst op= rhs`) keep each chain in one register.
+        let apply = |this: &mut Self, op: AluOp, dst: VReg, rhs: Operand| {
+            this.b.push(Op::Alu { op, dst, lhs: dst, rhs });
+        };
+        let fresh = |this: &mut Self, op: AluOp, lhs: VReg, rhs: Operand| {
+            let dst = this.b.reg();
+            this.b.push(Op::Alu { op, dst, lhs, rhs });
+            dst
+        };
+        // `t = (v | -v) >> 63`: 1 when `v` is not zero.
+        let nonzero = |this: &mut Self, v: VReg| {
+            let t = this.b.reg();
+            this.b.push(Op::Neg { dst: t, src: v });
+            apply(this, AluOp::Or, t, Operand::Reg(v));
+            apply(this, AluOp::Shr, t, Operand::Imm(63));
+            t
+        };
+        let differ = self.b.constant(0);
+        let alive = self.b.constant(1);
+        let low7 = self.b.constant(0x7f7f_7f7f_7f7f_7f7f);
+        for word in 0..n.div_ceil(8) {
+            let (a, b) = (self.b.reg(), self.b.reg());
+            self.b.push(Op::LoadStack { dst: a, at: at_offset(l, word * 8), size: 8 });
+            self.b.push(Op::LoadStack { dst: b, at: at_offset(r, word * 8), size: 8 });
+            let x = fresh(self, AluOp::Xor, a, Operand::Reg(b));
+            // The top bit of each zero byte of `a`, exactly: !(((a & 0x7f..) + 0x7f..) | a | 0x7f..).
+            let zeros = fresh(self, AluOp::And, a, Operand::Reg(low7));
+            apply(self, AluOp::Add, zeros, Operand::Reg(low7));
+            apply(self, AluOp::Or, zeros, Operand::Reg(a));
+            apply(self, AluOp::Or, zeros, Operand::Reg(low7));
+            apply(self, AluOp::Xor, zeros, Operand::Imm(-1));
+            // Bytes at or past `n` do not count.
+            let valid = n - word * 8;
+            if valid < 8 {
+                let limit = self.b.constant((1u64 << (valid * 8)) - 1);
+                apply(self, AluOp::And, x, Operand::Reg(limit));
+                apply(self, AluOp::And, zeros, Operand::Reg(limit));
+            }
+            // The bytes that differ up to and including the first NUL, whose mask is
+            // (lowest zero bit << 1) - 1, or every byte when there is no NUL.
+            let d = self.b.reg();
+            self.b.push(Op::Neg { dst: d, src: zeros });
+            apply(self, AluOp::And, d, Operand::Reg(zeros));
+            apply(self, AluOp::Shl, d, Operand::Imm(1));
+            apply(self, AluOp::Sub, d, Operand::Imm(1));
+            apply(self, AluOp::And, d, Operand::Reg(x));
+            let hit = nonzero(self, d);
+            apply(self, AluOp::And, hit, Operand::Reg(alive));
+            apply(self, AluOp::Or, differ, Operand::Reg(hit));
+            // A NUL in this word ends the comparison.
+            let ended = nonzero(self, zeros);
+            apply(self, AluOp::Xor, ended, Operand::Imm(1));
+            apply(self, AluOp::And, alive, Operand::Reg(ended));
         }
-        self.b.terminate(crate::ir::Term::Jump(same));
-        self.b.switch_to(differ);
-        self.b.push(Op::Mov { dst, src: Operand::Imm(i32::from(negate)) });
-        self.b.terminate(crate::ir::Term::Jump(done));
-        self.b.switch_to(same);
-        self.b.push(Op::Mov { dst, src: Operand::Imm(i32::from(!negate)) });
-        self.b.terminate(crate::ir::Term::Jump(done));
-        self.b.switch_to(done);
-        dst
+        if !negate {
+            apply(self, AluOp::Xor, differ, Operand::Imm(1));
+        }
+        differ
     }
 
     fn lower_read_str(&mut self, ptr: &Expr, limit: Option<&Expr>, len: u32) -> StackRef {

@@ -236,42 +236,45 @@ impl ProbeLowering<'_> {
     }
 
     /// hist() bucket of a signed value: 0 negative, 1 zero, else 2 + floor(log2(v)).
+    ///
+    /// Computed without branches. With branches every bucket is a different constant on its own
+    /// path, and an unkeyed histogram's array index is a constant key the verifier tracks
+    /// precisely, so no two paths ever merge: three hist() calls in a loop of eight iterations
+    /// made 32^24 paths and hit the verifier's one-million-instruction limit.
     fn hist_bucket(&mut self, v: VReg) -> VReg {
-        let dst = self.b.reg();
-        let negative = self.b.new_block();
-        let non_negative = self.b.new_block();
-        let zero = self.b.new_block();
-        let positive = self.b.new_block();
-        let done = self.b.new_block();
-        self.b.branch(Cond::SLt, v, Operand::Imm(0), negative, non_negative);
-        self.b.switch_to(negative);
-        self.b.push(Op::Mov { dst, src: Operand::Imm(0) });
-        self.b.terminate(Term::Jump(done));
-        self.b.switch_to(non_negative);
-        self.b.branch(Cond::Eq, v, Operand::Imm(0), zero, positive);
-        self.b.switch_to(zero);
-        self.b.push(Op::Mov { dst, src: Operand::Imm(1) });
-        self.b.terminate(Term::Jump(done));
-        self.b.switch_to(positive);
+        let alu = |this: &mut Self, op: AluOp, lhs: VReg, rhs: Operand| {
+            let dst = this.b.reg();
+            this.b.push(Op::Alu { op, dst, lhs, rhs });
+            dst
+        };
+        // negative = v >> 63; positive = (-v & !v) >> 63 (top bit set only when v > 0).
+        let negative = alu(self, AluOp::Shr, v, Operand::Imm(63));
+        let minus = self.b.reg();
+        self.b.push(Op::Neg { dst: minus, src: v });
+        let not = alu(self, AluOp::Xor, v, Operand::Imm(-1));
+        let both = alu(self, AluOp::And, minus, Operand::Reg(not));
+        let positive = alu(self, AluOp::Shr, both, Operand::Imm(63));
         // floor(log2(v)) by halving the search range: 16, 8, 4, 2, 1 bits. Like bpftrace 0.17 there
         // is no 32-bit step, so every value of 2^31 or more lands in the last bucket (index 33).
-        let rest = self.b.reg();
-        self.b.push(Op::Mov { dst: rest, src: Operand::Reg(v) });
-        self.b.push(Op::Mov { dst, src: Operand::Imm(2) });
-        for shift in [16u32, 8, 4, 2, 1] {
-            let limit = self.b.constant((1u64 << shift) - 1);
-            let big = self.b.new_block();
-            let next = self.b.new_block();
-            self.b.branch(Cond::Gt, rest, Operand::Reg(limit), big, next);
-            self.b.switch_to(big);
-            self.b.push(Op::Alu { op: AluOp::Shr, dst: rest, lhs: rest, rhs: Operand::Imm(shift as i32) });
-            self.b.push(Op::Alu { op: AluOp::Add, dst, lhs: dst, rhs: Operand::Imm(shift as i32) });
-            self.b.terminate(Term::Jump(next));
-            self.b.switch_to(next);
+        // Each step: big = (rest >> shift) != 0, as (t | -t) >> 63 (rest < 2^63 when v > 0);
+        // then rest >>= big * shift and log += big * shift.
+        let mut rest = v;
+        let mut log = self.b.constant(0);
+        for bits in [4, 3, 2, 1, 0] {
+            let t = alu(self, AluOp::Shr, rest, Operand::Imm(1 << bits));
+            let minus_t = self.b.reg();
+            self.b.push(Op::Neg { dst: minus_t, src: t });
+            let either = alu(self, AluOp::Or, t, Operand::Reg(minus_t));
+            let big = alu(self, AluOp::Shr, either, Operand::Imm(63));
+            let step = alu(self, AluOp::Shl, big, Operand::Imm(bits));
+            rest = alu(self, AluOp::Shr, rest, Operand::Reg(step));
+            log = alu(self, AluOp::Add, log, Operand::Reg(step));
         }
-        self.b.terminate(Term::Jump(done));
-        self.b.switch_to(done);
-        dst
+        // bucket = positive * (log + 1) + 1 - negative.
+        let log_plus_one = alu(self, AluOp::Add, log, Operand::Imm(1));
+        let scaled = alu(self, AluOp::Mul, log_plus_one, Operand::Reg(positive));
+        let plus_one = alu(self, AluOp::Add, scaled, Operand::Imm(1));
+        alu(self, AluOp::Sub, plus_one, Operand::Reg(negative))
     }
 
     fn lhist_bucket(&mut self, v: VReg, min: i64, max: i64, step: i64) -> VReg {

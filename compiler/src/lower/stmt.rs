@@ -98,7 +98,9 @@ impl ProbeLowering<'_> {
             StmtKind::Zero { map } => self.send_header_only(EventKind::Zero, map.0),
             StmtKind::Delete { map, keys } => self.lower_delete(*map, keys),
             StmtKind::Exit => {
-                self.send_header_only(EventKind::Exit, 0);
+                let record = self.b.slot(EVENT_HEADER);
+                self.store_header(record, EventKind::Exit, 0);
+                self.send_counting(record, EVENT_HEADER, &[ErrorCounter::LostEvents, ErrorCounter::ExitLost]);
                 self.b.terminate(Term::Exit);
                 let dead = self.b.new_block();
                 self.b.switch_to(dead);
@@ -186,6 +188,11 @@ impl ProbeLowering<'_> {
     /// `bpf_ringbuf_output` (or `bpf_perf_event_output` to this CPU's buffer); a full buffer
     /// counts a lost event.
     pub(super) fn send(&mut self, record: StackRef, size: u32) {
+        self.send_counting(record, size, &[ErrorCounter::LostEvents]);
+    }
+
+    /// Sends a record, adding one to each of `counters` when the buffer is full.
+    fn send_counting(&mut self, record: StackRef, size: u32, counters: &[ErrorCounter]) {
         let r = self.b.reg();
         let call = match self.options.events {
             super::EventTransport::RingBuf { .. } => Op::Call {
@@ -209,7 +216,9 @@ impl ProbeLowering<'_> {
         let done = self.b.new_block();
         self.b.branch(Cond::Ne, r, Operand::Imm(0), failed, done);
         self.b.switch_to(failed);
-        self.count_error(ErrorCounter::LostEvents);
+        for &counter in counters {
+            self.count_error(counter);
+        }
         self.b.terminate(Term::Jump(done));
         self.b.switch_to(done);
     }
