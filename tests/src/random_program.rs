@@ -116,7 +116,8 @@ const INT_BUILTINS: &[&str] = &["pid", "tid", "uid", "gid", "nsecs", "elapsed", 
 const BINARY_OPS: &[&str] = &["+", "-", "*", "/", "%", "&", "|", "^", "<<", ">>", "==", "!=", "<", "<=", ">", ">="];
 const COMPOUND_OPS: &[&str] = &["+=", "-=", "*=", "/=", "%=", "&=", "|=", "^=", "<<=", ">>="];
 const CASTS: &[&str] = &["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"];
-const INT_CONVERSIONS: &[&str] = &["%d", "%u", "%x", "%lu", "%ld", "%llu", "%5d", "%-8x", "%08d", "%X", "%o", "%c", "%s"];
+// bpftrace 0.17 (and rbt) reject `%s` with an integer or a tuple.
+const INT_CONVERSIONS: &[&str] = &["%d", "%u", "%x", "%lu", "%ld", "%llu", "%5d", "%-8x", "%08d", "%X", "%o", "%c"];
 const STR_CONVERSIONS: &[&str] = &["%s", "%-10s", "%20s", "%.3s"];
 
 /// How hard a program pushes on the backend; drawn once per program.
@@ -440,11 +441,13 @@ impl Generator {
         let mut format = String::from("p");
         let mut args = String::new();
         for _ in 0..n {
-            let shape = self.shape(1);
+            let shape = match self.shape(1) {
+                Shape::Tuple(_) => Shape::Str,
+                other => other,
+            };
             let conv = match shape {
                 Shape::Int => self.rng.pick(INT_CONVERSIONS),
-                Shape::Str => self.rng.pick(STR_CONVERSIONS),
-                Shape::Tuple(_) => "%s",
+                _ => self.rng.pick(STR_CONVERSIONS),
             };
             format.push_str(&format!(" {conv}"));
             args.push_str(&format!(", {}", self.expr(sc, &shape, self.knobs.expr_depth)));
@@ -492,6 +495,8 @@ impl Generator {
             .filter(|&m| Some(m) != self.assigning)
             .filter(|&m| match &self.maps[m].kind {
                 MapKind::Plain(s) => s == wanted,
+                // As in bpftrace 0.17, avg/stats/hist/lhist maps cannot be read as values.
+                MapKind::Avg | MapKind::Stats | MapKind::Hist | MapKind::Lhist(..) => false,
                 _ => *wanted == Shape::Int,
             })
             .collect();
