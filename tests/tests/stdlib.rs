@@ -209,3 +209,22 @@ fn slowsched_prints_the_stack_of_long_d_state_waits() {
     assert!(!lines.is_empty(), "no D-state wait over 1 us for 20 fsyncs\n{}", out.stdout);
     assert!(lines[0].contains("in state D, blocked at:"), "{}", lines[0]);
 }
+
+#[test]
+fn offcputime_exports_a_flame_graph_and_a_profile_pprof_reads() {
+    let dir = workspace().join("target");
+    let (svg, pprof) = (dir.join("rbt-offcpu-test.svg"), dir.join("rbt-offcpu-test.pb.gz"));
+    let (svg_arg, pprof_arg) = (svg.display().to_string(), pprof.display().to_string());
+    let out = trace("offcputime", &["--flamegraph", &svg_arg, "--pprof", &pprof_arg, "{pid}"], "nap 2000 50");
+    assert!(out.stderr.is_empty() || !out.stderr.contains("ERROR"), "{}", out.stderr);
+    let svg_text = std::fs::read_to_string(&svg).expect("the flame graph was written");
+    assert!(svg_text.starts_with("<?xml") && svg_text.contains("</svg>"), "not an SVG");
+    assert!(svg_text.contains("nanosleep") && svg_text.contains("rbt-workload"), "the naps are missing from the flame graph");
+    let top = Command::new("go")
+        .args(["tool", "pprof", "-top", &pprof_arg])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `go tool pprof` ({e}); apt-get install -y golang-go (.ci/run installs it)"));
+    let text = String::from_utf8_lossy(&top.stdout);
+    assert!(top.status.success(), "go tool pprof failed: {}", String::from_utf8_lossy(&top.stderr));
+    assert!(text.contains("Type: offcpu") && text.contains("nanosleep"), "{text}");
+}
