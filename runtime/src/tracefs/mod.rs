@@ -56,6 +56,9 @@ pub struct Tracefs {
     events: OnceCell<Vec<String>>,
     /// Parsed formats by `category:event`; `None` remembers a tracepoint that cannot be read.
     formats: RefCell<HashMap<String, Option<TracepointFormat>>>,
+    /// uprobe targets by (binary, pattern): the checker resolves each attach point twice, and a
+    /// uprobe and its uretprobe usually name the same binary.
+    user_functions: RefCell<HashMap<(String, String), Result<Vec<compiler::UserFunction>, String>>>,
 }
 
 impl Tracefs {
@@ -78,7 +81,7 @@ impl Tracefs {
 
     /// A tracefs rooted at `root`, e.g. a copy of one in a test directory.
     pub fn at(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into(), events: OnceCell::new(), formats: RefCell::default() }
+        Self { root: root.into(), events: OnceCell::new(), formats: RefCell::default(), user_functions: RefCell::default() }
     }
 
     /// Every tracepoint as `category:event`, sorted. Like bpftrace this reads `available_events`
@@ -146,7 +149,13 @@ impl ProbeCatalog for Tracefs {
     }
 
     fn user_functions(&self, target: &str, pattern: &str) -> Result<Vec<compiler::UserFunction>, String> {
-        crate::dynamic_probes::user_functions(target, pattern)
+        let key = (target.to_owned(), pattern.to_owned());
+        if let Some(found) = self.user_functions.borrow().get(&key) {
+            return found.clone();
+        }
+        let found = crate::dynamic_probes::user_functions(target, pattern);
+        self.user_functions.borrow_mut().insert(key, found.clone());
+        found
     }
 
     fn kernel_functions(&self, pattern: &str) -> Result<Vec<String>, String> {
