@@ -121,6 +121,8 @@ def main():
     load.kill()
     load.wait()
     repl.send("\x03")
+    # Typed-ahead input after Ctrl-C is dropped with the interrupted line: let it finish first.
+    repl.drain(0.5)
     repl.send(":quit\r")
     # Keep reading until rbt exits: its last output must not block on a full terminal.
     while os.waitpid(repl.pid, os.WNOHANG) == (0, 0):
