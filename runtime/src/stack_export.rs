@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use export::{FlameGraphOptions, FoldedOptions, Frame, Label, Profile, Sample, ValueType};
 
-use crate::output::{FrameDetail, MapData, MapDump, StackText, Value};
+use crate::output::{MapData, MapDump, StackText, Value};
 
 /// What to export, from the command line.
 #[derive(Default)]
@@ -123,23 +123,28 @@ fn sample(key: &[Value], value: &Value) -> Sample {
     sample
 }
 
-/// A stack's frames, root first.
+/// A stack's frames, root first; functions inlined at an address follow the frame they were
+/// inlined into.
 fn frames(stack: &StackText) -> Vec<Frame> {
-    stack.detail.iter().rev().map(frame).collect()
-}
-
-fn frame(detail: &FrameDetail) -> Frame {
-    let mut frame = Frame::new(detail.name.clone().unwrap_or_else(|| format!("0x{:x}", detail.addr))).at_address(detail.addr);
-    if let Some(module) = &detail.module {
-        frame = frame.in_module(module.clone());
+    let mut out = Vec::new();
+    for detail in stack.detail.iter().rev() {
+        let mut frame = Frame::new(detail.name.clone().unwrap_or_else(|| format!("0x{:x}", detail.addr))).at_address(detail.addr);
+        if let Some(module) = &detail.module {
+            frame = frame.in_module(module.clone());
+        }
+        if let (Some(file), Some(line)) = (&detail.file, detail.line) {
+            frame = frame.at_line(file.clone(), line);
+        }
+        out.push(frame);
+        for inlined in &detail.inlined {
+            let mut frame = Frame::new(inlined.name.clone()).at_address(detail.addr).inlined();
+            if let (Some(file), Some(line)) = (&inlined.file, inlined.line) {
+                frame = frame.at_line(file.clone(), line);
+            }
+            out.push(frame);
+        }
     }
-    if let (Some(file), Some(line)) = (&detail.file, detail.line) {
-        frame = frame.at_line(file.clone(), line);
-    }
-    if detail.inlined {
-        frame = frame.inlined();
-    }
-    frame
+    out
 }
 
 /// `-f folded`: a stack map's folded lines.
@@ -184,7 +189,11 @@ mod tests {
             frames: names.iter().map(|n| format!("{n}+0")).collect(),
             user,
             pid: if user { 42 } else { 0 },
-            detail: names.iter().enumerate().map(|(i, n)| FrameDetail { addr: i as u64 + 1, name: Some((*n).to_owned()), ..FrameDetail::default() }).collect(),
+            detail: names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| runtime::symbols::Frame { addr: i as u64 + 1, name: Some((*n).to_owned()), ..Default::default() })
+                .collect(),
             ..StackText::default()
         })
     }

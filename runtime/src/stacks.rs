@@ -5,24 +5,14 @@ use std::cell::RefCell;
 use std::os::fd::RawFd;
 
 use crate::bpf_sys;
-use crate::output::{FrameDetail, StackText};
+use crate::output::StackText;
+use runtime::symbols::Frame;
 use compiler::types::{StackMode, StackType};
 
-/// A frame's symbol: the function and the offset of the address in it, for user frames the
-/// binary it is in, and the source line where debug information has it.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct Symbol {
-    pub name: String,
-    pub offset: u64,
-    pub module: Option<String>,
-    pub file: Option<String>,
-    pub line: Option<u32>,
-}
-
-/// Names addresses. `None` for an address no symbol covers.
+/// Names addresses: one frame per address, its `name` `None` where no symbol covers it.
 pub trait Symbolize {
-    fn kernel(&mut self, addrs: &[u64]) -> Vec<Option<Symbol>>;
-    fn user(&mut self, pid: u32, addrs: &[u64]) -> Vec<Option<Symbol>>;
+    fn kernel(&mut self, addrs: &[u64]) -> Vec<Frame>;
+    fn user(&mut self, pid: u32, addrs: &[u64]) -> Vec<Frame>;
     /// Called the first time a process shows up in a user stack, while it may still run, so its
     /// address space can be symbolized after it exits.
     fn remember(&mut self, pid: u32);
@@ -34,12 +24,12 @@ pub struct NoSymbols;
 
 #[cfg(test)]
 impl Symbolize for NoSymbols {
-    fn kernel(&mut self, addrs: &[u64]) -> Vec<Option<Symbol>> {
-        vec![None; addrs.len()]
+    fn kernel(&mut self, addrs: &[u64]) -> Vec<Frame> {
+        addrs.iter().map(|&a| Frame::unknown(a, true)).collect()
     }
 
-    fn user(&mut self, _pid: u32, addrs: &[u64]) -> Vec<Option<Symbol>> {
-        vec![None; addrs.len()]
+    fn user(&mut self, _pid: u32, addrs: &[u64]) -> Vec<Frame> {
+        addrs.iter().map(|&a| Frame::unknown(a, false)).collect()
     }
 
     fn remember(&mut self, _pid: u32) {}
@@ -66,26 +56,22 @@ impl Symbols {
 #[allow(unsafe_code, reason = "see the SAFETY comment")]
 unsafe impl Send for Symbols {}
 
-fn symbol(frame: runtime::symbols::Frame) -> Option<Symbol> {
-    Some(Symbol { name: frame.name?, offset: frame.offset, module: frame.module, file: frame.file, line: frame.line })
-}
-
 impl Symbolize for Symbols {
-    fn kernel(&mut self, addrs: &[u64]) -> Vec<Option<Symbol>> {
+    fn kernel(&mut self, addrs: &[u64]) -> Vec<Frame> {
         if !self.kernel_loaded {
             // Without kallsyms (no root, or hidden) every kernel frame prints as its address.
             let _ = self.inner.load_kernel_symbols();
             self.kernel_loaded = true;
         }
-        self.inner.kernel(addrs).into_iter().map(symbol).collect()
+        self.inner.kernel(addrs)
     }
 
-    fn user(&mut self, pid: u32, addrs: &[u64]) -> Vec<Option<Symbol>> {
+    fn user(&mut self, pid: u32, addrs: &[u64]) -> Vec<Frame> {
         if !self.inner.remembers(pid) {
             // Not announced (or announced too late): the live process, while it still exists.
             let _ = self.inner.remember(pid);
         }
-        self.inner.user(pid, addrs).into_iter().map(symbol).collect()
+        self.inner.user(pid, addrs)
     }
 
     fn remember(&mut self, pid: u32) {
@@ -138,20 +124,17 @@ impl Stacks {
                 return text;
             }
         };
-        let symbols = match ty.mode {
-            StackMode::Raw => vec![None; addrs.len()],
+        let frames = match ty.mode {
+            StackMode::Raw => addrs.iter().map(|&a| Frame::unknown(a, !ty.user)).collect(),
             StackMode::Bpftrace | StackMode::Perf if ty.user => self.symbolizer.borrow_mut().user(pid, &addrs),
             StackMode::Bpftrace | StackMode::Perf => self.symbolizer.borrow_mut().kernel(&addrs),
         };
-        for (&addr, symbol) in addrs.iter().zip(symbols) {
+        for frame in frames {
             text.frames.push(match ty.mode {
-                StackMode::Raw => format!("0x{addr:x}"),
-                _ => frame_text(addr, symbol.as_ref(), ty),
+                StackMode::Raw => format!("0x{:x}", frame.addr),
+                _ => frame_text(&frame, ty),
             });
-            text.detail.push(match symbol {
-                Some(s) => FrameDetail { addr, name: Some(s.name), offset: s.offset, module: s.module, file: s.file, line: s.line, inlined: false },
-                None => FrameDetail { addr, ..FrameDetail::default() },
-            });
+            text.detail.push(frame);
         }
         text
     }
@@ -161,10 +144,7 @@ impl Stacks {
     pub fn symbol_name(&self, user: bool, pid: u32, addr: u64) -> String {
         let mut symbolizer = self.symbolizer.borrow_mut();
         let found = if user { symbolizer.user(pid, &[addr]) } else { symbolizer.kernel(&[addr]) };
-        match found.into_iter().next().flatten() {
-            Some(symbol) => symbol.name,
-            None => format!("0x{addr:x}"),
-        }
+        found.into_iter().next().and_then(|f| f.name).unwrap_or_else(|| format!("0x{addr:x}"))
     }
 
     /// The addresses of a stack, leaf first, up to the first zero.
@@ -188,14 +168,15 @@ impl Stacks {
 }
 
 /// One frame as bpftrace 0.17 prints it in the stack's mode.
-fn frame_text(addr: u64, symbol: Option<&Symbol>, ty: &StackType) -> String {
-    match (ty.mode, symbol) {
-        (StackMode::Perf, Some(s)) => match &s.module {
-            Some(module) if ty.user => format!("{addr:x} {}+{} ({module})", s.name, s.offset),
-            _ => format!("{addr:x} {}+{}", s.name, s.offset),
+fn frame_text(frame: &Frame, ty: &StackType) -> String {
+    let addr = frame.addr;
+    match (ty.mode, &frame.name) {
+        (StackMode::Perf, Some(name)) => match &frame.module {
+            Some(module) if ty.user => format!("{addr:x} {name}+{} ({module})", frame.offset),
+            _ => format!("{addr:x} {name}+{}", frame.offset),
         },
         (StackMode::Perf, None) => format!("{addr:x} 0x{addr:x} ([unknown])"),
-        (_, Some(s)) => format!("{}+{}", s.name, s.offset),
+        (_, Some(name)) => format!("{name}+{}", frame.offset),
         (_, None) => format!("0x{addr:x}"),
     }
 }
@@ -218,11 +199,11 @@ mod tests {
     fn frames_print_as_bpftrace_does_in_each_mode() {
         let kernel = StackType { user: false, mode: StackMode::Bpftrace, limit: 5 };
         let perf_user = StackType { user: true, mode: StackMode::Perf, limit: 5 };
-        let sym = Symbol { name: "do_syscall_64".into(), offset: 506, module: Some("/bin/x".into()), ..Symbol::default() };
-        assert_eq!(frame_text(0xffff_ffff_8141_5d70, Some(&sym), &kernel), "do_syscall_64+506");
-        assert_eq!(frame_text(0x7fe4_aeb0_1829, None, &kernel), "0x7fe4aeb01829");
-        assert_eq!(frame_text(0x55ba_1d9f_5d55, None, &perf_user), "55ba1d9f5d55 0x55ba1d9f5d55 ([unknown])");
-        assert_eq!(frame_text(0x4010, Some(&sym), &perf_user), "4010 do_syscall_64+506 (/bin/x)");
+        let named = |addr| Frame { addr, name: Some("do_syscall_64".into()), offset: 506, module: Some("/bin/x".into()), ..Frame::default() };
+        assert_eq!(frame_text(&named(0xffff_ffff_8141_5d70), &kernel), "do_syscall_64+506");
+        assert_eq!(frame_text(&Frame::unknown(0x7fe4_aeb0_1829, true), &kernel), "0x7fe4aeb01829");
+        assert_eq!(frame_text(&Frame::unknown(0x55ba_1d9f_5d55, false), &perf_user), "55ba1d9f5d55 0x55ba1d9f5d55 ([unknown])");
+        assert_eq!(frame_text(&named(0x4010), &perf_user), "4010 do_syscall_64+506 (/bin/x)");
         assert!(capture_error(-i64::from(libc::EEXIST)).contains("EEXIST"));
     }
 }

@@ -102,7 +102,7 @@ fn offcputime_shows_naps_under_the_nanosleep_stack() {
         entries(&out.stdout, "@offcpu_us").into_iter().filter(|(k, _)| k.ends_with(", rbt-workload")).collect();
     let (stack, micros) = naps.iter().max_by_key(|(_, v)| *v).cloned().unwrap_or_default();
     // 100 naps of 2 ms, plus timer slack and the wait to run again on a busy machine.
-    assert!((190_000..=700_000).contains(&micros), "off-CPU {micros} us under {stack}\n{}", out.stdout);
+    assert!((190_000..=1_500_000).contains(&micros), "off-CPU {micros} us under {stack}\n{}", out.stdout);
     assert!(stack.contains("nanosleep"), "the biggest wait is not under nanosleep: {stack}");
 }
 
@@ -114,7 +114,7 @@ fn offwaketime_names_the_pipe_writer_as_the_waker() {
         .filter(|(k, _)| k.starts_with("rbt-workload, ") && k.contains("pipe_write") && k.contains("pipe_read"))
         .collect();
     let total: u64 = woken.iter().map(|(_, v)| v).sum();
-    assert!((90_000..=600_000).contains(&total), "blocked {total} us on the pipe, woken by the writer\n{}", out.stdout);
+    assert!((90_000..=1_500_000).contains(&total), "blocked {total} us on the pipe, woken by the writer\n{}", out.stdout);
 }
 
 #[test]

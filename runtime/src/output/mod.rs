@@ -81,7 +81,7 @@ pub use printf::{format_printf, render_printf, PrintfArg};
 #[allow(unused_imports)]
 pub use time::{format_time, DEFAULT_TIME_FORMAT};
 #[allow(unused_imports)]
-pub use value::{json_escape, FrameDetail, KeyPart, MapKey, StackText, Value};
+pub use value::{json_escape, KeyPart, MapKey, StackText, Value};
 
 /// The `-f` output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -39,7 +39,7 @@ pub enum Value {
 /// 	ffffffff814b0b2d perf_syscall_enter+397
 /// ]: 2
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct StackText {
     pub frames: Vec<String>,
     /// perf mode: tab-indented lines.
@@ -48,24 +48,23 @@ pub struct StackText {
     pub user: bool,
     pub pid: u32,
     /// The frames as the symbolizer resolved them, leaf first, for exports and `--json-stacks`.
-    pub detail: Vec<FrameDetail>,
+    pub detail: Vec<runtime::symbols::Frame>,
     /// `--json-stacks=frames`: JSON shows the frames as objects instead of bpftrace's text.
     pub json_frames: bool,
 }
 
-/// One frame of a stack, resolved.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct FrameDetail {
-    pub addr: u64,
-    /// The function, when a symbol covers the address.
-    pub name: Option<String>,
-    pub offset: u64,
-    /// The binary (user frames).
-    pub module: Option<String>,
-    pub file: Option<String>,
-    pub line: Option<u32>,
-    /// Inlined into the frame after it (towards the root), at the same address.
-    pub inlined: bool,
+
+/// Stacks sort by their text, as keys of other types do.
+impl PartialOrd for StackText {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for StackText {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (&self.frames, self.perf, self.user, self.pid).cmp(&(&other.frames, other.perf, other.user, other.pid))
+    }
 }
 
 impl StackText {
@@ -81,18 +80,26 @@ impl StackText {
             None => out.extend_from_slice(b"null"),
         };
         out.push(b'[');
-        for (i, f) in self.detail.iter().enumerate() {
-            if i > 0 {
+        let mut first = true;
+        let mut entry = |out: &mut Vec<u8>, addr: u64, name: Option<&String>, offset: u64, module: Option<&String>, file: Option<&String>, line: Option<u32>, inlined: bool| {
+            if !std::mem::take(&mut first) {
                 out.push(b',');
             }
-            out.extend_from_slice(format!("{{\"addr\": {}, \"sym\": ", f.addr).as_bytes());
-            string(&f.name, out);
-            out.extend_from_slice(format!(", \"offset\": {}, \"module\": ", f.offset).as_bytes());
-            string(&f.module, out);
+            out.extend_from_slice(format!("{{\"addr\": {addr}, \"sym\": ").as_bytes());
+            string(&name.cloned(), out);
+            out.extend_from_slice(format!(", \"offset\": {offset}, \"module\": ").as_bytes());
+            string(&module.cloned(), out);
             out.extend_from_slice(b", \"file\": ");
-            string(&f.file, out);
-            let line = f.line.map_or_else(|| "null".to_owned(), |l| l.to_string());
-            out.extend_from_slice(format!(", \"line\": {line}, \"inlined\": {}}}", f.inlined).as_bytes());
+            string(&file.cloned(), out);
+            let line = line.map_or_else(|| "null".to_owned(), |l| l.to_string());
+            out.extend_from_slice(format!(", \"line\": {line}, \"inlined\": {inlined}}}").as_bytes());
+        };
+        for f in &self.detail {
+            // Functions inlined at the address come first, innermost first, as leaf-first frames.
+            for i in f.inlined.iter().rev() {
+                entry(out, f.addr, Some(&i.name), 0, f.module.as_ref(), i.file.as_ref(), i.line, true);
+            }
+            entry(out, f.addr, f.name.as_ref(), f.offset, f.module.as_ref(), f.file.as_ref(), f.line, false);
         }
         out.push(b']');
     }
