@@ -144,7 +144,7 @@ pub fn run(
     }
     out.flush()?;
     let duration = i64::try_from(started.elapsed().as_nanos()).unwrap_or(i64::MAX);
-    if let Err(e) = stack_export::write_files(&dumps, exports, duration) {
+    if let Err(e) = stack_export::write_files(&dumps, exports, duration, session.stacks.modules()) {
         eprintln!("ERROR: {e}");
     }
     let full = session.error_count(ErrorCounter::MapFull);

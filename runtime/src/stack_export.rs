@@ -155,13 +155,15 @@ pub fn write_folded_map(out: &mut dyn Write, dump: &MapDump) -> io::Result<()> {
 }
 
 /// Writes the files the options ask for; reports each one written on stderr.
-pub fn write_files(dumps: &[MapDump], options: &ExportOptions, duration_ns: i64) -> Result<(), String> {
+pub fn write_files(dumps: &[MapDump], options: &ExportOptions, duration_ns: i64, modules: Vec<(String, Option<String>)>) -> Result<(), String> {
     if !options.any_file() {
         return Ok(());
     }
-    let Some(profile) = profile(dumps, options, duration_ns) else {
+    let Some(mut profile) = profile(dumps, options, duration_ns) else {
         return Err("no map keyed by stacks to export (e.g. @[kstack, comm] = count())".into());
     };
+    // Build ids let pprof match frames to the binaries' debug files.
+    profile.modules = modules.into_iter().map(|(path, build_id)| export::Module { path, build_id }).collect();
     let create = |path: &PathBuf| File::create(path).map(BufWriter::new).map_err(|e| format!("cannot write {}: {e}", path.display()));
     if let Some(path) = &options.folded {
         export::write_folded(&profile, &FoldedOptions::default(), create(path)?).map_err(|e| e.to_string())?;

@@ -16,6 +16,10 @@ pub trait Symbolize {
     /// Called the first time a process shows up in a user stack, while it may still run, so its
     /// address space can be symbolized after it exits.
     fn remember(&mut self, pid: u32);
+    /// The binaries user frames were found in, with their GNU build ids as lowercase hex.
+    fn modules(&self) -> Vec<(String, Option<String>)> {
+        Vec::new()
+    }
 }
 
 /// Knows no symbols: every frame prints as its address, as bpftrace prints frames it cannot name.
@@ -78,6 +82,11 @@ impl Symbolize for Symbols {
         // A process that exited before it could be read prints its frames as addresses.
         let _ = self.inner.remember(pid);
     }
+
+    fn modules(&self) -> Vec<(String, Option<String>)> {
+        let hex = |id: &[u8]| id.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        self.inner.object_files().map(|(path, id)| (path.to_owned(), id.map(hex))).collect()
+    }
 }
 
 /// The session's stack maps and symbolizer.
@@ -104,6 +113,11 @@ impl Stacks {
 
     pub fn remember(&self, pid: u32) {
         self.symbolizer.borrow_mut().remember(pid);
+    }
+
+    /// The binaries user frames came from, with build ids, for pprof's mappings.
+    pub fn modules(&self) -> Vec<(String, Option<String>)> {
+        self.symbolizer.borrow().modules()
     }
 
     /// The text of stack `id` (of process `pid`, for user stacks).
