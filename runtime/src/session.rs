@@ -325,10 +325,10 @@ fn verifier_error(probe: &ProbeProgram, e: bpf_sys::ProgLoadError) -> SessionErr
 /// A number from a program descriptor's fdinfo, e.g. `prog_id` or `run_cnt`:
 ///
 /// ```text
-/// prog_type:	5
-/// prog_id:	18120
-/// run_time_ns:	52311
-/// run_cnt:	1000
+/// prog_type: 5
+/// prog_id: 18120
+/// run_time_ns: 52311
+/// run_cnt: 1000
 /// ```
 fn fdinfo_value<T: std::str::FromStr>(fd: RawFd, key: &str) -> Option<T> {
     let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok()?;

@@ -46,7 +46,7 @@ pub fn has_stacks(dump: &MapDump) -> bool {
 pub fn profile(dumps: &[MapDump], options: &ExportOptions, duration_ns: i64) -> Option<Profile> {
     let stack_maps: Vec<&MapDump> = dumps.iter().filter(|d| has_stacks(d)).collect();
     let first = stack_maps.first()?;
-    let (kind, unit) = value_type(&first.name, &first.data);
+    let (kind, unit) = value_type(&first.name);
     let mut samples = Vec::new();
     for dump in &stack_maps {
         let MapData::Values(entries) = &dump.data else { continue };
@@ -72,14 +72,13 @@ pub fn profile(dumps: &[MapDump], options: &ExportOptions, duration_ns: i64) -> 
 }
 
 /// `@offcpu_us` -> (`offcpu`, `microseconds`); a count -> (`NAME` or `samples`, `count`).
-fn value_type(map_name: &str, data: &MapData) -> (String, String) {
+fn value_type(map_name: &str) -> (String, String) {
     let name = map_name.trim_start_matches('@');
     for (suffix, unit) in [("_ns", "nanoseconds"), ("_us", "microseconds"), ("_ms", "milliseconds"), ("_s", "seconds")] {
         if let Some(kind) = name.strip_suffix(suffix) {
             return (kind.to_owned(), unit.to_owned());
         }
     }
-    let _ = data;
     let kind = if name.is_empty() { "samples" } else { name };
     (kind.to_owned(), "count".to_owned())
 }

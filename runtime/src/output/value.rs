@@ -26,7 +26,7 @@ pub enum Value {
 /// (`sym+off`; perf's `ADDR sym+off (module)`; a raw address).
 ///
 /// bpftrace 0.17 indents frames by 4 spaces in map keys and by 8 elsewhere (map values,
-/// `printf("%s")`); in perf mode every frame line starts with a tab instead:
+/// `printf("%s")`); in perf mode every frame line starts with a tab instead (shown as `→`):
 ///
 /// ```text
 /// @k[
@@ -36,7 +36,7 @@ pub enum Value {
 /// @v:
 ///         perf_syscall_enter+397
 /// @p[
-/// 	ffffffff814b0b2d perf_syscall_enter+397
+/// →ffffffff814b0b2d perf_syscall_enter+397
 /// ]: 2
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

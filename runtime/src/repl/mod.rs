@@ -124,7 +124,7 @@ pub fn run(mut options: ReplOptions) -> Result<(), String> {
     let mut pending = String::new();
     loop {
         let prompt = if pending.is_empty() { PROMPT } else { CONTINUATION_PROMPT };
-        if let Some(h) = repl_helper(&mut editor) {
+        if let Some(h) = editor.helper_mut() {
             h.set_pending(&pending);
         }
         match editor.readline(prompt) {
@@ -157,10 +157,6 @@ pub fn run(mut options: ReplOptions) -> Result<(), String> {
     }
     repl.quit();
     Ok(())
-}
-
-fn repl_helper(editor: &mut Editor<complete::ReplHelper, DefaultHistory>) -> Option<&mut complete::ReplHelper> {
-    editor.helper_mut()
 }
 
 /// `$XDG_STATE_HOME/rbt/history`, else `~/.rbt_history`.

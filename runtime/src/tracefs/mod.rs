@@ -58,8 +58,11 @@ pub struct Tracefs {
     formats: RefCell<HashMap<String, Option<TracepointFormat>>>,
     /// uprobe targets by (binary, pattern): the checker resolves each attach point twice, and a
     /// uprobe and its uretprobe usually name the same binary.
-    user_functions: RefCell<HashMap<(String, String), Result<Vec<compiler::UserFunction>, String>>>,
+    user_functions: RefCell<HashMap<(String, String), UserFunctions>>,
 }
+
+/// The functions of a binary matching a pattern, or why they could not be read.
+type UserFunctions = Result<Vec<compiler::UserFunction>, String>;
 
 impl Tracefs {
     /// Finds tracefs at `/sys/kernel/tracing`, then `/sys/kernel/debug/tracing`, and mounts it at
