@@ -74,8 +74,13 @@ pub enum AttachPoint {
     /// `software:EVENT:COUNT` / `hardware:EVENT:COUNT`: a perf counter on every CPU, firing
     /// every `period` events. `config` is the kernel's `perf_sw_ids` / `perf_hw_id` number.
     PerfCounter { hardware: bool, event: String, config: u64, period: u64 },
-    /// `rawtracepoint:NAME`: the tracepoint's raw arguments, `arg0`...
-    RawTracepoint { name: String },
+    /// `rawtracepoint:NAME`: the tracepoint's raw arguments, `arg0`..., and by name (`args->prev`)
+    /// where the kernel's BTF has the tracepoint's prototype (`signature`, without its first,
+    /// `void *`, argument).
+    RawTracepoint { name: String, signature: Option<crate::ktypes::KFunction> },
+    /// `fentry:FUNC` / `fexit:FUNC`: a BPF trampoline on a kernel function, whose arguments (and
+    /// for fexit, return value) arrive typed from BTF as an array of u64s.
+    Fentry { func: crate::ktypes::KFunction, ret: bool },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,7 +104,8 @@ impl AttachPoint {
             AttachPoint::PerfCounter { hardware, event, period, .. } => {
                 format!("{}:{event}:{period}", if *hardware { "hardware" } else { "software" })
             }
-            AttachPoint::RawTracepoint { name } => format!("rawtracepoint:{name}"),
+            AttachPoint::RawTracepoint { name, .. } => format!("rawtracepoint:{name}"),
+            AttachPoint::Fentry { func, ret } => format!("{}:{}", if *ret { "fexit" } else { "fentry" }, func.name),
             AttachPoint::Kprobe { func, offset, ret } => {
                 let kind = if *ret { "kretprobe" } else { "kprobe" };
                 if *offset == 0 { format!("{kind}:{func}") } else { format!("{kind}:{func}+{offset}") }
@@ -207,6 +213,12 @@ pub enum ExprKind {
     Stack(crate::types::StackType),
     /// `ksym(addr)` / `usym(addr)`: the address, and for user symbols the current pid.
     Symbol { addr: Box<Expr>, user: bool },
+    /// A value of `ty` read from kernel memory at `addr + offset` (`bpf_probe_read_kernel`): the
+    /// end of a `->`/`.`/`[N]` chain, or `*ptr`. A bitfield is extracted from the bytes read.
+    KernelRead { addr: Box<Expr>, offset: u32, bitfield: Option<crate::types::Bitfield> },
+    /// A member of a struct or array value already on the stack (a variable, a map value):
+    /// `$s.load`, `@m.bits[1]`.
+    Member { base: Box<Expr>, offset: u32, bitfield: Option<crate::types::Bitfield> },
 }
 
 /// What `++`/`--` and compound assignment update.

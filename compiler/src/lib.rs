@@ -9,6 +9,7 @@ mod compile;
 pub mod format;
 pub mod hir;
 pub mod ir;
+pub mod ktypes;
 pub mod lower;
 pub mod program;
 pub mod tracepoint;

@@ -1,6 +1,8 @@
 //! Tracepoint record layouts, as the runtime reads them from tracefs `format` files. The compiler
 //! takes them as input and never reads files itself.
 
+use crate::ktypes::{KFunction, KType, KTypeId};
+
 /// The layout of one tracepoint's record, e.g. `syscalls:sys_enter_openat`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TracepointFormat {
@@ -71,6 +73,48 @@ pub trait ProbeCatalog {
     /// has no kprobes.
     fn kernel_functions(&self, _pattern: &str) -> Result<Vec<String>, String> {
         Err("this catalog knows no kernel functions".into())
+    }
+    /// Why kernel types cannot be used, or `None` when the catalog has them (the kernel's BTF).
+    fn kernel_types_missing(&self) -> Option<String> {
+        Some("this catalog has no kernel types".into())
+    }
+    /// The kernel type a cast names: `struct task_struct`, `union bpf_attr`, `pid_t`.
+    fn kernel_type_named(&self, _name: &str) -> Option<KTypeId> {
+        None
+    }
+    /// One kernel type by id, typedefs and qualifiers looked through.
+    fn kernel_type(&self, _id: KTypeId) -> Option<KType> {
+        None
+    }
+    /// A kernel type's C name, e.g. `struct task_struct *`.
+    fn kernel_type_name(&self, id: KTypeId) -> String {
+        format!("type {id}")
+    }
+    /// A kernel type's size in bytes (arrays included).
+    fn kernel_type_size(&self, _id: KTypeId) -> Option<u32> {
+        None
+    }
+    /// Every struct and union name with its tag, for suggestions.
+    fn kernel_record_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// A kernel function's BTF signature, for fentry/fexit.
+    fn kernel_function_signature(&self, _name: &str) -> Option<KFunction> {
+        None
+    }
+    /// Why fentry/fexit programs cannot attach to `func` on this kernel (no BPF trampolines, or
+    /// not allowed), or `None` when they can.
+    fn trampolines_missing(&self, _func: &KFunction) -> Option<String> {
+        None
+    }
+    /// A raw tracepoint's arguments from BTF (its `btf_trace_NAME` prototype without the leading
+    /// `void *`), or `None` when the kernel's BTF does not describe it.
+    fn raw_tracepoint_signature(&self, _name: &str) -> Option<KFunction> {
+        None
+    }
+    /// Kernel functions with BTF signatures matching `pattern` (`*` wildcards), sorted.
+    fn kernel_btf_functions(&self, _pattern: &str) -> Vec<String> {
+        Vec::new()
     }
 }
 

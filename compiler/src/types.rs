@@ -1,6 +1,9 @@
 //! rbt's value types, as the checker assigns them and the backend lays them out in memory.
 
 use std::fmt;
+use std::sync::Arc;
+
+use crate::ktypes::KTypeId;
 
 /// The type of an expression or of a map's key part or value.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -13,8 +16,14 @@ pub enum Type {
     /// A tuple of values laid out one after another, each field 8-byte aligned.
     Tuple(Vec<Type>),
     /// A pointer into kernel or user memory, e.g. a tracepoint's `const char *` field. It behaves
-    /// as an unsigned 64-bit integer, and `str()` can read through it.
-    Pointer { pointee: String },
+    /// as an unsigned 64-bit integer, and `str()` can read through it. `target` is the kernel
+    /// type pointed at, when known from BTF (`curtask`, casts, struct fields): `->` reads it.
+    Pointer { pointee: String, target: Option<KTypeId> },
+    /// A struct or union copied out of kernel memory, laid out as the kernel lays it out.
+    Record(Arc<RecordLayout>),
+    /// A fixed array of integers, pointers or records (arrays of `char` are strings), laid out
+    /// natively: `unsigned long bits[4]`.
+    Array { elem: Box<Type>, len: u32 },
     /// A kernel or user stack: a stack id in the stack map for its depth, and for user stacks
     /// the process it belongs to (16 bytes: `i64 id, u64 pid`). The id is negative when the
     /// capture failed (the error the kernel returned).
@@ -91,11 +100,22 @@ impl Type {
     pub fn size(&self) -> u32 {
         match self {
             Type::Int { .. } | Type::Pointer { .. } => 8,
+            Type::Record(layout) => layout.size,
+            Type::Array { elem, len } => elem.native_size() * len,
             Type::Str { len } => *len,
             Type::Tuple(fields) => fields.iter().map(|f| align8(f.size())).sum(),
             Type::Stack(_) => StackType::SIZE,
             Type::Symbol { .. } => 16,
             Type::Args | Type::None => 0,
+        }
+    }
+
+    /// Bytes a value of this type occupies inside a kernel struct or array: integers at their own
+    /// width, where [`Type::size`] gives the 8 bytes rbt stores them in.
+    pub fn native_size(&self) -> u32 {
+        match self {
+            Type::Int { bytes, .. } => u32::from(*bytes),
+            other => other.size(),
         }
     }
 
@@ -124,6 +144,8 @@ impl Type {
             // A stack id only means something in the stack map of its own depth.
             (Type::Stack(a), Type::Stack(b)) => a == b,
             (Type::Symbol { user: a }, Type::Symbol { user: b }) => a == b,
+            (Type::Record(a), Type::Record(b)) => a.name == b.name && a.size == b.size,
+            (Type::Array { .. }, Type::Array { .. }) => self == other,
             _ => false,
         }
     }
@@ -139,6 +161,54 @@ impl Type {
             // into the signed map, and a tuple's int8 field stays one byte in its layout.
             (Type::Int { .. }, Type::Int { .. }) => self.clone(),
             _ => self.clone(),
+        }
+    }
+}
+
+/// A struct or union as rbt stores and prints it: bpftrace prints every member with a type it
+/// can show (`{ .weight = 1048576, .inv_weight = 4194304 }`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RecordLayout {
+    /// With its tag: `struct load_weight`.
+    pub name: String,
+    pub size: u32,
+    pub fields: Vec<RecordField>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RecordField {
+    pub name: String,
+    /// From the start of the record.
+    pub offset: u32,
+    pub ty: Type,
+    pub bitfield: Option<Bitfield>,
+}
+
+/// A bitfield member: `bits` bits starting `shift` bits into the little-endian word at the
+/// member's byte offset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Bitfield {
+    pub shift: u8,
+    pub bits: u8,
+}
+
+impl Bitfield {
+    /// Bytes to read at the member's offset to hold every bit of it.
+    pub fn bytes(&self) -> u32 {
+        (u32::from(self.shift) + u32::from(self.bits)).div_ceil(8).min(8)
+    }
+
+    /// The member's value out of the bytes read at its offset (zero-extended; `signed` sign-extends).
+    pub fn extract(&self, word: u64, signed: bool) -> u64 {
+        let bits = u32::from(self.bits).min(64);
+        let value = word >> self.shift;
+        if bits >= 64 {
+            return value;
+        }
+        if signed {
+            (((value << (64 - bits)) as i64) >> (64 - bits)) as u64
+        } else {
+            value & ((1u64 << bits) - 1)
         }
     }
 }
@@ -164,7 +234,9 @@ impl fmt::Display for Type {
                 }
                 write!(f, ")")
             }
-            Type::Pointer { pointee } => write!(f, "{pointee} *"),
+            Type::Pointer { pointee, .. } => write!(f, "{pointee} *"),
+            Type::Record(layout) => write!(f, "{}", layout.name),
+            Type::Array { elem, len } => write!(f, "{elem}[{len}]"),
             Type::Stack(st) => {
                 let mode = match st.mode {
                     StackMode::Bpftrace => "",

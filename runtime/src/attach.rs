@@ -94,7 +94,13 @@ pub fn counter(prog_fd: RawFd, cpu: u32, hardware: bool, config: u64, period: u6
 
 /// Attaches `prog_fd` (a BPF_PROG_TYPE_RAW_TRACEPOINT program) to the raw tracepoint `name`.
 pub fn raw_tracepoint(prog_fd: RawFd, name: &str) -> io::Result<Attachment> {
-    let link = bpf_sys::raw_tracepoint_open(prog_fd, name)?;
+    let link = bpf_sys::raw_tracepoint_open(prog_fd, Some(name))?;
+    Ok(Attachment { _link: Some(link), _perf: None })
+}
+
+/// Attaches a loaded fentry/fexit program to the kernel function it was loaded for.
+pub fn trampoline(prog_fd: RawFd) -> io::Result<Attachment> {
+    let link = bpf_sys::raw_tracepoint_open(prog_fd, None)?;
     Ok(Attachment { _link: Some(link), _perf: None })
 }
 

@@ -190,6 +190,27 @@ struct ProgLoadAttr {
     prog_name: [u8; BPF_OBJ_NAME_LEN],
     prog_ifindex: u32,
     expected_attach_type: u32,
+    prog_btf_fd: u32,
+    func_info_rec_size: u32,
+    func_info: u64,
+    func_info_cnt: u32,
+    line_info_rec_size: u32,
+    line_info: u64,
+    line_info_cnt: u32,
+    attach_btf_id: u32,
+    attach_btf_obj_fd: u32,
+}
+
+/// `BPF_PROG_TYPE_TRACING` and its `enum bpf_attach_type`s: fentry and fexit programs.
+pub const BPF_PROG_TYPE_TRACING: u32 = 26;
+pub const BPF_TRACE_FENTRY: u32 = 24;
+pub const BPF_TRACE_FEXIT: u32 = 25;
+
+/// What a tracing program attaches to: a kernel function by its BTF id (in vmlinux's BTF).
+#[derive(Clone, Copy, Debug)]
+pub struct AttachTarget {
+    pub attach_type: u32,
+    pub btf_id: u32,
 }
 
 /// `union bpf_attr` for BPF_LINK_CREATE of a perf event link (`perf_event.bpf_cookie`).
@@ -268,7 +289,14 @@ pub struct LoadedProg {
 /// or for statistics only under `stats`; a rejected program is loaded again with the verifier's
 /// whole log so the caller can show why. Kernels since 6.4 keep the log's tail when it
 /// overflows; older ones fail with ENOSPC, so the buffer grows until the log fits.
-pub fn prog_load(prog_type: u32, name: &str, insns: &[u8], kern_version: u32, stats: bool) -> Result<LoadedProg, ProgLoadError> {
+pub fn prog_load(
+    prog_type: u32,
+    name: &str,
+    insns: &[u8],
+    kern_version: u32,
+    stats: bool,
+    target: Option<AttachTarget>,
+) -> Result<LoadedProg, ProgLoadError> {
     let license = b"GPL\0";
     let attempt = |log: &mut [u8], log_level: u32| {
         let mut attr = ProgLoadAttr {
@@ -281,6 +309,8 @@ pub fn prog_load(prog_type: u32, name: &str, insns: &[u8], kern_version: u32, st
             log_buf: if log.is_empty() { 0 } else { log.as_mut_ptr() as u64 },
             kern_version,
             prog_name: object_name(name),
+            expected_attach_type: target.map_or(0, |t| t.attach_type),
+            attach_btf_id: target.map_or(0, |t| t.btf_id),
             ..ProgLoadAttr::default()
         };
         let result = bpf_fd(BPF_PROG_LOAD, &mut attr);
@@ -332,9 +362,12 @@ const BPF_RAW_TRACEPOINT_OPEN: libc::c_long = 17;
 
 /// Attaches a raw tracepoint program to the tracepoint `name`; detached when the returned
 /// descriptor closes.
-pub fn raw_tracepoint_open(prog_fd: RawFd, name: &str) -> io::Result<OwnedFd> {
-    let name = std::ffi::CString::new(name).map_err(|_| io::Error::other("NUL in a tracepoint name"))?;
-    // `union bpf_attr` for BPF_RAW_TRACEPOINT_OPEN: u64 name, u32 prog_fd (and padding).
-    let mut attr: [u64; 2] = [name.as_ptr() as u64, prog_fd as u64];
+pub fn raw_tracepoint_open(prog_fd: RawFd, name: Option<&str>) -> io::Result<OwnedFd> {
+    let name = name
+        .map(|n| std::ffi::CString::new(n).map_err(|_| io::Error::other("NUL in a tracepoint name")))
+        .transpose()?;
+    // `union bpf_attr` for BPF_RAW_TRACEPOINT_OPEN: u64 name, u32 prog_fd (and padding). A
+    // tracing (fentry/fexit) program passes no name: it attaches where it was loaded for.
+    let mut attr: [u64; 2] = [name.as_ref().map_or(0, |n| n.as_ptr() as u64), prog_fd as u64];
     bpf_fd(BPF_RAW_TRACEPOINT_OPEN, &mut attr)
 }

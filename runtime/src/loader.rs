@@ -132,7 +132,7 @@ fn encode(insns: &[bpf_insn]) -> Vec<u8> {
 /// Loads one probe's program (with the verifier's statistics under `stats`); the verifier's log
 /// comes back in the error.
 pub fn load_program(probe: &ProbeProgram, insns: &[u8], stats: bool) -> Result<LoadedProg, ProgLoadError> {
-    let prog_type = match probe.attach {
+    let prog_type = match &probe.attach {
         // BEGIN and END run once, through BPF_PROG_TEST_RUN, which raw tracepoint programs allow.
         AttachPoint::Begin | AttachPoint::End => BPF_PROG_TYPE_RAW_TRACEPOINT,
         AttachPoint::Tracepoint { .. } => BPF_PROG_TYPE_TRACEPOINT,
@@ -140,6 +140,11 @@ pub fn load_program(probe: &ProbeProgram, insns: &[u8], stats: bool) -> Result<L
         AttachPoint::RawTracepoint { .. } => BPF_PROG_TYPE_RAW_TRACEPOINT,
         // uprobes and kprobes both run kprobe-type programs over struct pt_regs.
         AttachPoint::Uprobe { .. } | AttachPoint::Kprobe { .. } => BPF_PROG_TYPE_KPROBE,
+        AttachPoint::Fentry { func, ret } => {
+            let attach_type = if *ret { bpf_sys::BPF_TRACE_FEXIT } else { bpf_sys::BPF_TRACE_FENTRY };
+            let target = bpf_sys::AttachTarget { attach_type, btf_id: func.btf_id };
+            return bpf_sys::prog_load(bpf_sys::BPF_PROG_TYPE_TRACING, &probe.name, insns, 0, stats, Some(target));
+        }
     };
-    bpf_sys::prog_load(prog_type, &probe.name, insns, 0, stats)
+    bpf_sys::prog_load(prog_type, &probe.name, insns, 0, stats, None)
 }

@@ -2,6 +2,7 @@
 
 mod attach;
 mod bpf_sys;
+mod btf;
 mod child;
 mod cli;
 mod diagnostics;

@@ -239,6 +239,51 @@ pub fn read_u64(bytes: &[u8], off: usize) -> u64 {
     u64::from_le_bytes(word)
 }
 
+/// Decodes a kernel struct, array or member as the kernel lays it out: integers at their own
+/// width, pointers as bpftrace prints BTF pointers.
+fn decode_native(ty: &Type, bytes: &[u8], bitfield: Option<compiler::types::Bitfield>) -> Value {
+    match ty {
+        Type::Int { bytes: width, signed } => {
+            let width = usize::from(*width).min(8);
+            let mut word = [0u8; 8];
+            let n = bitfield.map_or(width, |bf| bf.bytes() as usize).min(bytes.len());
+            word[..n].copy_from_slice(&bytes[..n]);
+            let raw = u64::from_le_bytes(word);
+            let value = match bitfield {
+                Some(bf) => bf.extract(raw, *signed),
+                None if *signed && width < 8 => {
+                    let shift = 64 - 8 * width as u32;
+                    (((raw << shift) as i64) >> shift) as u64
+                }
+                None => raw,
+            };
+            if *signed { Value::Int(value as i64) } else { Value::UInt(value) }
+        }
+        Type::Pointer { .. } => Value::KernelPointer(read_u64(bytes, 0)),
+        Type::Record(layout) => Value::Record(
+            layout
+                .fields
+                .iter()
+                .map(|f| (f.name.clone(), decode_native(&f.ty, bytes.get(f.offset as usize..).unwrap_or(&[]), f.bitfield)))
+                .collect(),
+        ),
+        Type::Array { elem, len } => {
+            let size = elem.native_size() as usize;
+            Value::Array(
+                (0..*len as usize)
+                    .map(|i| decode_native(elem, bytes.get(i * size..).unwrap_or(&[]), None))
+                    .collect(),
+            )
+        }
+        Type::Str { len } => {
+            let raw = &bytes[..(*len as usize).min(bytes.len())];
+            let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+            Value::Str(raw[..end].to_vec())
+        }
+        _ => Value::UInt(0),
+    }
+}
+
 /// Decodes a value laid out by the compiler (integers 8 bytes, strings padded, tuples 8-aligned,
 /// stacks as an id and a pid).
 pub fn decode(ty: &Type, bytes: &[u8], stacks: &Stacks) -> Value {
@@ -246,6 +291,7 @@ pub fn decode(ty: &Type, bytes: &[u8], stacks: &Stacks) -> Value {
         Type::Int { signed: true, .. } => Value::Int(read_u64(bytes, 0) as i64),
         Type::Int { .. } => Value::UInt(read_u64(bytes, 0)),
         Type::Pointer { .. } => Value::Pointer(read_u64(bytes, 0)),
+        Type::Record(_) | Type::Array { .. } => decode_native(ty, bytes, None),
         Type::Str { len } => {
             let raw = &bytes[..(*len as usize).min(bytes.len())];
             let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());

@@ -157,6 +157,10 @@ pub fn run(
              the same CPU (e.g. a tracepoint hit inside an interrupt during a probe)"
         );
     }
+    let reads = session.error_count(ErrorCounter::ReadFailed);
+    if reads > 0 {
+        eprintln!("WARNING: {reads} kernel memory reads failed (invalid pointers); those values read as zero");
+    }
     let stacks = session.error_count(ErrorCounter::StackFailed);
     if stacks > 0 {
         eprintln!(

@@ -178,7 +178,8 @@ impl Session {
                 AttachPoint::PerfCounter { hardware, config, period, .. } => {
                     cpus.iter().map(|&cpu| attach::counter(prog_fd, cpu, *hardware, *config, *period)).collect()
                 }
-                AttachPoint::RawTracepoint { name } => attach::raw_tracepoint(prog_fd, name).map(|a| vec![a]),
+                AttachPoint::RawTracepoint { name, .. } => attach::raw_tracepoint(prog_fd, name).map(|a| vec![a]),
+                AttachPoint::Fentry { .. } => attach::trampoline(prog_fd).map(|a| vec![a]),
             };
             let attached = attached.map_err(|source| SessionError::Attach { probe: probe.attach.probe_name(), source })?;
             loaded.attachments.extend(attached);

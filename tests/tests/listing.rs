@@ -108,3 +108,21 @@ fn uprobe_listing_matches_bpftrace() {
         assert_eq!(expected, actual, "{search}:\n{}", line_diff(&expected, &actual));
     }
 }
+
+/// `-lv fentry:` lists kernel functions with their BTF arguments and return value, as bpftrace's
+/// `-lv kfunc:` prints them (bpftrace 0.17 cannot list kfuncs here: it wants
+/// `available_filter_functions`, which this kernel does not let it read). vfs_read's signature
+/// is stable kernel ABI.
+#[test]
+fn fentry_listing_shows_btf_arguments() {
+    let rbt = rbt().unwrap_or_else(|e| panic!("cannot get the rbt binary: {e}"));
+    let run = list(&rbt, &["-lv", "fentry:vfs_read"]);
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout),
+        "fentry:vfs_read\n    struct file * file\n    char * buf\n    size_t count\n    loff_t * pos\n    ssize_t retval\n"
+    );
+    let run = list(&rbt, &["-l", "fexit:vfs_read*"]);
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert!(text.lines().any(|l| l == "fexit:vfs_readv"), "{text}");
+    assert!(text.lines().all(|l| l.starts_with("fexit:vfs_read")), "{text}");
+}

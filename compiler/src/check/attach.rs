@@ -5,7 +5,10 @@ use crate::hir::{AttachPoint, PerfRate};
 use grammar::ast::ProbeSpec;
 use grammar::Diagnostic;
 
-const PROBE_TYPES: &[&str] = &["BEGIN", "END", "tracepoint", "profile", "interval", "uprobe", "uretprobe", "kprobe", "kretprobe"];
+const PROBE_TYPES: &[&str] = &[
+    "BEGIN", "END", "tracepoint", "rawtracepoint", "profile", "interval", "uprobe", "uretprobe", "kprobe", "kretprobe",
+    "fentry", "fexit", "software", "hardware",
+];
 
 impl Checker<'_> {
     /// The concrete attach points one written spec stands for (a wildcard gives many).
@@ -39,7 +42,8 @@ impl Checker<'_> {
             "software" | "s" | "hardware" | "h" => self.resolve_perf_counter(spec, &parts, matches!(kind, "hardware" | "h")),
             "rawtracepoint" | "rt" => match parts.as_slice() {
                 [_, name] | [_, _, name] if !name.is_empty() && self.catalog.tracepoint_exists(name) => {
-                    vec![AttachPoint::RawTracepoint { name: (*name).to_owned() }]
+                    let signature = self.catalog.raw_tracepoint_signature(name);
+                    vec![AttachPoint::RawTracepoint { name: (*name).to_owned(), signature }]
                 }
                 _ => {
                     self.error(
@@ -49,16 +53,20 @@ impl Checker<'_> {
                     Vec::new()
                 }
             },
-            "usdt"
-            | "U" | "fentry" | "f" | "fexit" | "fr" | "watchpoint" | "w" | "asyncwatchpoint" | "kfunc" | "kretfunc"
-            | "iter" => {
+            "fentry" | "f" | "kfunc" | "fexit" | "fr" | "kretfunc" => {
+                self.resolve_fentry(spec, &parts, matches!(kind, "fexit" | "fr" | "kretfunc"))
+            }
+            "usdt" | "U" | "watchpoint" | "w" | "asyncwatchpoint" | "iter" => {
                 self.error(
                     Diagnostic::error(
                         "unsupported-probe",
                         format!("{kind} probes are not supported by rbt yet"),
                         spec.span,
                     )
-                    .with_help("rbt supports BEGIN, END, tracepoint, profile, interval, uprobe and kprobe probes"),
+                    .with_help(
+                        "rbt supports BEGIN, END, tracepoint, rawtracepoint, profile, interval, uprobe, kprobe, fentry, \
+                         software and hardware probes",
+                    ),
                 );
                 Vec::new()
             }
@@ -198,6 +206,71 @@ impl Checker<'_> {
         }
     }
 
+    /// `fentry:FUNC` / `fexit:FUNC` (`fentry:vmlinux:FUNC`), wildcards over the kernel functions
+    /// BTF describes.
+    fn resolve_fentry(&mut self, spec: &ProbeSpec, parts: &[&str], ret: bool) -> Vec<AttachPoint> {
+        let kind = if ret { "fexit" } else { "fentry" };
+        let pattern = match parts {
+            [_, f] | [_, "vmlinux", f] if !f.is_empty() => *f,
+            [_, module, _] => {
+                self.error(
+                    Diagnostic::error("unsupported-probe", format!("{kind} probes on module '{module}' are not supported yet"), spec.span)
+                        .with_help(format!("rbt attaches {kind} probes to functions of the kernel image: {kind}:FUNCTION")),
+                );
+                return Vec::new();
+            }
+            _ => {
+                self.error(
+                    Diagnostic::error("bad-attach-point", format!("invalid {kind}: {}", spec.text), spec.span)
+                        .with_help(format!("write {kind}:FUNCTION, e.g. {kind}:vfs_read")),
+                );
+                return Vec::new();
+            }
+        };
+        if let Some(why) = self.catalog.kernel_types_missing() {
+            self.error(
+                Diagnostic::error("no-btf", format!("{kind} probes need the kernel's BTF: {why}"), spec.span)
+                    .with_help("tracepoints work without BTF: rbt -l 'tracepoint:*'"),
+            );
+            return Vec::new();
+        }
+        let names = if pattern.contains('*') { self.catalog.kernel_btf_functions(pattern) } else { vec![pattern.to_owned()] };
+        let mut points = Vec::new();
+        for name in &names {
+            match self.catalog.kernel_function_signature(name) {
+                Some(func) => {
+                    if points.is_empty() {
+                        if let Some(why) = self.catalog.trampolines_missing(&func) {
+                            self.error(
+                                Diagnostic::error("no-trampolines", format!("cannot attach {kind}:{}: {why}", func.name), spec.span)
+                                    .with_help("tracepoints (rbt -l 'tracepoint:*') and raw tracepoints work here; kprobes where the kernel has them"),
+                            );
+                            return Vec::new();
+                        }
+                    }
+                    points.push(AttachPoint::Fentry { func, ret })
+                }
+                None => {
+                    let mut diag = Diagnostic::error(
+                        "unknown-function",
+                        format!("no kernel function '{name}' in the kernel's BTF"),
+                        spec.span,
+                    );
+                    let all = self.catalog.kernel_btf_functions(&format!("*{}*", &name[..name.len().min(4)]));
+                    let near = super::nearest(name, all.iter().map(String::as_str), 3);
+                    if !near.is_empty() {
+                        diag = diag.with_help(format!("did you mean {}?", near.join(", ")));
+                    }
+                    self.error(diag);
+                }
+            }
+        }
+        if names.is_empty() {
+            self.error(Diagnostic::error("unknown-function", format!("no kernel function matching '{pattern}'"), spec.span));
+        }
+        points
+    }
+
     /// `software:EVENT[:COUNT]` and `hardware:EVENT[:COUNT]`, with bpftrace's event names.
     fn resolve_perf_counter(&mut self, spec: &ProbeSpec, parts: &[&str], hardware: bool) -> Vec<AttachPoint> {
         const SOFTWARE: &[(&str, u64)] = &[
@@ -287,16 +360,24 @@ pub(super) fn nearest_names(wanted: &str, all: &[String], n: usize) -> Vec<Strin
 }
 
 pub(super) fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = if ca == *cb { prev } else { 1 + prev.min(cur).min(row[j]) };
-            prev = cur;
+    // Optimal string alignment: insertions, deletions, substitutions and swaps of neighbours
+    // (`pdi` is one edit from `pid`).
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let width = b.len() + 1;
+    let mut d: Vec<usize> = vec![0; (a.len() + 1) * width];
+    for i in 0..=a.len() {
+        for j in 0..=b.len() {
+            d[i * width + j] = if i == 0 || j == 0 {
+                i + j
+            } else {
+                let cost = usize::from(a[i - 1] != b[j - 1]);
+                let mut best = (d[(i - 1) * width + j] + 1).min(d[i * width + j - 1] + 1).min(d[(i - 1) * width + j - 1] + cost);
+                if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                    best = best.min(d[(i - 2) * width + j - 2] + 1);
+                }
+                best
+            };
         }
     }
-    row[b.len()]
+    d[a.len() * width + b.len()]
 }

@@ -136,7 +136,7 @@ impl Checker<'_> {
         if value.ty == Type::None {
             return None;
         }
-        if !(value.ty.is_integer() || value.ty.is_string() || matches!(value.ty, Type::Tuple(_))) {
+        if !(value.ty.is_integer() || value.ty.is_string() || matches!(value.ty, Type::Tuple(_) | Type::Record(_) | Type::Array { .. })) {
             self.error(Diagnostic::error("bad-argument", format!("cannot print a value of type '{}'", value.ty), value.span));
             return None;
         }

@@ -56,8 +56,13 @@ impl Checker<'_> {
                 };
                 Expr { kind, ty, span }
             }
-            ast::ExprKind::Field { expr, field, .. } => self.check_field(expr, field, span),
-            ast::ExprKind::Index { .. } => self.unsupported("array indexing", span),
+            ast::ExprKind::Field { expr, field, .. } if is_args(expr) => self.check_field(expr, field, span),
+            ast::ExprKind::Field { .. } | ast::ExprKind::Index { .. } => {
+                self.check_member_expr(e)
+            }
+            ast::ExprKind::Cast { ty, expr } if ty.tag.is_some() || ty.pointer_depth > 0 => {
+                self.check_kernel_cast(ty, expr, span).unwrap_or_else(|| error_expr(span))
+            }
             ast::ExprKind::Cast { ty, expr } => self.check_cast(ty, expr, span),
             ast::ExprKind::Tuple(items) => {
                 let items: Vec<Expr> = items.iter().map(|i| self.check_expr(i)).collect();
@@ -86,10 +91,9 @@ impl Checker<'_> {
                     None => error_expr(span),
                 }
             }
-            ast::ExprKind::SizeofType(_) | ast::ExprKind::SizeofExpr(_) => {
-                self.unsupported("sizeof", span)
-            }
-            ast::ExprKind::Offsetof { .. } => self.unsupported("offsetof", span),
+            ast::ExprKind::SizeofType(ty) => self.check_sizeof_type(ty, span),
+            ast::ExprKind::SizeofExpr(e) => self.check_sizeof_expr(e, span),
+            ast::ExprKind::Offsetof { ty, field } => self.check_offsetof(ty, field, span),
             ast::ExprKind::Error => error_expr(span),
         }
     }
@@ -191,7 +195,12 @@ impl Checker<'_> {
             "arg0" | "arg1" | "arg2" | "arg3" | "arg4" | "arg5" => {
                 if !matches!(
                     self.scope.attach,
-                    Some(AttachPoint::Uprobe { ret: false, .. } | AttachPoint::Kprobe { ret: false, .. } | AttachPoint::RawTracepoint { .. })
+                    Some(
+                        AttachPoint::Uprobe { ret: false, .. }
+                            | AttachPoint::Kprobe { ret: false, .. }
+                            | AttachPoint::RawTracepoint { .. }
+                            | AttachPoint::Fentry { .. }
+                    )
                 ) {
                     self.error(
                         Diagnostic::error("no-args", format!("{name} is only available in uprobe, kprobe and rawtracepoint probes"), span)
@@ -201,14 +210,19 @@ impl Checker<'_> {
                 Builtin::Arg(name.as_bytes()[3] - b'0')
             }
             "retval" => {
+                if let Some(AttachPoint::Fentry { func, ret: true }) = &self.scope.attach {
+                    let func = func.clone();
+                    return self.fexit_retval(&func, span);
+                }
                 if !matches!(self.scope.attach, Some(AttachPoint::Uprobe { ret: true, .. } | AttachPoint::Kprobe { ret: true, .. })) {
-                    self.error(Diagnostic::error("no-retval", "retval is only available in uretprobe and kretprobe probes", span));
+                    self.error(Diagnostic::error("no-retval", "retval is only available in uretprobe, kretprobe and fexit probes", span));
                 }
                 Builtin::Retval
             }
             "func" => {
                 let name = match &self.scope.attach {
                     Some(AttachPoint::Uprobe { func, .. } | AttachPoint::Kprobe { func, .. }) => func.clone(),
+                    Some(AttachPoint::Fentry { func, .. }) => func.name.clone(),
                     _ => {
                         self.error(Diagnostic::error("no-func", "func is only available in uprobe and kprobe probes", span));
                         String::new()
@@ -217,7 +231,10 @@ impl Checker<'_> {
                 return string_literal(name.into_bytes(), span);
             }
             "args" => {
-                if !matches!(self.scope.attach, Some(AttachPoint::Tracepoint { .. })) {
+                if !matches!(
+                    self.scope.attach,
+                    Some(AttachPoint::Tracepoint { .. } | AttachPoint::Fentry { .. } | AttachPoint::RawTracepoint { signature: Some(_), .. })
+                ) {
                     self.error(Diagnostic::error(
                         "no-args",
                         "the args builtin can only be used with tracepoint probes",
@@ -247,12 +264,17 @@ impl Checker<'_> {
             }
             // As bpftrace 0.17 types them (cpid's value is nonetheless 64 bits wide).
             Builtin::Cpid => Type::U32,
+            Builtin::Curtask => self.curtask_type(),
             _ => Type::U64,
         };
         Expr { kind: ExprKind::Builtin(builtin), ty, span }
     }
 
     fn check_field(&mut self, base: &ast::Expr, field: &ast::Ident, span: Span) -> Expr {
+        if let Some(AttachPoint::Fentry { func, .. } | AttachPoint::RawTracepoint { signature: Some(func), .. }) = &self.scope.attach {
+            let func = func.clone();
+            return self.fentry_arg(&func, field, span);
+        }
         let base = self.check_expr(base);
         if base.ty != Type::Args {
             if base.ty != Type::None {
@@ -284,7 +306,7 @@ impl Checker<'_> {
         };
         let ty = match &f.ty {
             FieldType::Integer { size, signed } => Type::Int { bytes: *size, signed: *signed },
-            FieldType::Pointer { pointee } => Type::Pointer { pointee: pointee.clone() },
+            FieldType::Pointer { pointee } => Type::Pointer { pointee: pointee.clone(), target: None },
             FieldType::CharArray { len } => Type::Str { len: *len },
             FieldType::DataLocString => Type::Str { len: self.options.strlen },
             FieldType::IntArray { .. } | FieldType::Unsupported => {
@@ -323,13 +345,17 @@ impl Checker<'_> {
         Expr { kind: ExprKind::Cast { expr: Box::new(inner) }, ty: target, span }
     }
 
-    fn check_unary(&mut self, op: AstUn, inner: &ast::Expr, span: Span) -> Expr {
-        let inner = self.check_expr(inner);
+    fn check_unary(&mut self, op: AstUn, inner_ast: &ast::Expr, span: Span) -> Expr {
+        if op == AstUn::Deref {
+            return self.check_member_expr(&ast::Expr { kind: ast::ExprKind::Unary { op, expr: Box::new(inner_ast.clone()) }, span });
+        }
+        let inner = self.check_expr(inner_ast);
         let op = match op {
             AstUn::Neg => hir::UnaryOp::Neg,
             AstUn::LogicalNot => hir::UnaryOp::LogicalNot,
             AstUn::BitNot => hir::UnaryOp::BitNot,
-            AstUn::Deref | AstUn::AddrOf => return self.unsupported("pointer dereference", span),
+            AstUn::Deref => unreachable!("handled above"),
+            AstUn::AddrOf => return self.unsupported("taking an address (&)", span),
         };
         self.expect_integer(&inner, "operand");
         // bpftrace 0.17's types: `!x` is unsigned of x's width, `-x` and `~x` are 64-bit with x's
@@ -477,6 +503,10 @@ pub(super) fn string_literal(mut bytes: Vec<u8>, span: Span) -> Expr {
     let len = bytes.len() as u32 + 1;
     bytes.push(0);
     Expr { kind: ExprKind::Str(bytes), ty: Type::Str { len }, span }
+}
+
+pub(super) fn is_args(e: &ast::Expr) -> bool {
+    matches!(&e.kind, ast::ExprKind::Builtin(name) if name == "args")
 }
 
 pub(super) fn error_expr(span: Span) -> Expr {

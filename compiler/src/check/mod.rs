@@ -11,6 +11,7 @@
 mod attach;
 mod calls;
 mod expr;
+mod ktypes;
 mod stacks;
 mod stmt;
 
@@ -100,6 +101,8 @@ pub(crate) struct Checker<'a> {
     diags: Vec<Diagnostic>,
     /// State of the probe being checked.
     scope: ProbeScope,
+    /// Kernel structs already laid out for reading whole, by kernel type id.
+    layouts: HashMap<crate::ktypes::KTypeId, std::sync::Arc<crate::types::RecordLayout>>,
 }
 
 #[derive(Default)]
@@ -123,6 +126,7 @@ impl<'a> Checker<'a> {
             formats: Vec::new(),
             diags: Vec::new(),
             scope: ProbeScope::default(),
+            layouts: HashMap::new(),
         }
     }
 
@@ -328,6 +332,22 @@ fn value_compatible(a: &MapValue, b: &MapValue) -> bool {
 }
 
 /// The candidate closest to `wanted`, if it is close enough to be a likely typo.
+/// Up to `n` candidates closest to `wanted` (names sharing its text, or a few edits away), nearest
+/// first: the names an "unknown field" error lists.
+pub(crate) fn nearest<'n>(wanted: &str, candidates: impl Iterator<Item = &'n str>, n: usize) -> Vec<&'n str> {
+    let limit = (wanted.len() / 3).max(2);
+    let mut scored: Vec<(usize, &str)> = candidates
+        .filter_map(|c| {
+            let d = attach::edit_distance(wanted, c);
+            let shares = c.len() >= 3 && wanted.len() >= 3 && (c.contains(wanted) || wanted.contains(c));
+            (d <= limit || shares).then_some((if shares { d.min(limit) } else { d }, c))
+        })
+        .collect();
+    scored.sort();
+    scored.dedup_by(|a, b| a.1 == b.1);
+    scored.into_iter().take(n).map(|(_, c)| c).collect()
+}
+
 pub(crate) fn suggest<'n>(wanted: &str, candidates: impl Iterator<Item = &'n str>) -> Option<&'n str> {
     candidates
         .map(|c| (attach::edit_distance(wanted, c), c))

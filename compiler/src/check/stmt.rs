@@ -179,6 +179,8 @@ impl Checker<'_> {
         };
         let stored = match &value.ty {
             Type::Int { signed, .. } => Type::Int { bytes: 8, signed: *signed },
+            // bpftrace 0.17 stores a BTF-typed pointer as an int64, a tracepoint's as a uint64.
+            Type::Pointer { target: Some(_), .. } => Type::I64,
             Type::Pointer { .. } => Type::U64,
             other => other.clone(),
         };

@@ -6,7 +6,7 @@ use crate::bpf::helpers::Helper;
 use crate::hir::{BinaryOp, Builtin, Expr, ExprKind, LValue, UnaryOp};
 use crate::ir::{AluOp, Arg, Cond, Op, Operand, StackRef, VReg};
 use crate::tracepoint::FieldType;
-use crate::types::{align8, Type};
+use crate::types::{align8, Bitfield, Type};
 
 /// Where a lowered value lives.
 #[derive(Clone, Copy, Debug)]
@@ -100,6 +100,8 @@ impl ProbeLowering<'_> {
             ExprKind::MapRead { map, keys } => self.lower_map_read(*map, keys, &e.ty),
             ExprKind::Builtin(b) => self.lower_builtin(*b),
             ExprKind::ArgsField { offset, size, ty } => self.lower_args_field(*offset, *size, ty, &e.ty),
+            ExprKind::KernelRead { addr, offset, bitfield } => self.lower_kernel_read(addr, *offset, *bitfield, &e.ty),
+            ExprKind::Member { base, offset, bitfield } => self.lower_member(base, *offset, *bitfield, &e.ty),
             ExprKind::Unary { op, expr } => {
                 let src = self.lower_int(expr);
                 let dst = self.b.reg();
@@ -262,6 +264,15 @@ impl ProbeLowering<'_> {
             }
             return;
         }
+        if let ExprKind::KernelRead { addr, offset, bitfield: None } = &e.kind {
+            if !e.ty.is_integer() && e.ty == *dst_ty {
+                // Straight into the destination: kernel structs can be large, and the BPF stack
+                // has room for few copies of them.
+                self.b.set_span(e.span);
+                self.kernel_read_into(addr, *offset, &e.ty, dst);
+                return;
+            }
+        }
         let v = self.lower_value(e);
         self.write_lowered(v, &e.ty, dst, dst_ty);
     }
@@ -320,7 +331,7 @@ impl ProbeLowering<'_> {
                 const ARG_OFFSETS: [u32; 6] = [112, 104, 96, 88, 72, 64];
                 // A raw tracepoint's context is the array of its u64 arguments.
                 let offset = match self.probe.attach {
-                    crate::hir::AttachPoint::RawTracepoint { .. } => u32::from(n) * 8,
+                    crate::hir::AttachPoint::RawTracepoint { .. } | crate::hir::AttachPoint::Fentry { .. } => u32::from(n) * 8,
                     _ => ARG_OFFSETS[usize::from(n.min(5))],
                 };
                 let dst = self.b.reg();
@@ -422,6 +433,107 @@ impl ProbeLowering<'_> {
             }
             FieldType::IntArray { .. } | FieldType::Unsupported => Value::Int(self.b.constant(0)),
         }
+    }
+
+    /// `bpf_probe_read_kernel` of a `ty` at `addr + offset`; a failed read (a bad pointer) leaves
+    /// zeros, as the helper clears its buffer, and is counted.
+    fn lower_kernel_read(&mut self, addr: &Expr, offset: u32, bitfield: Option<Bitfield>, ty: &Type) -> Value {
+        let base = self.lower_int(addr);
+        let src = if offset == 0 {
+            base
+        } else {
+            let r = self.b.reg();
+            self.b.push(Op::Alu { op: AluOp::Add, dst: r, lhs: base, rhs: Operand::Imm(offset as i32) });
+            r
+        };
+        let len = match bitfield {
+            Some(bf) => bf.bytes(),
+            None => ty.native_size(),
+        };
+        let at = self.b.slot(align8(len).max(8));
+        self.read_kernel_bytes(src, len, at);
+        self.load_native(at, bitfield, ty)
+    }
+
+    /// Reads a kernel struct, array or string (`ty`) at `addr + offset` straight into `dst`.
+    fn kernel_read_into(&mut self, addr: &Expr, offset: u32, ty: &Type, dst: StackRef) {
+        let base = self.lower_int(addr);
+        let src = self.b.reg();
+        self.b.push(Op::Alu { op: AluOp::Add, dst: src, lhs: base, rhs: Operand::Imm(offset as i32) });
+        self.read_kernel_bytes(src, ty.native_size(), dst);
+    }
+
+    /// `len` bytes from kernel address `src` into `at`, whose zero padding up to a multiple of 8
+    /// it keeps; a failed read leaves zeros (the helper clears its buffer) and is counted.
+    fn read_kernel_bytes(&mut self, src: VReg, len: u32, at: StackRef) {
+        let padded = align8(len).max(8);
+        if len < padded {
+            self.b.zero(at_offset(at, padded - 8), 8);
+        }
+        let ret = self.b.reg();
+        self.b.push(Op::Call {
+            dst: Some(ret),
+            helper: Helper::ProbeReadKernel,
+            args: vec![Arg::Stack(at), Arg::Imm(len as i32), Arg::Reg(src)],
+        });
+        self.count_if_negative(ret, crate::program::ErrorCounter::ReadFailed);
+    }
+
+    /// A member of a struct or array on the stack.
+    fn lower_member(&mut self, base: &Expr, offset: u32, bitfield: Option<Bitfield>, ty: &Type) -> Value {
+        let record = self.lower_mem(base);
+        let field = at_offset(record, offset);
+        if bitfield.is_none() && ty.is_integer() {
+            return self.load_native(field, None, ty);
+        }
+        // Copied out so that the value starts 8-aligned and is zero-padded like every buffer.
+        let len = match bitfield {
+            Some(bf) => bf.bytes(),
+            None => ty.native_size(),
+        };
+        let at = self.b.slot(align8(len).max(8));
+        self.b.zero(at, align8(len).max(8));
+        self.b.copy(at, field, len);
+        self.load_native(at, bitfield, ty)
+    }
+
+    /// A value laid out natively at `at`: integers at their own width, sign-extended.
+    fn load_native(&mut self, at: StackRef, bitfield: Option<Bitfield>, ty: &Type) -> Value {
+        if let Some(bf) = bitfield {
+            let word = self.b.reg();
+            self.b.push(Op::LoadStack { dst: word, at, size: 8 });
+            let (bits, signed) = (u32::from(bf.bits).min(64), ty.is_signed());
+            // Move the field's top bit to bit 63, then shift back down (arithmetic if signed).
+            let up = self.b.reg();
+            self.b.push(Op::Alu { op: AluOp::Shl, dst: up, lhs: word, rhs: Operand::Imm((64 - bits - u32::from(bf.shift)) as i32) });
+            let down = self.b.reg();
+            let op = if signed { AluOp::Sar } else { AluOp::Shr };
+            self.b.push(Op::Alu { op, dst: down, lhs: up, rhs: Operand::Imm((64 - bits) as i32) });
+            return Value::Int(down);
+        }
+        if !ty.is_integer() {
+            return Value::Mem(at);
+        }
+        let bytes = ty.int_bytes();
+        let dst = self.b.reg();
+        self.b.push(Op::LoadStack { dst, at, size: bytes as u8 });
+        if ty.is_signed() && bytes < 8 {
+            let ext = self.b.reg();
+            self.b.push(Op::Extend { dst: ext, src: dst, bytes: bytes as u8, signed: true });
+            return Value::Int(ext);
+        }
+        Value::Int(dst)
+    }
+
+    /// Adds one to `counter` when `ret` (a helper's return value) is negative.
+    pub(super) fn count_if_negative(&mut self, ret: VReg, counter: crate::program::ErrorCounter) {
+        let failed = self.b.new_block();
+        let done = self.b.new_block();
+        self.b.branch(Cond::SLt, ret, Operand::Imm(0), failed, done);
+        self.b.switch_to(failed);
+        self.count_error(counter);
+        self.b.terminate(crate::ir::Term::Jump(done));
+        self.b.switch_to(done);
     }
 
     fn binary(&mut self, op: BinaryOp, signed: bool, l: VReg, r: VReg) -> VReg {

@@ -209,6 +209,7 @@ impl ProbeLowering<'_> {
                 | hir::AttachPoint::Kprobe { .. }
                 | hir::AttachPoint::PerfCounter { .. }
                 | hir::AttachPoint::RawTracepoint { .. }
+                | hir::AttachPoint::Fentry { .. }
         );
         if let (Some(pid), true) = (self.options.pid_filter, per_process) {
             self.lower_pid_filter(pid);

@@ -20,6 +20,13 @@ pub enum Value {
     Tuple(Vec<Value>),
     /// A symbolized stack.
     Stack(StackText),
+    /// A pointer typed from the kernel's BTF inside a struct: bpftrace 0.17 prints it as a
+    /// signed integer (`.next = -131365202639376`), but in hex inside a map key.
+    KernelPointer(u64),
+    /// A kernel struct or union: `{ .weight = 1048576, .inv_weight = 4194304 }`.
+    Record(Vec<(String, Value)>),
+    /// A kernel array of integers or structs: `[3,0,0,0]`.
+    Array(Vec<Value>),
 }
 
 /// A stack as it prints: one line per frame, leaf first, each already in its mode's form
@@ -153,7 +160,7 @@ impl Value {
             Value::Pointer(v) => Value::Pointer(v / u64::from(div.max(1))),
             Value::Str(s) => Value::Str(s.clone()),
             Value::Tuple(items) => Value::Tuple(items.iter().map(|v| v.divided(div)).collect()),
-            Value::Stack(stack) => Value::Stack(stack.clone()),
+            Value::Stack(_) | Value::KernelPointer(_) | Value::Record(_) | Value::Array(_) => self.clone(),
         }
     }
 
@@ -174,6 +181,18 @@ impl Value {
                 out.push(b')');
             }
             Value::Stack(stack) => stack.write(false, out),
+            Value::KernelPointer(v) => out.extend_from_slice((*v as i64).to_string().as_bytes()),
+            Value::Record(fields) => {
+                out.push(b'{');
+                for (i, (name, value)) in fields.iter().enumerate() {
+                    out.extend_from_slice(if i > 0 { b", ." } else { b" ." });
+                    out.extend_from_slice(name.as_bytes());
+                    out.extend_from_slice(b" = ");
+                    value.write_text(out);
+                }
+                out.extend_from_slice(b" }");
+            }
+            Value::Array(items) => write_array(items, out, Value::write_text),
         }
     }
 
@@ -181,7 +200,18 @@ impl Value {
     /// strings quoted and escaped, tuples as arrays without spaces (`[1,"a"]`).
     pub fn write_json(&self, out: &mut Vec<u8>) {
         match self {
-            Value::Int(_) | Value::UInt(_) | Value::Pointer(_) => self.write_text(out),
+            Value::Int(_) | Value::UInt(_) | Value::Pointer(_) | Value::KernelPointer(_) => self.write_text(out),
+            Value::Record(fields) => {
+                out.push(b'{');
+                for (i, (name, value)) in fields.iter().enumerate() {
+                    out.extend_from_slice(if i > 0 { b", \"" } else { b" \"" });
+                    json_escape_into(name.as_bytes(), out);
+                    out.extend_from_slice(b"\": ");
+                    value.write_json(out);
+                }
+                out.extend_from_slice(b" }");
+            }
+            Value::Array(items) => write_array(items, out, Value::write_json),
             Value::Str(s) => {
                 out.push(b'"');
                 json_escape_into(c_str(s), out);
@@ -281,9 +311,39 @@ fn write_key_part_text(part: &KeyPart, out: &mut Vec<u8>) {
             out.extend_from_slice(i64::from_ne_bytes(v.to_ne_bytes()).to_string().as_bytes());
         }
         Value::Stack(stack) => stack.write(true, out),
-        Value::Pointer(v) => out.extend_from_slice(format!("0x{v:x}").as_bytes()),
+        Value::Pointer(v) | Value::KernelPointer(v) => out.extend_from_slice(format!("0x{v:x}").as_bytes()),
+        // Inside a key, structs print without spaces and their integers by their own type.
+        Value::Record(fields) => {
+            out.push(b'{');
+            for (i, (name, value)) in fields.iter().enumerate() {
+                out.extend_from_slice(if i > 0 { b",." } else { b"." });
+                out.extend_from_slice(name.as_bytes());
+                out.push(b'=');
+                match value {
+                    Value::UInt(_) | Value::Int(_) => value.write_text(out),
+                    other => write_key_part_text(other, out),
+                }
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => write_array(items, out, |v, out| match v {
+            Value::UInt(_) | Value::Int(_) => v.write_text(out),
+            other => write_key_part_text(other, out),
+        }),
         other => other.write_text(out),
     }
+}
+
+/// `[a,b,c]`, as bpftrace prints arrays everywhere.
+fn write_array(items: &[Value], out: &mut Vec<u8>, write: impl Fn(&Value, &mut Vec<u8>)) {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write(item, out);
+    }
+    out.push(b']');
 }
 
 /// The bytes of a C string held in a fixed buffer: everything before the first NUL.

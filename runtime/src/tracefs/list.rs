@@ -80,6 +80,11 @@ pub fn list_probes(tracefs: &Tracefs, search: Option<&str>, verbose: bool) -> Re
     Ok(out)
 }
 
+/// `TYPE NAME` as bpftrace's `-lv` prints an argument (`struct file * file`, `size_t count`).
+fn declaration(ty: &str, name: &str) -> String {
+    format!("{ty} {name}")
+}
+
 /// Lists one attach point `raw` whose provider is `provider` (which may be an alias).
 /// `ignore_invalid` marks an expansion of a wildcard provider.
 fn list_attach_point(
@@ -132,6 +137,32 @@ fn list_attach_point(
             let functions = crate::dynamic_probes::kernel_functions(tracefs.root(), parts[1]).map_err(list_error)?;
             for f in functions {
                 out.push_str(&format!("{kind}:{f}\n"));
+            }
+        }
+        "fentry" | "f" | "kfunc" | "fexit" | "fr" | "kretfunc" => {
+            // `fentry:vfs_*`, `fentry:vmlinux:vfs_*`: kernel functions described by BTF; with -v
+            // their arguments and return value as bpftrace's `-lv kfunc:` prints them.
+            let pattern = match parts.as_slice() {
+                [_, f] | [_, "vmlinux", f] => *f,
+                _ => return wrong_shape(format!("{provider} probe type requires 1 argument")),
+            };
+            let kind = if matches!(provider, "fexit" | "fr" | "kretfunc") { "fexit" } else { "fentry" };
+            use compiler::ProbeCatalog as _;
+            if let Some(why) = tracefs.kernel_types_missing() {
+                return Err(list_error(why));
+            }
+            for name in tracefs.kernel_btf_functions(pattern) {
+                let _ = writeln!(out, "{kind}:{name}");
+                if !verbose {
+                    continue;
+                }
+                let Some(func) = tracefs.kernel_function_signature(&name) else { continue };
+                for p in &func.params {
+                    let _ = writeln!(out, "    {}", declaration(&tracefs.kernel_type_name(p.ty), &p.name));
+                }
+                if let Some(ret) = func.ret {
+                    let _ = writeln!(out, "    {}", declaration(&tracefs.kernel_type_name(ret), "retval"));
+                }
             }
         }
         "software" | "s" => {

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 pub use list::list_probes;
 
+use compiler::ktypes::{KFunction, KType, KTypeId};
 use compiler::{FieldType, ProbeCatalog, TracepointField, TracepointFormat};
 
 /// Where tracefs lives on current kernels, and where we mount it when it is missing.
@@ -59,6 +60,10 @@ pub struct Tracefs {
     /// uprobe targets by (binary, pattern): the checker resolves each attach point twice, and a
     /// uprobe and its uretprobe usually name the same binary.
     user_functions: RefCell<HashMap<(String, String), UserFunctions>>,
+    /// The kernel's BTF, read the first time a script uses kernel types.
+    btf: OnceCell<Result<crate::btf::Btf, String>>,
+    /// Whether fentry programs load here (see [`trampolines_missing`]), tried once.
+    trampolines: OnceCell<Option<String>>,
 }
 
 /// The functions of a binary matching a pattern, or why they could not be read.
@@ -84,7 +89,25 @@ impl Tracefs {
 
     /// A tracefs rooted at `root`, e.g. a copy of one in a test directory.
     pub fn at(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into(), events: OnceCell::new(), formats: RefCell::default(), user_functions: RefCell::default() }
+        Self {
+            root: root.into(),
+            events: OnceCell::new(),
+            formats: RefCell::default(),
+            user_functions: RefCell::default(),
+            btf: OnceCell::new(),
+            trampolines: OnceCell::new(),
+        }
+    }
+
+    /// The kernel's BTF, or why it cannot be read.
+    fn btf(&self) -> Result<&crate::btf::Btf, String> {
+        let path = std::env::var_os("RBT_BTF").map(PathBuf::from).unwrap_or_else(|| crate::btf::Btf::VMLINUX.into());
+        self.btf
+            .get_or_init(|| {
+                crate::btf::Btf::read(&path).map_err(|e| format!("{e}; kernel types need a kernel built with CONFIG_DEBUG_INFO_BTF"))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// Every tracepoint as `category:event`, sorted. Like bpftrace this reads `available_events`
@@ -165,6 +188,47 @@ impl ProbeCatalog for Tracefs {
         crate::dynamic_probes::kernel_functions(&self.root, pattern)
     }
 
+    fn kernel_types_missing(&self) -> Option<String> {
+        self.btf().err()
+    }
+
+    fn kernel_type_named(&self, name: &str) -> Option<KTypeId> {
+        self.btf().ok()?.type_named(name)
+    }
+
+    fn kernel_type(&self, id: KTypeId) -> Option<KType> {
+        self.btf().ok()?.get(id)
+    }
+
+    fn kernel_type_name(&self, id: KTypeId) -> String {
+        self.btf().map(|b| b.type_name(id)).unwrap_or_else(|_| format!("type {id}"))
+    }
+
+    fn kernel_type_size(&self, id: KTypeId) -> Option<u32> {
+        self.btf().ok()?.size_of(id)
+    }
+
+    fn kernel_record_names(&self) -> Vec<String> {
+        self.btf().map(|b| b.record_names()).unwrap_or_default()
+    }
+
+    fn kernel_function_signature(&self, name: &str) -> Option<KFunction> {
+        self.btf().ok()?.function(name)
+    }
+
+    fn raw_tracepoint_signature(&self, name: &str) -> Option<KFunction> {
+        self.btf().ok()?.raw_tracepoint(name)
+    }
+
+    fn trampolines_missing(&self, func: &KFunction) -> Option<String> {
+        self.trampolines.get_or_init(|| trampolines_missing(func)).clone()
+    }
+
+    fn kernel_btf_functions(&self, pattern: &str) -> Vec<String> {
+        let Ok(btf) = self.btf() else { return Vec::new() };
+        btf.function_names().into_iter().filter(|f| wildcard_match(f, pattern)).collect()
+    }
+
     /// From /proc/kallsyms, whose lines read `ffffffff81000000 T _stext` (module symbols add
     /// `\t[module]`). Addresses read as 0 without root.
     fn kernel_symbol(&self, name: &str) -> Option<u64> {
@@ -174,6 +238,18 @@ impl ProbeCatalog for Tracefs {
             let (addr, _kind, symbol) = (words.next()?, words.next()?, words.next()?);
             (symbol == name).then(|| u64::from_str_radix(addr, 16).ok()).flatten()
         })
+    }
+}
+
+/// Loads (and drops) the smallest fentry program for `func`: some kernels lack BPF trampolines,
+/// others forbid tracing programs (a BPF LSM policy), and only trying tells.
+fn trampolines_missing(func: &KFunction) -> Option<String> {
+    let target = crate::bpf_sys::AttachTarget { attach_type: crate::bpf_sys::BPF_TRACE_FENTRY, btf_id: func.btf_id };
+    // `r0 = 0; exit`
+    let insns = [0xb7u8, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
+    match crate::bpf_sys::prog_load(crate::bpf_sys::BPF_PROG_TYPE_TRACING, "rbt_probe", &insns, 0, false, Some(target)) {
+        Ok(_) => None,
+        Err(e) => Some(format!("this kernel does not load fentry/fexit programs (BPF trampolines): {}", e.error)),
     }
 }
 
