@@ -7,8 +7,10 @@
 //! and draws user addresses at random from its executable mappings (its own code and libc's) and
 //! kernel addresses from kallsyms's text. POOL is how many distinct addresses per side the
 //! stacks draw from (default: every frame its own address, the worst case for caching); the
-//! last word is the symbolizer's `Detail` (default `names`, what bpftrace prints). Prints one
-//! line of `key=value` figures.
+//! last word is the symbolizer's `Detail` (default `names`, what bpftrace prints) and the
+//! printing that goes with it: `names` as `@[kstack, ustack]` prints, `lines` as
+//! `@[kstack(perf), ustack(perf)]` prints (locations and inlined calls). Prints one line of
+//! `key=value` figures.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -69,10 +71,10 @@ fn main() {
     symbols.load_kernel_symbols().expect("read kallsyms (run as root)");
     let setup = start.elapsed();
     let printing = Instant::now();
-    let first = print_map(&mut symbols, pid, &stacks);
+    let first = print_map(&mut symbols, pid, &stacks, detail);
     let cold = printing.elapsed();
     let again = Instant::now();
-    let second = print_map(&mut symbols, pid, &stacks);
+    let second = print_map(&mut symbols, pid, &stacks, detail);
     let warm = again.elapsed();
     assert_eq!(first.digest, second.digest, "the second print differs from the first");
 
@@ -104,23 +106,23 @@ struct Printed {
     with_inlined: usize,
 }
 
-/// The map as bpftrace prints `@[kstack, ustack] = count()`: each key's frames on their own
-/// lines.
-fn print_map(symbols: &mut Symbolizer, pid: u32, stacks: &[(Vec<u64>, Vec<u64>)]) -> Printed {
+/// The map as rbt prints `@[kstack, ustack] = count()` (`detail` names) or `@[kstack(perf),
+/// ustack(perf)] = count()` (`detail` lines): each key's frames on their own lines.
+fn print_map(symbols: &mut Symbolizer, pid: u32, stacks: &[(Vec<u64>, Vec<u64>)], detail: Detail) -> Printed {
     let mut printed = Printed { bytes: 0, digest: 0, named: 0, with_line: 0, with_inlined: 0 };
     let mut text = String::new();
     for (kernel, user) in stacks {
         text.clear();
         text.push_str("@[\n");
         for frame in symbols.kernel(kernel) {
-            push_frame(&mut text, &frame);
+            push_frame(&mut text, &frame, detail);
         }
         text.push_str(",\n");
         for frame in symbols.user(pid, user) {
             printed.named += usize::from(frame.name.is_some());
             printed.with_line += usize::from(frame.line.is_some());
             printed.with_inlined += usize::from(!frame.inlined.is_empty());
-            push_frame(&mut text, &frame);
+            push_frame(&mut text, &frame, detail);
         }
         text.push_str("]: 1\n");
         printed.bytes += text.len();
@@ -129,10 +131,21 @@ fn print_map(symbols: &mut Symbolizer, pid: u32, stacks: &[(Vec<u64>, Vec<u64>)]
     printed
 }
 
-fn push_frame(text: &mut String, frame: &Frame) {
-    text.push_str("        ");
-    text.push_str(&frame.bpftrace_text());
-    text.push('\n');
+fn push_frame(text: &mut String, frame: &Frame, detail: Detail) {
+    match detail {
+        Detail::Names => {
+            text.push_str("        ");
+            text.push_str(&frame.bpftrace_text());
+            text.push('\n');
+        }
+        Detail::Lines => {
+            for line in frame.perf_lines() {
+                text.push('\t');
+                text.push_str(&line);
+                text.push('\n');
+            }
+        }
+    }
 }
 
 /// The executable mappings of `pid`, as `[start, end)`.

@@ -1,18 +1,22 @@
 //! Stacks: reading the addresses a stack id names out of its stack trace map, and turning them
-//! into the lines bpftrace prints, through a symbolizer.
+//! into the lines bpftrace prints, through a symbolizer. Perf-mode user stacks are symbolized
+//! with DWARF lines: a frame with them prints its source location and the calls inlined at it
+//! (`Frame::perf_lines`); frames without print as bpftrace prints them.
 
 use std::cell::RefCell;
 use std::os::fd::RawFd;
 
 use crate::bpf_sys;
 use crate::output::StackText;
-use runtime::symbols::Frame;
+use runtime::symbols::{Detail, Frame};
 use compiler::types::{StackMode, StackType};
 
 /// Names addresses: one frame per address, its `name` `None` where no symbol covers it.
 pub trait Symbolize {
     fn kernel(&mut self, addrs: &[u64]) -> Vec<Frame>;
-    fn user(&mut self, pid: u32, addrs: &[u64]) -> Vec<Frame>;
+    /// User frames of process `pid`; with [`Detail::Lines`] also their DWARF locations and
+    /// inlined calls.
+    fn user(&mut self, pid: u32, addrs: &[u64], detail: Detail) -> Vec<Frame>;
     /// Called the first time a process shows up in a user stack, while it may still run, so its
     /// address space can be symbolized after it exits.
     fn remember(&mut self, pid: u32);
@@ -32,7 +36,7 @@ impl Symbolize for NoSymbols {
         addrs.iter().map(|&a| Frame::unknown(a, true)).collect()
     }
 
-    fn user(&mut self, _pid: u32, addrs: &[u64]) -> Vec<Frame> {
+    fn user(&mut self, _pid: u32, addrs: &[u64], _detail: Detail) -> Vec<Frame> {
         addrs.iter().map(|&a| Frame::unknown(a, false)).collect()
     }
 
@@ -70,12 +74,12 @@ impl Symbolize for Symbols {
         self.inner.kernel(addrs)
     }
 
-    fn user(&mut self, pid: u32, addrs: &[u64]) -> Vec<Frame> {
+    fn user(&mut self, pid: u32, addrs: &[u64], detail: Detail) -> Vec<Frame> {
         if !self.inner.remembers(pid) {
             // Not announced (or announced too late): the live process, while it still exists.
             let _ = self.inner.remember(pid);
         }
-        self.inner.user(pid, addrs)
+        self.inner.user_in_detail(pid, addrs, detail)
     }
 
     fn remember(&mut self, pid: u32) {
@@ -138,16 +142,15 @@ impl Stacks {
                 return text;
             }
         };
+        // DWARF lines only where they are printed: reading them costs about twice the time.
+        let detail = if ty.mode == StackMode::Perf { Detail::Lines } else { Detail::Names };
         let frames = match ty.mode {
             StackMode::Raw => addrs.iter().map(|&a| Frame::unknown(a, !ty.user)).collect(),
-            StackMode::Bpftrace | StackMode::Perf if ty.user => self.symbolizer.borrow_mut().user(pid, &addrs),
+            StackMode::Bpftrace | StackMode::Perf if ty.user => self.symbolizer.borrow_mut().user(pid, &addrs, detail),
             StackMode::Bpftrace | StackMode::Perf => self.symbolizer.borrow_mut().kernel(&addrs),
         };
         for frame in frames {
-            text.frames.push(match ty.mode {
-                StackMode::Raw => format!("0x{:x}", frame.addr),
-                _ => frame_text(&frame, ty),
-            });
+            push_frame_lines(&mut text.frames, &frame, ty.mode);
             text.detail.push(frame);
         }
         text
@@ -157,7 +160,7 @@ impl Stacks {
     /// hex when no symbol covers it, as bpftrace prints them.
     pub fn symbol_name(&self, user: bool, pid: u32, addr: u64) -> String {
         let mut symbolizer = self.symbolizer.borrow_mut();
-        let found = if user { symbolizer.user(pid, &[addr]) } else { symbolizer.kernel(&[addr]) };
+        let found = if user { symbolizer.user(pid, &[addr], Detail::Names) } else { symbolizer.kernel(&[addr]) };
         found.into_iter().next().and_then(|f| f.name).unwrap_or_else(|| format!("0x{addr:x}"))
     }
 
@@ -181,17 +184,13 @@ impl Stacks {
     }
 }
 
-/// One frame as bpftrace 0.17 prints it in the stack's mode.
-fn frame_text(frame: &Frame, ty: &StackType) -> String {
-    let addr = frame.addr;
-    match (ty.mode, &frame.name) {
-        (StackMode::Perf, Some(name)) => match &frame.module {
-            Some(module) if ty.user => format!("{addr:x} {name}+{} ({module})", frame.offset),
-            _ => format!("{addr:x} {name}+{}", frame.offset),
-        },
-        (StackMode::Perf, None) => format!("{addr:x} 0x{addr:x} ([unknown])"),
-        (_, Some(name)) => format!("{name}+{}", frame.offset),
-        (_, None) => format!("0x{addr:x}"),
+/// The lines of one frame in the stack's mode: bpftrace 0.17's one line, or in perf mode with
+/// DWARF lines, one more per inlined call.
+fn push_frame_lines(lines: &mut Vec<String>, frame: &Frame, mode: StackMode) {
+    match mode {
+        StackMode::Raw => lines.push(format!("0x{:x}", frame.addr)),
+        StackMode::Bpftrace => lines.push(frame.bpftrace_text()),
+        StackMode::Perf => lines.extend(frame.perf_lines()),
     }
 }
 
@@ -209,15 +208,39 @@ fn capture_error(id: i64) -> String {
 mod tests {
     use super::*;
 
+    fn lines(frame: &Frame, mode: StackMode) -> Vec<String> {
+        let mut out = Vec::new();
+        push_frame_lines(&mut out, frame, mode);
+        out
+    }
+
     #[test]
     fn frames_print_as_bpftrace_does_in_each_mode() {
-        let kernel = StackType { user: false, mode: StackMode::Bpftrace, limit: 5 };
-        let perf_user = StackType { user: true, mode: StackMode::Perf, limit: 5 };
-        let named = |addr| Frame { addr, name: Some("do_syscall_64".into()), offset: 506, module: Some("/bin/x".into()), ..Frame::default() };
-        assert_eq!(frame_text(&named(0xffff_ffff_8141_5d70), &kernel), "do_syscall_64+506");
-        assert_eq!(frame_text(&Frame::unknown(0x7fe4_aeb0_1829, true), &kernel), "0x7fe4aeb01829");
-        assert_eq!(frame_text(&Frame::unknown(0x55ba_1d9f_5d55, false), &perf_user), "55ba1d9f5d55 0x55ba1d9f5d55 ([unknown])");
-        assert_eq!(frame_text(&named(0x4010), &perf_user), "4010 do_syscall_64+506 (/bin/x)");
+        let named = |addr, kernel| Frame { addr, name: Some("do_syscall_64".into()), offset: 506, module: Some("/bin/x".into()), kernel, ..Frame::default() };
+        assert_eq!(lines(&named(0xffff_ffff_8141_5d70, true), StackMode::Bpftrace), ["do_syscall_64+506"]);
+        assert_eq!(lines(&Frame::unknown(0x7fe4_aeb0_1829, true), StackMode::Bpftrace), ["0x7fe4aeb01829"]);
+        assert_eq!(lines(&Frame::unknown(0x55ba_1d9f_5d55, false), StackMode::Perf), ["55ba1d9f5d55 0x55ba1d9f5d55 ([unknown])"]);
+        assert_eq!(lines(&named(0x4010, false), StackMode::Perf), ["4010 do_syscall_64+506 (/bin/x)"]);
+        assert_eq!(lines(&named(0xffff_ffff_8141_5d70, true), StackMode::Perf), ["ffffffff81415d70 do_syscall_64+506"]);
+        assert_eq!(lines(&named(0x4010, false), StackMode::Raw), ["0x4010"]);
         assert!(capture_error(-i64::from(libc::EEXIST)).contains("EEXIST"));
+    }
+
+    /// DWARF locations and inlined calls show in perf mode alone.
+    #[test]
+    fn only_perf_mode_prints_lines_and_inlined_calls() {
+        let frame = Frame {
+            addr: 0x4010,
+            name: Some("outer".into()),
+            offset: 16,
+            module: Some("/bin/x".into()),
+            file: Some("/src/x.rs".into()),
+            line: Some(7),
+            inlined: vec![runtime::symbols::InlinedFrame { name: "inner".into(), file: Some("/src/x.rs".into()), line: Some(3) }],
+            kernel: false,
+        };
+        assert_eq!(lines(&frame, StackMode::Perf), ["4010 inner (inlined) /src/x.rs:3 (/bin/x)", "4010 outer+16 /src/x.rs:7 (/bin/x)"]);
+        assert_eq!(lines(&frame, StackMode::Bpftrace), ["outer+16"]);
+        assert_eq!(lines(&frame, StackMode::Raw), ["0x4010"]);
     }
 }

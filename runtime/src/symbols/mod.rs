@@ -23,8 +23,9 @@
 //!
 //! Kernel frames are named as bpftrace 0.17 names them, aliases included (`libstdcxx_sort.rs`).
 //! User frames carry name, offset and module ([`Detail::Names`], what bpftrace prints), or also
-//! DWARF file, line and inlined calls ([`Detail::Lines`]). Answers are cached per file offset,
-//! so a library's frames are shared by every process that maps it.
+//! DWARF file, line and inlined calls ([`Detail::Lines`], what `ustack(perf)` prints); each
+//! lookup may ask for either. Answers are cached per file offset and detail, so a library's
+//! frames are shared by every process that maps it.
 //!
 //! Files: `kallsyms.rs` (kernel table), `libstdcxx_sort.rs` (bcc's sort order for aliases),
 //! `maps.rs` (`/proc/PID/maps` parsing), `objects.rs` (open object files shared by processes,
@@ -55,7 +56,7 @@ use process::{ProcessImage, Target};
 const USER_CACHE_LIMIT: usize = 200_000;
 
 /// How much a user-space frame says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Detail {
     /// Name, offset and module: what bpftrace prints. DWARF is read only to name functions
     /// the ELF symbol tables lack.
@@ -86,8 +87,10 @@ pub struct Symbolizer {
     /// Pids that could not be read when first symbolized (gone before anyone remembered them):
     /// not tried again on every stack.
     unreadable: HashSet<u32>,
-    user_cache: HashMap<(ObjectId, u64), Option<ObjectSymbol>>,
+    user_cache: HashMap<(ObjectId, u64, Detail), Option<ObjectSymbol>>,
     cache_limit: usize,
+    /// What [`Symbolizer::user`] asks for.
+    detail: Detail,
 }
 
 impl Default for Symbolizer {
@@ -105,16 +108,18 @@ impl Symbolizer {
         Self::with_detail(Detail::Names)
     }
 
-    /// A symbolizer whose user frames say as much as `detail` asks.
+    /// A symbolizer whose user frames say as much as `detail` asks (unless a lookup asks for
+    /// something else: [`Symbolizer::user_in_detail`]).
     #[must_use]
     pub fn with_detail(detail: Detail) -> Self {
         Self {
             kallsyms: None,
-            objects: Objects::new(detail),
+            objects: Objects::new(),
             processes: HashMap::new(),
             unreadable: HashSet::new(),
             user_cache: HashMap::new(),
             cache_limit: USER_CACHE_LIMIT,
+            detail,
         }
     }
 
@@ -218,11 +223,16 @@ impl Symbolizer {
         self.user(pid, &[addr]).first().map(Frame::bpftrace_name).unwrap_or_default()
     }
 
-    /// One frame per address of process `pid`: from what was remembered of it, or, the first
-    /// time, from the live process (which is then remembered). A live process's maps are read
-    /// again when an address falls outside every known mapping. Addresses in anonymous
-    /// executable memory are looked up in the process's perf map.
+    /// One frame per address of process `pid`, in the symbolizer's detail: from what was
+    /// remembered of it, or, the first time, from the live process (which is then remembered).
+    /// A live process's maps are read again when an address falls outside every known mapping.
+    /// Addresses in anonymous executable memory are looked up in the process's perf map.
     pub fn user(&mut self, pid: u32, addrs: &[u64]) -> Vec<Frame> {
+        self.user_in_detail(pid, addrs, self.detail)
+    }
+
+    /// [`Symbolizer::user`] in the given detail.
+    pub fn user_in_detail(&mut self, pid: u32, addrs: &[u64], detail: Detail) -> Vec<Frame> {
         let unknown = || addrs.iter().map(|&addr| Frame::unknown(addr, false)).collect();
         if !self.processes.contains_key(&pid) && (self.unreadable.contains(&pid) || self.remember(pid).is_err()) {
             self.unreadable.insert(pid);
@@ -230,14 +240,14 @@ impl Symbolizer {
         }
         let Some(image) = self.processes.get_mut(&pid) else { return unknown() };
         let targets: Vec<Option<Target>> = addrs.iter().map(|&addr| image.locate(addr, &mut self.objects)).collect();
-        self.fill_user_cache(&targets);
+        self.fill_user_cache(&targets, detail);
         let Some(image) = self.processes.get_mut(&pid) else { return unknown() };
         addrs
             .iter()
             .zip(targets)
             .map(|(&addr, target)| match target {
                 Some(Target::Object { id, file_offset }) => {
-                    match self.user_cache.get(&(id, file_offset)).and_then(Option::as_ref) {
+                    match self.user_cache.get(&(id, file_offset, detail)).and_then(Option::as_ref) {
                         Some(symbol) => object_frame(addr, symbol, Some(self.objects.get(id).name.clone())),
                         // JIT runtimes that map their code twice (writable, and executable) map
                         // it from a memfd: a file without symbols, named by the perf map. As bcc
@@ -256,7 +266,7 @@ impl Symbolizer {
     }
 
     /// Looks up, one batch per object file, every object offset in `targets` not yet cached.
-    fn fill_user_cache(&mut self, targets: &[Option<Target>]) {
+    fn fill_user_cache(&mut self, targets: &[Option<Target>], detail: Detail) {
         // Start over before looking for what is missing, so that what this stack needs and
         // had cached stays cached.
         if self.user_cache.len() + targets.len() > self.cache_limit {
@@ -266,7 +276,7 @@ impl Symbolizer {
         let mut missing: HashMap<ObjectId, Vec<u64>> = HashMap::new();
         for target in targets {
             if let Some(Target::Object { id, file_offset }) = *target {
-                if !self.user_cache.contains_key(&(id, file_offset)) {
+                if !self.user_cache.contains_key(&(id, file_offset, detail)) {
                     missing.entry(id).or_default().push(file_offset);
                 }
             }
@@ -274,8 +284,8 @@ impl Symbolizer {
         for (id, mut offsets) in missing {
             offsets.sort_unstable();
             offsets.dedup();
-            let symbols = self.objects.symbolize(id, &offsets);
-            self.user_cache.extend(offsets.into_iter().map(|offset| (id, offset)).zip(symbols));
+            let symbols = self.objects.symbolize(id, &offsets, detail);
+            self.user_cache.extend(offsets.into_iter().map(|offset| (id, offset, detail)).zip(symbols));
         }
     }
 }

@@ -67,8 +67,12 @@ pub struct Objects {
     by_build_id: HashMap<Vec<u8>, ObjectId>,
     /// vDSO images by content (a 64-bit and a 32-bit process see different ones).
     vdsos: Vec<(Vec<u8>, ObjectId)>,
+    /// Reads the symbol tables, and DWARF for names alone ([`Detail::Names`]).
     blaze: BlazeSymbolizer,
-    detail: Detail,
+    /// Reads DWARF with lines and inlined calls ([`Detail::Lines`]); made on first use. Its own
+    /// parsed copies of the debug information: reading lines costs memory that lookups of names
+    /// alone, the most common, should not pay.
+    blaze_lines: Option<BlazeSymbolizer>,
     /// One copy of every function name and source path handed out.
     strings: HashSet<Rc<str>>,
 }
@@ -80,22 +84,14 @@ impl std::fmt::Debug for Objects {
 }
 
 impl Objects {
-    pub fn new(detail: Detail) -> Self {
-        let lines = detail == Detail::Lines;
-        let blaze = BlazeSymbolizer::builder()
-            // Our descriptors pin each file's contents; no need to stat it on every lookup.
-            .enable_auto_reload(false)
-            .enable_code_info(lines)
-            .enable_inlined_fns(lines)
-            .enable_demangling(true)
-            .build();
+    pub fn new() -> Self {
         Self {
             files: Vec::new(),
             by_inode: HashMap::new(),
             by_build_id: HashMap::new(),
             vdsos: Vec::new(),
-            blaze,
-            detail,
+            blaze: blaze_symbolizer(Detail::Names),
+            blaze_lines: None,
             strings: HashSet::new(),
         }
     }
@@ -165,33 +161,54 @@ impl Objects {
     /// file found by build ID or debug link) names the functions the symbol tables lack (static
     /// functions of a stripped library whose -dbg package is installed), and with
     /// [`Detail::Lines`] adds file, line and inlined calls to every answer.
-    pub fn symbolize(&mut self, id: ObjectId, file_offsets: &[u64]) -> Vec<Option<ObjectSymbol>> {
+    pub fn symbolize(&mut self, id: ObjectId, file_offsets: &[u64], detail: Detail) -> Vec<Option<ObjectSymbol>> {
         let path = fd_path(&self.get(id).file);
-        let blaze = &self.blaze;
-        let lookup = |debug_syms: bool, offsets: &[u64]| -> Vec<Option<Sym<'_>>> {
-            let source = Source::Elf(Elf { debug_syms, ..Elf::new(&path) });
-            match blaze.symbolize(&source, Input::FileOffset(offsets)) {
-                Ok(found) => found.into_iter().map(Symbolized::into_sym).collect(),
-                // Not ELF, unreadable, or debug information in a form blazesym was built
-                // without (zstd-compressed sections): no answers from this source.
-                Err(_) => vec![None; offsets.len()],
-            }
+        if detail == Detail::Lines && self.blaze_lines.is_none() {
+            self.blaze_lines = Some(blaze_symbolizer(Detail::Lines));
+        }
+        let blaze_dwarf = match (&self.blaze_lines, detail) {
+            (Some(lines), Detail::Lines) => lines,
+            _ => &self.blaze,
         };
-        let elf = lookup(false, file_offsets);
+        let elf = lookup(&self.blaze, &path, false, file_offsets);
         let mut dwarf: Vec<Option<Sym<'_>>> = vec![None; file_offsets.len()];
         // For names alone DWARF is read only where the symbol tables have nothing: it is the
         // slow part.
         let wanted: Vec<usize> =
-            (0..file_offsets.len()).filter(|&i| self.detail == Detail::Lines || elf[i].is_none()).collect();
+            (0..file_offsets.len()).filter(|&i| detail == Detail::Lines || elf[i].is_none()).collect();
         if !wanted.is_empty() {
             let offsets: Vec<u64> = wanted.iter().map(|&i| file_offsets[i]).collect();
-            for (i, sym) in wanted.into_iter().zip(lookup(true, &offsets)) {
+            for (i, sym) in wanted.into_iter().zip(lookup(blaze_dwarf, &path, true, &offsets)) {
                 dwarf[i] = sym;
             }
         }
         let strings = &mut self.strings;
         elf.iter().zip(&dwarf).map(|(elf, dwarf)| merge(strings, elf.as_ref(), dwarf.as_ref())).collect()
     }
+}
+
+/// One answer per offset into the file at `path`, from its symbol tables, or with `debug_syms`
+/// from its DWARF.
+fn lookup<'b>(blaze: &'b BlazeSymbolizer, path: &Path, debug_syms: bool, offsets: &[u64]) -> Vec<Option<Sym<'b>>> {
+    let source = Source::Elf(Elf { debug_syms, ..Elf::new(path) });
+    match blaze.symbolize(&source, Input::FileOffset(offsets)) {
+        Ok(found) => found.into_iter().map(Symbolized::into_sym).collect(),
+        // Not ELF, unreadable, or debug information in a form blazesym was built without
+        // (zstd-compressed sections): no answers from this source.
+        Err(_) => vec![None; offsets.len()],
+    }
+}
+
+/// A blazesym symbolizer that reads DWARF lines and inlined calls if `detail` asks for them.
+fn blaze_symbolizer(detail: Detail) -> BlazeSymbolizer {
+    let lines = detail == Detail::Lines;
+    BlazeSymbolizer::builder()
+        // Our descriptors pin each file's contents; no need to stat it on every lookup.
+        .enable_auto_reload(false)
+        .enable_code_info(lines)
+        .enable_inlined_fns(lines)
+        .enable_demangling(true)
+        .build()
 }
 
 /// One answer from the symbol table's name and offset and DWARF's lines and inlined calls.

@@ -16,6 +16,9 @@
 //!   main thread waits for it (futex(2) waits: user-space lock contention).
 //! - `call N`: N calls of `rbt_workload_add(i, 2 * i)` for i in 0..N, a plain C-ABI function
 //!   for uprobes to attach to (it returns `3 * i`).
+//! - `inline N`: N calls of `rbt_workload_outer(i)`, which calls the always-inlined
+//!   `inlined_step`, which calls `rbt_workload_leaf`: a uprobe on the leaf sees a caller frame
+//!   with an inlined call at its address (DWARF lines in the test profile's debug build).
 //! - `now`: print `now NS`, the wall clock (CLOCK_REALTIME) in nanoseconds. As the first step it
 //!   tells when the tracer let its `-c` child run, which `bench/run.sh` uses to time
 //!   launch-until-attached.
@@ -113,6 +116,13 @@ fn main() {
                 }
                 std::hint::black_box(total);
             }
+            "inline" => {
+                let mut total = 0u64;
+                for i in 0..number(next()) {
+                    total = total.wrapping_add(rbt_workload_outer(std::hint::black_box(i)));
+                }
+                std::hint::black_box(total);
+            }
             "spin" => {
                 let until = Instant::now() + Duration::from_millis(number(next()));
                 while Instant::now() < until {
@@ -152,6 +162,28 @@ fn pipe_handoffs(count: u64, micros: u64) {
 #[inline(never)]
 pub extern "C" fn rbt_workload_add(a: u64, b: u64) -> u64 {
     std::hint::black_box(a) + std::hint::black_box(b)
+}
+
+/// Calls the leaf through an inlined function, so that the return address in this function is
+/// also in `inlined_step` (its DWARF lists the inlined call). The stack tests find these lines
+/// by their `// rbt-line:` marks.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn rbt_workload_outer(x: u64) -> u64 { // rbt-line: outer
+    inlined_step(x).wrapping_add(1) // rbt-line: outer calls inlined_step
+}
+
+#[inline(always)]
+fn inlined_step(x: u64) -> u64 {
+    let y = rbt_workload_leaf(std::hint::black_box(x)); // rbt-line: inlined_step calls the leaf
+    std::hint::black_box(y).wrapping_mul(3)
+}
+
+/// The uprobe target under `rbt_workload_outer`.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn rbt_workload_leaf(x: u64) -> u64 { // rbt-line: leaf
+    std::hint::black_box(x) ^ 0x5a
 }
 
 /// A helper thread takes the lock and holds it for `micros`; the main thread then blocks on it.
@@ -235,7 +267,7 @@ fn number(word: &str) -> u64 {
 fn usage() -> ! {
     eprintln!(
         "usage: rbt-workload STEP...\n  steps: getppid N | read SIZE N | write SIZE N | nap MICROS N \
-         | open PATH N | spin MILLIS | pin CPU | pipe N MICROS | fsync PATH N | mutex N MICROS | call N | now"
+         | open PATH N | spin MILLIS | pin CPU | pipe N MICROS | fsync PATH N | mutex N MICROS | call N | inline N | now"
     );
     std::process::exit(2)
 }
