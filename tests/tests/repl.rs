@@ -82,6 +82,15 @@ fn a_session_as_a_user_drives_it() {
     repl.session.send(CTRL_C).expect("send");
     repl.expect("rbt> ");
 
+    // ... and members of kernel structs along a chain, from BTF; the completed entry runs.
+    repl.session.send("BEGIN { printf(\"parent %d\\n\", curtask->real_par\t").expect("send");
+    repl.expect("curtask->real_parent");
+    repl.session.send("->tg\t").expect("send");
+    repl.expect("->tgid");
+    repl.enter(" > 0); }");
+    repl.expect("parent 1");
+    repl.expect("rbt> ");
+
     // A syntax error is shown against the entry; the next entry works.
     repl.enter("BEGIN { @x = = 1; }");
     repl.expect("syntax error");
@@ -102,7 +111,7 @@ fn a_session_as_a_user_drives_it() {
     repl.expect("rbt> ");
     let rerun = Command::new(rbt()).arg(&saved).output().expect("rbt runs the saved file");
     assert!(rerun.status.success(), "{}", String::from_utf8_lossy(&rerun.stderr));
-    assert_eq!(String::from_utf8_lossy(&rerun.stdout), "Attaching 2 probes...\nsaved run\n\n\n@y: 3\n");
+    assert_eq!(String::from_utf8_lossy(&rerun.stdout), "Attaching 3 probes...\nparent 1\nsaved run\n\n\n@y: 3\n");
 
     // :watch redraws the map until Ctrl-C.
     repl.enter(":watch @c 200ms");
@@ -114,7 +123,7 @@ fn a_session_as_a_user_drives_it() {
 
     // :quit prints the maps and leaves nothing loaded.
     repl.enter("tracepoint:sched:sched_switch { @s = count(); } END { printf(\"bye\\n\"); }");
-    repl.expect("Attached 2 probes (entry 4).");
+    repl.expect("Attached 2 probes (entry 5).");
     repl.expect("rbt> ");
     let held = bpf_objects_of(repl.pid());
     assert!(held.len() >= 4, "the session holds its programs, links and maps: {held:?}");

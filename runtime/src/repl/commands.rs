@@ -31,7 +31,8 @@ that run once (`@limit = 100`). Entries keep running while you type; maps are sh
   :quit (or Ctrl-D)        run END blocks, print maps, detach everything, leave
   :help [COMMAND]          this text, or one command's
 
-Tab completes probe types, tracepoints, args-> fields, builtins, functions, maps and commands.
+Tab completes probe types, tracepoints, args-> fields, kernel struct members (curtask->...),
+builtins, functions, maps and commands.
 Ctrl-C clears the line being typed.";
 
 fn command_help(name: &str) -> Option<&'static str> {

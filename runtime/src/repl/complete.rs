@@ -1,5 +1,6 @@
 //! Tab completion for the REPL: commands, probe types, tracepoint categories and events (from
-//! tracefs), `args->` fields of the tracepoint whose block is being typed, builtins and
+//! tracefs), `args->` fields of the tracepoint (or fentry function, raw tracepoint) whose block
+//! is being typed, members of kernel structs along `curtask->…` and `args->…` chains (BTF), builtins and
 //! functions, map names in use, and file names after `:save` and `:load`.
 //!
 //! Candidates are ordered shortest first, then alphabetically: rustyline shows the first one on
@@ -17,6 +18,8 @@ use rustyline::{Context, Helper};
 
 use super::{commands, lock, SharedRef};
 use crate::tracefs::Tracefs;
+use compiler::ktypes::{KFunction, KType, KTypeId};
+use compiler::ProbeCatalog as _;
 
 const PROBE_TYPES: [&str; 8] = ["BEGIN", "END", "tracepoint:", "profile:", "interval:", "t:", "p:", "i:"];
 
@@ -76,8 +79,60 @@ impl ReplHelper {
         }
     }
 
+    /// The kernel function whose arguments `args` holds in the block being typed: the last
+    /// fentry/fexit or raw tracepoint named before the cursor.
+    fn args_signature(&self, before: &str) -> Option<KFunction> {
+        let spec = before
+            .rsplit(|c: char| c.is_whitespace() || c == '{' || c == ',' || c == '/')
+            .find(|w| w.contains(':') && !w.starts_with(':'))?;
+        match spec.split(':').collect::<Vec<_>>().as_slice() {
+            ["fentry" | "f" | "fexit" | "fr" | "kfunc" | "kretfunc", .., func] => self.tracefs.kernel_function_signature(func),
+            ["rawtracepoint" | "rt", .., name] => self.tracefs.raw_tracepoint_signature(name),
+            _ => None,
+        }
+    }
+
+    /// Members of the struct at the end of a chain such as `curtask->mm->` or `args->file->f_path.`
+    /// (`chain` is the word up to and including its last `->` or `.`), from the kernel's BTF.
+    fn chain_members(&self, before: &str, chain: &str) -> Vec<String> {
+        let names: Vec<&str> = chain.split("->").flat_map(|s| s.split('.')).collect();
+        let (root, path) = match names.split_first() {
+            Some((root, path)) => (*root, &path[..path.len().saturating_sub(1)]),
+            None => return Vec::new(),
+        };
+        let mut ty = match root {
+            "curtask" => self.tracefs.kernel_type_named("struct task_struct"),
+            _ => None,
+        };
+        let mut path = path;
+        if root == "args" {
+            let Some((first, rest)) = path.split_first() else { return Vec::new() };
+            ty = self.args_signature(before).and_then(|f| f.params.into_iter().find(|p| p.name == *first)).map(|p| p.ty);
+            path = rest;
+        }
+        for name in path {
+            ty = ty.and_then(|t| self.record_fields(t)).and_then(|fields| fields.into_iter().find(|f| f.name == *name)).map(|f| f.ty);
+        }
+        ty.and_then(|t| self.record_fields(t)).map(|fields| fields.into_iter().map(|f| f.name).collect()).unwrap_or_default()
+    }
+
+    /// The members of a struct, or of the struct a pointer points at.
+    fn record_fields(&self, ty: KTypeId) -> Option<Vec<compiler::ktypes::KField>> {
+        match self.tracefs.kernel_type(ty)? {
+            KType::Record { fields, .. } => Some(fields),
+            KType::Pointer { to } => match self.tracefs.kernel_type(to)? {
+                KType::Record { fields, .. } => Some(fields),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// Fields of the last tracepoint named before the cursor, for `args->` / `args.`.
     fn fields(&self, before: &str) -> Vec<String> {
+        if let Some(func) = self.args_signature(before) {
+            return func.params.into_iter().map(|p| p.name).collect();
+        }
         let Some(spec) = before
             .rsplit(|c: char| c.is_whitespace() || c == '{' || c == ',' || c == '/')
             .find(|w| w.starts_with("tracepoint:") || w.starts_with("t:"))
@@ -143,12 +198,16 @@ impl Completer for ReplHelper {
         let start = word_start(line, pos);
         let word = &line[start..pos];
         let before = format!("{pending}{}", &line[..start]);
-        // args->field or args.field.
-        for arrow in ["args->", "args."] {
-            if let Some(field) = word.rfind(arrow).map(|i| &word[i + arrow.len()..]) {
-                let at = pos - field.len();
+        // A member chain through kernel types: `curtask->real_parent->co`, `args->file->f_`.
+        let cut = word.rfind("->").map(|i| i + 2).into_iter().chain(word.rfind('.').map(|i| i + 1)).max();
+        if let Some(cut) = cut.filter(|_| !word.contains(':')) {
+            let field = &word[cut..];
+            let chain = &word[..cut];
+            let at = pos - field.len();
+            if chain == "args->" || chain == "args." {
                 return Ok((at, ranked(self.fields(&before), field)));
             }
+            return Ok((at, ranked(self.chain_members(&before, chain), field)));
         }
         if word.starts_with('@') {
             return Ok((start, ranked(self.map_names(), word)));
