@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side benchmarks of rbt and bpftrace 0.17 on this machine (root, BPF). Medians of N
 # launches, ratios measured in the same run. Usage: bench/run.sh [N]   (default 7)
+# BENCH_ONLY=TEXT measures only the per-event scripts containing TEXT (and skips the rest).
 # Not a test: results are printed as Markdown rows for BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,9 +22,15 @@ PER_EVENT_SCRIPTS=(
     'tracepoint:syscalls:sys_enter_getppid { printf("%d %s\n", pid, comm); }'
     'tracepoint:sched:sched_switch { @start[args->prev_pid] = nsecs; $t = @start[args->next_pid]; if ($t) { @off[args->next_comm] = sum(nsecs - $t); delete(@start[args->next_pid]); } }'
     'tracepoint:sched:sched_switch { @start[args->prev_pid] = nsecs; @k[args->prev_pid] = kstack; $t = @start[args->next_pid]; if ($t) { @off[@k[args->next_pid]] = sum(nsecs - $t); delete(@start[args->next_pid]); } }'
+    'tracepoint:syscalls:sys_enter_getppid { @[curtask->real_parent->tgid, curtask->se.load.weight] = count(); }'
     "uprobe:$WORK:rbt_workload_add { @start[tid] = nsecs; } uretprobe:$WORK:rbt_workload_add { @lat = hist(nsecs - @start[tid]); delete(@start[tid]); }"
 )
 PRINTF_SCRIPT='tracepoint:syscalls:sys_enter_getppid /pid == cpid/ { printf("%d %s\n", pid, comm); }'
+if [ -n "${BENCH_ONLY:-}" ]; then
+    only=()
+    for script in "${PER_EVENT_SCRIPTS[@]}"; do [[ $script == *"$BENCH_ONLY"* ]] && only+=("$script"); done
+    PER_EVENT_SCRIPTS=("${only[@]}")
+fi
 
 # Wall time and peak RSS of one launch of `BEGIN { exit(); }`.
 launch() {
@@ -36,6 +43,7 @@ launch() {
 
 echo "| measure | rbt (median) | bpftrace (median) | ratio |"
 echo "|---|---|---|---|"
+if [ -z "${BENCH_ONLY:-}" ]; then
 for tool in rbt bpftrace; do
     bin=$RBT; [ $tool = bpftrace ] && bin=$BPFTRACE
     : > /tmp/bench_$tool
@@ -45,6 +53,7 @@ rt=$(cut -d' ' -f1 /tmp/bench_rbt | median); bt=$(cut -d' ' -f1 /tmp/bench_bpftr
 rm_=$(cut -d' ' -f2 /tmp/bench_rbt | median); bm=$(cut -d' ' -f2 /tmp/bench_bpftrace | median)
 echo "| \`BEGIN { exit(); }\` end to end | ${rt} s | ${bt} s | $(awk "BEGIN{printf \"%.2f\", $rt/$bt}") |"
 echo "| peak RSS, same | $((rm_/1024)) MB | $((bm/1024)) MB | $(awk "BEGIN{printf \"%.2f\", $rm_/$bm}") |"
+fi
 
 # Launch until every probe is attached, in ms. Both tools fork the -c child early but let it
 # exec only once every probe is attached, so the child's first step (`rbt-workload now`: the wall
@@ -57,7 +66,9 @@ attach_ms() {
     t1=$(awk '/^now /{print $2}' /tmp/bench_attach)
     if [ -n "$t1" ]; then awk "BEGIN{printf \"%.1f\", ($t1 / 1000 - $t0) / 1000}"; else echo n/a; fi
 }
-for script in "${PER_EVENT_SCRIPTS[@]}" "$PRINTF_SCRIPT"; do
+ATTACH_SCRIPTS=("${PER_EVENT_SCRIPTS[@]}")
+[ -n "${BENCH_ONLY:-}" ] || ATTACH_SCRIPTS+=("$PRINTF_SCRIPT")
+for script in "${ATTACH_SCRIPTS[@]}"; do
     r=(); b=()
     for _ in $(seq "$N"); do r+=("$(attach_ms $RBT "$script")"); b+=("$(attach_ms $BPFTRACE "$script")"); done
     rm_=$(printf '%s\n' "${r[@]}" | median); bm=$(printf '%s\n' "${b[@]}" | median)
@@ -101,6 +112,7 @@ for script in "${PER_EVENT_SCRIPTS[@]}"; do
 done
 
 # printf per event: 400,000 events, lines printed and events lost; peak RSS.
+[ -n "${BENCH_ONLY:-}" ] && exit 0
 for tool in rbt bpftrace; do
     bin=$RBT; [ $tool = bpftrace ] && bin=$BPFTRACE
     /usr/bin/time -f "%M" -o /tmp/bench_rss "$bin" -c "$WORK getppid 400000" \

@@ -58,6 +58,8 @@ pub struct Btf {
     strings: (usize, usize),
     /// `struct NAME`, `union NAME`, `enum NAME`, typedef and base type names to ids.
     names: std::cell::OnceCell<Names>,
+    /// Lookups by kind and name already made (see [`Btf::find`]).
+    found: std::cell::RefCell<HashMap<(u32, String), Option<KTypeId>>>,
 }
 
 #[derive(Default)]
@@ -130,7 +132,7 @@ impl Btf {
             };
             at += 12 + extra;
         }
-        Ok(Btf { data, types, strings: (str_start, str_len), names: Default::default() })
+        Ok(Btf { data, types, strings: (str_start, str_len), names: Default::default(), found: Default::default() })
     }
 
     fn u32_at(&self, off: usize) -> u32 {
@@ -196,7 +198,39 @@ impl Btf {
 
     /// The type written `name` in C (`struct task_struct`, `pid_t`, `unsigned int`).
     pub fn type_named(&self, name: &str) -> Option<KTypeId> {
-        self.names().types.get(name).copied()
+        let (kinds, bare): (&[u32], &str) = if let Some(n) = name.strip_prefix("struct ") {
+            (&[STRUCT], n)
+        } else if let Some(n) = name.strip_prefix("union ") {
+            (&[UNION], n)
+        } else if let Some(n) = name.strip_prefix("enum ") {
+            (&[ENUM, ENUM64], n)
+        } else {
+            (&[INT, TYPEDEF, FLOAT], name)
+        };
+        self.find(kinds, bare)
+    }
+
+    /// The first type of one of `kinds` named `name`. A script names a handful of types, so a
+    /// scan of the records (a millisecond or two, cached) beats building an index of every name,
+    /// which only suggestions and listings need.
+    fn find(&self, kinds: &[u32], name: &str) -> Option<KTypeId> {
+        let key = (kinds[0], name.to_owned());
+        if let Some(found) = self.found.borrow().get(&key) {
+            return *found;
+        }
+        let (start, _) = self.strings;
+        let needle = name.as_bytes();
+        let found = (1..self.types.len() as KTypeId).find(|&id| {
+            let at = self.types[id as usize] as usize;
+            let kind = (self.u32_at(at + 4) >> 24) & 0x1f;
+            if !kinds.contains(&kind) {
+                return false;
+            }
+            let off = start + self.u32_at(at) as usize;
+            self.data.get(off..off + needle.len()) == Some(needle) && self.data.get(off + needle.len()) == Some(&0)
+        });
+        self.found.borrow_mut().insert(key, found);
+        found
     }
 
     /// Every struct and union name, with its tag.
@@ -331,7 +365,7 @@ impl Btf {
 
     /// A kernel function's signature from its `BTF_KIND_FUNC` record.
     pub fn function(&self, name: &str) -> Option<KFunction> {
-        let id = *self.names().functions.get(name)?;
+        let id = self.find(&[FUNC], name)?;
         let func = self.raw(id)?;
         self.signature(name, id, func.size_or_type)
     }
