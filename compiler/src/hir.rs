@@ -68,7 +68,9 @@ pub enum AttachPoint {
     /// `interval:...`: one CPU.
     Interval { rate: PerfRate },
     /// `uprobe:PATH:FUNC[+OFF]` / `uretprobe:`: `offset` is the file offset of the instruction.
-    Uprobe { path: String, func: String, offset: u64, ret: bool },
+    /// `address` is set when the script named a virtual address (`uprobe:PATH:0x1234`), which
+    /// the probe's name shows in decimal, as in bpftrace; `func` is then the symbol holding it.
+    Uprobe { path: String, func: String, offset: u64, ret: bool, address: Option<u64> },
     /// `kprobe:FUNC[+OFF]` / `kretprobe:FUNC`.
     Kprobe { func: String, offset: u64, ret: bool },
     /// `software:EVENT:COUNT` / `hardware:EVENT:COUNT`: a perf counter on every CPU, firing
@@ -98,8 +100,12 @@ impl AttachPoint {
             AttachPoint::Tracepoint { category, event, .. } => format!("tracepoint:{category}:{event}"),
             AttachPoint::Profile { rate } => format!("profile:{}", rate_text(*rate)),
             AttachPoint::Interval { rate } => format!("interval:{}", rate_text(*rate)),
-            AttachPoint::Uprobe { path, func, ret, .. } => {
-                format!("{}:{path}:{func}", if *ret { "uretprobe" } else { "uprobe" })
+            AttachPoint::Uprobe { path, func, ret, address, .. } => {
+                let kind = if *ret { "uretprobe" } else { "uprobe" };
+                match address {
+                    Some(address) => format!("{kind}:{path}:{address}"),
+                    None => format!("{kind}:{path}:{func}"),
+                }
             }
             AttachPoint::PerfCounter { hardware, event, period, .. } => {
                 format!("{}:{event}:{period}", if *hardware { "hardware" } else { "software" })

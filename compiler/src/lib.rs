@@ -19,4 +19,4 @@ pub use check::CheckOptions;
 pub use compile::{compile, CompileOptions};
 pub use lower::{EventTransport, LowerOptions};
 pub use program::CompiledProgram;
-pub use tracepoint::{FieldType, ProbeCatalog, TracepointField, TracepointFormat, UserFunction};
+pub use tracepoint::{FieldType, ProbeCatalog, TracepointField, TracepointFormat, UserAddress, UserFunction};

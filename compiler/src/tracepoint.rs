@@ -69,6 +69,11 @@ pub trait ProbeCatalog {
     fn user_functions(&self, _target: &str, _pattern: &str) -> Result<Vec<UserFunction>, String> {
         Err("this catalog cannot read binaries".into())
     }
+    /// What lies at virtual address `address` of `target` (`uprobe:PATH:0x1234`): the binary's
+    /// path, the address's file offset, and the function holding it.
+    fn user_address(&self, _target: &str, _address: u64) -> Result<UserAddress, String> {
+        Err("this catalog cannot read binaries".into())
+    }
     /// Kernel functions matching `pattern` that kprobes can attach to; an error when the kernel
     /// has no kprobes.
     fn kernel_functions(&self, _pattern: &str) -> Result<Vec<String>, String> {
@@ -127,4 +132,17 @@ pub struct UserFunction {
     pub name: String,
     /// Where the function's first instruction is in the file.
     pub file_offset: u64,
+    /// The symbol's size in bytes (0 when the symbol table does not say).
+    pub size: u64,
+}
+
+/// A virtual address of a user binary, as `uprobe:PATH:ADDRESS` names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserAddress {
+    /// The binary's absolute path.
+    pub path: String,
+    /// Where the address is in the file; `None` when no loadable segment holds it.
+    pub file_offset: Option<u64>,
+    /// The symbol whose bytes hold the address, and how far into them it is.
+    pub function: Option<(String, u64)>,
 }

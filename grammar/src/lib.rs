@@ -34,6 +34,7 @@ lalrpop_util::lalrpop_mod!(
 
 pub use diagnostic::{Diagnostic, Label, Severity};
 pub use dump::dump;
+pub use probe_spec::split_parts;
 pub use span::Span;
 
 /// Parses a whole program. Always returns a program: parts that could not be parsed are left out

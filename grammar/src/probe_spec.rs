@@ -74,7 +74,7 @@ pub(crate) fn probe_spec(text: String, span: Span) -> ProbeSpec {
 
 /// Splits at `:` outside quotes and removes the quotes; inside quotes `\"` and `\\` stand for `"`
 /// and `\`. `uprobe:"/a b":f` gives `["uprobe", "/a b", "f"]`.
-pub(crate) fn split_parts(text: &str) -> Vec<String> {
+pub fn split_parts(text: &str) -> Vec<String> {
     let mut parts = Vec::new();
     let mut current = String::new();
     let mut in_quotes = false;

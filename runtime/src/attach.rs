@@ -148,11 +148,34 @@ pub fn probe(prog_fd: RawFd, pmu: &str, target: &str, offset: u64, ret: bool, pi
         config2: offset,
         ..PerfEventAttr::default()
     };
-    let fd = match pid {
-        Some(pid) => perf_event_open_for(&attr, pid as i32, -1)?,
-        None => perf_event_open(&attr, 0)?,
+    let opened = match pid {
+        Some(pid) => perf_event_open_for(&attr, pid as i32, -1),
+        None => perf_event_open(&attr, 0),
     };
+    // The kernel checks that a kprobe's offset starts an instruction (arch_check_kprobe_addr
+    // decodes the function from its start) and answers EILSEQ when it does not.
+    let fd = opened.map_err(|e| match (pmu, e.raw_os_error()) {
+        ("kprobe", Some(libc::EILSEQ)) => io::Error::new(
+            e.kind(),
+            format!("offset {offset} is not at an instruction boundary of {} (the kernel refused it)", target.to_string_lossy()),
+        ),
+        _ => e,
+    })?;
     attach(prog_fd, fd)
+}
+
+/// Raises the soft limit on open files to the hard limit. Every attached probe holds two file
+/// descriptors (its perf event and link) and every loaded program one, so a wildcard over
+/// hundreds of kernel functions would run out of the usual soft limit of 1024.
+pub fn raise_open_file_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit read and write the one rlimit struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
 }
 
 fn attach(prog_fd: RawFd, perf: OwnedFd) -> io::Result<Attachment> {

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use compiler::UserFunction;
+use compiler::{UserAddress, UserFunction};
 use object::{Object, ObjectSegment, ObjectSymbol, SymbolKind};
 
 use crate::tracefs::wildcard_match;
@@ -59,25 +59,73 @@ pub fn parse_ld_so_cache(bytes: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The functions of `target` matching `pattern`, with file offsets.
+/// The functions of `target` matching `pattern`, with file offsets. As in bpftrace 0.17, a C++
+/// symbol (`_ZN3rbt7Counter3addEi`) also matches when its demangled name
+/// (`rbt::Counter::add(int)`) starts with the pattern's match — `rbt::Counter::add` names both
+/// overloads — and names with `.part.` (pieces of functions split by the compiler) are left
+/// out.
 pub fn user_functions(target: &str, pattern: &str) -> Result<Vec<UserFunction>, String> {
-    let path = resolve_binary(target)?;
-    let data = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let file = object::File::parse(&*data).map_err(|e| format!("{} is not an ELF binary rbt can read: {e}", path.display()))?;
+    let (path, data) = read_binary(target)?;
+    let file = parse_elf(&path, &data)?;
+    let demangled_pattern = format!("{pattern}*");
     let mut found: Vec<UserFunction> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for symbol in file.symbols().chain(file.dynamic_symbols()) {
         if symbol.kind() != SymbolKind::Text || symbol.is_undefined() || symbol.address() == 0 {
             continue;
         }
         let Ok(name) = symbol.name() else { continue };
-        if name.is_empty() || !wildcard_match(name, pattern) || found.iter().any(|f| f.name == name) {
+        if name.is_empty() || name.contains(".part.") || seen.contains(name) {
+            continue;
+        }
+        let matches = wildcard_match(name, pattern)
+            || (is_cxx_mangled(name) && demangle_cxx(name).is_some_and(|d| wildcard_match(&d, &demangled_pattern)));
+        if !matches {
             continue;
         }
         let Some(file_offset) = file_offset(&file, symbol.address()) else { continue };
-        found.push(UserFunction { path: path.display().to_string(), name: name.to_owned(), file_offset });
+        seen.insert(name);
+        found.push(UserFunction { path: path.display().to_string(), name: name.to_owned(), file_offset, size: symbol.size() });
     }
     found.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(found)
+}
+
+/// What lies at virtual address `address` of `target`: its file offset and the symbol whose
+/// bytes hold it (the first one the symbol tables list, of any kind, as bcc finds it for
+/// bpftrace).
+pub fn user_address(target: &str, address: u64) -> Result<UserAddress, String> {
+    let (path, data) = read_binary(target)?;
+    let file = parse_elf(&path, &data)?;
+    let function = file
+        .symbols()
+        .chain(file.dynamic_symbols())
+        // Thread-local symbols' values are offsets into the TLS block, not addresses.
+        .filter(|s| !s.is_undefined() && s.size() > 0 && matches!(s.kind(), SymbolKind::Text | SymbolKind::Data | SymbolKind::Unknown))
+        .find(|s| address >= s.address() && address - s.address() < s.size())
+        .and_then(|s| Some((s.name().ok()?.to_owned(), address - s.address())));
+    Ok(UserAddress { path: path.display().to_string(), file_offset: file_offset(&file, address), function })
+}
+
+/// Whether a symbol is an Itanium C++ ABI name, as bpftrace decides which names to demangle.
+fn is_cxx_mangled(name: &str) -> bool {
+    name.starts_with("_Z") || name.starts_with("____Z")
+}
+
+/// `_ZN3rbt7Counter3addEi` as `rbt::Counter::add(int)`.
+pub fn demangle_cxx(name: &str) -> Option<String> {
+    let symbol = cpp_demangle::Symbol::new(name.as_bytes()).ok()?;
+    symbol.demangle().ok()
+}
+
+fn read_binary(target: &str) -> Result<(PathBuf, Vec<u8>), String> {
+    let path = resolve_binary(target)?;
+    let data = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok((path, data))
+}
+
+fn parse_elf<'a>(path: &Path, data: &'a [u8]) -> Result<object::File<'a>, String> {
+    object::File::parse(data).map_err(|e| format!("{} is not an ELF binary rbt can read: {e}", path.display()))
 }
 
 /// Where virtual address `addr` lives in the file, from the loadable segment holding it.
@@ -105,7 +153,8 @@ pub fn kernel_functions(tracefs_root: &Path, pattern: &str) -> Result<Vec<String
     let mut found: Vec<String> = text
         .lines()
         .filter_map(|l| l.split_whitespace().next())
-        .filter(|f| wildcard_match(f, pattern))
+        // As bpftrace: `.part.N` pieces of split functions cannot be traced.
+        .filter(|f| !f.contains(".part.") && wildcard_match(f, pattern))
         .map(str::to_owned)
         .collect();
     found.sort();

@@ -79,6 +79,7 @@ impl Session {
 
     /// A session with every probe of `program` loaded (not attached).
     pub fn load(program: CompiledProgram, format: OutputFormat, verbose: bool) -> Result<Session, SessionError> {
+        attach::raise_open_file_limit();
         let mut session = Session::new(format, verbose)?;
         session.extend(program)?;
         Ok(session)

@@ -1,5 +1,6 @@
 //! Diagnostic goldens: each `tests/data/check/NAME.rbt` is compiled with `rbt --dry-run`; it must
-//! fail with exit status 1 and print exactly `NAME.err` on stderr (rendered without colour).
+//! fail with exit status 1 and print exactly `NAME.err` on stderr (rendered without colour), the
+//! workload's path written `$WORKLOAD`. `// params:` words follow the script (`$1`...).
 //! `RBT_BLESS=1` re-records.
 
 mod common_rbt;
@@ -15,8 +16,13 @@ fn check_cases() {
         let source = std::fs::read_to_string(case).expect("read case");
         let mut args = case_args(&source);
         args.push("--dry-run".into());
-        let out = run(&args, case);
-        let stderr = String::from_utf8_lossy(&out.stderr).replace(&workspace().display().to_string(), "$WORKSPACE");
+        // `// params:` words follow the script, as positional parameters (`$1`).
+        let params = tests::case_params(&source, &workload());
+        let out = std::process::Command::new(rbt()).args(&args).arg(case).args(&params).output().expect("rbt runs");
+        let workload_path = workload().canonicalize().unwrap_or_else(|_| workload()).display().to_string();
+        let stderr = String::from_utf8_lossy(&out.stderr)
+            .replace(&workload_path, "$WORKLOAD")
+            .replace(&workspace().display().to_string(), "$WORKSPACE");
         if out.status.code() != Some(1) {
             failures.push(format!("{}: expected exit status 1, got {}", case.display(), out.status));
         }

@@ -129,7 +129,8 @@ impl Checker<'_> {
         points
     }
 
-    /// `uprobe:PATH:FUNC`, `uprobe:LIBRARY:FUNC`, `uprobe:PATH:FUNC+OFFSET`, wildcards in FUNC.
+    /// `uprobe:PATH:FUNC`, `uprobe:LIBRARY:FUNC`, `uprobe:PATH:FUNC+OFFSET`, wildcards in FUNC
+    /// (matched against C++ symbols' demangled names too), `uprobe:PATH:ADDRESS`.
     fn resolve_uprobe(&mut self, spec: &ProbeSpec, parts: &[&str], ret: bool) -> Vec<AttachPoint> {
         let kind = if ret { "uretprobe" } else { "uprobe" };
         if parts.len() != 3 || parts[1].is_empty() || parts[2].is_empty() {
@@ -151,26 +152,135 @@ impl Checker<'_> {
                     return Vec::new();
                 }
             },
-            None => (parts[2], 0),
+            None => match parse_offset(parts[2]) {
+                Some(address) => return self.resolve_uprobe_address(spec, parts[1], address, ret),
+                None => (parts[2], 0),
+            },
         };
-        match self.catalog.user_functions(parts[1], pattern) {
+        let functions = match self.catalog.user_functions(parts[1], pattern) {
             Ok(functions) if functions.is_empty() => {
                 self.error(Diagnostic::error(
                     "unknown-function",
                     format!("no function matching '{pattern}' in {}", parts[1]),
                     spec.span,
                 ));
-                Vec::new()
+                return Vec::new();
             }
-            Ok(functions) => functions
-                .into_iter()
-                .map(|f| AttachPoint::Uprobe { path: f.path, func: f.name, offset: f.file_offset + extra, ret })
-                .collect(),
+            Ok(functions) => functions,
             Err(message) => {
                 self.error(Diagnostic::error("bad-attach-point", message, spec.span));
-                Vec::new()
+                return Vec::new();
             }
+        };
+        let mut points = Vec::new();
+        for f in functions {
+            if extra > 0 && f.size > 0 && extra >= f.size {
+                self.error(Diagnostic::error(
+                    "bad-attach-point",
+                    format!("offset {extra} is outside the function bounds ('{}' size is {})", f.name, f.size),
+                    spec.span,
+                ));
+                continue;
+            }
+            if extra > 0 && !self.unchecked_offset_allowed(spec, kind, &f.path, &f.name, extra) {
+                continue;
+            }
+            points.push(AttachPoint::Uprobe { path: f.path, func: f.name, offset: f.file_offset + extra, ret, address: None });
         }
+        points
+    }
+
+    /// `uprobe:PATH:ADDRESS`: a virtual address of the binary, as bpftrace 0.17 takes it. At a
+    /// symbol's start it is that function's probe; inside a symbol, or where no symbol says
+    /// where instructions start, only with `--unsafe`: rbt cannot check that the address
+    /// starts an instruction, and a breakpoint in the middle of one corrupts the traced process.
+    fn resolve_uprobe_address(&mut self, spec: &ProbeSpec, target: &str, address: u64, ret: bool) -> Vec<AttachPoint> {
+        let kind = if ret { "uretprobe" } else { "uprobe" };
+        if target.contains('*') {
+            self.error(Diagnostic::error("bad-attach-point", "cannot use wildcards with an absolute address", spec.span));
+            return Vec::new();
+        }
+        let found = match self.catalog.user_address(target, address) {
+            Ok(found) => found,
+            Err(message) => {
+                self.error(Diagnostic::error("bad-attach-point", message, spec.span));
+                return Vec::new();
+            }
+        };
+        let Some(file_offset) = found.file_offset else {
+            self.error(Diagnostic::error(
+                "bad-attach-point",
+                format!("address {address:#x} is in no loadable segment of {}", found.path),
+                spec.span,
+            ));
+            return Vec::new();
+        };
+        let func = match found.function {
+            Some((name, 0)) => name,
+            Some((name, into)) if ret => {
+                self.error(Diagnostic::error(
+                    "bad-attach-point",
+                    format!("uretprobes cannot be attached at function offset (address {address:#x} resolved to: {name}+{into})"),
+                    spec.span,
+                ));
+                return Vec::new();
+            }
+            Some((name, into)) => {
+                if !self.unchecked_offset_allowed(spec, kind, &found.path, &name, into) {
+                    return Vec::new();
+                }
+                name
+            }
+            None if !self.options.unsafe_allowed => {
+                self.error(
+                    Diagnostic::error(
+                        "unsafe-address",
+                        format!("could not resolve address {address:#x} of {}: no symbol holds it", file_name(&found.path)),
+                        spec.span,
+                    )
+                    .with_help(
+                        "without a symbol rbt cannot tell where instructions start; pass --unsafe to attach at the \
+                         address anyway (a uprobe in the middle of an instruction corrupts the traced process)",
+                    ),
+                );
+                return Vec::new();
+            }
+            None => {
+                self.error(Diagnostic::warning(
+                    "unsafe-address",
+                    format!(
+                        "could not determine the instruction boundary at {}:{address:#x} (no symbol holds it): \
+                         a misaligned {kind} corrupts the traced process",
+                        found.path
+                    ),
+                    spec.span,
+                ));
+                format!("{address:#x}")
+            }
+        };
+        vec![AttachPoint::Uprobe { path: found.path, func, offset: file_offset, ret, address: Some(address) }]
+    }
+
+    /// Whether a uprobe may go `offset` bytes into function `name`: rbt has no disassembler to
+    /// check that an instruction starts there (bpftrace 0.17 as Debian builds it has none
+    /// either, and refuses), so only under `--unsafe`, with a warning. Reports why not.
+    fn unchecked_offset_allowed(&mut self, spec: &ProbeSpec, kind: &str, path: &str, name: &str, offset: u64) -> bool {
+        if self.options.unsafe_allowed {
+            self.error(Diagnostic::warning("unsafe-address", format!("unchecked {kind}: {path}:{name}+{offset}"), spec.span));
+            return true;
+        }
+        self.error(
+            Diagnostic::error(
+                "unsafe-address",
+                format!("cannot check that {kind} {name}+{offset} of {} is at an instruction boundary", file_name(path)),
+                spec.span,
+            )
+            .with_help(
+                "rbt has no disassembler to check it; pass --unsafe to attach anyway \
+                 (a uprobe in the middle of an instruction corrupts the traced process)",
+            ),
+        );
+        false
     }
 
     /// `kprobe:FUNC`, `kprobe:FUNC+OFFSET`, `kprobe:MODULE:FUNC`, wildcards in FUNC.
@@ -187,7 +297,17 @@ impl Checker<'_> {
             }
         };
         let (pattern, offset) = match func.split_once('+') {
-            Some((f, off)) => (f, parse_offset(off).unwrap_or(0)),
+            Some((f, off)) => match parse_offset(off) {
+                Some(_) if ret => {
+                    self.error(Diagnostic::error("bad-attach-point", "kretprobe cannot take an offset", spec.span));
+                    return Vec::new();
+                }
+                Some(off) => (f, off),
+                None => {
+                    self.error(Diagnostic::error("bad-attach-point", format!("invalid offset: {off}"), spec.span));
+                    return Vec::new();
+                }
+            },
             None => (func, 0),
         };
         match self.catalog.kernel_functions(pattern) {
@@ -340,6 +460,11 @@ impl Checker<'_> {
         };
         Some(rate)
     }
+}
+
+/// A binary's file name, to keep messages short (the span shows the whole attach point).
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }
 
 /// `16`, `0x10`.

@@ -95,7 +95,10 @@ fn list_attach_point(
     verbose: bool,
     out: &mut String,
 ) -> Result<(), TracefsError> {
-    let mut parts: Vec<&str> = raw.split(':').collect();
+    // Split as scripts' attach points are: quoted parts (`"rbt::Counter::add(int)"`) keep their
+    // colons and lose their quotes.
+    let split = grammar::split_parts(raw);
+    let mut parts: Vec<&str> = split.iter().map(String::as_str).collect();
     let wrong_shape = |message: String| {
         if ignore_invalid { Ok(()) } else { Err(list_error(message)) }
     };

@@ -184,6 +184,10 @@ impl ProbeCatalog for Tracefs {
         found
     }
 
+    fn user_address(&self, target: &str, address: u64) -> Result<compiler::UserAddress, String> {
+        crate::dynamic_probes::user_address(target, address)
+    }
+
     fn kernel_functions(&self, pattern: &str) -> Result<Vec<String>, String> {
         crate::dynamic_probes::kernel_functions(&self.root, pattern)
     }

@@ -19,6 +19,9 @@
 //! - `inline N`: N calls of `rbt_workload_outer(i)`, which calls the always-inlined
 //!   `inlined_step`, which calls `rbt_workload_leaf`: a uprobe on the leaf sees a caller frame
 //!   with an inlined call at its address (DWARF lines in the test profile's debug build).
+//! - `malloc SIZE N`: N calls of libc's `malloc(SIZE)`, each freed at once, for uprobes on libc
+//!   (`uprobe:libc:malloc`). Rust's own allocations go through malloc too, so filter on a SIZE
+//!   the program does not otherwise ask for, e.g. 1234.
 //! - `now`: print `now NS`, the wall clock (CLOCK_REALTIME) in nanoseconds. As the first step it
 //!   tells when the tracer let its `-c` child run, which `bench/run.sh` uses to time
 //!   launch-until-attached.
@@ -122,6 +125,15 @@ fn main() {
                     total = total.wrapping_add(rbt_workload_outer(std::hint::black_box(i)));
                 }
                 std::hint::black_box(total);
+            }
+            "malloc" => {
+                let (size, count) = (number(next()), number(next()));
+                let size = usize::try_from(size).unwrap_or_else(|_| usage());
+                repeat(count, || {
+                    // SAFETY: malloc may return null, which free accepts; nothing else touches
+                    // the block.
+                    unsafe { libc::free(libc::malloc(std::hint::black_box(size))) }
+                });
             }
             "spin" => {
                 let until = Instant::now() + Duration::from_millis(number(next()));
@@ -267,7 +279,7 @@ fn number(word: &str) -> u64 {
 fn usage() -> ! {
     eprintln!(
         "usage: rbt-workload STEP...\n  steps: getppid N | read SIZE N | write SIZE N | nap MICROS N \
-         | open PATH N | spin MILLIS | pin CPU | pipe N MICROS | fsync PATH N | mutex N MICROS | call N | inline N | now"
+         | open PATH N | spin MILLIS | pin CPU | pipe N MICROS | fsync PATH N | mutex N MICROS | call N | inline N | malloc SIZE N | now"
     );
     std::process::exit(2)
 }
