@@ -1,7 +1,7 @@
 //! The kernel's BTF (`/sys/kernel/btf/vmlinux`) read as the checker needs it: one type at a time
 //! by id, struct and function names looked up through an index built on first use. rbt reads the
-//! file only when a script uses kernel types (`curtask->…`, casts, `fentry`), so scripts that do
-//! not pay nothing at start.
+//! file only when a script uses kernel types (`curtask->…`, casts, `fentry`) or `-l` lists them,
+//! so scripts that do not pay nothing at start. `c_dump` writes types back as C.
 //!
 //! The format is the kernel's `Documentation/bpf/btf.rst`: a header, then type records (each a
 //! 12-byte `btf_type` and kind-specific data), then a string section.
@@ -10,6 +10,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use compiler::ktypes::{KField, KFunction, KParam, KType, KTypeId};
+
+mod c_dump;
+pub use c_dump::dump_named_types;
 
 const MAGIC: u16 = 0xeb9f;
 
@@ -244,6 +247,25 @@ impl Btf {
             .collect();
         names.sort();
         names
+    }
+
+    /// `struct NAME`, `union NAME` and `enum NAME` for every named struct, union and 32-bit enum,
+    /// in id order, duplicates kept: what bpftrace 0.17 lists for `-l 'struct *'` (its test for
+    /// enums does not count 64-bit ones).
+    pub fn tagged_type_names(&self) -> Vec<String> {
+        (1..self.types.len() as KTypeId)
+            .filter_map(|id| self.raw(id))
+            .filter(|r| r.name_off != 0)
+            .filter_map(|r| {
+                let tag = match r.kind {
+                    STRUCT => "struct",
+                    UNION => "union",
+                    ENUM => "enum",
+                    _ => return None,
+                };
+                Some(format!("{tag} {}", self.string(r.name_off)))
+            })
+            .collect()
     }
 
     /// Every function name, sorted.

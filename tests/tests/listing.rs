@@ -16,7 +16,10 @@ use tests::{bpftrace, is_root, line_diff, rbt, run_with_limit, Captured};
 const TIME_LIMIT: Duration = Duration::from_secs(120);
 
 /// The `-l` arguments compared: no search, every probe type, aliases, wildcard providers, lone
-/// patterns, lists, `-lv`, and searches both tools reject.
+/// patterns, lists, `-lv`, and searches both tools reject; then kernel types from BTF, names and
+/// (`-lv`) C definitions, single and by pattern, including the quirks of bpftrace's cut of
+/// libbpf's dump (`struct page` is swallowed by the `typedef struct {...}` before it, so
+/// bpftrace lists nothing for it).
 const SEARCHES: &[&[&str]] = &[
     &["-l"],
     &["-l", "*"],
@@ -43,6 +46,28 @@ const SEARCHES: &[&[&str]] = &[
     &["-l", "software:cs:"],
     &["-l", "iter"],
     &["-l", "nope:*"],
+    &["-l", "struct load_w*"],
+    &["-l", "struct task_struct"],
+    &["-l", "struct *"],
+    &["-l", "union *"],
+    &["-l", "enum *"],
+    &["-l", "struct*"],
+    &["-l", "structure"],
+    &["-l", "struct nosuch"],
+    &["-lv", "struct task_struct"],
+    &["-lv", "struct file_operations"],
+    &["-lv", "struct sk_buff"],
+    &["-lv", "struct qstr"],
+    &["-lv", "struct sched_entity"],
+    &["-lv", "struct page"],
+    &["-lv", "struct inode"],
+    &["-lv", "struct mm_struct"],
+    &["-lv", "union bpf_attr"],
+    &["-lv", "struct task*"],
+    &["-lv", "struct *"],
+    &["-lv", "union *"],
+    &["-lv", "enum *"],
+    &["-lv", "struct nosuch"],
 ];
 
 #[test]

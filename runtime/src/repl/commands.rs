@@ -24,8 +24,8 @@ that run once (`@limit = 100`). Entries keep running while you type; maps are sh
   :clear @m | :zero @m     remove every key | set every value to zero
   :delete @m[KEY, ...]     remove one key (integer and string literals)
   :watch @m [INTERVAL]     redraw a map every INTERVAL (1s, 500ms; default 1s) until Ctrl-C
-  :list PATTERN            probes matching PATTERN, as rbt -l
-  :fields tracepoint:C:N   a tracepoint's fields, as rbt -lv
+  :list PATTERN            probes (or kernel types: struct task*) matching PATTERN, as rbt -l
+  :fields PROBE|struct S   a tracepoint's fields, a kernel type's C definition, as rbt -lv
   :save FILE | :load FILE  write the live program as a script | attach a script as one entry
   :format text|json        output format of prints and maps
   :quit (or Ctrl-D)        run END blocks, print maps, detach everything, leave
@@ -380,7 +380,7 @@ fn watch(repl: &Repl, args: &[&str]) -> Result<(), String> {
 fn list(repl: &Repl, pattern: &str, verbose: bool) -> Result<(), String> {
     let pattern = (!pattern.is_empty()).then_some(pattern);
     if verbose && pattern.is_none() {
-        return Err("usage: :fields tracepoint:CATEGORY:NAME".into());
+        return Err("usage: :fields tracepoint:CATEGORY:NAME | struct NAME".into());
     }
     let text = crate::tracefs::list_probes(&repl.tracefs, pattern, verbose).map_err(|e| e.to_string())?;
     print!("{text}");

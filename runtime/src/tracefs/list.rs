@@ -1,7 +1,9 @@
 //! The text of `rbt -l [SEARCH]` and `rbt -lv`: attach-point patterns expanded and printed
 //! byte for byte as bpftrace 0.17 prints them, including the probe types rbt lists but cannot
-//! attach (software, hardware, iter), so that `rbt -l` and `bpftrace -l` agree.
+//! attach (software, hardware, iter), so that `rbt -l` and `bpftrace -l` agree; and kernel
+//! types (`rbt -l 'struct task*'`, `rbt -lv 'union bpf_attr'`) as bpftrace lists them from BTF.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use super::{verbose_params, wildcard_match, Tracefs, TracefsError};
@@ -46,6 +48,9 @@ const ITERATORS: [(&str, &[&str]); 2] = [
 ///     unsigned long args[6]
 /// ```
 pub fn list_probes(tracefs: &Tracefs, search: Option<&str>, verbose: bool) -> Result<String, TracefsError> {
+    if let Some(search) = search.filter(|s| is_type_search(s)) {
+        return list_types(tracefs, search, verbose);
+    }
     let search = match search {
         None | Some("*") => "*:*",
         Some(search) => search,
@@ -78,6 +83,67 @@ pub fn list_probes(tracefs: &Tracefs, search: Option<&str>, verbose: bool) -> Re
         }
     }
     Ok(out)
+}
+
+/// bpftrace 0.17 takes a search without `:` that starts with `struct`, `union` or `enum` (even
+/// `structure*`) for a pattern over kernel type names.
+fn is_type_search(search: &str) -> bool {
+    !search.contains(':') && ["struct", "union", "enum"].iter().any(|tag| search.starts_with(tag))
+}
+
+/// Kernel types from BTF matching `search`, a wildcard pattern over `struct NAME`, `union NAME`
+/// and `enum NAME`: their names, sorted and each once; with `verbose` their C definitions, as
+/// bpftrace 0.17 prints them, followed by a blank line:
+///
+/// ```text
+/// struct load_weight {
+///     long unsigned int weight;
+///     u32 inv_weight;
+/// };
+///
+/// ```
+///
+/// bpftrace writes every named struct, union and enum through one libbpf `btf_dump` (so a type
+/// is written once, after the types it embeds, and later types of the same name get `___2`
+/// suffixes), cuts the text into definitions (`type_definitions`) and matches them against
+/// `SEARCH *{*}*`. Nothing matching is no error.
+fn list_types(tracefs: &Tracefs, search: &str, verbose: bool) -> Result<String, TracefsError> {
+    let btf = tracefs.btf().map_err(list_error)?;
+    let (entries, pattern) = if verbose {
+        (type_definitions(&crate::btf::dump_named_types(btf)), format!("{search} *{{*}}*"))
+    } else {
+        (btf.tagged_type_names().into_iter().collect(), search.to_owned())
+    };
+    let mut out = String::new();
+    for entry in entries.iter().filter(|entry| wildcard_match(entry, &pattern)) {
+        out.push_str(entry);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// bpftrace's cut of a C dump into definitions: one starts at a line that ends in `{` and runs
+/// to the next line that is exactly `};`. So what ends otherwise (`} atomic_t;` closing a
+/// `typedef struct {`, `} __attribute__((packed));`) runs on into the definitions after it
+/// up to the next `};`, which then are not entries of their own; lines outside definitions
+/// (typedefs, forward declarations, empty structs) are dropped.
+pub(super) fn type_definitions(dump: &str) -> BTreeSet<String> {
+    let mut definitions = BTreeSet::new();
+    let mut current: Option<String> = None;
+    for line in dump.split('\n') {
+        match &mut current {
+            Some(definition) => {
+                definition.push_str(line);
+                definition.push('\n');
+                if line == "};" {
+                    definitions.extend(current.take());
+                }
+            }
+            None if line.ends_with('{') => current = Some(format!("{line}\n")),
+            None => {}
+        }
+    }
+    definitions
 }
 
 /// `TYPE NAME` as bpftrace's `-lv` prints an argument (`struct file * file`, `size_t count`).

@@ -291,3 +291,25 @@ fn listing_matches_bpftrace() {
     assert_eq!(tracefs.all_tracepoints().len(), 5);
     let _ = std::fs::remove_dir_all(fake_root("list"));
 }
+
+/// bpftrace cuts libbpf's C dump into definitions at lines ending in `{` and lines that are
+/// exactly `};`: typedefs and forward declarations between them are dropped, and a definition
+/// that ends otherwise (a typedef'd anonymous struct, a packed struct) runs on to the next `};`;
+/// one never closed is dropped.
+#[test]
+fn type_definitions_are_cut_as_bpftrace_cuts_them() {
+    let dump = "typedef unsigned int u32;\n\nstruct a {\n\tu32 x;\n};\n\nstruct b;\n\n\
+                typedef struct {\n\tint counter;\n} atomic_t;\n\nstruct c {\n\tatomic_t n;\n};\n\n\
+                struct d {\n\tunion {\n\t\tint i;\n\t};\n} __attribute__((packed));\n\nstruct empty {};\n\n\
+                struct e {\n\tint i;\n};\n\nstruct unfinished {\n\tint i;\n";
+    let definitions: Vec<String> = list::type_definitions(dump).into_iter().collect();
+    assert_eq!(
+        definitions,
+        [
+            "struct a {\n\tu32 x;\n};\n",
+            "struct d {\n\tunion {\n\t\tint i;\n\t};\n} __attribute__((packed));\n\nstruct empty {};\n\n\
+             struct e {\n\tint i;\n};\n",
+            "typedef struct {\n\tint counter;\n} atomic_t;\n\nstruct c {\n\tatomic_t n;\n};\n",
+        ]
+    );
+}
