@@ -6,4 +6,5 @@
 # Not a test: results go to BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test -q -p tests --test vm -- --ignored --exact kprobe_wildcard_attach_time --nocapture 2>&1 | grep -E "^kprobe wildcard|panicked|error" || true
+cargo build -q --release -p runtime
+RBT=$PWD/target/release/rbt cargo test -q -p tests --test vm -- --ignored --exact kprobe_wildcard_attach_time --nocapture 2>&1 | grep -E "^kprobe wildcard|panicked|error" || true

@@ -199,6 +199,9 @@ struct ProgLoadAttr {
     line_info_cnt: u32,
     attach_btf_id: u32,
     attach_btf_obj_fd: u32,
+    /// Explicit, so that it is zero rather than padding: the kernel reads it (and refuses
+    /// nonzero bytes past the fields it knows).
+    core_relo_cnt: u32,
 }
 
 /// `BPF_PROG_TYPE_TRACING` and its `enum bpf_attach_type`s: fentry and fexit programs.
@@ -207,7 +210,7 @@ pub const BPF_TRACE_FENTRY: u32 = 24;
 pub const BPF_TRACE_FEXIT: u32 = 25;
 
 /// What a tracing program attaches to: a kernel function by its BTF id (in vmlinux's BTF).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct AttachTarget {
     pub attach_type: u32,
     pub btf_id: u32,
@@ -343,6 +346,47 @@ pub fn link_perf_event(prog_fd: RawFd, perf_fd: RawFd) -> io::Result<OwnedFd> {
         target_fd: perf_fd as u32,
         attach_type: BPF_PERF_EVENT,
         ..LinkCreateAttr::default()
+    };
+    bpf_fd(BPF_LINK_CREATE, &mut attr)
+}
+
+/// `enum bpf_attach_type`: BPF_TRACE_UPROBE_MULTI (Linux 6.6), one link for many uprobes.
+pub const BPF_TRACE_UPROBE_MULTI: u32 = 48;
+/// `uprobe_multi.flags`: the uprobes are uretprobes.
+const BPF_F_UPROBE_MULTI_RETURN: u32 = 1;
+
+/// `union bpf_attr` for BPF_LINK_CREATE of a uprobe_multi link.
+#[repr(C)]
+#[derive(Default)]
+struct UprobeMultiLinkAttr {
+    prog_fd: u32,
+    target_fd: u32,
+    attach_type: u32,
+    flags: u32,
+    path: u64,
+    offsets: u64,
+    ref_ctr_offsets: u64,
+    cookies: u64,
+    cnt: u32,
+    multi_flags: u32,
+    pid: u32,
+    /// Explicit, so that it is zero: the kernel refuses nonzero bytes past the last field.
+    _pad: u32,
+}
+
+/// Attaches `prog_fd` (loaded for [`BPF_TRACE_UPROBE_MULTI`]) to every file offset of `path` at
+/// once: one link, registered and (what matters more) unregistered by the kernel in one go.
+pub fn link_uprobe_multi(prog_fd: RawFd, path: &str, offsets: &[u64], ret: bool, pid: Option<u32>) -> io::Result<OwnedFd> {
+    let path = std::ffi::CString::new(path).map_err(|_| io::Error::other("NUL in a path"))?;
+    let mut attr = UprobeMultiLinkAttr {
+        prog_fd: prog_fd as u32,
+        attach_type: BPF_TRACE_UPROBE_MULTI,
+        path: path.as_ptr() as u64,
+        offsets: offsets.as_ptr() as u64,
+        cnt: offsets.len() as u32,
+        multi_flags: if ret { BPF_F_UPROBE_MULTI_RETURN } else { 0 },
+        pid: pid.unwrap_or(0),
+        ..UprobeMultiLinkAttr::default()
     };
     bpf_fd(BPF_LINK_CREATE, &mut attr)
 }

@@ -16,9 +16,9 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use aya_obj::generated::bpf_insn;
 use aya_obj::Object;
 use compiler::hir::AttachPoint;
-use compiler::program::{BpfMap, ProbeProgram};
+use compiler::program::BpfMap;
 
-use crate::bpf_sys::{self, LoadedProg, MapSpec, ProgLoadError};
+use crate::bpf_sys::{self, MapSpec};
 
 /// `enum bpf_prog_type` values rbt loads.
 const BPF_PROG_TYPE_KPROBE: u32 = 2;
@@ -129,10 +129,10 @@ fn encode(insns: &[bpf_insn]) -> Vec<u8> {
     bytes
 }
 
-/// Loads one probe's program (with the verifier's statistics under `stats`); the verifier's log
-/// comes back in the error.
-pub fn load_program(probe: &ProbeProgram, insns: &[u8], stats: bool) -> Result<LoadedProg, ProgLoadError> {
-    let prog_type = match &probe.attach {
+/// The program type an attach point needs, and for tracing programs the function it is loaded
+/// for. Two probes with the same kind and the same instructions can share one loaded program.
+pub fn program_kind(attach: &AttachPoint) -> (u32, Option<bpf_sys::AttachTarget>) {
+    let prog_type = match attach {
         // BEGIN and END run once, through BPF_PROG_TEST_RUN, which raw tracepoint programs allow.
         AttachPoint::Begin | AttachPoint::End => BPF_PROG_TYPE_RAW_TRACEPOINT,
         AttachPoint::Tracepoint { .. } => BPF_PROG_TYPE_TRACEPOINT,
@@ -142,9 +142,8 @@ pub fn load_program(probe: &ProbeProgram, insns: &[u8], stats: bool) -> Result<L
         AttachPoint::Uprobe { .. } | AttachPoint::Kprobe { .. } => BPF_PROG_TYPE_KPROBE,
         AttachPoint::Fentry { func, ret } => {
             let attach_type = if *ret { bpf_sys::BPF_TRACE_FEXIT } else { bpf_sys::BPF_TRACE_FENTRY };
-            let target = bpf_sys::AttachTarget { attach_type, btf_id: func.btf_id };
-            return bpf_sys::prog_load(bpf_sys::BPF_PROG_TYPE_TRACING, &probe.name, insns, 0, stats, Some(target));
+            return (bpf_sys::BPF_PROG_TYPE_TRACING, Some(bpf_sys::AttachTarget { attach_type, btf_id: func.btf_id }));
         }
     };
-    bpf_sys::prog_load(prog_type, &probe.name, insns, 0, stats, None)
+    (prog_type, None)
 }

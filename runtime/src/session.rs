@@ -4,6 +4,8 @@
 //! Everything is held as file descriptors: dropping a probe or the session detaches it.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::io::{self, Write};
 use std::ops::Range;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -35,10 +37,15 @@ pub enum SessionError {
 
 /// One probe's program in the kernel and its attachments (none until [`Session::attach`]).
 struct LoadedProbe {
-    fd: OwnedFd,
+    /// Shared by the probes whose programs are identical (a wildcard's expansions, unless they
+    /// use `probe` or `func`): the kernel verifies and holds one copy.
+    fd: Arc<OwnedFd>,
     /// The verifier's statistics, kept for `-v`.
     verifier_stats: Option<String>,
     attachments: Vec<Attachment>,
+    /// For uprobes attached together with one uprobe_multi link: the probe holding the link
+    /// (the group's first). Its attachment serves every probe of the group.
+    multi: Option<usize>,
 }
 
 pub struct Session {
@@ -58,6 +65,16 @@ pub struct Session {
     pub stacks: Stacks,
     /// `-p PID`: uprobes are opened for that process only.
     pub pid_filter: Option<u32>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let mut attachments = Vec::new();
+        for loaded in self.probes.iter_mut().flatten() {
+            attachments.append(&mut loaded.attachments);
+        }
+        attach::detach_all(attachments);
+    }
 }
 
 impl Session {
@@ -128,13 +145,47 @@ impl Session {
     /// Loads the probes of `program` from index `from` on.
     fn load_new(&self, program: &CompiledProgram, from: usize) -> Result<Vec<LoadedProbe>, SessionError> {
         let mut insns = loader::relocate(&program.elf, &self.maps)?;
-        let mut loaded = Vec::new();
+        let mut codes = Vec::new();
         for probe in program.probes.iter().skip(from) {
             let code = insns
                 .remove(&probe.name)
                 .ok_or_else(|| io::Error::other(format!("program {} missing from the object", probe.name)))?;
-            let prog = loader::load_program(probe, &code, self.verbose).map_err(|e| verifier_error(probe, e))?;
-            loaded.push(LoadedProbe { fd: prog.fd, verifier_stats: prog.stats, attachments: Vec::new() });
+            codes.push(code);
+        }
+        // uprobes on one binary running the same code (a wildcard's expansions, unless they use
+        // `probe` or `func`) attach as one uprobe_multi link, which the kernel registers and,
+        // far more slowly otherwise, unregisters in one go.
+        let mut groups: HashMap<(&str, bool, &[u8]), Vec<usize>> = HashMap::new();
+        for (i, probe) in program.probes.iter().skip(from).enumerate() {
+            if let AttachPoint::Uprobe { path, ret, .. } = &probe.attach {
+                groups.entry((path.as_str(), *ret, codes[i].as_slice())).or_default().push(from + i);
+            }
+        }
+        let mut leader_of: HashMap<usize, usize> = HashMap::new();
+        for members in groups.values().filter(|m| m.len() > 1) {
+            for &m in members {
+                leader_of.insert(m, members[0]);
+            }
+        }
+        let mut loaded = Vec::new();
+        let mut shared: HashMap<(u32, Option<bpf_sys::AttachTarget>, &[u8]), (Arc<OwnedFd>, Option<String>)> = HashMap::new();
+        for (i, probe) in program.probes.iter().skip(from).enumerate() {
+            let multi = leader_of.get(&(from + i)).copied();
+            let (prog_type, target) = loader::program_kind(&probe.attach);
+            let target = match multi {
+                Some(_) => Some(bpf_sys::AttachTarget { attach_type: bpf_sys::BPF_TRACE_UPROBE_MULTI, btf_id: 0 }),
+                None => target,
+            };
+            let key = (prog_type, target, codes[i].as_slice());
+            if let Some((fd, stats)) = shared.get(&key) {
+                loaded.push(LoadedProbe { fd: fd.clone(), verifier_stats: stats.clone(), attachments: Vec::new(), multi });
+                continue;
+            }
+            let prog = bpf_sys::prog_load(prog_type, &probe.name, &codes[i], 0, self.verbose, target)
+                .map_err(|e| verifier_error(probe, e))?;
+            let fd = Arc::new(prog.fd);
+            shared.insert(key, (fd.clone(), prog.stats.clone()));
+            loaded.push(LoadedProbe { fd, verifier_stats: prog.stats, attachments: Vec::new(), multi });
         }
         Ok(loaded)
     }
@@ -148,6 +199,60 @@ impl Session {
     /// attached so far stay attached; the caller decides whether to detach them.
     pub fn attach(&mut self, range: Range<usize>, tracefs: &Tracefs) -> Result<(), SessionError> {
         let cpus = bpf_sys::cpu_list("online")?;
+        // uprobe_multi groups: one link each; where the kernel has no such links, their probes
+        // attach one by one below.
+        let mut multi: std::collections::BTreeMap<usize, Vec<usize>> = std::collections::BTreeMap::new();
+        for i in range.clone() {
+            if let Some(leader) = self.probes[i].as_ref().and_then(|l| l.multi) {
+                multi.entry(leader).or_default().push(i);
+            }
+        }
+        let mut one_by_one: std::collections::HashSet<usize> = std::collections::HashSet::new();
+        for (leader, members) in multi {
+            let AttachPoint::Uprobe { path, ret, .. } = &self.program.probes[leader].attach else { continue };
+            let offsets: Vec<u64> = members
+                .iter()
+                .filter_map(|&m| match &self.program.probes[m].attach {
+                    AttachPoint::Uprobe { offset, .. } => Some(*offset),
+                    _ => None,
+                })
+                .collect();
+            let Some(loaded) = self.probes[leader].as_mut() else { continue };
+            match attach::uprobe_multi(loaded.fd.as_raw_fd(), path, &offsets, *ret, self.pid_filter) {
+                Ok(a) => loaded.attachments.push(a),
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP | libc::ENOSYS)) => one_by_one.extend(members),
+                Err(source) => return Err(SessionError::Attach { probe: self.program.probes[leader].attach.probe_name(), source }),
+            }
+        }
+        // Other uprobes and kprobes, from several threads: a wildcard can name hundreds.
+        let dynamic: Vec<(usize, RawFd)> = range
+            .clone()
+            .filter(|&i| matches!(self.program.probes[i].attach, AttachPoint::Uprobe { .. } | AttachPoint::Kprobe { .. }))
+            .filter(|&i| self.probes[i].as_ref().is_some_and(|l| l.multi.is_none()) || one_by_one.contains(&i))
+            .filter_map(|i| Some((i, self.probes[i].as_ref()?.fd.as_raw_fd())))
+            .collect();
+        let pid_filter = self.pid_filter;
+        let program = &self.program;
+        let results = attach::in_parallel(dynamic, |(index, prog_fd)| {
+            let attached = match &program.probes[index].attach {
+                AttachPoint::Uprobe { path, offset, ret, .. } => attach::probe(prog_fd, "uprobe", path, *offset, *ret, pid_filter),
+                AttachPoint::Kprobe { func, offset, ret } => attach::probe(prog_fd, "kprobe", func, *offset, *ret, None),
+                _ => unreachable!("only dynamic probes are attached here"),
+            };
+            (index, attached)
+        });
+        let mut first_error = None;
+        for (index, attached) in results {
+            match attached {
+                Ok(a) => self.probes[index].as_mut().expect("loaded").attachments.push(a),
+                Err(source) => {
+                    first_error.get_or_insert(SessionError::Attach { probe: self.program.probes[index].attach.probe_name(), source });
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
         for index in range {
             let probe = &self.program.probes[index];
             let Some(loaded) = self.probes[index].as_mut() else { continue };
@@ -170,12 +275,7 @@ impl Session {
                     };
                     on.iter().map(|&cpu| attach::cpu_clock(prog_fd, cpu, rate)).collect()
                 }
-                AttachPoint::Uprobe { path, offset, ret, .. } => {
-                    attach::probe(prog_fd, "uprobe", path, *offset, *ret, self.pid_filter).map(|a| vec![a])
-                }
-                AttachPoint::Kprobe { func, offset, ret } => {
-                    attach::probe(prog_fd, "kprobe", func, *offset, *ret, None).map(|a| vec![a])
-                }
+                AttachPoint::Uprobe { .. } | AttachPoint::Kprobe { .. } => continue,
                 AttachPoint::PerfCounter { hardware, config, period, .. } => {
                     cpus.iter().map(|&cpu| attach::counter(prog_fd, cpu, *hardware, *config, *period)).collect()
                 }
@@ -212,16 +312,27 @@ impl Session {
     /// How many times the kernel skipped a probe's program because another BPF program was
     /// running on the same CPU (its recursion protection): those firings are lost.
     pub fn recursion_misses(&self) -> u64 {
-        self.probes.iter().flatten().filter_map(|p| fdinfo_value::<u64>(p.fd.as_raw_fd(), "recursion_misses")).sum()
+        let mut programs: Vec<RawFd> = self.probes.iter().flatten().map(|p| p.fd.as_raw_fd()).collect();
+        programs.sort_unstable();
+        programs.dedup();
+        programs.into_iter().filter_map(|fd| fdinfo_value::<u64>(fd, "recursion_misses")).sum()
     }
 
     /// Detaches every probe except BEGIN and END (which stay loaded to be run).
+    ///
+    /// Each perf-event attachment costs the kernel an RCU tasks-trace grace period to detach
+    /// (under a global mutex), and a kprobe or uprobe more to unregister: a wildcard's worth are
+    /// detached from several threads, and uprobe wildcards use uprobe_multi links (one detach).
     pub fn detach_probes(&mut self) {
+        let mut attachments = Vec::new();
         for (probe, loaded) in self.program.probes.iter().zip(&mut self.probes) {
             if !matches!(probe.attach, AttachPoint::Begin | AttachPoint::End) {
-                *loaded = None;
+                if let Some(mut l) = loaded.take() {
+                    attachments.append(&mut l.attachments);
+                }
             }
         }
+        attach::detach_all(attachments);
     }
 
     /// Whether a probe is loaded (and, unless it is BEGIN or END, attached).

@@ -62,6 +62,8 @@ pub struct Tracefs {
     user_functions: RefCell<HashMap<(String, String), UserFunctions>>,
     /// The kernel's BTF, read the first time a script uses kernel types.
     btf: OnceCell<Result<crate::btf::Btf, String>>,
+    /// The functions kprobes can attach to, read once.
+    kernel_functions: OnceCell<Result<Vec<String>, String>>,
     /// Whether fentry programs load here (see [`trampolines_missing`]), tried once.
     trampolines: OnceCell<Option<String>>,
 }
@@ -96,6 +98,7 @@ impl Tracefs {
             user_functions: RefCell::default(),
             btf: OnceCell::new(),
             trampolines: OnceCell::new(),
+            kernel_functions: OnceCell::new(),
         }
     }
 
@@ -189,7 +192,10 @@ impl ProbeCatalog for Tracefs {
     }
 
     fn kernel_functions(&self, pattern: &str) -> Result<Vec<String>, String> {
-        crate::dynamic_probes::kernel_functions(&self.root, pattern)
+        // Every kprobe spec is resolved twice (types are collected first): the list of the
+        // kernel's functions (tens of thousands of lines) is read once.
+        let all = self.kernel_functions.get_or_init(|| crate::dynamic_probes::kernel_functions(&self.root, "*")).as_ref()?;
+        Ok(all.iter().filter(|f| wildcard_match(f, pattern)).cloned().collect())
     }
 
     fn kernel_types_missing(&self) -> Option<String> {
