@@ -509,3 +509,136 @@ fn type_text(ty: &ast::TypeName) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::check::{check, CheckOptions};
+    use crate::hir::{ExprKind, StmtKind};
+    use crate::ktypes::{KField, KType, KTypeId};
+    use crate::tracepoint::{ProbeCatalog, TracepointFormat};
+    use crate::types::{Bitfield, Type};
+
+    /// A kernel of four types: `struct task_struct { int pid @4; struct task_struct *parent @8;
+    /// struct load_weight load @16; unsigned int flag:1 @ bit 256+3; char comm[16] @40; }` and
+    /// `struct load_weight { unsigned long weight @0; u32 inv_weight @8; }`.
+    struct Kernel;
+    const TASK: KTypeId = 1;
+    const INT: KTypeId = 2;
+    const TASK_PTR: KTypeId = 3;
+    const LOAD: KTypeId = 4;
+    const ULONG: KTypeId = 5;
+    const UINT: KTypeId = 6;
+    const CHAR: KTypeId = 7;
+    const COMM: KTypeId = 8;
+
+    fn field(name: &str, ty: KTypeId, bit_offset: u32, bits: u8) -> KField {
+        KField { name: name.into(), ty, bit_offset, bits }
+    }
+
+    impl ProbeCatalog for Kernel {
+        fn match_tracepoints(&self, _: &str, _: &str) -> Vec<(String, String)> {
+            Vec::new()
+        }
+        fn tracepoint_format(&self, _: &str, _: &str) -> Option<TracepointFormat> {
+            None
+        }
+        fn all_tracepoints(&self) -> Vec<String> {
+            Vec::new()
+        }
+        fn kernel_types_missing(&self) -> Option<String> {
+            None
+        }
+        fn kernel_type_named(&self, name: &str) -> Option<KTypeId> {
+            match name {
+                "struct task_struct" => Some(TASK),
+                "struct load_weight" => Some(LOAD),
+                _ => None,
+            }
+        }
+        fn kernel_type(&self, id: KTypeId) -> Option<KType> {
+            Some(match id {
+                TASK => KType::Record {
+                    name: "struct task_struct".into(),
+                    union: false,
+                    size: 64,
+                    fields: vec![
+                        field("pid", INT, 32, 0),
+                        field("parent", TASK_PTR, 64, 0),
+                        field("load", LOAD, 128, 0),
+                        field("flag", UINT, 259, 1),
+                        field("comm", COMM, 320, 0),
+                    ],
+                },
+                LOAD => KType::Record {
+                    name: "struct load_weight".into(),
+                    union: false,
+                    size: 16,
+                    fields: vec![field("weight", ULONG, 0, 0), field("inv_weight", UINT, 64, 0)],
+                },
+                INT => KType::Int { bytes: 4, signed: true, char: false },
+                ULONG => KType::Int { bytes: 8, signed: false, char: false },
+                UINT => KType::Int { bytes: 4, signed: false, char: false },
+                CHAR => KType::Int { bytes: 1, signed: true, char: true },
+                COMM => KType::Array { elem: CHAR, len: 16 },
+                TASK_PTR => KType::Pointer { to: TASK },
+                _ => return None,
+            })
+        }
+        fn kernel_type_name(&self, id: KTypeId) -> String {
+            match id {
+                TASK => "struct task_struct".into(),
+                LOAD => "struct load_weight".into(),
+                _ => format!("type {id}"),
+            }
+        }
+        fn kernel_type_size(&self, id: KTypeId) -> Option<u32> {
+            match self.kernel_type(id)? {
+                KType::Array { len, .. } => Some(len),
+                other => other.own_size(),
+            }
+        }
+    }
+
+    /// The value assigned to `@x` by `BEGIN { @x = EXPR; }`.
+    fn value_of(expr: &str) -> crate::hir::Expr {
+        let (ast, diags) = grammar::parse(&format!("BEGIN {{ @x = {expr}; }}"));
+        assert!(diags.is_empty(), "{diags:?}");
+        let (program, diags) = check(&ast, &Kernel, &CheckOptions::default());
+        let program = program.unwrap_or_else(|| panic!("{expr}: {diags:?}"));
+        match &program.probes[0].body[0].kind {
+            StmtKind::AssignMap { value, .. } => value.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_member_chain_is_one_read_at_the_summed_offset() {
+        let e = value_of("curtask->parent->load.inv_weight");
+        let ExprKind::KernelRead { addr, offset: 24, bitfield: None } = e.kind else { panic!("{e:?}") };
+        assert_eq!(e.ty, Type::U32);
+        // The parent pointer itself is read from curtask + 8.
+        assert!(matches!(addr.kind, ExprKind::KernelRead { offset: 8, .. }), "{addr:?}");
+        assert!(matches!(addr.ty, Type::Pointer { target: Some(TASK), .. }));
+    }
+
+    #[test]
+    fn bitfields_char_arrays_and_whole_structs() {
+        let e = value_of("curtask->flag");
+        assert!(matches!(e.kind, ExprKind::KernelRead { offset: 32, bitfield: Some(Bitfield { shift: 3, bits: 1 }), .. }), "{e:?}");
+        assert_eq!(value_of("curtask->comm").ty, Type::Str { len: 16 });
+        let Type::Record(layout) = value_of("((struct task_struct *)curtask)->load").ty else { panic!() };
+        assert_eq!((layout.name.as_str(), layout.size, layout.fields.len()), ("struct load_weight", 16, 2));
+        assert!(matches!(value_of("sizeof(struct task_struct)").kind, ExprKind::Int(64)));
+        assert!(matches!(value_of("offsetof(struct task_struct, load)").kind, ExprKind::Int(16)));
+        assert!(matches!(value_of("sizeof(curtask->comm)").kind, ExprKind::Int(16)));
+    }
+
+    #[test]
+    fn mistakes_name_the_nearest_fields() {
+        let (ast, _) = grammar::parse("BEGIN { @x = curtask->pdi; @y = curtask.pid; }");
+        let (_, diags) = check(&ast, &Kernel, &CheckOptions::default());
+        let text: Vec<String> = diags.iter().map(|d| format!("{} / {:?}", d.message, d.help)).collect();
+        assert!(text[0].contains("does not contain a field named 'pdi'") && text[0].contains("pid"), "{text:?}");
+        assert!(text[1].contains("Try dereferencing it first, or using '->'"), "{text:?}");
+    }
+}

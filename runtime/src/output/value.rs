@@ -182,16 +182,12 @@ impl Value {
             }
             Value::Stack(stack) => stack.write(false, out),
             Value::KernelPointer(v) => out.extend_from_slice((*v as i64).to_string().as_bytes()),
-            Value::Record(fields) => {
-                out.push(b'{');
-                for (i, (name, value)) in fields.iter().enumerate() {
-                    out.extend_from_slice(if i > 0 { b", ." } else { b" ." });
-                    out.extend_from_slice(name.as_bytes());
-                    out.extend_from_slice(b" = ");
-                    value.write_text(out);
-                }
-                out.extend_from_slice(b" }");
-            }
+            Value::Record(fields) => write_record(fields, out, (b"{ ", b", ", b" }"), |name, value, out| {
+                out.push(b'.');
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(b" = ");
+                value.write_text(out);
+            }),
             Value::Array(items) => write_array(items, out, Value::write_text),
         }
     }
@@ -201,16 +197,12 @@ impl Value {
     pub fn write_json(&self, out: &mut Vec<u8>) {
         match self {
             Value::Int(_) | Value::UInt(_) | Value::Pointer(_) | Value::KernelPointer(_) => self.write_text(out),
-            Value::Record(fields) => {
-                out.push(b'{');
-                for (i, (name, value)) in fields.iter().enumerate() {
-                    out.extend_from_slice(if i > 0 { b", \"" } else { b" \"" });
-                    json_escape_into(name.as_bytes(), out);
-                    out.extend_from_slice(b"\": ");
-                    value.write_json(out);
-                }
-                out.extend_from_slice(b" }");
-            }
+            Value::Record(fields) => write_record(fields, out, (b"{ ", b", ", b" }"), |name, value, out| {
+                out.push(b'"');
+                json_escape_into(name.as_bytes(), out);
+                out.extend_from_slice(b"\": ");
+                value.write_json(out);
+            }),
             Value::Array(items) => write_array(items, out, Value::write_json),
             Value::Str(s) => {
                 out.push(b'"');
@@ -313,25 +305,39 @@ fn write_key_part_text(part: &KeyPart, out: &mut Vec<u8>) {
         Value::Stack(stack) => stack.write(true, out),
         Value::Pointer(v) | Value::KernelPointer(v) => out.extend_from_slice(format!("0x{v:x}").as_bytes()),
         // Inside a key, structs print without spaces and their integers by their own type.
-        Value::Record(fields) => {
-            out.push(b'{');
-            for (i, (name, value)) in fields.iter().enumerate() {
-                out.extend_from_slice(if i > 0 { b",." } else { b"." });
-                out.extend_from_slice(name.as_bytes());
-                out.push(b'=');
-                match value {
-                    Value::UInt(_) | Value::Int(_) => value.write_text(out),
-                    other => write_key_part_text(other, out),
-                }
+        Value::Record(fields) => write_record(fields, out, (b"{", b",", b"}"), |name, value, out| {
+            out.push(b'.');
+            out.extend_from_slice(name.as_bytes());
+            out.push(b'=');
+            match value {
+                Value::UInt(_) | Value::Int(_) => value.write_text(out),
+                other => write_key_part_text(other, out),
             }
-            out.push(b'}');
-        }
+        }),
         Value::Array(items) => write_array(items, out, |v, out| match v {
             Value::UInt(_) | Value::Int(_) => v.write_text(out),
             other => write_key_part_text(other, out),
         }),
         other => other.write_text(out),
     }
+}
+
+/// A struct's members between `open` and `close`, `between` apart: `{ .a = 1, .b = 2 }` as a
+/// value, `{.a=1,.b=2}` in a key, `{ "a": 1, "b": 2 }` in JSON.
+fn write_record(
+    fields: &[(String, Value)],
+    out: &mut Vec<u8>,
+    (open, between, close): (&[u8], &[u8], &[u8]),
+    member: impl Fn(&str, &Value, &mut Vec<u8>),
+) {
+    out.extend_from_slice(open);
+    for (i, (name, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(between);
+        }
+        member(name, value, out);
+    }
+    out.extend_from_slice(close);
 }
 
 /// `[a,b,c]`, as bpftrace prints arrays everywhere.
@@ -390,6 +396,28 @@ mod tests {
         let mut out = Vec::new();
         v.write_text(&mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// As bpftrace 0.17 prints `curtask->fs->pwd.dentry->d_name` (a `struct qstr`) and
+    /// `curtask->cpus_mask` as values, keys and JSON.
+    #[test]
+    fn kernel_structs_print_as_bpftrace_prints_them() {
+        let qstr = Value::Record(vec![
+            ("hash".into(), Value::UInt(691055015)),
+            ("len".into(), Value::UInt(3)),
+            ("name".into(), Value::KernelPointer(0xffff_8881_091d_44b8)),
+        ]);
+        assert_eq!(text(&qstr), "{ .hash = 691055015, .len = 3, .name = -131387191638856 }");
+        let mut key = Vec::new();
+        MapKey(vec![Value::Int(1), qstr.clone()]).write_text(&mut key);
+        assert_eq!(String::from_utf8_lossy(&key), "[1, {.hash=691055015,.len=3,.name=0xffff8881091d44b8}]");
+        assert_eq!(json(&qstr), r#"{ "hash": 691055015, "len": 3, "name": -131387191638856 }"#);
+        let mask = Value::Record(vec![("bits".into(), Value::Array(vec![Value::UInt(3), Value::UInt(0)]))]);
+        assert_eq!(text(&mask), "{ .bits = [3,0] }");
+        assert_eq!(json(&mask), r#"{ "bits": [3,0] }"#);
+        let mut key = Vec::new();
+        MapKey(vec![mask]).write_text(&mut key);
+        assert_eq!(String::from_utf8_lossy(&key), "[{.bits=[3,0]}]");
     }
 
     #[test]
