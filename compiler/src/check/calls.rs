@@ -14,6 +14,13 @@ use grammar::{Diagnostic, Span};
 const FUNCTIONS: &[&str] = &[
     "printf", "print", "time", "exit", "clear", "zero", "delete", "system", "str", "strncmp",
     "count", "sum", "min", "max", "avg", "stats", "hist", "lhist", "kstack", "ustack", "ksym", "usym", "kaddr",
+    "reg", "sizeof", "offsetof",
+];
+
+/// x86-64's `struct pt_regs` as bpftrace's `reg()` names its members, in order (8 bytes each).
+const REGISTERS: [&str; 21] = [
+    "r15", "r14", "r13", "r12", "bp", "bx", "r11", "r10", "r9", "r8", "ax", "cx", "dx", "si", "di", "orig_ax", "ip",
+    "cs", "flags", "sp", "ss",
 ];
 
 /// Most arguments printf accepts, as bpftrace.
@@ -266,6 +273,55 @@ impl Checker<'_> {
                 self.expect_integer(&addr, &format!("{}() argument", name.name));
                 let user = name.name == "usym";
                 Expr { kind: ExprKind::Symbol { addr: Box::new(addr), user }, ty: Type::Symbol { user }, span }
+            }
+            "reg" => {
+                let [register] = args else {
+                    self.wrong_count(name, "1", args.len(), span);
+                    return error_expr(span);
+                };
+                let kind = self.scope.attach.as_ref().map(|a| a.probe_name()).unwrap_or_default();
+                let kind = kind.split(':').next().unwrap_or("").to_owned();
+                let regs_in_context = matches!(
+                    self.scope.attach,
+                    Some(
+                        hir::AttachPoint::Kprobe { .. }
+                            | hir::AttachPoint::Uprobe { .. }
+                            | hir::AttachPoint::Profile { .. }
+                            | hir::AttachPoint::Interval { .. }
+                            | hir::AttachPoint::PerfCounter { .. }
+                    )
+                );
+                if !regs_in_context {
+                    self.error(
+                        Diagnostic::error("bad-probe", format!("reg can not be used with \"{kind}\" probes"), span)
+                            .with_help("the registers are there in kprobe, uprobe, profile, interval, software and hardware probes"),
+                    );
+                }
+                let ast::ExprKind::Str(text) = &register.kind else {
+                    self.error(Diagnostic::error("bad-argument", "reg() takes a string literal: a register's name, e.g. reg(\"ip\")", register.span));
+                    return error_expr(span);
+                };
+                let Some(index) = REGISTERS.iter().position(|r| r == text) else {
+                    let mut diag = Diagnostic::error(
+                        "bad-argument",
+                        format!("'{text}' is not a valid register on this architecture (x86_64)"),
+                        register.span,
+                    );
+                    diag = match super::suggest(text, REGISTERS.iter().copied()) {
+                        Some(near) => diag.with_help(format!("did you mean \"{near}\"?")),
+                        None => diag.with_help(format!("registers: {}", REGISTERS.join(", "))),
+                    };
+                    self.error(diag);
+                    return error_expr(span);
+                };
+                // pt_regs is the context of kprobe/uprobe programs, and the first member of a
+                // perf event program's context.
+                let word = ExprKind::ArgsField {
+                    offset: index as u32 * 8,
+                    size: 8,
+                    ty: crate::tracepoint::FieldType::Integer { size: 8, signed: false },
+                };
+                Expr { kind: word, ty: Type::U64, span }
             }
             "kaddr" => {
                 let [symbol] = args else {
