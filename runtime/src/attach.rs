@@ -90,6 +90,12 @@ pub fn uprobe_multi(prog_fd: RawFd, path: &str, offsets: &[u64], ret: bool, pid:
     Ok(Attachment { _link: Some(link), _perf: None })
 }
 
+/// Many kprobes (or kretprobes), all running `prog_fd` (loaded for kprobe_multi), as one link.
+pub fn kprobe_multi(prog_fd: RawFd, functions: &[String], ret: bool) -> io::Result<Attachment> {
+    let link = bpf_sys::link_kprobe_multi(prog_fd, functions, ret)?;
+    Ok(Attachment { _link: Some(link), _perf: None })
+}
+
 /// Detaches many attachments at once (see [`PARALLEL_THREADS`]).
 pub fn detach_all(attachments: Vec<Attachment>) {
     in_parallel(attachments, drop);

@@ -391,6 +391,45 @@ pub fn link_uprobe_multi(prog_fd: RawFd, path: &str, offsets: &[u64], ret: bool,
     bpf_fd(BPF_LINK_CREATE, &mut attr)
 }
 
+/// `enum bpf_attach_type`: BPF_TRACE_KPROBE_MULTI (Linux 5.18, with `CONFIG_FPROBE`).
+pub const BPF_TRACE_KPROBE_MULTI: u32 = 42;
+/// `kprobe_multi.flags`: the kprobes are kretprobes.
+const BPF_F_KPROBE_MULTI_RETURN: u32 = 1;
+
+/// `union bpf_attr` for BPF_LINK_CREATE of a kprobe_multi link.
+#[repr(C)]
+#[derive(Default)]
+struct KprobeMultiLinkAttr {
+    prog_fd: u32,
+    target_fd: u32,
+    attach_type: u32,
+    flags: u32,
+    multi_flags: u32,
+    cnt: u32,
+    syms: u64,
+    addrs: u64,
+    cookies: u64,
+}
+
+/// Attaches `prog_fd` (loaded for [`BPF_TRACE_KPROBE_MULTI`]) to the entry (or, with `ret`, the
+/// return) of every function in `functions` at once, through fprobe: one link.
+pub fn link_kprobe_multi(prog_fd: RawFd, functions: &[String], ret: bool) -> io::Result<OwnedFd> {
+    let names: Vec<std::ffi::CString> = functions
+        .iter()
+        .map(|f| std::ffi::CString::new(f.as_str()).map_err(|_| io::Error::other("NUL in a function name")))
+        .collect::<io::Result<_>>()?;
+    let pointers: Vec<u64> = names.iter().map(|n| n.as_ptr() as u64).collect();
+    let mut attr = KprobeMultiLinkAttr {
+        prog_fd: prog_fd as u32,
+        attach_type: BPF_TRACE_KPROBE_MULTI,
+        multi_flags: if ret { BPF_F_KPROBE_MULTI_RETURN } else { 0 },
+        cnt: pointers.len() as u32,
+        syms: pointers.as_ptr() as u64,
+        ..KprobeMultiLinkAttr::default()
+    };
+    bpf_fd(BPF_LINK_CREATE, &mut attr)
+}
+
 const BPF_ENABLE_STATS: libc::c_long = 32;
 /// `enum bpf_stats_type`: run time and run count of every program.
 const BPF_STATS_RUN_TIME: u32 = 0;

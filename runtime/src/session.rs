@@ -43,9 +43,19 @@ struct LoadedProbe {
     /// The verifier's statistics, kept for `-v`.
     verifier_stats: Option<String>,
     attachments: Vec<Attachment>,
-    /// For uprobes attached together with one uprobe_multi link: the probe holding the link
-    /// (the group's first). Its attachment serves every probe of the group.
+    /// For probes attached together with one uprobe_multi or kprobe_multi link: the probe
+    /// holding the link (the group's first). Its attachment serves every probe of the group.
     multi: Option<usize>,
+    /// For such a group, the program's instructions, to load it again for one-by-one attachment
+    /// where the kernel has no multi links (a program loaded for them attaches no other way).
+    code: Option<Arc<Vec<u8>>>,
+}
+
+/// Probes that can share one multi link: same binary (uprobes), same direction, same code.
+#[derive(PartialEq, Eq, Hash)]
+enum MultiKey<'a> {
+    Uprobe { path: &'a str, ret: bool, code: &'a [u8] },
+    Kprobe { ret: bool, code: &'a [u8] },
 }
 
 pub struct Session {
@@ -152,14 +162,20 @@ impl Session {
                 .ok_or_else(|| io::Error::other(format!("program {} missing from the object", probe.name)))?;
             codes.push(code);
         }
-        // uprobes on one binary running the same code (a wildcard's expansions, unless they use
-        // `probe` or `func`) attach as one uprobe_multi link, which the kernel registers and,
-        // far more slowly otherwise, unregisters in one go.
-        let mut groups: HashMap<(&str, bool, &[u8]), Vec<usize>> = HashMap::new();
+        // Probes running the same code (a wildcard's expansions, unless they use `probe` or
+        // `func`) attach as one link where the kernel has multi links: uprobes of one binary as a
+        // uprobe_multi link (6.6+), kprobes at function entry or return as a kprobe_multi link
+        // (with fprobe). The kernel registers and, far more slowly otherwise, unregisters them in
+        // one go.
+        let mut groups: HashMap<MultiKey, Vec<usize>> = HashMap::new();
         for (i, probe) in program.probes.iter().skip(from).enumerate() {
-            if let AttachPoint::Uprobe { path, ret, .. } = &probe.attach {
-                groups.entry((path.as_str(), *ret, codes[i].as_slice())).or_default().push(from + i);
-            }
+            let code = codes[i].as_slice();
+            let key = match &probe.attach {
+                AttachPoint::Uprobe { path, ret, .. } => MultiKey::Uprobe { path, ret: *ret, code },
+                AttachPoint::Kprobe { offset: 0, ret, .. } => MultiKey::Kprobe { ret: *ret, code },
+                _ => continue,
+            };
+            groups.entry(key).or_default().push(from + i);
         }
         let mut leader_of: HashMap<usize, usize> = HashMap::new();
         for members in groups.values().filter(|m| m.len() > 1) {
@@ -172,20 +188,24 @@ impl Session {
         for (i, probe) in program.probes.iter().skip(from).enumerate() {
             let multi = leader_of.get(&(from + i)).copied();
             let (prog_type, target) = loader::program_kind(&probe.attach);
-            let target = match multi {
-                Some(_) => Some(bpf_sys::AttachTarget { attach_type: bpf_sys::BPF_TRACE_UPROBE_MULTI, btf_id: 0 }),
-                None => target,
+            let target = match (multi, &probe.attach) {
+                (Some(_), AttachPoint::Uprobe { .. }) => {
+                    Some(bpf_sys::AttachTarget { attach_type: bpf_sys::BPF_TRACE_UPROBE_MULTI, btf_id: 0 })
+                }
+                (Some(_), _) => Some(bpf_sys::AttachTarget { attach_type: bpf_sys::BPF_TRACE_KPROBE_MULTI, btf_id: 0 }),
+                (None, _) => target,
             };
+            let code = multi.map(|_| Arc::new(codes[i].clone()));
             let key = (prog_type, target, codes[i].as_slice());
             if let Some((fd, stats)) = shared.get(&key) {
-                loaded.push(LoadedProbe { fd: fd.clone(), verifier_stats: stats.clone(), attachments: Vec::new(), multi });
+                loaded.push(LoadedProbe { fd: fd.clone(), verifier_stats: stats.clone(), attachments: Vec::new(), multi, code });
                 continue;
             }
             let prog = bpf_sys::prog_load(prog_type, &probe.name, &codes[i], 0, self.verbose, target)
                 .map_err(|e| verifier_error(probe, e))?;
             let fd = Arc::new(prog.fd);
             shared.insert(key, (fd.clone(), prog.stats.clone()));
-            loaded.push(LoadedProbe { fd, verifier_stats: prog.stats, attachments: Vec::new(), multi });
+            loaded.push(LoadedProbe { fd, verifier_stats: prog.stats, attachments: Vec::new(), multi, code });
         }
         Ok(loaded)
     }
@@ -199,8 +219,8 @@ impl Session {
     /// attached so far stay attached; the caller decides whether to detach them.
     pub fn attach(&mut self, range: Range<usize>, tracefs: &Tracefs) -> Result<(), SessionError> {
         let cpus = bpf_sys::cpu_list("online")?;
-        // uprobe_multi groups: one link each; where the kernel has no such links, their probes
-        // attach one by one below.
+        // Multi-link groups: one link each; where the kernel has no such links, their program is
+        // loaded again as a plain one and their probes attach one by one below.
         let mut multi: std::collections::BTreeMap<usize, Vec<usize>> = std::collections::BTreeMap::new();
         for i in range.clone() {
             if let Some(leader) = self.probes[i].as_ref().and_then(|l| l.multi) {
@@ -209,18 +229,37 @@ impl Session {
         }
         let mut one_by_one: std::collections::HashSet<usize> = std::collections::HashSet::new();
         for (leader, members) in multi {
-            let AttachPoint::Uprobe { path, ret, .. } = &self.program.probes[leader].attach else { continue };
-            let offsets: Vec<u64> = members
-                .iter()
-                .filter_map(|&m| match &self.program.probes[m].attach {
-                    AttachPoint::Uprobe { offset, .. } => Some(*offset),
-                    _ => None,
-                })
-                .collect();
-            let Some(loaded) = self.probes[leader].as_mut() else { continue };
-            match attach::uprobe_multi(loaded.fd.as_raw_fd(), path, &offsets, *ret, self.pid_filter) {
-                Ok(a) => loaded.attachments.push(a),
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP | libc::ENOSYS)) => one_by_one.extend(members),
+            let Some(loaded) = self.probes[leader].as_ref() else { continue };
+            let prog_fd = loaded.fd.as_raw_fd();
+            let attached = match &self.program.probes[leader].attach {
+                AttachPoint::Uprobe { path, ret, .. } => {
+                    let offsets: Vec<u64> = members
+                        .iter()
+                        .filter_map(|&m| match &self.program.probes[m].attach {
+                            AttachPoint::Uprobe { offset, .. } => Some(*offset),
+                            _ => None,
+                        })
+                        .collect();
+                    attach::uprobe_multi(prog_fd, path, &offsets, *ret, self.pid_filter)
+                }
+                AttachPoint::Kprobe { ret, .. } => {
+                    let functions: Vec<String> = members
+                        .iter()
+                        .filter_map(|&m| match &self.program.probes[m].attach {
+                            AttachPoint::Kprobe { func, .. } => Some(func.clone()),
+                            _ => None,
+                        })
+                        .collect();
+                    attach::kprobe_multi(prog_fd, &functions, *ret)
+                }
+                _ => continue,
+            };
+            match attached {
+                Ok(a) => self.probes[leader].as_mut().expect("loaded").attachments.push(a),
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP | libc::ENOSYS)) => {
+                    self.reload_plain(leader, &members)?;
+                    one_by_one.extend(members);
+                }
                 Err(source) => return Err(SessionError::Attach { probe: self.program.probes[leader].attach.probe_name(), source }),
             }
         }
@@ -284,6 +323,23 @@ impl Session {
             };
             let attached = attached.map_err(|source| SessionError::Attach { probe: probe.attach.probe_name(), source })?;
             loaded.attachments.extend(attached);
+        }
+        Ok(())
+    }
+
+    /// Loads a multi-link group's program again without the multi attach type, for kernels
+    /// without multi links, and gives it to every probe of the group.
+    fn reload_plain(&mut self, leader: usize, members: &[usize]) -> Result<(), SessionError> {
+        let probe = &self.program.probes[leader];
+        let Some(code) = self.probes[leader].as_ref().and_then(|l| l.code.clone()) else { return Ok(()) };
+        let (prog_type, target) = loader::program_kind(&probe.attach);
+        let prog = bpf_sys::prog_load(prog_type, &probe.name, &code, 0, self.verbose, target).map_err(|e| verifier_error(probe, e))?;
+        let fd = Arc::new(prog.fd);
+        for &m in members {
+            if let Some(l) = self.probes[m].as_mut() {
+                l.fd = fd.clone();
+                l.multi = None;
+            }
         }
         Ok(())
     }

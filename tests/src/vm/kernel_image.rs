@@ -14,7 +14,12 @@ pub fn find() -> Result<PathBuf, String> {
         let path = PathBuf::from(path);
         return if path.is_file() { Ok(path) } else { Err(format!("RBT_VM_KERNEL={} is not a file", path.display())) };
     }
-    let prefix = format!("vmlinuz-{SERIES}.");
+    find_series(SERIES)
+}
+
+/// The newest `/boot/vmlinuz-SERIES.*` (e.g. SERIES `6.12` for Debian's `linux-image-6.12.*`).
+pub fn find_series(series: &str) -> Result<PathBuf, String> {
+    let prefix = format!("vmlinuz-{series}.");
     let mut found: Vec<(Vec<u64>, PathBuf)> = std::fs::read_dir("/boot")
         .map_err(|e| format!("cannot read /boot: {e}"))?
         .flatten()
@@ -27,8 +32,8 @@ pub fn find() -> Result<PathBuf, String> {
     found.sort();
     found.pop().map(|(_, path)| path).ok_or_else(|| {
         format!(
-            "no Linux {SERIES} kernel: /boot/vmlinuz-{SERIES}.* is missing. Run .ci/run, which unpacks it from \
-             Debian's newest linux-image-{SERIES}.0-N-amd64 package, or set RBT_VM_KERNEL=/path/to/vmlinuz"
+            "no Linux {series} kernel: /boot/vmlinuz-{series}.* is missing. Run .ci/run, which unpacks it from \
+             Debian's newest linux-image-{series}.*-amd64 package (or set RBT_VM_KERNEL=/path/to/vmlinuz for 6.1)"
         )
     })
 }

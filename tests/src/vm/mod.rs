@@ -74,12 +74,20 @@ impl VmRun {
 impl Vm {
     /// Finds QEMU, the 6.1 kernel and busybox, or says which is missing and how to install it.
     pub fn locate() -> Result<Vm, String> {
+        Vm::with_kernel(kernel_image::find()?)
+    }
+
+    /// The same with the newest `/boot/vmlinuz-SERIES.*` kernel, e.g. `6.12`.
+    pub fn locate_series(series: &str) -> Result<Vm, String> {
+        Vm::with_kernel(kernel_image::find_series(series)?)
+    }
+
+    fn with_kernel(kernel: PathBuf) -> Result<Vm, String> {
         if !cfg!(target_arch = "x86_64") {
             return Err("the VM tests boot an x86_64 guest and run host x86_64 binaries in it: run them on x86_64".into());
         }
         let qemu = on_path("qemu-system-x86_64")
             .ok_or("qemu-system-x86_64 is not on PATH: apt-get install qemu-system-x86 (the VM tests never skip)")?;
-        let kernel = kernel_image::find()?;
         let busybox = on_path("busybox").ok_or("busybox is not on PATH: apt-get install busybox-static (the VM tests never skip)")?;
         Ok(Vm { qemu, kernel, busybox })
     }
