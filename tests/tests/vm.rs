@@ -92,6 +92,7 @@ fn rbt_command(name: String, env: &[(&str, &str)], guest_path: &str) -> Result<G
     let mut argv = vec![GUEST_RBT.to_owned()];
     argv.extend(tests::case_args(&source, Path::new(GUEST_WORKLOAD)));
     argv.push(guest_path.to_owned());
+    argv.extend(tests::case_params(&source, Path::new(GUEST_WORKLOAD)));
     let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
     Ok(GuestCommand { name, env, argv })
 }
