@@ -113,6 +113,25 @@ const TRACEPOINTS: &[(&str, &[(&str, Field)])] = &[
 ];
 
 const INT_BUILTINS: &[&str] = &["pid", "tid", "uid", "gid", "nsecs", "elapsed", "cpu", "rand", "cgroup", "curtask"];
+
+/// Kernel struct members through BTF, stable across kernels: nested structs, pointer chains,
+/// casts, bitfields, array elements, sizeof/offsetof.
+const KERNEL_INTS: &[&str] = &[
+    "curtask->pid",
+    "curtask->tgid",
+    "curtask->real_parent->pid",
+    "curtask->real_parent->real_parent->tgid",
+    "curtask->se.load.weight",
+    "curtask->thread_info.cpu",
+    "curtask->sched_reset_on_fork",
+    "curtask->pending.signal.sig[0]",
+    "curtask->cred->uid.val",
+    "((struct task_struct *)curtask)->prio",
+    "(*curtask->mm).map_count",
+    "sizeof(struct sched_entity)",
+    "offsetof(struct task_struct, pid)",
+];
+const KERNEL_STRINGS: &[&str] = &["curtask->comm", "curtask->real_parent->comm", "curtask->nsproxy->uts_ns->name.nodename"];
 const BINARY_OPS: &[&str] = &["+", "-", "*", "/", "%", "&", "|", "^", "<<", ">>", "==", "!=", "<", "<=", ">", ">="];
 const COMPOUND_OPS: &[&str] = &["+=", "-=", "*=", "/=", "%=", "&=", "|=", "^=", "<<=", ">>="];
 const CASTS: &[&str] = &["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"];
@@ -536,7 +555,8 @@ impl Generator {
     }
 
     fn int_leaf(&mut self, sc: &mut Scope) -> String {
-        match self.rng.below(12) {
+        match self.rng.below(13) {
+            12 => self.rng.pick(KERNEL_INTS).into(),
             0 | 1 => self.rng.range(0, 100).to_string(),
             2 => format!("-{}", self.rng.range(1, 1000)),
             3 => self.rng.pick(&["0xffffffff", "0x7fffffffffffffff", "4294967296", "18446744073709551615", "0x80000000"]).into(),
@@ -551,7 +571,8 @@ impl Generator {
     }
 
     fn str_expr(&mut self, sc: &mut Scope, depth: usize) -> String {
-        match self.rng.below(14) {
+        match self.rng.below(15) {
+            14 => self.rng.pick(KERNEL_STRINGS).into(),
             0..=2 => self.string_literal(),
             3 => "comm".into(),
             4 => "probe".into(),
