@@ -182,6 +182,8 @@ pub enum StmtKind {
     Zero { map: MapId },
     Delete { map: MapId, keys: Vec<Expr> },
     Exit,
+    /// `signal(SIG)` (`--unsafe`): sends the signal to the current process.
+    Signal(Expr),
 }
 
 #[derive(Clone, Debug)]
@@ -222,6 +224,8 @@ pub enum ExprKind {
     /// A value of `ty` read from kernel memory at `addr + offset` (`bpf_probe_read_kernel`): the
     /// end of a `->`/`.`/`[N]` chain, or `*ptr`. A bitfield is extracted from the bytes read.
     KernelRead { addr: Box<Expr>, offset: u32, bitfield: Option<crate::types::Bitfield> },
+    /// `bswap(x)`: `x`'s bytes reversed at its own width (`ty`'s).
+    Bswap(Box<Expr>),
     /// A member of a struct or array value already on the stack (a variable, a map value):
     /// `$s.load`, `@m.bits[1]`.
     Member { base: Box<Expr>, offset: u32, bitfield: Option<crate::types::Bitfield> },

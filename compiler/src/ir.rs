@@ -131,6 +131,8 @@ pub enum Op {
     Mov { dst: VReg, src: Operand },
     Alu { op: AluOp, dst: VReg, lhs: VReg, rhs: Operand },
     Neg { dst: VReg, src: VReg },
+    /// `dst` = the low `bits` (16, 32 or 64) of `src` with their bytes reversed, zero-extended.
+    Bswap { dst: VReg, src: VReg, bits: u8 },
     /// `dst = (lhs cond rhs) ? 1 : 0`
     SetCond { cond: Cond, dst: VReg, lhs: VReg, rhs: Operand },
     /// Truncates to `bytes` and sign- or zero-extends back to 64 bits.
@@ -175,7 +177,7 @@ impl Op {
             Op::Const { .. } | Op::LoadCtx { .. } | Op::LoadStack { .. } | Op::ZeroStack { .. } | Op::CopyStack { .. } | Op::MapLookup { .. } => Vec::new(),
             Op::Mov { src, .. } | Op::StoreStack { src, .. } => op(src).into_iter().collect(),
             Op::Alu { lhs, rhs, .. } | Op::SetCond { lhs, rhs, .. } => std::iter::once(*lhs).chain(op(rhs)).collect(),
-            Op::Neg { src, .. } | Op::Extend { src, .. } => vec![*src],
+            Op::Neg { src, .. } | Op::Bswap { src, .. } | Op::Extend { src, .. } => vec![*src],
             Op::Call { args, .. } => args
                 .iter()
                 .filter_map(|a| match a {
@@ -196,6 +198,7 @@ impl Op {
             | Op::Mov { dst, .. }
             | Op::Alu { dst, .. }
             | Op::Neg { dst, .. }
+            | Op::Bswap { dst, .. }
             | Op::SetCond { dst, .. }
             | Op::Extend { dst, .. }
             | Op::LoadCtx { dst, .. }

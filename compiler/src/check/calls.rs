@@ -14,13 +14,20 @@ use grammar::{Diagnostic, Span};
 const FUNCTIONS: &[&str] = &[
     "printf", "print", "time", "exit", "clear", "zero", "delete", "system", "str", "strncmp",
     "count", "sum", "min", "max", "avg", "stats", "hist", "lhist", "kstack", "ustack", "ksym", "usym", "kaddr",
-    "reg", "sizeof", "offsetof",
+    "reg", "sizeof", "offsetof", "bswap", "kptr", "uptr", "signal",
 ];
 
 /// x86-64's `struct pt_regs` as bpftrace's `reg()` names its members, in order (8 bytes each).
 const REGISTERS: [&str; 21] = [
     "r15", "r14", "r13", "r12", "bp", "bx", "r11", "r10", "r9", "r8", "ax", "cx", "dx", "si", "di", "orig_ax", "ip",
     "cs", "flags", "sp", "ss",
+];
+
+/// Signal names by number (1-31), as `signal()` takes them.
+const SIGNALS: [&str; 31] = [
+    "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2", "PIPE", "ALRM",
+    "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF",
+    "WINCH", "IO", "PWR", "SYS",
 ];
 
 /// Most arguments printf accepts, as bpftrace.
@@ -79,6 +86,7 @@ impl Checker<'_> {
                 }
                 StmtKind::Exit
             }
+            "signal" => return Some(self.check_signal(name, args, span)),
             "print" => return Some(self.check_print(name, args, span)),
             "clear" | "zero" => {
                 let Some(map) = self.map_argument(name, args, span) else { return Some(None) };
@@ -112,6 +120,50 @@ impl Checker<'_> {
             _ => return None,
         };
         Some(Some(kind))
+    }
+
+    /// `signal(SIG)`: a signal name (`"KILL"`, `"SIGKILL"`), a number 1-64, or an integer
+    /// expression; only with `--unsafe`, and only in probes that fire in a process.
+    fn check_signal(&mut self, name: &ast::Ident, args: &[ast::Expr], span: Span) -> Option<StmtKind> {
+        let [arg] = args else {
+            self.wrong_count(name, "1", args.len(), span);
+            return None;
+        };
+        if !self.options.unsafe_allowed {
+            self.error(
+                Diagnostic::error("unsafe", "signal() is an unsafe function being used in safe mode", span)
+                    .with_help("run rbt with --unsafe to allow it"),
+            );
+        }
+        if matches!(self.scope.attach, Some(hir::AttachPoint::Begin | hir::AttachPoint::End)) {
+            let kind = self.scope.attach.as_ref().map(|a| a.probe_name()).unwrap_or_default();
+            self.error(Diagnostic::error("bad-probe", format!("signal can not be used with \"{kind}\" probes"), span));
+        }
+        let value = match &arg.kind {
+            ast::ExprKind::Str(text) => {
+                let bare = text.strip_prefix("SIG").unwrap_or(text);
+                match SIGNALS.iter().position(|s| *s == bare) {
+                    Some(i) => Expr { kind: ExprKind::Int(i as u64 + 1), ty: Type::I64, span: arg.span },
+                    None => {
+                        self.error(
+                            Diagnostic::error("bad-argument", format!("Invalid signal: {text}"), arg.span)
+                                .with_help("a signal's name (\"KILL\", \"SIGUSR1\") or number (1-64)"),
+                        );
+                        return None;
+                    }
+                }
+            }
+            ast::ExprKind::Int(n) if !(1..=64).contains(n) => {
+                self.error(Diagnostic::error("bad-argument", format!("{n} is not a valid signal, allowed range: [1,64]"), arg.span));
+                return None;
+            }
+            _ => {
+                let e = self.check_expr(arg);
+                self.expect_integer(&e, "signal number");
+                e
+            }
+        };
+        Some(StmtKind::Signal(value))
     }
 
     fn check_print(&mut self, name: &ast::Ident, args: &[ast::Expr], span: Span) -> Option<StmtKind> {
@@ -273,6 +325,32 @@ impl Checker<'_> {
                 self.expect_integer(&addr, &format!("{}() argument", name.name));
                 let user = name.name == "usym";
                 Expr { kind: ExprKind::Symbol { addr: Box::new(addr), user }, ty: Type::Symbol { user }, span }
+            }
+            "bswap" | "kptr" | "uptr" => {
+                let [arg] = args else {
+                    self.wrong_count(name, "1", args.len(), span);
+                    return error_expr(span);
+                };
+                let value = self.check_expr(arg);
+                if value.ty == Type::None {
+                    return error_expr(span);
+                }
+                if !value.ty.is_integer() {
+                    self.error(Diagnostic::error(
+                        "type-mismatch",
+                        format!("{}() expects an integer, not a '{}'", name.name, value.ty),
+                        arg.span,
+                    ));
+                    return error_expr(span);
+                }
+                // kptr()/uptr() only say which address space a pointer is in, which rbt's reads
+                // do not need told: the value is unchanged.
+                if name.name != "bswap" {
+                    return Expr { span, ..value };
+                }
+                // bpftrace 0.17: an unsigned integer of the argument's width.
+                let ty = Type::Int { bytes: value.ty.int_bytes() as u8, signed: false };
+                Expr { kind: ExprKind::Bswap(Box::new(value)), ty, span }
             }
             "reg" => {
                 let [register] = args else {

@@ -4,7 +4,7 @@
 use super::regalloc::Location;
 use crate::bpf::elf::MapReloc;
 use crate::bpf::insn::{Insn, Reg};
-use crate::bpf::opcode::{AluOp as BAlu, JmpOp, Size};
+use crate::bpf::opcode::{AluOp as BAlu, ByteOrder, JmpOp, Size, SwapBits};
 use crate::ir::{AluOp, Arg, BlockId, Cond, Op, Operand, StackRef, VReg};
 use grammar::Span;
 
@@ -186,6 +186,10 @@ impl Emitter<'_> {
                 self.read_into(src, rd);
                 self.emit(Insn::neg64(rd));
             }
+            Op::Bswap { src, bits, .. } => {
+                self.read_into(src, rd);
+                self.emit(Insn::endian(rd, ByteOrder::Big, swap_bits(bits)));
+            }
             Op::LoadStack { at, size, .. } => {
                 let off = self.stack_offset(at);
                 self.emit(Insn::ldx_mem(size_of(size), rd, Reg::R10, off));
@@ -239,6 +243,11 @@ impl Emitter<'_> {
             Op::Neg { dst, src } => {
                 self.read_into(*src, Reg::R0);
                 self.emit(Insn::neg64(Reg::R0));
+                self.write(*dst, Reg::R0);
+            }
+            Op::Bswap { dst, src, bits } => {
+                self.read_into(*src, Reg::R0);
+                self.emit(Insn::endian(Reg::R0, ByteOrder::Big, swap_bits(*bits)));
                 self.write(*dst, Reg::R0);
             }
             Op::SetCond { cond, dst, lhs, rhs } => {
@@ -401,5 +410,14 @@ impl Emitter<'_> {
     pub(super) fn exit(&mut self) {
         self.emit(Insn::mov64_imm(Reg::R0, 0));
         self.emit(Insn::exit());
+    }
+}
+
+/// The byte-swap width of `Op::Bswap` (the lowering only asks for 16, 32 or 64).
+fn swap_bits(bits: u8) -> SwapBits {
+    match bits {
+        16 => SwapBits::B16,
+        32 => SwapBits::B32,
+        _ => SwapBits::B64,
     }
 }

@@ -100,6 +100,21 @@ impl ProbeLowering<'_> {
             ExprKind::MapRead { map, keys } => self.lower_map_read(*map, keys, &e.ty),
             ExprKind::Builtin(b) => self.lower_builtin(*b),
             ExprKind::ArgsField { offset, size, ty } => self.lower_args_field(*offset, *size, ty, &e.ty),
+            ExprKind::Bswap(inner) => {
+                let v = self.lower_int(inner);
+                let bytes = e.ty.int_bytes();
+                if bytes == 1 {
+                    return Value::Int(v);
+                }
+                let swapped = self.b.reg();
+                self.b.push(Op::Bswap { dst: swapped, src: v, bits: (bytes * 8) as u8 });
+                if e.ty.is_signed() && bytes < 8 {
+                    let ext = self.b.reg();
+                    self.b.push(Op::Extend { dst: ext, src: swapped, bytes: bytes as u8, signed: true });
+                    return Value::Int(ext);
+                }
+                Value::Int(swapped)
+            }
             ExprKind::KernelRead { addr, offset, bitfield } => self.lower_kernel_read(addr, *offset, *bitfield, &e.ty),
             ExprKind::Member { base, offset, bitfield } => self.lower_member(base, *offset, *bitfield, &e.ty),
             ExprKind::Unary { op, expr } => {

@@ -97,6 +97,10 @@ impl ProbeLowering<'_> {
             StmtKind::Clear { map } => self.send_header_only(EventKind::Clear, map.0),
             StmtKind::Zero { map } => self.send_header_only(EventKind::Zero, map.0),
             StmtKind::Delete { map, keys } => self.lower_delete(*map, keys),
+            StmtKind::Signal(sig) => {
+                let v = self.lower_int(sig);
+                self.b.push(Op::Call { dst: None, helper: Helper::SendSignal, args: vec![Arg::Reg(v)] });
+            }
             StmtKind::Exit => {
                 let record = self.b.slot(EVENT_HEADER);
                 self.store_header(record, EventKind::Exit, 0);
