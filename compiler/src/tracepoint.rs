@@ -117,6 +117,11 @@ pub trait ProbeCatalog {
     fn raw_tracepoint_signature(&self, _name: &str) -> Option<KFunction> {
         None
     }
+    /// The id of the cgroup (v2) at `path`, for `cgroupid("/sys/fs/cgroup/...")`; the reason
+    /// when there is none.
+    fn cgroup_id(&self, _path: &str) -> Result<u64, String> {
+        Err("this catalog cannot look up cgroups".into())
+    }
     /// Kernel functions with BTF signatures matching `pattern` (`*` wildcards), sorted.
     fn kernel_btf_functions(&self, _pattern: &str) -> Vec<String> {
         Vec::new()

@@ -14,7 +14,7 @@ use grammar::{Diagnostic, Span};
 const FUNCTIONS: &[&str] = &[
     "printf", "print", "time", "exit", "clear", "zero", "delete", "system", "str", "strncmp",
     "count", "sum", "min", "max", "avg", "stats", "hist", "lhist", "kstack", "ustack", "ksym", "usym", "kaddr",
-    "reg", "sizeof", "offsetof", "bswap", "kptr", "uptr", "signal",
+    "reg", "sizeof", "offsetof", "bswap", "kptr", "uptr", "signal", "cgroupid",
 ];
 
 /// x86-64's `struct pt_regs` as bpftrace's `reg()` names its members, in order (8 bytes each).
@@ -400,6 +400,26 @@ impl Checker<'_> {
                     ty: crate::tracepoint::FieldType::Integer { size: 8, signed: false },
                 };
                 Expr { kind: word, ty: Type::U64, span }
+            }
+            "cgroupid" => {
+                let [path] = args else {
+                    self.wrong_count(name, "1", args.len(), span);
+                    return error_expr(span);
+                };
+                let ast::ExprKind::Str(text) = &path.kind else {
+                    self.error(Diagnostic::error("bad-argument", "cgroupid() takes a string literal: a cgroup's path", path.span));
+                    return error_expr(span);
+                };
+                match self.catalog.cgroup_id(text) {
+                    Ok(id) => Expr { kind: ExprKind::Int(id), ty: Type::U64, span },
+                    Err(why) => {
+                        self.error(
+                            Diagnostic::error("bad-argument", format!("Failed to get `cgroupid` for path: \"{text}\": {why}"), path.span)
+                                .with_help("name a directory of the cgroup v2 hierarchy, e.g. /sys/fs/cgroup/system.slice"),
+                        );
+                        error_expr(span)
+                    }
+                }
             }
             "kaddr" => {
                 let [symbol] = args else {

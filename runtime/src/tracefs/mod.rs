@@ -226,6 +226,11 @@ impl ProbeCatalog for Tracefs {
         self.btf().ok()?.function(name)
     }
 
+    /// The kernel's cgroup v2 id is the file handle `name_to_handle_at` gives for the directory.
+    fn cgroup_id(&self, path: &str) -> Result<u64, String> {
+        crate::bpf_sys::cgroup_id(Path::new(path)).map_err(|e| e.to_string())
+    }
+
     fn raw_tracepoint_signature(&self, name: &str) -> Option<KFunction> {
         self.btf().ok()?.raw_tracepoint(name)
     }
