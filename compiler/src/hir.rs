@@ -224,6 +224,9 @@ pub enum ExprKind {
     /// A value of `ty` read from kernel memory at `addr + offset` (`bpf_probe_read_kernel`): the
     /// end of a `->`/`.`/`[N]` chain, or `*ptr`. A bitfield is extracted from the bytes read.
     KernelRead { addr: Box<Expr>, offset: u32, bitfield: Option<crate::types::Bitfield> },
+    /// `ntop([af,] addr)`: the family, then the address (an integer's low 4 bytes as stored, or a
+    /// 4- or 16-byte array).
+    Inet { af: Box<Expr>, addr: Box<Expr> },
     /// `bswap(x)`: `x`'s bytes reversed at its own width (`ty`'s).
     Bswap(Box<Expr>),
     /// A member of a struct or array value already on the stack (a variable, a map value):

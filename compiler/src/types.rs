@@ -31,6 +31,9 @@ pub enum Type {
     /// `ksym(addr)` / `usym(addr)`: an address printed as the symbol covering it (16 bytes: the
     /// address, then for user symbols the pid whose address space it is in).
     Symbol { user: bool },
+    /// `ntop()`'s network address: an address family (u64: 2 for IPv4, 10 for IPv6) and 16
+    /// address bytes in network order; prints as `127.0.0.1` / `fe80::1`.
+    Inet,
     /// The tracepoint `args` record: only usable through `->field`.
     Args,
     /// No value: a statement-like call such as `printf`.
@@ -106,6 +109,7 @@ impl Type {
             Type::Tuple(fields) => fields.iter().map(|f| align8(f.size())).sum(),
             Type::Stack(_) => StackType::SIZE,
             Type::Symbol { .. } => 16,
+            Type::Inet => 24,
             Type::Args | Type::None => 0,
         }
     }
@@ -144,6 +148,7 @@ impl Type {
             // A stack id only means something in the stack map of its own depth.
             (Type::Stack(a), Type::Stack(b)) => a == b,
             (Type::Symbol { user: a }, Type::Symbol { user: b }) => a == b,
+            (Type::Inet, Type::Inet) => true,
             (Type::Record(a), Type::Record(b)) => a.name == b.name && a.size == b.size,
             (Type::Array { .. }, Type::Array { .. }) => self == other,
             _ => false,
@@ -246,6 +251,7 @@ impl fmt::Display for Type {
                 write!(f, "{}({mode}{})", st.name(), st.limit)
             }
             Type::Symbol { user } => write!(f, "{}", if *user { "usym" } else { "ksym" }),
+            Type::Inet => write!(f, "inet"),
             Type::Args => write!(f, "args"),
             Type::None => write!(f, "none"),
         }

@@ -239,6 +239,20 @@ pub fn read_u64(bytes: &[u8], off: usize) -> u64 {
     u64::from_le_bytes(word)
 }
 
+/// `ntop()`'s text, as glibc's `inet_ntop` writes it: dotted quad for AF_INET (2), RFC 5952 for
+/// AF_INET6 (10), nothing for another family (as bpftrace 0.17).
+fn inet_text(family: u64, addr: &[u8]) -> String {
+    match (family, addr.len()) {
+        (2, 16) => std::net::Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]).to_string(),
+        (10, 16) => {
+            let mut octets = [0u8; 16];
+            octets.copy_from_slice(addr);
+            std::net::Ipv6Addr::from(octets).to_string()
+        }
+        _ => String::new(),
+    }
+}
+
 /// Decodes a kernel struct, array or member as the kernel lays it out: integers at their own
 /// width, pointers as bpftrace prints BTF pointers.
 fn decode_native(ty: &Type, bytes: &[u8], bitfield: Option<compiler::types::Bitfield>) -> Value {
@@ -307,6 +321,7 @@ pub fn decode(ty: &Type, bytes: &[u8], stacks: &Stacks) -> Value {
                     .collect(),
             )
         }
+        Type::Inet => Value::Str(inet_text(read_u64(bytes, 0), bytes.get(8..24).unwrap_or(&[])).into_bytes()),
         Type::Symbol { user } => Value::Str(stacks.symbol_name(*user, read_u64(bytes, 8) as u32, read_u64(bytes, 0)).into_bytes()),
         Type::Stack(st) => Value::Stack(stacks.text(st, read_u64(bytes, 0) as i64, read_u64(bytes, 8) as u32)),
         Type::Args | Type::None => Value::UInt(0),

@@ -14,7 +14,7 @@ use grammar::{Diagnostic, Span};
 const FUNCTIONS: &[&str] = &[
     "printf", "print", "time", "exit", "clear", "zero", "delete", "system", "str", "strncmp",
     "count", "sum", "min", "max", "avg", "stats", "hist", "lhist", "kstack", "ustack", "ksym", "usym", "kaddr",
-    "reg", "sizeof", "offsetof", "bswap", "kptr", "uptr", "signal", "cgroupid",
+    "reg", "sizeof", "offsetof", "bswap", "kptr", "uptr", "signal", "cgroupid", "ntop",
 ];
 
 /// x86-64's `struct pt_regs` as bpftrace's `reg()` names its members, in order (8 bytes each).
@@ -401,6 +401,40 @@ impl Checker<'_> {
                 };
                 Expr { kind: word, ty: Type::U64, span }
             }
+            "ntop" => {
+                let (af, addr) = match args {
+                    [addr] => (None, addr),
+                    [af, addr] => (Some(af), addr),
+                    _ => {
+                        self.wrong_count(name, "1 or 2", args.len(), span);
+                        return error_expr(span);
+                    }
+                };
+                let af = af.map(|a| {
+                    let e = self.check_expr(a);
+                    self.expect_integer(&e, "address family");
+                    e
+                });
+                let addr = self.check_expr(addr);
+                // bpftrace 0.17: an integer is an IPv4 address; 4 or 16 bytes of an array are
+                // IPv4 or IPv6 (the family, when not given, from the size).
+                let bytes = match &addr.ty {
+                    t if t.is_integer() => 4,
+                    Type::Str { len } if *len == 4 || *len == 16 => *len,
+                    Type::Array { elem, len } if elem.native_size() == 1 && (*len == 4 || *len == 16) => *len,
+                    Type::None => return error_expr(span),
+                    other => {
+                        self.error(Diagnostic::error(
+                            "type-mismatch",
+                            format!("ntop() expects an integer or an array of 4 or 16 bytes, not a '{other}'"),
+                            addr.span,
+                        ));
+                        return error_expr(span);
+                    }
+                };
+                let af = af.unwrap_or(Expr { kind: ExprKind::Int(if bytes == 4 { 2 } else { 10 }), ty: Type::U64, span });
+                Expr { kind: ExprKind::Inet { af: Box::new(af), addr: Box::new(addr) }, ty: Type::Inet, span }
+            }
             "cgroupid" => {
                 let [path] = args else {
                     self.wrong_count(name, "1", args.len(), span);
@@ -507,7 +541,7 @@ impl Checker<'_> {
 fn accepts(kind: ArgKind, ty: &Type) -> bool {
     match kind {
         ArgKind::Integer => ty.is_integer(),
-        ArgKind::String => ty.is_string() || matches!(ty, Type::Stack(_) | Type::Symbol { .. }),
+        ArgKind::String => ty.is_string() || matches!(ty, Type::Stack(_) | Type::Symbol { .. } | Type::Inet),
         ArgKind::Buffer => false,
     }
 }

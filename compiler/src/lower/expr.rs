@@ -100,6 +100,20 @@ impl ProbeLowering<'_> {
             ExprKind::MapRead { map, keys } => self.lower_map_read(*map, keys, &e.ty),
             ExprKind::Builtin(b) => self.lower_builtin(*b),
             ExprKind::ArgsField { offset, size, ty } => self.lower_args_field(*offset, *size, ty, &e.ty),
+            ExprKind::Inet { af, addr } => {
+                let at = self.b.slot(24);
+                self.b.zero(at, 24);
+                let family = self.lower_int(af);
+                self.b.store(at, 0, family, 8);
+                if addr.ty.is_integer() {
+                    let v = self.lower_int(addr);
+                    self.b.store(at, 8, v, 4);
+                } else {
+                    let src = self.lower_mem(addr);
+                    self.b.copy(at_offset(at, 8), src, addr.ty.size().min(16));
+                }
+                Value::Mem(at)
+            }
             ExprKind::Bswap(inner) => {
                 let v = self.lower_int(inner);
                 let bytes = e.ty.int_bytes();
