@@ -56,7 +56,13 @@ pub enum FormatKind {
     Printf,
     System,
     Time,
+    /// `join()`'s delimiter.
+    Join,
 }
+
+/// How many strings `join()` reads, and the bytes of each (NUL included), as bpftrace 0.17.
+pub const JOIN_ARGS: u32 = 16;
+pub const JOIN_ARG_SIZE: u32 = 1024;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum AttachPoint {
@@ -182,6 +188,9 @@ pub enum StmtKind {
     Zero { map: MapId },
     Delete { map: MapId, keys: Vec<Expr> },
     Exit,
+    /// `join(argv[, delim])`: the strings of a NULL-terminated array of pointers (at most
+    /// [`JOIN_ARGS`] of [`JOIN_ARG_SIZE`] bytes), printed joined by `formats[format]`'s text.
+    Join { argv: Expr, format: u32 },
     /// `signal(SIG)` (`--unsafe`): sends the signal to the current process.
     Signal(Expr),
 }

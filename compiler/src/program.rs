@@ -51,6 +51,8 @@ pub enum MapRole {
     Stacks { limit: u32 },
     /// Processes already seen in user stacks (see [`EventKind::PidSeen`]).
     SeenPids,
+    /// One per-CPU record where `join()` assembles its event (too large for the BPF stack).
+    JoinScratch,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,6 +106,8 @@ pub enum EventKind {
     PrintValue = 8,
     /// A process first seen in a user stack; then its pid as a u64.
     PidSeen = 9,
+    /// index: format (the delimiter); then `JOIN_ARGS` strings of `JOIN_ARG_SIZE` bytes.
+    Join = 10,
 }
 
 impl EventKind {
@@ -118,6 +122,7 @@ impl EventKind {
             7 => EventKind::Zero,
             8 => EventKind::PrintValue,
             9 => EventKind::PidSeen,
+            10 => EventKind::Join,
             _ => return None,
         })
     }

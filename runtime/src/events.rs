@@ -108,6 +108,23 @@ impl EventDecoder {
                 }
             }
             Some(EventKind::PidSeen) => session.stacks.remember(read_u64(payload, 0) as u32),
+            Some(EventKind::Join) => {
+                let Some(format) = program.formats.get(index) else { return Ok(()) };
+                self.line.clear();
+                let strings = payload
+                    .chunks(compiler::hir::JOIN_ARG_SIZE as usize)
+                    .take(compiler::hir::JOIN_ARGS as usize)
+                    .map(crate::output::c_str)
+                    // As bpftrace 0.17: the arguments end at the first empty one.
+                    .take_while(|s| !s.is_empty());
+                for (i, s) in strings.enumerate() {
+                    if i > 0 {
+                        self.line.extend_from_slice(format.text.as_bytes());
+                    }
+                    self.line.extend_from_slice(s);
+                }
+                output::write_message(out, session.format, MessageKind::Join, &self.line)?;
+            }
             None => {}
         }
         Ok(())

@@ -14,7 +14,7 @@ use grammar::{Diagnostic, Span};
 const FUNCTIONS: &[&str] = &[
     "printf", "print", "time", "exit", "clear", "zero", "delete", "system", "str", "strncmp",
     "count", "sum", "min", "max", "avg", "stats", "hist", "lhist", "kstack", "ustack", "ksym", "usym", "kaddr",
-    "reg", "sizeof", "offsetof", "bswap", "kptr", "uptr", "signal", "cgroupid", "ntop",
+    "reg", "sizeof", "offsetof", "bswap", "kptr", "uptr", "signal", "cgroupid", "ntop", "join",
 ];
 
 /// x86-64's `struct pt_regs` as bpftrace's `reg()` names its members, in order (8 bytes each).
@@ -87,6 +87,24 @@ impl Checker<'_> {
                 StmtKind::Exit
             }
             "signal" => return Some(self.check_signal(name, args, span)),
+            "join" => {
+                let (argv, delim) = match args {
+                    [argv] => (argv, " ".to_owned()),
+                    [argv, ast::Expr { kind: ast::ExprKind::Str(d), .. }] => (argv, d.clone()),
+                    [_, other] => {
+                        self.error(Diagnostic::error("bad-argument", "join()'s delimiter must be a string literal", other.span));
+                        return Some(None);
+                    }
+                    _ => {
+                        self.wrong_count(name, "1 or 2", args.len(), span);
+                        return Some(None);
+                    }
+                };
+                let argv = self.check_expr(argv);
+                self.expect_integer(&argv, "join() argument (an array of string pointers)");
+                let format = self.add_format(hir::Format { kind: FormatKind::Join, text: delim, printf: None, args: Vec::new(), span });
+                StmtKind::Join { argv, format }
+            }
             "print" => return Some(self.check_print(name, args, span)),
             "clear" | "zero" => {
                 let Some(map) = self.map_argument(name, args, span) else { return Some(None) };

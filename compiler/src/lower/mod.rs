@@ -268,6 +268,23 @@ impl ProbeLowering<'_> {
         MapRef(self.bpf_maps.len() as u32 - 1)
     }
 
+    /// The per-CPU record `join()` assembles its event in, created on first use.
+    fn join_scratch_map(&mut self) -> MapRef {
+        if let Some(i) = self.bpf_maps.iter().position(|m| m.role == MapRole::JoinScratch) {
+            return MapRef(i as u32);
+        }
+        self.bpf_maps.push(BpfMap {
+            name: "rbt_join".into(),
+            role: MapRole::JoinScratch,
+            map_type: bpf_consts::BPF_MAP_TYPE_PERCPU_ARRAY,
+            key_size: 4,
+            value_size: crate::program::EVENT_HEADER + crate::hir::JOIN_ARGS * crate::hir::JOIN_ARG_SIZE,
+            max_entries: 1,
+            flags: 0,
+        });
+        MapRef(self.bpf_maps.len() as u32 - 1)
+    }
+
     /// The set of processes already seen in user stacks, created on first use.
     fn seen_pids_map(&mut self) -> MapRef {
         if let Some(i) = self.bpf_maps.iter().position(|m| m.role == MapRole::SeenPids) {

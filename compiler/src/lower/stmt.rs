@@ -4,7 +4,7 @@
 use super::ProbeLowering;
 use crate::bpf::helpers::Helper;
 use crate::hir::{Expr, Stmt, StmtKind, VarId};
-use crate::ir::{Arg, Cond, Op, Operand, StackRef, Term};
+use crate::ir::{AluOp, Arg, Cond, Op, Operand, StackRef, Term};
 use crate::program::{ErrorCounter, EventKind, EVENT_HEADER};
 use crate::types::{align8, Type};
 
@@ -97,6 +97,7 @@ impl ProbeLowering<'_> {
             StmtKind::Clear { map } => self.send_header_only(EventKind::Clear, map.0),
             StmtKind::Zero { map } => self.send_header_only(EventKind::Zero, map.0),
             StmtKind::Delete { map, keys } => self.lower_delete(*map, keys),
+            StmtKind::Join { argv, format } => self.lower_join(argv, *format),
             StmtKind::Signal(sig) => {
                 let v = self.lower_int(sig);
                 self.b.push(Op::Call { dst: None, helper: Helper::SendSignal, args: vec![Arg::Reg(v)] });
@@ -189,6 +190,57 @@ impl ProbeLowering<'_> {
         }
     }
 
+    /// `join(argv, delim)`: the event is assembled in a per-CPU map value (16 KiB does not fit
+    /// the BPF stack): the header, then each string of the NULL-terminated pointer array in a
+    /// slot of its own, the slot after the last emptied, so the runtime stops there.
+    fn lower_join(&mut self, argv: &Expr, format: u32) {
+        use crate::hir::{JOIN_ARGS, JOIN_ARG_SIZE};
+        let map = self.join_scratch_map();
+        let key = self.b.slot(4);
+        self.b.store_imm(key, 0, 0, 4);
+        let buf = self.b.reg();
+        self.b.push(Op::MapLookup { dst: buf, map, key });
+        let have = self.b.new_block();
+        let done = self.b.new_block();
+        self.b.branch(Cond::Eq, buf, Operand::Imm(0), done, have);
+        self.b.switch_to(have);
+        self.b.push(Op::StorePtr { ptr: buf, offset: 0, size: 4, src: Operand::Imm(EventKind::Join as i32) });
+        self.b.push(Op::StorePtr { ptr: buf, offset: 4, size: 4, src: Operand::Imm(format as i32) });
+        let base = self.lower_int(argv);
+        let pointer = self.b.slot(8);
+        let send = self.b.new_block();
+        for i in 0..JOIN_ARGS {
+            let src = self.b.reg();
+            self.b.push(Op::Alu { op: AluOp::Add, dst: src, lhs: base, rhs: Operand::Imm((i * 8) as i32) });
+            self.b.push(Op::Call {
+                dst: None,
+                helper: Helper::ProbeRead,
+                args: vec![Arg::Stack(pointer), Arg::Imm(8), Arg::Reg(src)],
+            });
+            let p = self.b.reg();
+            self.b.push(Op::LoadStack { dst: p, at: pointer, size: 8 });
+            let slot = self.b.reg();
+            self.b.push(Op::Alu { op: AluOp::Add, dst: slot, lhs: buf, rhs: Operand::Imm((EVENT_HEADER + i * JOIN_ARG_SIZE) as i32) });
+            let read = self.b.new_block();
+            let end = self.b.new_block();
+            self.b.branch(Cond::Eq, p, Operand::Imm(0), end, read);
+            self.b.switch_to(end);
+            self.b.push(Op::StorePtr { ptr: slot, offset: 0, size: 1, src: Operand::Imm(0) });
+            self.b.terminate(Term::Jump(send));
+            self.b.switch_to(read);
+            self.b.push(Op::Call {
+                dst: None,
+                helper: Helper::ProbeReadStr,
+                args: vec![Arg::Reg(slot), Arg::Imm(JOIN_ARG_SIZE as i32), Arg::Reg(p)],
+            });
+        }
+        self.b.terminate(Term::Jump(send));
+        self.b.switch_to(send);
+        self.send_from(Arg::Reg(buf), EVENT_HEADER + JOIN_ARGS * JOIN_ARG_SIZE, &[ErrorCounter::LostEvents]);
+        self.b.terminate(Term::Jump(done));
+        self.b.switch_to(done);
+    }
+
     /// `bpf_ringbuf_output` (or `bpf_perf_event_output` to this CPU's buffer); a full buffer
     /// counts a lost event.
     pub(super) fn send(&mut self, record: StackRef, size: u32) {
@@ -197,12 +249,17 @@ impl ProbeLowering<'_> {
 
     /// Sends a record, adding one to each of `counters` when the buffer is full.
     fn send_counting(&mut self, record: StackRef, size: u32, counters: &[ErrorCounter]) {
+        self.send_from(Arg::Stack(record), size, counters);
+    }
+
+    /// Sends `size` bytes at `record` (a stack slot, or a map value's pointer).
+    fn send_from(&mut self, record: Arg, size: u32, counters: &[ErrorCounter]) {
         let r = self.b.reg();
         let call = match self.options.events {
             super::EventTransport::RingBuf { .. } => Op::Call {
                 dst: Some(r),
                 helper: Helper::RingbufOutput,
-                args: vec![Arg::Map(self.events), Arg::Stack(record), Arg::Imm(size as i32), Arg::Imm(0)],
+                args: vec![Arg::Map(self.events), record, Arg::Imm(size as i32), Arg::Imm(0)],
             },
             super::EventTransport::PerfArray { .. } => {
                 // BPF_F_CURRENT_CPU is 0xffffffff as a u64: an i32 immediate would sign-extend.
@@ -211,7 +268,7 @@ impl ProbeLowering<'_> {
                 Op::Call {
                     dst: Some(r),
                     helper: Helper::PerfEventOutput,
-                    args: vec![Arg::Ctx, Arg::Map(self.events), Arg::Reg(flags), Arg::Stack(record), Arg::Imm(size as i32)],
+                    args: vec![Arg::Ctx, Arg::Map(self.events), Arg::Reg(flags), record, Arg::Imm(size as i32)],
                 }
             }
         };

@@ -82,6 +82,7 @@ pub use printf::{format_printf, render_printf, PrintfArg};
 pub use time::{format_time, DEFAULT_TIME_FORMAT};
 #[allow(unused_imports)]
 pub use value::{json_escape, KeyPart, MapKey, StackText, Value};
+pub(crate) use value::c_str;
 
 /// The `-f` output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,6 +22,8 @@
 //! - `malloc SIZE N`: N calls of libc's `malloc(SIZE)`, each freed at once, for uprobes on libc
 //!   (`uprobe:libc:malloc`). Rust's own allocations go through malloc too, so filter on a SIZE
 //!   the program does not otherwise ask for, e.g. 1234.
+//! - `exec PROG ARGS...`: the rest of the words, run in place of the workload (execve), e.g. for
+//!   `join(args->argv)`.
 //! - `now`: print `now NS`, the wall clock (CLOCK_REALTIME) in nanoseconds. As the first step it
 //!   tells when the tracer let its `-c` child run, which `bench/run.sh` uses to time
 //!   launch-until-attached.
@@ -92,6 +94,14 @@ fn main() {
                     eprintln!("rbt-workload: cannot pin to CPU {cpu}");
                     std::process::exit(1);
                 }
+            }
+            "exec" => {
+                // The rest of the words are a command run in place of this process (execve).
+                let rest: Vec<&str> = std::iter::from_fn(|| words.next()).collect();
+                let Some((program, args)) = rest.split_first() else { usage() };
+                let error = std::os::unix::process::CommandExt::exec(std::process::Command::new(program).args(args));
+                eprintln!("rbt-workload: cannot exec {program}: {error}");
+                std::process::exit(1);
             }
             "now" => {
                 let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
@@ -279,7 +289,7 @@ fn number(word: &str) -> u64 {
 fn usage() -> ! {
     eprintln!(
         "usage: rbt-workload STEP...\n  steps: getppid N | read SIZE N | write SIZE N | nap MICROS N \
-         | open PATH N | spin MILLIS | pin CPU | pipe N MICROS | fsync PATH N | mutex N MICROS | call N | inline N | malloc SIZE N | now"
+         | open PATH N | spin MILLIS | pin CPU | pipe N MICROS | fsync PATH N | mutex N MICROS | call N | inline N | malloc SIZE N | now | exec PROG ARGS..."
     );
     std::process::exit(2)
 }
