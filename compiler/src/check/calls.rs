@@ -322,6 +322,28 @@ impl Checker<'_> {
         self.formats.len() as u32 - 1
     }
 
+    /// The one argument of `name(ARG)` when it is a string literal (`what` it names, for the
+    /// error otherwise), with the argument itself.
+    fn string_literal_arg<'e>(
+        &mut self,
+        name: &ast::Ident,
+        args: &'e [ast::Expr],
+        span: Span,
+        what: &str,
+    ) -> Option<(&'e String, &'e ast::Expr)> {
+        let [arg] = args else {
+            self.wrong_count(name, "1", args.len(), span);
+            return None;
+        };
+        match &arg.kind {
+            ast::ExprKind::Str(text) => Some((text, arg)),
+            _ => {
+                self.error(Diagnostic::error("bad-argument", format!("{}() takes a string literal: {what}", name.name), arg.span));
+                None
+            }
+        }
+    }
+
     fn wrong_count(&mut self, name: &ast::Ident, expected: &str, got: usize, span: Span) {
         self.error(Diagnostic::error(
             "wrong-arguments",
@@ -454,12 +476,7 @@ impl Checker<'_> {
                 Expr { kind: ExprKind::Inet { af: Box::new(af), addr: Box::new(addr) }, ty: Type::Inet, span }
             }
             "cgroupid" => {
-                let [path] = args else {
-                    self.wrong_count(name, "1", args.len(), span);
-                    return error_expr(span);
-                };
-                let ast::ExprKind::Str(text) = &path.kind else {
-                    self.error(Diagnostic::error("bad-argument", "cgroupid() takes a string literal: a cgroup's path", path.span));
+                let Some((text, path)) = self.string_literal_arg(name, args, span, "a cgroup's path") else {
                     return error_expr(span);
                 };
                 match self.catalog.cgroup_id(text) {
@@ -474,12 +491,7 @@ impl Checker<'_> {
                 }
             }
             "kaddr" => {
-                let [symbol] = args else {
-                    self.wrong_count(name, "1", args.len(), span);
-                    return error_expr(span);
-                };
-                let ast::ExprKind::Str(text) = &symbol.kind else {
-                    self.error(Diagnostic::error("bad-argument", "kaddr() takes a string literal: the kernel symbol's name", symbol.span));
+                let Some((text, symbol)) = self.string_literal_arg(name, args, span, "the kernel symbol's name") else {
                     return error_expr(span);
                 };
                 match self.catalog.kernel_symbol(text) {

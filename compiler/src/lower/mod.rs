@@ -252,28 +252,30 @@ impl ProbeLowering<'_> {
     /// Adds one to an error counter (per CPU, so a plain add is race free).
     /// The stack trace map for stacks of at most `limit` frames, created on first use.
     fn stack_map(&mut self, limit: u32) -> MapRef {
-        let role = MapRole::Stacks { limit };
-        if let Some(i) = self.bpf_maps.iter().position(|m| m.role == role) {
-            return MapRef(i as u32);
-        }
-        self.bpf_maps.push(BpfMap {
+        let storage = self.options.stack_storage.max(1);
+        self.map_for_role(MapRole::Stacks { limit }, || BpfMap {
             name: format!("rbt_stack_{limit}"),
-            role,
+            role: MapRole::Stacks { limit },
             map_type: bpf_consts::BPF_MAP_TYPE_STACK_TRACE,
             key_size: 4,
             value_size: 8 * limit,
-            max_entries: self.options.stack_storage.max(1),
+            max_entries: storage,
             flags: 0,
-        });
+        })
+    }
+
+    /// The map with `role`, added to the program (`make`) on first use.
+    fn map_for_role(&mut self, role: MapRole, make: impl FnOnce() -> BpfMap) -> MapRef {
+        if let Some(i) = self.bpf_maps.iter().position(|m| m.role == role) {
+            return MapRef(i as u32);
+        }
+        self.bpf_maps.push(make());
         MapRef(self.bpf_maps.len() as u32 - 1)
     }
 
     /// The per-CPU record `join()` assembles its event in, created on first use.
     fn join_scratch_map(&mut self) -> MapRef {
-        if let Some(i) = self.bpf_maps.iter().position(|m| m.role == MapRole::JoinScratch) {
-            return MapRef(i as u32);
-        }
-        self.bpf_maps.push(BpfMap {
+        self.map_for_role(MapRole::JoinScratch, || BpfMap {
             name: "rbt_join".into(),
             role: MapRole::JoinScratch,
             map_type: bpf_consts::BPF_MAP_TYPE_PERCPU_ARRAY,
@@ -281,16 +283,12 @@ impl ProbeLowering<'_> {
             value_size: crate::program::EVENT_HEADER + crate::hir::JOIN_ARGS * crate::hir::JOIN_ARG_SIZE,
             max_entries: 1,
             flags: 0,
-        });
-        MapRef(self.bpf_maps.len() as u32 - 1)
+        })
     }
 
     /// The set of processes already seen in user stacks, created on first use.
     fn seen_pids_map(&mut self) -> MapRef {
-        if let Some(i) = self.bpf_maps.iter().position(|m| m.role == MapRole::SeenPids) {
-            return MapRef(i as u32);
-        }
-        self.bpf_maps.push(BpfMap {
+        self.map_for_role(MapRole::SeenPids, || BpfMap {
             name: "rbt_seen_pids".into(),
             role: MapRole::SeenPids,
             map_type: bpf_consts::BPF_MAP_TYPE_HASH,
@@ -298,8 +296,7 @@ impl ProbeLowering<'_> {
             value_size: 8,
             max_entries: 65_536,
             flags: 0,
-        });
-        MapRef(self.bpf_maps.len() as u32 - 1)
+        })
     }
 
     fn count_error(&mut self, counter: crate::program::ErrorCounter) {
