@@ -34,6 +34,9 @@ pub enum Type {
     /// `ntop()`'s network address: an address family (u64: 2 for IPv4, 10 for IPv6) and 16
     /// address bytes in network order; prints as `127.0.0.1` / `fe80::1`.
     Inet,
+    /// `strftime(FORMAT, ns)`: nanoseconds since boot, printed as local wall-clock time in
+    /// `FORMAT` (`strftime(3)`, plus `%f` for microseconds).
+    Timestamp(String),
     /// The tracepoint `args` record: only usable through `->field`.
     Args,
     /// No value: a statement-like call such as `printf`.
@@ -110,6 +113,7 @@ impl Type {
             Type::Stack(_) => StackType::SIZE,
             Type::Symbol { .. } => 16,
             Type::Inet => 24,
+            Type::Timestamp(_) => 8,
             Type::Args | Type::None => 0,
         }
     }
@@ -149,6 +153,7 @@ impl Type {
             (Type::Stack(a), Type::Stack(b)) => a == b,
             (Type::Symbol { user: a }, Type::Symbol { user: b }) => a == b,
             (Type::Inet, Type::Inet) => true,
+            (Type::Timestamp(a), Type::Timestamp(b)) => a == b,
             (Type::Record(a), Type::Record(b)) => a.name == b.name && a.size == b.size,
             (Type::Array { .. }, Type::Array { .. }) => self == other,
             _ => false,
@@ -252,6 +257,7 @@ impl fmt::Display for Type {
             }
             Type::Symbol { user } => write!(f, "{}", if *user { "usym" } else { "ksym" }),
             Type::Inet => write!(f, "inet"),
+            Type::Timestamp(_) => write!(f, "timestamp"),
             Type::Args => write!(f, "args"),
             Type::None => write!(f, "none"),
         }

@@ -321,6 +321,9 @@ pub fn decode(ty: &Type, bytes: &[u8], stacks: &Stacks) -> Value {
                     .collect(),
             )
         }
+        Type::Timestamp(format) => {
+            Value::Timestamp(crate::output::format_boot_time(format, read_u64(bytes, 0)).unwrap_or_default())
+        }
         Type::Inet => Value::Str(inet_text(read_u64(bytes, 0), bytes.get(8..24).unwrap_or(&[])).into_bytes()),
         Type::Symbol { user } => Value::Str(stacks.symbol_name(*user, read_u64(bytes, 8) as u32, read_u64(bytes, 0)).into_bytes()),
         Type::Stack(st) => Value::Stack(stacks.text(st, read_u64(bytes, 0) as i64, read_u64(bytes, 8) as u32)),

@@ -14,7 +14,7 @@ use grammar::{Diagnostic, Span};
 const FUNCTIONS: &[&str] = &[
     "printf", "print", "time", "exit", "clear", "zero", "delete", "system", "str", "strncmp",
     "count", "sum", "min", "max", "avg", "stats", "hist", "lhist", "kstack", "ustack", "ksym", "usym", "kaddr",
-    "reg", "sizeof", "offsetof", "bswap", "kptr", "uptr", "signal", "cgroupid", "ntop", "join",
+    "reg", "sizeof", "offsetof", "bswap", "kptr", "uptr", "signal", "cgroupid", "ntop", "join", "strftime",
 ];
 
 /// x86-64's `struct pt_regs` as bpftrace's `reg()` names its members, in order (8 bytes each).
@@ -475,6 +475,19 @@ impl Checker<'_> {
                 let af = af.unwrap_or(Expr { kind: ExprKind::Int(if bytes == 4 { 2 } else { 10 }), ty: Type::U64, span });
                 Expr { kind: ExprKind::Inet { af: Box::new(af), addr: Box::new(addr) }, ty: Type::Inet, span }
             }
+            "strftime" => {
+                let [format, ns] = args else {
+                    self.wrong_count(name, "2", args.len(), span);
+                    return error_expr(span);
+                };
+                let ast::ExprKind::Str(text) = &format.kind else {
+                    self.error(Diagnostic::error("bad-argument", "strftime() takes a string literal format first", format.span));
+                    return error_expr(span);
+                };
+                let ns = self.check_expr(ns);
+                self.expect_integer(&ns, "strftime() time (nanoseconds since boot, e.g. nsecs)");
+                Expr { kind: ExprKind::Cast { expr: Box::new(ns) }, ty: Type::Timestamp(text.clone()), span }
+            }
             "cgroupid" => {
                 let Some((text, path)) = self.string_literal_arg(name, args, span, "a cgroup's path") else {
                     return error_expr(span);
@@ -571,7 +584,7 @@ impl Checker<'_> {
 fn accepts(kind: ArgKind, ty: &Type) -> bool {
     match kind {
         ArgKind::Integer => ty.is_integer(),
-        ArgKind::String => ty.is_string() || matches!(ty, Type::Stack(_) | Type::Symbol { .. } | Type::Inet),
+        ArgKind::String => ty.is_string() || matches!(ty, Type::Stack(_) | Type::Symbol { .. } | Type::Inet | Type::Timestamp(_)),
         ArgKind::Buffer => false,
     }
 }

@@ -79,7 +79,7 @@ pub use map::{AvgState, LhistParams, MapData, MapDump};
 #[allow(unused_imports)]
 pub use printf::{format_printf, render_printf, PrintfArg};
 #[allow(unused_imports)]
-pub use time::{format_time, DEFAULT_TIME_FORMAT};
+pub use time::{format_boot_time, format_time, DEFAULT_TIME_FORMAT};
 #[allow(unused_imports)]
 pub use value::{json_escape, KeyPart, MapKey, StackText, Value};
 pub(crate) use value::c_str;

@@ -53,9 +53,54 @@ pub fn format_time_at(fmt: impl AsRef<[u8]>, unix_seconds: libc::time_t) -> Opti
     (written > 0).then(|| buffer[..written].to_vec())
 }
 
+/// `strftime(fmt, ns)`: `ns` nanoseconds since boot (`nsecs`) as local wall-clock time; `%f`
+/// is the microseconds (bpftrace's extension). `None` when `strftime` produces nothing.
+pub fn format_boot_time(fmt: &str, boot_ns: u64) -> Option<Vec<u8>> {
+    static OFFSET: std::sync::OnceLock<i128> = std::sync::OnceLock::new();
+    // Wall clock minus boot clock, once: `nsecs` is CLOCK_MONOTONIC (bpf_ktime_get_ns).
+    let offset = *OFFSET.get_or_init(|| clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_MONOTONIC));
+    let wall = i128::from(boot_ns) + offset;
+    let (seconds, micros) = (wall.div_euclid(1_000_000_000), wall.rem_euclid(1_000_000_000) / 1000);
+    let fmt = with_microseconds(fmt, micros as u32);
+    format_time_at(fmt, seconds as libc::time_t)
+}
+
+/// `fmt` with each `%f` (not `%%f`) replaced by six digits of microseconds.
+fn with_microseconds(fmt: &str, micros: u32) -> String {
+    let mut out = String::with_capacity(fmt.len() + 4);
+    let mut chars = fmt.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('f') => out.push_str(&format!("{micros:06}")),
+            Some(next) => {
+                out.push('%');
+                out.push(next);
+            }
+            None => out.push('%'),
+        }
+    }
+    out
+}
+
+fn clock_ns(clock: libc::clockid_t) -> i128 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes into the timespec we pass.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn microseconds_replace_percent_f_only() {
+        assert_eq!(with_microseconds("%H:%M:%S.%f %%f %", 42), "%H:%M:%S.000042 %%f %");
+    }
 
     #[test]
     fn default_format_has_a_newline() {

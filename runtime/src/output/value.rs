@@ -27,6 +27,9 @@ pub enum Value {
     Record(Vec<(String, Value)>),
     /// A kernel array of integers or structs: `[3,0,0,0]`.
     Array(Vec<Value>),
+    /// `strftime()`'s formatted time: text everywhere, and in JSON unquoted, as bpftrace 0.17
+    /// prints it (`{"@t": 2026}`).
+    Timestamp(Vec<u8>),
 }
 
 /// A stack as it prints: one line per frame, leaf first, each already in its mode's form
@@ -160,7 +163,7 @@ impl Value {
             Value::Pointer(v) => Value::Pointer(v / u64::from(div.max(1))),
             Value::Str(s) => Value::Str(s.clone()),
             Value::Tuple(items) => Value::Tuple(items.iter().map(|v| v.divided(div)).collect()),
-            Value::Stack(_) | Value::KernelPointer(_) | Value::Record(_) | Value::Array(_) => self.clone(),
+            Value::Stack(_) | Value::KernelPointer(_) | Value::Record(_) | Value::Array(_) | Value::Timestamp(_) => self.clone(),
         }
     }
 
@@ -169,7 +172,7 @@ impl Value {
         match self {
             Value::Int(v) => out.extend_from_slice(v.to_string().as_bytes()),
             Value::UInt(v) | Value::Pointer(v) => out.extend_from_slice(v.to_string().as_bytes()),
-            Value::Str(s) => out.extend_from_slice(c_str(s)),
+            Value::Str(s) | Value::Timestamp(s) => out.extend_from_slice(c_str(s)),
             Value::Tuple(items) => {
                 out.push(b'(');
                 for (i, item) in items.iter().enumerate() {
@@ -196,7 +199,7 @@ impl Value {
     /// strings quoted and escaped, tuples as arrays without spaces (`[1,"a"]`).
     pub fn write_json(&self, out: &mut Vec<u8>) {
         match self {
-            Value::Int(_) | Value::UInt(_) | Value::Pointer(_) | Value::KernelPointer(_) => self.write_text(out),
+            Value::Int(_) | Value::UInt(_) | Value::Pointer(_) | Value::KernelPointer(_) | Value::Timestamp(_) => self.write_text(out),
             Value::Record(fields) => write_record(fields, out, (b"{ ", b", ", b" }"), |name, value, out| {
                 out.push(b'"');
                 json_escape_into(name.as_bytes(), out);
