@@ -58,6 +58,8 @@ pub enum FormatKind {
     Time,
     /// `join()`'s delimiter.
     Join,
+    /// `cat(FORMAT, ...)`: the formatted text is a file whose contents print.
+    Cat,
 }
 
 /// How many strings `join()` reads, and the bytes of each (NUL included), as bpftrace 0.17.

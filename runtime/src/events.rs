@@ -69,6 +69,8 @@ impl EventDecoder {
                 output::render_printf(format.text.as_bytes(), parsed, &args, &mut self.line);
                 if format.kind == FormatKind::System {
                     run_system(&String::from_utf8_lossy(&self.line), session, out)?;
+                } else if format.kind == FormatKind::Cat {
+                    cat_file(&String::from_utf8_lossy(&self.line), session, out)?;
                 } else if session.format == output::OutputFormat::Text {
                     out.write_all(&self.line)?;
                 } else {
@@ -151,6 +153,33 @@ fn decode_args(types: &[Type], payload: &[u8], stacks: &crate::stacks::Stacks) -
         off += align8(ty.size()) as usize;
     }
     args
+}
+
+/// How much of a file `cat()` prints, as bpftrace 0.17 (`BPFTRACE_CAT_BYTES_MAX`).
+const CAT_BYTES_MAX: u64 = 10_240;
+
+/// `cat()`: prints the file's contents (at most [`CAT_BYTES_MAX`] bytes), or says on stderr why
+/// it cannot be read, as bpftrace 0.17.
+fn cat_file(path: &str, session: &Session, out: &mut dyn Write) -> io::Result<()> {
+    use std::io::Read as _;
+    let mut contents = Vec::new();
+    match std::fs::File::open(path).and_then(|f| f.take(CAT_BYTES_MAX).read_to_end(&mut contents)) {
+        Ok(_) => output::write_message(out, session.format, MessageKind::Cat, &contents),
+        Err(e) => {
+            out.flush()?;
+            eprintln!("ERROR: failed to open file '{path}': {}", strerror(&e));
+            Ok(())
+        }
+    }
+}
+
+/// An error's text as C's `strerror` words it, without Rust's ` (os error N)`.
+fn strerror(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" (os error") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    }
 }
 
 /// `system()`: runs the formatted command through the shell and prints its output.

@@ -14,7 +14,7 @@ use grammar::{Diagnostic, Span};
 const FUNCTIONS: &[&str] = &[
     "printf", "print", "time", "exit", "clear", "zero", "delete", "system", "str", "strncmp",
     "count", "sum", "min", "max", "avg", "stats", "hist", "lhist", "kstack", "ustack", "ksym", "usym", "kaddr",
-    "reg", "sizeof", "offsetof", "bswap", "kptr", "uptr", "signal", "cgroupid", "ntop", "join", "strftime",
+    "reg", "sizeof", "offsetof", "bswap", "kptr", "uptr", "signal", "cgroupid", "ntop", "join", "strftime", "cat",
 ];
 
 /// x86-64's `struct pt_regs` as bpftrace's `reg()` names its members, in order (8 bytes each).
@@ -42,8 +42,12 @@ impl Checker<'_> {
         span: Span,
     ) -> Option<Option<StmtKind>> {
         let kind = match name.name.as_str() {
-            "printf" | "system" => {
-                let kind = if name.name == "printf" { FormatKind::Printf } else { FormatKind::System };
+            "printf" | "system" | "cat" => {
+                let kind = match name.name.as_str() {
+                    "printf" => FormatKind::Printf,
+                    "cat" => FormatKind::Cat,
+                    _ => FormatKind::System,
+                };
                 if kind == FormatKind::System && !self.options.unsafe_allowed {
                     self.error(
                         Diagnostic::error("unsafe", "system() is an unsafe function", name.span)
@@ -57,6 +61,7 @@ impl Checker<'_> {
                 if kind == FormatKind::Printf {
                     StmtKind::Printf { format, args }
                 } else {
+                    // system() and cat() both act in user space on the formatted text.
                     StmtKind::System { format, args }
                 }
             }
