@@ -168,7 +168,8 @@ fn cat_file(path: &str, session: &Session, out: &mut dyn Write) -> io::Result<()
         Err(e) => {
             out.flush()?;
             eprintln!("ERROR: failed to open file '{path}': {}", strerror(&e));
-            Ok(())
+            // bpftrace 0.17 still prints the (empty) contents: nothing as text, a JSON message.
+            output::write_message(out, session.format, MessageKind::Cat, b"")
         }
     }
 }
