@@ -238,6 +238,9 @@ pub enum ExprKind {
     /// `ntop([af,] addr)`: the family, then the address (an integer's low 4 bytes as stored, or a
     /// 4- or 16-byte array).
     Inet { af: Box<Expr>, addr: Box<Expr> },
+    /// `buf(src, len)`: `len` bytes (at most the type's `cap`) read through a pointer, or taken
+    /// from an array or string value.
+    Buf { src: Box<Expr>, len: Box<Expr> },
     /// `bswap(x)`: `x`'s bytes reversed at its own width (`ty`'s).
     Bswap(Box<Expr>),
     /// A member of a struct or array value already on the stack (a variable, a map value):

@@ -37,6 +37,9 @@ pub enum Type {
     /// `strftime(FORMAT, ns)`: nanoseconds since boot, printed as local wall-clock time in
     /// `FORMAT` (`strftime(3)`, plus `%f` for microseconds).
     Timestamp(String),
+    /// `buf(p, len)`: a u64 length, then up to `cap` bytes; printed with non-printable bytes as
+    /// `\xNN` (`%r` in printf).
+    Buffer { cap: u32 },
     /// The tracepoint `args` record: only usable through `->field`.
     Args,
     /// No value: a statement-like call such as `printf`.
@@ -114,6 +117,7 @@ impl Type {
             Type::Symbol { .. } => 16,
             Type::Inet => 24,
             Type::Timestamp(_) => 8,
+            Type::Buffer { cap } => 8 + cap,
             Type::Args | Type::None => 0,
         }
     }
@@ -154,6 +158,7 @@ impl Type {
             (Type::Symbol { user: a }, Type::Symbol { user: b }) => a == b,
             (Type::Inet, Type::Inet) => true,
             (Type::Timestamp(a), Type::Timestamp(b)) => a == b,
+            (Type::Buffer { .. }, Type::Buffer { .. }) => true,
             (Type::Record(a), Type::Record(b)) => a.name == b.name && a.size == b.size,
             (Type::Array { .. }, Type::Array { .. }) => self == other,
             _ => false,
@@ -164,6 +169,7 @@ impl Type {
     pub fn widen(&self, other: &Type) -> Type {
         match (self, other) {
             (Type::Str { len: a }, Type::Str { len: b }) => Type::Str { len: (*a).max(*b) },
+            (Type::Buffer { cap: a }, Type::Buffer { cap: b }) => Type::Buffer { cap: (*a).max(*b) },
             (Type::Tuple(a), Type::Tuple(b)) if a.len() == b.len() => {
                 Type::Tuple(a.iter().zip(b).map(|(x, y)| x.widen(y)).collect())
             }
@@ -258,6 +264,7 @@ impl fmt::Display for Type {
             Type::Symbol { user } => write!(f, "{}", if *user { "usym" } else { "ksym" }),
             Type::Inet => write!(f, "inet"),
             Type::Timestamp(_) => write!(f, "timestamp"),
+            Type::Buffer { .. } => write!(f, "buffer"),
             Type::Args => write!(f, "args"),
             Type::None => write!(f, "none"),
         }

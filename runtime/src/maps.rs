@@ -321,6 +321,10 @@ pub fn decode(ty: &Type, bytes: &[u8], stacks: &Stacks) -> Value {
                     .collect(),
             )
         }
+        Type::Buffer { cap } => {
+            let len = (read_u64(bytes, 0) as usize).min(*cap as usize);
+            Value::Buffer(bytes.get(8..8 + len).unwrap_or(&[]).to_vec())
+        }
         Type::Timestamp(format) => {
             Value::Timestamp(crate::output::format_boot_time(format, read_u64(bytes, 0)).unwrap_or_default())
         }

@@ -14,7 +14,7 @@ use grammar::{Diagnostic, Span};
 const FUNCTIONS: &[&str] = &[
     "printf", "print", "time", "exit", "clear", "zero", "delete", "system", "str", "strncmp",
     "count", "sum", "min", "max", "avg", "stats", "hist", "lhist", "kstack", "ustack", "ksym", "usym", "kaddr",
-    "reg", "sizeof", "offsetof", "bswap", "kptr", "uptr", "signal", "cgroupid", "ntop", "join", "strftime", "cat",
+    "reg", "sizeof", "offsetof", "bswap", "kptr", "uptr", "signal", "cgroupid", "ntop", "join", "strftime", "cat", "buf",
 ];
 
 /// x86-64's `struct pt_regs` as bpftrace's `reg()` names its members, in order (8 bytes each).
@@ -480,6 +480,53 @@ impl Checker<'_> {
                 let af = af.unwrap_or(Expr { kind: ExprKind::Int(if bytes == 4 { 2 } else { 10 }), ty: Type::U64, span });
                 Expr { kind: ExprKind::Inet { af: Box::new(af), addr: Box::new(addr) }, ty: Type::Inet, span }
             }
+            "buf" => {
+                let (src, len) = match args {
+                    [src] => (src, None),
+                    [src, len] => (src, Some(len)),
+                    _ => {
+                        self.wrong_count(name, "1 or 2", args.len(), span);
+                        return error_expr(span);
+                    }
+                };
+                let src = self.check_expr(src);
+                let max = self.options.strlen;
+                let len = match (len, &src.ty) {
+                    (Some(len), _) => {
+                        let len_expr = self.check_expr(len);
+                        self.expect_integer(&len_expr, "buf() length");
+                        if let ExprKind::Int(n) = len_expr.kind {
+                            if n > u64::from(max) {
+                                self.error(Diagnostic::warning(
+                                    "buf-too-long",
+                                    format!("buf() length is too long and will be shortened to {max} bytes (see BPFTRACE_STRLEN)"),
+                                    span,
+                                ));
+                            }
+                        }
+                        len_expr
+                    }
+                    (None, Type::Array { .. }) => Expr { kind: ExprKind::Int(u64::from(src.ty.size())), ty: Type::U64, span },
+                    (None, Type::None) => return error_expr(span),
+                    (None, other) => {
+                        self.error(Diagnostic::error(
+                            "bad-argument",
+                            format!("buf() expects a length argument for non-array type {}", if other.is_string() { "string".to_owned() } else { other.to_string() }),
+                            span,
+                        ));
+                        return error_expr(span);
+                    }
+                };
+                if !(src.ty.is_integer() || src.ty.is_string() || matches!(src.ty, Type::Array { .. } | Type::None)) {
+                    self.error(Diagnostic::error("type-mismatch", format!("buf() reads from a pointer or an array, not a '{}'", src.ty), src.span));
+                    return error_expr(span);
+                }
+                let cap = match len.kind {
+                    ExprKind::Int(n) => (n as u32).min(max),
+                    _ => max,
+                };
+                Expr { kind: ExprKind::Buf { src: Box::new(src), len: Box::new(len) }, ty: Type::Buffer { cap }, span }
+            }
             "strftime" => {
                 let [format, ns] = args else {
                     self.wrong_count(name, "2", args.len(), span);
@@ -590,7 +637,7 @@ fn accepts(kind: ArgKind, ty: &Type) -> bool {
     match kind {
         ArgKind::Integer => ty.is_integer(),
         ArgKind::String => ty.is_string() || matches!(ty, Type::Stack(_) | Type::Symbol { .. } | Type::Inet | Type::Timestamp(_)),
-        ArgKind::Buffer => false,
+        ArgKind::Buffer => matches!(ty, Type::Buffer { .. }),
     }
 }
 

@@ -114,6 +114,35 @@ impl ProbeLowering<'_> {
                 }
                 Value::Mem(at)
             }
+            ExprKind::Buf { src, len } => {
+                let Type::Buffer { cap } = e.ty else { return Value::Int(self.b.constant(0)) };
+                let at = self.b.slot(8 + cap);
+                self.b.zero(at, align8(8 + cap));
+                // The length, clamped to the buffer.
+                let n = self.lower_int(len);
+                let clamp = self.b.new_block();
+                let ok = self.b.new_block();
+                self.b.branch(Cond::Gt, n, Operand::Imm(cap as i32), clamp, ok);
+                self.b.switch_to(clamp);
+                self.b.push(Op::Mov { dst: n, src: Operand::Imm(cap as i32) });
+                self.b.terminate(crate::ir::Term::Jump(ok));
+                self.b.switch_to(ok);
+                self.b.store(at, 0, n, 8);
+                if src.ty.is_integer() {
+                    let p = self.lower_int(src);
+                    let ret = self.b.reg();
+                    self.b.push(Op::Call {
+                        dst: Some(ret),
+                        helper: Helper::ProbeRead,
+                        args: vec![Arg::Stack(at_offset(at, 8)), Arg::Reg(n), Arg::Reg(p)],
+                    });
+                    self.count_if_negative(ret, crate::program::ErrorCounter::ReadFailed);
+                } else {
+                    let from = self.lower_mem(src);
+                    self.b.copy(at_offset(at, 8), from, cap.min(src.ty.size()));
+                }
+                Value::Mem(at)
+            }
             ExprKind::Bswap(inner) => {
                 let v = self.lower_int(inner);
                 let bytes = e.ty.int_bytes();

@@ -106,6 +106,11 @@ fn replace_buffer_directives(part: &[u8]) -> Vec<u8> {
 
 /// bpftrace's `hex_format_buffer`: printable ASCII kept when `keep_ascii`, other bytes as `\xNN`
 /// when `escape_hex`, else as space-separated two-digit hex.
+/// A buffer as `%r` and printed values show it: printable ASCII as is, other bytes `\xNN`.
+pub(crate) fn escape_buffer(bytes: &[u8]) -> Vec<u8> {
+    hex_format_buffer(bytes, true, true)
+}
+
 fn hex_format_buffer(bytes: &[u8], keep_ascii: bool, escape_hex: bool) -> Vec<u8> {
     let mut out = Vec::new();
     for (i, &b) in bytes.iter().enumerate() {

@@ -30,6 +30,8 @@ pub enum Value {
     /// `strftime()`'s formatted time: text everywhere, and in JSON unquoted, as bpftrace 0.17
     /// prints it (`{"@t": 2026}`).
     Timestamp(Vec<u8>),
+    /// `buf()`'s bytes: printable ASCII as is, other bytes as `\xNN`.
+    Buffer(Vec<u8>),
 }
 
 /// A stack as it prints: one line per frame, leaf first, each already in its mode's form
@@ -163,7 +165,7 @@ impl Value {
             Value::Pointer(v) => Value::Pointer(v / u64::from(div.max(1))),
             Value::Str(s) => Value::Str(s.clone()),
             Value::Tuple(items) => Value::Tuple(items.iter().map(|v| v.divided(div)).collect()),
-            Value::Stack(_) | Value::KernelPointer(_) | Value::Record(_) | Value::Array(_) | Value::Timestamp(_) => self.clone(),
+            Value::Stack(_) | Value::KernelPointer(_) | Value::Record(_) | Value::Array(_) | Value::Timestamp(_) | Value::Buffer(_) => self.clone(),
         }
     }
 
@@ -173,6 +175,7 @@ impl Value {
             Value::Int(v) => out.extend_from_slice(v.to_string().as_bytes()),
             Value::UInt(v) | Value::Pointer(v) => out.extend_from_slice(v.to_string().as_bytes()),
             Value::Str(s) | Value::Timestamp(s) => out.extend_from_slice(c_str(s)),
+            Value::Buffer(bytes) => out.extend_from_slice(&super::printf::escape_buffer(bytes)),
             Value::Tuple(items) => {
                 out.push(b'(');
                 for (i, item) in items.iter().enumerate() {
@@ -210,6 +213,11 @@ impl Value {
             Value::Str(s) => {
                 out.push(b'"');
                 json_escape_into(c_str(s), out);
+                out.push(b'"');
+            }
+            Value::Buffer(bytes) => {
+                out.push(b'"');
+                json_escape_into(&super::printf::escape_buffer(bytes), out);
                 out.push(b'"');
             }
             Value::Tuple(items) => {
