@@ -40,6 +40,8 @@ pub enum Type {
     /// `buf(p, len)`: a u64 length, then up to `cap` bytes; printed with non-printable bytes as
     /// `\xNN` (`%r` in printf).
     Buffer { cap: u32 },
+    /// `macaddr(a)`: six bytes, printed `4C:69:6E:75:78:00`.
+    MacAddr,
     /// The tracepoint `args` record: only usable through `->field`.
     Args,
     /// No value: a statement-like call such as `printf`.
@@ -118,6 +120,7 @@ impl Type {
             Type::Inet => 24,
             Type::Timestamp(_) => 8,
             Type::Buffer { cap } => 8 + cap,
+            Type::MacAddr => 6,
             Type::Args | Type::None => 0,
         }
     }
@@ -159,6 +162,7 @@ impl Type {
             (Type::Inet, Type::Inet) => true,
             (Type::Timestamp(a), Type::Timestamp(b)) => a == b,
             (Type::Buffer { .. }, Type::Buffer { .. }) => true,
+            (Type::MacAddr, Type::MacAddr) => true,
             (Type::Record(a), Type::Record(b)) => a.name == b.name && a.size == b.size,
             (Type::Array { .. }, Type::Array { .. }) => self == other,
             _ => false,
@@ -265,6 +269,7 @@ impl fmt::Display for Type {
             Type::Inet => write!(f, "inet"),
             Type::Timestamp(_) => write!(f, "timestamp"),
             Type::Buffer { .. } => write!(f, "buffer"),
+            Type::MacAddr => write!(f, "macaddr"),
             Type::Args => write!(f, "args"),
             Type::None => write!(f, "none"),
         }

@@ -321,12 +321,15 @@ pub fn decode(ty: &Type, bytes: &[u8], stacks: &Stacks) -> Value {
                     .collect(),
             )
         }
+        Type::MacAddr => Value::Bare(
+            bytes.iter().take(6).map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":").into_bytes(),
+        ),
         Type::Buffer { cap } => {
             let len = (read_u64(bytes, 0) as usize).min(*cap as usize);
             Value::Buffer(bytes.get(8..8 + len).unwrap_or(&[]).to_vec())
         }
         Type::Timestamp(format) => {
-            Value::Timestamp(crate::output::format_boot_time(format, read_u64(bytes, 0)).unwrap_or_default())
+            Value::Bare(crate::output::format_boot_time(format, read_u64(bytes, 0)).unwrap_or_default())
         }
         Type::Inet => Value::Str(inet_text(read_u64(bytes, 0), bytes.get(8..24).unwrap_or(&[])).into_bytes()),
         Type::Symbol { user } => Value::Str(stacks.symbol_name(*user, read_u64(bytes, 8) as u32, read_u64(bytes, 0)).into_bytes()),

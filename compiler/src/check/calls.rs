@@ -14,7 +14,7 @@ use grammar::{Diagnostic, Span};
 const FUNCTIONS: &[&str] = &[
     "printf", "print", "time", "exit", "clear", "zero", "delete", "system", "str", "strncmp",
     "count", "sum", "min", "max", "avg", "stats", "hist", "lhist", "kstack", "ustack", "ksym", "usym", "kaddr",
-    "reg", "sizeof", "offsetof", "bswap", "kptr", "uptr", "signal", "cgroupid", "ntop", "join", "strftime", "cat", "buf",
+    "reg", "sizeof", "offsetof", "bswap", "kptr", "uptr", "signal", "cgroupid", "ntop", "join", "strftime", "cat", "buf", "macaddr",
 ];
 
 /// x86-64's `struct pt_regs` as bpftrace's `reg()` names its members, in order (8 bytes each).
@@ -527,6 +527,24 @@ impl Checker<'_> {
                 };
                 Expr { kind: ExprKind::Buf { src: Box::new(src), len: Box::new(len) }, ty: Type::Buffer { cap }, span }
             }
+            "macaddr" => {
+                let [arg] = args else {
+                    self.wrong_count(name, "1", args.len(), span);
+                    return error_expr(span);
+                };
+                let value = self.check_expr(arg);
+                let six = match &value.ty {
+                    Type::Str { len } => *len == 6,
+                    Type::Array { elem, len } => elem.native_size() == 1 && *len == 6,
+                    Type::None => return error_expr(span),
+                    _ => false,
+                };
+                if !six {
+                    self.error(Diagnostic::error("bad-argument", "macaddr() argument must be 6 bytes in size", span));
+                    return error_expr(span);
+                }
+                Expr { kind: ExprKind::Member { base: Box::new(value), offset: 0, bitfield: None }, ty: Type::MacAddr, span }
+            }
             "strftime" => {
                 let [format, ns] = args else {
                     self.wrong_count(name, "2", args.len(), span);
@@ -636,7 +654,9 @@ impl Checker<'_> {
 fn accepts(kind: ArgKind, ty: &Type) -> bool {
     match kind {
         ArgKind::Integer => ty.is_integer(),
-        ArgKind::String => ty.is_string() || matches!(ty, Type::Stack(_) | Type::Symbol { .. } | Type::Inet | Type::Timestamp(_)),
+        ArgKind::String => {
+            ty.is_string() || matches!(ty, Type::Stack(_) | Type::Symbol { .. } | Type::Inet | Type::Timestamp(_) | Type::MacAddr)
+        }
         ArgKind::Buffer => matches!(ty, Type::Buffer { .. }),
     }
 }

@@ -145,7 +145,7 @@ impl Checker<'_> {
         }
         let keys: Vec<Expr> = access.keys.iter().map(|k| self.check_expr(k)).collect();
         for k in &keys {
-            if !(k.ty.is_integer() || k.ty.is_string() || matches!(k.ty, Type::Tuple(_) | Type::None)) {
+            if matches!(k.ty, Type::Args) {
                 self.error(Diagnostic::error(
                     "bad-key",
                     format!("a map key cannot be of type '{}'", k.ty),

@@ -50,6 +50,7 @@ fn bt_size_align(ty: &Type) -> (u32, u32) {
         Type::Inet => (24, 8),
         Type::Timestamp(_) => (8, 8),
         Type::Buffer { cap } => (8 + cap, 8),
+        Type::MacAddr => (6, 1),
         // Tuples cannot hold kernel structs or arrays (the checker refuses them).
         Type::Record(_) | Type::Array { .. } => (ty.size(), 8),
         Type::Args | Type::None => (0, 1),

@@ -27,9 +27,9 @@ pub enum Value {
     Record(Vec<(String, Value)>),
     /// A kernel array of integers or structs: `[3,0,0,0]`.
     Array(Vec<Value>),
-    /// `strftime()`'s formatted time: text everywhere, and in JSON unquoted, as bpftrace 0.17
-    /// prints it (`{"@t": 2026}`).
-    Timestamp(Vec<u8>),
+    /// Text that bpftrace 0.17 prints bare even in JSON: `strftime()`'s times (`{"@t": 2026}`)
+    /// and `macaddr()`'s addresses.
+    Bare(Vec<u8>),
     /// `buf()`'s bytes: printable ASCII as is, other bytes as `\xNN`.
     Buffer(Vec<u8>),
 }
@@ -165,7 +165,7 @@ impl Value {
             Value::Pointer(v) => Value::Pointer(v / u64::from(div.max(1))),
             Value::Str(s) => Value::Str(s.clone()),
             Value::Tuple(items) => Value::Tuple(items.iter().map(|v| v.divided(div)).collect()),
-            Value::Stack(_) | Value::KernelPointer(_) | Value::Record(_) | Value::Array(_) | Value::Timestamp(_) | Value::Buffer(_) => self.clone(),
+            Value::Stack(_) | Value::KernelPointer(_) | Value::Record(_) | Value::Array(_) | Value::Bare(_) | Value::Buffer(_) => self.clone(),
         }
     }
 
@@ -174,7 +174,7 @@ impl Value {
         match self {
             Value::Int(v) => out.extend_from_slice(v.to_string().as_bytes()),
             Value::UInt(v) | Value::Pointer(v) => out.extend_from_slice(v.to_string().as_bytes()),
-            Value::Str(s) | Value::Timestamp(s) => out.extend_from_slice(c_str(s)),
+            Value::Str(s) | Value::Bare(s) => out.extend_from_slice(c_str(s)),
             Value::Buffer(bytes) => out.extend_from_slice(&super::printf::escape_buffer(bytes)),
             Value::Tuple(items) => {
                 out.push(b'(');
@@ -202,7 +202,7 @@ impl Value {
     /// strings quoted and escaped, tuples as arrays without spaces (`[1,"a"]`).
     pub fn write_json(&self, out: &mut Vec<u8>) {
         match self {
-            Value::Int(_) | Value::UInt(_) | Value::Pointer(_) | Value::KernelPointer(_) | Value::Timestamp(_) => self.write_text(out),
+            Value::Int(_) | Value::UInt(_) | Value::Pointer(_) | Value::KernelPointer(_) | Value::Bare(_) => self.write_text(out),
             Value::Record(fields) => write_record(fields, out, (b"{ ", b", ", b" }"), |name, value, out| {
                 out.push(b'"');
                 json_escape_into(name.as_bytes(), out);
