@@ -28,9 +28,11 @@ const BUILTINS: [&str; 15] = [
     "args", "retval",
 ];
 
-const FUNCTIONS: [&str; 22] = [
+const FUNCTIONS: [&str; 38] = [
     "printf(", "print(", "time(", "str(", "exit()", "clear(", "delete(", "zero(", "strncmp(", "system(", "count()",
-    "sum(", "avg(", "min(", "max(", "stats(", "hist(", "lhist(", "if (", "while (", "unroll(", "return",
+    "sum(", "avg(", "min(", "max(", "stats(", "hist(", "lhist(", "if (", "while (", "unroll(", "return", "ksym(",
+    "usym(", "kaddr(", "reg(", "ntop(", "join(", "strftime(", "cat(", "buf(", "macaddr(", "bswap(", "cgroupid(",
+    "signal(", "sizeof(", "offsetof(", "kstack",
 ];
 
 const RATE_UNITS: [&str; 4] = ["hz:", "s:", "ms:", "us:"];
