@@ -312,6 +312,14 @@ impl Generator {
                 }
             }
             42..=53 => self.printf(sc),
+            57 if sc.rare => {
+                // The formatting functions, each of its own kind of value.
+                let ip = self.int_expr(sc, 1);
+                let n = self.rng.range(0, 40);
+                format!(
+                    "printf(\"%s %s %r %s\\n\", ntop({ip}), strftime(\"%H:%M:%S.%f\", nsecs), buf(curtask->cpus_mask.bits, {n}), macaddr(((struct ethhdr *)curtask->cpus_ptr)->h_dest))"
+                )
+            }
             54..=57 => {
                 let shape = self.shape(2);
                 let value = self.expr(sc, &shape, self.knobs.expr_depth);
@@ -556,6 +564,7 @@ impl Generator {
 
     fn int_leaf(&mut self, sc: &mut Scope) -> String {
         match self.rng.below(13) {
+            12 if self.rng.chance(20) => format!("bswap(({})({}))", self.rng.pick(CASTS), self.int_leaf(sc)),
             12 => self.rng.pick(KERNEL_INTS).into(),
             0 | 1 => self.rng.range(0, 100).to_string(),
             2 => format!("-{}", self.rng.range(1, 1000)),
