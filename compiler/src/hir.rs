@@ -241,6 +241,8 @@ pub enum ExprKind {
     /// `buf(src, len)`: `len` bytes (at most the type's `cap`) read through a pointer, or taken
     /// from an array or string value.
     Buf { src: Box<Expr>, len: Box<Expr> },
+    /// `path(p)`: the file path of a `struct path *` (`bpf_d_path`).
+    DPath(Box<Expr>),
     /// `bswap(x)`: `x`'s bytes reversed at its own width (`ty`'s).
     Bswap(Box<Expr>),
     /// A member of a struct or array value already on the stack (a variable, a map value):

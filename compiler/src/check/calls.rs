@@ -14,7 +14,7 @@ use grammar::{Diagnostic, Span};
 const FUNCTIONS: &[&str] = &[
     "printf", "print", "time", "exit", "clear", "zero", "delete", "system", "str", "strncmp",
     "count", "sum", "min", "max", "avg", "stats", "hist", "lhist", "kstack", "ustack", "ksym", "usym", "kaddr",
-    "reg", "sizeof", "offsetof", "bswap", "kptr", "uptr", "signal", "cgroupid", "ntop", "join", "strftime", "cat", "buf", "macaddr",
+    "reg", "sizeof", "offsetof", "bswap", "kptr", "uptr", "signal", "cgroupid", "ntop", "join", "strftime", "cat", "buf", "macaddr", "path",
 ];
 
 /// x86-64's `struct pt_regs` as bpftrace's `reg()` names its members, in order (8 bytes each).
@@ -526,6 +526,29 @@ impl Checker<'_> {
                     _ => max,
                 };
                 Expr { kind: ExprKind::Buf { src: Box::new(src), len: Box::new(len) }, ty: Type::Buffer { cap }, span }
+            }
+            "path" => {
+                let [arg] = args else {
+                    self.wrong_count(name, "1", args.len(), span);
+                    return error_expr(span);
+                };
+                let value = self.check_expr(arg);
+                if value.ty == Type::None {
+                    return error_expr(span);
+                }
+                // bpf_d_path takes a `struct path *` as the kernel handed it to the program: an
+                // fentry/fexit argument, read straight from the context.
+                let is_arg = matches!(&value.kind, ExprKind::Cast { expr } if matches!(expr.kind, ExprKind::ArgsField { .. }));
+                let is_path = matches!(&value.ty, Type::Pointer { pointee, .. } if pointee == "struct path" || pointee == "const struct path");
+                if !matches!(self.scope.attach, Some(hir::AttachPoint::Fentry { .. })) || !is_arg || !is_path {
+                    self.error(
+                        Diagnostic::error("bad-argument", "path() takes a `struct path *` argument of an fentry/fexit probe", span)
+                            .with_help("e.g. fentry:vfs_getattr { printf(\"%s\\n\", path(args->path)); } (the kernel allows bpf_d_path in a few functions only)"),
+                    );
+                    return error_expr(span);
+                }
+                let len = self.options.strlen;
+                Expr { kind: ExprKind::DPath(Box::new(value)), ty: Type::Str { len }, span }
             }
             "macaddr" => {
                 let [arg] = args else {

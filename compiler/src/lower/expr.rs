@@ -143,6 +143,16 @@ impl ProbeLowering<'_> {
                 }
                 Value::Mem(at)
             }
+            ExprKind::DPath(path) => {
+                let p = self.lower_int(path);
+                let len = e.ty.size();
+                let at = self.b.slot(len);
+                self.b.zero(at, align8(len));
+                let ret = self.b.reg();
+                self.b.push(Op::Call { dst: Some(ret), helper: Helper::DPath, args: vec![Arg::Reg(p), Arg::Stack(at), Arg::Imm(len as i32)] });
+                self.count_if_negative(ret, crate::program::ErrorCounter::ReadFailed);
+                Value::Mem(at)
+            }
             ExprKind::Bswap(inner) => {
                 let v = self.lower_int(inner);
                 let bytes = e.ty.int_bytes();

@@ -22,6 +22,7 @@
 //! - `malloc SIZE N`: N calls of libc's `malloc(SIZE)`, each freed at once, for uprobes on libc
 //!   (`uprobe:libc:malloc`). Rust's own allocations go through malloc too, so filter on a SIZE
 //!   the program does not otherwise ask for, e.g. 1234.
+//! - `stat PATH N`: N stat(2) calls on PATH (vfs_getattr in the kernel).
 //! - `exec PROG ARGS...`: the rest of the words, run in place of the workload (execve), e.g. for
 //!   `join(args->argv)`.
 //! - `now`: print `now NS`, the wall clock (CLOCK_REALTIME) in nanoseconds. As the first step it
@@ -94,6 +95,15 @@ fn main() {
                     eprintln!("rbt-workload: cannot pin to CPU {cpu}");
                     std::process::exit(1);
                 }
+            }
+            "stat" => {
+                let (path, count) = (next(), number(next()));
+                let c_path = CString::new(path).unwrap_or_else(|_| usage());
+                repeat(count, || {
+                    // SAFETY: `c_path` is NUL-terminated and `st` is plain data stat fills in.
+                    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+                    unsafe { libc::stat(c_path.as_ptr(), &mut st) };
+                });
             }
             "exec" => {
                 // The rest of the words are a command run in place of this process (execve).
@@ -289,7 +299,7 @@ fn number(word: &str) -> u64 {
 fn usage() -> ! {
     eprintln!(
         "usage: rbt-workload STEP...\n  steps: getppid N | read SIZE N | write SIZE N | nap MICROS N \
-         | open PATH N | spin MILLIS | pin CPU | pipe N MICROS | fsync PATH N | mutex N MICROS | call N | inline N | malloc SIZE N | now | exec PROG ARGS..."
+         | open PATH N | spin MILLIS | pin CPU | pipe N MICROS | fsync PATH N | mutex N MICROS | call N | inline N | malloc SIZE N | now | stat PATH N | exec PROG ARGS..."
     );
     std::process::exit(2)
 }
