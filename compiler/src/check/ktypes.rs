@@ -109,7 +109,10 @@ impl Checker<'_> {
                 };
                 let mut diag = Diagnostic::error("type-mismatch", msg, span);
                 if other.is_integer() {
-                    diag = diag.with_help("cast it to a kernel type first, e.g. `((struct task_struct *)arg0)->pid`");
+                    diag = match self.catalog.kernel_types_missing() {
+                        Some(why) => diag.with_help(format!("kernel types (BTF) are not available here: {why}")),
+                        None => diag.with_help("cast it to a kernel type first, e.g. `((struct task_struct *)arg0)->pid`"),
+                    };
                 }
                 self.error(diag);
                 None
@@ -631,6 +634,30 @@ mod tests {
         assert!(matches!(value_of("sizeof(struct task_struct)").kind, ExprKind::Int(64)));
         assert!(matches!(value_of("offsetof(struct task_struct, load)").kind, ExprKind::Int(16)));
         assert!(matches!(value_of("sizeof(curtask->comm)").kind, ExprKind::Int(16)));
+    }
+
+    /// A catalog without kernel types (no BTF): `curtask` is an integer, and following it says why.
+    struct NoBtf;
+
+    impl ProbeCatalog for NoBtf {
+        fn match_tracepoints(&self, _: &str, _: &str) -> Vec<(String, String)> {
+            Vec::new()
+        }
+        fn tracepoint_format(&self, _: &str, _: &str) -> Option<TracepointFormat> {
+            None
+        }
+        fn all_tracepoints(&self) -> Vec<String> {
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn without_btf_the_error_says_so() {
+        let (ast, _) = grammar::parse("BEGIN { @x = curtask->pid; @y = (struct task_struct *)curtask; }");
+        let (_, diags) = check(&ast, &NoBtf, &CheckOptions::default());
+        let help = diags[0].help.clone().unwrap_or_default();
+        assert!(help.contains("kernel types (BTF) are not available"), "{diags:?}");
+        assert!(diags[1].message.contains("kernel types are not available"), "{diags:?}");
     }
 
     #[test]
