@@ -34,6 +34,9 @@ fn main() -> ExitCode {
     let args = Args::parse();
     match run(args) {
         Ok(code) => code,
+        // Output piped into `head` and the like: the reader left, as for any Unix filter that
+        // is not an error worth a message (everything is detached by then).
+        Err(message) if message.ends_with(&io::Error::from_raw_os_error(libc::EPIPE).to_string()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("ERROR: {message}");
             ExitCode::from(1)

@@ -41,3 +41,24 @@ fn unprivileged_users_get_one_plain_sentence() {
         "ERROR: rbt needs root (or CAP_BPF and CAP_PERFMON) to load BPF programs; run it with sudo\n"
     );
 }
+
+/// Output piped into a reader that stops early (`rbt ... | head -1`): rbt ends quietly, as a
+/// Unix filter does, rather than reporting the broken pipe as an error.
+#[test]
+fn a_reader_that_leaves_early_is_no_error() {
+    require_bpf();
+    let mut child = std::process::Command::new(rbt())
+        .args(["-e", "interval:ms:10 { printf(\"tick\\n\"); }"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("rbt starts");
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut first = [0u8; 21];
+    std::io::Read::read_exact(&mut stdout, &mut first).expect("rbt prints");
+    assert_eq!(&first, b"Attaching 1 probe...\n");
+    drop(stdout);
+    let out = child.wait_with_output().expect("rbt ends");
+    assert!(out.status.success(), "exit status {}; stderr: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
