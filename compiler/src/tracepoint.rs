@@ -13,7 +13,7 @@ pub struct TracepointFormat {
 }
 
 /// One `field:` line of a `format` file, e.g.
-/// `field:const char * filename;	offset:24;	size:8;	signed:0;`
+/// `field:const char * filename;<TAB>offset:24;<TAB>size:8;<TAB>signed:0;`
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TracepointField {
     pub name: String,

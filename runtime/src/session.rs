@@ -51,6 +51,9 @@ struct LoadedProbe {
     code: Option<Arc<Vec<u8>>>,
 }
 
+/// What makes two probes' programs one: the program type, the tracing target, the instructions.
+type ProgramKey<'a> = (u32, Option<bpf_sys::AttachTarget>, &'a [u8]);
+
 /// Probes that can share one multi link: same binary (uprobes), same direction, same code.
 #[derive(PartialEq, Eq, Hash)]
 enum MultiKey<'a> {
@@ -184,7 +187,7 @@ impl Session {
             }
         }
         let mut loaded = Vec::new();
-        let mut shared: HashMap<(u32, Option<bpf_sys::AttachTarget>, &[u8]), (Arc<OwnedFd>, Option<String>)> = HashMap::new();
+        let mut shared: HashMap<ProgramKey, (Arc<OwnedFd>, Option<String>)> = HashMap::new();
         for (i, probe) in program.probes.iter().skip(from).enumerate() {
             let multi = leader_of.get(&(from + i)).copied();
             let (prog_type, target) = loader::program_kind(&probe.attach);
