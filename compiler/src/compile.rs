@@ -132,7 +132,7 @@ fn section_for(attach: &AttachPoint) -> String {
         AttachPoint::End => "raw_tracepoint/rbt_end".into(),
         AttachPoint::Tracepoint { category, event, .. } => format!("tracepoint/{category}/{event}"),
         AttachPoint::Profile { .. } | AttachPoint::Interval { .. } => "perf_event".into(),
-        AttachPoint::Uprobe { ret: false, .. } => "uprobe/rbt".into(),
+        AttachPoint::Uprobe { ret: false, .. } | AttachPoint::Usdt(_) => "uprobe/rbt".into(),
         AttachPoint::Uprobe { ret: true, .. } => "uretprobe/rbt".into(),
         AttachPoint::Kprobe { ret: false, .. } => "kprobe/rbt".into(),
         AttachPoint::Kprobe { ret: true, .. } => "kretprobe/rbt".into(),

@@ -79,6 +79,9 @@ pub enum AttachPoint {
     /// `address` is set when the script named a virtual address (`uprobe:PATH:0x1234`), which
     /// the probe's name shows in decimal, as in bpftrace; `func` is then the symbol holding it.
     Uprobe { path: String, func: String, offset: u64, ret: bool, address: Option<u64> },
+    /// `usdt:PATH:[PROVIDER:]NAME`: a uprobe at the probe's file offset, whose `argN` are read
+    /// as the probe's note describes them.
+    Usdt(crate::usdt::UsdtProbe),
     /// `kprobe:FUNC[+OFF]` / `kretprobe:FUNC`.
     Kprobe { func: String, offset: u64, ret: bool },
     /// `software:EVENT:COUNT` / `hardware:EVENT:COUNT`: a perf counter on every CPU, firing
@@ -115,6 +118,7 @@ impl AttachPoint {
                     None => format!("{kind}:{path}:{func}"),
                 }
             }
+            AttachPoint::Usdt(usdt) => format!("usdt:{}:{}:{}", usdt.path, usdt.provider, usdt.name),
             AttachPoint::PerfCounter { hardware, event, period, .. } => {
                 format!("{}:{event}:{period}", if *hardware { "hardware" } else { "software" })
             }
@@ -259,7 +263,8 @@ pub enum LValue {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Builtin {
-    /// `arg0`..`arg5` of a uprobe or kprobe: the x86-64 argument registers.
+    /// `arg0`..`arg5` of a uprobe or kprobe: the x86-64 argument registers; `argN` of a USDT
+    /// probe: its Nth argument, where the probe's note says it is.
     Arg(u8),
     /// `retval` of a uretprobe or kretprobe: rax.
     Retval,

@@ -14,6 +14,7 @@ pub mod lower;
 pub mod program;
 pub mod tracepoint;
 pub mod types;
+pub mod usdt;
 
 pub use check::CheckOptions;
 pub use compile::{compile, CompileOptions};

@@ -74,6 +74,11 @@ pub trait ProbeCatalog {
     fn user_address(&self, _target: &str, _address: u64) -> Result<UserAddress, String> {
         Err("this catalog cannot read binaries".into())
     }
+    /// The USDT probes of `target` (a path or a library name) whose provider and name match the
+    /// patterns (`*` wildcards), sorted by provider and name.
+    fn usdt_probes(&self, _target: &str, _provider: &str, _name: &str) -> Result<Vec<crate::usdt::UsdtProbe>, String> {
+        Err("this catalog cannot read binaries".into())
+    }
     /// Kernel functions matching `pattern` that kprobes can attach to; an error when the kernel
     /// has no kprobes.
     fn kernel_functions(&self, _pattern: &str) -> Result<Vec<String>, String> {

@@ -170,8 +170,17 @@ pub fn cpu_clock(prog_fd: RawFd, cpu: u32, rate: ClockRate) -> io::Result<Attach
 
 /// A uprobe or kprobe through its perf PMU: `target` is the binary's path (uprobe) or the
 /// function's name (kprobe), `offset` the file offset (uprobe) or the offset into the function
-/// (kprobe). A uprobe with `pid` fires only in that process.
-pub fn probe(prog_fd: RawFd, pmu: &str, target: &str, offset: u64, ret: bool, pid: Option<u32>) -> io::Result<Attachment> {
+/// (kprobe). A uprobe with `pid` fires only in that process; a nonzero `ref_ctr_offset` is the file
+/// offset of a USDT probe's semaphore.
+pub fn probe(
+    prog_fd: RawFd,
+    pmu: &str,
+    target: &str,
+    offset: u64,
+    ret: bool,
+    pid: Option<u32>,
+    ref_ctr_offset: u64,
+) -> io::Result<Attachment> {
     let dir = std::path::Path::new("/sys/bus/event_source/devices").join(pmu);
     let read = |name: &str| {
         std::fs::read_to_string(dir.join(name))
@@ -184,6 +193,18 @@ pub fn probe(prog_fd: RawFd, pmu: &str, target: &str, offset: u64, ret: bool, pi
         1u64 << bit
     } else {
         0
+    };
+    // A USDT semaphore: format/ref_ctr_offset reads `config:32-63`, the file offset of the
+    // counter the kernel increments in every process while the uprobe is attached.
+    let config = if ref_ctr_offset == 0 {
+        config
+    } else {
+        let shift: u32 = read("format/ref_ctr_offset")?
+            .trim()
+            .strip_prefix("config:")
+            .and_then(|bits| bits.split('-').next()?.parse().ok())
+            .ok_or_else(|| io::Error::other("this kernel's uprobes take no USDT semaphores (ref_ctr_offset)"))?;
+        config | (ref_ctr_offset << shift)
     };
     let target = std::ffi::CString::new(target).map_err(|_| io::Error::other("NUL in a probe target"))?;
     let attr = PerfEventAttr {

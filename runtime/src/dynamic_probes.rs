@@ -118,18 +118,18 @@ pub fn demangle_cxx(name: &str) -> Option<String> {
     symbol.demangle().ok()
 }
 
-fn read_binary(target: &str) -> Result<(PathBuf, Vec<u8>), String> {
+pub(crate) fn read_binary(target: &str) -> Result<(PathBuf, Vec<u8>), String> {
     let path = resolve_binary(target)?;
     let data = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     Ok((path, data))
 }
 
-fn parse_elf<'a>(path: &Path, data: &'a [u8]) -> Result<object::File<'a>, String> {
+pub(crate) fn parse_elf<'a>(path: &Path, data: &'a [u8]) -> Result<object::File<'a>, String> {
     object::File::parse(data).map_err(|e| format!("{} is not an ELF binary rbt can read: {e}", path.display()))
 }
 
 /// Where virtual address `addr` lives in the file, from the loadable segment holding it.
-fn file_offset(file: &object::File<'_>, addr: u64) -> Option<u64> {
+pub(crate) fn file_offset(file: &object::File<'_>, addr: u64) -> Option<u64> {
     file.segments().find_map(|segment| {
         let (start, size) = (segment.address(), segment.size());
         let (offset, _) = segment.file_range();

@@ -139,7 +139,7 @@ pub fn program_kind(attach: &AttachPoint) -> (u32, Option<bpf_sys::AttachTarget>
         AttachPoint::Profile { .. } | AttachPoint::Interval { .. } | AttachPoint::PerfCounter { .. } => BPF_PROG_TYPE_PERF_EVENT,
         AttachPoint::RawTracepoint { .. } => BPF_PROG_TYPE_RAW_TRACEPOINT,
         // uprobes and kprobes both run kprobe-type programs over struct pt_regs.
-        AttachPoint::Uprobe { .. } | AttachPoint::Kprobe { .. } => BPF_PROG_TYPE_KPROBE,
+        AttachPoint::Uprobe { .. } | AttachPoint::Usdt(_) | AttachPoint::Kprobe { .. } => BPF_PROG_TYPE_KPROBE,
         AttachPoint::Fentry { func, ret } => {
             let attach_type = if *ret { bpf_sys::BPF_TRACE_FEXIT } else { bpf_sys::BPF_TRACE_FENTRY };
             return (bpf_sys::BPF_PROG_TYPE_TRACING, Some(bpf_sys::AttachTarget { attach_type, btf_id: func.btf_id }));

@@ -20,6 +20,7 @@ mod stack_export;
 mod stacks;
 mod tools;
 mod tracefs;
+mod usdt_notes;
 mod verifier_report;
 
 use std::io::{self, Read, Write};

@@ -269,7 +269,7 @@ impl Session {
         // Other uprobes and kprobes, from several threads: a wildcard can name hundreds.
         let dynamic: Vec<(usize, RawFd)> = range
             .clone()
-            .filter(|&i| matches!(self.program.probes[i].attach, AttachPoint::Uprobe { .. } | AttachPoint::Kprobe { .. }))
+            .filter(|&i| matches!(self.program.probes[i].attach, AttachPoint::Uprobe { .. } | AttachPoint::Usdt(_) | AttachPoint::Kprobe { .. }))
             .filter(|&i| self.probes[i].as_ref().is_some_and(|l| l.multi.is_none()) || one_by_one.contains(&i))
             .filter_map(|i| Some((i, self.probes[i].as_ref()?.fd.as_raw_fd())))
             .collect();
@@ -277,8 +277,19 @@ impl Session {
         let program = &self.program;
         let results = attach::in_parallel(dynamic, |(index, prog_fd)| {
             let attached = match &program.probes[index].attach {
-                AttachPoint::Uprobe { path, offset, ret, .. } => attach::probe(prog_fd, "uprobe", path, *offset, *ret, pid_filter),
-                AttachPoint::Kprobe { func, offset, ret } => attach::probe(prog_fd, "kprobe", func, *offset, *ret, None),
+                AttachPoint::Uprobe { path, offset, ret, .. } => attach::probe(prog_fd, "uprobe", path, *offset, *ret, pid_filter, 0),
+                // USDT probes stay out of uprobe_multi groups: each is a uprobe of its own,
+                // incrementing its semaphore (if any) while attached.
+                AttachPoint::Usdt(usdt) => attach::probe(
+                    prog_fd,
+                    "uprobe",
+                    &usdt.path,
+                    usdt.file_offset,
+                    false,
+                    pid_filter,
+                    usdt.semaphore_offset.unwrap_or(0),
+                ),
+                AttachPoint::Kprobe { func, offset, ret } => attach::probe(prog_fd, "kprobe", func, *offset, *ret, None, 0),
                 _ => unreachable!("only dynamic probes are attached here"),
             };
             (index, attached)
@@ -317,7 +328,7 @@ impl Session {
                     };
                     on.iter().map(|&cpu| attach::cpu_clock(prog_fd, cpu, rate)).collect()
                 }
-                AttachPoint::Uprobe { .. } | AttachPoint::Kprobe { .. } => continue,
+                AttachPoint::Uprobe { .. } | AttachPoint::Usdt(_) | AttachPoint::Kprobe { .. } => continue,
                 AttachPoint::PerfCounter { hardware, config, period, .. } => {
                     cpus.iter().map(|&cpu| attach::counter(prog_fd, cpu, *hardware, *config, *period)).collect()
                 }

@@ -46,6 +46,8 @@ const SEARCHES: &[&[&str]] = &[
     &["-l", "software:cs:"],
     &["-l", "iter"],
     &["-l", "nope:*"],
+    &["-l", "usdt:*"],
+    &["-l", "U:/nonexistent/binary:*"],
     &["-l", "struct load_w*"],
     &["-l", "struct task_struct"],
     &["-l", "struct *"],

@@ -7,7 +7,7 @@ use grammar::Diagnostic;
 
 const PROBE_TYPES: &[&str] = &[
     "BEGIN", "END", "tracepoint", "rawtracepoint", "profile", "interval", "uprobe", "uretprobe", "kprobe", "kretprobe",
-    "fentry", "fexit", "software", "hardware",
+    "fentry", "fexit", "software", "hardware", "usdt",
 ];
 
 impl Checker<'_> {
@@ -56,7 +56,8 @@ impl Checker<'_> {
             "fentry" | "f" | "kfunc" | "fexit" | "fr" | "kretfunc" => {
                 self.resolve_fentry(spec, &parts, matches!(kind, "fexit" | "fr" | "kretfunc"))
             }
-            "usdt" | "U" | "watchpoint" | "w" | "asyncwatchpoint" | "iter" => {
+            "usdt" | "U" => self.resolve_usdt(spec, &parts),
+            "watchpoint" | "w" | "asyncwatchpoint" | "iter" => {
                 self.error(
                     Diagnostic::error(
                         "unsupported-probe",
@@ -64,8 +65,8 @@ impl Checker<'_> {
                         spec.span,
                     )
                     .with_help(
-                        "rbt supports BEGIN, END, tracepoint, rawtracepoint, profile, interval, uprobe, kprobe, fentry, \
-                         software and hardware probes",
+                        "rbt supports BEGIN, END, tracepoint, rawtracepoint, profile, interval, uprobe, usdt, kprobe, \
+                         fentry, software and hardware probes",
                     ),
                 );
                 Vec::new()
@@ -281,6 +282,34 @@ impl Checker<'_> {
             ),
         );
         false
+    }
+
+    /// `usdt:PATH:PROVIDER:NAME`, `usdt:PATH:NAME` (any provider), wildcards in both; PATH may
+    /// be a library name. As in bpftrace 0.17, a name matching nothing is no error of its own:
+    /// the program then has no probes to attach.
+    fn resolve_usdt(&mut self, spec: &ProbeSpec, parts: &[&str]) -> Vec<AttachPoint> {
+        let (target, provider, name) = match parts {
+            [_, target, name] => (*target, "*", *name),
+            [_, target, provider, name] => (*target, *provider, *name),
+            _ => {
+                self.error(
+                    Diagnostic::error("bad-attach-point", "usdt probe type requires 2 or 3 arguments", spec.span)
+                        .with_help("write usdt:PATH:PROVIDER:NAME or usdt:PATH:NAME, e.g. usdt:/usr/bin/python3:python:function__entry"),
+                );
+                return Vec::new();
+            }
+        };
+        if target.is_empty() || provider.is_empty() || name.is_empty() {
+            self.error(Diagnostic::error("bad-attach-point", format!("invalid usdt probe: {}", spec.text), spec.span));
+            return Vec::new();
+        }
+        match self.catalog.usdt_probes(target, provider, name) {
+            Ok(probes) => probes.into_iter().map(AttachPoint::Usdt).collect(),
+            Err(message) => {
+                self.error(Diagnostic::error("bad-attach-point", message, spec.span));
+                Vec::new()
+            }
+        }
     }
 
     /// `kprobe:FUNC`, `kprobe:FUNC+OFFSET`, `kprobe:MODULE:FUNC`, wildcards in FUNC.

@@ -409,6 +409,7 @@ impl Checker<'_> {
                     Some(
                         hir::AttachPoint::Kprobe { .. }
                             | hir::AttachPoint::Uprobe { .. }
+                            | hir::AttachPoint::Usdt(_)
                             | hir::AttachPoint::Profile { .. }
                             | hir::AttachPoint::Interval { .. }
                             | hir::AttachPoint::PerfCounter { .. }

@@ -192,6 +192,9 @@ impl Checker<'_> {
             }
             "probe" => Builtin::Probe,
             "kstack" | "ustack" => return self.check_stack(name, &[], span),
+            _ if matches!(self.scope.attach, Some(AttachPoint::Usdt(_))) && usdt_arg_index(name).is_some() => {
+                return self.check_usdt_arg(name, span);
+            }
             "arg0" | "arg1" | "arg2" | "arg3" | "arg4" | "arg5" => {
                 if !matches!(
                     self.scope.attach,
@@ -268,6 +271,29 @@ impl Checker<'_> {
             _ => Type::U64,
         };
         Expr { kind: ExprKind::Builtin(builtin), ty, span }
+    }
+
+    /// `argN` of a USDT probe: the probe's note says how many arguments it has.
+    fn check_usdt_arg(&mut self, name: &str, span: Span) -> Expr {
+        let Some(AttachPoint::Usdt(usdt)) = &self.scope.attach else { return error_expr(span) };
+        let count = usdt.args.len();
+        let probe = format!("{}:{}", usdt.provider, usdt.name);
+        match usdt_arg_index(name) {
+            Some(n) if n < count => {
+                #[allow(clippy::cast_possible_truncation, reason = "a note has at most a dozen arguments")]
+                let n = n as u8;
+                Expr { kind: ExprKind::Builtin(Builtin::Arg(n)), ty: Type::U64, span }
+            }
+            _ => {
+                let has = match count {
+                    0 => "no arguments".to_owned(),
+                    1 => "1 argument (arg0)".to_owned(),
+                    n => format!("{n} arguments (arg0..arg{})", n - 1),
+                };
+                self.error(Diagnostic::error("usdt-arg", format!("couldn't get {name} of USDT probe {probe}: it has {has}"), span));
+                error_expr(span)
+            }
+        }
     }
 
     fn check_field(&mut self, base: &ast::Expr, field: &ast::Ident, span: Span) -> Expr {
@@ -553,4 +579,10 @@ fn parse_int_param(text: &str) -> Option<u64> {
         return neg.parse::<u64>().ok().map(|v| v.wrapping_neg());
     }
     text.parse().ok()
+}
+
+/// `arg7` as 7.
+fn usdt_arg_index(name: &str) -> Option<usize> {
+    let digits = name.strip_prefix("arg")?;
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok())?
 }

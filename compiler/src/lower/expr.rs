@@ -1,5 +1,6 @@
 //! Lowering expressions: integers land in virtual registers, strings and tuples in stack slots.
 
+use crate::usdt::{UsdtArg, UsdtLocation};
 use super::builder::at_offset;
 use super::ProbeLowering;
 use crate::bpf::helpers::Helper;
@@ -395,6 +396,17 @@ impl ProbeLowering<'_> {
         };
         let r = match b {
             // struct pt_regs on x86-64: rdi 112, rsi 104, rdx 96, rcx 88, r8 72, r9 64; rax 80.
+            Builtin::Arg(n) if matches!(self.probe.attach, crate::hir::AttachPoint::Usdt(_)) => {
+                let crate::hir::AttachPoint::Usdt(usdt) = &self.probe.attach else { unreachable!("matched above") };
+                match usdt.args.get(usize::from(n)) {
+                    Some(arg) => {
+                        let arg = arg.clone();
+                        self.lower_usdt_arg(&arg)
+                    }
+                    // The checker reported it.
+                    None => self.b.constant(0),
+                }
+            }
             Builtin::Arg(n) => {
                 const ARG_OFFSETS: [u32; 6] = [112, 104, 96, 88, 72, 64];
                 // A raw tracepoint's context is the array of its u64 arguments.
@@ -521,6 +533,56 @@ impl ProbeLowering<'_> {
         let at = self.b.slot(align8(len).max(8));
         self.read_kernel_bytes(src, len, at);
         self.load_native(at, bitfield, ty)
+    }
+
+    /// A USDT argument where its note says it is, widened to 64 bits as its size and sign say.
+    fn lower_usdt_arg(&mut self, arg: &UsdtArg) -> VReg {
+        let address = |this: &mut Self, regs_offset: u32, displacement: i64| {
+            let base = this.b.reg();
+            this.b.push(Op::LoadCtx { dst: base, offset: regs_offset, size: 8 });
+            let at = this.b.reg();
+            let displacement = this.b.constant(displacement as u64);
+            this.b.push(Op::Alu { op: AluOp::Add, dst: at, lhs: base, rhs: Operand::Reg(displacement) });
+            at
+        };
+        let raw = match arg.location {
+            UsdtLocation::Constant(value) => return self.b.constant(value as u64),
+            UsdtLocation::Register { regs_offset, shift } => {
+                let value = self.b.reg();
+                self.b.push(Op::LoadCtx { dst: value, offset: regs_offset, size: 8 });
+                if shift > 0 {
+                    self.b.push(Op::Alu { op: AluOp::Shr, dst: value, lhs: value, rhs: Operand::Imm(i32::from(shift)) });
+                }
+                value
+            }
+            UsdtLocation::Memory { regs_offset, displacement } => {
+                let src = address(self, regs_offset, displacement);
+                self.read_user_word(src, arg.size)
+            }
+            UsdtLocation::IpRelative { delta } => {
+                let src = address(self, crate::usdt::REGS_IP, delta);
+                self.read_user_word(src, arg.size)
+            }
+        };
+        if arg.size >= 8 {
+            return raw;
+        }
+        let dst = self.b.reg();
+        self.b.push(Op::Extend { dst, src: raw, bytes: arg.size, signed: arg.signed });
+        dst
+    }
+
+    /// `size` bytes (at most 8) of user memory at `src` as a register's low bytes; a failed read
+    /// gives 0 and is counted.
+    fn read_user_word(&mut self, src: VReg, size: u8) -> VReg {
+        let at = self.b.slot(8);
+        self.b.zero(at, 8);
+        let ret = self.b.reg();
+        self.b.push(Op::Call { dst: Some(ret), helper: Helper::ProbeReadUser, args: vec![Arg::Stack(at), Arg::Imm(i32::from(size)), Arg::Reg(src)] });
+        self.count_if_negative(ret, crate::program::ErrorCounter::ReadFailed);
+        let value = self.b.reg();
+        self.b.push(Op::LoadStack { dst: value, at, size: 8 });
+        value
     }
 
     /// Reads a kernel struct, array or string (`ty`) at `addr + offset` straight into `dst`.

@@ -206,6 +206,7 @@ impl ProbeLowering<'_> {
             hir::AttachPoint::Tracepoint { .. }
                 | hir::AttachPoint::Profile { .. }
                 | hir::AttachPoint::Uprobe { .. }
+                | hir::AttachPoint::Usdt(_)
                 | hir::AttachPoint::Kprobe { .. }
                 | hir::AttachPoint::PerfCounter { .. }
                 | hir::AttachPoint::RawTracepoint { .. }

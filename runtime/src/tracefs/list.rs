@@ -198,6 +198,24 @@ fn list_attach_point(
                 out.push_str(&format!("{kind}:{}:{}\n", f.path, f.name));
             }
         }
+        "usdt" | "U" => {
+            // `usdt:/bin/prog:*`, `usdt:/bin/prog:provider:*`: the binary's stapsdt notes;
+            // without a provider the name pattern matches probes of any provider.
+            let (target, provider, name) = match parts.as_slice() {
+                [_, target, name] => (*target, "*", *name),
+                [_, target, provider, name] => (*target, *provider, *name),
+                _ => return wrong_shape("usdt probe type requires 2 or 3 arguments".into()),
+            };
+            // A probe written at several places (inlined, unrolled) has a note per place; it is
+            // listed once.
+            let mut names: Vec<String> = crate::usdt_notes::usdt_probes(target, provider, name)
+                .map_err(list_error)?
+                .into_iter()
+                .map(|probe| format!("usdt:{}:{}:{}\n", probe.path, probe.provider, probe.name))
+                .collect();
+            names.dedup();
+            out.extend(names);
+        }
         "kprobe" | "k" | "kretprobe" | "kr" => {
             if parts.len() != 2 {
                 return wrong_shape("kprobe probe type requires 1 argument".into());

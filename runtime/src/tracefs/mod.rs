@@ -191,6 +191,10 @@ impl ProbeCatalog for Tracefs {
         crate::dynamic_probes::user_address(target, address)
     }
 
+    fn usdt_probes(&self, target: &str, provider: &str, name: &str) -> Result<Vec<compiler::usdt::UsdtProbe>, String> {
+        crate::usdt_notes::usdt_probes(target, provider, name)
+    }
+
     fn kernel_functions(&self, pattern: &str) -> Result<Vec<String>, String> {
         // Every kprobe spec is resolved twice (types are collected first): the list of the
         // kernel's functions (tens of thousands of lines) is read once.
