@@ -304,6 +304,20 @@ impl Checker<'_> {
             return Vec::new();
         }
         match self.catalog.usdt_probes(target, provider, name) {
+            Ok(probes) if probes.is_empty() => {
+                // Name the probes the binary has, as a reader of the error needs them.
+                let all = self.catalog.usdt_probes(target, "*", "*").unwrap_or_default();
+                let mut names: Vec<String> = all.iter().map(|p| format!("{}:{}", p.provider, p.name)).collect();
+                names.dedup();
+                let wanted = if provider == "*" { name.to_owned() } else { format!("{provider}:{name}") };
+                let mut diag = Diagnostic::error("unknown-probe", format!("no USDT probe matching '{wanted}' in {target}"), spec.span);
+                diag = match names.as_slice() {
+                    [] => diag.with_help(format!("{target} has no USDT probes (no .note.stapsdt section)")),
+                    _ => diag.with_help(format!("its probes: {}", names.join(", "))),
+                };
+                self.error(diag);
+                Vec::new()
+            }
             Ok(probes) => probes.into_iter().map(AttachPoint::Usdt).collect(),
             Err(message) => {
                 self.error(Diagnostic::error("bad-attach-point", message, spec.span));
