@@ -13,26 +13,13 @@ mod common_rbt;
 use common_rbt::*;
 use object::{Object, ObjectSymbol};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 /// The virtual address of `name` in the ELF file at `path`, from its symbol table.
 fn symbol_address(path: &Path, name: &str) -> u64 {
     let data = std::fs::read(path).expect("read the binary");
     let file = object::File::parse(&*data).expect("an ELF file");
     file.symbols().find(|s| s.name() == Ok(name)).unwrap_or_else(|| panic!("{name} not in {}", path.display())).address()
-}
-
-fn rbt_run(args: &[&str]) -> Output {
-    Command::new(rbt()).args(args).output().expect("rbt runs")
-}
-
-fn bpftrace_run(args: &[&str]) -> Output {
-    let bpftrace = tests::bpftrace().unwrap_or_else(|e| panic!("these tests compare with bpftrace 0.17: {e}"));
-    Command::new(bpftrace).args(args).output().expect("bpftrace runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]

@@ -10,20 +10,7 @@
 mod common_rbt;
 
 use common_rbt::*;
-use std::process::{Command, Output, Stdio};
-
-fn rbt_run(args: &[&str]) -> Output {
-    Command::new(rbt()).args(args).output().expect("rbt runs")
-}
-
-fn bpftrace_run(args: &[&str]) -> Output {
-    let bpftrace = tests::bpftrace().unwrap_or_else(|e| panic!("these tests compare with bpftrace 0.17: {e}"));
-    Command::new(bpftrace).args(args).output().expect("bpftrace runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use std::process::{Command, Stdio};
 
 /// Five rounds: i = 1..5. rbt:add(i, -i, (i << 40) + 7, 5, total) in registers, a constant and
 /// a global; rbt:tick(i); rbt:frame(i + 100, 100) from the stack of an unoptimized function;

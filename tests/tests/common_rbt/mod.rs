@@ -68,3 +68,19 @@ pub fn require_bpf() {
         "this kernel shows no BPF support (/sys/fs/bpf missing)"
     );
 }
+
+/// rbt with `args`, its output captured.
+pub fn rbt_run(args: &[&str]) -> Output {
+    Command::new(rbt()).args(args).output().expect("rbt runs")
+}
+
+/// bpftrace 0.17 with `args`, its output captured; fails the test when bpftrace is missing.
+pub fn bpftrace_run(args: &[&str]) -> Output {
+    let bpftrace = tests::bpftrace().unwrap_or_else(|e| panic!("these tests compare with bpftrace 0.17: {e}"));
+    Command::new(bpftrace).args(args).output().expect("bpftrace runs")
+}
+
+/// Captured output as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
