@@ -4,6 +4,7 @@
 mod builder;
 mod expr;
 mod maps;
+mod memory;
 mod stmt;
 mod tuples;
 
