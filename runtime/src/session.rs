@@ -46,9 +46,10 @@ struct LoadedProbe {
     /// For probes attached together with one uprobe_multi or kprobe_multi link: the probe
     /// holding the link (the group's first). Its attachment serves every probe of the group.
     multi: Option<usize>,
-    /// For such a group, the program's instructions, to load it again for one-by-one attachment
-    /// where the kernel has no multi links (a program loaded for them attaches no other way).
-    code: Option<Arc<Vec<u8>>>,
+    /// For the leader of such a group, the program's instructions, to load it again for
+    /// one-by-one attachment where the kernel has no multi links (a program loaded for them
+    /// attaches no other way).
+    code: Option<Vec<u8>>,
 }
 
 /// What makes two probes' programs one: the program type, the tracing target, the instructions.
@@ -198,7 +199,8 @@ impl Session {
                 (Some(_), _) => Some(bpf_sys::AttachTarget { attach_type: bpf_sys::BPF_TRACE_KPROBE_MULTI, btf_id: 0 }),
                 (None, _) => target,
             };
-            let code = multi.map(|_| Arc::new(codes[i].clone()));
+            // Only the group's leader keeps the instructions, for `reload_plain`.
+            let code = (multi == Some(from + i)).then(|| codes[i].clone());
             let key = (prog_type, target, codes[i].as_slice());
             if let Some((fd, stats)) = shared.get(&key) {
                 loaded.push(LoadedProbe { fd: fd.clone(), verifier_stats: stats.clone(), attachments: Vec::new(), multi, code });
@@ -345,7 +347,7 @@ impl Session {
     /// without multi links, and gives it to every probe of the group.
     fn reload_plain(&mut self, leader: usize, members: &[usize]) -> Result<(), SessionError> {
         let probe = &self.program.probes[leader];
-        let Some(code) = self.probes[leader].as_ref().and_then(|l| l.code.clone()) else { return Ok(()) };
+        let Some(code) = self.probes[leader].as_mut().and_then(|l| l.code.take()) else { return Ok(()) };
         let (prog_type, target) = loader::program_kind(&probe.attach);
         let prog = bpf_sys::prog_load(prog_type, &probe.name, &code, 0, self.verbose, target).map_err(|e| verifier_error(probe, e))?;
         let fd = Arc::new(prog.fd);
