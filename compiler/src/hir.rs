@@ -70,30 +70,59 @@ pub const JOIN_ARG_SIZE: u32 = 1024;
 pub enum AttachPoint {
     Begin,
     End,
-    Tracepoint { category: String, event: String, format: TracepointFormat },
+    Tracepoint {
+        category: String,
+        event: String,
+        format: TracepointFormat,
+    },
     /// `profile:hz:N` (frequency) or `profile:s|ms|us:N` (period), on every CPU.
-    Profile { rate: PerfRate },
+    Profile {
+        rate: PerfRate,
+    },
     /// `interval:...`: one CPU.
-    Interval { rate: PerfRate },
+    Interval {
+        rate: PerfRate,
+    },
     /// `uprobe:PATH:FUNC[+OFF]` / `uretprobe:`: `offset` is the file offset of the instruction.
     /// `address` is set when the script named a virtual address (`uprobe:PATH:0x1234`), which
     /// the probe's name shows in decimal, as in bpftrace; `func` is then the symbol holding it.
-    Uprobe { path: String, func: String, offset: u64, ret: bool, address: Option<u64> },
+    Uprobe {
+        path: String,
+        func: String,
+        offset: u64,
+        ret: bool,
+        address: Option<u64>,
+    },
     /// `usdt:PATH:[PROVIDER:]NAME`: a uprobe at the probe's file offset, whose `argN` are read
     /// as the probe's note describes them.
     Usdt(crate::usdt::UsdtProbe),
     /// `kprobe:FUNC[+OFF]` / `kretprobe:FUNC`.
-    Kprobe { func: String, offset: u64, ret: bool },
+    Kprobe {
+        func: String,
+        offset: u64,
+        ret: bool,
+    },
     /// `software:EVENT:COUNT` / `hardware:EVENT:COUNT`: a perf counter on every CPU, firing
     /// every `period` events. `config` is the kernel's `perf_sw_ids` / `perf_hw_id` number.
-    PerfCounter { hardware: bool, event: String, config: u64, period: u64 },
+    PerfCounter {
+        hardware: bool,
+        event: String,
+        config: u64,
+        period: u64,
+    },
     /// `rawtracepoint:NAME`: the tracepoint's raw arguments, `arg0`..., and by name (`args->prev`)
     /// where the kernel's BTF has the tracepoint's prototype (`signature`, without its first,
     /// `void *`, argument).
-    RawTracepoint { name: String, signature: Option<crate::ktypes::KFunction> },
+    RawTracepoint {
+        name: String,
+        signature: Option<crate::ktypes::KFunction>,
+    },
     /// `fentry:FUNC` / `fexit:FUNC`: a BPF trampoline on a kernel function, whose arguments (and
     /// for fexit, return value) arrive typed from BTF as an array of u64s.
-    Fentry { func: crate::ktypes::KFunction, ret: bool },
+    Fentry {
+        func: crate::ktypes::KFunction,
+        ret: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,7 +155,11 @@ impl AttachPoint {
             AttachPoint::Fentry { func, ret } => format!("{}:{}", if *ret { "fexit" } else { "fentry" }, func.name),
             AttachPoint::Kprobe { func, offset, ret } => {
                 let kind = if *ret { "kretprobe" } else { "kprobe" };
-                if *offset == 0 { format!("{kind}:{func}") } else { format!("{kind}:{func}+{offset}") }
+                if *offset == 0 {
+                    format!("{kind}:{func}")
+                } else {
+                    format!("{kind}:{func}+{offset}")
+                }
             }
         }
     }
@@ -170,33 +203,78 @@ pub struct Stmt {
 #[derive(Clone, Debug)]
 pub enum StmtKind {
     Expr(Expr),
-    AssignVar { var: VarId, value: Expr },
+    AssignVar {
+        var: VarId,
+        value: Expr,
+    },
     /// `@m[k] = v` on a plain map.
-    AssignMap { map: MapId, keys: Vec<Expr>, value: Expr },
+    AssignMap {
+        map: MapId,
+        keys: Vec<Expr>,
+        value: Expr,
+    },
     /// `@m[k] = count()` and the other aggregations; `value` is the aggregated argument.
-    Aggregate { map: MapId, keys: Vec<Expr>, value: Option<Expr> },
-    If { cond: Expr, then_body: Vec<Stmt>, else_body: Vec<Stmt> },
-    While { cond: Expr, body: Vec<Stmt> },
-    Unroll { count: u32, body: Vec<Stmt> },
+    Aggregate {
+        map: MapId,
+        keys: Vec<Expr>,
+        value: Option<Expr>,
+    },
+    If {
+        cond: Expr,
+        then_body: Vec<Stmt>,
+        else_body: Vec<Stmt>,
+    },
+    While {
+        cond: Expr,
+        body: Vec<Stmt>,
+    },
+    Unroll {
+        count: u32,
+        body: Vec<Stmt>,
+    },
     Return,
     /// `break` / `continue` inside a `while`.
     Break,
     Continue,
     /// printf(fmt, args...): format index into [`Program::formats`].
-    Printf { format: u32, args: Vec<Expr> },
-    System { format: u32, args: Vec<Expr> },
-    Time { format: u32 },
+    Printf {
+        format: u32,
+        args: Vec<Expr>,
+    },
+    System {
+        format: u32,
+        args: Vec<Expr>,
+    },
+    Time {
+        format: u32,
+    },
     /// print(@m[, top[, div]])
-    PrintMap { map: MapId, top: u64, div: u64 },
+    PrintMap {
+        map: MapId,
+        top: u64,
+        div: u64,
+    },
     /// print(expr) of a non-map value.
-    PrintValue { value: Expr },
-    Clear { map: MapId },
-    Zero { map: MapId },
-    Delete { map: MapId, keys: Vec<Expr> },
+    PrintValue {
+        value: Expr,
+    },
+    Clear {
+        map: MapId,
+    },
+    Zero {
+        map: MapId,
+    },
+    Delete {
+        map: MapId,
+        keys: Vec<Expr>,
+    },
     Exit,
     /// `join(argv[, delim])`: the strings of a NULL-terminated array of pointers (at most
     /// [`JOIN_ARGS`] of [`JOIN_ARG_SIZE`] bytes), printed joined by `formats[format]`'s text.
-    Join { argv: Expr, format: u32 },
+    Join {
+        argv: Expr,
+        format: u32,
+    },
     /// `signal(SIG)` (`--unsafe`): sends the signal to the current process.
     Signal(Expr),
 }
@@ -215,43 +293,96 @@ pub enum ExprKind {
     Var(VarId),
     /// Reads a plain map's value or an aggregation's current (this CPU's) value; 0 / empty when the
     /// key is absent.
-    MapRead { map: MapId, keys: Vec<Expr> },
+    MapRead {
+        map: MapId,
+        keys: Vec<Expr>,
+    },
     Builtin(Builtin),
     /// `args->field` of a tracepoint.
-    ArgsField { offset: u32, size: u32, ty: FieldType },
-    Unary { op: UnaryOp, expr: Box<Expr> },
-    Binary { op: BinaryOp, lhs: Box<Expr>, rhs: Box<Expr> },
+    ArgsField {
+        offset: u32,
+        size: u32,
+        ty: FieldType,
+    },
+    Unary {
+        op: UnaryOp,
+        expr: Box<Expr>,
+    },
+    Binary {
+        op: BinaryOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
     /// Short-circuit `&&` (`is_and`) or `||`, yielding 0 or 1.
-    Logical { is_and: bool, lhs: Box<Expr>, rhs: Box<Expr> },
+    Logical {
+        is_and: bool,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
     /// String equality (`==`/`!=`) or strncmp; yields 0/1 (strncmp: 0 when equal).
-    StrCompare { negate: bool, lhs: Box<Expr>, rhs: Box<Expr>, limit: u32 },
-    Ternary { cond: Box<Expr>, then_expr: Box<Expr>, else_expr: Box<Expr> },
+    StrCompare {
+        negate: bool,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+        limit: u32,
+    },
+    Ternary {
+        cond: Box<Expr>,
+        then_expr: Box<Expr>,
+        else_expr: Box<Expr>,
+    },
     /// Integer cast: truncates then sign- or zero-extends per `ty`.
-    Cast { expr: Box<Expr> },
+    Cast {
+        expr: Box<Expr>,
+    },
     Tuple(Vec<Expr>),
     /// `str(ptr[, len])`: reads a NUL-terminated string from memory into a `Str` of `ty`.
-    ReadStr { ptr: Box<Expr>, limit: Option<Box<Expr>> },
-    IncDec { target: LValue, increment: bool, prefix: bool },
+    ReadStr {
+        ptr: Box<Expr>,
+        limit: Option<Box<Expr>>,
+    },
+    IncDec {
+        target: LValue,
+        increment: bool,
+        prefix: bool,
+    },
     /// `kstack`, `ustack(perf, 5)`: captures the current stack into its stack map.
     Stack(crate::types::StackType),
     /// `ksym(addr)` / `usym(addr)`: the address, and for user symbols the current pid.
-    Symbol { addr: Box<Expr>, user: bool },
+    Symbol {
+        addr: Box<Expr>,
+        user: bool,
+    },
     /// A value of `ty` read from kernel memory at `addr + offset` (`bpf_probe_read_kernel`): the
     /// end of a `->`/`.`/`[N]` chain, or `*ptr`. A bitfield is extracted from the bytes read.
-    KernelRead { addr: Box<Expr>, offset: u32, bitfield: Option<crate::types::Bitfield> },
+    KernelRead {
+        addr: Box<Expr>,
+        offset: u32,
+        bitfield: Option<crate::types::Bitfield>,
+    },
     /// `ntop([af,] addr)`: the family, then the address (an integer's low 4 bytes as stored, or a
     /// 4- or 16-byte array).
-    Inet { af: Box<Expr>, addr: Box<Expr> },
+    Inet {
+        af: Box<Expr>,
+        addr: Box<Expr>,
+    },
     /// `buf(src, len)`: `len` bytes (at most the type's `cap`) read through a pointer, or taken
     /// from an array or string value.
-    Buf { src: Box<Expr>, len: Box<Expr> },
+    Buf {
+        src: Box<Expr>,
+        len: Box<Expr>,
+    },
     /// `path(p)`: the file path of a `struct path *` (`bpf_d_path`).
     DPath(Box<Expr>),
     /// `bswap(x)`: `x`'s bytes reversed at its own width (`ty`'s).
     Bswap(Box<Expr>),
     /// A member of a struct or array value already on the stack (a variable, a map value):
     /// `$s.load`, `@m.bits[1]`.
-    Member { base: Box<Expr>, offset: u32, bitfield: Option<crate::types::Bitfield> },
+    Member {
+        base: Box<Expr>,
+        offset: u32,
+        bitfield: Option<crate::types::Bitfield>,
+    },
 }
 
 /// What `++`/`--` and compound assignment update.

@@ -127,41 +127,126 @@ pub enum Arg {
 
 #[derive(Clone, Debug)]
 pub enum Op {
-    Const { dst: VReg, value: u64 },
-    Mov { dst: VReg, src: Operand },
-    Alu { op: AluOp, dst: VReg, lhs: VReg, rhs: Operand },
-    Neg { dst: VReg, src: VReg },
+    Const {
+        dst: VReg,
+        value: u64,
+    },
+    Mov {
+        dst: VReg,
+        src: Operand,
+    },
+    Alu {
+        op: AluOp,
+        dst: VReg,
+        lhs: VReg,
+        rhs: Operand,
+    },
+    Neg {
+        dst: VReg,
+        src: VReg,
+    },
     /// `dst` = the low `bits` (16, 32 or 64) of `src` with their bytes reversed, zero-extended.
-    Bswap { dst: VReg, src: VReg, bits: u8 },
+    Bswap {
+        dst: VReg,
+        src: VReg,
+        bits: u8,
+    },
     /// `dst = (lhs cond rhs) ? 1 : 0`
-    SetCond { cond: Cond, dst: VReg, lhs: VReg, rhs: Operand },
+    SetCond {
+        cond: Cond,
+        dst: VReg,
+        lhs: VReg,
+        rhs: Operand,
+    },
     /// Truncates to `bytes` and sign- or zero-extends back to 64 bits.
-    Extend { dst: VReg, src: VReg, bytes: u8, signed: bool },
+    Extend {
+        dst: VReg,
+        src: VReg,
+        bytes: u8,
+        signed: bool,
+    },
     /// `dst = *(size *)(ctx + offset)`, zero-extended.
-    LoadCtx { dst: VReg, offset: u32, size: u8 },
-    LoadStack { dst: VReg, at: StackRef, size: u8 },
-    StoreStack { at: StackRef, size: u8, src: Operand },
-    ZeroStack { at: StackRef, len: u32 },
-    CopyStack { dst: StackRef, src: StackRef, len: u32 },
+    LoadCtx {
+        dst: VReg,
+        offset: u32,
+        size: u8,
+    },
+    LoadStack {
+        dst: VReg,
+        at: StackRef,
+        size: u8,
+    },
+    StoreStack {
+        at: StackRef,
+        size: u8,
+        src: Operand,
+    },
+    ZeroStack {
+        at: StackRef,
+        len: u32,
+    },
+    CopyStack {
+        dst: StackRef,
+        src: StackRef,
+        len: u32,
+    },
     /// Calls a BPF helper; `dst` receives r0.
-    Call { dst: Option<VReg>, helper: Helper, args: Vec<Arg> },
+    Call {
+        dst: Option<VReg>,
+        helper: Helper,
+        args: Vec<Arg>,
+    },
     /// `dst = map_lookup_elem(map, key)`: a map value pointer or 0. Must be branched on before use.
-    MapLookup { dst: VReg, map: MapRef, key: StackRef },
+    MapLookup {
+        dst: VReg,
+        map: MapRef,
+        key: StackRef,
+    },
     /// `dst = *(size *)(ptr + offset)` through a non-null map value pointer.
-    LoadPtr { dst: VReg, ptr: VReg, offset: u32, size: u8 },
-    StorePtr { ptr: VReg, offset: u32, size: u8, src: Operand },
+    LoadPtr {
+        dst: VReg,
+        ptr: VReg,
+        offset: u32,
+        size: u8,
+    },
+    StorePtr {
+        ptr: VReg,
+        offset: u32,
+        size: u8,
+        src: Operand,
+    },
     /// Atomic `*(u64 *)(ptr + offset) += src`.
-    AtomicAdd { ptr: VReg, offset: u32, src: VReg },
+    AtomicAdd {
+        ptr: VReg,
+        offset: u32,
+        src: VReg,
+    },
     /// Copies `len` bytes from a map value pointer to the stack.
-    CopyFromPtr { dst: StackRef, ptr: VReg, offset: u32, len: u32 },
+    CopyFromPtr {
+        dst: StackRef,
+        ptr: VReg,
+        offset: u32,
+        len: u32,
+    },
     /// Copies `len` bytes from the stack into a map value.
-    CopyToPtr { ptr: VReg, offset: u32, src: StackRef, len: u32 },
+    CopyToPtr {
+        ptr: VReg,
+        offset: u32,
+        src: StackRef,
+        len: u32,
+    },
 }
 
 #[derive(Clone, Debug)]
 pub enum Term {
     Jump(BlockId),
-    Branch { cond: Cond, lhs: VReg, rhs: Operand, then_block: BlockId, else_block: BlockId },
+    Branch {
+        cond: Cond,
+        lhs: VReg,
+        rhs: Operand,
+        then_block: BlockId,
+        else_block: BlockId,
+    },
     /// Ends the program (returns 0).
     Exit,
 }
@@ -174,7 +259,12 @@ impl Op {
             Operand::Imm(_) => None,
         };
         match self {
-            Op::Const { .. } | Op::LoadCtx { .. } | Op::LoadStack { .. } | Op::ZeroStack { .. } | Op::CopyStack { .. } | Op::MapLookup { .. } => Vec::new(),
+            Op::Const { .. }
+            | Op::LoadCtx { .. }
+            | Op::LoadStack { .. }
+            | Op::ZeroStack { .. }
+            | Op::CopyStack { .. }
+            | Op::MapLookup { .. } => Vec::new(),
             Op::Mov { src, .. } | Op::StoreStack { src, .. } => op(src).into_iter().collect(),
             Op::Alu { lhs, rhs, .. } | Op::SetCond { lhs, rhs, .. } => std::iter::once(*lhs).chain(op(rhs)).collect(),
             Op::Neg { src, .. } | Op::Bswap { src, .. } | Op::Extend { src, .. } => vec![*src],

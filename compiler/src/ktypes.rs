@@ -10,18 +10,35 @@ pub type KTypeId = u32;
 pub enum KType {
     Void,
     /// An integer, `bool`, `char` or enum of `bytes` bytes.
-    Int { bytes: u8, signed: bool, char: bool },
-    Pointer { to: KTypeId },
-    Array { elem: KTypeId, len: u32 },
+    Int {
+        bytes: u8,
+        signed: bool,
+        char: bool,
+    },
+    Pointer {
+        to: KTypeId,
+    },
+    Array {
+        elem: KTypeId,
+        len: u32,
+    },
     /// A struct or union (`name` with its tag, `struct task_struct`; empty when anonymous). Members
     /// of anonymous nested structs and unions are already flattened into `fields`, as C accesses
     /// them.
-    Record { name: String, union: bool, size: u32, fields: Vec<KField> },
+    Record {
+        name: String,
+        union: bool,
+        size: u32,
+        fields: Vec<KField>,
+    },
     /// A function (pointed at by function pointers).
     Function,
     /// A struct or union only declared (`struct foo;`), floating point, or anything else rbt
     /// cannot read; `name` says what it is.
-    Opaque { name: String, size: u32 },
+    Opaque {
+        name: String,
+        size: u32,
+    },
 }
 
 /// A struct or union member.

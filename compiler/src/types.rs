@@ -77,7 +77,11 @@ impl StackType {
     pub const SIZE: u32 = 16;
 
     pub fn name(&self) -> &'static str {
-        if self.user { "ustack" } else { "kstack" }
+        if self.user {
+            "ustack"
+        } else {
+            "kstack"
+        }
     }
 }
 
@@ -153,9 +157,7 @@ impl Type {
         match (self, other) {
             (a, b) if a.is_integer() && b.is_integer() => true,
             (Type::Str { .. }, Type::Str { .. }) => true,
-            (Type::Tuple(a), Type::Tuple(b)) => {
-                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.accepts(y))
-            }
+            (Type::Tuple(a), Type::Tuple(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.accepts(y)),
             // A stack id only means something in the stack map of its own depth.
             (Type::Stack(a), Type::Stack(b)) => a == b,
             (Type::Symbol { user: a }, Type::Symbol { user: b }) => a == b,
@@ -282,13 +284,27 @@ pub enum MapValue {
     /// `@m = expr`: the last value assigned.
     Plain(Type),
     Count,
-    Sum { signed: bool },
-    Min { signed: bool },
-    Max { signed: bool },
-    Avg { signed: bool },
-    Stats { signed: bool },
+    Sum {
+        signed: bool,
+    },
+    Min {
+        signed: bool,
+    },
+    Max {
+        signed: bool,
+    },
+    Avg {
+        signed: bool,
+    },
+    Stats {
+        signed: bool,
+    },
     Hist,
-    Lhist { min: i64, max: i64, step: i64 },
+    Lhist {
+        min: i64,
+        max: i64,
+        step: i64,
+    },
 }
 
 impl MapValue {

@@ -74,13 +74,16 @@ fn parse_argument(arg: &str, pc: u64, symbol: &dyn Fn(&str) -> Option<u64>) -> R
         let (regs_offset, shift) = register(name).ok_or_else(|| bad("unknown register"))?;
         UsdtLocation::Register { regs_offset, shift }
     } else if let Some((displacement, rest)) = operand.split_once('(') {
-        let base = rest.strip_suffix(')').and_then(|r| r.strip_prefix('%')).ok_or_else(|| bad("not a memory operand"))?;
+        let base =
+            rest.strip_suffix(')').and_then(|r| r.strip_prefix('%')).ok_or_else(|| bad("not a memory operand"))?;
         if base.contains(',') {
             return Err(bad("indexed memory operands are not supported"));
         }
         if base == "rip" {
             let (name, addend) = match displacement.find(['+', '-']) {
-                Some(at) => (&displacement[..at], parse_integer(&displacement[at..]).ok_or_else(|| bad("bad displacement"))?),
+                Some(at) => {
+                    (&displacement[..at], parse_integer(&displacement[at..]).ok_or_else(|| bad("bad displacement"))?)
+                }
                 None => (displacement, 0),
             };
             let address = if name.is_empty() {
@@ -98,7 +101,11 @@ fn parse_argument(arg: &str, pc: u64, symbol: &dyn Fn(&str) -> Option<u64>) -> R
             if shift != 0 {
                 return Err(bad("an 8-bit register as a base"));
             }
-            let displacement = if displacement.is_empty() { 0 } else { parse_integer(displacement).ok_or_else(|| bad("bad displacement"))? };
+            let displacement = if displacement.is_empty() {
+                0
+            } else {
+                parse_integer(displacement).ok_or_else(|| bad("bad displacement"))?
+            };
             UsdtLocation::Memory { regs_offset, displacement }
         }
     } else {
@@ -204,7 +211,10 @@ mod tests {
         let args = parse("-8@total(%rip) 4@total+8(%rip)").expect("parses");
         assert_eq!(
             args,
-            [arg(8, true, UsdtLocation::IpRelative { delta: 0x3010 }), arg(4, false, UsdtLocation::IpRelative { delta: 0x3018 })]
+            [
+                arg(8, true, UsdtLocation::IpRelative { delta: 0x3010 }),
+                arg(4, false, UsdtLocation::IpRelative { delta: 0x3018 })
+            ]
         );
     }
 

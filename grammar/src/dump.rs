@@ -15,9 +15,7 @@
 
 use std::fmt::Write as _;
 
-use crate::ast::{
-    Block, Expr, ExprKind, Ident, MapAccess, Probe, Program, Stmt, StmtKind, TypeName, UnaryOp,
-};
+use crate::ast::{Block, Expr, ExprKind, Ident, MapAccess, Probe, Program, Stmt, StmtKind, TypeName, UnaryOp};
 use crate::Span;
 
 /// Renders `program` as an indented S-expression ending in a newline.
@@ -138,13 +136,7 @@ impl Printer {
     }
 
     fn map(&mut self, map: &MapAccess) {
-        self.open(format_args!(
-            "map @{}@{}..{} {}",
-            map.name,
-            map.name_span.start,
-            map.name_span.end,
-            at(map.span)
-        ));
+        self.open(format_args!("map @{}@{}..{} {}", map.name, map.name_span.start, map.name_span.end, at(map.span)));
         for key in &map.keys {
             self.expr(key);
         }

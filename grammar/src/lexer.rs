@@ -292,12 +292,7 @@ pub(crate) fn convert(
     Some(token)
 }
 
-fn string_token(
-    text: &str,
-    span: Span,
-    terminated: bool,
-    diagnostics: &mut Vec<Diagnostic>,
-) -> Tok {
+fn string_token(text: &str, span: Span, terminated: bool, diagnostics: &mut Vec<Diagnostic>) -> Tok {
     let body = if terminated { &text[1..text.len() - 1] } else { &text[1..] };
     let value = literal::unescape(body, span.range().start + 1, diagnostics);
     if !terminated {
@@ -320,11 +315,7 @@ fn int_value(text: &str, span: Span, diagnostics: &mut Vec<Diagnostic>) -> Optio
             None
         }
         Err(IntError::Malformed) => {
-            diagnostics.push(Diagnostic::error(
-                "syntax",
-                format!("invalid integer literal `{text}`"),
-                span,
-            ));
+            diagnostics.push(Diagnostic::error("syntax", format!("invalid integer literal `{text}`"), span));
             None
         }
     }
@@ -335,12 +326,8 @@ fn param_index(text: &str, span: Span, diagnostics: &mut Vec<Diagnostic>) -> Opt
         Ok(index) if index > 0 => Some(index),
         _ => {
             diagnostics.push(
-                Diagnostic::error(
-                    "syntax",
-                    format!("positional parameter `{text}` is out of range"),
-                    span,
-                )
-                .with_help("positional parameters are numbered from $1"),
+                Diagnostic::error("syntax", format!("positional parameter `{text}` is out of range"), span)
+                    .with_help("positional parameters are numbered from $1"),
             );
             None
         }

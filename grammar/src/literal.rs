@@ -81,12 +81,8 @@ pub(crate) fn unescape(body: &str, offset: usize, diagnostics: &mut Vec<Diagnost
         match resolved {
             Some(value) if value <= 0x7f => out.extend(char::from_u32(value)),
             Some(value) if value <= 0xff => diagnostics.push(
-                Diagnostic::error(
-                    "syntax",
-                    format!("escape `{written}` is not an ASCII character"),
-                    span,
-                )
-                .with_help("rbt strings are UTF-8 text; bytes above 0x7f are not supported"),
+                Diagnostic::error("syntax", format!("escape `{written}` is not an ASCII character"), span)
+                    .with_help("rbt strings are UTF-8 text; bytes above 0x7f are not supported"),
             ),
             Some(_) => diagnostics.push(Diagnostic::error(
                 "syntax",

@@ -123,8 +123,7 @@ fn predicates_allow_division() {
 
 #[test]
 fn attach_points_are_split() {
-    let program =
-        parse_ok("#!/usr/bin/env bpftrace\nuprobe:/bin/bash:readline,\n  uprobe:\"/a b\":f { }");
+    let program = parse_ok("#!/usr/bin/env bpftrace\nuprobe:/bin/bash:readline,\n  uprobe:\"/a b\":f { }");
     let specs = &program.probes[0].specs;
     assert_eq!(specs[0].text, "uprobe:/bin/bash:readline");
     assert_eq!(specs[0].parts, vec!["uprobe", "/bin/bash", "readline"]);
@@ -135,8 +134,7 @@ fn attach_points_are_split() {
 #[test]
 fn else_if_is_an_else_block_holding_one_if() {
     let program = parse_ok("BEGIN { if (1) { } else if (2) { } else { } }");
-    let StmtKind::If { else_block: Some(else_block), .. } = &program.probes[0].body.stmts[0].kind
-    else {
+    let StmtKind::If { else_block: Some(else_block), .. } = &program.probes[0].body.stmts[0].kind else {
         panic!("no else");
     };
     assert_eq!(else_block.stmts.len(), 1);
@@ -166,15 +164,13 @@ fn recovery_reports_several_errors_and_keeps_the_rest() {
         ]
     );
     assert_eq!(program.probes.len(), 3);
-    let kinds: Vec<bool> =
-        program.probes[0].body.stmts.iter().map(|s| matches!(s.kind, StmtKind::Error)).collect();
+    let kinds: Vec<bool> = program.probes[0].body.stmts.iter().map(|s| matches!(s.kind, StmtKind::Error)).collect();
     assert_eq!(kinds, vec![true, false, true]);
 }
 
 #[test]
 fn recovery_at_the_top_level_and_in_predicates() {
-    let (program, diagnostics) =
-        parse("} BEGIN { } 42 kprobe:f /pid == / { } kprobe:g /pid { $x = 1; }");
+    let (program, diagnostics) = parse("} BEGIN { } 42 kprobe:f /pid == / { } kprobe:g /pid { $x = 1; }");
     assert_eq!(diagnostics.len(), 4, "{diagnostics:#?}");
     assert_eq!(program.probes.len(), 3);
     assert!(matches!(program.probes[1].predicate.as_ref().map(|p| &p.kind), Some(ExprKind::Error)));

@@ -12,11 +12,7 @@ use crate::{Diagnostic, Span};
 /// `:` has been seen (`uprobe:/bin/bash:f`); before that it opens the predicate, as in
 /// `BEGIN/pid == 1/`, which is also how bpftrace reads it. Quoted parts run to the closing quote;
 /// one left open is reported and ends at the line end.
-pub(crate) fn scan_attach_point(
-    src: &str,
-    start: usize,
-    diagnostics: &mut Vec<Diagnostic>,
-) -> usize {
+pub(crate) fn scan_attach_point(src: &str, start: usize, diagnostics: &mut Vec<Diagnostic>) -> usize {
     let mut seen_colon = false;
     let mut chars = src[start..].char_indices().peekable();
     while let Some(&(offset, c)) = chars.peek() {

@@ -12,10 +12,7 @@ use crate::{Diagnostic, Span};
 /// Lists longer than this are left out: they would not help anyone.
 const MAX_EXPECTED_ITEMS: usize = 5;
 
-pub(crate) fn syntax_diagnostic(
-    error: &ParseError<usize, Tok, Infallible>,
-    src: &str,
-) -> Diagnostic {
+pub(crate) fn syntax_diagnostic(error: &ParseError<usize, Tok, Infallible>, src: &str) -> Diagnostic {
     let (found, span, expected) = match error {
         ParseError::UnrecognizedToken { token: (start, token, end), expected } => {
             let text = src.get(*start..*end).unwrap_or("");
@@ -28,9 +25,7 @@ pub(crate) fn syntax_diagnostic(
             let text = src.get(*start..*end).unwrap_or("");
             (token.describe(text), Span::new(*start, *end), &[][..])
         }
-        ParseError::InvalidToken { location } => {
-            ("token".to_string(), Span::new(*location, *location), &[][..])
-        }
+        ParseError::InvalidToken { location } => ("token".to_string(), Span::new(*location, *location), &[][..]),
         ParseError::User { error } => match *error {},
     };
     let mut message = format!("syntax error, unexpected {found}");

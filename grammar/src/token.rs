@@ -125,16 +125,17 @@ pub(crate) fn describe_expected(terminal: &str) -> (ExpectedKind, String) {
         "IDENT" => ExpectedKind::Identifier,
         "TYPE_KEYWORD" => ExpectedKind::TypeKeyword,
         "struct" | "union" | "enum" => ExpectedKind::Type,
-        "INT" | "STRING" | "VAR" | "PARAM" | "PARAM_COUNT" | "MAP" | "sizeof" | "offsetof"
-        | "!" | "~" => ExpectedKind::ExpressionStart,
+        "INT" | "STRING" | "VAR" | "PARAM" | "PARAM_COUNT" | "MAP" | "sizeof" | "offsetof" | "!" | "~" => {
+            ExpectedKind::ExpressionStart
+        }
         "COMPOUND_ASSIGN" | "=" => ExpectedKind::Assignment,
         // Not `if`: after `else` it is expected alone, and must then be named.
         "while" | "unroll" | "return" => ExpectedKind::StatementStart,
         // These both start expressions and continue them (`(` after a name makes a call), so
         // alone they tell nothing about the context.
         "-" | "*" | "&" | "++" | "--" | "(" => ExpectedKind::Ambiguous,
-        "+" | "/" | "%" | "|" | "^" | "<<" | ">>" | "==" | "!=" | "<" | "<=" | ">" | ">="
-        | "&&" | "||" | "?" | "->" | "." | "[" => ExpectedKind::Operator,
+        "+" | "/" | "%" | "|" | "^" | "<<" | ">>" | "==" | "!=" | "<" | "<=" | ">" | ">=" | "&&" | "||" | "?"
+        | "->" | "." | "[" => ExpectedKind::Operator,
         _ => ExpectedKind::Other,
     };
     (kind, format!("`{name}`"))

@@ -128,12 +128,8 @@ impl Tokenizer<'_> {
         if let Some(&innermost) = open_braces.last() {
             let end = Span::new(self.src.len(), self.src.len());
             self.diagnostics.push(
-                Diagnostic::error(
-                    "syntax",
-                    "syntax error, unexpected end of input, expecting `}`",
-                    end,
-                )
-                .with_label(Span::new(innermost, innermost + 1), "this `{` is never closed"),
+                Diagnostic::error("syntax", "syntax error, unexpected end of input, expecting `}`", end)
+                    .with_label(Span::new(innermost, innermost + 1), "this `{` is never closed"),
             );
             for _ in &open_braces {
                 self.tokens.push((self.src.len(), Tok::RBrace, self.src.len()));
@@ -183,9 +179,7 @@ impl Tokenizer<'_> {
     fn too_deep(&mut self, span: Span) {
         self.diagnostics.push(Diagnostic::error(
             "syntax",
-            format!(
-                "brackets nested more than {MAX_NESTING} deep; the rest of the input is ignored"
-            ),
+            format!("brackets nested more than {MAX_NESTING} deep; the rest of the input is ignored"),
             span,
         ));
         self.pos = self.src.len();
@@ -232,12 +226,8 @@ impl Tokenizer<'_> {
                     None => {
                         if report {
                             self.diagnostics.push(
-                                Diagnostic::error(
-                                    "syntax",
-                                    "unterminated comment",
-                                    Span::new(pos, pos + 2),
-                                )
-                                .with_help("close the comment with `*/`"),
+                                Diagnostic::error("syntax", "unterminated comment", Span::new(pos, pos + 2))
+                                    .with_help("close the comment with `*/`"),
                             );
                         }
                         return self.src.len();
@@ -258,12 +248,7 @@ struct StatementLength {
 }
 
 impl StatementLength {
-    fn admit(
-        &mut self,
-        raw: Result<RawToken, ()>,
-        span: Span,
-        diagnostics: &mut Vec<Diagnostic>,
-    ) -> bool {
+    fn admit(&mut self, raw: Result<RawToken, ()>, span: Span, diagnostics: &mut Vec<Diagnostic>) -> bool {
         if matches!(raw, Ok(RawToken::Semicolon | RawToken::LBrace | RawToken::RBrace)) {
             self.tokens = 0;
             return true;
@@ -272,9 +257,7 @@ impl StatementLength {
         if self.tokens == MAX_STATEMENT_TOKENS + 1 {
             diagnostics.push(Diagnostic::error(
                 "syntax",
-                format!(
-                    "statement longer than {MAX_STATEMENT_TOKENS} tokens; the rest of it is ignored"
-                ),
+                format!("statement longer than {MAX_STATEMENT_TOKENS} tokens; the rest of it is ignored"),
                 span,
             ));
         }

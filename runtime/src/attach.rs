@@ -85,7 +85,13 @@ pub fn in_parallel<T: Send, R: Send>(items: Vec<T>, work: impl Fn(T) -> R + Sync
 }
 
 /// Many uprobes of one binary, all running `prog_fd` (loaded for uprobe_multi), as one link.
-pub fn uprobe_multi(prog_fd: RawFd, path: &str, offsets: &[u64], ret: bool, pid: Option<u32>) -> io::Result<Attachment> {
+pub fn uprobe_multi(
+    prog_fd: RawFd,
+    path: &str,
+    offsets: &[u64],
+    ret: bool,
+    pid: Option<u32>,
+) -> io::Result<Attachment> {
     let link = bpf_sys::link_uprobe_multi(prog_fd, path, offsets, ret, pid)?;
     Ok(Attachment { _link: Some(link), _perf: None })
 }
@@ -183,13 +189,15 @@ pub fn probe(
 ) -> io::Result<Attachment> {
     let dir = std::path::Path::new("/sys/bus/event_source/devices").join(pmu);
     let read = |name: &str| {
-        std::fs::read_to_string(dir.join(name))
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e} (does this kernel have {pmu}s?)", dir.join(name).display())))
+        std::fs::read_to_string(dir.join(name)).map_err(|e| {
+            io::Error::new(e.kind(), format!("{}: {e} (does this kernel have {pmu}s?)", dir.join(name).display()))
+        })
     };
     let type_: u32 = read("type")?.trim().parse().map_err(|_| io::Error::other(format!("bad {pmu} PMU type")))?;
     // format/retprobe reads `config:0`: the bit of `config` that asks for a return probe.
     let config = if ret {
-        let bit: u32 = read("format/retprobe")?.trim().strip_prefix("config:").and_then(|b| b.parse().ok()).unwrap_or(0);
+        let bit: u32 =
+            read("format/retprobe")?.trim().strip_prefix("config:").and_then(|b| b.parse().ok()).unwrap_or(0);
         1u64 << bit
     } else {
         0
@@ -226,7 +234,10 @@ pub fn probe(
     let fd = opened.map_err(|e| match (pmu, e.raw_os_error()) {
         ("kprobe", Some(libc::EILSEQ)) => io::Error::new(
             e.kind(),
-            format!("offset {offset} is not at an instruction boundary of {} (the kernel refused it)", target.to_string_lossy()),
+            format!(
+                "offset {offset} is not at an instruction boundary of {} (the kernel refused it)",
+                target.to_string_lossy()
+            ),
         ),
         _ => e,
     })?;
@@ -273,7 +284,14 @@ fn perf_event_open_for(attr: &PerfEventAttr, pid: i32, cpu: i32) -> io::Result<O
     // much of it the kernel may read (its config1 may point at a C string the caller keeps
     // alive for the call); pid -1 with a CPU means every process on that CPU.
     let fd = unsafe {
-        libc::syscall(libc::SYS_perf_event_open, &attr_sized as *const PerfEventAttr, pid, cpu, -1, PERF_FLAG_FD_CLOEXEC)
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            &attr_sized as *const PerfEventAttr,
+            pid,
+            cpu,
+            -1,
+            PERF_FLAG_FD_CLOEXEC,
+        )
     };
     if fd < 0 {
         return Err(io::Error::last_os_error());

@@ -376,7 +376,13 @@ struct UprobeMultiLinkAttr {
 
 /// Attaches `prog_fd` (loaded for [`BPF_TRACE_UPROBE_MULTI`]) to every file offset of `path` at
 /// once: one link, registered and (what matters more) unregistered by the kernel in one go.
-pub fn link_uprobe_multi(prog_fd: RawFd, path: &str, offsets: &[u64], ret: bool, pid: Option<u32>) -> io::Result<OwnedFd> {
+pub fn link_uprobe_multi(
+    prog_fd: RawFd,
+    path: &str,
+    offsets: &[u64],
+    ret: bool,
+    pid: Option<u32>,
+) -> io::Result<OwnedFd> {
     let path = std::ffi::CString::new(path).map_err(|_| io::Error::other("NUL in a path"))?;
     let mut attr = UprobeMultiLinkAttr {
         prog_fd: prog_fd as u32,
@@ -440,13 +446,20 @@ pub fn cgroup_id(path: &std::path::Path) -> io::Result<u64> {
         handle_type: i32,
         id: u64,
     }
-    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| io::Error::other("NUL in a path"))?;
+    let c_path =
+        std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| io::Error::other("NUL in a path"))?;
     let mut handle = FileHandle { handle_bytes: 8, handle_type: 0, id: 0 };
     let mut mount_id: libc::c_int = 0;
     // SAFETY: `c_path` is NUL-terminated, `handle` is a file_handle with room for the 8 bytes
     // its `handle_bytes` announces, and both outlive the call.
     let r = unsafe {
-        libc::name_to_handle_at(libc::AT_FDCWD, c_path.as_ptr(), (&mut handle as *mut FileHandle).cast(), &mut mount_id, 0)
+        libc::name_to_handle_at(
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            (&mut handle as *mut FileHandle).cast(),
+            &mut mount_id,
+            0,
+        )
     };
     if r != 0 {
         let e = io::Error::last_os_error();

@@ -93,16 +93,13 @@ impl Btf {
     pub const VMLINUX: &'static str = "/sys/kernel/btf/vmlinux";
 
     pub fn read(path: &Path) -> Result<Btf, BtfError> {
-        let data = std::fs::read(path)
-            .map_err(|source| BtfError::Read { path: path.display().to_string(), source })?;
+        let data = std::fs::read(path).map_err(|source| BtfError::Read { path: path.display().to_string(), source })?;
         Btf::parse(data).map_err(|reason| BtfError::Malformed { path: path.display().to_string(), reason })
     }
 
     pub fn parse(data: Vec<u8>) -> Result<Btf, String> {
         let u32_at = |off: usize| -> Result<u32, String> {
-            data.get(off..off + 4)
-                .map(le32)
-                .ok_or_else(|| "truncated header".to_string())
+            data.get(off..off + 4).map(le32).ok_or_else(|| "truncated header".to_string())
         };
         if data.len() < 24 || u16::from_le_bytes([data[0], data[1]]) != MAGIC {
             return Err("bad magic".into());
@@ -286,7 +283,11 @@ impl Btf {
             INT => {
                 let enc = self.u32_at(r.at + 12);
                 let bytes = r.size_or_type as u8;
-                KType::Int { bytes, signed: (enc >> 24) & INT_SIGNED != 0, char: (enc >> 24) & INT_CHAR != 0 || self.string(r.name_off).ends_with("char") && bytes == 1 }
+                KType::Int {
+                    bytes,
+                    signed: (enc >> 24) & INT_SIGNED != 0,
+                    char: (enc >> 24) & INT_CHAR != 0 || self.string(r.name_off).ends_with("char") && bytes == 1,
+                }
             }
             ENUM | ENUM64 => KType::Int { bytes: r.size_or_type as u8, signed: r.kflag, char: false },
             PTR => KType::Pointer { to: r.size_or_type },
@@ -294,12 +295,7 @@ impl Btf {
             STRUCT | UNION => {
                 let mut fields = Vec::new();
                 self.members(r, 0, &mut fields, 0);
-                KType::Record {
-                    name: self.type_name(id),
-                    union: r.kind == UNION,
-                    size: r.size_or_type,
-                    fields,
-                }
+                KType::Record { name: self.type_name(id), union: r.kind == UNION, size: r.size_or_type, fields }
             }
             FUNC_PROTO | FUNC => KType::Function,
             FWD => KType::Opaque { name: self.type_name(id), size: 0 },
@@ -313,7 +309,8 @@ impl Btf {
         for i in 0..r.vlen as usize {
             let at = r.at + 12 + 12 * i;
             let (name_off, ty, offset) = (self.u32_at(at), self.u32_at(at + 4), self.u32_at(at + 8));
-            let (mut bit_offset, mut bits) = if r.kflag { (offset & 0xff_ffff, (offset >> 24) as u8) } else { (offset, 0) };
+            let (mut bit_offset, mut bits) =
+                if r.kflag { (offset & 0xff_ffff, (offset >> 24) as u8) } else { (offset, 0) };
             let name = self.string(name_off);
             let inner = self.resolve(ty);
             let inner_raw = self.raw(inner);
@@ -442,7 +439,11 @@ mod tests {
         let mut strings = b"\0int\0char\0s\0a\0name\0next\0u1\0u2\0bf\0pid_t\0f\0p\0unsigned int\0".to_vec();
         let off = |s: &str, strings: &[u8]| -> u32 {
             let needle = [s.as_bytes(), b"\0"].concat();
-            strings.windows(needle.len()).position(|w| w == needle.as_slice()).map(|p| p as u32).unwrap_or_else(|| panic!("{s}"))
+            strings
+                .windows(needle.len())
+                .position(|w| w == needle.as_slice())
+                .map(|p| p as u32)
+                .unwrap_or_else(|| panic!("{s}"))
         };
         strings.shrink_to_fit();
         let mut types: Vec<u8> = Vec::new();
@@ -495,7 +496,10 @@ mod tests {
         let Some(KType::Record { name, union, size, fields }) = btf.get(id) else { panic!() };
         assert_eq!((name.as_str(), union, size), ("struct s", false, 24));
         let summary: Vec<(&str, u32, u8)> = fields.iter().map(|f| (f.name.as_str(), f.bit_offset, f.bits)).collect();
-        assert_eq!(summary, [("a", 0, 0), ("name", 32, 0), ("next", 64, 0), ("u1", 128, 0), ("u2", 128, 0), ("bf", 160, 3)]);
+        assert_eq!(
+            summary,
+            [("a", 0, 0), ("name", 32, 0), ("next", 64, 0), ("u1", 128, 0), ("u2", 128, 0), ("bf", 160, 3)]
+        );
         assert_eq!(btf.get(fields[1].ty), Some(KType::Array { elem: 2, len: 4 }));
         assert_eq!(btf.get(2), Some(KType::Int { bytes: 1, signed: true, char: true }));
         assert_eq!(btf.type_name(fields[2].ty), "struct s *");

@@ -16,7 +16,8 @@ pub fn resolve_binary(target: &str) -> Result<PathBuf, String> {
         let path = Path::new(target);
         return path.canonicalize().map_err(|e| format!("cannot open {target}: {e}"));
     }
-    let cache = std::fs::read("/etc/ld.so.cache").map_err(|e| format!("cannot read /etc/ld.so.cache to find {target}: {e}"))?;
+    let cache =
+        std::fs::read("/etc/ld.so.cache").map_err(|e| format!("cannot read /etc/ld.so.cache to find {target}: {e}"))?;
     let libraries = parse_ld_so_cache(&cache);
     let wanted = |name: &str| {
         name == target
@@ -85,7 +86,12 @@ pub fn user_functions(target: &str, pattern: &str) -> Result<Vec<UserFunction>, 
         }
         let Some(file_offset) = file_offset(&file, symbol.address()) else { continue };
         seen.insert(name);
-        found.push(UserFunction { path: path.display().to_string(), name: name.to_owned(), file_offset, size: symbol.size() });
+        found.push(UserFunction {
+            path: path.display().to_string(),
+            name: name.to_owned(),
+            file_offset,
+            size: symbol.size(),
+        });
     }
     found.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(found)
@@ -101,7 +107,11 @@ pub fn user_address(target: &str, address: u64) -> Result<UserAddress, String> {
         .symbols()
         .chain(file.dynamic_symbols())
         // Thread-local symbols' values are offsets into the TLS block, not addresses.
-        .filter(|s| !s.is_undefined() && s.size() > 0 && matches!(s.kind(), SymbolKind::Text | SymbolKind::Data | SymbolKind::Unknown))
+        .filter(|s| {
+            !s.is_undefined()
+                && s.size() > 0
+                && matches!(s.kind(), SymbolKind::Text | SymbolKind::Data | SymbolKind::Unknown)
+        })
         .find(|s| address >= s.address() && address - s.address() < s.size())
         .and_then(|s| Some((s.name().ok()?.to_owned(), address - s.address())));
     Ok(UserAddress { path: path.display().to_string(), file_offset: file_offset(&file, address), function })
@@ -170,7 +180,10 @@ mod tests {
     fn the_ld_so_cache_names_libc() {
         let bytes = std::fs::read("/etc/ld.so.cache").expect("this Debian system has an ld.so cache");
         let libraries = parse_ld_so_cache(&bytes);
-        assert!(libraries.iter().any(|(name, path)| name == "libc.so.6" && path.ends_with("libc.so.6")), "{libraries:?}");
+        assert!(
+            libraries.iter().any(|(name, path)| name == "libc.so.6" && path.ends_with("libc.so.6")),
+            "{libraries:?}"
+        );
         assert!(resolve_binary("libc").is_ok_and(|p| p.display().to_string().ends_with("libc.so.6")));
     }
 

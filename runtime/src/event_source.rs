@@ -4,8 +4,8 @@
 
 use std::io;
 use std::ops::ControlFlow;
-use std::time::Instant;
 use std::os::fd::{AsRawFd, RawFd};
+use std::time::Instant;
 
 use aya::maps::perf::{PerfEvent, PerfEventArray, PerfEventArrayBuffer};
 use aya::maps::{Map, MapData, RingBuf};
@@ -31,7 +31,8 @@ impl EventSource {
 
     /// Opens one buffer for each CPU of `cpus` (the online ones) in the perf event array.
     pub fn perf(map: MapData, cpus: &[u32]) -> io::Result<EventSource> {
-        let mut array = PerfEventArray::try_from(Map::PerfEventArray(map)).map_err(|e| io::Error::other(e.to_string()))?;
+        let mut array =
+            PerfEventArray::try_from(Map::PerfEventArray(map)).map_err(|e| io::Error::other(e.to_string()))?;
         let pages = std::env::var("RBT_PERF_RB_PAGES")
             .ok()
             .and_then(|v| v.parse::<usize>().ok())

@@ -42,7 +42,11 @@ impl EventDecoder {
     pub fn drain(&mut self, source: &mut EventSource, session: &Session, out: &mut dyn Write) -> io::Result<bool> {
         let deadline = Instant::now() + MAX_TIME;
         source.for_each_bounded(MAX_RECORDS, Some(deadline), |record| {
-            if self.exited { Ok(()) } else { self.handle(record, session, out) }
+            if self.exited {
+                Ok(())
+            } else {
+                self.handle(record, session, out)
+            }
         })?;
         Ok(self.exited)
     }

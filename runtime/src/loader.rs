@@ -12,7 +12,6 @@ use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-
 use aya_obj::generated::bpf_insn;
 use aya_obj::Object;
 use compiler::hir::AttachPoint;
@@ -104,8 +103,7 @@ pub fn relocate(elf: &[u8], maps: &MapTable) -> io::Result<HashMap<String, Vec<u
     let text_sections: HashSet<usize> = obj.functions.keys().map(|(section, _)| *section).collect();
     obj.relocate_maps(resolved.into_iter(), &text_sections)
         .map_err(|e| io::Error::other(format!("relocating maps: {e}")))?;
-    obj.relocate_calls(&text_sections)
-        .map_err(|e| io::Error::other(format!("linking functions: {e}")))?;
+    obj.relocate_calls(&text_sections).map_err(|e| io::Error::other(format!("linking functions: {e}")))?;
     let mut out = HashMap::new();
     for (name, program) in &obj.programs {
         let function = obj
@@ -136,7 +134,9 @@ pub fn program_kind(attach: &AttachPoint) -> (u32, Option<bpf_sys::AttachTarget>
         // BEGIN and END run once, through BPF_PROG_TEST_RUN, which raw tracepoint programs allow.
         AttachPoint::Begin | AttachPoint::End => BPF_PROG_TYPE_RAW_TRACEPOINT,
         AttachPoint::Tracepoint { .. } => BPF_PROG_TYPE_TRACEPOINT,
-        AttachPoint::Profile { .. } | AttachPoint::Interval { .. } | AttachPoint::PerfCounter { .. } => BPF_PROG_TYPE_PERF_EVENT,
+        AttachPoint::Profile { .. } | AttachPoint::Interval { .. } | AttachPoint::PerfCounter { .. } => {
+            BPF_PROG_TYPE_PERF_EVENT
+        }
         AttachPoint::RawTracepoint { .. } => BPF_PROG_TYPE_RAW_TRACEPOINT,
         // uprobes and kprobes both run kprobe-type programs over struct pt_regs.
         AttachPoint::Uprobe { .. } | AttachPoint::Usdt(_) | AttachPoint::Kprobe { .. } => BPF_PROG_TYPE_KPROBE,

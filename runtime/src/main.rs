@@ -161,7 +161,6 @@ fn output_format(args: &Args) -> Result<OutputFormat, String> {
     }
 }
 
-
 fn print_disassembly(compiled: &compiler::CompiledProgram, source: &str) {
     let mut out = io::stdout().lock();
     for probe in &compiled.probes {

@@ -6,8 +6,8 @@ use std::io;
 use std::os::fd::RawFd;
 
 use crate::bpf_sys;
-use crate::stacks::Stacks;
 use crate::output::{AvgState, LhistParams, MapData, MapDump, MapKey, Value};
+use crate::stacks::Stacks;
 use compiler::hir::MapDecl;
 use compiler::program::BpfMap;
 use compiler::types::{align8, MapValue, Type};
@@ -46,7 +46,11 @@ impl LoadedMap<'_> {
     /// Bytes of the key before the bucket (all of it for maps without buckets).
     fn user_key_size(&self) -> usize {
         let size = self.bpf.key_size as usize;
-        if self.decl.value.is_bucketed() { size - 8 } else { size }
+        if self.decl.value.is_bucketed() {
+            size - 8
+        } else {
+            size
+        }
     }
 
     /// Every key: the array's indices or the hash's keys.
@@ -142,7 +146,9 @@ impl LoadedMap<'_> {
             MapValue::Max { .. } => MapData::Values(
                 entries
                     .iter()
-                    .map(|(k, cpus)| (self.user_key(k), Value::UInt(cpus.iter().map(|c| read_u64(c, 0)).fold(0, u64::max))))
+                    .map(|(k, cpus)| {
+                        (self.user_key(k), Value::UInt(cpus.iter().map(|c| read_u64(c, 0)).fold(0, u64::max)))
+                    })
                     .collect(),
             ),
             // A key prints when either of its buckets exists: after an unkeyed `delete()` only
@@ -271,22 +277,26 @@ fn decode_native(ty: &Type, bytes: &[u8], bitfield: Option<compiler::types::Bitf
                 }
                 None => raw,
             };
-            if *signed { Value::Int(value as i64) } else { Value::UInt(value) }
+            if *signed {
+                Value::Int(value as i64)
+            } else {
+                Value::UInt(value)
+            }
         }
         Type::Pointer { .. } => Value::KernelPointer(read_u64(bytes, 0)),
         Type::Record(layout) => Value::Record(
             layout
                 .fields
                 .iter()
-                .map(|f| (f.name.clone(), decode_native(&f.ty, bytes.get(f.offset as usize..).unwrap_or(&[]), f.bitfield)))
+                .map(|f| {
+                    (f.name.clone(), decode_native(&f.ty, bytes.get(f.offset as usize..).unwrap_or(&[]), f.bitfield))
+                })
                 .collect(),
         ),
         Type::Array { elem, len } => {
             let size = elem.native_size() as usize;
             Value::Array(
-                (0..*len as usize)
-                    .map(|i| decode_native(elem, bytes.get(i * size..).unwrap_or(&[]), None))
-                    .collect(),
+                (0..*len as usize).map(|i| decode_native(elem, bytes.get(i * size..).unwrap_or(&[]), None)).collect(),
             )
         }
         Type::Str { len } => {
@@ -321,9 +331,9 @@ pub fn decode(ty: &Type, bytes: &[u8], stacks: &Stacks) -> Value {
                     .collect(),
             )
         }
-        Type::MacAddr => Value::Bare(
-            bytes.iter().take(6).map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":").into_bytes(),
-        ),
+        Type::MacAddr => {
+            Value::Bare(bytes.iter().take(6).map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":").into_bytes())
+        }
         Type::Buffer { cap } => {
             let len = (read_u64(bytes, 0) as usize).min(*cap as usize);
             Value::Buffer(bytes.get(8..8 + len).unwrap_or(&[]).to_vec())
@@ -332,7 +342,9 @@ pub fn decode(ty: &Type, bytes: &[u8], stacks: &Stacks) -> Value {
             Value::Bare(crate::output::format_boot_time(format, read_u64(bytes, 0)).unwrap_or_default())
         }
         Type::Inet => Value::Str(inet_text(read_u64(bytes, 0), bytes.get(8..24).unwrap_or(&[])).into_bytes()),
-        Type::Symbol { user } => Value::Str(stacks.symbol_name(*user, read_u64(bytes, 8) as u32, read_u64(bytes, 0)).into_bytes()),
+        Type::Symbol { user } => {
+            Value::Str(stacks.symbol_name(*user, read_u64(bytes, 8) as u32, read_u64(bytes, 0)).into_bytes())
+        }
         Type::Stack(st) => Value::Stack(stacks.text(st, read_u64(bytes, 0) as i64, read_u64(bytes, 8) as u32)),
         Type::Args | Type::None => Value::UInt(0),
     }

@@ -4,11 +4,11 @@
 use std::io::{self, Write};
 
 use crate::child::Child;
-use crate::stack_export::{self, ExportOptions};
 use crate::events::EventDecoder;
 use crate::output;
 use crate::session::{Session, SessionError};
 use crate::signals::Signals;
+use crate::stack_export::{self, ExportOptions};
 use crate::tracefs::Tracefs;
 use compiler::hir::AttachPoint;
 use compiler::program::ErrorCounter;
@@ -81,11 +81,7 @@ pub fn run(
             c.release()?;
         }
     }
-    let has_probes = session
-        .program
-        .probes
-        .iter()
-        .any(|p| !matches!(p.attach, AttachPoint::Begin | AttachPoint::End));
+    let has_probes = session.program.probes.iter().any(|p| !matches!(p.attach, AttachPoint::Begin | AttachPoint::End));
     if !has_probes && child.is_none() {
         // Only BEGIN/END: nothing more can happen, as bpftrace.
         done = true;

@@ -5,10 +5,10 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::io::{self, Write};
 use std::ops::Range;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
 
 use aya::maps::MapData;
 
@@ -28,7 +28,11 @@ pub enum SessionError {
     #[error("the kernel rejected the program for probe {probe}")]
     Verifier { probe: String, span: grammar::Span, log: String, insn: Option<usize> },
     #[error("attaching {probe} failed: {source}")]
-    Attach { probe: String, #[source] source: io::Error },
+    Attach {
+        probe: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("map {name} already exists in the kernel with another layout, which cannot change while the session runs")]
     MapChanged { name: String },
     #[error("{0}")]
@@ -142,7 +146,9 @@ impl Session {
         };
         let mut map_fds = Vec::with_capacity(program.bpf_maps.len());
         for m in &program.bpf_maps {
-            map_fds.push(self.maps.fd(&m.name).ok_or_else(|| io::Error::other(format!("map {} missing after load", m.name)))?);
+            map_fds.push(
+                self.maps.fd(&m.name).ok_or_else(|| io::Error::other(format!("map {} missing after load", m.name)))?,
+            );
         }
         for (m, &fd) in program.bpf_maps.iter().zip(&map_fds) {
             if let MapRole::Stacks { limit } = m.role {
@@ -203,7 +209,13 @@ impl Session {
             let code = (multi == Some(from + i)).then(|| codes[i].clone());
             let key = (prog_type, target, codes[i].as_slice());
             if let Some((fd, stats)) = shared.get(&key) {
-                loaded.push(LoadedProbe { fd: fd.clone(), verifier_stats: stats.clone(), attachments: Vec::new(), multi, code });
+                loaded.push(LoadedProbe {
+                    fd: fd.clone(),
+                    verifier_stats: stats.clone(),
+                    attachments: Vec::new(),
+                    multi,
+                    code,
+                });
                 continue;
             }
             let prog = bpf_sys::prog_load(prog_type, &probe.name, &codes[i], 0, self.verbose, target)
@@ -265,13 +277,20 @@ impl Session {
                     self.reload_plain(leader, &members)?;
                     one_by_one.extend(members);
                 }
-                Err(source) => return Err(SessionError::Attach { probe: self.program.probes[leader].attach.probe_name(), source }),
+                Err(source) => {
+                    return Err(SessionError::Attach { probe: self.program.probes[leader].attach.probe_name(), source })
+                }
             }
         }
         // Other uprobes and kprobes, from several threads: a wildcard can name hundreds.
         let dynamic: Vec<(usize, RawFd)> = range
             .clone()
-            .filter(|&i| matches!(self.program.probes[i].attach, AttachPoint::Uprobe { .. } | AttachPoint::Usdt(_) | AttachPoint::Kprobe { .. }))
+            .filter(|&i| {
+                matches!(
+                    self.program.probes[i].attach,
+                    AttachPoint::Uprobe { .. } | AttachPoint::Usdt(_) | AttachPoint::Kprobe { .. }
+                )
+            })
             .filter(|&i| self.probes[i].as_ref().is_some_and(|l| l.multi.is_none()) || one_by_one.contains(&i))
             .filter_map(|i| Some((i, self.probes[i].as_ref()?.fd.as_raw_fd())))
             .collect();
@@ -279,7 +298,9 @@ impl Session {
         let program = &self.program;
         let results = attach::in_parallel(dynamic, |(index, prog_fd)| {
             let attached = match &program.probes[index].attach {
-                AttachPoint::Uprobe { path, offset, ret, .. } => attach::probe(prog_fd, "uprobe", path, *offset, *ret, pid_filter, 0),
+                AttachPoint::Uprobe { path, offset, ret, .. } => {
+                    attach::probe(prog_fd, "uprobe", path, *offset, *ret, pid_filter, 0)
+                }
                 // USDT probes stay out of uprobe_multi groups: each is a uprobe of its own,
                 // incrementing its semaphore (if any) while attached.
                 AttachPoint::Usdt(usdt) => attach::probe(
@@ -291,7 +312,9 @@ impl Session {
                     pid_filter,
                     usdt.semaphore_offset.unwrap_or(0),
                 ),
-                AttachPoint::Kprobe { func, offset, ret } => attach::probe(prog_fd, "kprobe", func, *offset, *ret, None, 0),
+                AttachPoint::Kprobe { func, offset, ret } => {
+                    attach::probe(prog_fd, "kprobe", func, *offset, *ret, None, 0)
+                }
                 _ => unreachable!("only dynamic probes are attached here"),
             };
             (index, attached)
@@ -301,7 +324,10 @@ impl Session {
             match attached {
                 Ok(a) => self.probes[index].as_mut().expect("loaded").attachments.push(a),
                 Err(source) => {
-                    first_error.get_or_insert(SessionError::Attach { probe: self.program.probes[index].attach.probe_name(), source });
+                    first_error.get_or_insert(SessionError::Attach {
+                        probe: self.program.probes[index].attach.probe_name(),
+                        source,
+                    });
                 }
             }
         }
@@ -314,10 +340,9 @@ impl Session {
             let prog_fd = loaded.fd.as_raw_fd();
             let attached = match &probe.attach {
                 AttachPoint::Begin | AttachPoint::End => continue,
-                AttachPoint::Tracepoint { category, event, .. } => tracefs
-                    .event_id(category, event)
-                    .and_then(|id| attach::tracepoint(prog_fd, id))
-                    .map(|a| vec![a]),
+                AttachPoint::Tracepoint { category, event, .. } => {
+                    tracefs.event_id(category, event).and_then(|id| attach::tracepoint(prog_fd, id)).map(|a| vec![a])
+                }
                 AttachPoint::Profile { rate } | AttachPoint::Interval { rate } => {
                     let rate = match *rate {
                         PerfRate::Hz(hz) => ClockRate::Hz(hz),
@@ -337,7 +362,8 @@ impl Session {
                 AttachPoint::RawTracepoint { name, .. } => attach::raw_tracepoint(prog_fd, name).map(|a| vec![a]),
                 AttachPoint::Fentry { .. } => attach::trampoline(prog_fd).map(|a| vec![a]),
             };
-            let attached = attached.map_err(|source| SessionError::Attach { probe: probe.attach.probe_name(), source })?;
+            let attached =
+                attached.map_err(|source| SessionError::Attach { probe: probe.attach.probe_name(), source })?;
             loaded.attachments.extend(attached);
         }
         Ok(())
@@ -349,7 +375,8 @@ impl Session {
         let probe = &self.program.probes[leader];
         let Some(code) = self.probes[leader].as_mut().and_then(|l| l.code.take()) else { return Ok(()) };
         let (prog_type, target) = loader::program_kind(&probe.attach);
-        let prog = bpf_sys::prog_load(prog_type, &probe.name, &code, 0, self.verbose, target).map_err(|e| verifier_error(probe, e))?;
+        let prog = bpf_sys::prog_load(prog_type, &probe.name, &code, 0, self.verbose, target)
+            .map_err(|e| verifier_error(probe, e))?;
         let fd = Arc::new(prog.fd);
         for &m in members {
             if let Some(l) = self.probes[m].as_mut() {
@@ -425,7 +452,7 @@ impl Session {
     ///
     /// Program ID: 18120
     ///
-    /// The verifier log: 
+    /// The verifier log:
     /// processed 10 insns (limit 1000000) max_states_per_insn 0 total_states 0 peak_states 0 mark_read 0
     ///
     /// ```
@@ -527,4 +554,3 @@ fn last_insn_in_log(log: &str) -> Option<usize> {
         num.trim().parse().ok()
     })
 }
-

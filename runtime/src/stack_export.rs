@@ -74,7 +74,8 @@ pub fn profile(dumps: &[MapDump], options: &ExportOptions, duration_ns: i64) -> 
 /// `@offcpu_us` -> (`offcpu`, `microseconds`); a count -> (`NAME` or `samples`, `count`).
 fn value_type(map_name: &str) -> (String, String) {
     let name = map_name.trim_start_matches('@');
-    for (suffix, unit) in [("_ns", "nanoseconds"), ("_us", "microseconds"), ("_ms", "milliseconds"), ("_s", "seconds")] {
+    for (suffix, unit) in [("_ns", "nanoseconds"), ("_us", "microseconds"), ("_ms", "milliseconds"), ("_s", "seconds")]
+    {
         if let Some(kind) = name.strip_suffix(suffix) {
             return (kind.to_owned(), unit.to_owned());
         }
@@ -127,7 +128,8 @@ fn sample(key: &[Value], value: &Value) -> Sample {
 fn frames(stack: &StackText) -> Vec<Frame> {
     let mut out = Vec::new();
     for detail in stack.detail.iter().rev() {
-        let mut frame = Frame::new(detail.name.clone().unwrap_or_else(|| format!("0x{:x}", detail.addr))).at_address(detail.addr);
+        let mut frame =
+            Frame::new(detail.name.clone().unwrap_or_else(|| format!("0x{:x}", detail.addr))).at_address(detail.addr);
         if let Some(module) = &detail.module {
             frame = frame.in_module(module.clone());
         }
@@ -154,7 +156,12 @@ pub fn write_folded_map(out: &mut dyn Write, dump: &MapDump) -> io::Result<()> {
 }
 
 /// Writes the files the options ask for; reports each one written on stderr.
-pub fn write_files(dumps: &[MapDump], options: &ExportOptions, duration_ns: i64, modules: Vec<(String, Option<String>)>) -> Result<(), String> {
+pub fn write_files(
+    dumps: &[MapDump],
+    options: &ExportOptions,
+    duration_ns: i64,
+    modules: Vec<(String, Option<String>)>,
+) -> Result<(), String> {
     if !options.any_file() {
         return Ok(());
     }
@@ -163,7 +170,9 @@ pub fn write_files(dumps: &[MapDump], options: &ExportOptions, duration_ns: i64,
     };
     // Build ids let pprof match frames to the binaries' debug files.
     profile.modules = modules.into_iter().map(|(path, build_id)| export::Module { path, build_id }).collect();
-    let create = |path: &PathBuf| File::create(path).map(BufWriter::new).map_err(|e| format!("cannot write {}: {e}", path.display()));
+    let create = |path: &PathBuf| {
+        File::create(path).map(BufWriter::new).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    };
     if let Some(path) = &options.folded {
         export::write_folded(&profile, &FoldedOptions::default(), create(path)?).map_err(|e| e.to_string())?;
     }
@@ -193,7 +202,11 @@ mod tests {
             detail: names
                 .iter()
                 .enumerate()
-                .map(|(i, n)| runtime::symbols::Frame { addr: i as u64 + 1, name: Some((*n).to_owned()), ..Default::default() })
+                .map(|(i, n)| runtime::symbols::Frame {
+                    addr: i as u64 + 1,
+                    name: Some((*n).to_owned()),
+                    ..Default::default()
+                })
                 .collect(),
             ..StackText::default()
         })
@@ -204,7 +217,11 @@ mod tests {
         let dump = MapDump {
             name: "@offcpu_us".into(),
             data: MapData::Values(vec![(
-                MapKey(vec![stack(false, &["schedule", "do_nanosleep"]), stack(true, &["nanosleep", "main"]), Value::str("sleeper")]),
+                MapKey(vec![
+                    stack(false, &["schedule", "do_nanosleep"]),
+                    stack(true, &["nanosleep", "main"]),
+                    Value::str("sleeper"),
+                ]),
                 Value::UInt(200),
             )]),
         };

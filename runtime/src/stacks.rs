@@ -8,8 +8,8 @@ use std::os::fd::RawFd;
 
 use crate::bpf_sys;
 use crate::output::StackText;
-use runtime::symbols::{Detail, Frame};
 use compiler::types::{StackMode, StackType};
+use runtime::symbols::{Detail, Frame};
 
 /// Names addresses: one frame per address, its `name` `None` where no symbol covers it.
 pub trait Symbolize {
@@ -126,7 +126,13 @@ impl Stacks {
 
     /// The text of stack `id` (of process `pid`, for user stacks).
     pub fn text(&self, ty: &StackType, id: i64, pid: u32) -> StackText {
-        let mut text = StackText { perf: ty.mode == StackMode::Perf, user: ty.user, pid, json_frames: self.json_frames, ..StackText::default() };
+        let mut text = StackText {
+            perf: ty.mode == StackMode::Perf,
+            user: ty.user,
+            pid,
+            json_frames: self.json_frames,
+            ..StackText::default()
+        };
         if id == -i64::from(libc::EFAULT) {
             // Nothing to walk: an empty stack, as bpftrace prints it.
             return text;
@@ -216,10 +222,20 @@ mod tests {
 
     #[test]
     fn frames_print_as_bpftrace_does_in_each_mode() {
-        let named = |addr, kernel| Frame { addr, name: Some("do_syscall_64".into()), offset: 506, module: Some("/bin/x".into()), kernel, ..Frame::default() };
+        let named = |addr, kernel| Frame {
+            addr,
+            name: Some("do_syscall_64".into()),
+            offset: 506,
+            module: Some("/bin/x".into()),
+            kernel,
+            ..Frame::default()
+        };
         assert_eq!(lines(&named(0xffff_ffff_8141_5d70, true), StackMode::Bpftrace), ["do_syscall_64+506"]);
         assert_eq!(lines(&Frame::unknown(0x7fe4_aeb0_1829, true), StackMode::Bpftrace), ["0x7fe4aeb01829"]);
-        assert_eq!(lines(&Frame::unknown(0x55ba_1d9f_5d55, false), StackMode::Perf), ["55ba1d9f5d55 0x55ba1d9f5d55 ([unknown])"]);
+        assert_eq!(
+            lines(&Frame::unknown(0x55ba_1d9f_5d55, false), StackMode::Perf),
+            ["55ba1d9f5d55 0x55ba1d9f5d55 ([unknown])"]
+        );
         assert_eq!(lines(&named(0x4010, false), StackMode::Perf), ["4010 do_syscall_64+506 (/bin/x)"]);
         assert_eq!(lines(&named(0xffff_ffff_8141_5d70, true), StackMode::Perf), ["ffffffff81415d70 do_syscall_64+506"]);
         assert_eq!(lines(&named(0x4010, false), StackMode::Raw), ["0x4010"]);
@@ -236,10 +252,17 @@ mod tests {
             module: Some("/bin/x".into()),
             file: Some("/src/x.rs".into()),
             line: Some(7),
-            inlined: vec![runtime::symbols::InlinedFrame { name: "inner".into(), file: Some("/src/x.rs".into()), line: Some(3) }],
+            inlined: vec![runtime::symbols::InlinedFrame {
+                name: "inner".into(),
+                file: Some("/src/x.rs".into()),
+                line: Some(3),
+            }],
             kernel: false,
         };
-        assert_eq!(lines(&frame, StackMode::Perf), ["4010 inner (inlined) /src/x.rs:3 (/bin/x)", "4010 outer+16 /src/x.rs:7 (/bin/x)"]);
+        assert_eq!(
+            lines(&frame, StackMode::Perf),
+            ["4010 inner (inlined) /src/x.rs:3 (/bin/x)", "4010 outer+16 /src/x.rs:7 (/bin/x)"]
+        );
         assert_eq!(lines(&frame, StackMode::Bpftrace), ["outer+16"]);
         assert_eq!(lines(&frame, StackMode::Raw), ["0x4010"]);
     }

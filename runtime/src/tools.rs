@@ -117,6 +117,9 @@ mod tests {
             assert!(tool.source.contains("// Units:") || tool.source.contains("// Units "), "{} units", tool.name);
             assert!(tool.source.contains("// Example:"), "{} example", tool.name);
         }
-        assert_eq!(TOOLS.iter().find(|t| t.name == "lockstat").and_then(|t| t.header_value("rbt-fallback")), Some("lockstat_futex"));
+        assert_eq!(
+            TOOLS.iter().find(|t| t.name == "lockstat").and_then(|t| t.header_value("rbt-fallback")),
+            Some("lockstat_futex")
+        );
     }
 }

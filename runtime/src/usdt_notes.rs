@@ -33,7 +33,9 @@ pub fn usdt_probes(target: &str, provider: &str, name: &str) -> Result<Vec<UsdtP
     let path = path.display().to_string();
     // A prelinked binary moved `.stapsdt.base`: its probes moved by as much.
     let actual_base = file.section_by_name(".stapsdt.base").map(|s| s.address());
-    let symbol = |wanted: &str| file.symbols().chain(file.dynamic_symbols()).find(|s| s.name() == Ok(wanted)).map(|s| s.address());
+    let symbol = |wanted: &str| {
+        file.symbols().chain(file.dynamic_symbols()).find(|s| s.name() == Ok(wanted)).map(|s| s.address())
+    };
     let mut probes = Vec::new();
     for section in file.sections().filter(|s| s.name() == Ok(".note.stapsdt")) {
         let bytes = section.data().map_err(|e| format!("cannot read the USDT notes of {path}: {e}"))?;
@@ -42,15 +44,21 @@ pub fn usdt_probes(target: &str, provider: &str, name: &str) -> Result<Vec<UsdtP
                 continue;
             }
             let shift = |addr: u64| match actual_base {
-                Some(actual) if note.base != 0 && actual != note.base => addr.wrapping_add(actual).wrapping_sub(note.base),
+                Some(actual) if note.base != 0 && actual != note.base => {
+                    addr.wrapping_add(actual).wrapping_sub(note.base)
+                }
                 _ => addr,
             };
             let pc = shift(note.pc);
             let at = format!("USDT probe {}:{} of {path}", note.provider, note.name);
-            let probe_offset = file_offset(&file, pc).ok_or_else(|| format!("{at}: address {pc:#x} is in no loadable segment"))?;
+            let probe_offset =
+                file_offset(&file, pc).ok_or_else(|| format!("{at}: address {pc:#x} is in no loadable segment"))?;
             let semaphore_offset = match note.semaphore {
                 0 => None,
-                sema => Some(file_offset(&file, shift(sema)).ok_or_else(|| format!("{at}: its semaphore is in no loadable segment"))?),
+                sema => Some(
+                    file_offset(&file, shift(sema))
+                        .ok_or_else(|| format!("{at}: its semaphore is in no loadable segment"))?,
+                ),
             };
             let args = parse_arguments(note.args, pc, &symbol).map_err(|e| format!("{at}: {e}"))?;
             probes.push(UsdtProbe {
@@ -78,7 +86,10 @@ fn parse_notes(bytes: &[u8]) -> Vec<Note<'_>> {
         let (namesz, descsz) = (namesz as usize, descsz as usize);
         let name_at = at + 12;
         let desc_at = name_at + align4(namesz);
-        let (Some(owner), Some(desc)) = (bytes.get(name_at..name_at + namesz), bytes.get(desc_at..desc_at + descsz)) else { break };
+        let (Some(owner), Some(desc)) = (bytes.get(name_at..name_at + namesz), bytes.get(desc_at..desc_at + descsz))
+        else {
+            break;
+        };
         at = desc_at + align4(descsz);
         if kind != NT_STAPSDT || owner != b"stapsdt\0" {
             continue;
@@ -138,7 +149,14 @@ mod tests {
         assert_eq!(
             notes,
             [
-                Note { pc: 0x127b, base: 0x2009, semaphore: 0x402e, provider: "rbt", name: "add", args: "-4@%ebx 8@$5" },
+                Note {
+                    pc: 0x127b,
+                    base: 0x2009,
+                    semaphore: 0x402e,
+                    provider: "rbt",
+                    name: "add",
+                    args: "-4@%ebx 8@$5"
+                },
                 Note { pc: 0x127b, base: 0x2009, semaphore: 0x402e, provider: "rbt", name: "tick", args: "" },
             ]
         );

@@ -72,7 +72,8 @@ mod tests {
     #[test]
     fn limits_are_told_apart_from_bugs() {
         let span = grammar::Span::default();
-        let too_large = "1352: (b7) r0 = 2\nBPF program is too large. Processed 1000001 insn\nverification time 4268404 usec\n";
+        let too_large =
+            "1352: (b7) r0 = 2\nBPF program is too large. Processed 1000001 insn\nverification time 4268404 usec\n";
         let diag = verifier_limit("BEGIN", span, too_large).expect("a limit");
         assert_eq!(diag.code, "verifier-limit");
         assert!(diag.message.ends_with("BPF program is too large. Processed 1000001 insn"));

@@ -42,7 +42,11 @@ pub fn rbt() -> Result<PathBuf, String> {
         return Err(format!("`cargo build -p runtime --bin rbt` failed ({status})"));
     }
     let rbt = profile_dir.join("rbt");
-    if rbt.exists() { Ok(rbt) } else { Err(format!("built rbt but {} is missing", rbt.display())) }
+    if rbt.exists() {
+        Ok(rbt)
+    } else {
+        Err(format!("built rbt but {} is missing", rbt.display()))
+    }
 }
 
 /// bpftrace: `$BPFTRACE` if set, else the first `bpftrace` on `PATH`.
@@ -319,6 +323,10 @@ pub fn usdt_target(test: &str) -> PathBuf {
         .arg(&source)
         .output()
         .unwrap_or_else(|e| panic!("gcc runs (apt-get install gcc systemtap-sdt-dev): {e}"));
-    assert!(out.status.success(), "gcc failed (is systemtap-sdt-dev installed?): {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "gcc failed (is systemtap-sdt-dev installed?): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     binary
 }

@@ -89,7 +89,10 @@ enum Field {
 /// Tracepoints that exist on any Linux kernel with syscall tracepoints, and their fields.
 const TRACEPOINTS: &[(&str, &[(&str, Field)])] = &[
     ("syscalls:sys_enter_getppid", &[]),
-    ("syscalls:sys_enter_openat", &[("dfd", Field::Int), ("filename", Field::Ptr), ("flags", Field::Int), ("mode", Field::Int)]),
+    (
+        "syscalls:sys_enter_openat",
+        &[("dfd", Field::Int), ("filename", Field::Ptr), ("flags", Field::Int), ("mode", Field::Int)],
+    ),
     ("syscalls:sys_enter_read", &[("fd", Field::Int), ("buf", Field::Ptr), ("count", Field::Int)]),
     ("syscalls:sys_exit_read", &[("ret", Field::Int)]),
     (
@@ -104,11 +107,19 @@ const TRACEPOINTS: &[(&str, &[(&str, Field)])] = &[
             ("next_prio", Field::Int),
         ],
     ),
-    ("sched:sched_wakeup", &[("comm", Field::Chars), ("pid", Field::Int), ("prio", Field::Int), ("target_cpu", Field::Int)]),
+    (
+        "sched:sched_wakeup",
+        &[("comm", Field::Chars), ("pid", Field::Int), ("prio", Field::Int), ("target_cpu", Field::Int)],
+    ),
     ("sched:sched_process_exec", &[("filename", Field::DataLoc), ("pid", Field::Int), ("old_pid", Field::Int)]),
     (
         "sched:sched_process_fork",
-        &[("parent_comm", Field::DataLoc), ("parent_pid", Field::Int), ("child_comm", Field::DataLoc), ("child_pid", Field::Int)],
+        &[
+            ("parent_comm", Field::DataLoc),
+            ("parent_pid", Field::Int),
+            ("child_comm", Field::DataLoc),
+            ("child_pid", Field::Int),
+        ],
     ),
 ];
 
@@ -131,7 +142,8 @@ const KERNEL_INTS: &[&str] = &[
     "sizeof(struct sched_entity)",
     "offsetof(struct task_struct, pid)",
 ];
-const KERNEL_STRINGS: &[&str] = &["curtask->comm", "curtask->real_parent->comm", "curtask->nsproxy->uts_ns->name.nodename"];
+const KERNEL_STRINGS: &[&str] =
+    &["curtask->comm", "curtask->real_parent->comm", "curtask->nsproxy->uts_ns->name.nodename"];
 const BINARY_OPS: &[&str] = &["+", "-", "*", "/", "%", "&", "|", "^", "<<", ">>", "==", "!=", "<", "<=", ">", ">="];
 const COMPOUND_OPS: &[&str] = &["+=", "-=", "*=", "/=", "%=", "&=", "|=", "^=", "<<=", ">>="];
 const CASTS: &[&str] = &["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"];
@@ -193,7 +205,17 @@ pub fn program(seed: u64) -> String {
         string_len: rng.pick(&[4, 12, 30, 60]),
         body_stmts: rng.range(1, 9),
     };
-    let mut g = Generator { rng, knobs, maps: Vec::new(), assigned: Vec::new(), next_var: 0, no_map_reads: false, assigning: None, key_nesting: 0, read_unassigned: false };
+    let mut g = Generator {
+        rng,
+        knobs,
+        maps: Vec::new(),
+        assigned: Vec::new(),
+        next_var: 0,
+        no_map_reads: false,
+        assigning: None,
+        key_nesting: 0,
+        read_unassigned: false,
+    };
     g.program()
 }
 
@@ -212,7 +234,15 @@ impl Generator {
         // The last probe defines maps that were only read, then ends the run.
         let mut defs = String::new();
         self.no_map_reads = true;
-        let mut sc = Scope { fields: &[], rare: true, vars: Vec::new(), counters: Vec::new(), tainted: Vec::new(), loop_depth: 0, weight: 1 };
+        let mut sc = Scope {
+            fields: &[],
+            rare: true,
+            vars: Vec::new(),
+            counters: Vec::new(),
+            tainted: Vec::new(),
+            loop_depth: 0,
+            weight: 1,
+        };
         for m in 0..self.maps.len() {
             if !self.assigned[m] {
                 defs.push_str(&format!("  {};\n", self.map_assign(&mut sc, m)));
@@ -264,7 +294,15 @@ impl Generator {
                 (format!("tracepoint:{name}"), fields, false)
             }
         };
-        let mut sc = Scope { fields, rare, vars: Vec::new(), counters: Vec::new(), tainted: Vec::new(), loop_depth: 0, weight: 1 };
+        let mut sc = Scope {
+            fields,
+            rare,
+            vars: Vec::new(),
+            counters: Vec::new(),
+            tainted: Vec::new(),
+            loop_depth: 0,
+            weight: 1,
+        };
         let predicate = if self.rng.chance(30) { format!(" /{}/", self.int_expr(&mut sc, 2)) } else { String::new() };
         let n = self.knobs.body_stmts;
         let body = self.stmts(&mut sc, n, self.knobs.stmt_depth);
@@ -325,7 +363,11 @@ impl Generator {
                 let value = self.expr(sc, &shape, self.knobs.expr_depth);
                 // `print(@m)` prints the whole map; outside rare probes print a tuple instead.
                 let whole_map = value.starts_with('@') && !value.contains('[');
-                if whole_map && !sc.rare { format!("print(({value}, 0))") } else { format!("print({value})") }
+                if whole_map && !sc.rare {
+                    format!("print(({value}, 0))")
+                } else {
+                    format!("print({value})")
+                }
             }
             58..=61 => {
                 let m = self.rng.below(self.maps.len());
@@ -372,7 +414,11 @@ impl Generator {
                 let bound = self.rng.range(1, 6);
                 let counter = format!("$i{}", self.next_var);
                 self.next_var += 1;
-                let limit = if self.rng.chance(30) { format!("{bound} && {}", self.int_expr(sc, 1)) } else { bound.to_string() };
+                let limit = if self.rng.chance(30) {
+                    format!("{bound} && {}", self.int_expr(sc, 1))
+                } else {
+                    bound.to_string()
+                };
                 sc.counters.push(counter.clone());
                 sc.vars.push((counter.clone(), Shape::Int));
                 sc.loop_depth += 1;
@@ -397,7 +443,13 @@ impl Generator {
     /// An expression statement: usually `$x++` and friends, sometimes a bare value.
     fn int_or_incdec(&mut self, sc: &mut Scope, shape: &Shape) -> String {
         match self.int_var(sc, false) {
-            Some(v) if self.rng.chance(70) => if self.rng.chance(50) { format!("{v}++") } else { format!("--{v}") },
+            Some(v) if self.rng.chance(70) => {
+                if self.rng.chance(50) {
+                    format!("{v}++")
+                } else {
+                    format!("--{v}")
+                }
+            }
             _ => self.expr(sc, shape, self.knobs.expr_depth),
         }
     }
@@ -549,13 +601,29 @@ impl Generator {
             1 => format!("!({})", self.int_expr(sc, d)),
             2 => format!("~({})", self.int_expr(sc, d)),
             3..=9 => format!("({} {} {})", self.int_expr(sc, d), self.rng.pick(BINARY_OPS), self.int_expr(sc, d)),
-            10 => format!("({} {} {})", self.int_expr(sc, d), if self.rng.chance(50) { "&&" } else { "||" }, self.int_expr(sc, d)),
+            10 => format!(
+                "({} {} {})",
+                self.int_expr(sc, d),
+                if self.rng.chance(50) { "&&" } else { "||" },
+                self.int_expr(sc, d)
+            ),
             11 | 12 => format!("({} ? {} : {})", self.int_expr(sc, d), self.int_expr(sc, d), self.int_expr(sc, d)),
             13 => format!("({})({})", self.rng.pick(CASTS), self.int_expr(sc, d)),
-            14 => format!("({} {} {})", self.str_expr(sc, d), if self.rng.chance(50) { "==" } else { "!=" }, self.str_expr(sc, d)),
+            14 => format!(
+                "({} {} {})",
+                self.str_expr(sc, d),
+                if self.rng.chance(50) { "==" } else { "!=" },
+                self.str_expr(sc, d)
+            ),
             15 => format!("strncmp({}, {}, {})", self.str_expr(sc, d), self.str_expr(sc, d), self.rng.range(0, 20)),
             16 => match self.int_var(sc, false) {
-                Some(v) => if self.rng.chance(50) { format!("{v}++") } else { format!("--{v}") },
+                Some(v) => {
+                    if self.rng.chance(50) {
+                        format!("{v}++")
+                    } else {
+                        format!("--{v}")
+                    }
+                }
                 None => self.int_leaf(sc),
             },
             _ => self.int_leaf(sc),
@@ -568,7 +636,10 @@ impl Generator {
             12 => self.rng.pick(KERNEL_INTS).into(),
             0 | 1 => self.rng.range(0, 100).to_string(),
             2 => format!("-{}", self.rng.range(1, 1000)),
-            3 => self.rng.pick(&["0xffffffff", "0x7fffffffffffffff", "4294967296", "18446744073709551615", "0x80000000"]).into(),
+            3 => self
+                .rng
+                .pick(&["0xffffffff", "0x7fffffffffffffff", "4294967296", "18446744073709551615", "0x80000000"])
+                .into(),
             4 | 5 => self.rng.pick(INT_BUILTINS).into(),
             6 | 7 => match Self::fields_of(sc, &[Field::Int, Field::Ptr]) {
                 f if !f.is_empty() => format!("args->{}", self.rng.pick(&f)),
@@ -588,7 +659,11 @@ impl Generator {
             5 | 6 => match Self::fields_of(sc, &[Field::Chars, Field::DataLoc]) {
                 f if !f.is_empty() => {
                     let field = self.rng.pick(&f);
-                    if self.rng.chance(30) { format!("str(args->{field})") } else { format!("args->{field}") }
+                    if self.rng.chance(30) {
+                        format!("str(args->{field})")
+                    } else {
+                        format!("args->{field}")
+                    }
                 }
                 _ => "comm".into(),
             },
@@ -616,7 +691,11 @@ impl Generator {
     fn string_literal(&mut self) -> String {
         let len = self.rng.range(0, self.knobs.string_len);
         let text: String = (0..len).map(|_| self.rng.pick(&['a', 'b', 'z', ' ', '_', '7', 'Q'])).collect();
-        if self.rng.chance(10) { format!("\"{text}\\n\\t\"") } else { format!("\"{text}\"") }
+        if self.rng.chance(10) {
+            format!("\"{text}\\n\\t\"")
+        } else {
+            format!("\"{text}\"")
+        }
     }
 
     fn tuple_expr(&mut self, sc: &mut Scope, fields: &[Shape], depth: usize) -> String {

@@ -27,7 +27,10 @@ fn curtask_fields_agree_with_proc() {
     require_bpf();
     let rbt = rbt();
     // Time for rbt to attach, one getppid, then time for the test to read /proc.
-    let mut child = Command::new(workload()).args(["nap", "1500000", "1", "getppid", "1", "nap", "1500000", "1"]).spawn().expect("workload starts");
+    let mut child = Command::new(workload())
+        .args(["nap", "1500000", "1", "getppid", "1", "nap", "1500000", "1"])
+        .spawn()
+        .expect("workload starts");
     let pid = child.id();
     let out = Command::new(rbt).args(["-p", &pid.to_string(), "-e", SCRIPT]).output().expect("rbt runs");
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the workload is still running");
@@ -37,7 +40,8 @@ fn curtask_fields_agree_with_proc() {
     let _ = child.wait();
     assert!(out.status.success(), "rbt failed: {}", String::from_utf8_lossy(&out.stderr));
 
-    let status: HashMap<&str, &str> = status.lines().filter_map(|l| l.split_once(':')).map(|(k, v)| (k, v.trim())).collect();
+    let status: HashMap<&str, &str> =
+        status.lines().filter_map(|l| l.split_once(':')).map(|(k, v)| (k, v.trim())).collect();
     let first = |key: &str| status[key].split_whitespace().next().unwrap_or("").to_owned();
     // Fields after the `(comm)` of /proc/PID/stat, numbered as proc(5) numbers them.
     let after_comm: Vec<&str> = stat[stat.rfind(')').expect("stat has a comm") + 2..].split(' ').collect();

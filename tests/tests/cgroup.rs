@@ -32,8 +32,14 @@ fn cgroupid_picks_out_the_processes_of_one_cgroup() {
     std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
     // Both wait for rbt to attach, then call getppid (7 and 5 times); only the first is moved
     // into the new cgroup.
-    let mut inside = Command::new(workload()).args(["nap", "1000000", "1", "getppid", "7", "nap", "200000", "1"]).spawn().expect("workload");
-    let mut outside = Command::new(workload()).args(["nap", "1000000", "1", "getppid", "5", "nap", "200000", "1"]).spawn().expect("workload");
+    let mut inside = Command::new(workload())
+        .args(["nap", "1000000", "1", "getppid", "7", "nap", "200000", "1"])
+        .spawn()
+        .expect("workload");
+    let mut outside = Command::new(workload())
+        .args(["nap", "1000000", "1", "getppid", "5", "nap", "200000", "1"])
+        .spawn()
+        .expect("workload");
     std::fs::write(dir.join("cgroup.procs"), inside.id().to_string()).expect("move the workload into the cgroup");
     let program = format!(
         "tracepoint:syscalls:sys_enter_getppid /cgroup == cgroupid(\"{}\")/ {{ @calls = count(); @pid[pid] = 1; }} interval:ms:2000 {{ exit(); }}",

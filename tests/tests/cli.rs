@@ -28,12 +28,7 @@ fn verbose_prints_program_ids_and_verifier_statistics() {
 
 #[test]
 fn unprivileged_users_get_one_plain_sentence() {
-    let out = Command::new(rbt())
-        .args(["-e", "BEGIN { exit(); }"])
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .expect("rbt runs");
+    let out = Command::new(rbt()).args(["-e", "BEGIN { exit(); }"]).uid(65534).gid(65534).output().expect("rbt runs");
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
     assert_eq!(

@@ -36,5 +36,11 @@ fn run_all(transport: &str) {
             failures.push(format!("({transport}) {f}"));
         }
     }
-    assert!(failures.is_empty(), "{} of {} kernel cases failed over {transport}:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} kernel cases failed over {transport}:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }

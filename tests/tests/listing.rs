@@ -81,7 +81,12 @@ fn rbt_lists_what_bpftrace_lists() {
         .output()
         .unwrap_or_else(|e| panic!("the listing test needs bpftrace 0.17; cannot run {}: {e}", bpftrace.display()));
     let version = String::from_utf8_lossy(&version.stdout);
-    assert!(version.contains("v0.17."), "rbt -l follows bpftrace 0.17, but {} is {}", bpftrace.display(), version.trim());
+    assert!(
+        version.contains("v0.17."),
+        "rbt -l follows bpftrace 0.17, but {} is {}",
+        bpftrace.display(),
+        version.trim()
+    );
     let rbt = rbt().unwrap_or_else(|e| panic!("cannot get the rbt binary: {e}"));
 
     let mut failures = Vec::new();
@@ -114,7 +119,11 @@ fn list(tool: &Path, args: &[&str]) -> Captured {
 }
 
 fn status_word(run: &Captured) -> &'static str {
-    if run.status.is_some_and(|s| s.success()) { "succeeded" } else { "failed" }
+    if run.status.is_some_and(|s| s.success()) {
+        "succeeded"
+    } else {
+        "failed"
+    }
 }
 
 /// `-l 'uprobe:BINARY:PATTERN'` lists a binary's functions as bpftrace does (the workload has a

@@ -35,10 +35,8 @@ fn every_event_is_printed_or_counted_lost() {
         let status = rbt.wait().expect("rbt exits");
         assert!(status.success(), "{transport}: {stderr}");
         let printed = stdout.lines().filter(|l| *l == "1 rbt-workload").count() as u64;
-        let lost: u64 = stdout
-            .lines()
-            .filter_map(|l| l.strip_prefix("Lost ")?.strip_suffix(" events")?.parse::<u64>().ok())
-            .sum();
+        let lost: u64 =
+            stdout.lines().filter_map(|l| l.strip_prefix("Lost ")?.strip_suffix(" events")?.parse::<u64>().ok()).sum();
         assert!(lost > 0, "{transport}: a one-page buffer should overflow; printed {printed}");
         assert_eq!(printed + lost, EVENTS, "{transport}: printed {printed}, lost {lost}");
     }

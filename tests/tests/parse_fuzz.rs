@@ -109,9 +109,8 @@ const PIECES: &[&str] = &[
 fn pieces() -> impl Strategy<Value = String> {
     let piece = prop::sample::select(PIECES);
     let separator = prop::sample::select(&["", " ", "\n"][..]);
-    prop::collection::vec((piece, separator), 0..60).prop_map(|parts| {
-        parts.into_iter().flat_map(|(piece, separator)| [piece, separator]).collect()
-    })
+    prop::collection::vec((piece, separator), 0..60)
+        .prop_map(|parts| parts.into_iter().flat_map(|(piece, separator)| [piece, separator]).collect())
 }
 
 fn check(src: &str) {

@@ -17,19 +17,14 @@ fn render(src: &str) -> String {
             grammar::Severity::Warning => "warning",
         };
         let span = diagnostic.primary_span();
-        let _ = writeln!(
-            out,
-            "{severity}[{}] {}..{}: {}",
-            diagnostic.code, span.start, span.end, diagnostic.message
-        );
+        let _ = writeln!(out, "{severity}[{}] {}..{}: {}", diagnostic.code, span.start, span.end, diagnostic.message);
     }
     out
 }
 
 fn cases() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/parse");
-    let entries = std::fs::read_dir(&dir)
-        .unwrap_or_else(|error| panic!("cannot read {}: {error}", dir.display()));
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|error| panic!("cannot read {}: {error}", dir.display()));
     let mut cases: Vec<PathBuf> = entries
         .filter_map(|entry| entry.ok().map(|entry| entry.path()))
         .filter(|path| path.extension().is_some_and(|ext| ext == "rbt"))
@@ -65,8 +60,8 @@ fn parse_goldens() {
     assert!(!cases.is_empty(), "no .rbt files in tests/data/parse");
     let mut failures = Vec::new();
     for input in &cases {
-        let src = std::fs::read_to_string(input)
-            .unwrap_or_else(|error| panic!("cannot read {}: {error}", input.display()));
+        let src =
+            std::fs::read_to_string(input).unwrap_or_else(|error| panic!("cannot read {}: {error}", input.display()));
         let actual = render(&src);
         let expected_path = input.with_extension("out");
         let expected = std::fs::read_to_string(&expected_path).ok();
@@ -74,18 +69,14 @@ fn parse_goldens() {
             continue;
         }
         if bless {
-            std::fs::write(&expected_path, &actual).unwrap_or_else(|error| {
-                panic!("cannot write {}: {error}", expected_path.display())
-            });
+            std::fs::write(&expected_path, &actual)
+                .unwrap_or_else(|error| panic!("cannot write {}: {error}", expected_path.display()));
             eprintln!("blessed {}", expected_path.display());
             continue;
         }
         let name = input.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
         failures.push(match expected {
-            None => format!(
-                "{name}: no {} (run with RBT_BLESS=1 to record it)",
-                expected_path.display()
-            ),
+            None => format!("{name}: no {} (run with RBT_BLESS=1 to record it)", expected_path.display()),
             Some(expected) => format!("{name}: {}", describe_difference(&expected, &actual)),
         });
     }

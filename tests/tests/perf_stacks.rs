@@ -42,7 +42,8 @@ fn run_rbt(program: &str, command: &str, args: &[&str]) -> String {
 
 /// The line of the workload's source marked `// rbt-line: MARK`.
 fn marked_line(mark: &str) -> u32 {
-    let source = std::fs::read_to_string(tests::workspace().join("tests/src/bin/workload.rs")).expect("read the source");
+    let source =
+        std::fs::read_to_string(tests::workspace().join("tests/src/bin/workload.rs")).expect("read the source");
     let index = source.lines().position(|l| l.ends_with(&format!("// rbt-line: {mark}"))).expect("the mark exists");
     u32::try_from(index + 1).expect("small line number")
 }
@@ -74,8 +75,12 @@ fn perf_stacks_show_dwarf_lines_and_inlined_calls() {
     let binary = workload();
     let (src, bin) = (tests::workspace().join("tests/src/bin/workload.rs"), binary.display().to_string());
     let src = src.display();
-    let (outer, calls_step, step_calls_leaf, leaf) =
-        (marked_line("outer"), marked_line("outer calls inlined_step"), marked_line("inlined_step calls the leaf"), marked_line("leaf"));
+    let (outer, calls_step, step_calls_leaf, leaf) = (
+        marked_line("outer"),
+        marked_line("outer calls inlined_step"),
+        marked_line("inlined_step calls the leaf"),
+        marked_line("leaf"),
+    );
 
     let stdout = run_rbt(&script(&binary), &inline_command(&binary, 3), &[]);
     let (masked, addrs) = mask_addresses(&stdout);

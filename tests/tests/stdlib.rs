@@ -91,7 +91,9 @@ fn histogram_total(output: &str, map: &str) -> u64 {
         .lines()
         .skip(1)
         .take_while(|l| l.starts_with('[') || l.starts_with('('))
-        .filter_map(|l| l.split(')').nth(1).and_then(|rest| rest.split_whitespace().next()).and_then(|n| n.parse::<u64>().ok()))
+        .filter_map(|l| {
+            l.split(')').nth(1).and_then(|rest| rest.split_whitespace().next()).and_then(|n| n.parse::<u64>().ok())
+        })
         .sum()
 }
 
@@ -114,13 +116,18 @@ fn offwaketime_names_the_pipe_writer_as_the_waker() {
         .filter(|(k, _)| k.starts_with("rbt-workload, ") && k.contains("pipe_write") && k.contains("pipe_read"))
         .collect();
     let total: u64 = woken.iter().map(|(_, v)| v).sum();
-    assert!((90_000..=1_500_000).contains(&total), "blocked {total} us on the pipe, woken by the writer\n{}", out.stdout);
+    assert!(
+        (90_000..=1_500_000).contains(&total),
+        "blocked {total} us on the pipe, woken by the writer\n{}",
+        out.stdout
+    );
 }
 
 #[test]
 fn profile_is_dominated_by_a_spinning_loop() {
     let out = trace("profile", &["{pid}"], "spin 1000");
-    let samples: u64 = entries(&out.stdout, "@samples").iter().filter(|(k, _)| k.ends_with(", rbt-workload")).map(|(_, v)| v).sum();
+    let samples: u64 =
+        entries(&out.stdout, "@samples").iter().filter(|(k, _)| k.ends_with(", rbt-workload")).map(|(_, v)| v).sum();
     // 99 Hz for one second of spinning, less when the machine is busy.
     assert!((30..=110).contains(&samples), "{samples} samples of the spinning workload\n{}", out.stdout);
 }
@@ -152,7 +159,11 @@ fn syscount_counts_exactly() {
 #[test]
 fn opensnoop_shows_failures_and_descriptors() {
     let out = trace("opensnoop", &["{pid}"], "open /nonexistent-rbt-test 3 open /etc/hostname 2");
-    let failed = out.stdout.lines().filter(|l| l.contains("rbt-workload") && l.ends_with("  -1   2 /nonexistent-rbt-test")).count();
+    let failed = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains("rbt-workload") && l.ends_with("  -1   2 /nonexistent-rbt-test"))
+        .count();
     let opened = out.stdout.lines().filter(|l| l.contains("rbt-workload") && l.ends_with("   0 /etc/hostname")).count();
     assert_eq!((failed, opened), (3, 2), "{}", out.stdout);
 }
@@ -188,7 +199,8 @@ fn lockstat_futex_sees_a_contended_mutex() {
     let out = trace("lockstat_futex", &["{pid}"], "mutex 30 2000");
     let total = histogram_total(&out.stdout, "@wait_hist_ns");
     assert!(total >= 25, "{total} futex waits for 30 contended locks\n{}", out.stdout);
-    let waited: u64 = entries(&out.stdout, "@wait_ns").iter().filter(|(k, _)| k.ends_with(", rbt-workload")).map(|(_, v)| v).sum();
+    let waited: u64 =
+        entries(&out.stdout, "@wait_ns").iter().filter(|(k, _)| k.ends_with(", rbt-workload")).map(|(_, v)| v).sum();
     assert!(waited >= 25 * 1_000_000, "{waited} ns waited for 30 locks held 2 ms\n{}", out.stdout);
 }
 
@@ -219,11 +231,13 @@ fn offcputime_exports_a_flame_graph_and_a_profile_pprof_reads() {
     assert!(out.stderr.is_empty() || !out.stderr.contains("ERROR"), "{}", out.stderr);
     let svg_text = std::fs::read_to_string(&svg).expect("the flame graph was written");
     assert!(svg_text.starts_with("<?xml") && svg_text.contains("</svg>"), "not an SVG");
-    assert!(svg_text.contains("nanosleep") && svg_text.contains("rbt-workload"), "the naps are missing from the flame graph");
-    let top = Command::new("go")
-        .args(["tool", "pprof", "-top", &pprof_arg])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run `go tool pprof` ({e}); apt-get install -y golang-go (.ci/run installs it)"));
+    assert!(
+        svg_text.contains("nanosleep") && svg_text.contains("rbt-workload"),
+        "the naps are missing from the flame graph"
+    );
+    let top = Command::new("go").args(["tool", "pprof", "-top", &pprof_arg]).output().unwrap_or_else(|e| {
+        panic!("cannot run `go tool pprof` ({e}); apt-get install -y golang-go (.ci/run installs it)")
+    });
     let text = String::from_utf8_lossy(&top.stdout);
     assert!(top.status.success(), "go tool pprof failed: {}", String::from_utf8_lossy(&top.stderr));
     assert!(text.contains("Type: offcpu") && text.contains("nanosleep"), "{text}");

@@ -19,7 +19,10 @@ use std::process::Command;
 fn symbol_address(path: &Path, name: &str) -> u64 {
     let data = std::fs::read(path).expect("read the binary");
     let file = object::File::parse(&*data).expect("an ELF file");
-    file.symbols().find(|s| s.name() == Ok(name)).unwrap_or_else(|| panic!("{name} not in {}", path.display())).address()
+    file.symbols()
+        .find(|s| s.name() == Ok(name))
+        .unwrap_or_else(|| panic!("{name} not in {}", path.display()))
+        .address()
 }
 
 #[test]
@@ -43,7 +46,12 @@ fn an_address_at_a_function_start_is_that_function() {
     );
     assert_eq!(text(&out.stdout), expected, "stderr: {}", text(&out.stderr));
     let reference = bpftrace_run(&args);
-    assert_eq!(text(&out.stdout), text(&reference.stdout), "bpftrace 0.17 printed otherwise: {}", text(&reference.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        text(&reference.stdout),
+        "bpftrace 0.17 printed otherwise: {}",
+        text(&reference.stderr)
+    );
 }
 
 /// The second instruction of `rbt_workload_add`, from objdump: a boundary rbt cannot check.
@@ -84,7 +92,11 @@ fn an_address_inside_a_function_needs_unsafe() {
     let allowed = rbt_run(&["--unsafe", "-e", &program, "-c", &child]);
     assert!(allowed.status.success(), "with --unsafe: {}", text(&allowed.stderr));
     assert_eq!(text(&allowed.stdout), "Attaching 1 probe...\n\n\n@: 5\n");
-    assert!(text(&allowed.stderr).contains(&format!("unchecked uprobe: {path}:rbt_workload_add+")), "no warning: {}", text(&allowed.stderr));
+    assert!(
+        text(&allowed.stderr).contains(&format!("unchecked uprobe: {path}:rbt_workload_add+")),
+        "no warning: {}",
+        text(&allowed.stderr)
+    );
 }
 
 /// `tests/data/cxx/counter.cpp` compiled with g++ into a fresh directory of this test's own.
@@ -129,7 +141,12 @@ fn cxx_functions_by_demangled_name() {
         assert!(out.status.success(), "{program}: rbt failed: {}", text(&out.stderr));
         assert_eq!(text(&out.stdout), expected.replace("PATH", &path), "{program}: stderr {}", text(&out.stderr));
         let reference = bpftrace_run(&args);
-        assert_eq!(text(&out.stdout), text(&reference.stdout), "{program}: bpftrace printed otherwise: {}", text(&reference.stderr));
+        assert_eq!(
+            text(&out.stdout),
+            text(&reference.stdout),
+            "{program}: bpftrace printed otherwise: {}",
+            text(&reference.stderr)
+        );
     }
     // A demangled name that is no prefix matches nothing, as in bpftrace.
     let out = rbt_run(&["--dry-run", "-e", &format!("uprobe:{path}:\"Counter::add\" {{ @ = count(); }}")]);
@@ -141,7 +158,16 @@ fn cxx_functions_by_demangled_name() {
 fn cxx_functions_listed_as_bpftrace_lists_them() {
     let binary = cxx_target("list");
     let path = binary.display().to_string();
-    for pattern in ["*", "*add*", "\"rbt::Counter*\"", "\"rbt::Counter::add(int)\"", "\"*add(long)\"", "\"rbt::tw\"", "\"Counter::add\"", "_ZN3rbt5tw"] {
+    for pattern in [
+        "*",
+        "*add*",
+        "\"rbt::Counter*\"",
+        "\"rbt::Counter::add(int)\"",
+        "\"*add(long)\"",
+        "\"rbt::tw\"",
+        "\"Counter::add\"",
+        "_ZN3rbt5tw",
+    ] {
         let search = format!("uprobe:{path}:{pattern}");
         let ours = rbt_run(&["-l", &search]);
         let reference = bpftrace_run(&["-l", &search]);
@@ -157,7 +183,12 @@ fn libc_malloc_by_library_name_counts_exact_sizes() {
     let program = "uprobe:libc:malloc /pid == cpid && (arg0 == 1234 || arg0 == 4321)/ { @[arg0] = count(); }";
     let out = rbt_run(&["-e", program, "-c", &child]);
     assert!(out.status.success(), "rbt failed: {}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), "Attaching 1 probe...\n\n\n@[4321]: 3\n@[1234]: 7\n", "stderr: {}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "Attaching 1 probe...\n\n\n@[4321]: 3\n@[1234]: 7\n",
+        "stderr: {}",
+        text(&out.stderr)
+    );
 }
 
 /// A wildcard's uprobes that run the same code attach as one uprobe_multi link (Linux 6.6+):
@@ -179,11 +210,22 @@ fn uprobe_wildcards_attach_as_one_link() {
     assert!(out.status.success(), "rbt failed: {}", text(&out.stderr));
     let attaching = text(&out.stdout).lines().next().unwrap_or("").to_owned();
     assert!(attaching.starts_with("Attaching ") && attaching != "Attaching 2 probes...", "{attaching}");
-    assert!(text(&out.stdout).ends_with("\n\n\n@calls: 70\n@returns: 70\n"), "{}\nstderr: {}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        text(&out.stdout).ends_with("\n\n\n@calls: 70\n@returns: 70\n"),
+        "{}\nstderr: {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
 
     // -p: a second workload process calls the same functions and is not counted.
-    let mut other = Command::new(&workload).args(["nap", "400000", "1", "call", "9", "nap", "300000", "1"]).spawn().expect("workload");
-    let mut watched = Command::new(&workload).args(["nap", "400000", "1", "call", "11", "nap", "300000", "1"]).spawn().expect("workload");
+    let mut other = Command::new(&workload)
+        .args(["nap", "400000", "1", "call", "9", "nap", "300000", "1"])
+        .spawn()
+        .expect("workload");
+    let mut watched = Command::new(&workload)
+        .args(["nap", "400000", "1", "call", "11", "nap", "300000", "1"])
+        .spawn()
+        .expect("workload");
     let program = format!("uprobe:{path}:rbt_workload_* {{ @calls = count(); }}");
     let out = rbt_run(&["-p", &watched.id().to_string(), "-e", program.as_str()]);
     let _ = (other.wait(), watched.wait());

@@ -38,7 +38,12 @@ fn counts_and_arguments_match_bpftrace() {
     );
     assert_eq!(text(&out.stdout), expected, "stderr: {}", text(&out.stderr));
     let reference = bpftrace_run(&args);
-    assert_eq!(text(&out.stdout), text(&reference.stdout), "bpftrace 0.17 printed otherwise: {}", text(&reference.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        text(&reference.stdout),
+        "bpftrace 0.17 printed otherwise: {}",
+        text(&reference.stderr)
+    );
 }
 
 /// `-8@total(%rip)`: a global read relative to the probe's address, wherever the PIE is loaded

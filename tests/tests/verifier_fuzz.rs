@@ -46,7 +46,11 @@ fn run_one(source: &str, path: &std::path::Path) -> Outcome {
     // `rbt::stack-too-large`.
     let code = stderr
         .lines()
-        .find_map(|line| line.trim().strip_prefix("rbt::").filter(|c| !c.is_empty() && c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '-')))
+        .find_map(|line| {
+            line.trim()
+                .strip_prefix("rbt::")
+                .filter(|c| !c.is_empty() && c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '-'))
+        })
         .unwrap_or("");
     match out.status {
         None => Outcome::Bug(format!(
@@ -97,13 +101,24 @@ fn random_programs_load_or_are_refused_with_a_diagnostic() {
 
     let results = results.into_inner().expect("results lock");
     let loaded = results.iter().filter(|(_, o)| matches!(o, Outcome::Loaded)).count();
-    let mut refused: Vec<&str> = results.iter().filter_map(|(_, o)| if let Outcome::Refused(c) = o { Some(c.as_str()) } else { None }).collect();
+    let mut refused: Vec<&str> =
+        results.iter().filter_map(|(_, o)| if let Outcome::Refused(c) = o { Some(c.as_str()) } else { None }).collect();
     refused.sort_unstable();
     let bugs: Vec<String> = results
         .iter()
-        .filter_map(|(seed, o)| if let Outcome::Bug(why) = o { Some(format!("seed {seed} (target/verifier-fuzz/seed-{seed}.rbt): {why}")) } else { None })
+        .filter_map(|(seed, o)| {
+            if let Outcome::Bug(why) = o {
+                Some(format!("seed {seed} (target/verifier-fuzz/seed-{seed}.rbt): {why}"))
+            } else {
+                None
+            }
+        })
         .collect();
-    eprintln!("verifier fuzz: {programs} programs from seed {first}: {loaded} loaded, {} refused {refused:?}, {} bugs", refused.len(), bugs.len());
+    eprintln!(
+        "verifier fuzz: {programs} programs from seed {first}: {loaded} loaded, {} refused {refused:?}, {} bugs",
+        refused.len(),
+        bugs.len()
+    );
     assert!(bugs.is_empty(), "{} of {programs} programs hit compiler bugs:\n\n{}", bugs.len(), bugs.join("\n\n"));
     // The generator aims at valid programs; most must get through the checker or the hunt proves little.
     assert!(loaded * 4 >= results.len() * 3, "only {loaded} of {programs} programs loaded; refused: {refused:?}");

@@ -56,7 +56,11 @@ fn boot() -> Result<VmRun, String> {
         let path = guest_case(&mut guest, "vm", &case)?;
         guest.add_command(rbt_command(format!("vm.{name}"), &[], &path)?);
     }
-    guest.add_command(GuestCommand { name: "kprobes".into(), env: vec![], argv: vec!["sh".into(), "-c".into(), KPROBE_PROBE.into()] });
+    guest.add_command(GuestCommand {
+        name: "kprobes".into(),
+        env: vec![],
+        argv: vec!["sh".into(), "-c".into(), KPROBE_PROBE.into()],
+    });
     guest.add_command(GuestCommand {
         name: "kprobe_mid_instruction".into(),
         env: vec![],
@@ -88,7 +92,8 @@ fn guest_case(guest: &mut tests::vm::Guest, dir: &str, case: &Path) -> Result<St
 /// `rbt ARGS CASE` as the case's `// run:` header asks, with `{workload}` the guest's workload.
 fn rbt_command(name: String, env: &[(&str, &str)], guest_path: &str) -> Result<GuestCommand, String> {
     let host_path = workspace().join("tests/data").join(guest_path.trim_start_matches("/cases/"));
-    let source = std::fs::read_to_string(&host_path).map_err(|e| format!("cannot read {}: {e}", host_path.display()))?;
+    let source =
+        std::fs::read_to_string(&host_path).map_err(|e| format!("cannot read {}: {e}", host_path.display()))?;
     let mut argv = vec![GUEST_RBT.to_owned()];
     argv.extend(tests::case_args(&source, Path::new(GUEST_WORKLOAD)));
     argv.push(guest_path.to_owned());
@@ -123,7 +128,12 @@ fn check_run_cases(transport: &str) {
             }
         };
         if result.status != Some(0) {
-            failures.push(format!("{} ({transport}): rbt failed ({:?}):\n{}", case.display(), result.status, result.stderr_text()));
+            failures.push(format!(
+                "{} ({transport}): rbt failed ({:?}):\n{}",
+                case.display(),
+                result.status,
+                result.stderr_text()
+            ));
             continue;
         }
         let expected = std::fs::read(case.with_extension("out")).unwrap_or_default();
@@ -225,10 +235,21 @@ fn wildcard_times(run: &VmRun) -> WildcardTimes {
             .find_map(|l| l.strip_prefix(key)?.trim().parse().ok())
             .unwrap_or_else(|| panic!("no '{key}' in the output:\n{out}\nstderr:\n{}", result.stderr_text()))
     };
-    let probes = out.lines().find_map(|l| l.strip_prefix("Attaching ")?.strip_suffix(" probes...")?.parse::<u32>().ok());
-    assert!(value("status ") == 0.0 && probes.is_some_and(|n| n > 400), "output:\n{out}\nstderr:\n{}", result.stderr_text());
-    let (start, begin, output, end) = (value("start "), value("begin ") / 1000.0, value("output ") / 1000.0, value("end "));
-    let times = WildcardTimes { probes: probes.unwrap_or(0) - 2, attach: begin - start, detach: output - begin, exit: end - begin };
+    let probes =
+        out.lines().find_map(|l| l.strip_prefix("Attaching ")?.strip_suffix(" probes...")?.parse::<u32>().ok());
+    assert!(
+        value("status ") == 0.0 && probes.is_some_and(|n| n > 400),
+        "output:\n{out}\nstderr:\n{}",
+        result.stderr_text()
+    );
+    let (start, begin, output, end) =
+        (value("start "), value("begin ") / 1000.0, value("output ") / 1000.0, value("end "));
+    let times = WildcardTimes {
+        probes: probes.unwrap_or(0) - 2,
+        attach: begin - start,
+        detach: output - begin,
+        exit: end - begin,
+    };
     eprintln!(
         "kprobe wildcard on {}: {} probes attached in {:.2} s; END ran {:.2} s after exit(); rbt exited {:.2} s after exit()",
         run.kernel.display(),
@@ -251,7 +272,11 @@ fn kprobe_wildcard_attach_time() {
     guest.add_executable(GUEST_RBT, &rbt()).unwrap_or_else(|e| panic!("{e}"));
     guest.command_timeout = std::time::Duration::from_secs(500);
     guest.vm_timeout = std::time::Duration::from_secs(600);
-    guest.add_command(GuestCommand { name: "wildcard".into(), env: vec![], argv: vec!["sh".into(), "-c".into(), WILDCARD_SCRIPT.into()] });
+    guest.add_command(GuestCommand {
+        name: "wildcard".into(),
+        env: vec![],
+        argv: vec!["sh".into(), "-c".into(), WILDCARD_SCRIPT.into()],
+    });
     let run = vm.run(guest).unwrap_or_else(|e| panic!("{e}"));
     wildcard_times(&run);
 }
@@ -276,12 +301,26 @@ fn kprobe_multi_on_6_12() {
         env: vec![],
         argv: vec![GUEST_RBT.into(), "-c".into(), child, "-e".into(), counts.into()],
     });
-    guest.add_command(GuestCommand { name: "wildcard".into(), env: vec![], argv: vec!["sh".into(), "-c".into(), WILDCARD_SCRIPT.into()] });
+    guest.add_command(GuestCommand {
+        name: "wildcard".into(),
+        env: vec![],
+        argv: vec!["sh".into(), "-c".into(), WILDCARD_SCRIPT.into()],
+    });
     let run = vm.run(guest).unwrap_or_else(|e| panic!("{e}"));
     let counts = run.result("counts").unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(counts.stdout_text(), "Attaching 4 probes...\n\n\n@bytes: 846\n@calls: 8\n", "stderr: {}", counts.stderr_text());
+    assert_eq!(
+        counts.stdout_text(),
+        "Attaching 4 probes...\n\n\n@bytes: 846\n@calls: 8\n",
+        "stderr: {}",
+        counts.stderr_text()
+    );
     let times = wildcard_times(&run);
-    assert!(times.detach < 10.0, "{} kprobes took {:.1} s to detach: not one kprobe_multi link?", times.probes, times.detach);
+    assert!(
+        times.detach < 10.0,
+        "{} kprobes took {:.1} s to detach: not one kprobe_multi link?",
+        times.probes,
+        times.detach
+    );
 }
 
 /// Nothing rbt did in the guest made the kernel complain: no oops, BUG or WARNING on its console.
@@ -293,5 +332,9 @@ fn guest_kernel_logged_no_warnings() {
         .lines()
         .filter(|line| ["BUG:", "WARNING:", "Oops", "Kernel panic"].iter().any(|sign| line.contains(sign)))
         .collect();
-    assert!(complaints.is_empty(), "the 6.1 guest kernel complained:\n{}\n\nwhole console:\n{console}", complaints.join("\n"));
+    assert!(
+        complaints.is_empty(),
+        "the 6.1 guest kernel complained:\n{}\n\nwhole console:\n{console}",
+        complaints.join("\n")
+    );
 }

@@ -33,19 +33,13 @@ pub struct DisasmLine {
 /// one line, so line numbers and slot indices differ after it; use [`disassemble_lines`] to keep
 /// the indices.
 pub fn disassemble(insns: &[Insn]) -> Vec<String> {
-    disassemble_lines(insns, &|_| None)
-        .into_iter()
-        .map(|line| line.text)
-        .collect()
+    disassemble_lines(insns, &|_| None).into_iter().map(|line| line.text).collect()
 }
 
 /// Disassembles a program, naming maps: `map_name(index)` gets the slot index of a map load
 /// (`BPF_PSEUDO_MAP_FD`/`BPF_PSEUDO_MAP_VALUE`) and may return the text to print between the
 /// brackets of `map[...]`; with `None` the raw immediate is printed as `map_fd[imm]`.
-pub fn disassemble_lines(
-    insns: &[Insn],
-    map_name: &dyn Fn(usize) -> Option<String>,
-) -> Vec<DisasmLine> {
+pub fn disassemble_lines(insns: &[Insn], map_name: &dyn Fn(usize) -> Option<String>) -> Vec<DisasmLine> {
     let mut lines = Vec::with_capacity(insns.len());
     let mut index = 0;
     while let Some(insn) = insns.get(index) {
@@ -130,12 +124,7 @@ fn format_alu(insn: Insn) -> String {
             } else {
                 "le"
             };
-            format!(
-                "{} = {order}{} {}",
-                reg('r', insn.dst),
-                insn.imm,
-                reg('r', insn.dst)
-            )
+            format!("{} = {order}{} {}", reg('r', insn.dst), insn.imm, reg('r', insn.dst))
         }
         // `movsx`: a sign-extending move of the low `off` bits (v4 instruction set).
         BPF_MOV if from_reg && matches!(insn.off, 8 | 16 | 32) => {
@@ -158,29 +147,16 @@ fn format_load(insn: Insn) -> String {
     if insn.code & BPF_MODE_MASK != BPF_MEM {
         return unknown(insn);
     }
-    format!(
-        "r{} = *({} *)(r{} {:+})",
-        insn.dst,
-        size_name(insn.code),
-        insn.src,
-        insn.off
-    )
+    format!("r{} = *({} *)(r{} {:+})", insn.dst, size_name(insn.code), insn.src, insn.off)
 }
 
 fn format_store(insn: Insn) -> String {
-    let place = format!(
-        "*({} *)(r{} {:+})",
-        size_name(insn.code),
-        insn.dst,
-        insn.off
-    );
+    let place = format!("*({} *)(r{} {:+})", size_name(insn.code), insn.dst, insn.off);
     match (insn.class(), insn.code & BPF_MODE_MASK) {
         (BPF_ST, BPF_MEM) => format!("{place} = {}", insn.imm),
         (BPF_STX, BPF_MEM) => format!("{place} = r{}", insn.src),
         (BPF_STX, BPF_ATOMIC) if insn.imm & BPF_FETCH == 0 => {
-            let op = u8::try_from(insn.imm)
-                .ok()
-                .filter(|op| matches!(*op, BPF_ADD | BPF_AND | BPF_OR | BPF_XOR));
+            let op = u8::try_from(insn.imm).ok().filter(|op| matches!(*op, BPF_ADD | BPF_AND | BPF_OR | BPF_XOR));
             match op.and_then(|op| alu_operator(op, false)) {
                 Some(operator) => format!("lock {place} {operator} r{}", insn.src),
                 None => unknown(insn),
@@ -235,11 +211,7 @@ fn format_jump(insn: Insn) -> String {
                 // The kernel prints the immediate as unsigned 32-bit hex; the cast is intended.
                 format!("{:#x}", insn.imm as u32)
             };
-            format!(
-                "if {} {operator} {rhs} goto pc{:+}",
-                reg(prefix, insn.dst),
-                insn.off
-            )
+            format!("if {} {operator} {rhs} goto pc{:+}", reg(prefix, insn.dst), insn.off)
         }
     }
 }
@@ -275,16 +247,10 @@ mod tests {
         assert_eq!(one(Insn::mov64_reg(Reg::R1, Reg::R6)), "r1 = r6");
         assert_eq!(one(Insn::mov64_imm(Reg::R2, 5)), "r2 = 5");
         assert_eq!(one(Insn::alu64_imm(AluOp::Add, Reg::R1, -8)), "r1 += -8");
-        assert_eq!(
-            one(Insn::alu64_reg(AluOp::Mul, Reg::R3, Reg::R4)),
-            "r3 *= r4"
-        );
+        assert_eq!(one(Insn::alu64_reg(AluOp::Mul, Reg::R3, Reg::R4)), "r3 *= r4");
         assert_eq!(one(Insn::alu64_imm(AluOp::Arsh, Reg::R1, 3)), "r1 s>>= 3");
         assert_eq!(one(Insn::alu64_imm(AluOp::Lsh, Reg::R1, 32)), "r1 <<= 32");
-        assert_eq!(
-            one(Insn::alu64_reg(AluOp::Mod, Reg::R1, Reg::R2)),
-            "r1 %= r2"
-        );
+        assert_eq!(one(Insn::alu64_reg(AluOp::Mod, Reg::R1, Reg::R2)), "r1 %= r2");
         assert_eq!(one(Insn::neg64(Reg::R1)), "r1 = -r1");
     }
 
@@ -293,10 +259,7 @@ mod tests {
         assert_eq!(one(Insn::mov32_reg(Reg::R1, Reg::R2)), "w1 = w2");
         assert_eq!(one(Insn::mov32_imm(Reg::R1, -1)), "w1 = -1");
         assert_eq!(one(Insn::alu32_imm(AluOp::And, Reg::R1, 255)), "w1 &= 255");
-        assert_eq!(
-            one(Insn::alu32_reg(AluOp::Div, Reg::R1, Reg::R2)),
-            "w1 /= w2"
-        );
+        assert_eq!(one(Insn::alu32_reg(AluOp::Div, Reg::R1, Reg::R2)), "w1 /= w2");
         assert_eq!(one(Insn::neg32(Reg::R5)), "w5 = -w5");
     }
 
@@ -326,31 +289,13 @@ mod tests {
 
     #[test]
     fn jumps_calls_and_exit() {
-        assert_eq!(
-            one(Insn::jmp_imm(JmpOp::Eq, Reg::R0, 0, 3)),
-            "if r0 == 0x0 goto pc+3"
-        );
-        assert_eq!(
-            one(Insn::jmp_reg(JmpOp::Sgt, Reg::R1, Reg::R2, -5)),
-            "if r1 s> r2 goto pc-5"
-        );
-        assert_eq!(
-            one(Insn::jmp_imm(JmpOp::Sle, Reg::R1, -1, 0)),
-            "if r1 s<= 0xffffffff goto pc+0"
-        );
-        assert_eq!(
-            one(Insn::jmp32_imm(JmpOp::Set, Reg::R4, 16, 1)),
-            "if w4 & 0x10 goto pc+1"
-        );
-        assert_eq!(
-            one(Insn::jmp32_reg(JmpOp::Lt, Reg::R4, Reg::R5, 2)),
-            "if w4 < w5 goto pc+2"
-        );
+        assert_eq!(one(Insn::jmp_imm(JmpOp::Eq, Reg::R0, 0, 3)), "if r0 == 0x0 goto pc+3");
+        assert_eq!(one(Insn::jmp_reg(JmpOp::Sgt, Reg::R1, Reg::R2, -5)), "if r1 s> r2 goto pc-5");
+        assert_eq!(one(Insn::jmp_imm(JmpOp::Sle, Reg::R1, -1, 0)), "if r1 s<= 0xffffffff goto pc+0");
+        assert_eq!(one(Insn::jmp32_imm(JmpOp::Set, Reg::R4, 16, 1)), "if w4 & 0x10 goto pc+1");
+        assert_eq!(one(Insn::jmp32_reg(JmpOp::Lt, Reg::R4, Reg::R5, 2)), "if w4 < w5 goto pc+2");
         assert_eq!(one(Insn::ja(2)), "goto pc+2");
-        assert_eq!(
-            one(Insn::call_helper(Helper::MapLookupElem)),
-            "call bpf_map_lookup_elem#1"
-        );
+        assert_eq!(one(Insn::call_helper(Helper::MapLookupElem)), "call bpf_map_lookup_elem#1");
         assert_eq!(one(Insn::new(0x85, 0, 0, 0, 9999)), "call unknown#9999");
         assert_eq!(one(Insn::exit()), "exit");
     }
@@ -361,22 +306,11 @@ mod tests {
         program.extend(Insn::ld_imm64(Reg::R1, 0x1234));
         program.extend(Insn::ld_map_fd(Reg::R2));
         program.push(Insn::exit());
-        assert_eq!(
-            disassemble(&program),
-            ["r1 = 0x1234 ll", "r2 = map_fd[0]", "exit"]
-        );
+        assert_eq!(disassemble(&program), ["r1 = 0x1234 ll", "r2 = map_fd[0]", "exit"]);
 
-        let named = disassemble_lines(&program, &|index| {
-            (index == 2).then(|| "@counts".to_owned())
-        });
-        let indexed: Vec<_> = named
-            .iter()
-            .map(|line| (line.index, line.text.as_str()))
-            .collect();
-        assert_eq!(
-            indexed,
-            [(0, "r1 = 0x1234 ll"), (2, "r2 = map[@counts]"), (4, "exit")]
-        );
+        let named = disassemble_lines(&program, &|index| (index == 2).then(|| "@counts".to_owned()));
+        let indexed: Vec<_> = named.iter().map(|line| (line.index, line.text.as_str())).collect();
+        assert_eq!(indexed, [(0, "r1 = 0x1234 ll"), (2, "r2 = map[@counts]"), (4, "exit")]);
 
         let all_ones = disassemble(&Insn::ld_imm64(Reg::R0, u64::MAX));
         assert_eq!(all_ones, ["r0 = 0xffffffffffffffff ll"]);
@@ -385,10 +319,7 @@ mod tests {
     #[test]
     fn malformed_input_is_reported_not_panicked_on() {
         let [low, _] = Insn::ld_imm64(Reg::R1, 7);
-        assert_eq!(
-            disassemble(&[low]),
-            ["invalid ld_imm64: missing second slot"]
-        );
+        assert_eq!(disassemble(&[low]), ["invalid ld_imm64: missing second slot"]);
         assert_eq!(one(Insn::new(0xff, 0, 0, 0, 0)), "unknown insn code 0xff");
         let map_value = Insn::new(LD_IMM64_CODE, 1, BPF_PSEUDO_MAP_VALUE, 0, 3);
         let text = disassemble(&[map_value, Insn::new(0, 0, 0, 0, 16)]);

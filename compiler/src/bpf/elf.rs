@@ -30,8 +30,7 @@ use std::fmt;
 
 use object::write::{Object, Relocation, SectionId, Symbol, SymbolId, SymbolSection};
 use object::{
-    elf, Architecture, BinaryFormat, Endianness, RelocationFlags, SectionKind, SymbolFlags,
-    SymbolKind, SymbolScope,
+    elf, Architecture, BinaryFormat, Endianness, RelocationFlags, SectionKind, SymbolFlags, SymbolKind, SymbolScope,
 };
 
 use super::insn::{encode, Insn, INSN_SIZE};
@@ -41,9 +40,8 @@ use super::insn::{encode, Insn, INSN_SIZE};
 pub const MAP_DEF_SIZE: usize = 28;
 
 /// Section prefixes aya-obj interprets by name, which a program section must therefore not use.
-const RESERVED_SECTION_PREFIXES: [&str; 10] = [
-    "maps", ".maps", "license", "version", ".text", ".data", ".rodata", ".bss", ".BTF", ".rel",
-];
+const RESERVED_SECTION_PREFIXES: [&str; 10] =
+    ["maps", ".maps", "license", "version", ".text", ".data", ".rodata", ".bss", ".BTF", ".rel"];
 
 /// A legacy map definition, one entry of the `maps` section.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,10 +103,9 @@ pub enum ElfError {
 impl fmt::Display for ElfError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ElfError::InvalidName { name } => write!(
-                f,
-                "invalid BPF object name {name:?}: names need one or more of A-Z, a-z, 0-9, '_' and '.'"
-            ),
+            ElfError::InvalidName { name } => {
+                write!(f, "invalid BPF object name {name:?}: names need one or more of A-Z, a-z, 0-9, '_' and '.'")
+            }
             ElfError::DuplicateName { name } => {
                 write!(f, "two programs or maps are both named {name:?}")
             }
@@ -121,10 +118,9 @@ impl fmt::Display for ElfError {
             ElfError::UnknownMap { program, map } => {
                 write!(f, "program {program:?} refers to unknown map {map:?}")
             }
-            ElfError::BadRelocation { program, insn_index } => write!(
-                f,
-                "map relocation in program {program:?} at instruction {insn_index} is not on an ld_imm64"
-            ),
+            ElfError::BadRelocation { program, insn_index } => {
+                write!(f, "map relocation in program {program:?} at instruction {insn_index} is not on an ld_imm64")
+            }
             ElfError::InvalidLicense => write!(f, "the license string contains a NUL byte"),
             ElfError::Write { message } => write!(f, "cannot write the ELF object: {message}"),
         }
@@ -135,9 +131,7 @@ impl std::error::Error for ElfError {}
 
 impl From<object::write::Error> for ElfError {
     fn from(error: object::write::Error) -> ElfError {
-        ElfError::Write {
-            message: error.to_string(),
-        }
+        ElfError::Write { message: error.to_string() }
     }
 }
 
@@ -150,19 +144,11 @@ impl From<object::write::Error> for ElfError {
 /// An [`ElfError`] naming the first program or map that aya or the kernel would reject: a bad or
 /// duplicate name, an empty program, a reserved section name, or a relocation that does not point
 /// at an `ld_imm64` of a known map.
-pub fn write_object(
-    programs: &[ObjectProgram],
-    maps: &[ObjectMap],
-    license: &str,
-) -> Result<Vec<u8>, ElfError> {
+pub fn write_object(programs: &[ObjectProgram], maps: &[ObjectMap], license: &str) -> Result<Vec<u8>, ElfError> {
     validate(programs, maps, license)?;
     let mut object = Object::new(BinaryFormat::Elf, Architecture::Bpf, Endianness::Little);
 
-    let map_symbols = if maps.is_empty() {
-        Vec::new()
-    } else {
-        add_maps(&mut object, maps)
-    };
+    let map_symbols = if maps.is_empty() { Vec::new() } else { add_maps(&mut object, maps) };
     for program in programs {
         add_program(&mut object, program, maps, &map_symbols)?;
     }
@@ -182,10 +168,7 @@ fn validate(programs: &[ObjectProgram], maps: &[ObjectMap], license: &str) -> Re
         return Err(ElfError::InvalidLicense);
     }
     let mut names = HashSet::new();
-    let all_names = programs
-        .iter()
-        .map(|program| &program.name)
-        .chain(maps.iter().map(|map| &map.name));
+    let all_names = programs.iter().map(|program| &program.name).chain(maps.iter().map(|map| &map.name));
     for name in all_names {
         if !is_valid_name(name) {
             return Err(ElfError::InvalidName { name: name.clone() });
@@ -202,34 +185,21 @@ fn validate(programs: &[ObjectProgram], maps: &[ObjectMap], license: &str) -> Re
 
 fn validate_program(program: &ObjectProgram, maps: &[ObjectMap]) -> Result<(), ElfError> {
     if program.insns.is_empty() {
-        return Err(ElfError::EmptyProgram {
-            program: program.name.clone(),
-        });
+        return Err(ElfError::EmptyProgram { program: program.name.clone() });
     }
     let section = program.section.as_str();
-    let reserved = RESERVED_SECTION_PREFIXES
-        .iter()
-        .any(|prefix| section.starts_with(prefix));
+    let reserved = RESERVED_SECTION_PREFIXES.iter().any(|prefix| section.starts_with(prefix));
     if section.is_empty() || section.contains('\0') || reserved {
-        return Err(ElfError::InvalidSection {
-            program: program.name.clone(),
-            section: program.section.clone(),
-        });
+        return Err(ElfError::InvalidSection { program: program.name.clone(), section: program.section.clone() });
     }
     for reloc in &program.map_relocs {
         if !maps.iter().any(|map| map.name == reloc.map_name) {
-            return Err(ElfError::UnknownMap {
-                program: program.name.clone(),
-                map: reloc.map_name.clone(),
-            });
+            return Err(ElfError::UnknownMap { program: program.name.clone(), map: reloc.map_name.clone() });
         }
         let first = program.insns.get(reloc.insn_index);
         let complete = reloc.insn_index + 1 < program.insns.len();
         if !complete || !first.is_some_and(|insn| insn.is_ld_imm64()) {
-            return Err(ElfError::BadRelocation {
-                program: program.name.clone(),
-                insn_index: reloc.insn_index,
-            });
+            return Err(ElfError::BadRelocation { program: program.name.clone(), insn_index: reloc.insn_index });
         }
     }
     Ok(())
@@ -238,10 +208,7 @@ fn validate_program(program: &ObjectProgram, maps: &[ObjectMap]) -> Result<(), E
 /// Whether the kernel accepts `name` as a map or program name (`bpf_obj_name_cpy` allows only
 /// alphanumerics, `_` and `.`); aya cuts names to the kernel's 15 bytes itself.
 fn is_valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'.')
+    !name.is_empty() && name.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'.')
 }
 
 /// Adds the `maps` section with one definition and one global object symbol per map, returning
@@ -253,15 +220,7 @@ fn add_maps(object: &mut Object<'_>, maps: &[ObjectMap]) -> Vec<SymbolId> {
     for map in maps {
         let offset = data.len() as u64;
         // `id` and `pinning` stay 0: no inner-map id, and no pinning (aya's `PinningType::None`).
-        let fields = [
-            map.map_type,
-            map.key_size,
-            map.value_size,
-            map.max_entries,
-            map.flags,
-            0,
-            0,
-        ];
+        let fields = [map.map_type, map.key_size, map.value_size, map.max_entries, map.flags, 0, 0];
         data.extend(fields.iter().flat_map(|field| field.to_le_bytes()));
         symbols.push(object.add_symbol(Symbol {
             name: map.name.as_bytes().to_vec(),
@@ -285,11 +244,7 @@ fn add_program(
     maps: &[ObjectMap],
     map_symbols: &[SymbolId],
 ) -> Result<(), ElfError> {
-    let section: SectionId = object.add_section(
-        Vec::new(),
-        program.section.as_bytes().to_vec(),
-        SectionKind::Text,
-    );
+    let section: SectionId = object.add_section(Vec::new(), program.section.as_bytes().to_vec(), SectionKind::Text);
     let code = encode(&program.insns);
     let size = code.len() as u64;
     object.set_section_data(section, code, INSN_SIZE as u64);
@@ -308,19 +263,14 @@ fn add_program(
             .iter()
             .position(|map| map.name == reloc.map_name)
             .and_then(|index| map_symbols.get(index))
-            .ok_or_else(|| ElfError::UnknownMap {
-                program: program.name.clone(),
-                map: reloc.map_name.clone(),
-            })?;
+            .ok_or_else(|| ElfError::UnknownMap { program: program.name.clone(), map: reloc.map_name.clone() })?;
         object.add_relocation(
             section,
             Relocation {
                 offset: (reloc.insn_index * INSN_SIZE) as u64,
                 symbol: *symbol,
                 addend: 0,
-                flags: RelocationFlags::Elf {
-                    r_type: elf::R_BPF_64_64,
-                },
+                flags: RelocationFlags::Elf { r_type: elf::R_BPF_64_64 },
             },
         )?;
     }

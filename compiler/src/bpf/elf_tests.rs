@@ -35,14 +35,8 @@ fn tracepoint_program() -> ObjectProgram {
         section: "tracepoint/syscalls/sys_enter_getppid".to_owned(),
         insns,
         map_relocs: vec![
-            MapReloc {
-                insn_index: counts_load,
-                map_name: "AT_counts".to_owned(),
-            },
-            MapReloc {
-                insn_index: scratch_load,
-                map_name: "scratch".to_owned(),
-            },
+            MapReloc { insn_index: counts_load, map_name: "AT_counts".to_owned() },
+            MapReloc { insn_index: scratch_load, map_name: "scratch".to_owned() },
         ],
     }
 }
@@ -64,10 +58,7 @@ fn perf_event_program() -> ObjectProgram {
         name: "on_cpu_clock".to_owned(),
         section: "perf_event".to_owned(),
         insns,
-        map_relocs: vec![MapReloc {
-            insn_index: 1,
-            map_name: "ringbuf".to_owned(),
-        }],
+        map_relocs: vec![MapReloc { insn_index: 1, map_name: "ringbuf".to_owned() }],
     }
 }
 
@@ -119,19 +110,13 @@ fn aya_obj_finds_the_programs_and_their_instructions() {
     let tracepoint = &object.programs["on_getppid"];
     assert!(matches!(tracepoint.section, ProgramSection::TracePoint));
     let function = &object.functions[&tracepoint.function_key()];
-    assert_eq!(
-        function.instructions.len(),
-        tracepoint_program().insns.len()
-    );
+    assert_eq!(function.instructions.len(), tracepoint_program().insns.len());
     assert_eq!(function.name, "on_getppid");
 
     let perf_event = &object.programs["on_cpu_clock"];
     assert!(matches!(perf_event.section, ProgramSection::PerfEvent));
     let function = &object.functions[&perf_event.function_key()];
-    assert_eq!(
-        function.instructions.len(),
-        perf_event_program().insns.len()
-    );
+    assert_eq!(function.instructions.len(), perf_event_program().insns.len());
     let last = function.instructions[function.instructions.len() - 1];
     assert_eq!(last.code, Insn::exit().code);
 }
@@ -158,20 +143,11 @@ fn aya_obj_reads_every_map_definition() {
 #[test]
 fn relocation_patches_the_right_ld_imm64() {
     let mut object = parse(&test_object());
-    let fds: HashMap<&str, i32> = [("AT_counts", 100), ("scratch", 101), ("ringbuf", 102)]
-        .into_iter()
-        .collect();
-    let maps: Vec<(String, Map)> = object
-        .maps
-        .iter()
-        .map(|(name, map)| (name.clone(), map.clone()))
-        .collect();
+    let fds: HashMap<&str, i32> = [("AT_counts", 100), ("scratch", 101), ("ringbuf", 102)].into_iter().collect();
+    let maps: Vec<(String, Map)> = object.maps.iter().map(|(name, map)| (name.clone(), map.clone())).collect();
     let text_sections: HashSet<usize> = object.functions.keys().map(|key| key.0).collect();
-    let relocated = object.relocate_maps(
-        maps.iter()
-            .map(|(name, map)| (name.as_str(), fds[name.as_str()], map)),
-        &text_sections,
-    );
+    let relocated =
+        object.relocate_maps(maps.iter().map(|(name, map)| (name.as_str(), fds[name.as_str()], map)), &text_sections);
     relocated.unwrap_or_else(|error| panic!("relocation failed: {error:?}"));
 
     let tracepoint = &object.programs["on_getppid"];
@@ -202,10 +178,7 @@ fn programs_may_share_a_section_name_and_objects_may_have_no_maps() {
     let object = parse(&bytes.unwrap_or_else(|error| panic!("{error}")));
     assert_eq!(object.programs.len(), 2);
     assert!(object.maps.is_empty());
-    assert!(matches!(
-        object.programs["second"].section,
-        ProgramSection::KProbe
-    ));
+    assert!(matches!(object.programs["second"].section, ProgramSection::KProbe));
     assert_eq!(object.license.to_str().ok(), Some("Dual MIT/GPL"));
 }
 
@@ -213,57 +186,37 @@ fn programs_may_share_a_section_name_and_objects_may_have_no_maps() {
 fn rejects_what_aya_or_the_kernel_would_reject() {
     let maps = test_maps();
     let mut program = tracepoint_program();
-    let error =
-        |programs: &[ObjectProgram], maps: &[ObjectMap]| write_object(programs, maps, "GPL").err();
+    let error = |programs: &[ObjectProgram], maps: &[ObjectMap]| write_object(programs, maps, "GPL").err();
 
     program.name = "@counts".to_owned();
-    let invalid = ElfError::InvalidName {
-        name: "@counts".to_owned(),
-    };
+    let invalid = ElfError::InvalidName { name: "@counts".to_owned() };
     assert_eq!(error(&[program.clone()], &maps), Some(invalid));
 
     program.name = "AT_counts".to_owned();
-    let duplicate = ElfError::DuplicateName {
-        name: "AT_counts".to_owned(),
-    };
+    let duplicate = ElfError::DuplicateName { name: "AT_counts".to_owned() };
     assert_eq!(error(&[program.clone()], &maps), Some(duplicate));
 
     program.name = "ok".to_owned();
     program.map_relocs[0].insn_index = 0;
-    let bad = ElfError::BadRelocation {
-        program: "ok".to_owned(),
-        insn_index: 0,
-    };
+    let bad = ElfError::BadRelocation { program: "ok".to_owned(), insn_index: 0 };
     assert_eq!(error(&[program.clone()], &maps), Some(bad));
 
-    let unknown = ElfError::UnknownMap {
-        program: "ok".to_owned(),
-        map: "AT_counts".to_owned(),
-    };
+    let unknown = ElfError::UnknownMap { program: "ok".to_owned(), map: "AT_counts".to_owned() };
     assert_eq!(error(&[tracepoint_with_name("ok")], &[]), Some(unknown));
 
     let mut reserved = tracepoint_with_name("ok");
     reserved.section = "maps".to_owned();
-    assert!(matches!(
-        error(&[reserved], &maps),
-        Some(ElfError::InvalidSection { .. })
-    ));
+    assert!(matches!(error(&[reserved], &maps), Some(ElfError::InvalidSection { .. })));
 
     let mut empty = tracepoint_with_name("ok");
     empty.insns.clear();
     empty.map_relocs.clear();
-    assert!(matches!(
-        error(&[empty], &maps),
-        Some(ElfError::EmptyProgram { .. })
-    ));
+    assert!(matches!(error(&[empty], &maps), Some(ElfError::EmptyProgram { .. })));
 
     let license = write_object(&[], &maps, "G\0PL").err();
     assert_eq!(license, Some(ElfError::InvalidLicense));
 }
 
 fn tracepoint_with_name(name: &str) -> ObjectProgram {
-    ObjectProgram {
-        name: name.to_owned(),
-        ..tracepoint_program()
-    }
+    ObjectProgram { name: name.to_owned(), ..tracepoint_program() }
 }

@@ -164,9 +164,7 @@ mod tests {
         for helper in Helper::ALL {
             assert_eq!(Helper::from_id(helper.id()), Some(*helper));
         }
-        assert!(Helper::ALL
-            .windows(2)
-            .all(|pair| pair[0].id() < pair[1].id()));
+        assert!(Helper::ALL.windows(2).all(|pair| pair[0].id() < pair[1].id()));
         assert_eq!(Helper::from_id(0), None);
         assert_eq!(Helper::from_id(10_000), None);
     }

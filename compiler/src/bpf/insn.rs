@@ -35,19 +35,8 @@ impl Reg {
     pub const FP: Reg = Reg::R10;
 
     /// Every register in index order.
-    pub const ALL: [Reg; 11] = [
-        Reg::R0,
-        Reg::R1,
-        Reg::R2,
-        Reg::R3,
-        Reg::R4,
-        Reg::R5,
-        Reg::R6,
-        Reg::R7,
-        Reg::R8,
-        Reg::R9,
-        Reg::R10,
-    ];
+    pub const ALL: [Reg; 11] =
+        [Reg::R0, Reg::R1, Reg::R2, Reg::R3, Reg::R4, Reg::R5, Reg::R6, Reg::R7, Reg::R8, Reg::R9, Reg::R10];
 
     /// The register number as it appears in an instruction's `dst`/`src` nibble.
     pub const fn index(self) -> u8 {
@@ -73,29 +62,14 @@ pub struct Insn {
 impl Insn {
     /// An instruction from its raw fields.
     pub const fn new(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
-        Insn {
-            code,
-            dst,
-            src,
-            off,
-            imm,
-        }
+        Insn { code, dst, src, off, imm }
     }
 
     /// The little-endian encoding: `dst` in the low nibble of byte 1, `src` in the high nibble.
     pub fn to_bytes(self) -> [u8; 8] {
         let off = self.off.to_le_bytes();
         let imm = self.imm.to_le_bytes();
-        [
-            self.code,
-            (self.src << 4) | (self.dst & 0x0f),
-            off[0],
-            off[1],
-            imm[0],
-            imm[1],
-            imm[2],
-            imm[3],
-        ]
+        [self.code, (self.src << 4) | (self.dst & 0x0f), off[0], off[1], imm[0], imm[1], imm[2], imm[3]]
     }
 
     /// Decodes one little-endian instruction slot.
@@ -147,13 +121,7 @@ impl Insn {
 
     /// `dst op= src` on 64 bits.
     pub const fn alu64_reg(op: AluOp, dst: Reg, src: Reg) -> Insn {
-        Insn::new(
-            BPF_ALU64 | op.code() | BPF_X,
-            dst.index(),
-            src.index(),
-            0,
-            0,
-        )
+        Insn::new(BPF_ALU64 | op.code() | BPF_X, dst.index(), src.index(), 0, 0)
     }
 
     /// `w_dst op= imm` on 32 bits; the result is zero-extended into `dst`.
@@ -190,42 +158,24 @@ impl Insn {
         // The casts split the constant into its two 32-bit halves; truncation is intended.
         let low = value as u32 as i32;
         let high = (value >> 32) as u32 as i32;
-        [
-            Insn::new(LD_IMM64_CODE, dst.index(), 0, 0, low),
-            Insn::new(0, 0, 0, 0, high),
-        ]
+        [Insn::new(LD_IMM64_CODE, dst.index(), 0, 0, low), Insn::new(0, 0, 0, 0, high)]
     }
 
     /// `dst = <map>`: loads a map reference for helpers such as `bpf_map_lookup_elem`. The
     /// immediate stays 0; the ELF relocation emitted for it ([`super::elf::MapReloc`]) tells the
     /// loader which map's file descriptor to patch in.
     pub const fn ld_map_fd(dst: Reg) -> [Insn; 2] {
-        [
-            Insn::new(LD_IMM64_CODE, dst.index(), BPF_PSEUDO_MAP_FD, 0, 0),
-            Insn::new(0, 0, 0, 0, 0),
-        ]
+        [Insn::new(LD_IMM64_CODE, dst.index(), BPF_PSEUDO_MAP_FD, 0, 0), Insn::new(0, 0, 0, 0, 0)]
     }
 
     /// `dst = *(size *)(src + off)`; loads narrower than 8 bytes zero-extend.
     pub const fn ldx_mem(size: Size, dst: Reg, src: Reg, off: i16) -> Insn {
-        Insn::new(
-            BPF_LDX | BPF_MEM | size.code(),
-            dst.index(),
-            src.index(),
-            off,
-            0,
-        )
+        Insn::new(BPF_LDX | BPF_MEM | size.code(), dst.index(), src.index(), off, 0)
     }
 
     /// `*(size *)(dst + off) = src`.
     pub const fn stx_mem(size: Size, dst: Reg, src: Reg, off: i16) -> Insn {
-        Insn::new(
-            BPF_STX | BPF_MEM | size.code(),
-            dst.index(),
-            src.index(),
-            off,
-            0,
-        )
+        Insn::new(BPF_STX | BPF_MEM | size.code(), dst.index(), src.index(), off, 0)
     }
 
     /// `*(size *)(dst + off) = imm`.
@@ -237,13 +187,7 @@ impl Insn {
     /// kernel accepts it only for `Size::W` and `Size::DW` (the old `BPF_XADD`, in every kernel
     /// with eBPF).
     pub const fn atomic_add(size: Size, dst: Reg, src: Reg, off: i16) -> Insn {
-        Insn::new(
-            BPF_STX | BPF_ATOMIC | size.code(),
-            dst.index(),
-            src.index(),
-            off,
-            0,
-        )
+        Insn::new(BPF_STX | BPF_ATOMIC | size.code(), dst.index(), src.index(), off, 0)
     }
 
     /// `if dst op imm goto pc+off` comparing all 64 bits (`imm` is sign-extended).
@@ -254,13 +198,7 @@ impl Insn {
 
     /// `if dst op src goto pc+off` comparing all 64 bits.
     pub const fn jmp_reg(op: JmpOp, dst: Reg, src: Reg, off: i16) -> Insn {
-        Insn::new(
-            BPF_JMP | op.code() | BPF_X,
-            dst.index(),
-            src.index(),
-            off,
-            0,
-        )
+        Insn::new(BPF_JMP | op.code() | BPF_X, dst.index(), src.index(), off, 0)
     }
 
     /// `if w_dst op imm goto pc+off` comparing the low 32 bits (Linux 5.1+).
@@ -270,13 +208,7 @@ impl Insn {
 
     /// `if w_dst op w_src goto pc+off` comparing the low 32 bits (Linux 5.1+).
     pub const fn jmp32_reg(op: JmpOp, dst: Reg, src: Reg, off: i16) -> Insn {
-        Insn::new(
-            BPF_JMP32 | op.code() | BPF_X,
-            dst.index(),
-            src.index(),
-            off,
-            0,
-        )
+        Insn::new(BPF_JMP32 | op.code() | BPF_X, dst.index(), src.index(), off, 0)
     }
 
     /// `goto pc+off`.
@@ -306,9 +238,7 @@ pub fn decode(bytes: &[u8]) -> Option<Vec<Insn>> {
     if !chunks.remainder().is_empty() {
         return None;
     }
-    chunks
-        .map(|chunk| chunk.try_into().ok().map(Insn::from_bytes))
-        .collect()
+    chunks.map(|chunk| chunk.try_into().ok().map(Insn::from_bytes)).collect()
 }
 
 #[cfg(test)]
@@ -318,10 +248,7 @@ mod tests {
     #[test]
     fn encodes_registers_in_nibbles_and_fields_little_endian() {
         let insn = Insn::new(0x63, 10, 1, -4, 0x1234_5678);
-        assert_eq!(
-            insn.to_bytes(),
-            [0x63, 0x1a, 0xfc, 0xff, 0x78, 0x56, 0x34, 0x12]
-        );
+        assert_eq!(insn.to_bytes(), [0x63, 0x1a, 0xfc, 0xff, 0x78, 0x56, 0x34, 0x12]);
         assert_eq!(Insn::from_bytes(insn.to_bytes()), insn);
     }
 
@@ -368,10 +295,7 @@ mod tests {
         assert_eq!(Insn::alu64_imm(AluOp::Add, Reg::R1, 1).code, 0x07);
         assert_eq!(Insn::alu64_reg(AluOp::Div, Reg::R1, Reg::R2).code, 0x3f);
         assert_eq!(Insn::neg64(Reg::R1).code, 0x87);
-        assert_eq!(
-            Insn::endian(Reg::R1, ByteOrder::Big, SwapBits::B32).code,
-            0xdc
-        );
+        assert_eq!(Insn::endian(Reg::R1, ByteOrder::Big, SwapBits::B32).code, 0xdc);
         assert_eq!(Insn::ldx_mem(Size::DW, Reg::R0, Reg::R1, 0).code, 0x79);
         assert_eq!(Insn::ldx_mem(Size::B, Reg::R0, Reg::R1, 0).code, 0x71);
         assert_eq!(Insn::stx_mem(Size::W, Reg::FP, Reg::R1, -4).code, 0x63);
@@ -381,10 +305,7 @@ mod tests {
         assert_eq!(Insn::jmp_reg(JmpOp::Sgt, Reg::R1, Reg::R2, 1).code, 0x6d);
         assert_eq!(Insn::jmp32_imm(JmpOp::Ne, Reg::R1, 0, 1).code, 0x56);
         assert_eq!(Insn::ja(1).code, 0x05);
-        assert_eq!(
-            Insn::call_helper(Helper::KtimeGetNs),
-            Insn::new(0x85, 0, 0, 0, 5)
-        );
+        assert_eq!(Insn::call_helper(Helper::KtimeGetNs), Insn::new(0x85, 0, 0, 0, 5));
         assert_eq!(Insn::exit().code, 0x95);
         assert_eq!(Insn::ld_map_fd(Reg::R1)[0], Insn::new(0x18, 1, 1, 0, 0));
     }

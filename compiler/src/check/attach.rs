@@ -6,8 +6,21 @@ use grammar::ast::ProbeSpec;
 use grammar::Diagnostic;
 
 const PROBE_TYPES: &[&str] = &[
-    "BEGIN", "END", "tracepoint", "rawtracepoint", "profile", "interval", "uprobe", "uretprobe", "kprobe", "kretprobe",
-    "fentry", "fexit", "software", "hardware", "usdt",
+    "BEGIN",
+    "END",
+    "tracepoint",
+    "rawtracepoint",
+    "profile",
+    "interval",
+    "uprobe",
+    "uretprobe",
+    "kprobe",
+    "kretprobe",
+    "fentry",
+    "fexit",
+    "software",
+    "hardware",
+    "usdt",
 ];
 
 impl Checker<'_> {
@@ -37,9 +50,15 @@ impl Checker<'_> {
                 .resolve_rate(spec, &parts, false)
                 .map(|rate| vec![AttachPoint::Interval { rate }])
                 .unwrap_or_default(),
-            "uprobe" | "u" | "uretprobe" | "ur" => self.resolve_uprobe(spec, &parts, matches!(kind, "uretprobe" | "ur")),
-            "kprobe" | "k" | "kretprobe" | "kr" => self.resolve_kprobe(spec, &parts, matches!(kind, "kretprobe" | "kr")),
-            "software" | "s" | "hardware" | "h" => self.resolve_perf_counter(spec, &parts, matches!(kind, "hardware" | "h")),
+            "uprobe" | "u" | "uretprobe" | "ur" => {
+                self.resolve_uprobe(spec, &parts, matches!(kind, "uretprobe" | "ur"))
+            }
+            "kprobe" | "k" | "kretprobe" | "kr" => {
+                self.resolve_kprobe(spec, &parts, matches!(kind, "kretprobe" | "kr"))
+            }
+            "software" | "s" | "hardware" | "h" => {
+                self.resolve_perf_counter(spec, &parts, matches!(kind, "hardware" | "h"))
+            }
             "rawtracepoint" | "rt" => match parts.as_slice() {
                 [_, name] | [_, _, name] if !name.is_empty() && self.catalog.tracepoint_exists(name) => {
                     let signature = self.catalog.raw_tracepoint_signature(name);
@@ -48,7 +67,9 @@ impl Checker<'_> {
                 _ => {
                     self.error(
                         Diagnostic::error("unknown-tracepoint", format!("no raw tracepoint {}", spec.text), spec.span)
-                            .with_help("write rawtracepoint:NAME with a tracepoint's name, e.g. rawtracepoint:sched_switch"),
+                            .with_help(
+                                "write rawtracepoint:NAME with a tracepoint's name, e.g. rawtracepoint:sched_switch",
+                            ),
                     );
                     Vec::new()
                 }
@@ -72,11 +93,8 @@ impl Checker<'_> {
                 Vec::new()
             }
             _ => {
-                let mut diag = Diagnostic::error(
-                    "unknown-probe-type",
-                    format!("invalid probe type: {kind}"),
-                    spec.span,
-                );
+                let mut diag =
+                    Diagnostic::error("unknown-probe-type", format!("invalid probe type: {kind}"), spec.span);
                 if let Some(near) = suggest(kind, PROBE_TYPES.iter().copied()) {
                     diag = diag.with_help(format!("did you mean `{near}`?"));
                 } else {
@@ -91,23 +109,16 @@ impl Checker<'_> {
     fn resolve_tracepoint(&mut self, spec: &ProbeSpec, parts: &[&str]) -> Vec<AttachPoint> {
         if parts.len() != 3 || parts[1].is_empty() || parts[2].is_empty() {
             self.error(
-                Diagnostic::error(
-                    "bad-attach-point",
-                    format!("invalid tracepoint: {}", spec.text),
-                    spec.span,
-                )
-                .with_help("write tracepoint:CATEGORY:EVENT, e.g. tracepoint:syscalls:sys_enter_openat"),
+                Diagnostic::error("bad-attach-point", format!("invalid tracepoint: {}", spec.text), spec.span)
+                    .with_help("write tracepoint:CATEGORY:EVENT, e.g. tracepoint:syscalls:sys_enter_openat"),
             );
             return Vec::new();
         }
         let matches = self.catalog.match_tracepoints(parts[1], parts[2]);
         if matches.is_empty() {
             let wanted = format!("{}:{}", parts[1], parts[2]);
-            let mut diag = Diagnostic::error(
-                "unknown-tracepoint",
-                format!("tracepoint not found: {wanted}"),
-                spec.span,
-            );
+            let mut diag =
+                Diagnostic::error("unknown-tracepoint", format!("tracepoint not found: {wanted}"), spec.span);
             let all = self.catalog.all_tracepoints();
             let near = nearest_names(&wanted, &all, 3);
             if !near.is_empty() {
@@ -136,8 +147,9 @@ impl Checker<'_> {
         let kind = if ret { "uretprobe" } else { "uprobe" };
         if parts.len() != 3 || parts[1].is_empty() || parts[2].is_empty() {
             self.error(
-                Diagnostic::error("bad-attach-point", format!("invalid {kind}: {}", spec.text), spec.span)
-                    .with_help(format!("write {kind}:PATH:FUNCTION, e.g. {kind}:/bin/bash:readline or {kind}:libc:malloc")),
+                Diagnostic::error("bad-attach-point", format!("invalid {kind}: {}", spec.text), spec.span).with_help(
+                    format!("write {kind}:PATH:FUNCTION, e.g. {kind}:/bin/bash:readline or {kind}:libc:malloc"),
+                ),
             );
             return Vec::new();
         }
@@ -186,7 +198,13 @@ impl Checker<'_> {
             if extra > 0 && !self.unchecked_offset_allowed(spec, kind, &f.path, &f.name, extra) {
                 continue;
             }
-            points.push(AttachPoint::Uprobe { path: f.path, func: f.name, offset: f.file_offset + extra, ret, address: None });
+            points.push(AttachPoint::Uprobe {
+                path: f.path,
+                func: f.name,
+                offset: f.file_offset + extra,
+                ret,
+                address: None,
+            });
         }
         points
     }
@@ -198,7 +216,11 @@ impl Checker<'_> {
     fn resolve_uprobe_address(&mut self, spec: &ProbeSpec, target: &str, address: u64, ret: bool) -> Vec<AttachPoint> {
         let kind = if ret { "uretprobe" } else { "uprobe" };
         if target.contains('*') {
-            self.error(Diagnostic::error("bad-attach-point", "cannot use wildcards with an absolute address", spec.span));
+            self.error(Diagnostic::error(
+                "bad-attach-point",
+                "cannot use wildcards with an absolute address",
+                spec.span,
+            ));
             return Vec::new();
         }
         let found = match self.catalog.user_address(target, address) {
@@ -236,7 +258,10 @@ impl Checker<'_> {
                 self.error(
                     Diagnostic::error(
                         "unsafe-address",
-                        format!("could not resolve address {address:#x} of {}: no symbol holds it", file_name(&found.path)),
+                        format!(
+                            "could not resolve address {address:#x} of {}: no symbol holds it",
+                            file_name(&found.path)
+                        ),
                         spec.span,
                     )
                     .with_help(
@@ -267,13 +292,20 @@ impl Checker<'_> {
     /// either, and refuses), so only under `--unsafe`, with a warning. Reports why not.
     fn unchecked_offset_allowed(&mut self, spec: &ProbeSpec, kind: &str, path: &str, name: &str, offset: u64) -> bool {
         if self.options.unsafe_allowed {
-            self.error(Diagnostic::warning("unsafe-address", format!("unchecked {kind}: {path}:{name}+{offset}"), spec.span));
+            self.error(Diagnostic::warning(
+                "unsafe-address",
+                format!("unchecked {kind}: {path}:{name}+{offset}"),
+                spec.span,
+            ));
             return true;
         }
         self.error(
             Diagnostic::error(
                 "unsafe-address",
-                format!("cannot check that {kind} {name}+{offset} of {} is at an instruction boundary", file_name(path)),
+                format!(
+                    "cannot check that {kind} {name}+{offset} of {} is at an instruction boundary",
+                    file_name(path)
+                ),
                 spec.span,
             )
             .with_help(
@@ -310,7 +342,11 @@ impl Checker<'_> {
                 let mut names: Vec<String> = all.iter().map(|p| format!("{}:{}", p.provider, p.name)).collect();
                 names.dedup();
                 let wanted = if provider == "*" { name.to_owned() } else { format!("{provider}:{name}") };
-                let mut diag = Diagnostic::error("unknown-probe", format!("no USDT probe matching '{wanted}' in {target}"), spec.span);
+                let mut diag = Diagnostic::error(
+                    "unknown-probe",
+                    format!("no USDT probe matching '{wanted}' in {target}"),
+                    spec.span,
+                );
                 diag = match names.as_slice() {
                     [] => diag.with_help(format!("{target} has no USDT probes (no .note.stapsdt section)")),
                     _ => diag.with_help(format!("its probes: {}", names.join(", "))),
@@ -355,7 +391,11 @@ impl Checker<'_> {
         };
         match self.catalog.kernel_functions(pattern) {
             Ok(functions) if functions.is_empty() => {
-                self.error(Diagnostic::error("unknown-function", format!("no kernel function matching '{pattern}'"), spec.span));
+                self.error(Diagnostic::error(
+                    "unknown-function",
+                    format!("no kernel function matching '{pattern}'"),
+                    spec.span,
+                ));
                 Vec::new()
             }
             Ok(functions) => functions.into_iter().map(|func| AttachPoint::Kprobe { func, offset, ret }).collect(),
@@ -377,8 +417,12 @@ impl Checker<'_> {
             [_, f] | [_, "vmlinux", f] if !f.is_empty() => *f,
             [_, module, _] => {
                 self.error(
-                    Diagnostic::error("unsupported-probe", format!("{kind} probes on module '{module}' are not supported yet"), spec.span)
-                        .with_help(format!("rbt attaches {kind} probes to functions of the kernel image: {kind}:FUNCTION")),
+                    Diagnostic::error(
+                        "unsupported-probe",
+                        format!("{kind} probes on module '{module}' are not supported yet"),
+                        spec.span,
+                    )
+                    .with_help(format!("rbt attaches {kind} probes to functions of the kernel image: {kind}:FUNCTION")),
                 );
                 return Vec::new();
             }
@@ -397,7 +441,8 @@ impl Checker<'_> {
             );
             return Vec::new();
         }
-        let names = if pattern.contains('*') { self.catalog.kernel_btf_functions(pattern) } else { vec![pattern.to_owned()] };
+        let names =
+            if pattern.contains('*') { self.catalog.kernel_btf_functions(pattern) } else { vec![pattern.to_owned()] };
         let mut points = Vec::new();
         for name in &names {
             match self.catalog.kernel_function_signature(name) {
@@ -429,7 +474,11 @@ impl Checker<'_> {
             }
         }
         if names.is_empty() {
-            self.error(Diagnostic::error("unknown-function", format!("no kernel function matching '{pattern}'"), spec.span));
+            self.error(Diagnostic::error(
+                "unknown-function",
+                format!("no kernel function matching '{pattern}'"),
+                spec.span,
+            ));
         }
         points
     }
@@ -437,15 +486,34 @@ impl Checker<'_> {
     /// `software:EVENT[:COUNT]` and `hardware:EVENT[:COUNT]`, with bpftrace's event names.
     fn resolve_perf_counter(&mut self, spec: &ProbeSpec, parts: &[&str], hardware: bool) -> Vec<AttachPoint> {
         const SOFTWARE: &[(&str, u64)] = &[
-            ("cpu-clock", 0), ("cpu", 0), ("task-clock", 1), ("page-faults", 2), ("faults", 2),
-            ("context-switches", 3), ("cs", 3), ("cpu-migrations", 4), ("minor-faults", 5),
-            ("major-faults", 6), ("alignment-faults", 7), ("emulation-faults", 8), ("dummy", 9),
+            ("cpu-clock", 0),
+            ("cpu", 0),
+            ("task-clock", 1),
+            ("page-faults", 2),
+            ("faults", 2),
+            ("context-switches", 3),
+            ("cs", 3),
+            ("cpu-migrations", 4),
+            ("minor-faults", 5),
+            ("major-faults", 6),
+            ("alignment-faults", 7),
+            ("emulation-faults", 8),
+            ("dummy", 9),
             ("bpf-output", 10),
         ];
         const HARDWARE: &[(&str, u64)] = &[
-            ("cpu-cycles", 0), ("cycles", 0), ("instructions", 1), ("cache-references", 2),
-            ("cache-misses", 3), ("branch-instructions", 4), ("branches", 4), ("branch-misses", 5),
-            ("bus-cycles", 6), ("frontend-stalls", 7), ("backend-stalls", 8), ("ref-cycles", 9),
+            ("cpu-cycles", 0),
+            ("cycles", 0),
+            ("instructions", 1),
+            ("cache-references", 2),
+            ("cache-misses", 3),
+            ("branch-instructions", 4),
+            ("branches", 4),
+            ("branch-misses", 5),
+            ("bus-cycles", 6),
+            ("frontend-stalls", 7),
+            ("backend-stalls", 8),
+            ("ref-cycles", 9),
         ];
         let (kind, table, default_period) =
             if hardware { ("hardware", HARDWARE, 1_000_000) } else { ("software", SOFTWARE, 1000) };
@@ -465,7 +533,11 @@ impl Checker<'_> {
             Some(count) => match count.parse::<u64>() {
                 Ok(n) if n > 0 => n,
                 _ => {
-                    self.error(Diagnostic::error("bad-attach-point", format!("invalid {kind} count: {count}"), spec.span));
+                    self.error(Diagnostic::error(
+                        "bad-attach-point",
+                        format!("invalid {kind} count: {count}"),
+                        spec.span,
+                    ));
                     return Vec::new();
                 }
             },
@@ -520,8 +592,7 @@ fn parse_offset(text: &str) -> Option<u64> {
 
 /// Up to `n` names from `all` closest to `wanted` by edit distance, nearest first.
 pub(super) fn nearest_names(wanted: &str, all: &[String], n: usize) -> Vec<String> {
-    let mut scored: Vec<(usize, &String)> =
-        all.iter().map(|name| (edit_distance(wanted, name), name)).collect();
+    let mut scored: Vec<(usize, &String)> = all.iter().map(|name| (edit_distance(wanted, name), name)).collect();
     scored.sort();
     let limit = wanted.len() / 3 + 2;
     scored.into_iter().filter(|(d, _)| *d <= limit).take(n).map(|(_, s)| s.clone()).collect()
@@ -539,7 +610,8 @@ pub(super) fn edit_distance(a: &str, b: &str) -> usize {
                 i + j
             } else {
                 let cost = usize::from(a[i - 1] != b[j - 1]);
-                let mut best = (d[(i - 1) * width + j] + 1).min(d[i * width + j - 1] + 1).min(d[(i - 1) * width + j - 1] + cost);
+                let mut best =
+                    (d[(i - 1) * width + j] + 1).min(d[i * width + j - 1] + 1).min(d[(i - 1) * width + j - 1] + cost);
                 if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                     best = best.min(d[(i - 2) * width + j - 2] + 1);
                 }

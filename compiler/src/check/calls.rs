@@ -12,9 +12,9 @@ use grammar::ast;
 use grammar::{Diagnostic, Span};
 
 const FUNCTIONS: &[&str] = &[
-    "printf", "print", "time", "exit", "clear", "zero", "delete", "system", "str", "strncmp",
-    "count", "sum", "min", "max", "avg", "stats", "hist", "lhist", "kstack", "ustack", "ksym", "usym", "kaddr",
-    "reg", "sizeof", "offsetof", "bswap", "kptr", "uptr", "signal", "cgroupid", "ntop", "join", "strftime", "cat", "buf", "macaddr", "path",
+    "printf", "print", "time", "exit", "clear", "zero", "delete", "system", "str", "strncmp", "count", "sum", "min",
+    "max", "avg", "stats", "hist", "lhist", "kstack", "ustack", "ksym", "usym", "kaddr", "reg", "sizeof", "offsetof",
+    "bswap", "kptr", "uptr", "signal", "cgroupid", "ntop", "join", "strftime", "cat", "buf", "macaddr", "path",
 ];
 
 /// x86-64's `struct pt_regs` as bpftrace's `reg()` names its members, in order (8 bytes each).
@@ -25,9 +25,9 @@ const REGISTERS: [&str; 21] = [
 
 /// Signal names by number (1-31), as `signal()` takes them.
 const SIGNALS: [&str; 31] = [
-    "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2", "PIPE", "ALRM",
-    "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF",
-    "WINCH", "IO", "PWR", "SYS",
+    "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2", "PIPE", "ALRM", "TERM",
+    "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO",
+    "PWR", "SYS",
 ];
 
 /// Most arguments printf accepts, as bpftrace.
@@ -97,7 +97,11 @@ impl Checker<'_> {
                     [argv] => (argv, " ".to_owned()),
                     [argv, ast::Expr { kind: ast::ExprKind::Str(d), .. }] => (argv, d.clone()),
                     [_, other] => {
-                        self.error(Diagnostic::error("bad-argument", "join()'s delimiter must be a string literal", other.span));
+                        self.error(Diagnostic::error(
+                            "bad-argument",
+                            "join()'s delimiter must be a string literal",
+                            other.span,
+                        ));
                         return Some(None);
                     }
                     _ => {
@@ -107,7 +111,13 @@ impl Checker<'_> {
                 };
                 let argv = self.check_expr(argv);
                 self.expect_integer(&argv, "join() argument (an array of string pointers)");
-                let format = self.add_format(hir::Format { kind: FormatKind::Join, text: delim, printf: None, args: Vec::new(), span });
+                let format = self.add_format(hir::Format {
+                    kind: FormatKind::Join,
+                    text: delim,
+                    printf: None,
+                    args: Vec::new(),
+                    span,
+                });
                 StmtKind::Join { argv, format }
             }
             "print" => return Some(self.check_print(name, args, span)),
@@ -133,9 +143,16 @@ impl Checker<'_> {
                 // bpftrace 0.17 deletes with the user key alone, which on a keyed histogram
                 // reads past it into whatever the stack holds.
                 if !keys.is_empty()
-                    && matches!(self.maps[map.0 as usize].value, crate::types::MapValue::Hist | crate::types::MapValue::Lhist { .. })
+                    && matches!(
+                        self.maps[map.0 as usize].value,
+                        crate::types::MapValue::Hist | crate::types::MapValue::Lhist { .. }
+                    )
                 {
-                    self.error(Diagnostic::error("unsupported", "delete() of a hist or lhist element is not supported; use clear()", arg.span));
+                    self.error(Diagnostic::error(
+                        "unsupported",
+                        "delete() of a hist or lhist element is not supported; use clear()",
+                        arg.span,
+                    ));
                     return Some(None);
                 }
                 StmtKind::Delete { map, keys }
@@ -177,7 +194,11 @@ impl Checker<'_> {
                 }
             }
             ast::ExprKind::Int(n) if !(1..=64).contains(n) => {
-                self.error(Diagnostic::error("bad-argument", format!("{n} is not a valid signal, allowed range: [1,64]"), arg.span));
+                self.error(Diagnostic::error(
+                    "bad-argument",
+                    format!("{n} is not a valid signal, allowed range: [1,64]"),
+                    arg.span,
+                ));
                 return None;
             }
             _ => {
@@ -202,7 +223,11 @@ impl Checker<'_> {
                     match literal_int(a).and_then(|v| u64::try_from(v).ok()) {
                         Some(v) => consts[i] = v,
                         None => {
-                            self.error(Diagnostic::error("bad-argument", "print() top and div must be non-negative integer literals", a.span));
+                            self.error(Diagnostic::error(
+                                "bad-argument",
+                                "print() top and div must be non-negative integer literals",
+                                a.span,
+                            ));
                             return None;
                         }
                     }
@@ -218,8 +243,15 @@ impl Checker<'_> {
         if value.ty == Type::None {
             return None;
         }
-        if !(value.ty.is_integer() || value.ty.is_string() || matches!(value.ty, Type::Tuple(_) | Type::Record(_) | Type::Array { .. })) {
-            self.error(Diagnostic::error("bad-argument", format!("cannot print a value of type '{}'", value.ty), value.span));
+        if !(value.ty.is_integer()
+            || value.ty.is_string()
+            || matches!(value.ty, Type::Tuple(_) | Type::Record(_) | Type::Array { .. }))
+        {
+            self.error(Diagnostic::error(
+                "bad-argument",
+                format!("cannot print a value of type '{}'", value.ty),
+                value.span,
+            ));
             return None;
         }
         Some(StmtKind::PrintValue { value })
@@ -269,7 +301,11 @@ impl Checker<'_> {
         if values.len() > MAX_PRINTF_ARGS {
             self.error(Diagnostic::error(
                 "wrong-arguments",
-                format!("{}() takes at most {MAX_PRINTF_ARGS} arguments after the format, {} given", name.name, values.len()),
+                format!(
+                    "{}() takes at most {MAX_PRINTF_ARGS} arguments after the format, {} given",
+                    name.name,
+                    values.len()
+                ),
                 span,
             ));
             return None;
@@ -343,7 +379,11 @@ impl Checker<'_> {
         match &arg.kind {
             ast::ExprKind::Str(text) => Some((text, arg)),
             _ => {
-                self.error(Diagnostic::error("bad-argument", format!("{}() takes a string literal: {what}", name.name), arg.span));
+                self.error(Diagnostic::error(
+                    "bad-argument",
+                    format!("{}() takes a string literal: {what}", name.name),
+                    arg.span,
+                ));
                 None
             }
         }
@@ -422,7 +462,11 @@ impl Checker<'_> {
                     );
                 }
                 let ast::ExprKind::Str(text) = &register.kind else {
-                    self.error(Diagnostic::error("bad-argument", "reg() takes a string literal: a register's name, e.g. reg(\"ip\")", register.span));
+                    self.error(Diagnostic::error(
+                        "bad-argument",
+                        "reg() takes a string literal: a register's name, e.g. reg(\"ip\")",
+                        register.span,
+                    ));
                     return error_expr(span);
                 };
                 let Some(index) = REGISTERS.iter().position(|r| r == text) else {
@@ -478,7 +522,8 @@ impl Checker<'_> {
                         return error_expr(span);
                     }
                 };
-                let af = af.unwrap_or(Expr { kind: ExprKind::Int(if bytes == 4 { 2 } else { 10 }), ty: Type::U64, span });
+                let af =
+                    af.unwrap_or(Expr { kind: ExprKind::Int(if bytes == 4 { 2 } else { 10 }), ty: Type::U64, span });
                 Expr { kind: ExprKind::Inet { af: Box::new(af), addr: Box::new(addr) }, ty: Type::Inet, span }
             }
             "buf" => {
@@ -507,19 +552,28 @@ impl Checker<'_> {
                         }
                         len_expr
                     }
-                    (None, Type::Array { .. }) => Expr { kind: ExprKind::Int(u64::from(src.ty.size())), ty: Type::U64, span },
+                    (None, Type::Array { .. }) => {
+                        Expr { kind: ExprKind::Int(u64::from(src.ty.size())), ty: Type::U64, span }
+                    }
                     (None, Type::None) => return error_expr(span),
                     (None, other) => {
                         self.error(Diagnostic::error(
                             "bad-argument",
-                            format!("buf() expects a length argument for non-array type {}", if other.is_string() { "string".to_owned() } else { other.to_string() }),
+                            format!(
+                                "buf() expects a length argument for non-array type {}",
+                                if other.is_string() { "string".to_owned() } else { other.to_string() }
+                            ),
                             span,
                         ));
                         return error_expr(span);
                     }
                 };
                 if !(src.ty.is_integer() || src.ty.is_string() || matches!(src.ty, Type::Array { .. } | Type::None)) {
-                    self.error(Diagnostic::error("type-mismatch", format!("buf() reads from a pointer or an array, not a '{}'", src.ty), src.span));
+                    self.error(Diagnostic::error(
+                        "type-mismatch",
+                        format!("buf() reads from a pointer or an array, not a '{}'", src.ty),
+                        src.span,
+                    ));
                     return error_expr(span);
                 }
                 let cap = match len.kind {
@@ -539,7 +593,8 @@ impl Checker<'_> {
                 }
                 // bpf_d_path takes a `struct path *` as the kernel handed it to the program: an
                 // fentry/fexit argument, read straight from the context.
-                let is_arg = matches!(&value.kind, ExprKind::Cast { expr } if matches!(expr.kind, ExprKind::ArgsField { .. }));
+                let is_arg =
+                    matches!(&value.kind, ExprKind::Cast { expr } if matches!(expr.kind, ExprKind::ArgsField { .. }));
                 let is_path = matches!(&value.ty, Type::Pointer { pointee, .. } if pointee == "struct path" || pointee == "const struct path");
                 if !matches!(self.scope.attach, Some(hir::AttachPoint::Fentry { .. })) || !is_arg || !is_path {
                     self.error(
@@ -567,7 +622,11 @@ impl Checker<'_> {
                     self.error(Diagnostic::error("bad-argument", "macaddr() argument must be 6 bytes in size", span));
                     return error_expr(span);
                 }
-                Expr { kind: ExprKind::Member { base: Box::new(value), offset: 0, bitfield: None }, ty: Type::MacAddr, span }
+                Expr {
+                    kind: ExprKind::Member { base: Box::new(value), offset: 0, bitfield: None },
+                    ty: Type::MacAddr,
+                    span,
+                }
             }
             "strftime" => {
                 let [format, ns] = args else {
@@ -575,7 +634,11 @@ impl Checker<'_> {
                     return error_expr(span);
                 };
                 let ast::ExprKind::Str(text) = &format.kind else {
-                    self.error(Diagnostic::error("bad-argument", "strftime() takes a string literal format first", format.span));
+                    self.error(Diagnostic::error(
+                        "bad-argument",
+                        "strftime() takes a string literal format first",
+                        format.span,
+                    ));
                     return error_expr(span);
                 };
                 let ns = self.check_expr(ns);
@@ -590,8 +653,12 @@ impl Checker<'_> {
                     Ok(id) => Expr { kind: ExprKind::Int(id), ty: Type::U64, span },
                     Err(why) => {
                         self.error(
-                            Diagnostic::error("bad-argument", format!("Failed to get `cgroupid` for path: \"{text}\": {why}"), path.span)
-                                .with_help("name a directory of the cgroup v2 hierarchy, e.g. /sys/fs/cgroup/system.slice"),
+                            Diagnostic::error(
+                                "bad-argument",
+                                format!("Failed to get `cgroupid` for path: \"{text}\": {why}"),
+                                path.span,
+                            )
+                            .with_help("name a directory of the cgroup v2 hierarchy, e.g. /sys/fs/cgroup/system.slice"),
                         );
                         error_expr(span)
                     }
@@ -604,7 +671,11 @@ impl Checker<'_> {
                 match self.catalog.kernel_symbol(text) {
                     Some(addr) => Expr { kind: ExprKind::Int(addr), ty: Type::U64, span },
                     None => {
-                        self.error(Diagnostic::error("unknown-symbol", format!("no kernel symbol named '{text}' in /proc/kallsyms"), symbol.span));
+                        self.error(Diagnostic::error(
+                            "unknown-symbol",
+                            format!("no kernel symbol named '{text}' in /proc/kallsyms"),
+                            symbol.span,
+                        ));
                         error_expr(span)
                     }
                 }
@@ -640,7 +711,11 @@ impl Checker<'_> {
                 let a = self.check_expr(a);
                 let b = self.check_expr(b);
                 let Some(n) = literal_int(n).filter(|n| *n >= 0) else {
-                    self.error(Diagnostic::error("bad-argument", "strncmp() length must be a non-negative integer literal", n.span));
+                    self.error(Diagnostic::error(
+                        "bad-argument",
+                        "strncmp() length must be a non-negative integer literal",
+                        n.span,
+                    ));
                     return error_expr(span);
                 };
                 if !a.ty.is_string() || !b.ty.is_string() {
@@ -652,8 +727,12 @@ impl Checker<'_> {
             }
             "count" | "sum" | "min" | "max" | "avg" | "stats" | "hist" | "lhist" => {
                 self.error(
-                    Diagnostic::error("misplaced-aggregation", format!("{}() should be directly assigned to a map", name.name), span)
-                        .with_help(format!("e.g. @x = {}(...)", name.name)),
+                    Diagnostic::error(
+                        "misplaced-aggregation",
+                        format!("{}() should be directly assigned to a map", name.name),
+                        span,
+                    )
+                    .with_help(format!("e.g. @x = {}(...)", name.name)),
                 );
                 error_expr(span)
             }
@@ -662,7 +741,8 @@ impl Checker<'_> {
                 error_expr(span)
             }
             _ => {
-                let mut diag = Diagnostic::error("unknown-function", format!("unknown function: '{}'", name.name), name.span);
+                let mut diag =
+                    Diagnostic::error("unknown-function", format!("unknown function: '{}'", name.name), name.span);
                 if let Some(near) = suggest(&name.name, FUNCTIONS.iter().copied()) {
                     diag = diag.with_help(format!("did you mean `{near}`?"));
                 }
@@ -679,7 +759,8 @@ fn accepts(kind: ArgKind, ty: &Type) -> bool {
     match kind {
         ArgKind::Integer => ty.is_integer(),
         ArgKind::String => {
-            ty.is_string() || matches!(ty, Type::Stack(_) | Type::Symbol { .. } | Type::Inet | Type::Timestamp(_) | Type::MacAddr)
+            ty.is_string()
+                || matches!(ty, Type::Stack(_) | Type::Symbol { .. } | Type::Inet | Type::Timestamp(_) | Type::MacAddr)
         }
         ArgKind::Buffer => matches!(ty, Type::Buffer { .. }),
     }

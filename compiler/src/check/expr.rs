@@ -8,9 +8,8 @@ use grammar::ast::{self, BinaryOp as AstBin, UnaryOp as AstUn};
 use grammar::{Diagnostic, Span};
 
 const BUILTINS: &[&str] = &[
-    "pid", "tid", "uid", "gid", "comm", "nsecs", "elapsed", "cpu", "rand", "cgroup", "curtask",
-    "cpid", "probe", "args", "kstack", "ustack", "arg0", "arg1", "arg2", "arg3", "arg4", "arg5",
-    "retval", "func",
+    "pid", "tid", "uid", "gid", "comm", "nsecs", "elapsed", "cpu", "rand", "cgroup", "curtask", "cpid", "probe",
+    "args", "kstack", "ustack", "arg0", "arg1", "arg2", "arg3", "arg4", "arg5", "retval", "func",
 ];
 
 impl Checker<'_> {
@@ -57,9 +56,7 @@ impl Checker<'_> {
                 Expr { kind, ty, span }
             }
             ast::ExprKind::Field { expr, field, .. } if is_args(expr) => self.check_field(expr, field, span),
-            ast::ExprKind::Field { .. } | ast::ExprKind::Index { .. } => {
-                self.check_member_expr(e)
-            }
+            ast::ExprKind::Field { .. } | ast::ExprKind::Index { .. } => self.check_member_expr(e),
             ast::ExprKind::Cast { ty, expr } if ty.tag.is_some() || ty.pointer_depth > 0 => {
                 self.check_kernel_cast(ty, expr, span).unwrap_or_else(|| error_expr(span))
             }
@@ -99,11 +96,7 @@ impl Checker<'_> {
     }
 
     fn unsupported(&mut self, what: &str, span: Span) -> Expr {
-        self.error(Diagnostic::error(
-            "unsupported",
-            format!("{what} is not supported by rbt yet"),
-            span,
-        ));
+        self.error(Diagnostic::error("unsupported", format!("{what} is not supported by rbt yet"), span));
         error_expr(span)
     }
 
@@ -113,12 +106,9 @@ impl Checker<'_> {
             return Expr { kind: ExprKind::Var(id), ty, span };
         }
         let names: Vec<String> = self.scope.vars.iter().map(|v| format!("${}", v.name)).collect();
-        let mut diag = Diagnostic::error(
-            "undefined-variable",
-            format!("undefined or undeclared variable: ${name}"),
-            span,
-        )
-        .with_primary_text("used before any assignment in this probe");
+        let mut diag =
+            Diagnostic::error("undefined-variable", format!("undefined or undeclared variable: ${name}"), span)
+                .with_primary_text("used before any assignment in this probe");
         if let Some(near) = suggest(&format!("${name}"), names.iter().map(String::as_str)) {
             diag = diag.with_help(format!("did you mean `{near}`?"));
         }
@@ -206,8 +196,12 @@ impl Checker<'_> {
                     )
                 ) {
                     self.error(
-                        Diagnostic::error("no-args", format!("{name} is only available in uprobe, kprobe and rawtracepoint probes"), span)
-                            .with_help("tracepoints have args->FIELD instead"),
+                        Diagnostic::error(
+                            "no-args",
+                            format!("{name} is only available in uprobe, kprobe and rawtracepoint probes"),
+                            span,
+                        )
+                        .with_help("tracepoints have args->FIELD instead"),
                     );
                 }
                 Builtin::Arg(name.as_bytes()[3] - b'0')
@@ -217,8 +211,15 @@ impl Checker<'_> {
                     let func = func.clone();
                     return self.fexit_retval(&func, span);
                 }
-                if !matches!(self.scope.attach, Some(AttachPoint::Uprobe { ret: true, .. } | AttachPoint::Kprobe { ret: true, .. })) {
-                    self.error(Diagnostic::error("no-retval", "retval is only available in uretprobe, kretprobe and fexit probes", span));
+                if !matches!(
+                    self.scope.attach,
+                    Some(AttachPoint::Uprobe { ret: true, .. } | AttachPoint::Kprobe { ret: true, .. })
+                ) {
+                    self.error(Diagnostic::error(
+                        "no-retval",
+                        "retval is only available in uretprobe, kretprobe and fexit probes",
+                        span,
+                    ));
                 }
                 Builtin::Retval
             }
@@ -227,7 +228,11 @@ impl Checker<'_> {
                     Some(AttachPoint::Uprobe { func, .. } | AttachPoint::Kprobe { func, .. }) => func.clone(),
                     Some(AttachPoint::Fentry { func, .. }) => func.name.clone(),
                     _ => {
-                        self.error(Diagnostic::error("no-func", "func is only available in uprobe and kprobe probes", span));
+                        self.error(Diagnostic::error(
+                            "no-func",
+                            "func is only available in uprobe and kprobe probes",
+                            span,
+                        ));
                         String::new()
                     }
                 };
@@ -236,7 +241,11 @@ impl Checker<'_> {
             "args" => {
                 if !matches!(
                     self.scope.attach,
-                    Some(AttachPoint::Tracepoint { .. } | AttachPoint::Fentry { .. } | AttachPoint::RawTracepoint { signature: Some(_), .. })
+                    Some(
+                        AttachPoint::Tracepoint { .. }
+                            | AttachPoint::Fentry { .. }
+                            | AttachPoint::RawTracepoint { signature: Some(_), .. }
+                    )
                 ) {
                     self.error(Diagnostic::error(
                         "no-args",
@@ -247,11 +256,7 @@ impl Checker<'_> {
                 return Expr { kind: ExprKind::Int(0), ty: Type::Args, span };
             }
             _ => {
-                let mut diag = Diagnostic::error(
-                    "unknown-identifier",
-                    format!("unknown identifier: '{name}'"),
-                    span,
-                );
+                let mut diag = Diagnostic::error("unknown-identifier", format!("unknown identifier: '{name}'"), span);
                 if let Some(near) = suggest(name, BUILTINS.iter().copied()) {
                     diag = diag.with_help(format!("did you mean `{near}`?"));
                 }
@@ -290,14 +295,20 @@ impl Checker<'_> {
                     1 => "1 argument (arg0)".to_owned(),
                     n => format!("{n} arguments (arg0..arg{})", n - 1),
                 };
-                self.error(Diagnostic::error("usdt-arg", format!("couldn't get {name} of USDT probe {probe}: it has {has}"), span));
+                self.error(Diagnostic::error(
+                    "usdt-arg",
+                    format!("couldn't get {name} of USDT probe {probe}: it has {has}"),
+                    span,
+                ));
                 error_expr(span)
             }
         }
     }
 
     fn check_field(&mut self, base: &ast::Expr, field: &ast::Ident, span: Span) -> Expr {
-        if let Some(AttachPoint::Fentry { func, .. } | AttachPoint::RawTracepoint { signature: Some(func), .. }) = &self.scope.attach {
+        if let Some(AttachPoint::Fentry { func, .. } | AttachPoint::RawTracepoint { signature: Some(func), .. }) =
+            &self.scope.attach
+        {
             let func = func.clone();
             return self.fentry_arg(&func, field, span);
         }
@@ -373,7 +384,10 @@ impl Checker<'_> {
 
     fn check_unary(&mut self, op: AstUn, inner_ast: &ast::Expr, span: Span) -> Expr {
         if op == AstUn::Deref {
-            return self.check_member_expr(&ast::Expr { kind: ast::ExprKind::Unary { op, expr: Box::new(inner_ast.clone()) }, span });
+            return self.check_member_expr(&ast::Expr {
+                kind: ast::ExprKind::Unary { op, expr: Box::new(inner_ast.clone()) },
+                span,
+            });
         }
         let inner = self.check_expr(inner_ast);
         let op = match op {
@@ -412,11 +426,7 @@ impl Checker<'_> {
         if matches!(op, AstBin::LogicalAnd | AstBin::LogicalOr) {
             self.expect_integer(&lhs, "operand of a logical operator");
             self.expect_integer(&rhs, "operand of a logical operator");
-            let kind = ExprKind::Logical {
-                is_and: op == AstBin::LogicalAnd,
-                lhs: Box::new(lhs),
-                rhs: Box::new(rhs),
-            };
+            let kind = ExprKind::Logical { is_and: op == AstBin::LogicalAnd, lhs: Box::new(lhs), rhs: Box::new(rhs) };
             return Expr { kind, ty: Type::I64, span };
         }
         if lhs.ty.is_string() || rhs.ty.is_string() {
@@ -425,22 +435,13 @@ impl Checker<'_> {
                     (Type::Str { len: a }, Type::Str { len: b }) => (*a).max(*b),
                     _ => 0,
                 };
-                let kind = ExprKind::StrCompare {
-                    negate: op == AstBin::Ne,
-                    lhs: Box::new(lhs),
-                    rhs: Box::new(rhs),
-                    limit,
-                };
+                let kind =
+                    ExprKind::StrCompare { negate: op == AstBin::Ne, lhs: Box::new(lhs), rhs: Box::new(rhs), limit };
                 return Expr { kind, ty: Type::I64, span };
             }
             self.error(Diagnostic::error(
                 "type-mismatch",
-                format!(
-                    "type mismatch for '{}': comparing '{}' with '{}'",
-                    op.symbol(),
-                    lhs.ty,
-                    rhs.ty
-                ),
+                format!("type mismatch for '{}': comparing '{}' with '{}'", op.symbol(), lhs.ty, rhs.ty),
                 span,
             ));
             return error_expr(span);

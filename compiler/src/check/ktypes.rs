@@ -103,15 +103,21 @@ impl Checker<'_> {
             Type::None => None,
             other => {
                 let msg = match other {
-                    Type::Record(layout) => format!("Can not dereference struct/union of type '{}'. It is not a pointer.", layout.name),
-                    Type::Pointer { .. } => format!("'{other}' points to a type rbt does not know; cast it to a kernel type first"),
+                    Type::Record(layout) => {
+                        format!("Can not dereference struct/union of type '{}'. It is not a pointer.", layout.name)
+                    }
+                    Type::Pointer { .. } => {
+                        format!("'{other}' points to a type rbt does not know; cast it to a kernel type first")
+                    }
                     _ => format!("Can not dereference a value of type '{other}': it is not a pointer"),
                 };
                 let mut diag = Diagnostic::error("type-mismatch", msg, span);
                 if other.is_integer() {
                     diag = match self.catalog.kernel_types_missing() {
                         Some(why) => diag.with_help(format!("kernel types (BTF) are not available here: {why}")),
-                        None => diag.with_help("cast it to a kernel type first, e.g. `((struct task_struct *)arg0)->pid`"),
+                        None => {
+                            diag.with_help("cast it to a kernel type first, e.g. `((struct task_struct *)arg0)->pid`")
+                        }
                     };
                 }
                 self.error(diag);
@@ -129,7 +135,10 @@ impl Checker<'_> {
                     let name = self.catalog.kernel_type_name(to);
                     self.error(Diagnostic::error(
                         "type-mismatch",
-                        format!("Can not access field '{}' on type '{name} *': it is not a struct or union", field.name),
+                        format!(
+                            "Can not access field '{}' on type '{name} *': it is not a struct or union",
+                            field.name
+                        ),
                         span,
                     ));
                     return None;
@@ -227,7 +236,13 @@ impl Checker<'_> {
                 Some(KType::Array { elem, len }) => {
                     self.check_bounds(i, len, index.span)?;
                     let size = self.catalog.kernel_type_size(elem)?;
-                    Some(Operand::Place(Place { addr: place.addr, offset: place.offset + i * size, ty: elem, bitfield: None, span }))
+                    Some(Operand::Place(Place {
+                        addr: place.addr,
+                        offset: place.offset + i * size,
+                        ty: elem,
+                        bitfield: None,
+                        span,
+                    }))
                 }
                 Some(KType::Pointer { .. }) => {
                     let ptr = self.read_place(place);
@@ -235,7 +250,11 @@ impl Checker<'_> {
                 }
                 _ => {
                     let name = self.catalog.kernel_type_name(place.ty);
-                    self.error(Diagnostic::error("type-mismatch", format!("cannot index a value of type '{name}'"), span));
+                    self.error(Diagnostic::error(
+                        "type-mismatch",
+                        format!("cannot index a value of type '{name}'"),
+                        span,
+                    ));
                     None
                 }
             },
@@ -243,12 +262,20 @@ impl Checker<'_> {
                 Type::Array { elem, len } => {
                     self.check_bounds(i, *len, index.span)?;
                     let (elem, offset) = ((**elem).clone(), i * elem.native_size());
-                    Some(Operand::Value(Expr { kind: ExprKind::Member { base: Box::new(v), offset, bitfield: None }, ty: elem, span }))
+                    Some(Operand::Value(Expr {
+                        kind: ExprKind::Member { base: Box::new(v), offset, bitfield: None },
+                        ty: elem,
+                        span,
+                    }))
                 }
                 Type::Pointer { .. } => self.index_pointer(v, i, span),
                 Type::None => None,
                 other => {
-                    self.error(Diagnostic::error("type-mismatch", format!("cannot index a value of type '{other}'"), span));
+                    self.error(Diagnostic::error(
+                        "type-mismatch",
+                        format!("cannot index a value of type '{other}'"),
+                        span,
+                    ));
                     None
                 }
             },
@@ -268,7 +295,11 @@ impl Checker<'_> {
         if i < len {
             return Some(());
         }
-        self.error(Diagnostic::error("out-of-bounds", format!("index {i} is out of bounds for an array of {len} elements"), span));
+        self.error(Diagnostic::error(
+            "out-of-bounds",
+            format!("index {i} is out of bounds for an array of {len} elements"),
+            span,
+        ));
         None
     }
 
@@ -294,7 +325,9 @@ impl Checker<'_> {
     fn kernel_value_type(&mut self, id: KTypeId, depth: u32) -> Result<Type, String> {
         match self.catalog.kernel_type(id) {
             Some(KType::Int { bytes: b @ (1 | 2 | 4 | 8), signed, .. }) => Ok(Type::Int { bytes: b, signed }),
-            Some(KType::Pointer { to }) => Ok(Type::Pointer { pointee: self.catalog.kernel_type_name(to), target: Some(to) }),
+            Some(KType::Pointer { to }) => {
+                Ok(Type::Pointer { pointee: self.catalog.kernel_type_name(to), target: Some(to) })
+            }
             Some(KType::Array { elem, len }) => {
                 if matches!(self.catalog.kernel_type(elem), Some(KType::Int { bytes: 1, char: true, .. })) {
                     return Ok(Type::Str { len });
@@ -323,7 +356,9 @@ impl Checker<'_> {
                 self.layouts.insert(id, layout.clone());
                 Ok(Type::Record(layout))
             }
-            Some(KType::Int { bytes, .. }) => Err(format!("rbt cannot read '{}', an integer of {bytes} bytes", self.catalog.kernel_type_name(id))),
+            Some(KType::Int { bytes, .. }) => {
+                Err(format!("rbt cannot read '{}', an integer of {bytes} bytes", self.catalog.kernel_type_name(id)))
+            }
             Some(KType::Void) => Err("cannot read a value of type 'void'".into()),
             Some(KType::Function) => Err("cannot read a function".into()),
             Some(KType::Opaque { name, .. }) => Err(format!("rbt cannot read a value of type '{name}'")),
@@ -335,12 +370,14 @@ impl Checker<'_> {
     pub(super) fn check_kernel_cast(&mut self, ty: &ast::TypeName, expr: &ast::Expr, span: Span) -> Option<Expr> {
         let inner = self.check_expr(expr);
         if ty.pointer_depth == 0 {
-            self.error(Diagnostic::error(
-                "type-mismatch",
-                format!("cannot cast to '{}': a struct is read through a pointer", type_text(ty)),
-                ty.span,
-            )
-            .with_help(format!("cast to a pointer, `({} *)`", type_text(ty))));
+            self.error(
+                Diagnostic::error(
+                    "type-mismatch",
+                    format!("cannot cast to '{}': a struct is read through a pointer", type_text(ty)),
+                    ty.span,
+                )
+                .with_help(format!("cast to a pointer, `({} *)`", type_text(ty))),
+            );
             return None;
         }
         let target = self.kernel_type_for(ty)?;
@@ -376,7 +413,11 @@ impl Checker<'_> {
         }
         let written = match &ty.tag {
             Some(tag) => format!("{tag} {}", ty.name),
-            None => C_INT_NAMES.iter().find(|(ours, _)| *ours == ty.name).map(|(_, c)| c.to_string()).unwrap_or(ty.name.clone()),
+            None => C_INT_NAMES
+                .iter()
+                .find(|(ours, _)| *ours == ty.name)
+                .map(|(_, c)| c.to_string())
+                .unwrap_or(ty.name.clone()),
         };
         if let Some(id) = self.catalog.kernel_type_named(&written) {
             return Some(id);
@@ -419,7 +460,11 @@ impl Checker<'_> {
         match func.ret {
             Some(ty) => self.context_word(func.params.len() as u32, ty, span),
             None => {
-                self.error(Diagnostic::error("no-retval", format!("{} returns void: fexit has no retval", func.name), span));
+                self.error(Diagnostic::error(
+                    "no-retval",
+                    format!("{} returns void: fexit has no retval", func.name),
+                    span,
+                ));
                 error_expr(span)
             }
         }
@@ -477,7 +522,11 @@ impl Checker<'_> {
     pub(super) fn check_offsetof(&mut self, ty: &ast::TypeName, field: &ast::Ident, span: Span) -> Expr {
         let Some(id) = self.kernel_type_for(ty) else { return error_expr(span) };
         let Some(KType::Record { name, fields, .. }) = self.catalog.kernel_type(id) else {
-            self.error(Diagnostic::error("type-mismatch", format!("'{}' is not a struct or union", type_text(ty)), ty.span));
+            self.error(Diagnostic::error(
+                "type-mismatch",
+                format!("'{}' is not a struct or union", type_text(ty)),
+                ty.span,
+            ));
             return error_expr(span);
         };
         match fields.iter().find(|f| f.name == field.name) {
@@ -627,7 +676,10 @@ mod tests {
     #[test]
     fn bitfields_char_arrays_and_whole_structs() {
         let e = value_of("curtask->flag");
-        assert!(matches!(e.kind, ExprKind::KernelRead { offset: 32, bitfield: Some(Bitfield { shift: 3, bits: 1 }), .. }), "{e:?}");
+        assert!(
+            matches!(e.kind, ExprKind::KernelRead { offset: 32, bitfield: Some(Bitfield { shift: 3, bits: 1 }), .. }),
+            "{e:?}"
+        );
         assert_eq!(value_of("curtask->comm").ty, Type::Str { len: 16 });
         let Type::Record(layout) = value_of("((struct task_struct *)curtask)->load").ty else { panic!() };
         assert_eq!((layout.name.as_str(), layout.size, layout.fields.len()), ("struct load_weight", 16, 2));

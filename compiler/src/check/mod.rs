@@ -280,12 +280,9 @@ impl<'a> Checker<'a> {
         let found = self.map_index.get(&access.name).copied();
         if found.is_none() {
             let names: Vec<String> = self.maps.iter().map(MapDecl::display_name).collect();
-            let mut diag = Diagnostic::error(
-                "undefined-map",
-                format!("undefined map: @{}", access.name),
-                access.name_span,
-            )
-            .with_primary_text("this map is never assigned");
+            let mut diag =
+                Diagnostic::error("undefined-map", format!("undefined map: @{}", access.name), access.name_span)
+                    .with_primary_text("this map is never assigned");
             if let Some(near) = suggest(&format!("@{}", access.name), names.iter().map(String::as_str)) {
                 diag = diag.with_help(format!("did you mean `{near}`?"));
             }
@@ -296,11 +293,7 @@ impl<'a> Checker<'a> {
 
     fn expect_integer(&mut self, e: &hir::Expr, what: &str) {
         if !e.ty.is_integer() && e.ty != Type::None {
-            self.error(Diagnostic::error(
-                "type-mismatch",
-                format!("{what} must be an integer, not {}", e.ty),
-                e.span,
-            ));
+            self.error(Diagnostic::error("type-mismatch", format!("{what} must be an integer, not {}", e.ty), e.span));
         }
     }
 }

@@ -68,13 +68,11 @@ impl Checker<'_> {
                 let n = match &count.kind {
                     ast::ExprKind::Int(n) if (1..=MAX_UNROLL).contains(n) => *n as u32,
                     _ => {
-                        self.error(
-                            Diagnostic::error(
-                                "bad-unroll",
-                                format!("unroll count must be an integer literal from 1 to {MAX_UNROLL}"),
-                                count.span,
-                            ),
-                        );
+                        self.error(Diagnostic::error(
+                            "bad-unroll",
+                            format!("unroll count must be an integer literal from 1 to {MAX_UNROLL}"),
+                            count.span,
+                        ));
                         1
                     }
                 };
@@ -146,11 +144,7 @@ impl Checker<'_> {
         let keys: Vec<Expr> = access.keys.iter().map(|k| self.check_expr(k)).collect();
         for k in &keys {
             if matches!(k.ty, Type::Args) {
-                self.error(Diagnostic::error(
-                    "bad-key",
-                    format!("a map key cannot be of type '{}'", k.ty),
-                    k.span,
-                ));
+                self.error(Diagnostic::error("bad-key", format!("a map key cannot be of type '{}'", k.ty), k.span));
             }
         }
         let key_types: Vec<Type> = keys.iter().map(|k| key_type(&k.ty)).collect();
@@ -208,7 +202,12 @@ impl Checker<'_> {
         if args.len() != arity {
             self.error(Diagnostic::error(
                 "wrong-arguments",
-                format!("{}() takes {arity} argument{}, {} given", name.name, if arity == 1 { "" } else { "s" }, args.len()),
+                format!(
+                    "{}() takes {arity} argument{}, {} given",
+                    name.name,
+                    if arity == 1 { "" } else { "s" },
+                    args.len()
+                ),
                 span,
             ));
             return Some(None);
@@ -229,40 +228,40 @@ impl Checker<'_> {
             }
         }
         let signed = arg.as_ref().is_some_and(|a| a.ty.is_signed());
-        let value = match name.name.as_str() {
-            "count" => MapValue::Count,
-            "sum" => MapValue::Sum { signed },
-            "min" => MapValue::Min { signed },
-            "max" => MapValue::Max { signed },
-            "avg" => MapValue::Avg { signed },
-            "stats" => MapValue::Stats { signed },
-            "hist" => MapValue::Hist,
-            _ => {
-                let mut consts = [0i64; 3];
-                for (i, a) in args[1..].iter().enumerate() {
-                    match literal_int(a) {
-                        Some(v) => consts[i] = v,
-                        None => {
-                            self.error(Diagnostic::error(
-                                "bad-argument",
-                                "lhist() min, max and step must be integer literals",
-                                a.span,
-                            ));
-                            return Some(None);
+        let value =
+            match name.name.as_str() {
+                "count" => MapValue::Count,
+                "sum" => MapValue::Sum { signed },
+                "min" => MapValue::Min { signed },
+                "max" => MapValue::Max { signed },
+                "avg" => MapValue::Avg { signed },
+                "stats" => MapValue::Stats { signed },
+                "hist" => MapValue::Hist,
+                _ => {
+                    let mut consts = [0i64; 3];
+                    for (i, a) in args[1..].iter().enumerate() {
+                        match literal_int(a) {
+                            Some(v) => consts[i] = v,
+                            None => {
+                                self.error(Diagnostic::error(
+                                    "bad-argument",
+                                    "lhist() min, max and step must be integer literals",
+                                    a.span,
+                                ));
+                                return Some(None);
+                            }
                         }
                     }
+                    let [min, max, step] = consts;
+                    if step <= 0 || max <= min || (max - min) / step > 1000 {
+                        self.error(Diagnostic::error("bad-argument", "invalid lhist() range", span).with_help(
+                            "lhist(value, min, max, step) needs min < max, step > 0 and at most 1000 buckets",
+                        ));
+                        return Some(None);
+                    }
+                    MapValue::Lhist { min, max, step }
                 }
-                let [min, max, step] = consts;
-                if step <= 0 || max <= min || (max - min) / step > 1000 {
-                    self.error(
-                        Diagnostic::error("bad-argument", "invalid lhist() range", span)
-                            .with_help("lhist(value, min, max, step) needs min < max, step > 0 and at most 1000 buckets"),
-                    );
-                    return Some(None);
-                }
-                MapValue::Lhist { min, max, step }
-            }
-        };
+            };
         let id = self.define_map(access, &key_types, value);
         Some(Some(Stmt { kind: StmtKind::Aggregate { map: id, keys, value: arg }, span }))
     }

@@ -148,7 +148,8 @@ impl Emitter<'_> {
             // The widest access that fits and is aligned at both ends: the verifier rejects
             // misaligned stack accesses (tuple fields are copied at bpftrace's byte offsets).
             let aligned = |size: i32| {
-                (i32::from(dst_off) + done as i32).rem_euclid(size) == 0 && (i32::from(src_off) + done as i32).rem_euclid(size) == 0
+                (i32::from(dst_off) + done as i32).rem_euclid(size) == 0
+                    && (i32::from(src_off) + done as i32).rem_euclid(size) == 0
             };
             let chunk = [8u32, 4, 2, 1].into_iter().find(|&c| c <= len - done && aligned(c as i32)).unwrap_or(1);
             let size = size_of(chunk as u8);

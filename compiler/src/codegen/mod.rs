@@ -61,7 +61,9 @@ fn check_map_count(f: &Function) -> Result<(), CodegenError> {
     for inst in f.blocks.iter().flat_map(|b| &b.insts) {
         let maps: Vec<MapRef> = match &inst.op {
             Op::MapLookup { map, .. } => vec![*map],
-            Op::Call { args, .. } => args.iter().filter_map(|a| if let Arg::Map(m) = a { Some(*m) } else { None }).collect(),
+            Op::Call { args, .. } => {
+                args.iter().filter_map(|a| if let Arg::Map(m) = a { Some(*m) } else { None }).collect()
+            }
             _ => Vec::new(),
         };
         for m in maps {

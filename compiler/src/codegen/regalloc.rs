@@ -82,10 +82,8 @@ pub(super) fn allocate(f: &Function, order: &[BlockId]) -> Allocation {
         pos += 1;
     }
 
-    let mut intervals: Vec<(usize, usize, u32)> = (0..n)
-        .filter(|&i| start[i] != usize::MAX)
-        .map(|i| (start[i], end[i], i as u32))
-        .collect();
+    let mut intervals: Vec<(usize, usize, u32)> =
+        (0..n).filter(|&i| start[i] != usize::MAX).map(|i| (start[i], end[i], i as u32)).collect();
     intervals.sort();
     let mut locations = vec![None; n];
     // Last position of the intervals already given each spill slot: a slot is reused by an
@@ -121,11 +119,8 @@ pub(super) fn allocate(f: &Function, order: &[BlockId]) -> Allocation {
             continue;
         }
         // Spill whichever of the active intervals or this one ends last.
-        let (idx, &(last_end, last_v, last_r, last_start)) = active
-            .iter()
-            .enumerate()
-            .max_by_key(|(_, a)| a.0)
-            .expect("the pool is full, so some interval is active");
+        let (idx, &(last_end, last_v, last_r, last_start)) =
+            active.iter().enumerate().max_by_key(|(_, a)| a.0).expect("the pool is full, so some interval is active");
         if last_end > e {
             locations[last_v as usize] = Some(spill(last_start, last_end));
             active[idx] = (e, v, last_r, s);
@@ -223,7 +218,12 @@ mod tests {
                 insts.push(inst(Op::Alu { op: AluOp::Add, dst: pair[1], lhs: pair[1], rhs: Operand::Reg(pair[0]) }));
             }
         }
-        let f = Function { blocks: vec![Block { insts, term: Term::Exit }], slots: Vec::new(), pinned_slots: 0, vreg_count: next };
+        let f = Function {
+            blocks: vec![Block { insts, term: Term::Exit }],
+            slots: Vec::new(),
+            pinned_slots: 0,
+            vreg_count: next,
+        };
         let alloc = allocate(&f, &layout(&f));
         assert_eq!(alloc.spill_slots, 2);
         assert!(alloc.locations.iter().all(Option::is_some));

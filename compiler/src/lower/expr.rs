@@ -111,7 +111,9 @@ impl ProbeLowering<'_> {
                 let dst = self.b.reg();
                 match op {
                     UnaryOp::Neg => self.b.push(Op::Neg { dst, src }),
-                    UnaryOp::LogicalNot => self.b.push(Op::SetCond { cond: Cond::Eq, dst, lhs: src, rhs: Operand::Imm(0) }),
+                    UnaryOp::LogicalNot => {
+                        self.b.push(Op::SetCond { cond: Cond::Eq, dst, lhs: src, rhs: Operand::Imm(0) })
+                    }
                     UnaryOp::BitNot => self.b.push(Op::Alu { op: AluOp::Xor, dst, lhs: src, rhs: Operand::Imm(-1) }),
                 }
                 // Computed at the operand's width, then extended by the result's sign:
@@ -160,7 +162,9 @@ impl ProbeLowering<'_> {
                 Value::Mem(at)
             }
             ExprKind::ReadStr { ptr, limit } => Value::Mem(self.lower_read_str(ptr, limit.as_deref(), e.ty.size())),
-            ExprKind::IncDec { target, increment, prefix } => Value::Int(self.lower_incdec(target, *increment, *prefix)),
+            ExprKind::IncDec { target, increment, prefix } => {
+                Value::Int(self.lower_incdec(target, *increment, *prefix))
+            }
             ExprKind::Stack(stack) => Value::Mem(self.lower_stack(stack)),
             ExprKind::Symbol { addr, user } => {
                 let at = self.b.slot(16);
@@ -189,7 +193,11 @@ impl ProbeLowering<'_> {
         let fast = crate::bpf::helpers::BPF_F_FAST_STACK_CMP;
         let flags = if stack.user { crate::bpf::helpers::BPF_F_USER_STACK | fast } else { fast };
         let id = self.b.reg();
-        self.b.push(Op::Call { dst: Some(id), helper: Helper::GetStackid, args: vec![Arg::Ctx, Arg::Map(map), Arg::Imm(flags)] });
+        self.b.push(Op::Call {
+            dst: Some(id),
+            helper: Helper::GetStackid,
+            args: vec![Arg::Ctx, Arg::Map(map), Arg::Imm(flags)],
+        });
         let at = self.b.slot(crate::types::StackType::SIZE);
         self.b.store(at, 0, id, 8);
         // EFAULT means an empty stack (a kernel stack sampled in user mode, a user stack of a
@@ -346,7 +354,9 @@ impl ProbeLowering<'_> {
                 const ARG_OFFSETS: [u32; 6] = [112, 104, 96, 88, 72, 64];
                 // A raw tracepoint's context is the array of its u64 arguments.
                 let offset = match self.probe.attach {
-                    crate::hir::AttachPoint::RawTracepoint { .. } | crate::hir::AttachPoint::Fentry { .. } => u32::from(n) * 8,
+                    crate::hir::AttachPoint::RawTracepoint { .. } | crate::hir::AttachPoint::Fentry { .. } => {
+                        u32::from(n) * 8
+                    }
                     _ => ARG_OFFSETS[usize::from(n.min(5))],
                 };
                 let dst = self.b.reg();
@@ -381,7 +391,11 @@ impl ProbeLowering<'_> {
             Builtin::Comm => {
                 let at = self.b.slot(16);
                 self.b.zero(at, 16);
-                self.b.push(Op::Call { dst: None, helper: Helper::GetCurrentComm, args: vec![Arg::Stack(at), Arg::Imm(16)] });
+                self.b.push(Op::Call {
+                    dst: None,
+                    helper: Helper::GetCurrentComm,
+                    args: vec![Arg::Stack(at), Arg::Imm(16)],
+                });
                 return Value::Mem(at);
             }
             Builtin::Nsecs => self.call(Helper::KtimeGetNs, vec![]),
@@ -616,7 +630,11 @@ impl ProbeLowering<'_> {
             }
             None => Arg::Imm(len as i32),
         };
-        self.b.push(Op::Call { dst: None, helper: Helper::ProbeReadStr, args: vec![Arg::Stack(at), size, Arg::Reg(p)] });
+        self.b.push(Op::Call {
+            dst: None,
+            helper: Helper::ProbeReadStr,
+            args: vec![Arg::Stack(at), size, Arg::Reg(p)],
+        });
         at
     }
 }

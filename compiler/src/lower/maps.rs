@@ -320,11 +320,20 @@ impl ProbeLowering<'_> {
                 // bpftrace 0.17 counts at the variable's width: a uint8 at 255 goes to 0.
                 if ty.int_bytes() < 8 {
                     let wrapped = self.b.reg();
-                    self.b.push(Op::Extend { dst: wrapped, src: new, bytes: ty.int_bytes() as u8, signed: ty.is_signed() });
+                    self.b.push(Op::Extend {
+                        dst: wrapped,
+                        src: new,
+                        bytes: ty.int_bytes() as u8,
+                        signed: ty.is_signed(),
+                    });
                     new = wrapped;
                 }
                 self.b.push(Op::StoreStack { at, size: 8, src: Operand::Reg(new) });
-                if prefix { new } else { old }
+                if prefix {
+                    new
+                } else {
+                    old
+                }
             }
             LValue::Map { map, keys } => {
                 let key = self.build_key(*map, keys, None);
@@ -343,7 +352,11 @@ impl ProbeLowering<'_> {
                 let slot = self.b.slot(8);
                 self.b.store(slot, 0, new, 8);
                 self.update(*map, key, slot);
-                if prefix { new } else { old }
+                if prefix {
+                    new
+                } else {
+                    old
+                }
             }
         }
     }
@@ -372,7 +385,11 @@ impl ProbeLowering<'_> {
         self.b.push(Op::Call { dst: None, helper: Helper::MapDeleteElem, args: vec![Arg::Map(bpf), Arg::Stack(key)] });
         if !keys.is_empty() && matches!(decl.value, MapValue::Avg { .. } | MapValue::Stats { .. }) {
             self.b.store_imm(key, user_key_size(&decl), 1, 8);
-            self.b.push(Op::Call { dst: None, helper: Helper::MapDeleteElem, args: vec![Arg::Map(bpf), Arg::Stack(key)] });
+            self.b.push(Op::Call {
+                dst: None,
+                helper: Helper::MapDeleteElem,
+                args: vec![Arg::Map(bpf), Arg::Stack(key)],
+            });
         }
     }
 }

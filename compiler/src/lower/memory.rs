@@ -69,7 +69,11 @@ impl ProbeLowering<'_> {
         let at = self.b.slot(len);
         self.b.zero(at, align8(len));
         let ret = self.b.reg();
-        self.b.push(Op::Call { dst: Some(ret), helper: Helper::DPath, args: vec![Arg::Reg(p), Arg::Stack(at), Arg::Imm(len as i32)] });
+        self.b.push(Op::Call {
+            dst: Some(ret),
+            helper: Helper::DPath,
+            args: vec![Arg::Reg(p), Arg::Stack(at), Arg::Imm(len as i32)],
+        });
         self.count_if_negative(ret, ErrorCounter::ReadFailed);
         Value::Mem(at)
     }
@@ -104,7 +108,13 @@ impl ProbeLowering<'_> {
 
     /// `bpf_probe_read_kernel` of a `ty` at `addr + offset`; a failed read (a bad pointer) leaves
     /// zeros, as the helper clears its buffer, and is counted.
-    pub(super) fn lower_kernel_read(&mut self, addr: &Expr, offset: u32, bitfield: Option<Bitfield>, ty: &Type) -> Value {
+    pub(super) fn lower_kernel_read(
+        &mut self,
+        addr: &Expr,
+        offset: u32,
+        bitfield: Option<Bitfield>,
+        ty: &Type,
+    ) -> Value {
         let src = self.address(addr, offset);
         let len = read_len(bitfield, ty);
         let at = self.b.slot(align8(len).max(8));
@@ -128,7 +138,12 @@ impl ProbeLowering<'_> {
                 let value = self.b.reg();
                 self.b.push(Op::LoadCtx { dst: value, offset: regs_offset, size: 8 });
                 if shift > 0 {
-                    self.b.push(Op::Alu { op: AluOp::Shr, dst: value, lhs: value, rhs: Operand::Imm(i32::from(shift)) });
+                    self.b.push(Op::Alu {
+                        op: AluOp::Shr,
+                        dst: value,
+                        lhs: value,
+                        rhs: Operand::Imm(i32::from(shift)),
+                    });
                 }
                 value
             }
@@ -155,7 +170,11 @@ impl ProbeLowering<'_> {
         let at = self.b.slot(8);
         self.b.zero(at, 8);
         let ret = self.b.reg();
-        self.b.push(Op::Call { dst: Some(ret), helper: Helper::ProbeReadUser, args: vec![Arg::Stack(at), Arg::Imm(i32::from(size)), Arg::Reg(src)] });
+        self.b.push(Op::Call {
+            dst: Some(ret),
+            helper: Helper::ProbeReadUser,
+            args: vec![Arg::Stack(at), Arg::Imm(i32::from(size)), Arg::Reg(src)],
+        });
         self.count_if_negative(ret, ErrorCounter::ReadFailed);
         let value = self.b.reg();
         self.b.push(Op::LoadStack { dst: value, at, size: 8 });
@@ -218,7 +237,12 @@ impl ProbeLowering<'_> {
             let (bits, signed) = (u32::from(bf.bits).min(64), ty.is_signed());
             // Move the field's top bit to bit 63, then shift back down (arithmetic if signed).
             let up = self.b.reg();
-            self.b.push(Op::Alu { op: AluOp::Shl, dst: up, lhs: word, rhs: Operand::Imm((64 - bits - u32::from(bf.shift)) as i32) });
+            self.b.push(Op::Alu {
+                op: AluOp::Shl,
+                dst: up,
+                lhs: word,
+                rhs: Operand::Imm((64 - bits - u32::from(bf.shift)) as i32),
+            });
             let down = self.b.reg();
             let op = if signed { AluOp::Sar } else { AluOp::Shr };
             self.b.push(Op::Alu { op, dst: down, lhs: up, rhs: Operand::Imm((64 - bits) as i32) });

@@ -79,7 +79,15 @@ pub fn lower(program: &hir::Program, options: &LowerOptions) -> Lowered {
         EventTransport::RingBuf { bytes } => (bpf_consts::BPF_MAP_TYPE_RINGBUF, 0, 0, bytes),
         EventTransport::PerfArray { cpus } => (bpf_consts::BPF_MAP_TYPE_PERF_EVENT_ARRAY, 4, 4, cpus),
     };
-    bpf_maps.push(BpfMap { name: "rbt_events".into(), role: MapRole::Events, map_type, key_size, value_size, max_entries, flags: 0 });
+    bpf_maps.push(BpfMap {
+        name: "rbt_events".into(),
+        role: MapRole::Events,
+        map_type,
+        key_size,
+        value_size,
+        max_entries,
+        flags: 0,
+    });
     let errors = MapRef(bpf_maps.len() as u32);
     bpf_maps.push(BpfMap {
         name: "rbt_errors".into(),
@@ -235,7 +243,11 @@ impl ProbeLowering<'_> {
     /// Returns early unless the current process is `pid`.
     fn lower_pid_filter(&mut self, pid: u32) {
         let tgid = self.b.reg();
-        self.b.push(ir::Op::Call { dst: Some(tgid), helper: crate::bpf::helpers::Helper::GetCurrentPidTgid, args: vec![] });
+        self.b.push(ir::Op::Call {
+            dst: Some(tgid),
+            helper: crate::bpf::helpers::Helper::GetCurrentPidTgid,
+            args: vec![],
+        });
         self.b.push(ir::Op::Alu { op: ir::AluOp::Shr, dst: tgid, lhs: tgid, rhs: ir::Operand::Imm(32) });
         let body = self.b.new_block();
         let exit = self.b.new_block();

@@ -220,7 +220,12 @@ impl ProbeLowering<'_> {
             let p = self.b.reg();
             self.b.push(Op::LoadStack { dst: p, at: pointer, size: 8 });
             let slot = self.b.reg();
-            self.b.push(Op::Alu { op: AluOp::Add, dst: slot, lhs: buf, rhs: Operand::Imm((EVENT_HEADER + i * JOIN_ARG_SIZE) as i32) });
+            self.b.push(Op::Alu {
+                op: AluOp::Add,
+                dst: slot,
+                lhs: buf,
+                rhs: Operand::Imm((EVENT_HEADER + i * JOIN_ARG_SIZE) as i32),
+            });
             let read = self.b.new_block();
             let end = self.b.new_block();
             self.b.branch(Cond::Eq, p, Operand::Imm(0), end, read);

@@ -76,7 +76,14 @@ impl ProbeLowering<'_> {
     /// Stores the tuple at `src` (of type `src_ty`) into `dst` (of type `dst_ty`) as bpftrace's
     /// byte copy would leave it, both in rbt's layout. bpftrace zeroes a map value first but not
     /// a variable, whose bytes past the copy keep their last value (`keep_rest`).
-    pub(super) fn copy_tuple_bytes(&mut self, src: StackRef, src_ty: &Type, dst: StackRef, dst_ty: &Type, keep_rest: bool) {
+    pub(super) fn copy_tuple_bytes(
+        &mut self,
+        src: StackRef,
+        src_ty: &Type,
+        dst: StackRef,
+        dst_ty: &Type,
+        keep_rest: bool,
+    ) {
         if !keep_rest {
             self.b.zero(dst, align8(dst_ty.size()));
         }
@@ -94,7 +101,11 @@ impl ProbeLowering<'_> {
                 let start = d.bt.max(s.bt);
                 let end = (d.bt + d.bt_size()).min(s.bt + s.bt_size()).min(copied);
                 if start < end {
-                    self.b.copy(at_offset(dst, d.rbt + start - d.bt), at_offset(src, s.rbt + start - s.bt), end - start);
+                    self.b.copy(
+                        at_offset(dst, d.rbt + start - d.bt),
+                        at_offset(src, s.rbt + start - s.bt),
+                        end - start,
+                    );
                 }
             }
             // The copied bytes are the integer's low ones; rbt keeps it extended to 64 bits.
@@ -118,7 +129,12 @@ mod tests {
 
     #[test]
     fn bpftrace_packs_strings_and_aligns_integers() {
-        let ty = Type::Tuple(vec![Type::Str { len: 3 }, Type::I64, Type::Str { len: 2 }, Type::Int { bytes: 2, signed: true }]);
+        let ty = Type::Tuple(vec![
+            Type::Str { len: 3 },
+            Type::I64,
+            Type::Str { len: 2 },
+            Type::Int { bytes: 2, signed: true },
+        ]);
         let mut out = Vec::new();
         leaves(&ty, 0, 0, &mut out);
         let offsets: Vec<(u32, u32)> = out.iter().map(|l| (l.bt, l.rbt)).collect();

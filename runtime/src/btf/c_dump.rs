@@ -34,8 +34,8 @@ use std::fmt::Write as _;
 use layout::pointer_size;
 
 use super::{
-    Btf, Raw, ARRAY, CONST, DATASEC, DECL_TAG, ENUM, ENUM64, FLOAT, FUNC, FUNC_PROTO, FWD, INT, PTR,
-    RESTRICT, STRUCT, TYPEDEF, TYPE_TAG, UNION, VAR, VOLATILE,
+    Btf, Raw, ARRAY, CONST, DATASEC, DECL_TAG, ENUM, ENUM64, FLOAT, FUNC, FUNC_PROTO, FWD, INT, PTR, RESTRICT, STRUCT,
+    TYPEDEF, TYPE_TAG, UNION, VAR, VOLATILE,
 };
 
 /// `btf_dump` indents with tabs, at most this many.

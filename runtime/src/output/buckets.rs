@@ -74,11 +74,7 @@ pub(crate) fn hist_rows(counts: &[u64]) -> Option<Rows> {
         }
         max_count = max_count.max(v);
     }
-    first.map(|first| Rows {
-        first,
-        last,
-        max_count,
-    })
+    first.map(|first| Rows { first, last, max_count })
 }
 
 /// bpftrace's `lhist_prepare`: a bucket counts as used for the "anything to print" test when its
@@ -103,11 +99,7 @@ pub(crate) fn lhist_rows(counts: &[u64], buckets: usize) -> Option<Rows> {
             last = i;
         }
     }
-    Some(Rows {
-        first: first.unwrap_or(0),
-        last,
-        max_count,
-    })
+    Some(Rows { first: first.unwrap_or(0), last, max_count })
 }
 
 /// The bar length: `count / (float)max_count * 52` in single precision, truncated toward zero.
@@ -189,20 +181,13 @@ impl LhistInts {
             return None;
         }
         let buckets = usize::try_from(max.wrapping_sub(min).wrapping_div(step)).ok()?;
-        Some(LhistInts {
-            min,
-            max,
-            step,
-            buckets,
-        })
+        Some(LhistInts { min, max, step, buckets })
     }
 
     /// The lower bound of bucket `index` (1..=buckets), in `int` arithmetic.
     fn low(self, index: usize) -> i32 {
         let i = i32::try_from(index).unwrap_or(i32::MAX);
-        i.wrapping_sub(1)
-            .wrapping_mul(self.step)
-            .wrapping_add(self.min)
+        i.wrapping_sub(1).wrapping_mul(self.step).wrapping_add(self.min)
     }
 
     /// A row label: `(..., min)`, `[lo, hi)` or `[max, ...)`.
@@ -213,11 +198,7 @@ impl LhistInts {
             format!("[{}, ...)", lhist_number(self.max))
         } else {
             let low = self.low(index);
-            format!(
-                "[{}, {})",
-                lhist_number(low),
-                lhist_number(low.wrapping_add(self.step))
-            )
+            format!("[{}, {})", lhist_number(low), lhist_number(low.wrapping_add(self.step)))
         }
     }
 

@@ -51,11 +51,7 @@ impl MessageKind {
 }
 
 /// The banner after attaching: `Attaching N probe(s)...` (singular for exactly one).
-pub fn write_attached_probes(
-    out: &mut dyn Write,
-    format: OutputFormat,
-    probes: u64,
-) -> io::Result<()> {
+pub fn write_attached_probes(out: &mut dyn Write, format: OutputFormat, probes: u64) -> io::Result<()> {
     let line = match format {
         OutputFormat::Text if probes == 1 => "Attaching 1 probe...\n".to_string(),
         OutputFormat::Text => format!("Attaching {probes} probes...\n"),
@@ -78,12 +74,7 @@ pub fn write_lost_events(out: &mut dyn Write, format: OutputFormat, lost: u64) -
 }
 
 /// Free text from `printf()`, `time()`, `cat()`, `join()` or `system()`.
-pub fn write_message(
-    out: &mut dyn Write,
-    format: OutputFormat,
-    kind: MessageKind,
-    text: &[u8],
-) -> io::Result<()> {
+pub fn write_message(out: &mut dyn Write, format: OutputFormat, kind: MessageKind, text: &[u8]) -> io::Result<()> {
     let mut line = Vec::with_capacity(text.len() + 40);
     match format {
         OutputFormat::Text => {
@@ -93,9 +84,7 @@ pub fn write_message(
             }
         }
         OutputFormat::Json => {
-            line.extend_from_slice(
-                format!("{{\"type\": \"{}\", \"data\": \"", kind.json_type()).as_bytes(),
-            );
+            line.extend_from_slice(format!("{{\"type\": \"{}\", \"data\": \"", kind.json_type()).as_bytes());
             json_escape_into(text, &mut line);
             line.extend_from_slice(b"\"}\n");
         }
@@ -121,13 +110,7 @@ pub fn write_value(out: &mut dyn Write, format: OutputFormat, value: &Value) -> 
 }
 
 /// `print(@m, top, div)`; `top` 0 prints every entry and `div` 0 means 1, as in bpftrace.
-pub fn write_map(
-    out: &mut dyn Write,
-    format: OutputFormat,
-    map: &MapDump,
-    top: u32,
-    div: u32,
-) -> io::Result<()> {
+pub fn write_map(out: &mut dyn Write, format: OutputFormat, map: &MapDump, top: u32, div: u32) -> io::Result<()> {
     let mut bytes = Vec::new();
     match format {
         OutputFormat::Text => write_map_text(map, top, div, &mut bytes),
@@ -137,11 +120,7 @@ pub fn write_map(
 }
 
 /// Every map in bytewise name order, as on SIGUSR1.
-pub fn write_all_maps(
-    out: &mut dyn Write,
-    format: OutputFormat,
-    maps: &[MapDump],
-) -> io::Result<()> {
+pub fn write_all_maps(out: &mut dyn Write, format: OutputFormat, maps: &[MapDump]) -> io::Result<()> {
     let mut sorted: Vec<&MapDump> = maps.iter().collect();
     sorted.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
     for map in sorted {
@@ -151,11 +130,7 @@ pub fn write_all_maps(
 }
 
 /// What bpftrace prints after the probes detach: "\n\n", then every map.
-pub fn write_exit_dump(
-    out: &mut dyn Write,
-    format: OutputFormat,
-    maps: &[MapDump],
-) -> io::Result<()> {
+pub fn write_exit_dump(out: &mut dyn Write, format: OutputFormat, maps: &[MapDump]) -> io::Result<()> {
     out.write_all(b"\n\n")?;
     write_all_maps(out, format, maps)
 }
@@ -173,14 +148,8 @@ mod tests {
     #[test]
     fn banner_and_lost_events() {
         use OutputFormat::{Json, Text};
-        assert_eq!(
-            render(|o| write_attached_probes(o, Text, 1)),
-            "Attaching 1 probe...\n"
-        );
-        assert_eq!(
-            render(|o| write_attached_probes(o, Text, 3)),
-            "Attaching 3 probes...\n"
-        );
+        assert_eq!(render(|o| write_attached_probes(o, Text, 1)), "Attaching 1 probe...\n");
+        assert_eq!(render(|o| write_attached_probes(o, Text, 3)), "Attaching 3 probes...\n");
         assert_eq!(
             render(|o| write_attached_probes(o, Json, 3)),
             "{\"type\": \"attached_probes\", \"data\": {\"probes\": 3}}\n"
@@ -195,14 +164,8 @@ mod tests {
     #[test]
     fn messages() {
         use OutputFormat::{Json, Text};
-        assert_eq!(
-            render(|o| write_message(o, Text, MessageKind::Printf, b"hi")),
-            "hi"
-        );
-        assert_eq!(
-            render(|o| write_message(o, Text, MessageKind::Join, b"a b")),
-            "a b\n"
-        );
+        assert_eq!(render(|o| write_message(o, Text, MessageKind::Printf, b"hi")), "hi");
+        assert_eq!(render(|o| write_message(o, Text, MessageKind::Join, b"a b")), "a b\n");
         assert_eq!(
             render(|o| write_message(o, Json, MessageKind::Time, b"17:08:22\n")),
             "{\"type\": \"time\", \"data\": \"17:08:22\\n\"}\n"

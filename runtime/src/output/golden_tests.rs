@@ -40,10 +40,7 @@ macro_rules! golden {
 // ---- helpers building what the map reader would hand over ----
 
 fn map(name: &str, data: MapData) -> MapDump {
-    MapDump {
-        name: name.to_string(),
-        data,
-    }
+    MapDump { name: name.to_string(), data }
 }
 
 fn key(parts: &[Value]) -> MapKey {
@@ -63,17 +60,11 @@ fn unkeyed(value: Value) -> MapData {
 }
 
 fn by_int<T: Clone>(entries: &[(i64, T)]) -> Vec<(MapKey, T)> {
-    entries
-        .iter()
-        .map(|(k, v)| (key(&[int(*k)]), v.clone()))
-        .collect()
+    entries.iter().map(|(k, v)| (key(&[int(*k)]), v.clone())).collect()
 }
 
 fn by_str<T: Clone>(entries: &[(&str, T)]) -> Vec<(MapKey, T)> {
-    entries
-        .iter()
-        .map(|(k, v)| (key(&[s(k)]), v.clone()))
-        .collect()
+    entries.iter().map(|(k, v)| (key(&[s(k)]), v.clone())).collect()
 }
 
 fn hist(values: &[i64]) -> Vec<u64> {
@@ -93,10 +84,7 @@ fn lhist(values: &[i64], p: LhistParams) -> Vec<u64> {
 }
 
 fn stats(values: &[i64]) -> AvgState {
-    AvgState {
-        count: i64::try_from(values.len()).unwrap_or(i64::MAX),
-        total: values.iter().sum(),
-    }
+    AvgState { count: i64::try_from(values.len()).unwrap_or(i64::MAX), total: values.iter().sum() }
 }
 
 fn params(min: i64, max: i64, step: i64) -> LhistParams {
@@ -111,14 +99,7 @@ fn printf(out: &mut Vec<u8>, f: OutputFormat, fmt: &str, args: &[PrintfArg]) -> 
 
 golden!(hist_basic, "hist_basic", |out, f| {
     write_attached_probes(out, f, 1)?;
-    write_exit_dump(
-        out,
-        f,
-        &[map(
-            "@h",
-            MapData::Hist(vec![(MapKey::none(), hist(&[-5, 0, 1, 2, 5, 20]))]),
-        )],
-    )
+    write_exit_dump(out, f, &[map("@h", MapData::Hist(vec![(MapKey::none(), hist(&[-5, 0, 1, 2, 5, 20]))]))])
 });
 
 golden!(hist_large, "hist_large", |out, f| {
@@ -128,10 +109,7 @@ golden!(hist_large, "hist_large", |out, f| {
     write_exit_dump(
         out,
         f,
-        &[
-            map("@g", MapData::Hist(vec![(MapKey::none(), g)])),
-            map("@big", MapData::Hist(vec![(MapKey::none(), big)])),
-        ],
+        &[map("@g", MapData::Hist(vec![(MapKey::none(), g)])), map("@big", MapData::Hist(vec![(MapKey::none(), big)]))],
     )
 });
 
@@ -139,11 +117,7 @@ golden!(hist_keyed, "hist_keyed", |out, f| {
     write_attached_probes(out, f, 1)?;
     let h = map(
         "@h",
-        MapData::Hist(by_str(&[
-            ("b", hist(&[5, 100])),
-            ("a", hist(&[3, 3, -1])),
-            ("c", hist(&[7, 8, 8, 9, 1])),
-        ])),
+        MapData::Hist(by_str(&[("b", hist(&[5, 100])), ("a", hist(&[3, 3, -1])), ("c", hist(&[7, 8, 8, 9, 1]))])),
     );
     write_map(out, f, &h, 2, 2)?;
     printf(out, f, "--\n", &[])?;
@@ -154,19 +128,10 @@ golden!(hist_keyed, "hist_keyed", |out, f| {
 golden!(lhist_maps, "lhist", |out, f| {
     write_attached_probes(out, f, 1)?;
     let lh = |name: &str, values: &[i64], p: LhistParams| {
-        map(
-            name,
-            MapData::Lhist(p, vec![(MapKey::none(), lhist(values, p))]),
-        )
+        map(name, MapData::Lhist(p, vec![(MapKey::none(), lhist(values, p))]))
     };
     let p = params(0, 10, 1);
-    let k = map(
-        "@k",
-        MapData::Lhist(
-            p,
-            by_int(&[(1, lhist(&[5], p)), (2, lhist(&[5, 6, 20], p))]),
-        ),
-    );
+    let k = map("@k", MapData::Lhist(p, by_int(&[(1, lhist(&[5], p)), (2, lhist(&[5, 6, 20], p))])));
     write_map(out, f, &k, 1, 2)?;
     write_exit_dump(
         out,
@@ -177,11 +142,7 @@ golden!(lhist_maps, "lhist", |out, f| {
             lh("@c", &[0, 3], params(0, 5, 1)),
             lh("@d", &[7], params(5, 15, 5)),
             lh("@e", &[2048], params(1024, 4096, 1024)),
-            lh(
-                "@f",
-                &[1_048_576, 2_097_153],
-                params(1_048_576, 3_145_728, 1_048_576),
-            ),
+            lh("@f", &[1_048_576, 2_097_153], params(1_048_576, 3_145_728, 1_048_576)),
             lh("@m", &[600, 1100, 2100], params(0, 3000, 512)),
             k,
         ],
@@ -204,35 +165,13 @@ golden!(aggregations, "aggregations", |out, f| {
             map("@mn", unkeyed(int(-3))),
             map("@mx", unkeyed(Value::UInt(7))),
             map("@a", MapData::Avg(vec![(MapKey::none(), stats(&[10, 3]))])),
-            map(
-                "@st",
-                MapData::Stats(vec![(MapKey::none(), stats(&[-10, 3]))]),
-            ),
-            map(
-                "@kc",
-                MapData::Values(by_str(&[("b", Value::UInt(1)), ("a", Value::UInt(2))])),
-            ),
-            map(
-                "@ks",
-                MapData::Values(by_int(&[(-1, int(-100)), (5, int(3)), (2, int(50))])),
-            ),
+            map("@st", MapData::Stats(vec![(MapKey::none(), stats(&[-10, 3]))])),
+            map("@kc", MapData::Values(by_str(&[("b", Value::UInt(1)), ("a", Value::UInt(2))]))),
+            map("@ks", MapData::Values(by_int(&[(-1, int(-100)), (5, int(3)), (2, int(50))]))),
             map("@ka", MapData::Avg(ka)),
-            map(
-                "@kst",
-                MapData::Stats(by_str(&[
-                    ("q", stats(&[5])),
-                    ("r", stats(&[1])),
-                    ("s", stats(&[-4])),
-                ])),
-            ),
-            map(
-                "@kmn",
-                MapData::Values(by_int(&[(1, int(5)), (2, int(-5))])),
-            ),
-            map(
-                "@kmx",
-                MapData::Values(by_int(&[(1, Value::UInt(5)), (2, Value::UInt(9))])),
-            ),
+            map("@kst", MapData::Stats(by_str(&[("q", stats(&[5])), ("r", stats(&[1])), ("s", stats(&[-4]))]))),
+            map("@kmn", MapData::Values(by_int(&[(1, int(5)), (2, int(-5))]))),
+            map("@kmx", MapData::Values(by_int(&[(1, Value::UInt(5)), (2, Value::UInt(9))]))),
             map("@us", unkeyed(Value::UInt(u64::MAX))),
         ],
     )
@@ -246,38 +185,16 @@ golden!(keys, "keys", |out, f| {
         (key(&[s("a"), int(1)]), Value::Tuple(vec![int(3), s("z")])),
         (key(&[s(""), int(0)]), Value::Tuple(vec![int(-4), s("")])),
     ];
-    let u = vec![
-        (key(&[Value::UInt(u64::MAX)]), int(2)),
-        (key(&[Value::UInt(i64::MAX as u64)]), int(1)),
-    ];
-    let u32s = vec![
-        (key(&[Value::UInt(0xffff_ffff)]), s("x")),
-        (key(&[Value::UInt(5)]), s("y")),
-    ];
+    let u = vec![(key(&[Value::UInt(u64::MAX)]), int(2)), (key(&[Value::UInt(i64::MAX as u64)]), int(1))];
+    let u32s = vec![(key(&[Value::UInt(0xffff_ffff)]), s("x")), (key(&[Value::UInt(5)]), s("y"))];
     write_exit_dump(
         out,
         f,
         &[
-            map(
-                "@s",
-                MapData::Values(by_int(&[
-                    (-1, s("neg")),
-                    (1, s("one")),
-                    (0, s("zero")),
-                    (-5, s("m5")),
-                ])),
-            ),
+            map("@s", MapData::Values(by_int(&[(-1, s("neg")), (1, s("one")), (0, s("zero")), (-5, s("m5"))]))),
             map("@t", MapData::Values(t)),
             map("@u", MapData::Values(u)),
-            map(
-                "@ss",
-                MapData::Values(by_str(&[
-                    ("bb", s("v1")),
-                    ("a", s("v2")),
-                    ("ab", s("v3")),
-                    ("", s("v4")),
-                ])),
-            ),
+            map("@ss", MapData::Values(by_str(&[("bb", s("v1")), ("a", s("v2")), ("ab", s("v3")), ("", s("v4"))]))),
             map("@i8", MapData::Values(by_int(&[(-1, s("z")), (3, s("w"))]))),
             map("@u32", MapData::Values(u32s)),
         ],
@@ -287,20 +204,14 @@ golden!(keys, "keys", |out, f| {
 golden!(values, "values", |out, f| {
     write_attached_probes(out, f, 1)?;
     let tup = Value::Tuple(vec![int(1), Value::Tuple(vec![int(2), s("q")]), int(-3)]);
-    let ts = by_int(&[
-        (2, Value::Tuple(vec![s("b"), int(20)])),
-        (1, Value::Tuple(vec![s("a"), int(10)])),
-    ]);
+    let ts = by_int(&[(2, Value::Tuple(vec![s("b"), int(20)])), (1, Value::Tuple(vec![s("a"), int(10)]))]);
     write_exit_dump(
         out,
         f,
         &[
             map("@a", unkeyed(Value::UInt(u64::MAX))),
             map("@b", unkeyed(int(-1))),
-            map(
-                "@d",
-                MapData::Values(by_int(&[(1, Value::UInt(u64::MAX)), (2, Value::UInt(5))])),
-            ),
+            map("@d", MapData::Values(by_int(&[(1, Value::UInt(u64::MAX)), (2, Value::UInt(5))]))),
             map("@e", MapData::Values(by_int(&[(1, int(-1)), (2, int(5))]))),
             map("@f", unkeyed(Value::UInt(0xffff_ffff))),
             map("@g", unkeyed(int(-7))),
@@ -315,31 +226,14 @@ golden!(values, "values", |out, f| {
 golden!(print_top_div, "print_top_div", |out, f| {
     write_attached_probes(out, f, 1)?;
     let sep = |out: &mut Vec<u8>| printf(out, f, "--\n", &[]);
-    let anon = map(
-        "@",
-        MapData::Values(by_int(&[(1, int(10)), (2, int(20)), (3, int(35))])),
-    );
+    let anon = map("@", MapData::Values(by_int(&[(1, int(10)), (2, int(20)), (3, int(35))])));
     write_map(out, f, &anon, 2, 10)?;
     write_map(out, f, &anon, 0, 0)?;
     sep(out)?;
-    let st = map(
-        "@st",
-        MapData::Stats(by_int(&[
-            (1, stats(&[1])),
-            (2, stats(&[10])),
-            (3, stats(&[100])),
-        ])),
-    );
+    let st = map("@st", MapData::Stats(by_int(&[(1, stats(&[1])), (2, stats(&[10])), (3, stats(&[100]))])));
     write_map(out, f, &st, 0, 0)?;
     sep(out)?;
-    let av = map(
-        "@av",
-        MapData::Avg(by_int(&[
-            (1, stats(&[1])),
-            (2, stats(&[10])),
-            (3, stats(&[100])),
-        ])),
-    );
+    let av = map("@av", MapData::Avg(by_int(&[(1, stats(&[1])), (2, stats(&[10])), (3, stats(&[100]))])));
     write_map(out, f, &av, 1, 10)?;
     sep(out)?;
     let c = map("@c", unkeyed(Value::UInt(1)));
@@ -350,17 +244,11 @@ golden!(print_top_div, "print_top_div", |out, f| {
     sep(out)?;
     let tv = map(
         "@tv",
-        MapData::Values(by_int(&[
-            (1, Value::Tuple(vec![int(25), s("s")])),
-            (2, Value::Tuple(vec![int(-25), s("t")])),
-        ])),
+        MapData::Values(by_int(&[(1, Value::Tuple(vec![int(25), s("s")])), (2, Value::Tuple(vec![int(-25), s("t")]))])),
     );
     write_map(out, f, &tv, 1, 10)?;
     sep(out)?;
-    let neg = map(
-        "@neg",
-        MapData::Values(by_int(&[(1, int(-25)), (2, int(-7))])),
-    );
+    let neg = map("@neg", MapData::Values(by_int(&[(1, int(-25)), (2, int(-7))])));
     write_map(out, f, &neg, 0, 10)?;
     sep(out)?;
     let m = map("@m", unkeyed(int(-25)));
@@ -380,17 +268,11 @@ golden!(zero, "zero", |out, f| {
         &[
             map("@c", unkeyed(Value::UInt(0))),
             map("@kc", MapData::Values(by_str(&[("a", Value::UInt(0))]))),
-            map(
-                "@h",
-                MapData::Hist(vec![(MapKey::none(), zero_hist.clone())]),
-            ),
+            map("@h", MapData::Hist(vec![(MapKey::none(), zero_hist.clone())])),
             map("@kh", MapData::Hist(by_int(&[(1, zero_hist)]))),
             map("@st", MapData::Stats(vec![(MapKey::none(), zero_stats)])),
             map("@kst", MapData::Stats(by_int(&[(1, zero_stats)]))),
-            map(
-                "@lh",
-                MapData::Lhist(params(0, 10, 1), vec![(MapKey::none(), vec![0; 1002])]),
-            ),
+            map("@lh", MapData::Lhist(params(0, 10, 1), vec![(MapKey::none(), vec![0; 1002])])),
             map("@s", unkeyed(s(""))),
             map("@t", unkeyed(Value::Tuple(vec![int(0), s("")]))),
             map("@mn", unkeyed(int(0))),
@@ -453,14 +335,8 @@ golden!(escapes, "escapes", |out, f| {
         f,
         &[
             map("@m", MapData::Values(by_str(&[("k\"\n é", s("v\t"))]))),
-            map(
-                "@n",
-                MapData::Values(vec![(key(&[s("é"), int(1)]), int(1))]),
-            ),
-            map(
-                "@o",
-                MapData::Values(vec![(key(&[s("x,y"), s("z")]), int(2))]),
-            ),
+            map("@n", MapData::Values(vec![(key(&[s("é"), int(1)]), int(1))])),
+            map("@o", MapData::Values(vec![(key(&[s("x,y"), s("z")]), int(2))])),
         ],
     )
 });
@@ -482,29 +358,9 @@ golden!(ties, "ties", |out, f| {
         out,
         f,
         &[
-            map(
-                "@s",
-                MapData::Stats(by_int(&[
-                    (1, five),
-                    (256, five),
-                    (2, five),
-                    (-1, five),
-                    (0, five),
-                ])),
-            ),
-            map(
-                "@h",
-                MapData::Hist(by_int(&[
-                    (1, hist(&[5])),
-                    (256, hist(&[5])),
-                    (-1, hist(&[5])),
-                    (2, hist(&[5])),
-                ])),
-            ),
-            map(
-                "@a",
-                MapData::Avg(by_str(&[("b", one), ("a", one), ("ab", one), ("", one)])),
-            ),
+            map("@s", MapData::Stats(by_int(&[(1, five), (256, five), (2, five), (-1, five), (0, five)]))),
+            map("@h", MapData::Hist(by_int(&[(1, hist(&[5])), (256, hist(&[5])), (-1, hist(&[5])), (2, hist(&[5]))]))),
+            map("@a", MapData::Avg(by_str(&[("b", one), ("a", one), ("ab", one), ("", one)]))),
         ],
     )
 });
@@ -515,37 +371,15 @@ golden!(printf_calls, "printf", |out, f| {
     let st = |text: &str| PrintfArg::Str(text.as_bytes().to_vec());
     let m1 = Int(-1);
     let calls: Vec<(&str, Vec<PrintfArg>)> = vec![
-        (
-            "%hhd %hd %d %ld\n",
-            vec![Int(300), Int(70000), m1.clone(), m1.clone()],
-        ),
+        ("%hhd %hd %d %ld\n", vec![Int(300), Int(70000), m1.clone(), m1.clone()]),
         ("%hhu %hu %u %lu %llu %zu %ju %tu\n", vec![m1.clone(); 8]),
         (
             "%x %X %lx %o %lo %c%c %p %p\n",
-            vec![
-                m1.clone(),
-                Int(255),
-                m1.clone(),
-                Int(8),
-                m1.clone(),
-                Int(65),
-                Int(0x142),
-                Int(0),
-                Int(4096),
-            ],
+            vec![m1.clone(), Int(255), m1.clone(), Int(8), m1.clone(), Int(65), Int(0x142), Int(0), Int(4096)],
         ),
         (
             "[%5d] [%-5d] [%05d] [%5.2d] [%.3s] [%10.3s] [%-10s] [%-5.1s]\n",
-            vec![
-                Int(42),
-                Int(42),
-                Int(42),
-                Int(3),
-                st("abcdef"),
-                st("abcdef"),
-                st("ab"),
-                st("xyz"),
-            ],
+            vec![Int(42), Int(42), Int(42), Int(3), st("abcdef"), st("abcdef"), st("ab"), st("xyz")],
         ),
         ("%d%%\n", vec![Int(5)]),
         ("100%%\n", vec![]),
@@ -556,24 +390,11 @@ golden!(printf_calls, "printf", |out, f| {
         ("%-5c|%5c|\n", vec![Int(0), Int(0)]),
         ("%-08d|%08.3d|%.0d|\n", vec![Int(5), Int(5), Int(0)]),
         ("%hhx %hx %hho %llX\n", vec![m1.clone(); 4]),
-        (
-            "%p %20p|%-20p|%.5p\n",
-            vec![m1.clone(), Int(16), Int(16), Int(16)],
-        ),
+        ("%p %20p|%-20p|%.5p\n", vec![m1.clone(), Int(16), Int(16), Int(16)]),
         ("%5c|%-3c|\n", vec![Int(66), Int(67)]),
         ("%.10d|%3.5x\n", vec![Int(-42), Int(255)]),
-        (
-            "%010s|%-3d|%-d|%3d|\n",
-            vec![st("ab"), m1.clone(), Int(1), Int(123_456)],
-        ),
-        (
-            "%r|%rx|%rh\n",
-            vec![
-                Buffer(b"a\x01b".to_vec()),
-                Buffer(b"ab".to_vec()),
-                Buffer(b"ab".to_vec()),
-            ],
-        ),
+        ("%010s|%-3d|%-d|%3d|\n", vec![st("ab"), m1.clone(), Int(1), Int(123_456)]),
+        ("%r|%rx|%rh\n", vec![Buffer(b"a\x01b".to_vec()), Buffer(b"ab".to_vec()), Buffer(b"ab".to_vec())]),
         ("%5%|%s\n", vec![st("t")]),
         ("no args %", vec![]),
     ];
@@ -585,11 +406,6 @@ golden!(printf_calls, "printf", |out, f| {
 
 golden!(banner, "banner", |out, f| {
     write_attached_probes(out, f, 2)?;
-    printf(
-        out,
-        f,
-        "hi %s %d\n",
-        &[PrintfArg::Str(b"x".to_vec()), PrintfArg::Int(5)],
-    )?;
+    printf(out, f, "hi %s %d\n", &[PrintfArg::Str(b"x".to_vec()), PrintfArg::Int(5)])?;
     write_exit_dump(out, f, &[])
 });

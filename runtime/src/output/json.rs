@@ -12,9 +12,7 @@
 //! but a zeroed histogram prints `[]`.
 
 use super::buckets::{hist_json_bounds, hist_rows, lhist_rows, LhistInts};
-use super::map::{
-    keep_top, sort_by_average, sort_by_total, sort_values, LhistParams, MapData, MapDump,
-};
+use super::map::{keep_top, sort_by_average, sort_by_total, sort_values, LhistParams, MapData, MapDump};
 use super::value::{json_escape_into, MapKey};
 
 /// `--json-stacks=frames` for a map keyed by stacks: JSON object keys can only be strings, so the
@@ -157,12 +155,8 @@ fn write_buckets(buckets: &[Bucket], out: &mut Vec<u8>) {
     let objects: Vec<String> = buckets
         .iter()
         .map(|((min, max), count)| {
-            let min = min
-                .map(|min| format!("\"min\": {min}, "))
-                .unwrap_or_default();
-            let max = max
-                .map(|max| format!("\"max\": {max}, "))
-                .unwrap_or_default();
+            let min = min.map(|min| format!("\"min\": {min}, ")).unwrap_or_default();
+            let max = max.map(|max| format!("\"max\": {max}, ")).unwrap_or_default();
             format!("{{{min}{max}\"count\": {count}}}")
         })
         .collect();
@@ -184,10 +178,7 @@ mod tests {
 
     #[test]
     fn empty_maps_print_nothing() {
-        let map = MapDump {
-            name: "@m".into(),
-            data: MapData::Values(vec![]),
-        };
+        let map = MapDump { name: "@m".into(), data: MapData::Values(vec![]) };
         assert_eq!(render(&map), "");
     }
 
@@ -200,26 +191,14 @@ mod tests {
                 Value::Tuple(vec![Value::Int(3), Value::str("z")]),
             )]),
         };
-        assert_eq!(
-            render(&map),
-            "{\"type\": \"map\", \"data\": {\"@t\": {\"a,1\": [3,\"z\"]}}}\n"
-        );
-        let map = MapDump {
-            name: "@c".into(),
-            data: MapData::Values(vec![(MapKey::none(), Value::UInt(1))]),
-        };
+        assert_eq!(render(&map), "{\"type\": \"map\", \"data\": {\"@t\": {\"a,1\": [3,\"z\"]}}}\n");
+        let map = MapDump { name: "@c".into(), data: MapData::Values(vec![(MapKey::none(), Value::UInt(1))]) };
         assert_eq!(render(&map), "{\"type\": \"map\", \"data\": {\"@c\": 1}}\n");
     }
 
     #[test]
     fn zeroed_hist_is_an_empty_array() {
-        let map = MapDump {
-            name: "@h".into(),
-            data: MapData::Hist(vec![(MapKey::none(), vec![0; 65])]),
-        };
-        assert_eq!(
-            render(&map),
-            "{\"type\": \"hist\", \"data\": {\"@h\": []}}\n"
-        );
+        let map = MapDump { name: "@h".into(), data: MapData::Hist(vec![(MapKey::none(), vec![0; 65])]) };
+        assert_eq!(render(&map), "{\"type\": \"hist\", \"data\": {\"@h\": []}}\n");
     }
 }

@@ -120,11 +120,7 @@ pub(crate) fn keep_top<T>(mut sorted: Vec<T>, top: u32) -> Vec<T> {
 
 /// bpftrace's `sort_by_key` order, see the module documentation.
 fn cmp_keys(a: &MapKey, b: &MapKey) -> Ordering {
-    a.0.iter()
-        .zip(&b.0)
-        .map(|(x, y)| cmp_key_parts(x, y))
-        .find(|o| o.is_ne())
-        .unwrap_or(Ordering::Equal)
+    a.0.iter().zip(&b.0).map(|(x, y)| cmp_key_parts(x, y)).find(|o| o.is_ne()).unwrap_or(Ordering::Equal)
 }
 
 fn cmp_key_parts(a: &KeyPart, b: &KeyPart) -> Ordering {
@@ -142,11 +138,7 @@ fn cmp_key_parts(a: &KeyPart, b: &KeyPart) -> Ordering {
 
 /// The order of the keys' bytes in the BPF map: integers little-endian, strings NUL-padded.
 fn cmp_raw_keys(a: &MapKey, b: &MapKey) -> Ordering {
-    a.0.iter()
-        .zip(&b.0)
-        .map(|(x, y)| cmp_raw_parts(x, y))
-        .find(|o| o.is_ne())
-        .unwrap_or(Ordering::Equal)
+    a.0.iter().zip(&b.0).map(|(x, y)| cmp_raw_parts(x, y)).find(|o| o.is_ne()).unwrap_or(Ordering::Equal)
 }
 
 fn cmp_raw_parts(a: &KeyPart, b: &KeyPart) -> Ordering {
@@ -156,9 +148,7 @@ fn cmp_raw_parts(a: &KeyPart, b: &KeyPart) -> Ordering {
             // Equal-size NUL-padded buffers compare like their C strings.
             (Value::Str(x), Value::Str(y)) => c_str(x).cmp(c_str(y)),
             (Value::Stack(x), Value::Stack(y)) => x.cmp(y),
-            (Value::Tuple(x), Value::Tuple(y)) => {
-                cmp_raw_keys(&MapKey(x.clone()), &MapKey(y.clone()))
-            }
+            (Value::Tuple(x), Value::Tuple(y)) => cmp_raw_keys(&MapKey(x.clone()), &MapKey(y.clone())),
             _ => Ordering::Equal,
         },
     }
@@ -187,40 +177,21 @@ mod tests {
 
     #[test]
     fn integer_keys_sort_unsigned() {
-        let entries: Vec<_> = [-1, 1, 0, -5]
-            .iter()
-            .map(|&i| (key(i), Value::str("v")))
-            .collect();
-        assert_eq!(
-            keys_of(&sort_values(&entries)),
-            vec![key(0), key(1), key(-5), key(-1)]
-        );
+        let entries: Vec<_> = [-1, 1, 0, -5].iter().map(|&i| (key(i), Value::str("v"))).collect();
+        assert_eq!(keys_of(&sort_values(&entries)), vec![key(0), key(1), key(-5), key(-1)]);
     }
 
     #[test]
     fn integer_values_sort_by_value_then_key() {
-        let entries = vec![
-            (key(3), Value::Int(2)),
-            (key(1), Value::Int(-7)),
-            (key(2), Value::Int(2)),
-        ];
-        assert_eq!(
-            keys_of(&sort_values(&entries)),
-            vec![key(1), key(2), key(3)]
-        );
+        let entries = vec![(key(3), Value::Int(2)), (key(1), Value::Int(-7)), (key(2), Value::Int(2))];
+        assert_eq!(keys_of(&sort_values(&entries)), vec![key(1), key(2), key(3)]);
     }
 
     #[test]
     fn averages_tie_in_raw_key_order() {
         let state = AvgState { count: 1, total: 5 };
-        let entries: Vec<_> = [1, 256, 2, -1, 0]
-            .iter()
-            .map(|&i| (key(i), state))
-            .collect();
-        assert_eq!(
-            keys_of(&sort_by_average(&entries)),
-            vec![key(0), key(256), key(1), key(2), key(-1)]
-        );
+        let entries: Vec<_> = [1, 256, 2, -1, 0].iter().map(|&i| (key(i), state)).collect();
+        assert_eq!(keys_of(&sort_by_average(&entries)), vec![key(0), key(256), key(1), key(2), key(-1)]);
     }
 
     #[test]
@@ -232,14 +203,7 @@ mod tests {
 
     #[test]
     fn average_truncates_toward_zero() {
-        assert_eq!(
-            AvgState {
-                count: 2,
-                total: -7
-            }
-            .average(),
-            -3
-        );
+        assert_eq!(AvgState { count: 2, total: -7 }.average(), -3);
         assert_eq!(AvgState { count: 0, total: 9 }.average(), 0);
     }
 }

@@ -71,8 +71,8 @@ mod golden_tests;
 // Re-exports are the module's API; not every item is wired into the runtime yet.
 #[allow(unused_imports)]
 pub use events::{
-    write_all_maps, write_attached_probes, write_exit_dump, write_lost_events, write_map,
-    write_message, write_value, MessageKind,
+    write_all_maps, write_attached_probes, write_exit_dump, write_lost_events, write_map, write_message, write_value,
+    MessageKind,
 };
 #[allow(unused_imports)]
 pub use map::{AvgState, LhistParams, MapData, MapDump};
@@ -80,9 +80,9 @@ pub use map::{AvgState, LhistParams, MapData, MapDump};
 pub use printf::{format_printf, render_printf, PrintfArg};
 #[allow(unused_imports)]
 pub use time::{format_boot_time, format_time, DEFAULT_TIME_FORMAT};
+pub(crate) use value::c_str;
 #[allow(unused_imports)]
 pub use value::{json_escape, KeyPart, MapKey, StackText, Value};
-pub(crate) use value::c_str;
 
 /// The `-f` output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

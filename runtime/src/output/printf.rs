@@ -277,26 +277,14 @@ mod tests {
 
     #[test]
     fn length_modifiers_truncate_like_c() {
-        assert_eq!(
-            f(
-                "%hhd %hd %d %ld\n",
-                &[Int(300), Int(70000), Int(-1), Int(-1)]
-            ),
-            "44 4464 -1 -1\n"
-        );
-        assert_eq!(
-            f("%hhd|%hhd|%hd", &[Int(-129), Int(128), Int(-32769)]),
-            "127|-128|32767"
-        );
+        assert_eq!(f("%hhd %hd %d %ld\n", &[Int(300), Int(70000), Int(-1), Int(-1)]), "44 4464 -1 -1\n");
+        assert_eq!(f("%hhd|%hhd|%hd", &[Int(-129), Int(128), Int(-32769)]), "127|-128|32767");
         assert_eq!(
             f("%hhu %hu %u %lu", &[Int(-1), Int(-1), Int(-1), Int(-1)]),
             "255 65535 4294967295 18446744073709551615"
         );
         assert_eq!(f("%d", &[Int(0x1_0000_0005)]), "5");
-        assert_eq!(
-            f("%hhx %hx %hho %llX", &[Int(-1), Int(-1), Int(-1), Int(-1)]),
-            "ff ffff 377 FFFFFFFFFFFFFFFF"
-        );
+        assert_eq!(f("%hhx %hx %hho %llX", &[Int(-1), Int(-1), Int(-1), Int(-1)]), "ff ffff 377 FFFFFFFFFFFFFFFF");
     }
 
     #[test]
@@ -304,23 +292,11 @@ mod tests {
         assert_eq!(
             f(
                 "[%5d] [%-5d] [%05d] [%5.2d] [%.3s] [%10.3s] [%-10s] [%-5.1s]",
-                &[
-                    Int(42),
-                    Int(42),
-                    Int(42),
-                    Int(3),
-                    s("abcdef"),
-                    s("abcdef"),
-                    s("ab"),
-                    s("xyz")
-                ]
+                &[Int(42), Int(42), Int(42), Int(3), s("abcdef"), s("abcdef"), s("ab"), s("xyz")]
             ),
             "[   42] [42   ] [00042] [   03] [abc] [       abc] [ab        ] [x    ]"
         );
-        assert_eq!(
-            f("%-08d|%08.3d|%.0d|", &[Int(5), Int(5), Int(0)]),
-            "5       |     005||"
-        );
+        assert_eq!(f("%-08d|%08.3d|%.0d|", &[Int(5), Int(5), Int(0)]), "5       |     005||");
         assert_eq!(f("%.10d|%3.5x", &[Int(-42), Int(255)]), "-0000000042|000ff");
         assert_eq!(f("%010s|", &[s("ab")]), "        ab|");
         assert_eq!(f("%-5d|%05d", &[Int(-1), Int(-42)]), "-1   |-0042");
@@ -332,15 +308,9 @@ mod tests {
         assert_eq!(f("%5c|%-3c|", &[Int(66), Int(67)]), "    B|C  |");
         assert_eq!(f("a%cb%d\n", &[Int(0), Int(5)]), "ab5\n");
         assert_eq!(f("%-5c|%5c|\n", &[Int(0), Int(0)]), "|    |\n");
+        assert_eq!(f("%p %p %p", &[Int(0), Int(4096), Int(-1)]), "(nil) 0x1000 0xffffffffffffffff");
         assert_eq!(
-            f("%p %p %p", &[Int(0), Int(4096), Int(-1)]),
-            "(nil) 0x1000 0xffffffffffffffff"
-        );
-        assert_eq!(
-            f(
-                "%20p|%-20p|%.5p|%020p",
-                &[Int(16), Int(16), Int(16), Int(16)]
-            ),
+            f("%20p|%-20p|%.5p|%020p", &[Int(16), Int(16), Int(16), Int(16)]),
             "                0x10|0x10                |0x00010|0x000000000000000010"
         );
         assert_eq!(f("%10p|%-8p|", &[Int(0), Int(0)]), "     (nil)|(nil)   |");
@@ -395,14 +365,7 @@ mod tests {
     #[test]
     fn buffers() {
         assert_eq!(
-            f(
-                "%r|%rx|%rh\n",
-                &[
-                    Buffer(b"a\x01b".to_vec()),
-                    Buffer(b"ab".to_vec()),
-                    Buffer(b"ab".to_vec())
-                ]
-            ),
+            f("%r|%rx|%rh\n", &[Buffer(b"a\x01b".to_vec()), Buffer(b"ab".to_vec()), Buffer(b"ab".to_vec())]),
             "a\\x01b|\\x61\\x62|61 62\n"
         );
         assert_eq!(f("%5r|", &[Buffer(b"ab".to_vec())]), "%5r|");

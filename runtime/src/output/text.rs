@@ -13,9 +13,7 @@
 //! map prints just its terminator: one empty line ("\n"), or two for avg/stats.
 
 use super::buckets::{bar_width, hist_rows, hist_text_label, lhist_rows, LhistInts, BAR_WIDTH};
-use super::map::{
-    keep_top, sort_by_average, sort_by_total, sort_values, LhistParams, MapData, MapDump,
-};
+use super::map::{keep_top, sort_by_average, sort_by_total, sort_values, LhistParams, MapData, MapDump};
 use super::value::MapKey;
 
 /// Appends `map` as `print(@m, top, div)` shows it in text mode (`top` 0 = all, `div` 0 = 1).
@@ -44,12 +42,7 @@ pub fn write_map_text(map: &MapDump, top: u32, div: u32, out: &mut Vec<u8>) {
             // bpftrace ignores both top and div for stats().
             for (key, state) in sort_by_average(states) {
                 let mut entry = header(&map.name, key);
-                let line = format!(
-                    "count {}, average {}, total {}",
-                    state.count,
-                    state.average(),
-                    state.total
-                );
+                let line = format!("count {}, average {}, total {}", state.count, state.average(), state.total);
                 entry.extend_from_slice(line.as_bytes());
                 entries.push(entry);
             }
@@ -92,19 +85,9 @@ fn write_hist_rows(counts: &[u64], div: u32, out: &mut Vec<u8>) {
     let Some(rows) = hist_rows(counts) else {
         return;
     };
-    for (index, &count) in counts
-        .iter()
-        .enumerate()
-        .take(rows.last + 1)
-        .skip(rows.first)
-    {
+    for (index, &count) in counts.iter().enumerate().take(rows.last + 1).skip(rows.first) {
         let label = hist_text_label(index);
-        write_row(
-            &label,
-            count / u64::from(div),
-            bar_width(count, rows.max_count),
-            out,
-        );
+        write_row(&label, count / u64::from(div), bar_width(count, rows.max_count), out);
     }
 }
 
@@ -118,12 +101,7 @@ fn write_lhist_rows(counts: &[u64], params: LhistParams, out: &mut Vec<u8>) {
     };
     for index in rows.first..=rows.last {
         let count = counts.get(index).copied().unwrap_or(0);
-        write_row(
-            &ints.text_label(index),
-            count,
-            bar_width(count, rows.max_count),
-            out,
-        );
+        write_row(&ints.text_label(index), count, bar_width(count, rows.max_count), out);
     }
 }
 
@@ -149,10 +127,7 @@ mod tests {
     #[test]
     fn empty_maps_print_only_their_terminator() {
         let name = "@m".to_string();
-        let empty = |data| MapDump {
-            name: name.clone(),
-            data,
-        };
+        let empty = |data| MapDump { name: name.clone(), data };
         assert_eq!(render(&empty(MapData::Values(vec![])), 0, 0), "\n");
         assert_eq!(render(&empty(MapData::Hist(vec![])), 0, 0), "\n");
         assert_eq!(render(&empty(MapData::Stats(vec![])), 0, 0), "\n\n");
@@ -161,30 +136,14 @@ mod tests {
 
     #[test]
     fn zeroed_hist_prints_header_and_blank_line() {
-        let map = MapDump {
-            name: "@h".into(),
-            data: MapData::Hist(vec![(MapKey::none(), vec![0; 65])]),
-        };
+        let map = MapDump { name: "@h".into(), data: MapData::Hist(vec![(MapKey::none(), vec![0; 65])]) };
         assert_eq!(render(&map, 0, 0), "@h: \n\n");
     }
 
     #[test]
     fn stats_ignore_top_and_div() {
-        let entries = (1..=3)
-            .map(|i| {
-                (
-                    MapKey(vec![Value::Int(i)]),
-                    AvgState {
-                        count: 1,
-                        total: i * 10,
-                    },
-                )
-            })
-            .collect();
-        let map = MapDump {
-            name: "@s".into(),
-            data: MapData::Stats(entries),
-        };
+        let entries = (1..=3).map(|i| (MapKey(vec![Value::Int(i)]), AvgState { count: 1, total: i * 10 })).collect();
+        let map = MapDump { name: "@s".into(), data: MapData::Stats(entries) };
         assert_eq!(
             render(&map, 1, 10),
             "@s[1]: count 1, average 10, total 10\n@s[2]: count 1, average 20, total 20\n\

@@ -35,20 +35,10 @@ pub fn format_time_at(fmt: impl AsRef<[u8]>, unix_seconds: libc::time_t) -> Opti
     // the call; strftime writes at most `buffer.len()` bytes into `buffer`, terminator included.
     let written = unsafe {
         let mut tm: libc::tm = std::mem::zeroed();
-        if libc::localtime_r(
-            std::ptr::from_ref(&unix_seconds),
-            std::ptr::from_mut(&mut tm),
-        )
-        .is_null()
-        {
+        if libc::localtime_r(std::ptr::from_ref(&unix_seconds), std::ptr::from_mut(&mut tm)).is_null() {
             return None;
         }
-        libc::strftime(
-            buffer.as_mut_ptr().cast(),
-            buffer.len(),
-            c_fmt.as_ptr().cast(),
-            std::ptr::from_ref(&tm),
-        )
+        libc::strftime(buffer.as_mut_ptr().cast(), buffer.len(), c_fmt.as_ptr().cast(), std::ptr::from_ref(&tm))
     };
     (written > 0).then(|| buffer[..written].to_vec())
 }
@@ -115,10 +105,7 @@ mod tests {
         assert_eq!(format_time_at("%s|%%Y", 12345), Some(b"12345|%Y".to_vec()));
         assert_eq!(format_time_at("", 0), None);
         let longest = "x".repeat(63);
-        assert_eq!(
-            format_time_at(&longest, 0),
-            Some(longest.clone().into_bytes())
-        );
+        assert_eq!(format_time_at(&longest, 0), Some(longest.clone().into_bytes()));
         assert_eq!(format_time_at("x".repeat(64), 0), None);
     }
 }

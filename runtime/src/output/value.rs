@@ -65,7 +65,6 @@ pub struct StackText {
     pub json_frames: bool,
 }
 
-
 /// Stacks sort by their text, as keys of other types do.
 impl PartialOrd for StackText {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
@@ -93,7 +92,14 @@ impl StackText {
         };
         out.push(b'[');
         let mut first = true;
-        let mut entry = |out: &mut Vec<u8>, addr: u64, name: Option<&String>, offset: u64, module: Option<&String>, file: Option<&String>, line: Option<u32>, inlined: bool| {
+        let mut entry = |out: &mut Vec<u8>,
+                         addr: u64,
+                         name: Option<&String>,
+                         offset: u64,
+                         module: Option<&String>,
+                         file: Option<&String>,
+                         line: Option<u32>,
+                         inlined: bool| {
             if !std::mem::take(&mut first) {
                 out.push(b',');
             }
@@ -165,7 +171,12 @@ impl Value {
             Value::Pointer(v) => Value::Pointer(v / u64::from(div.max(1))),
             Value::Str(s) => Value::Str(s.clone()),
             Value::Tuple(items) => Value::Tuple(items.iter().map(|v| v.divided(div)).collect()),
-            Value::Stack(_) | Value::KernelPointer(_) | Value::Record(_) | Value::Array(_) | Value::Bare(_) | Value::Buffer(_) => self.clone(),
+            Value::Stack(_)
+            | Value::KernelPointer(_)
+            | Value::Record(_)
+            | Value::Array(_)
+            | Value::Bare(_)
+            | Value::Buffer(_) => self.clone(),
         }
     }
 
@@ -202,7 +213,9 @@ impl Value {
     /// strings quoted and escaped, tuples as arrays without spaces (`[1,"a"]`).
     pub fn write_json(&self, out: &mut Vec<u8>) {
         match self {
-            Value::Int(_) | Value::UInt(_) | Value::Pointer(_) | Value::KernelPointer(_) | Value::Bare(_) => self.write_text(out),
+            Value::Int(_) | Value::UInt(_) | Value::Pointer(_) | Value::KernelPointer(_) | Value::Bare(_) => {
+                self.write_text(out)
+            }
             Value::Record(fields) => write_record(fields, out, (b"{ ", b", ", b" }"), |name, value, out| {
                 out.push(b'"');
                 json_escape_into(name.as_bytes(), out);
@@ -450,11 +463,7 @@ mod tests {
 
     #[test]
     fn tuples_nest_in_both_formats() {
-        let v = Value::Tuple(vec![
-            Value::Int(1),
-            Value::Tuple(vec![Value::Int(2), Value::str("q")]),
-            Value::Int(-3),
-        ]);
+        let v = Value::Tuple(vec![Value::Int(1), Value::Tuple(vec![Value::Int(2), Value::str("q")]), Value::Int(-3)]);
         assert_eq!(text(&v), "(1, (2, q), -3)");
         assert_eq!(json(&v), r#"[1,[2,"q"],-3]"#);
     }

@@ -10,8 +10,10 @@ use compiler::program::ErrorCounter;
 use compiler::types::{align8, MapValue, Type};
 
 /// Every command, for `:help` and completion.
-pub const NAMES: [&str; 15] =
-    ["help", "probes", "detach", "maps", "print", "clear", "zero", "delete", "watch", "list", "fields", "save", "load", "format", "quit"];
+pub const NAMES: [&str; 15] = [
+    "help", "probes", "detach", "maps", "print", "clear", "zero", "delete", "watch", "list", "fields", "save", "load",
+    "format", "quit",
+];
 
 const HELP: &str = "\
 Type a probe block (`tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }`) or statements
@@ -86,7 +88,9 @@ fn help(args: &[&str]) -> Result<(), String> {
 fn probes(repl: &Repl) -> Result<(), String> {
     let shared = lock(&repl.shared);
     if shared.groups.is_empty() {
-        println!("No probes yet: type a probe block, e.g. tracepoint:syscalls:sys_enter_openat {{ @[comm] = count(); }}");
+        println!(
+            "No probes yet: type a probe block, e.g. tracepoint:syscalls:sys_enter_openat {{ @[comm] = count(); }}"
+        );
         return Ok(());
     }
     let width = shared.groups.iter().map(|g| g.spec.len()).max().unwrap_or(5).max(5);
@@ -217,7 +221,8 @@ fn print(repl: &Repl, args: &[&str]) -> Result<(), String> {
         // :print @m TOP [DIV]
         let index = map_index(&shared, args[0])?;
         let dump = shared.session.loaded_map(index).dump().map_err(|e| e.to_string())?;
-        output::write_map(&mut out, format, &dump, numbers[0], numbers.get(1).copied().unwrap_or(0)).map_err(|e| e.to_string())?;
+        output::write_map(&mut out, format, &dump, numbers[0], numbers.get(1).copied().unwrap_or(0))
+            .map_err(|e| e.to_string())?;
     } else {
         for name in args {
             let index = map_index(&shared, name)?;
@@ -398,10 +403,7 @@ fn save(repl: &Repl, path: &str) -> Result<(), String> {
     for e in &shared.entries {
         let keep = |spec: &grammar::ast::ProbeSpec| {
             let start = e.offset as u32 + spec.span.start;
-            shared
-                .groups
-                .iter()
-                .any(|g| g.entry == e.id && !g.detached && g.spec_span.start == start)
+            shared.groups.iter().any(|g| g.entry == e.id && !g.detached && g.spec_span.start == start)
         };
         text.push_str(&entry::saved_text(&e.source, &keep));
     }

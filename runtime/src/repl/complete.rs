@@ -29,10 +29,44 @@ const BUILTINS: [&str; 15] = [
 ];
 
 const FUNCTIONS: [&str; 38] = [
-    "printf(", "print(", "time(", "str(", "exit()", "clear(", "delete(", "zero(", "strncmp(", "system(", "count()",
-    "sum(", "avg(", "min(", "max(", "stats(", "hist(", "lhist(", "if (", "while (", "unroll(", "return", "ksym(",
-    "usym(", "kaddr(", "reg(", "ntop(", "join(", "strftime(", "cat(", "buf(", "macaddr(", "bswap(", "cgroupid(",
-    "signal(", "sizeof(", "offsetof(", "kstack",
+    "printf(",
+    "print(",
+    "time(",
+    "str(",
+    "exit()",
+    "clear(",
+    "delete(",
+    "zero(",
+    "strncmp(",
+    "system(",
+    "count()",
+    "sum(",
+    "avg(",
+    "min(",
+    "max(",
+    "stats(",
+    "hist(",
+    "lhist(",
+    "if (",
+    "while (",
+    "unroll(",
+    "return",
+    "ksym(",
+    "usym(",
+    "kaddr(",
+    "reg(",
+    "ntop(",
+    "join(",
+    "strftime(",
+    "cat(",
+    "buf(",
+    "macaddr(",
+    "bswap(",
+    "cgroupid(",
+    "signal(",
+    "sizeof(",
+    "offsetof(",
+    "kstack",
 ];
 
 const RATE_UNITS: [&str; 4] = ["hz:", "s:", "ms:", "us:"];
@@ -65,8 +99,11 @@ impl ReplHelper {
             "tracepoint" | "t" => {
                 let events = self.tracefs.events();
                 if parts.len() == 2 {
-                    let mut categories: Vec<&str> =
-                        events.iter().filter_map(|e| e.split_once(':').map(|(c, _)| c)).filter(|c| c.starts_with(parts[1])).collect();
+                    let mut categories: Vec<&str> = events
+                        .iter()
+                        .filter_map(|e| e.split_once(':').map(|(c, _)| c))
+                        .filter(|c| c.starts_with(parts[1]))
+                        .collect();
                     categories.dedup();
                     categories.into_iter().map(|c| format!("{}:{c}:", parts[0])).collect()
                 } else {
@@ -88,7 +125,9 @@ impl ReplHelper {
             .rsplit(|c: char| c.is_whitespace() || c == '{' || c == ',' || c == '/')
             .find(|w| w.contains(':') && !w.starts_with(':'))?;
         match spec.split(':').collect::<Vec<_>>().as_slice() {
-            ["fentry" | "f" | "fexit" | "fr" | "kfunc" | "kretfunc", .., func] => self.tracefs.kernel_function_signature(func),
+            ["fentry" | "f" | "fexit" | "fr" | "kfunc" | "kretfunc", .., func] => {
+                self.tracefs.kernel_function_signature(func)
+            }
             ["rawtracepoint" | "rt", .., name] => self.tracefs.raw_tracepoint_signature(name),
             _ => None,
         }
@@ -109,13 +148,19 @@ impl ReplHelper {
         let mut path = path;
         if root == "args" {
             let Some((first, rest)) = path.split_first() else { return Vec::new() };
-            ty = self.args_signature(before).and_then(|f| f.params.into_iter().find(|p| p.name == *first)).map(|p| p.ty);
+            ty =
+                self.args_signature(before).and_then(|f| f.params.into_iter().find(|p| p.name == *first)).map(|p| p.ty);
             path = rest;
         }
         for name in path {
-            ty = ty.and_then(|t| self.record_fields(t)).and_then(|fields| fields.into_iter().find(|f| f.name == *name)).map(|f| f.ty);
+            ty = ty
+                .and_then(|t| self.record_fields(t))
+                .and_then(|fields| fields.into_iter().find(|f| f.name == *name))
+                .map(|f| f.ty);
         }
-        ty.and_then(|t| self.record_fields(t)).map(|fields| fields.into_iter().map(|f| f.name).collect()).unwrap_or_default()
+        ty.and_then(|t| self.record_fields(t))
+            .map(|fields| fields.into_iter().map(|f| f.name).collect())
+            .unwrap_or_default()
     }
 
     /// The members of a struct, or of the struct a pointer points at.

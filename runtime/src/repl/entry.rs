@@ -68,7 +68,8 @@ fn wrap_statements(text: &str) -> String {
 
 /// Probe blocks start with `BEGIN`, `END` or an attach point such as `tracepoint:...` or `i:s:1`.
 fn looks_like_probes(text: &str) -> bool {
-    let first: String = text.trim_start().chars().take_while(|c| !c.is_whitespace() && *c != '{' && *c != '/').collect();
+    let first: String =
+        text.trim_start().chars().take_while(|c| !c.is_whitespace() && *c != '{' && *c != '/').collect();
     first == "BEGIN" || first == "END" || (first.contains(':') && !first.starts_with(['@', '$', '"']))
 }
 

@@ -118,7 +118,10 @@ pub fn run(mut options: ReplOptions) -> Result<(), String> {
     let printer = editor.create_external_printer().map_err(|e| format!("cannot print above the prompt: {e}"))?;
     let output = output_thread::OutputThread::start(Arc::clone(&shared), Box::new(printer))
         .map_err(|e| format!("cannot watch for signals: {e}"))?;
-    println!("rbt {} — type a probe block or a statement; :help for commands, :quit to leave.", env!("CARGO_PKG_VERSION"));
+    println!(
+        "rbt {} — type a probe block or a statement; :help for commands, :quit to leave.",
+        env!("CARGO_PKG_VERSION")
+    );
 
     let mut repl = Repl { shared, tracefs, options, output, history };
     let mut pending = String::new();
@@ -208,7 +211,8 @@ impl Repl {
         let entry_source = entry::source_for(text, &shape);
         let offset = shared.source.len();
         let combined = format!("{}{entry_source}\n", shared.source);
-        let (compiled, diags) = compiler::compile(&combined, &self.tracefs as &dyn compiler::ProbeCatalog, &self.options.compile);
+        let (compiled, diags) =
+            compiler::compile(&combined, &self.tracefs as &dyn compiler::ProbeCatalog, &self.options.compile);
         let text_offset = offset + entry_source.find(text).unwrap_or(0);
         report_entry_diagnostics(&diags, name, text, &combined, text_offset);
         let Some(compiled) = compiled else { return false };
@@ -344,14 +348,24 @@ pub fn restore_terminal() {
 /// Whether `new` keeps the first `known` probes of `old` as they were.
 fn extends(old: &compiler::CompiledProgram, new: &compiler::CompiledProgram, known: usize) -> bool {
     new.probes.len() >= known
-        && old.probes.iter().zip(&new.probes).all(|(a, b)| a.name == b.name && a.attach.probe_name() == b.attach.probe_name())
+        && old
+            .probes
+            .iter()
+            .zip(&new.probes)
+            .all(|(a, b)| a.name == b.name && a.attach.probe_name() == b.attach.probe_name())
 }
 
 /// A map the entry would give another layout (a longer string, other lhist bounds): the kernel
 /// map exists already and cannot change, so the entry is refused with the map's first use in it.
-fn changed_map_layout(old: &compiler::CompiledProgram, new: &compiler::CompiledProgram, text: &str) -> Option<grammar::Diagnostic> {
+fn changed_map_layout(
+    old: &compiler::CompiledProgram,
+    new: &compiler::CompiledProgram,
+    text: &str,
+) -> Option<grammar::Diagnostic> {
     for (index, decl) in old.maps.iter().enumerate() {
-        let (Some(old_bpf), Some(new_decl)) = (old.bpf_maps.get(old.map_storage[index]), new.maps.get(index)) else { continue };
+        let (Some(old_bpf), Some(new_decl)) = (old.bpf_maps.get(old.map_storage[index]), new.maps.get(index)) else {
+            continue;
+        };
         let new_bpf = &new.bpf_maps[new.map_storage[index]];
         if old_bpf == new_bpf {
             continue;
@@ -397,7 +411,8 @@ fn add_groups(shared: &mut Shared, entry: usize, range: Range<usize>) {
         let spec = shared.source.get(probe.spec_span.range()).unwrap_or("?").to_owned();
         let spec_span = probe.spec_span;
         let existing = shared.groups.iter_mut().find(|g| {
-            g.entry == entry && g.programs.first().is_some_and(|&first| shared.session.program.probes[first].spec_span == spec_span)
+            g.entry == entry
+                && g.programs.first().is_some_and(|&first| shared.session.program.probes[first].spec_span == spec_span)
         });
         match existing {
             Some(group) => group.programs.push(index),

@@ -179,8 +179,16 @@ mod tests {
             file: Some("/src/workload.rs".into()),
             line: Some(250),
             inlined: vec![
-                InlinedFrame { name: "rbt_workload::inlined_step".into(), file: Some("/src/workload.rs".into()), line: Some(258) },
-                InlinedFrame { name: "core::num::wrapping_mul".into(), file: Some("/rustc/library/core/src/num/mod.rs".into()), line: None },
+                InlinedFrame {
+                    name: "rbt_workload::inlined_step".into(),
+                    file: Some("/src/workload.rs".into()),
+                    line: Some(258),
+                },
+                InlinedFrame {
+                    name: "core::num::wrapping_mul".into(),
+                    file: Some("/rustc/library/core/src/num/mod.rs".into()),
+                    line: None,
+                },
             ],
             ..named("rbt_workload_outer", 0x55d6_c5a0, 22, Some(module), false)
         };
@@ -194,13 +202,20 @@ mod tests {
         );
 
         // A line without inlined calls, and inlined calls whose frame has no line of its own.
-        let leaf = Frame { file: Some("/src/workload.rs".into()), line: Some(262), ..named("rbt_workload_leaf", 0x55d6_c000, 0, Some(module), false) };
+        let leaf = Frame {
+            file: Some("/src/workload.rs".into()),
+            line: Some(262),
+            ..named("rbt_workload_leaf", 0x55d6_c000, 0, Some(module), false)
+        };
         assert_eq!(leaf.perf_lines(), ["55d6c000 rbt_workload_leaf+0 /src/workload.rs:262 (/bin/rbt-workload)"]);
         let bare = Frame {
             inlined: vec![InlinedFrame { name: "helper".into(), file: None, line: None }],
             ..named("caller", 0x4010, 3, Some(module), false)
         };
-        assert_eq!(bare.perf_lines(), ["4010 helper (inlined) (/bin/rbt-workload)", "4010 caller+3 (/bin/rbt-workload)"]);
+        assert_eq!(
+            bare.perf_lines(),
+            ["4010 helper (inlined) (/bin/rbt-workload)", "4010 caller+3 (/bin/rbt-workload)"]
+        );
     }
 
     #[test]

@@ -16,15 +16,35 @@ const WILDCARD_PROVIDERS: [&str; 4] = ["hardware", "iter", "software", "tracepoi
 
 /// The software events bpftrace 0.17 accepts (`software:NAME:`), aliases included.
 const SOFTWARE_EVENTS: [&str; 14] = [
-    "alignment-faults", "bpf-output", "context-switches", "cs", "cpu-clock", "cpu",
-    "cpu-migrations", "dummy", "emulation-faults", "major-faults", "minor-faults", "page-faults",
-    "faults", "task-clock",
+    "alignment-faults",
+    "bpf-output",
+    "context-switches",
+    "cs",
+    "cpu-clock",
+    "cpu",
+    "cpu-migrations",
+    "dummy",
+    "emulation-faults",
+    "major-faults",
+    "minor-faults",
+    "page-faults",
+    "faults",
+    "task-clock",
 ];
 
 /// The hardware events bpftrace 0.17 accepts (`hardware:NAME:`), aliases included.
 const HARDWARE_EVENTS: [&str; 12] = [
-    "backend-stalls", "branch-instructions", "branches", "branch-misses", "bus-cycles",
-    "cache-misses", "cache-references", "cpu-cycles", "cycles", "frontend-stalls", "instructions",
+    "backend-stalls",
+    "branch-instructions",
+    "branches",
+    "branch-misses",
+    "bus-cycles",
+    "cache-misses",
+    "cache-references",
+    "cpu-cycles",
+    "cycles",
+    "frontend-stalls",
+    "instructions",
     "ref-cycles",
 ];
 
@@ -67,8 +87,7 @@ pub fn list_probes(tracefs: &Tracefs, search: Option<&str>, verbose: bool) -> Re
         }
         // A lone pattern (`*switch`) is looked for under every probe type, like bpftrace.
         let query = if rest.is_some() { provider } else { "*" };
-        let matched: Vec<&str> =
-            WILDCARD_PROVIDERS.into_iter().filter(|p| wildcard_match(p, query)).collect();
+        let matched: Vec<&str> = WILDCARD_PROVIDERS.into_iter().filter(|p| wildcard_match(p, query)).collect();
         match matched.as_slice() {
             [] => return Err(list_error(format!("No probe type matched for {provider}"))),
             [only] => list_attach_point(tracefs, only, raw, false, verbose, &mut out)?,
@@ -166,7 +185,11 @@ fn list_attach_point(
     let split = grammar::split_parts(raw);
     let mut parts: Vec<&str> = split.iter().map(String::as_str).collect();
     let wrong_shape = |message: String| {
-        if ignore_invalid { Ok(()) } else { Err(list_error(message)) }
+        if ignore_invalid {
+            Ok(())
+        } else {
+            Err(list_error(message))
+        }
     };
     match provider {
         "tracepoint" | "t" => {

@@ -84,8 +84,7 @@ impl Tracefs {
         if unsafe { libc::geteuid() } != 0 {
             return Err(TracefsError::NotMounted);
         }
-        mount_tracefs(Path::new(TRACEFS))
-            .map_err(|source| TracefsError::Mount { path: TRACEFS.into(), source })?;
+        mount_tracefs(Path::new(TRACEFS)).map_err(|source| TracefsError::Mount { path: TRACEFS.into(), source })?;
         Ok(Self::at(TRACEFS))
     }
 
@@ -107,7 +106,8 @@ impl Tracefs {
         let path = std::env::var_os("RBT_BTF").map(PathBuf::from).unwrap_or_else(|| crate::btf::Btf::VMLINUX.into());
         self.btf
             .get_or_init(|| {
-                crate::btf::Btf::read(&path).map_err(|e| format!("{e}; kernel types need a kernel built with CONFIG_DEBUG_INFO_BTF"))
+                crate::btf::Btf::read(&path)
+                    .map_err(|e| format!("{e}; kernel types need a kernel built with CONFIG_DEBUG_INFO_BTF"))
             })
             .as_ref()
             .map_err(Clone::clone)
@@ -127,8 +127,8 @@ impl Tracefs {
     /// The parsed `events/CATEGORY/EVENT/format`, uncached.
     pub fn read_format(&self, category: &str, event: &str) -> Result<TracepointFormat, TracefsError> {
         let path = self.format_path(category, event);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|source| TracefsError::Read { path: path.clone(), source })?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|source| TracefsError::Read { path: path.clone(), source })?;
         parse_format(category, event, &text).map_err(|source| TracefsError::Format { path, source })
     }
 
@@ -140,8 +140,8 @@ impl Tracefs {
     /// The perf event id of a tracepoint (`events/CATEGORY/EVENT/id`), which attaching needs.
     pub fn event_id(&self, category: &str, event: &str) -> io::Result<u64> {
         let path = self.root.join("events").join(category).join(event).join("id");
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         text.trim()
             .parse()
             .map_err(|_| io::Error::other(format!("{}: not a tracepoint id: {:?}", path.display(), text.trim())))
@@ -198,7 +198,8 @@ impl ProbeCatalog for Tracefs {
     fn kernel_functions(&self, pattern: &str) -> Result<Vec<String>, String> {
         // Every kprobe spec is resolved twice (types are collected first): the list of the
         // kernel's functions (tens of thousands of lines) is read once.
-        let all = self.kernel_functions.get_or_init(|| crate::dynamic_probes::kernel_functions(&self.root, "*")).as_ref()?;
+        let all =
+            self.kernel_functions.get_or_init(|| crate::dynamic_probes::kernel_functions(&self.root, "*")).as_ref()?;
         Ok(all.iter().filter(|f| wildcard_match(f, pattern)).cloned().collect())
     }
 
@@ -266,7 +267,8 @@ fn trampolines_missing(func: &KFunction) -> Option<String> {
     let target = crate::bpf_sys::AttachTarget { attach_type: crate::bpf_sys::BPF_TRACE_FENTRY, btf_id: func.btf_id };
     // `r0 = 0; exit`
     let insns = [0xb7u8, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
-    match crate::bpf_sys::prog_load(crate::bpf_sys::BPF_PROG_TYPE_TRACING, "rbt_probe", &insns, 0, false, Some(target)) {
+    match crate::bpf_sys::prog_load(crate::bpf_sys::BPF_PROG_TYPE_TRACING, "rbt_probe", &insns, 0, false, Some(target))
+    {
         Ok(_) => None,
         Err(e) => Some(format!("this kernel does not load fentry/fexit programs (BPF trampolines): {}", e.error)),
     }
@@ -276,10 +278,12 @@ fn mount_tracefs(path: &Path) -> io::Result<()> {
     let target = CString::new(path.as_os_str().as_bytes())?;
     // SAFETY: every pointer is a NUL-terminated string that outlives the call, and tracefs takes
     // no mount data.
-    let rc = unsafe {
-        libc::mount(c"tracefs".as_ptr(), target.as_ptr(), c"tracefs".as_ptr(), 0, std::ptr::null())
-    };
-    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    let rc = unsafe { libc::mount(c"tracefs".as_ptr(), target.as_ptr(), c"tracefs".as_ptr(), 0, std::ptr::null()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// `available_events` holds one `category:event` a line, in kernel registration order:
@@ -291,8 +295,7 @@ fn mount_tracefs(path: &Path) -> io::Result<()> {
 ///
 /// bpftrace keeps them in a `std::set`, so rbt sorts bytewise too: `fib6:*` before `fib:*`.
 fn sorted_event_list(text: &str) -> Vec<String> {
-    let mut events: Vec<String> =
-        text.lines().map(str::trim).filter(|l| l.contains(':')).map(str::to_owned).collect();
+    let mut events: Vec<String> = text.lines().map(str::trim).filter(|l| l.contains(':')).map(str::to_owned).collect();
     events.sort_unstable();
     events.dedup();
     events
@@ -353,11 +356,7 @@ pub fn verbose_params(format_text: &str) -> Vec<&str> {
 /// ```
 ///
 /// The fields before the first blank line are the header every event shares (`common: true`).
-pub fn parse_format(
-    category: &str,
-    event: &str,
-    text: &str,
-) -> Result<TracepointFormat, FormatParseError> {
+pub fn parse_format(category: &str, event: &str, text: &str) -> Result<TracepointFormat, FormatParseError> {
     let mut lines = text.lines().enumerate();
     if !lines.by_ref().any(|(_, line)| line.trim_end() == "format:") {
         return Err(FormatParseError::MissingFormatLine);
@@ -437,8 +436,7 @@ fn field_type(base_type: &str, array: Option<&str>, size: u32, signed: bool) -> 
             return FieldType::CharArray { len: len.unwrap_or(size) };
         }
         let len = len.unwrap_or(0);
-        let element = integer_type(&unqualified)
-            .or_else(|| Some((integer_size(size.checked_div(len)?)?, signed)));
+        let element = integer_type(&unqualified).or_else(|| Some((integer_size(size.checked_div(len)?)?, signed)));
         return match element {
             Some((elem_size, signed)) if !is_record(&unqualified) => {
                 let len = if len == 0 { size / u32::from(elem_size) } else { len };
@@ -493,8 +491,7 @@ fn pointee(base_type: &str) -> Option<String> {
 }
 
 fn unqualified(c_type: &str) -> String {
-    let words: Vec<&str> =
-        c_type.split_whitespace().filter(|w| !matches!(*w, "const" | "volatile")).collect();
+    let words: Vec<&str> = c_type.split_whitespace().filter(|w| !matches!(*w, "const" | "volatile")).collect();
     words.join(" ")
 }
 
@@ -514,17 +511,21 @@ fn integer_type(c_type: &str) -> Option<(u8, bool)> {
         "char" | "signed char" | "s8" | "__s8" | "int8_t" => (1, true),
         "unsigned char" | "u8" | "__u8" | "uint8_t" | "bool" | "_Bool" => (1, false),
         "short" | "short int" | "signed short" | "s16" | "__s16" | "int16_t" => (2, true),
-        "unsigned short" | "short unsigned int" | "u16" | "__u16" | "uint16_t" | "umode_t" => {
-            (2, false)
-        }
-        "int" | "signed" | "signed int" | "s32" | "__s32" | "int32_t" | "pid_t" | "clockid_t"
-        | "timer_t" | "mqd_t" | "key_t" | "key_serial_t" | "rwf_t" => (4, true),
-        "unsigned int" | "unsigned" | "uint" | "u32" | "__u32" | "uint32_t" | "uid_t" | "gid_t"
-        | "qid_t" | "dev_t" | "gfp_t" => (4, false),
-        "long" | "long int" | "signed long" | "long long" | "long long int" | "s64" | "__s64"
-        | "int64_t" | "ssize_t" | "loff_t" | "off_t" | "time64_t" => (8, true),
-        "unsigned long" | "long unsigned int" | "unsigned long long"
-        | "long long unsigned int" | "u64" | "__u64" | "uint64_t" | "size_t" => (8, false),
+        "unsigned short" | "short unsigned int" | "u16" | "__u16" | "uint16_t" | "umode_t" => (2, false),
+        "int" | "signed" | "signed int" | "s32" | "__s32" | "int32_t" | "pid_t" | "clockid_t" | "timer_t" | "mqd_t"
+        | "key_t" | "key_serial_t" | "rwf_t" => (4, true),
+        "unsigned int" | "unsigned" | "uint" | "u32" | "__u32" | "uint32_t" | "uid_t" | "gid_t" | "qid_t" | "dev_t"
+        | "gfp_t" => (4, false),
+        "long" | "long int" | "signed long" | "long long" | "long long int" | "s64" | "__s64" | "int64_t"
+        | "ssize_t" | "loff_t" | "off_t" | "time64_t" => (8, true),
+        "unsigned long"
+        | "long unsigned int"
+        | "unsigned long long"
+        | "long long unsigned int"
+        | "u64"
+        | "__u64"
+        | "uint64_t"
+        | "size_t" => (8, false),
         _ => return None,
     })
 }

@@ -146,13 +146,7 @@ fn data_loc_strings() {
 fn integer_arrays() {
     let format = parse_format("raw_syscalls", "sys_enter", RAW_SYS_ENTER).expect("parses");
     let args = FieldType::IntArray { elem_size: 8, signed: false, len: 6 };
-    assert_eq!(
-        summary(&format),
-        vec![
-            ("id", "long", 8, 8, int(8, true)),
-            ("args", "unsigned long[6]", 16, 48, args),
-        ]
-    );
+    assert_eq!(summary(&format), vec![("id", "long", 8, 8, int(8, true)), ("args", "unsigned long[6]", 16, 48, args),]);
 }
 
 /// Declarations from other Linux 6.18 formats, with the type bpftrace 0.17 gave each
@@ -241,13 +235,16 @@ fn fake_tracefs(name: &str, events: &[(&str, &str, &str)]) -> Tracefs {
 
 #[test]
 fn listing_matches_bpftrace() {
-    let tracefs = fake_tracefs("list", &[
-        ("sched", "sched_switch", SCHED_SWITCH),
-        ("fib", "fib_table_lookup", ""),
-        ("syscalls", "sys_enter_openat", OPENAT),
-        ("fib6", "fib6_table_lookup", ""),
-        ("sched", "sched_process_exec", SCHED_PROCESS_EXEC),
-    ]);
+    let tracefs = fake_tracefs(
+        "list",
+        &[
+            ("sched", "sched_switch", SCHED_SWITCH),
+            ("fib", "fib_table_lookup", ""),
+            ("syscalls", "sys_enter_openat", OPENAT),
+            ("fib6", "fib6_table_lookup", ""),
+            ("sched", "sched_process_exec", SCHED_PROCESS_EXEC),
+        ],
+    );
     let list = |search, verbose| list_probes(&tracefs, search, verbose).expect("lists");
     assert_eq!(
         list(None, false),
@@ -255,16 +252,13 @@ fn listing_matches_bpftrace() {
          tracepoint:sched:sched_process_exec\ntracepoint:sched:sched_switch\n\
          tracepoint:syscalls:sys_enter_openat\n"
     );
-    assert_eq!(
-        list(Some("t:sched:*"), false),
-        "tracepoint:sched:sched_process_exec\ntracepoint:sched:sched_switch\n"
-    );
-    assert_eq!(
-        list(Some("*switch"), false),
-        "hardware:*switch:\nsoftware:*switch:\ntracepoint:sched:sched_switch\n"
-    );
+    assert_eq!(list(Some("t:sched:*"), false), "tracepoint:sched:sched_process_exec\ntracepoint:sched:sched_switch\n");
+    assert_eq!(list(Some("*switch"), false), "hardware:*switch:\nsoftware:*switch:\ntracepoint:sched:sched_switch\n");
     assert_eq!(list(Some("*:cs"), false), "hardware:cs:\nsoftware:cs:\n");
-    assert_eq!(list(Some("it:*file*"), true), "iter:task_file\n    struct task_struct * task\n    int fd\n    struct file * file\n");
+    assert_eq!(
+        list(Some("it:*file*"), true),
+        "iter:task_file\n    struct task_struct * task\n    int fd\n    struct file * file\n"
+    );
     assert_eq!(list(Some("h:cycles:1000"), false), "hardware:cycles:\n");
     assert_eq!(list(Some("tracepoint:*exec*"), false), "tracepoint:sched:sched_process_exec\n");
     assert_eq!(

@@ -179,7 +179,10 @@ mod tests {
             argv: vec!["rbt".into(), "-c".into(), "/bin/w getppid 3".into(), "it's".into()],
         };
         let script = init_script("M", &[command], 30).unwrap();
-        assert!(script.contains("\nrun case.perf env 'RBT_EVENTS=perf' 'rbt' '-c' '/bin/w getppid 3' 'it'\\''s'\n"), "{script}");
+        assert!(
+            script.contains("\nrun case.perf env 'RBT_EVENTS=perf' 'rbt' '-c' '/bin/w getppid 3' 'it'\\''s'\n"),
+            "{script}"
+        );
         assert!(script.contains("timeout -s KILL 30 "));
         let bad = GuestCommand { name: "a b".into(), env: vec![], argv: vec![] };
         assert!(init_script("M", &[bad], 30).is_err());

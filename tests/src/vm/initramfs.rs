@@ -210,7 +210,10 @@ mod tests {
         loop {
             assert_eq!(at % 4, 0);
             assert_eq!(&cpio[at..at + 6], b"070701");
-            let field = |i: usize| u32::from_str_radix(std::str::from_utf8(&cpio[at + 6 + 8 * i..at + 14 + 8 * i]).unwrap(), 16).unwrap() as usize;
+            let field = |i: usize| {
+                u32::from_str_radix(std::str::from_utf8(&cpio[at + 6 + 8 * i..at + 14 + 8 * i]).unwrap(), 16).unwrap()
+                    as usize
+            };
             let (size, name_len) = (field(6), field(11));
             let name = std::str::from_utf8(&cpio[at + 110..at + 110 + name_len - 1]).unwrap().to_owned();
             at = (at + 110 + name_len).next_multiple_of(4);

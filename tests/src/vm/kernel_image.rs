@@ -61,7 +61,8 @@ pub fn unpack_elf(vmlinuz: &Path, target: &Path) -> Result<bool, String> {
         _ => return Ok(false),
     };
     let Ok(file) = std::fs::File::create(target) else { return Ok(false) };
-    let Ok(mut child) = Command::new(tool[0]).args(&tool[1..]).stdin(Stdio::piped()).stdout(file).stderr(Stdio::null()).spawn()
+    let Ok(mut child) =
+        Command::new(tool[0]).args(&tool[1..]).stdin(Stdio::piped()).stdout(file).stderr(Stdio::null()).spawn()
     else {
         return Ok(false);
     };

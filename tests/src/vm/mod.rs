@@ -66,7 +66,11 @@ impl VmRun {
     /// The result of `name`, or an error that says why there is none, with the console's tail.
     pub fn result(&self, name: &str) -> Result<&CommandResult, String> {
         self.results.get(name).ok_or_else(|| {
-            format!("the VM gave no result for {name} (guest finished: {}); console tail:\n{}", self.done, tail(&self.console, 30))
+            format!(
+                "the VM gave no result for {name} (guest finished: {}); console tail:\n{}",
+                self.done,
+                tail(&self.console, 30)
+            )
         })
     }
 }
@@ -84,11 +88,14 @@ impl Vm {
 
     fn with_kernel(kernel: PathBuf) -> Result<Vm, String> {
         if !cfg!(target_arch = "x86_64") {
-            return Err("the VM tests boot an x86_64 guest and run host x86_64 binaries in it: run them on x86_64".into());
+            return Err(
+                "the VM tests boot an x86_64 guest and run host x86_64 binaries in it: run them on x86_64".into()
+            );
         }
         let qemu = on_path("qemu-system-x86_64")
             .ok_or("qemu-system-x86_64 is not on PATH: apt-get install qemu-system-x86 (the VM tests never skip)")?;
-        let busybox = on_path("busybox").ok_or("busybox is not on PATH: apt-get install busybox-static (the VM tests never skip)")?;
+        let busybox = on_path("busybox")
+            .ok_or("busybox is not on PATH: apt-get install busybox-static (the VM tests never skip)")?;
         Ok(Vm { qemu, kernel, busybox })
     }
 
@@ -127,7 +134,8 @@ impl Vm {
         let init = guest::init_script(&marker, &guest.commands, timeout)?;
         guest.initramfs.add_file("/init", init.into_bytes(), 0o755);
         let initrd = work.join("initrd.cpio.gz");
-        std::fs::write(&initrd, guest.initramfs.to_cpio_gz()?).map_err(|e| format!("cannot write the initramfs: {e}"))?;
+        std::fs::write(&initrd, guest.initramfs.to_cpio_gz()?)
+            .map_err(|e| format!("cannot write the initramfs: {e}"))?;
         let elf = work.join("vmlinux");
         let kernel = if kernel_image::unpack_elf(&self.kernel, &elf)? { elf } else { self.kernel.clone() };
         let console = work.join("console.log");
@@ -196,7 +204,10 @@ impl Vm {
                 ))
             }
             Some(status) if !status.success() && !report.done => {
-                return Err(format!("qemu failed ({status}): {qemu_errors}\nconsole tail:\n{}", tail(&console_text, 40)))
+                return Err(format!(
+                    "qemu failed ({status}): {qemu_errors}\nconsole tail:\n{}",
+                    tail(&console_text, 40)
+                ))
             }
             Some(_) => {}
         }

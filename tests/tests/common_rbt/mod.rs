@@ -54,10 +54,7 @@ pub fn check_expected(expected_path: &Path, actual: &str) -> Option<String> {
     if expected == actual {
         return None;
     }
-    Some(format!(
-        "{}: output differs\n--- expected\n{expected}\n--- actual\n{actual}\n",
-        expected_path.display()
-    ))
+    Some(format!("{}: output differs\n--- expected\n{expected}\n--- actual\n{actual}\n", expected_path.display()))
 }
 
 /// Kernel tests need root and BPF; say so plainly instead of skipping.

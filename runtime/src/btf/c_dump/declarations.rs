@@ -1,7 +1,9 @@
 //! Declarations in C syntax: a member's or parameter's type chain (pointer to const to array
 //! of ...) written inside out around its name, as `btf_dump` writes it.
 
-use super::super::{ARRAY, CONST, ENUM, ENUM64, FLOAT, FUNC_PROTO, FWD, INT, PTR, RESTRICT, STRUCT, TYPEDEF, TYPE_TAG, UNION, VOLATILE};
+use super::super::{
+    ARRAY, CONST, ENUM, ENUM64, FLOAT, FUNC_PROTO, FWD, INT, PTR, RESTRICT, STRUCT, TYPEDEF, TYPE_TAG, UNION, VOLATILE,
+};
 use super::{CDump, MAX_CHAIN};
 use std::fmt::Write as _;
 

@@ -3,8 +3,8 @@
 //! between members.
 
 use super::super::{
-    Btf, Raw, ARRAY, CONST, DATASEC, DECL_TAG, ENUM, ENUM64, FLOAT, INT, PTR, RESTRICT, STRUCT, TYPEDEF,
-    TYPE_TAG, UNION, VAR, VOLATILE,
+    Btf, Raw, ARRAY, CONST, DATASEC, DECL_TAG, ENUM, ENUM64, FLOAT, INT, PTR, RESTRICT, STRUCT, TYPEDEF, TYPE_TAG,
+    UNION, VAR, VOLATILE,
 };
 use super::{indent, CDump, MAX_CHAIN};
 use std::fmt::Write as _;
@@ -38,8 +38,7 @@ impl CDump<'_> {
         if cur >= next {
             return;
         }
-        let pads: [(&str, i64); 4] =
-            [("long", i64::from(self.ptr_size) * 8), ("int", 32), ("short", 16), ("char", 8)];
+        let pads: [(&str, i64); 4] = [("long", i64::from(self.ptr_size) * 8), ("int", 32), ("short", 16), ("char", 8)];
         // The largest type whose alignment boundary after `cur` is not past `next`.
         let (mut pad_type, mut pad_bits) = pads[pads.len() - 1];
         let mut new_off = 0;
@@ -54,10 +53,7 @@ impl CDump<'_> {
             // An explicit `TYPE: 0` forces the boundary where the compiler would not align the
             // next member to it by itself, or where a `TYPE: N` would fit in the hole and so not
             // move to the boundary; inside a run of bitfields the bits are counted instead.
-            let next_aligned = next_align
-                .checked_mul(8)
-                .filter(|&a| a > 0)
-                .map(|a| round_up(cur, a));
+            let next_aligned = next_align.checked_mul(8).filter(|&a| a > 0).map(|a| round_up(cur, a));
             if in_bitfield
                 || (new_off == next && next_aligned != Some(new_off))
                 || (new_off != next && next - new_off <= new_off - cur)
@@ -176,8 +172,16 @@ fn round_up(value: i64, to: i64) -> i64 {
 /// The pointer size the BTF describes, from the size of its `long`; 8 when it has none.
 pub(super) fn pointer_size(btf: &Btf) -> u32 {
     const LONG_NAMES: [&str; 11] = [
-        "long", "long int", "int long", "unsigned long", "long unsigned", "unsigned long int",
-        "unsigned int long", "long unsigned int", "long int unsigned", "int unsigned long",
+        "long",
+        "long int",
+        "int long",
+        "unsigned long",
+        "long unsigned",
+        "unsigned long int",
+        "unsigned int long",
+        "long unsigned int",
+        "long int unsigned",
+        "int unsigned long",
         "int long unsigned",
     ];
     (1..btf.types.len() as u32)
