@@ -449,7 +449,7 @@ mod tests {
         let mut types: Vec<u8> = Vec::new();
         let mut put = |words: &[u32]| words.iter().for_each(|w| types.extend_from_slice(&w.to_le_bytes()));
         let info = |kind: u32, vlen: u32, kflag: bool| (kind << 24) | vlen | (u32::from(kflag) << 31);
-        let s = |name: &str| off(&format!("{name}"), &strings);
+        let s = |name: &str| off(name, &strings);
         // 1: int
         put(&[s("int"), info(INT, 0, false), 4, (INT_SIGNED << 24) | 32]);
         // 2: char

@@ -88,25 +88,19 @@ impl EventDecoder {
                 }
             }
             Some(EventKind::Exit) => self.exited = true,
-            Some(EventKind::PrintMap) => {
-                if index < program.maps.len() {
-                    let top = read_u64(payload, 0) as u32;
-                    let div = read_u64(payload, 8) as u32;
-                    let dump = session.loaded_map(index).dump()?;
-                    output::write_map(out, session.format, &dump, top, div)?;
-                }
+            Some(EventKind::PrintMap) if index < program.maps.len() => {
+                let top = read_u64(payload, 0) as u32;
+                let div = read_u64(payload, 8) as u32;
+                let dump = session.loaded_map(index).dump()?;
+                output::write_map(out, session.format, &dump, top, div)?;
             }
-            Some(EventKind::Clear) => {
-                if index < program.maps.len() {
-                    session.loaded_map(index).clear()?;
-                    session.set_zeroed(index, false);
-                }
+            Some(EventKind::Clear) if index < program.maps.len() => {
+                session.loaded_map(index).clear()?;
+                session.set_zeroed(index, false);
             }
-            Some(EventKind::Zero) => {
-                if index < program.maps.len() {
-                    session.loaded_map(index).zero()?;
-                    session.set_zeroed(index, true);
-                }
+            Some(EventKind::Zero) if index < program.maps.len() => {
+                session.loaded_map(index).zero()?;
+                session.set_zeroed(index, true);
             }
             Some(EventKind::PrintValue) => {
                 if let Some(ty) = program.print_types.get(index) {
@@ -131,7 +125,8 @@ impl EventDecoder {
                 }
                 output::write_message(out, session.format, MessageKind::Join, &self.line)?;
             }
-            None => {}
+            // A map index the program does not have (a malformed record) or an unknown kind.
+            Some(EventKind::PrintMap | EventKind::Clear | EventKind::Zero) | None => {}
         }
         Ok(())
     }

@@ -26,23 +26,6 @@ pub trait Symbolize {
     }
 }
 
-/// Knows no symbols: every frame prints as its address, as bpftrace prints frames it cannot name.
-#[cfg(test)]
-pub struct NoSymbols;
-
-#[cfg(test)]
-impl Symbolize for NoSymbols {
-    fn kernel(&mut self, addrs: &[u64]) -> Vec<Frame> {
-        addrs.iter().map(|&a| Frame::unknown(a, true)).collect()
-    }
-
-    fn user(&mut self, _pid: u32, addrs: &[u64], _detail: Detail) -> Vec<Frame> {
-        addrs.iter().map(|&a| Frame::unknown(a, false)).collect()
-    }
-
-    fn remember(&mut self, _pid: u32) {}
-}
-
 /// The symbolizer of [`runtime::symbols`] (kallsyms, ELF symbol tables and DWARF, processes
 /// remembered past their exit) behind [`Symbolize`].
 pub struct Symbols {

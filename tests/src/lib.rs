@@ -283,6 +283,28 @@ pub fn line_diff(expected: &str, actual: &str) -> String {
     out
 }
 
+/// `tests/data/usdt/usdt_target.c` compiled with gcc into a directory of its own (named after
+/// `test` and this process), for the USDT tests and check goldens. Needs gcc and `<sys/sdt.h>`
+/// (Debian's `systemtap-sdt-dev`, which `.ci/run` installs).
+pub fn usdt_target(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rbt-usdt-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    let binary = dir.join("usdt_target");
+    let source = workspace().join("tests/data/usdt/usdt_target.c");
+    let out = Command::new("gcc")
+        .args(["-O1", "-o"])
+        .arg(&binary)
+        .arg(&source)
+        .output()
+        .unwrap_or_else(|e| panic!("gcc runs (apt-get install gcc systemtap-sdt-dev): {e}"));
+    assert!(
+        out.status.success(),
+        "gcc failed (is systemtap-sdt-dev installed?): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    binary
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,26 +329,4 @@ mod tests {
         assert_eq!(diff, "--- bpftrace\n+++ rbt\n...\n 3\n 4\n-5\n+five\n 6\n 7\n");
         assert!(line_diff("a\n", "a").contains("final newline"));
     }
-}
-
-/// `tests/data/usdt/usdt_target.c` compiled with gcc into a directory of its own (named after
-/// `test` and this process), for the USDT tests and check goldens. Needs gcc and `<sys/sdt.h>`
-/// (Debian's `systemtap-sdt-dev`, which `.ci/run` installs).
-pub fn usdt_target(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rbt-usdt-{test}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-    let binary = dir.join("usdt_target");
-    let source = workspace().join("tests/data/usdt/usdt_target.c");
-    let out = Command::new("gcc")
-        .args(["-O1", "-o"])
-        .arg(&binary)
-        .arg(&source)
-        .output()
-        .unwrap_or_else(|e| panic!("gcc runs (apt-get install gcc systemtap-sdt-dev): {e}"));
-    assert!(
-        out.status.success(),
-        "gcc failed (is systemtap-sdt-dev installed?): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    binary
 }

@@ -35,11 +35,8 @@ pub(super) fn assign_slots(f: &Function, order: &[BlockId], base: u32) -> Vec<(i
         let size = f.slots[i];
         let live: Vec<(u32, u32)> = placed.iter().filter(|p| p.2 >= first[i]).map(|p| (p.0, p.1)).collect();
         let mut at = 0u32;
-        loop {
-            match live.iter().find(|(o, s)| at < o + s && *o < at + size) {
-                Some((o, s)) => at = o + s,
-                None => break,
-            }
+        while let Some((o, s)) = live.iter().find(|(o, s)| at < o + s && *o < at + size) {
+            at = o + s;
         }
         placed.push((at, size, last[i]));
         let end = at + size;
