@@ -201,8 +201,8 @@ pub extern "C" fn rbt_workload_add(a: u64, b: u64) -> u64 {
 /// by their `// rbt-line:` marks.
 #[no_mangle]
 #[inline(never)]
-pub extern "C" fn rbt_workload_outer(x: u64) -> u64 {
-    // rbt-line: outer
+#[rustfmt::skip] // the mark stays on the line DWARF gives the function's entry
+pub extern "C" fn rbt_workload_outer(x: u64) -> u64 { // rbt-line: outer
     inlined_step(x).wrapping_add(1) // rbt-line: outer calls inlined_step
 }
 
@@ -215,8 +215,8 @@ fn inlined_step(x: u64) -> u64 {
 /// The uprobe target under `rbt_workload_outer`.
 #[no_mangle]
 #[inline(never)]
-pub extern "C" fn rbt_workload_leaf(x: u64) -> u64 {
-    // rbt-line: leaf
+#[rustfmt::skip] // the mark stays on the line DWARF gives the function's entry
+pub extern "C" fn rbt_workload_leaf(x: u64) -> u64 { // rbt-line: leaf
     std::hint::black_box(x) ^ 0x5a
 }
 
