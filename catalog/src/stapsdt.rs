@@ -9,8 +9,8 @@
 use compiler::usdt::{parse_arguments, UsdtProbe};
 use object::{Object, ObjectSection, ObjectSymbol};
 
-use crate::dynamic_probes::{file_offset, parse_elf, read_binary};
-use crate::tracefs::wildcard_match;
+use crate::elf_symbols::{file_offset, parse_elf};
+use crate::wildcard::wildcard_match;
 
 const NT_STAPSDT: u32 = 3;
 
@@ -25,12 +25,10 @@ struct Note<'a> {
     args: &'a str,
 }
 
-/// The USDT probes of `target` whose provider and name match the patterns, sorted by provider
-/// and name (bpftrace's order).
-pub fn usdt_probes(target: &str, provider: &str, name: &str) -> Result<Vec<UsdtProbe>, String> {
-    let (path, data) = read_binary(target)?;
-    let file = parse_elf(&path, &data)?;
-    let path = path.display().to_string();
+/// The USDT probes of the binary at `path` (its bytes `data`) whose provider and name match
+/// the patterns, sorted by provider and name (bpftrace's order).
+pub fn usdt_probes(path: &str, data: &[u8], provider: &str, name: &str) -> Result<Vec<UsdtProbe>, String> {
+    let file = parse_elf(path, data)?;
     // A prelinked binary moved `.stapsdt.base`: its probes moved by as much.
     let actual_base = file.section_by_name(".stapsdt.base").map(|s| s.address());
     let symbol = |wanted: &str| {
@@ -62,7 +60,7 @@ pub fn usdt_probes(target: &str, provider: &str, name: &str) -> Result<Vec<UsdtP
             };
             let args = parse_arguments(note.args, pc, &symbol).map_err(|e| format!("{at}: {e}"))?;
             probes.push(UsdtProbe {
-                path: path.clone(),
+                path: path.to_owned(),
                 provider: note.provider.to_owned(),
                 name: note.name.to_owned(),
                 file_offset: probe_offset,

@@ -6,7 +6,11 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use super::{verbose_params, wildcard_match, Tracefs, TracefsError};
+use compiler::ProbeCatalog as _;
+
+use crate::tracefs_format::verbose_params;
+use crate::wildcard::wildcard_match;
+use crate::{Catalog, CatalogError, Source};
 
 /// The probe types a wildcard provider (`rbt -l`, `rbt -l '*switch'`) expands to, sorted as
 /// bpftrace sorts them. bpftrace 0.17 also expands to `kprobe` (every function in
@@ -67,9 +71,13 @@ const ITERATORS: [(&str, &[&str]); 2] = [
 ///     long id
 ///     unsigned long args[6]
 /// ```
-pub fn list_probes(tracefs: &Tracefs, search: Option<&str>, verbose: bool) -> Result<String, TracefsError> {
+pub fn list_probes<S: Source>(
+    catalog: &Catalog<S>,
+    search: Option<&str>,
+    verbose: bool,
+) -> Result<String, CatalogError> {
     if let Some(search) = search.filter(|s| is_type_search(s)) {
-        return list_types(tracefs, search, verbose);
+        return list_types(catalog, search, verbose);
     }
     let search = match search {
         None | Some("*") => "*:*",
@@ -82,7 +90,7 @@ pub fn list_probes(tracefs: &Tracefs, search: Option<&str>, verbose: bool) -> Re
             None => (raw, None),
         };
         if !provider.contains('*') {
-            list_attach_point(tracefs, provider, raw, false, verbose, &mut out)?;
+            list_attach_point(catalog, provider, raw, false, verbose, &mut out)?;
             continue;
         }
         // A lone pattern (`*switch`) is looked for under every probe type, like bpftrace.
@@ -90,13 +98,13 @@ pub fn list_probes(tracefs: &Tracefs, search: Option<&str>, verbose: bool) -> Re
         let matched: Vec<&str> = WILDCARD_PROVIDERS.into_iter().filter(|p| wildcard_match(p, query)).collect();
         match matched.as_slice() {
             [] => return Err(list_error(format!("No probe type matched for {provider}"))),
-            [only] => list_attach_point(tracefs, only, raw, false, verbose, &mut out)?,
+            [only] => list_attach_point(catalog, only, raw, false, verbose, &mut out)?,
             many => {
                 // Each expansion drops attach points of the wrong shape and skips the check of
                 // event names, as bpftrace does (`*:cs` lists `hardware:cs:` too).
                 for expanded in many {
                     let raw = format!("{expanded}:{}", rest.unwrap_or(raw));
-                    list_attach_point(tracefs, expanded, &raw, true, verbose, &mut out)?;
+                    list_attach_point(catalog, expanded, &raw, true, verbose, &mut out)?;
                 }
             }
         }
@@ -126,8 +134,8 @@ fn is_type_search(search: &str) -> bool {
 /// is written once, after the types it embeds, and later types of the same name get `___2`
 /// suffixes), cuts the text into definitions (`type_definitions`) and matches them against
 /// `SEARCH *{*}*`. Nothing matching is no error.
-fn list_types(tracefs: &Tracefs, search: &str, verbose: bool) -> Result<String, TracefsError> {
-    let btf = tracefs.btf().map_err(list_error)?;
+fn list_types<S: Source>(catalog: &Catalog<S>, search: &str, verbose: bool) -> Result<String, CatalogError> {
+    let btf = catalog.btf().map_err(list_error)?;
     let (entries, pattern) = if verbose {
         (type_definitions(&crate::btf::dump_named_types(btf)), format!("{search} *{{*}}*"))
     } else {
@@ -146,7 +154,7 @@ fn list_types(tracefs: &Tracefs, search: &str, verbose: bool) -> Result<String, 
 /// `typedef struct {`, `} __attribute__((packed));`) runs on into the definitions after it
 /// up to the next `};`, which then are not entries of their own; lines outside definitions
 /// (typedefs, forward declarations, empty structs) are dropped.
-pub(super) fn type_definitions(dump: &str) -> BTreeSet<String> {
+pub(crate) fn type_definitions(dump: &str) -> BTreeSet<String> {
     let mut definitions = BTreeSet::new();
     let mut current: Option<String> = None;
     for line in dump.split('\n') {
@@ -172,14 +180,14 @@ fn declaration(ty: &str, name: &str) -> String {
 
 /// Lists one attach point `raw` whose provider is `provider` (which may be an alias).
 /// `ignore_invalid` marks an expansion of a wildcard provider.
-fn list_attach_point(
-    tracefs: &Tracefs,
+fn list_attach_point<S: Source>(
+    catalog: &Catalog<S>,
     provider: &str,
     raw: &str,
     ignore_invalid: bool,
     verbose: bool,
     out: &mut String,
-) -> Result<(), TracefsError> {
+) -> Result<(), CatalogError> {
     // Split as scripts' attach points are: quoted parts (`"rbt::Counter::add(int)"`) keep their
     // colons and lose their quotes.
     let split = grammar::split_parts(raw);
@@ -201,12 +209,12 @@ fn list_attach_point(
                 return wrong_shape("tracepoint probe type requires 2 arguments".into());
             }
             let pattern = format!("{}:{}", parts[1], parts[2]);
-            for event in tracefs.events().iter().filter(|e| wildcard_match(e, &pattern)) {
+            for event in catalog.events().iter().filter(|e| wildcard_match(e, &pattern)) {
                 out.push_str("tracepoint:");
                 out.push_str(event);
                 out.push('\n');
                 if verbose {
-                    push_tracepoint_params(tracefs, event, out);
+                    push_tracepoint_params(catalog, event, out);
                 }
             }
         }
@@ -215,7 +223,7 @@ fn list_attach_point(
             if parts.len() != 3 {
                 return wrong_shape("uprobe probe type requires 2 arguments".into());
             }
-            let functions = crate::dynamic_probes::user_functions(parts[1], parts[2]).map_err(list_error)?;
+            let functions = catalog.user_functions(parts[1], parts[2]).map_err(list_error)?;
             let kind = if provider.starts_with("ur") { "uretprobe" } else { "uprobe" };
             for f in functions {
                 out.push_str(&format!("{kind}:{}:{}\n", f.path, f.name));
@@ -231,7 +239,8 @@ fn list_attach_point(
             };
             // A probe written at several places (inlined, unrolled) has a note per place; it is
             // listed once.
-            let mut names: Vec<String> = crate::usdt_notes::usdt_probes(target, provider, name)
+            let mut names: Vec<String> = catalog
+                .usdt_probes(target, provider, name)
                 .map_err(list_error)?
                 .into_iter()
                 .map(|probe| format!("usdt:{}:{}:{}\n", probe.path, probe.provider, probe.name))
@@ -244,7 +253,7 @@ fn list_attach_point(
                 return wrong_shape("kprobe probe type requires 1 argument".into());
             }
             let kind = if provider.starts_with("kr") { "kretprobe" } else { "kprobe" };
-            let functions = crate::dynamic_probes::kernel_functions(tracefs.root(), parts[1]).map_err(list_error)?;
+            let functions = catalog.kernel_functions(parts[1]).map_err(list_error)?;
             for f in functions {
                 out.push_str(&format!("{kind}:{f}\n"));
             }
@@ -257,21 +266,20 @@ fn list_attach_point(
                 _ => return wrong_shape(format!("{provider} probe type requires 1 argument")),
             };
             let kind = if matches!(provider, "fexit" | "fr" | "kretfunc") { "fexit" } else { "fentry" };
-            use compiler::ProbeCatalog as _;
-            if let Some(why) = tracefs.kernel_types_missing() {
+            if let Some(why) = catalog.kernel_types_missing() {
                 return Err(list_error(why));
             }
-            for name in tracefs.kernel_btf_functions(pattern) {
+            for name in catalog.kernel_btf_functions(pattern) {
                 let _ = writeln!(out, "{kind}:{name}");
                 if !verbose {
                     continue;
                 }
-                let Some(func) = tracefs.kernel_function_signature(&name) else { continue };
+                let Some(func) = catalog.kernel_function_signature(&name) else { continue };
                 for p in &func.params {
-                    let _ = writeln!(out, "    {}", declaration(&tracefs.kernel_type_name(p.ty), &p.name));
+                    let _ = writeln!(out, "    {}", declaration(&catalog.kernel_type_name(p.ty), &p.name));
                 }
                 if let Some(ret) = func.ret {
-                    let _ = writeln!(out, "    {}", declaration(&tracefs.kernel_type_name(ret), "retval"));
+                    let _ = writeln!(out, "    {}", declaration(&catalog.kernel_type_name(ret), "retval"));
                 }
             }
         }
@@ -324,7 +332,7 @@ fn list_perf_event(
     parts: &[&str],
     ignore_invalid: bool,
     out: &mut String,
-) -> Result<(), TracefsError> {
+) -> Result<(), CatalogError> {
     if parts.len() != 2 && parts.len() != 3 {
         return if ignore_invalid {
             Ok(())
@@ -350,9 +358,9 @@ fn list_perf_event(
 
 /// Appends `-lv`'s parameter lines for tracepoint `category:event`. Like bpftrace, a missing
 /// `format` file just leaves the event without parameters.
-fn push_tracepoint_params(tracefs: &Tracefs, event: &str, out: &mut String) {
+fn push_tracepoint_params<S: Source>(catalog: &Catalog<S>, event: &str, out: &mut String) {
     let Some((category, name)) = event.split_once(':') else { return };
-    let Ok(text) = std::fs::read_to_string(tracefs.format_path(category, name)) else { return };
+    let Ok(text) = catalog.format_text(category, name) else { return };
     for param in verbose_params(&text) {
         out.push_str("    ");
         out.push_str(param);
@@ -360,6 +368,9 @@ fn push_tracepoint_params(tracefs: &Tracefs, event: &str, out: &mut String) {
     }
 }
 
-fn list_error(message: String) -> TracefsError {
-    TracefsError::BadListPattern { message }
+fn list_error(message: String) -> CatalogError {
+    CatalogError::BadListPattern { message }
 }
+
+#[cfg(test)]
+mod tests;

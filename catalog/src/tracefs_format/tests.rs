@@ -1,8 +1,8 @@
-//! Tests of tracefs format parsing, typing and `-l` output, over real format files pasted in.
+//! Tests of tracefs format parsing and typing, over real format files pasted in.
 use super::*;
 
 // Real format files from Linux 6.18, tabs written as `\t`.
-const OPENAT: &str = "name: sys_enter_openat
+pub(crate) const OPENAT: &str = "name: sys_enter_openat
 ID: 782
 format:
 \tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
@@ -19,7 +19,7 @@ format:
 print fmt: \"dfd: 0x%08lx, filename: 0x%08lx, flags: 0x%08lx, mode: 0x%08lx\", ((unsigned long)(REC->dfd)), ((unsigned long)(REC->filename)), ((unsigned long)(REC->flags)), ((unsigned long)(REC->mode))
 ";
 
-const SCHED_SWITCH: &str = "name: sched_switch
+pub(crate) const SCHED_SWITCH: &str = "name: sched_switch
 ID: 372
 format:
 \tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
@@ -38,7 +38,7 @@ format:
 print fmt: \"prev_comm=%s prev_pid=%d prev_prio=%d prev_state=%s%s ==> next_comm=%s next_pid=%d next_prio=%d\", REC->prev_comm, REC->prev_pid, REC->prev_prio, REC->next_comm, REC->next_pid, REC->next_prio
 ";
 
-const SCHED_PROCESS_EXEC: &str = "name: sched_process_exec
+pub(crate) const SCHED_PROCESS_EXEC: &str = "name: sched_process_exec
 ID: 365
 format:
 \tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
@@ -197,113 +197,4 @@ fn verbose_params_skip_common_fields() {
     assert_eq!(verbose_params(OPENAT), params);
     let params = ["__data_loc char[] filename", "pid_t pid", "pid_t old_pid"];
     assert_eq!(verbose_params(SCHED_PROCESS_EXEC), params);
-}
-
-#[test]
-fn wildcards_match_like_bpftrace() {
-    assert!(wildcard_match("sched:sched_switch", "sched:*"));
-    assert!(wildcard_match("sched:sched_switch", "*:*"));
-    assert!(wildcard_match("sched:sched_switch", "*"));
-    assert!(wildcard_match("sched:sched_switch", "sched:sched_sw*tch"));
-    assert!(wildcard_match("sched:sched_switch", "*sched*:*switch"));
-    assert!(wildcard_match("sched:sched_switch", "sched:sched_switch"));
-    assert!(!wildcard_match("sched:sched_switch", "sched:sched_switc"));
-    assert!(!wildcard_match("sched:sched_switch", "sched:switch*"));
-    assert!(!wildcard_match("sched:sched_switch", "sched:sched_switc?"));
-    assert!(wildcard_match("syscalls:sys_enter_exit", "syscalls:*exit"));
-    // bpftrace takes the first `exit`, then wants the end of the name: no match.
-    assert!(!wildcard_match("syscalls:sys_exit_exit", "syscalls:*exit"));
-}
-
-fn fake_root(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("rbt-tracefs-{name}-{}", std::process::id()))
-}
-
-/// A tracefs copy in a temporary directory holding the given `(category, event, format)`s.
-fn fake_tracefs(name: &str, events: &[(&str, &str, &str)]) -> Tracefs {
-    let root = fake_root(name);
-    let mut available = String::new();
-    for (category, event, format) in events {
-        let dir = root.join("events").join(category).join(event);
-        std::fs::create_dir_all(&dir).expect("create event dir");
-        std::fs::write(dir.join("format"), format).expect("write format");
-        available.push_str(&format!("{category}:{event}\n"));
-    }
-    std::fs::write(root.join("available_events"), available).expect("write available_events");
-    Tracefs::at(root)
-}
-
-#[test]
-fn listing_matches_bpftrace() {
-    let tracefs = fake_tracefs(
-        "list",
-        &[
-            ("sched", "sched_switch", SCHED_SWITCH),
-            ("fib", "fib_table_lookup", ""),
-            ("syscalls", "sys_enter_openat", OPENAT),
-            ("fib6", "fib6_table_lookup", ""),
-            ("sched", "sched_process_exec", SCHED_PROCESS_EXEC),
-        ],
-    );
-    let list = |search, verbose| list_probes(&tracefs, search, verbose).expect("lists");
-    assert_eq!(
-        list(None, false),
-        "hardware:*:\niter:task\niter:task_file\nsoftware:*:\ntracepoint:fib6:fib6_table_lookup\ntracepoint:fib:fib_table_lookup\n\
-         tracepoint:sched:sched_process_exec\ntracepoint:sched:sched_switch\n\
-         tracepoint:syscalls:sys_enter_openat\n"
-    );
-    assert_eq!(list(Some("t:sched:*"), false), "tracepoint:sched:sched_process_exec\ntracepoint:sched:sched_switch\n");
-    assert_eq!(list(Some("*switch"), false), "hardware:*switch:\nsoftware:*switch:\ntracepoint:sched:sched_switch\n");
-    assert_eq!(list(Some("*:cs"), false), "hardware:cs:\nsoftware:cs:\n");
-    assert_eq!(
-        list(Some("it:*file*"), true),
-        "iter:task_file\n    struct task_struct * task\n    int fd\n    struct file * file\n"
-    );
-    assert_eq!(list(Some("h:cycles:1000"), false), "hardware:cycles:\n");
-    assert_eq!(list(Some("tracepoint:*exec*"), false), "tracepoint:sched:sched_process_exec\n");
-    assert_eq!(
-        list(Some("tracepoint:syscalls:sys_enter_openat"), true),
-        "tracepoint:syscalls:sys_enter_openat\n    int __syscall_nr\n    int dfd\n    \
-         const char * filename\n    int flags\n    umode_t mode\n"
-    );
-    assert_eq!(list(Some("BEGIN,interval:s:1,s:cpu*"), false), "special::\ninterval:\nsoftware:cpu*:\n");
-    assert_eq!(list(Some("tracepoint:nope:nope"), false), "");
-    assert!(list_probes(&tracefs, Some("tracepoint:sched"), false).is_err());
-    assert!(list_probes(&tracefs, Some("kprobe:foo"), false).is_err());
-    for rejected in ["hardware:foo", "hardware:", "software:cs:", "iter:task", "iter"] {
-        assert!(list_probes(&tracefs, Some(rejected), false).is_err(), "{rejected}");
-    }
-
-    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
-        v.iter().map(|(c, e)| ((*c).to_owned(), (*e).to_owned())).collect()
-    };
-    let fibs = pairs(&[("fib6", "fib6_table_lookup"), ("fib", "fib_table_lookup")]);
-    assert_eq!(tracefs.match_tracepoints("fib*", "*"), fibs);
-    let format = tracefs.tracepoint_format("sched", "sched_switch").expect("exists");
-    assert_eq!(format.fields.len(), 11);
-    assert_eq!(tracefs.tracepoint_format("sched", "nope"), None);
-    assert_eq!(tracefs.all_tracepoints().len(), 5);
-    let _ = std::fs::remove_dir_all(fake_root("list"));
-}
-
-/// bpftrace cuts libbpf's C dump into definitions at lines ending in `{` and lines that are
-/// exactly `};`: typedefs and forward declarations between them are dropped, and a definition
-/// that ends otherwise (a typedef'd anonymous struct, a packed struct) runs on to the next `};`;
-/// one never closed is dropped.
-#[test]
-fn type_definitions_are_cut_as_bpftrace_cuts_them() {
-    let dump = "typedef unsigned int u32;\n\nstruct a {\n\tu32 x;\n};\n\nstruct b;\n\n\
-                typedef struct {\n\tint counter;\n} atomic_t;\n\nstruct c {\n\tatomic_t n;\n};\n\n\
-                struct d {\n\tunion {\n\t\tint i;\n\t};\n} __attribute__((packed));\n\nstruct empty {};\n\n\
-                struct e {\n\tint i;\n};\n\nstruct unfinished {\n\tint i;\n";
-    let definitions: Vec<String> = list::type_definitions(dump).into_iter().collect();
-    assert_eq!(
-        definitions,
-        [
-            "struct a {\n\tu32 x;\n};\n",
-            "struct d {\n\tunion {\n\t\tint i;\n\t};\n} __attribute__((packed));\n\nstruct empty {};\n\n\
-             struct e {\n\tint i;\n};\n",
-            "typedef struct {\n\tint counter;\n} atomic_t;\n\nstruct c {\n\tatomic_t n;\n};\n",
-        ]
-    );
 }
