@@ -10,31 +10,33 @@ use std::collections::HashMap;
 
 use compiler::ktypes::{KField, KFunction, KParam, KType, KTypeId};
 
+mod builder;
 mod c_dump;
+pub use builder::BtfBuilder;
 pub use c_dump::dump_named_types;
 
 const MAGIC: u16 = 0xeb9f;
 
-// BTF kinds.
-const INT: u32 = 1;
-const PTR: u32 = 2;
-const ARRAY: u32 = 3;
-const STRUCT: u32 = 4;
-const UNION: u32 = 5;
-const ENUM: u32 = 6;
-const FWD: u32 = 7;
-const TYPEDEF: u32 = 8;
-const VOLATILE: u32 = 9;
-const CONST: u32 = 10;
-const RESTRICT: u32 = 11;
-const FUNC: u32 = 12;
-const FUNC_PROTO: u32 = 13;
-const VAR: u32 = 14;
-const DATASEC: u32 = 15;
-const FLOAT: u32 = 16;
-const DECL_TAG: u32 = 17;
-const TYPE_TAG: u32 = 18;
-const ENUM64: u32 = 19;
+// BTF kinds (`BTF_KIND_*`).
+pub const INT: u32 = 1;
+pub const PTR: u32 = 2;
+pub const ARRAY: u32 = 3;
+pub const STRUCT: u32 = 4;
+pub const UNION: u32 = 5;
+pub const ENUM: u32 = 6;
+pub const FWD: u32 = 7;
+pub const TYPEDEF: u32 = 8;
+pub const VOLATILE: u32 = 9;
+pub const CONST: u32 = 10;
+pub const RESTRICT: u32 = 11;
+pub const FUNC: u32 = 12;
+pub const FUNC_PROTO: u32 = 13;
+pub const VAR: u32 = 14;
+pub const DATASEC: u32 = 15;
+pub const FLOAT: u32 = 16;
+pub const DECL_TAG: u32 = 17;
+pub const TYPE_TAG: u32 = 18;
+pub const ENUM64: u32 = 19;
 
 /// `BTF_INT_SIGNED` and friends, in an INT's encoding byte.
 const INT_SIGNED: u32 = 1;
