@@ -295,3 +295,6 @@ impl<S: Source> ProbeCatalog for Catalog<S> {
         kallsyms::symbol_address(&text, name)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -40,3 +40,43 @@ pub fn parse_ld_so_cache(bytes: &[u8]) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// An ld.so cache in the current format holding `(soname, path)` entries.
+    pub(crate) fn cache(entries: &[(&str, &str)]) -> Vec<u8> {
+        let mut bytes = b"glibc-ld.so.cache1.1".to_vec();
+        bytes.extend(u32::try_from(entries.len()).expect("few").to_le_bytes());
+        bytes.resize(48, 0);
+        let mut strings = Vec::new();
+        let strings_at = 48 + 24 * entries.len();
+        for (soname, path) in entries {
+            let mut offset = |text: &str| {
+                let at = u32::try_from(strings_at + strings.len()).expect("small");
+                strings.extend(text.as_bytes());
+                strings.push(0);
+                at
+            };
+            let (key, value) = (offset(soname), offset(path));
+            bytes.extend(0x303i32.to_le_bytes());
+            bytes.extend(key.to_le_bytes());
+            bytes.extend(value.to_le_bytes());
+            bytes.extend([0; 12]);
+        }
+        bytes.extend(strings);
+        bytes
+    }
+
+    #[test]
+    fn names_match_with_or_without_lib_and_version() {
+        let cache = cache(&[("libm.so.6", "/lib/libm.so.6"), ("libc.so.6", "/lib/libc.so.6")]);
+        assert_eq!(parse_ld_so_cache(&cache).len(), 2);
+        for name in ["libc", "c", "libc.so.6"] {
+            assert_eq!(find_library(&cache, name).as_deref(), Some("/lib/libc.so.6"), "{name}");
+        }
+        assert_eq!(find_library(&cache, "libz"), None);
+        assert_eq!(parse_ld_so_cache(b"not a cache"), Vec::new());
+    }
+}

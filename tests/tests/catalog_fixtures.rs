@@ -58,7 +58,7 @@ fn fixture_btf() -> Vec<u8> {
     let task_struct = b.record(
         STRUCT,
         "task_struct",
-        168,
+        152,
         &members(&[
             ("__state", uint, 0),
             ("stack", void_ptr, 8),
