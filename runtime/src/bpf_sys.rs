@@ -436,42 +436,6 @@ pub fn link_kprobe_multi(prog_fd: RawFd, functions: &[String], ret: bool) -> io:
     bpf_fd(BPF_LINK_CREATE, &mut attr)
 }
 
-/// The id of the cgroup v2 directory at `path`: the 8-byte file handle the kernel's cgroup2
-/// filesystem gives (`struct file_handle` with `handle_bytes` 8), which `bpf_get_current_cgroup_id`
-/// returns for processes in it.
-pub fn cgroup_id(path: &std::path::Path) -> io::Result<u64> {
-    #[repr(C)]
-    struct FileHandle {
-        handle_bytes: u32,
-        handle_type: i32,
-        id: u64,
-    }
-    let c_path =
-        std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| io::Error::other("NUL in a path"))?;
-    let mut handle = FileHandle { handle_bytes: 8, handle_type: 0, id: 0 };
-    let mut mount_id: libc::c_int = 0;
-    // SAFETY: `c_path` is NUL-terminated, `handle` is a file_handle with room for the 8 bytes
-    // its `handle_bytes` announces, and both outlive the call.
-    let r = unsafe {
-        libc::name_to_handle_at(
-            libc::AT_FDCWD,
-            c_path.as_ptr(),
-            (&mut handle as *mut FileHandle).cast(),
-            &mut mount_id,
-            0,
-        )
-    };
-    if r != 0 {
-        let e = io::Error::last_os_error();
-        // A larger handle: not a cgroup2 directory.
-        if e.raw_os_error() == Some(libc::EOVERFLOW) {
-            return Err(io::Error::other("not a cgroup v2 directory"));
-        }
-        return Err(e);
-    }
-    Ok(handle.id)
-}
-
 const BPF_ENABLE_STATS: libc::c_long = 32;
 /// `enum bpf_stats_type`: run time and run count of every program.
 const BPF_STATS_RUN_TIME: u32 = 0;

@@ -2,13 +2,13 @@
 
 mod attach;
 mod bpf_sys;
-mod btf;
 mod child;
 mod cli;
 mod diagnostics;
-mod dynamic_probes;
 mod event_source;
 mod events;
+mod host;
+mod kernel;
 mod loader;
 mod maps;
 mod output;
@@ -19,8 +19,6 @@ mod signals;
 mod stack_export;
 mod stacks;
 mod tools;
-mod tracefs;
-mod usdt_notes;
 mod verifier_report;
 
 use std::io::{self, Read, Write};
@@ -70,7 +68,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
     if !dry_run && !privileged {
         return Err("rbt needs root (or CAP_BPF and CAP_PERFMON) to load BPF programs; run it with sudo".into());
     }
-    let tracefs = tracefs::Tracefs::open().map_err(|e| e.to_string())?;
+    let tracefs = host::open_catalog().map_err(|e| e.to_string())?;
     let child = match &args.command {
         Some(cmd) if !dry_run => Some(child::Child::spawn(cmd).map_err(|e| format!("cannot start '{cmd}': {e}"))?),
         _ => None,
@@ -183,9 +181,9 @@ fn print_disassembly(compiled: &compiler::CompiledProgram, source: &str) {
 }
 
 fn list(args: &Args) -> Result<ExitCode, String> {
-    let tracefs = tracefs::Tracefs::open().map_err(|e| e.to_string())?;
+    let tracefs = host::open_catalog().map_err(|e| e.to_string())?;
     let pattern = args.program_file.as_deref().or(args.program.as_deref());
-    let text = tracefs::list_probes(&tracefs, pattern, args.verbose).map_err(|e| e.to_string())?;
+    let text = catalog::list_probes(&tracefs, pattern, args.verbose).map_err(|e| e.to_string())?;
     print!("{text}");
     Ok(ExitCode::SUCCESS)
 }
@@ -252,7 +250,7 @@ impl Args {
     /// The program text, its display name, and positional parameters.
     fn program_source(&self) -> Result<(String, String, Vec<String>), String> {
         if let Some(name) = self.tool.as_deref() {
-            let tracefs = tracefs::Tracefs::open().map_err(|e| e.to_string())?;
+            let tracefs = host::open_catalog().map_err(|e| e.to_string())?;
             let tool = tools::find(name, &tracefs as &dyn ProbeCatalog)?;
             let mut params = Vec::new();
             params.extend(self.program_file.iter().cloned());

@@ -5,11 +5,11 @@ use std::io::{self, Write};
 
 use crate::child::Child;
 use crate::events::EventDecoder;
+use crate::host::HostCatalog;
 use crate::output;
 use crate::session::{Session, SessionError};
 use crate::signals::Signals;
 use crate::stack_export::{self, ExportOptions};
-use crate::tracefs::Tracefs;
 use compiler::hir::AttachPoint;
 use compiler::program::ErrorCounter;
 
@@ -55,7 +55,7 @@ impl LostEvents {
 /// Runs the whole session: BEGIN, events, END, exit dump. Returns when tracing is over.
 pub fn run(
     mut session: Session,
-    tracefs: &Tracefs,
+    tracefs: &HostCatalog,
     out: &mut dyn Write,
     quiet: bool,
     mut child: Option<Child>,

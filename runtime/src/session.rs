@@ -15,11 +15,11 @@ use aya::maps::MapData;
 use crate::attach::{self, Attachment, ClockRate};
 use crate::bpf_sys;
 use crate::event_source::EventSource;
+use crate::host::HostCatalog;
 use crate::loader::{self, MapTable};
 use crate::maps::LoadedMap;
 use crate::output::{self, OutputFormat};
 use crate::stacks::Stacks;
-use crate::tracefs::Tracefs;
 use compiler::hir::{AttachPoint, PerfRate};
 use compiler::program::{CompiledProgram, ErrorCounter, MapRole, ProbeProgram, ERROR_COUNTERS};
 
@@ -234,7 +234,7 @@ impl Session {
 
     /// Attaches the probes in `range` except BEGIN and END. On an error, the probes of `range`
     /// attached so far stay attached; the caller decides whether to detach them.
-    pub fn attach(&mut self, range: Range<usize>, tracefs: &Tracefs) -> Result<(), SessionError> {
+    pub fn attach(&mut self, range: Range<usize>, tracefs: &HostCatalog) -> Result<(), SessionError> {
         let cpus = bpf_sys::cpu_list("online")?;
         // Multi-link groups: one link each; where the kernel has no such links, their program is
         // loaded again as a plain one and their probes attach one by one below.

@@ -387,7 +387,7 @@ fn list(repl: &Repl, pattern: &str, verbose: bool) -> Result<(), String> {
     if verbose && pattern.is_none() {
         return Err("usage: :fields tracepoint:CATEGORY:NAME | struct NAME".into());
     }
-    let text = crate::tracefs::list_probes(&repl.tracefs, pattern, verbose).map_err(|e| e.to_string())?;
+    let text = catalog::list_probes(&repl.tracefs, pattern, verbose).map_err(|e| e.to_string())?;
     print!("{text}");
     Ok(())
 }

@@ -17,7 +17,7 @@ use rustyline::validate::Validator;
 use rustyline::{Context, Helper};
 
 use super::{commands, lock, SharedRef};
-use crate::tracefs::Tracefs;
+use crate::host::HostCatalog;
 use compiler::ktypes::{KFunction, KType, KTypeId};
 use compiler::ProbeCatalog as _;
 
@@ -72,7 +72,7 @@ const FUNCTIONS: [&str; 38] = [
 const RATE_UNITS: [&str; 4] = ["hz:", "s:", "ms:", "us:"];
 
 pub struct ReplHelper {
-    tracefs: Tracefs,
+    tracefs: HostCatalog,
     shared: SharedRef,
     /// The earlier lines of an entry still being typed, for `args->` in a block opened above.
     pending: RefCell<String>,
@@ -80,7 +80,7 @@ pub struct ReplHelper {
 }
 
 impl ReplHelper {
-    pub fn new(tracefs: Tracefs, shared: SharedRef) -> ReplHelper {
+    pub fn new(tracefs: HostCatalog, shared: SharedRef) -> ReplHelper {
         ReplHelper { tracefs, shared, pending: RefCell::new(String::new()), files: FilenameCompleter::new() }
     }
 

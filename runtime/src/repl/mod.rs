@@ -25,7 +25,6 @@ use crate::event_source::EventSource;
 use crate::events::EventDecoder;
 use crate::output::{self, OutputFormat};
 use crate::session::{Session, SessionError};
-use crate::tracefs::Tracefs;
 use compiler::hir::AttachPoint;
 use compiler::CompileOptions;
 use entry::{Entry, EntryShape};
@@ -87,7 +86,7 @@ pub fn stdin_is_terminal() -> bool {
 
 /// Runs the REPL until `:quit`, Ctrl-D or SIGTERM.
 pub fn run(mut options: ReplOptions) -> Result<(), String> {
-    let tracefs = Tracefs::open().map_err(|e| e.to_string())?;
+    let tracefs = crate::host::open_catalog().map_err(|e| e.to_string())?;
     options.compile.lower.probe_slots = PROBE_SLOTS;
     let session = Session::new(options.format, false).map_err(|e| e.to_string())?;
     save_terminal();
@@ -106,7 +105,8 @@ pub fn run(mut options: ReplOptions) -> Result<(), String> {
         events: None,
         lost: crate::script::LostEvents::default(),
     }));
-    let helper = complete::ReplHelper::new(Tracefs::open().map_err(|e| e.to_string())?, Arc::clone(&shared));
+    let helper =
+        complete::ReplHelper::new(crate::host::open_catalog().map_err(|e| e.to_string())?, Arc::clone(&shared));
     let config = Config::builder().auto_add_history(false).max_history_size(10_000).map_err(|e| e.to_string())?.build();
     let mut editor: Editor<complete::ReplHelper, DefaultHistory> =
         Editor::with_config(config).map_err(|e| format!("cannot open the terminal: {e}"))?;
@@ -180,7 +180,7 @@ pub enum Flow {
 
 pub struct Repl {
     pub shared: SharedRef,
-    pub tracefs: Tracefs,
+    pub tracefs: crate::host::HostCatalog,
     pub options: ReplOptions,
     output: output_thread::OutputThread,
     history: Option<PathBuf>,

@@ -1,0 +1,300 @@
+//! [`Catalog`]: everything the checker asks of a system (`compiler::ProbeCatalog`), read through
+//! a [`Source`] and parsed here. Reads are lazy and cached: rbt starts by matching wildcards
+//! against the event list and then reads only the `format` files of the tracepoints it attaches
+//! to, and the kernel's BTF only when a script uses kernel types.
+
+use std::cell::{OnceCell, RefCell};
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use compiler::ktypes::{KFunction, KType, KTypeId};
+use compiler::usdt::UsdtProbe;
+use compiler::{ProbeCatalog, TracepointFormat, UserAddress, UserFunction};
+
+use crate::btf::Btf;
+use crate::source::{exists, Source};
+use crate::tracefs_format::{parse_format, sorted_event_list, FormatParseError};
+use crate::wildcard::wildcard_match;
+use crate::{elf_symbols, kallsyms, kprobes, ldso_cache, stapsdt};
+
+/// Where tracefs lives on current kernels (and where the runtime mounts it when it is missing).
+pub const TRACEFS: &str = "/sys/kernel/tracing";
+/// Where older systems expose it, through debugfs.
+pub const DEBUGFS_TRACEFS: &str = "/sys/kernel/debug/tracing";
+/// The dynamic loader's cache, where uprobe targets written as library names are looked up.
+const LD_SO_CACHE: &str = "/etc/ld.so.cache";
+
+/// What the catalog cannot read.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("could not read {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("{path}: {source}")]
+    Format { path: PathBuf, source: FormatParseError },
+    #[error("{message}")]
+    BadListPattern { message: String },
+}
+
+/// The probes, functions and types of the system `S` describes.
+#[derive(Debug)]
+pub struct Catalog<S> {
+    source: S,
+    /// Where tracefs is, e.g. `/sys/kernel/tracing`.
+    tracefs: PathBuf,
+    /// Where the kernel's BTF is read from ([`Btf::VMLINUX`] unless told otherwise).
+    btf_path: PathBuf,
+    /// `category:event` for every tracepoint, sorted bytewise as bpftrace's `std::set` is.
+    events: OnceCell<Vec<String>>,
+    /// Parsed formats by `category:event`; `None` remembers a tracepoint that cannot be read.
+    formats: RefCell<HashMap<String, Option<TracepointFormat>>>,
+    /// uprobe targets by (binary, pattern): the checker resolves each attach point twice, and a
+    /// uprobe and its uretprobe usually name the same binary.
+    user_functions: RefCell<HashMap<(String, String), UserFunctions>>,
+    /// The kernel's BTF, read the first time a script uses kernel types.
+    btf: OnceCell<Result<Btf, String>>,
+    /// The functions kprobes can attach to, read once.
+    kernel_functions: OnceCell<Result<Vec<String>, String>>,
+    /// Whether fentry programs load here ([`Source::load_fentry`]), tried once.
+    trampolines: OnceCell<Option<String>>,
+}
+
+/// The functions of a binary matching a pattern, or why they could not be read.
+type UserFunctions = Result<Vec<UserFunction>, String>;
+
+impl<S: Source> Catalog<S> {
+    /// The catalog of `source`'s system, its tracefs found at [`TRACEFS`] or, failing that, at
+    /// [`DEBUGFS_TRACEFS`].
+    pub fn new(source: S) -> Self {
+        let tracefs = [TRACEFS, DEBUGFS_TRACEFS]
+            .into_iter()
+            .find(|root| exists(&source, &Path::new(root).join("available_events")))
+            .unwrap_or(TRACEFS);
+        Self {
+            source,
+            tracefs: tracefs.into(),
+            btf_path: Btf::VMLINUX.into(),
+            events: OnceCell::new(),
+            formats: RefCell::default(),
+            user_functions: RefCell::default(),
+            btf: OnceCell::new(),
+            kernel_functions: OnceCell::new(),
+            trampolines: OnceCell::new(),
+        }
+    }
+
+    /// Reads the kernel's BTF from `path` instead of [`Btf::VMLINUX`].
+    #[must_use]
+    pub fn with_btf_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.btf_path = path.into();
+        self
+    }
+
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
+    /// Where tracefs is.
+    pub fn tracefs(&self) -> &Path {
+        &self.tracefs
+    }
+
+    /// The file at `path` as text; invalid UTF-8 is an error, as for `fs::read_to_string`.
+    fn read_text(&self, path: &Path) -> io::Result<String> {
+        String::from_utf8(self.source.read(path)?)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "stream did not contain valid UTF-8"))
+    }
+
+    /// The kernel's BTF, or why it cannot be read.
+    pub fn btf(&self) -> Result<&Btf, String> {
+        self.btf
+            .get_or_init(|| {
+                let path = self.btf_path.display();
+                let data = self.source.read(&self.btf_path).map_err(|e| format!("could not read {path}: {e}"))?;
+                Btf::parse(data).map_err(|reason| format!("{path} is not BTF: {reason}"))
+            })
+            .as_ref()
+            .map_err(|e| format!("{e}; kernel types need a kernel built with CONFIG_DEBUG_INFO_BTF"))
+    }
+
+    /// Every tracepoint as `category:event`, sorted. Like bpftrace this reads `available_events`
+    /// rather than walking `events/`: that directory also holds ftrace's own entries
+    /// (`ftrace:function`, ...), which are not attachable tracepoints. An unreadable list is empty,
+    /// as it is for bpftrace (which only warns).
+    pub fn events(&self) -> &[String] {
+        self.events.get_or_init(|| {
+            let text = self.read_text(&self.tracefs.join("available_events"));
+            sorted_event_list(&text.unwrap_or_default())
+        })
+    }
+
+    /// The text of `events/CATEGORY/EVENT/format`.
+    pub fn format_text(&self, category: &str, event: &str) -> Result<String, CatalogError> {
+        let path = self.event_file(category, event, "format");
+        self.read_text(&path).map_err(|source| CatalogError::Read { path, source })
+    }
+
+    /// The parsed `events/CATEGORY/EVENT/format`, uncached.
+    pub fn read_format(&self, category: &str, event: &str) -> Result<TracepointFormat, CatalogError> {
+        let text = self.format_text(category, event)?;
+        parse_format(category, event, &text)
+            .map_err(|source| CatalogError::Format { path: self.event_file(category, event, "format"), source })
+    }
+
+    /// The perf event id of a tracepoint (`events/CATEGORY/EVENT/id`), which attaching needs.
+    pub fn event_id(&self, category: &str, event: &str) -> io::Result<u64> {
+        let path = self.event_file(category, event, "id");
+        let text = self.read_text(&path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        text.trim()
+            .parse()
+            .map_err(|_| io::Error::other(format!("{}: not a tracepoint id: {:?}", path.display(), text.trim())))
+    }
+
+    fn event_file(&self, category: &str, event: &str, file: &str) -> PathBuf {
+        self.tracefs.join("events").join(category).join(event).join(file)
+    }
+
+    /// The binary a uprobe target names, resolved and read: a path, or a library name (`libc`,
+    /// `libc.so.6`) looked up in the ld.so cache.
+    pub fn binary(&self, target: &str) -> Result<(String, Vec<u8>), String> {
+        let path = self.resolve_binary(target)?;
+        let data = self.source.read(Path::new(&path)).map_err(|e| format!("cannot read {path}: {e}"))?;
+        Ok((path, data))
+    }
+
+    fn resolve_binary(&self, target: &str) -> Result<String, String> {
+        if target.contains('/') {
+            let path = self.source.canonicalize(Path::new(target)).map_err(|e| format!("cannot open {target}: {e}"))?;
+            return Ok(path.display().to_string());
+        }
+        let cache = self
+            .source
+            .read(Path::new(LD_SO_CACHE))
+            .map_err(|e| format!("cannot read {LD_SO_CACHE} to find {target}: {e}"))?;
+        ldso_cache::find_library(&cache, target)
+            .ok_or_else(|| format!("no library named '{target}' in the ld.so cache (give a path instead)"))
+    }
+
+    /// Every kernel function kprobes can attach to, or why there are none.
+    fn all_kernel_functions(&self) -> Result<Vec<String>, String> {
+        let kprobe_events = self.tracefs.join("kprobe_events");
+        if !exists(&self.source, Path::new(kprobes::KPROBE_PMU)) && !exists(&self.source, &kprobe_events) {
+            return Err(kprobes::NO_KPROBES.into());
+        }
+        let text = self
+            .read_text(&self.tracefs.join("available_filter_functions"))
+            .map_err(|e| format!("cannot read the kernel's functions from tracefs: {e}"))?;
+        Ok(kprobes::matching_functions(&text, "*"))
+    }
+}
+
+impl<S: Source> ProbeCatalog for Catalog<S> {
+    fn match_tracepoints(&self, category: &str, event: &str) -> Vec<(String, String)> {
+        let pattern = format!("{category}:{event}");
+        self.events()
+            .iter()
+            .filter(|e| wildcard_match(e, &pattern))
+            .filter_map(|e| e.split_once(':'))
+            .map(|(c, e)| (c.to_owned(), e.to_owned()))
+            .collect()
+    }
+
+    fn tracepoint_format(&self, category: &str, event: &str) -> Option<TracepointFormat> {
+        let key = format!("{category}:{event}");
+        if let Some(cached) = self.formats.borrow().get(&key) {
+            return cached.clone();
+        }
+        let format = self.read_format(category, event).ok();
+        self.formats.borrow_mut().insert(key, format.clone());
+        format
+    }
+
+    fn all_tracepoints(&self) -> Vec<String> {
+        self.events().to_vec()
+    }
+
+    fn user_functions(&self, target: &str, pattern: &str) -> Result<Vec<UserFunction>, String> {
+        let key = (target.to_owned(), pattern.to_owned());
+        if let Some(found) = self.user_functions.borrow().get(&key) {
+            return found.clone();
+        }
+        let found = self.binary(target).and_then(|(path, data)| elf_symbols::user_functions(&path, &data, pattern));
+        self.user_functions.borrow_mut().insert(key, found.clone());
+        found
+    }
+
+    fn user_address(&self, target: &str, address: u64) -> Result<UserAddress, String> {
+        let (path, data) = self.binary(target)?;
+        elf_symbols::user_address(&path, &data, address)
+    }
+
+    fn usdt_probes(&self, target: &str, provider: &str, name: &str) -> Result<Vec<UsdtProbe>, String> {
+        let (path, data) = self.binary(target)?;
+        stapsdt::usdt_probes(&path, &data, provider, name)
+    }
+
+    fn kernel_functions(&self, pattern: &str) -> Result<Vec<String>, String> {
+        // Every kprobe spec is resolved twice (types are collected first): the list of the
+        // kernel's functions (tens of thousands of lines) is read once.
+        let all = self.kernel_functions.get_or_init(|| self.all_kernel_functions()).as_ref()?;
+        Ok(all.iter().filter(|f| wildcard_match(f, pattern)).cloned().collect())
+    }
+
+    fn kernel_types_missing(&self) -> Option<String> {
+        self.btf().err()
+    }
+
+    fn kernel_type_named(&self, name: &str) -> Option<KTypeId> {
+        self.btf().ok()?.type_named(name)
+    }
+
+    fn kernel_type(&self, id: KTypeId) -> Option<KType> {
+        self.btf().ok()?.get(id)
+    }
+
+    fn kernel_type_name(&self, id: KTypeId) -> String {
+        self.btf().map(|b| b.type_name(id)).unwrap_or_else(|_| format!("type {id}"))
+    }
+
+    fn kernel_type_size(&self, id: KTypeId) -> Option<u32> {
+        self.btf().ok()?.size_of(id)
+    }
+
+    fn kernel_record_names(&self) -> Vec<String> {
+        self.btf().map(|b| b.record_names()).unwrap_or_default()
+    }
+
+    fn kernel_function_signature(&self, name: &str) -> Option<KFunction> {
+        self.btf().ok()?.function(name)
+    }
+
+    fn cgroup_id(&self, path: &str) -> Result<u64, String> {
+        self.source.cgroup_id(Path::new(path)).map_err(|e| e.to_string())
+    }
+
+    fn raw_tracepoint_signature(&self, name: &str) -> Option<KFunction> {
+        self.btf().ok()?.raw_tracepoint(name)
+    }
+
+    fn trampolines_missing(&self, func: &KFunction) -> Option<String> {
+        self.trampolines
+            .get_or_init(|| {
+                let e = self.source.load_fentry(func.btf_id).err()?;
+                Some(format!("this kernel does not load fentry/fexit programs (BPF trampolines): {e}"))
+            })
+            .clone()
+    }
+
+    fn kernel_btf_functions(&self, pattern: &str) -> Vec<String> {
+        let Ok(btf) = self.btf() else { return Vec::new() };
+        btf.function_names().into_iter().filter(|f| wildcard_match(f, pattern)).collect()
+    }
+
+    fn kernel_symbol(&self, name: &str) -> Option<u64> {
+        let text = self.read_text(Path::new("/proc/kallsyms")).ok()?;
+        kallsyms::symbol_address(&text, name)
+    }
+}
+
+#[cfg(test)]
+mod tests;
