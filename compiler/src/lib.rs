@@ -11,6 +11,7 @@ pub mod hir;
 pub mod ir;
 pub mod ktypes;
 pub mod lower;
+pub mod probe_kind;
 pub mod program;
 pub mod tracepoint;
 pub mod types;

@@ -9,7 +9,7 @@ use clap::Parser;
     name = "rbt",
     version,
     about = "rbt: bpftrace's language, compiled straight to BPF",
-    after_help = "EXAMPLES:\n  rbt -e 'tracepoint:syscalls:sys_enter_openat { printf(\"%s %s\\n\", comm, str(args->filename)); }'\n  rbt -e 'tracepoint:raw_syscalls:sys_enter { @[comm] = count(); }'\n  rbt -l 'tracepoint:sched:*'"
+    after_help = after_help()
 )]
 pub struct Args {
     /// The program text.
@@ -69,4 +69,15 @@ pub struct Args {
     /// Positional parameters $1, $2, ...
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub params: Vec<String>,
+}
+
+/// `--help`'s text after the options: the probe types (from the compiler's table) and examples.
+fn after_help() -> String {
+    format!(
+        "PROBE TYPES:\n{}\nEXAMPLES:\n  {}\n  {}\n  {}",
+        compiler::probe_kind::help_table("  "),
+        r#"rbt -e 'tracepoint:syscalls:sys_enter_openat { printf("%s %s\n", comm, str(args->filename)); }'"#,
+        "rbt -e 'tracepoint:raw_syscalls:sys_enter { @[comm] = count(); }'",
+        "rbt -l 'tracepoint:sched:*'",
+    )
 }

@@ -2,26 +2,9 @@
 
 use super::{suggest, Checker};
 use crate::hir::{AttachPoint, PerfRate};
+use crate::probe_kind::ProbeKind;
 use grammar::ast::ProbeSpec;
 use grammar::Diagnostic;
-
-const PROBE_TYPES: &[&str] = &[
-    "BEGIN",
-    "END",
-    "tracepoint",
-    "rawtracepoint",
-    "profile",
-    "interval",
-    "uprobe",
-    "uretprobe",
-    "kprobe",
-    "kretprobe",
-    "fentry",
-    "fexit",
-    "software",
-    "hardware",
-    "usdt",
-];
 
 impl Checker<'_> {
     /// The concrete attach points one written spec stands for (a wildcard gives many).
@@ -36,71 +19,71 @@ impl Checker<'_> {
                 _ => p.as_str(),
             })
             .collect();
-        let kind = parts.first().copied().unwrap_or("");
-        match kind {
-            "BEGIN" | "END" if parts.len() == 1 => {
-                vec![if kind == "BEGIN" { AttachPoint::Begin } else { AttachPoint::End }]
+        let word = parts.first().copied().unwrap_or("");
+        match ProbeKind::from_alias(word) {
+            Some(kind @ (ProbeKind::Begin | ProbeKind::End)) if parts.len() == 1 => {
+                vec![if kind == ProbeKind::Begin { AttachPoint::Begin } else { AttachPoint::End }]
             }
-            "tracepoint" | "t" => self.resolve_tracepoint(spec, &parts),
-            "profile" | "p" => self
-                .resolve_rate(spec, &parts, true)
-                .map(|rate| vec![AttachPoint::Profile { rate }])
-                .unwrap_or_default(),
-            "interval" | "i" => self
-                .resolve_rate(spec, &parts, false)
-                .map(|rate| vec![AttachPoint::Interval { rate }])
-                .unwrap_or_default(),
-            "uprobe" | "u" | "uretprobe" | "ur" => {
-                self.resolve_uprobe(spec, &parts, matches!(kind, "uretprobe" | "ur"))
+            Some(ProbeKind::Tracepoint) => self.resolve_tracepoint(spec, &parts),
+            Some(kind @ (ProbeKind::Profile | ProbeKind::Interval)) => {
+                let profile = kind == ProbeKind::Profile;
+                let Some(rate) = self.resolve_rate(spec, &parts, profile) else { return Vec::new() };
+                vec![if profile { AttachPoint::Profile { rate } } else { AttachPoint::Interval { rate } }]
             }
-            "kprobe" | "k" | "kretprobe" | "kr" => {
-                self.resolve_kprobe(spec, &parts, matches!(kind, "kretprobe" | "kr"))
+            Some(kind @ (ProbeKind::Uprobe | ProbeKind::Uretprobe)) => {
+                self.resolve_uprobe(spec, &parts, kind.is_return())
             }
-            "software" | "s" | "hardware" | "h" => {
-                self.resolve_perf_counter(spec, &parts, matches!(kind, "hardware" | "h"))
+            Some(kind @ (ProbeKind::Kprobe | ProbeKind::Kretprobe)) => {
+                self.resolve_kprobe(spec, &parts, kind.is_return())
             }
-            "rawtracepoint" | "rt" => match parts.as_slice() {
-                [_, name] | [_, _, name] if !name.is_empty() && self.catalog.tracepoint_exists(name) => {
-                    let signature = self.catalog.raw_tracepoint_signature(name);
-                    vec![AttachPoint::RawTracepoint { name: (*name).to_owned(), signature }]
-                }
-                _ => {
-                    self.error(
-                        Diagnostic::error("unknown-tracepoint", format!("no raw tracepoint {}", spec.text), spec.span)
-                            .with_help(
-                                "write rawtracepoint:NAME with a tracepoint's name, e.g. rawtracepoint:sched_switch",
-                            ),
-                    );
-                    Vec::new()
-                }
-            },
-            "fentry" | "f" | "kfunc" | "fexit" | "fr" | "kretfunc" => {
-                self.resolve_fentry(spec, &parts, matches!(kind, "fexit" | "fr" | "kretfunc"))
+            Some(kind @ (ProbeKind::Software | ProbeKind::Hardware)) => {
+                self.resolve_perf_counter(spec, &parts, kind == ProbeKind::Hardware)
             }
-            "usdt" | "U" => self.resolve_usdt(spec, &parts),
-            "watchpoint" | "w" | "asyncwatchpoint" | "iter" => {
+            Some(ProbeKind::RawTracepoint) => self.resolve_raw_tracepoint(spec, &parts),
+            Some(kind @ (ProbeKind::Fentry | ProbeKind::Fexit)) => self.resolve_fentry(spec, &parts, kind.is_return()),
+            Some(ProbeKind::Usdt) => self.resolve_usdt(spec, &parts),
+            Some(kind) if !kind.is_supported() => {
+                let supported: Vec<&str> =
+                    ProbeKind::supported().filter(|k| !k.is_return()).map(ProbeKind::canonical).collect();
                 self.error(
                     Diagnostic::error(
                         "unsupported-probe",
-                        format!("{kind} probes are not supported by rbt yet"),
+                        format!("{word} probes are not supported by rbt yet"),
                         spec.span,
                     )
-                    .with_help(
-                        "rbt supports BEGIN, END, tracepoint, rawtracepoint, profile, interval, uprobe, usdt, kprobe, \
-                         fentry, software and hardware probes",
-                    ),
+                    .with_help(format!("rbt supports {} probes", and_list(&supported))),
                 );
                 Vec::new()
             }
             _ => {
                 let mut diag =
-                    Diagnostic::error("unknown-probe-type", format!("invalid probe type: {kind}"), spec.span);
-                if let Some(near) = suggest(kind, PROBE_TYPES.iter().copied()) {
+                    Diagnostic::error("unknown-probe-type", format!("invalid probe type: {word}"), spec.span);
+                let names: Vec<&str> = ProbeKind::supported().map(ProbeKind::canonical).collect();
+                if let Some(near) = suggest(word, names.iter().copied()) {
                     diag = diag.with_help(format!("did you mean `{near}`?"));
                 } else {
-                    diag = diag.with_help(format!("probe types: {}", PROBE_TYPES.join(", ")));
+                    diag = diag.with_help(format!("probe types: {}", names.join(", ")));
                 }
                 self.error(diag);
+                Vec::new()
+            }
+        }
+    }
+
+    /// `rawtracepoint:NAME` (`rawtracepoint:MODULE:NAME`): a tracepoint by its event's name.
+    fn resolve_raw_tracepoint(&mut self, spec: &ProbeSpec, parts: &[&str]) -> Vec<AttachPoint> {
+        match parts {
+            [_, name] | [_, _, name] if !name.is_empty() && self.catalog.tracepoint_exists(name) => {
+                let signature = self.catalog.raw_tracepoint_signature(name);
+                vec![AttachPoint::RawTracepoint { name: (*name).to_owned(), signature }]
+            }
+            _ => {
+                self.error(
+                    Diagnostic::error("unknown-tracepoint", format!("no raw tracepoint {}", spec.text), spec.span)
+                        .with_help(
+                            "write rawtracepoint:NAME with a tracepoint's name, e.g. rawtracepoint:sched_switch",
+                        ),
+                );
                 Vec::new()
             }
         }
@@ -620,4 +603,13 @@ pub(super) fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     d[a.len() * width + b.len()]
+}
+
+/// `a, b and c`, as messages list names.
+fn and_list(items: &[&str]) -> String {
+    match items.split_last() {
+        None => String::new(),
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::{entry, lock, Flow, ProbeGroup, Repl, Shared};
 use crate::output::{self, OutputFormat};
 use crate::signals::Signals;
+use compiler::probe_kind::ProbeKind;
 use compiler::program::ErrorCounter;
 use compiler::types::{align8, MapValue, Type};
 
@@ -32,6 +33,7 @@ that run once (`@limit = 100`). Entries keep running while you type; maps are sh
   :format text|json        output format of prints and maps
   :quit (or Ctrl-D)        run END blocks, print maps, detach everything, leave
   :help [COMMAND]          this text, or one command's
+  :help types | KIND       the probe types, a line each | one (:help kprobe)
 
 Tab completes probe types, tracepoints, args-> fields, kernel struct members (curtask->...),
 builtins, functions, maps and commands.
@@ -72,17 +74,29 @@ pub fn run(repl: &mut Repl, line: &str) -> Flow {
 }
 
 fn help(args: &[&str]) -> Result<(), String> {
-    match args.first() {
-        None => println!("{HELP}"),
-        Some(topic) => {
-            let topic = topic.trim_start_matches(':');
-            match command_help(topic) {
-                Some(line) => println!("{}", line.trim()),
-                None => return Err(format!("no command :{topic}; :help lists them")),
-            }
-        }
+    let Some(topic) = args.first() else {
+        println!("{HELP}");
+        return Ok(());
+    };
+    let topic = topic.trim_start_matches(':');
+    if let Some(line) = command_help(topic) {
+        println!("{}", line.trim());
+    } else if topic == "types" {
+        print!("{}", compiler::probe_kind::help_table(""));
+    } else if let Some(kind) = ProbeKind::from_alias(topic.trim_end_matches(':')) {
+        println!("{}", probe_kind_help(kind));
+    } else {
+        return Err(format!("no command or probe type {topic}; :help lists them"));
     }
     Ok(())
+}
+
+/// `:help kprobe`: the kind's shape and when it fires, and its other names.
+fn probe_kind_help(kind: ProbeKind) -> String {
+    if !kind.is_supported() {
+        return format!("{}: not supported by rbt yet", kind.shape());
+    }
+    format!("{}  {}", kind.shape(), kind.describe())
 }
 
 fn probes(repl: &Repl) -> Result<(), String> {

@@ -19,9 +19,8 @@ use rustyline::{Context, Helper};
 use super::{commands, lock, SharedRef};
 use crate::host::HostCatalog;
 use compiler::ktypes::{KFunction, KType, KTypeId};
+use compiler::probe_kind::ProbeKind;
 use compiler::ProbeCatalog as _;
-
-const PROBE_TYPES: [&str; 8] = ["BEGIN", "END", "tracepoint:", "profile:", "interval:", "t:", "p:", "i:"];
 
 const BUILTINS: [&str; 15] = [
     "pid", "tid", "cpid", "uid", "gid", "comm", "nsecs", "elapsed", "cpu", "probe", "rand", "cgroup", "curtask",
@@ -95,8 +94,8 @@ impl ReplHelper {
     /// `tracepoint:CAT:EVENT` completions of `word` (which has at least one colon).
     fn probe_specs(&self, word: &str) -> Vec<String> {
         let parts: Vec<&str> = word.split(':').collect();
-        match parts[0] {
-            "tracepoint" | "t" => {
+        match ProbeKind::from_alias(parts[0]) {
+            Some(ProbeKind::Tracepoint) => {
                 let events = self.tracefs.events();
                 if parts.len() == 2 {
                     let mut categories: Vec<&str> = events
@@ -111,7 +110,7 @@ impl ReplHelper {
                     events.iter().filter(|e| e.starts_with(&prefix)).map(|e| format!("{}:{e}", parts[0])).collect()
                 }
             }
-            "profile" | "p" | "interval" | "i" if parts.len() == 2 => {
+            Some(ProbeKind::Profile | ProbeKind::Interval) if parts.len() == 2 => {
                 RATE_UNITS.iter().filter(|u| u.starts_with(parts[1])).map(|u| format!("{}:{u}", parts[0])).collect()
             }
             _ => Vec::new(),
@@ -124,11 +123,11 @@ impl ReplHelper {
         let spec = before
             .rsplit(|c: char| c.is_whitespace() || c == '{' || c == ',' || c == '/')
             .find(|w| w.contains(':') && !w.starts_with(':'))?;
-        match spec.split(':').collect::<Vec<_>>().as_slice() {
-            ["fentry" | "f" | "fexit" | "fr" | "kfunc" | "kretfunc", .., func] => {
-                self.tracefs.kernel_function_signature(func)
-            }
-            ["rawtracepoint" | "rt", .., name] => self.tracefs.raw_tracepoint_signature(name),
+        let parts: Vec<&str> = spec.split(':').collect();
+        let last = parts.last().copied().filter(|_| parts.len() > 1)?;
+        match ProbeKind::from_alias(parts[0])? {
+            ProbeKind::Fentry | ProbeKind::Fexit => self.tracefs.kernel_function_signature(last),
+            ProbeKind::RawTracepoint => self.tracefs.raw_tracepoint_signature(last),
             _ => None,
         }
     }
@@ -180,10 +179,9 @@ impl ReplHelper {
         if let Some(func) = self.args_signature(before) {
             return func.params.into_iter().map(|p| p.name).collect();
         }
-        let Some(spec) = before
-            .rsplit(|c: char| c.is_whitespace() || c == '{' || c == ',' || c == '/')
-            .find(|w| w.starts_with("tracepoint:") || w.starts_with("t:"))
-        else {
+        let Some(spec) = before.rsplit(|c: char| c.is_whitespace() || c == '{' || c == ',' || c == '/').find(|w| {
+            w.split_once(':').is_some_and(|(kind, _)| ProbeKind::from_alias(kind) == Some(ProbeKind::Tracepoint))
+        }) else {
             return Vec::new();
         };
         let parts: Vec<&str> = spec.split(':').collect();
@@ -195,6 +193,17 @@ impl ReplHelper {
             Err(_) => Vec::new(),
         }
     }
+}
+
+/// Every name of every probe kind rbt supports, as typed before the attach point's parts:
+/// `BEGIN`, `tracepoint:`, `t:`.
+fn probe_kinds() -> Vec<String> {
+    let mut names = Vec::new();
+    for kind in ProbeKind::supported() {
+        let colon = if kind.is_bare() { "" } else { ":" };
+        names.extend(kind.names().map(|name| format!("{name}{colon}")));
+    }
+    names
 }
 
 /// The start of the word ending at `pos`: letters, digits and `_ : @ $ * . - >`.
@@ -267,7 +276,7 @@ impl Completer for ReplHelper {
         let mut candidates: Vec<String> = if open {
             BUILTINS.iter().chain(FUNCTIONS.iter()).map(|s| (*s).to_owned()).collect()
         } else {
-            PROBE_TYPES.iter().map(|s| (*s).to_owned()).collect()
+            probe_kinds()
         };
         if !open && pending.is_empty() {
             // A bare statement list is an entry too.
