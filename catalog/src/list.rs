@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
+use compiler::probe_kind::ProbeKind;
 use compiler::ProbeCatalog as _;
 
 use crate::tracefs_format::verbose_params;
@@ -199,8 +200,9 @@ fn list_attach_point<S: Source>(
             Err(list_error(message))
         }
     };
-    match provider {
-        "tracepoint" | "t" => {
+    let kind = ProbeKind::from_alias(provider).filter(|k| k.is_supported() || *k == ProbeKind::Iter);
+    match kind {
+        Some(ProbeKind::Tracepoint) => {
             // bpftrace reads `tracepoint:*foo*` as `tracepoint:*:*foo*`.
             if parts.len() == 2 && parts[1].contains('*') {
                 parts.insert(1, "*");
@@ -218,18 +220,17 @@ fn list_attach_point<S: Source>(
                 }
             }
         }
-        "uprobe" | "u" | "uretprobe" | "ur" => {
+        Some(kind @ (ProbeKind::Uprobe | ProbeKind::Uretprobe)) => {
             // `uprobe:/bin/bash:read*`, `uprobe:libc:*`: the binary's functions, as bpftrace lists them.
             if parts.len() != 3 {
                 return wrong_shape("uprobe probe type requires 2 arguments".into());
             }
             let functions = catalog.user_functions(parts[1], parts[2]).map_err(list_error)?;
-            let kind = if provider.starts_with("ur") { "uretprobe" } else { "uprobe" };
             for f in functions {
                 out.push_str(&format!("{kind}:{}:{}\n", f.path, f.name));
             }
         }
-        "usdt" | "U" => {
+        Some(ProbeKind::Usdt) => {
             // `usdt:/bin/prog:*`, `usdt:/bin/prog:provider:*`: the binary's stapsdt notes;
             // without a provider the name pattern matches probes of any provider.
             let (target, provider, name) = match parts.as_slice() {
@@ -248,24 +249,22 @@ fn list_attach_point<S: Source>(
             names.dedup();
             out.extend(names);
         }
-        "kprobe" | "k" | "kretprobe" | "kr" => {
+        Some(kind @ (ProbeKind::Kprobe | ProbeKind::Kretprobe)) => {
             if parts.len() != 2 {
                 return wrong_shape("kprobe probe type requires 1 argument".into());
             }
-            let kind = if provider.starts_with("kr") { "kretprobe" } else { "kprobe" };
             let functions = catalog.kernel_functions(parts[1]).map_err(list_error)?;
             for f in functions {
                 out.push_str(&format!("{kind}:{f}\n"));
             }
         }
-        "fentry" | "f" | "kfunc" | "fexit" | "fr" | "kretfunc" => {
+        Some(kind @ (ProbeKind::Fentry | ProbeKind::Fexit)) => {
             // `fentry:vfs_*`, `fentry:vmlinux:vfs_*`: kernel functions described by BTF; with -v
             // their arguments and return value as bpftrace's `-lv kfunc:` prints them.
             let pattern = match parts.as_slice() {
                 [_, f] | [_, "vmlinux", f] => *f,
                 _ => return wrong_shape(format!("{provider} probe type requires 1 argument")),
             };
-            let kind = if matches!(provider, "fexit" | "fr" | "kretfunc") { "fexit" } else { "fentry" };
             if let Some(why) = catalog.kernel_types_missing() {
                 return Err(list_error(why));
             }
@@ -283,13 +282,13 @@ fn list_attach_point<S: Source>(
                 }
             }
         }
-        "software" | "s" => {
+        Some(ProbeKind::Software) => {
             return list_perf_event("software", &SOFTWARE_EVENTS, &parts, ignore_invalid, out);
         }
-        "hardware" | "h" => {
+        Some(ProbeKind::Hardware) => {
             return list_perf_event("hardware", &HARDWARE_EVENTS, &parts, ignore_invalid, out);
         }
-        "iter" | "it" => {
+        Some(ProbeKind::Iter) => {
             if parts.len() != 2 && parts.len() != 3 {
                 return wrong_shape("iter probe type takes 2 arguments (1 optional)".into());
             }
@@ -309,14 +308,14 @@ fn list_attach_point<S: Source>(
             }
         }
         // bpftrace cannot expand these; it prints the bare probe type.
-        "interval" | "i" | "profile" | "p" => {
-            let name = if provider.starts_with('i') { "interval" } else { "profile" };
+        Some(kind @ (ProbeKind::Interval | ProbeKind::Profile)) => {
+            let name = kind.canonical();
             if parts.len() != 3 {
                 return wrong_shape(format!("{name} probe type requires 2 arguments"));
             }
             let _ = writeln!(out, "{name}:");
         }
-        "BEGIN" | "END" => out.push_str("special::\n"),
+        Some(ProbeKind::Begin | ProbeKind::End) => out.push_str("special::\n"),
         _ => return Err(list_error(format!("Invalid probe type: {provider}"))),
     }
     Ok(())
