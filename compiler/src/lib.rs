@@ -3,6 +3,7 @@
 //! in through [`ProbeCatalog`].
 
 pub mod bpf;
+pub mod builtins;
 pub mod check;
 pub mod codegen;
 mod compile;

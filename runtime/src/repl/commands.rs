@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::{entry, lock, Flow, ProbeGroup, Repl, Shared};
 use crate::output::{self, OutputFormat};
 use crate::signals::Signals;
+use compiler::builtins::{BUILTINS, FUNCTIONS};
 use compiler::probe_kind::ProbeKind;
 use compiler::program::ErrorCounter;
 use compiler::types::{align8, MapValue, Type};
@@ -34,6 +35,7 @@ that run once (`@limit = 100`). Entries keep running while you type; maps are sh
   :quit (or Ctrl-D)        run END blocks, print maps, detach everything, leave
   :help [COMMAND]          this text, or one command's
   :help types | KIND       the probe types, a line each | one (:help kprobe)
+  :help functions | NAME   the builtins and functions, a line each | one (:help printf)
 
 Tab completes probe types, tracepoints, args-> fields, kernel struct members (curtask->...),
 builtins, functions, maps and commands.
@@ -83,12 +85,45 @@ fn help(args: &[&str]) -> Result<(), String> {
         println!("{}", line.trim());
     } else if topic == "types" {
         print!("{}", compiler::probe_kind::help_table(""));
+    } else if topic == "functions" {
+        print!("{}", functions_help());
     } else if let Some(kind) = ProbeKind::from_alias(topic.trim_end_matches(':')) {
         println!("{}", probe_kind_help(kind));
+    } else if let Some(text) = function_help(topic.trim_end_matches(['(', ')'])) {
+        println!("{text}");
     } else {
-        return Err(format!("no command or probe type {topic}; :help lists them"));
+        return Err(format!("no command, probe type or function {topic}; :help lists them"));
+    }
+    // `:help print` is the command's, and the function's too.
+    if command_help(topic).is_some() {
+        if let Some(text) = function_help(topic) {
+            println!("{text}");
+        }
     }
     Ok(())
+}
+
+/// `:help functions`: every builtin and function of `compiler::builtins`, a line each.
+fn functions_help() -> String {
+    let builtins: Vec<(&str, &str)> = BUILTINS.iter().map(|b| (b.name, b.doc)).collect();
+    let functions: Vec<(&str, &str)> = FUNCTIONS.iter().map(|f| (f.signature, f.doc)).collect();
+    let width = builtins.iter().chain(&functions).map(|(name, _)| name.len()).max().unwrap_or(0);
+    let lines = |entries: &[(&str, &str)]| -> String {
+        entries.iter().map(|(name, doc)| format!("  {name:<width$}  {doc}\n")).collect()
+    };
+    format!("Builtins:\n{}Functions:\n{}", lines(&builtins), lines(&functions))
+}
+
+/// `:help str`: a function's signature and documentation, or a builtin's.
+fn function_help(name: &str) -> Option<String> {
+    let mut lines = Vec::new();
+    if let Some(b) = compiler::builtins::builtin(name) {
+        lines.push(format!("{}  {}", b.name, b.doc));
+    }
+    if let Some(f) = compiler::builtins::function(name) {
+        lines.push(format!("{}  {}", f.signature, f.doc));
+    }
+    (!lines.is_empty()).then(|| lines.join("\n"))
 }
 
 /// `:help kprobe`: the kind's shape and when it fires, and its other names.

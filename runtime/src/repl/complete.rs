@@ -18,61 +18,21 @@ use rustyline::{Context, Helper};
 
 use super::{commands, lock, SharedRef};
 use crate::host::HostCatalog;
+use compiler::builtins::{BUILTINS, FUNCTIONS};
 use compiler::ktypes::{KFunction, KType, KTypeId};
 use compiler::probe_kind::ProbeKind;
 use compiler::ProbeCatalog as _;
 
-const BUILTINS: [&str; 15] = [
-    "pid", "tid", "cpid", "uid", "gid", "comm", "nsecs", "elapsed", "cpu", "probe", "rand", "cgroup", "curtask",
-    "args", "retval",
-];
-
-const FUNCTIONS: [&str; 38] = [
-    "printf(",
-    "print(",
-    "time(",
-    "str(",
-    "exit()",
-    "clear(",
-    "delete(",
-    "zero(",
-    "strncmp(",
-    "system(",
-    "count()",
-    "sum(",
-    "avg(",
-    "min(",
-    "max(",
-    "stats(",
-    "hist(",
-    "lhist(",
-    "if (",
-    "while (",
-    "unroll(",
-    "return",
-    "ksym(",
-    "usym(",
-    "kaddr(",
-    "reg(",
-    "ntop(",
-    "join(",
-    "strftime(",
-    "cat(",
-    "buf(",
-    "macaddr(",
-    "bswap(",
-    "cgroupid(",
-    "signal(",
-    "sizeof(",
-    "offsetof(",
-    "kstack",
-];
+/// Keywords of the language that complete inside a block, beside the builtins and functions
+/// of `compiler::builtins`.
+const KEYWORDS: [&str; 4] = ["if (", "while (", "unroll(", "return"];
 
 const RATE_UNITS: [&str; 4] = ["hz:", "s:", "ms:", "us:"];
 
 pub struct ReplHelper {
     tracefs: HostCatalog,
-    shared: SharedRef,
+    /// The session, for the names of its maps (none in unit tests).
+    shared: Option<SharedRef>,
     /// The earlier lines of an entry still being typed, for `args->` in a block opened above.
     pending: RefCell<String>,
     files: FilenameCompleter,
@@ -80,7 +40,19 @@ pub struct ReplHelper {
 
 impl ReplHelper {
     pub fn new(tracefs: HostCatalog, shared: SharedRef) -> ReplHelper {
-        ReplHelper { tracefs, shared, pending: RefCell::new(String::new()), files: FilenameCompleter::new() }
+        ReplHelper {
+            tracefs,
+            shared: Some(shared),
+            pending: RefCell::new(String::new()),
+            files: FilenameCompleter::new(),
+        }
+    }
+
+    /// A helper without a session, completing over `tracefs` alone.
+    #[cfg(test)]
+    #[allow(dead_code, reason = "the completion tests come in the next commit")]
+    fn without_session(tracefs: HostCatalog) -> ReplHelper {
+        ReplHelper { tracefs, shared: None, pending: RefCell::new(String::new()), files: FilenameCompleter::new() }
     }
 
     pub fn set_pending(&mut self, text: &str) {
@@ -88,7 +60,8 @@ impl ReplHelper {
     }
 
     fn map_names(&self) -> Vec<String> {
-        lock(&self.shared).session.program.maps.iter().map(|m| m.display_name()).collect()
+        let Some(shared) = &self.shared else { return Vec::new() };
+        lock(shared).session.program.maps.iter().map(|m| m.display_name()).collect()
     }
 
     /// `tracepoint:CAT:EVENT` completions of `word` (which has at least one colon).
@@ -206,6 +179,17 @@ fn probe_kinds() -> Vec<String> {
     names
 }
 
+/// What completes inside a block: builtins (`pid`), functions with their opening parenthesis
+/// (`printf(`, or `exit()` for one that takes no arguments) and keywords.
+fn statement_words() -> Vec<String> {
+    let builtins = BUILTINS.iter().map(|b| b.name.to_owned());
+    let functions = FUNCTIONS.iter().map(|f| match f.max_args {
+        Some(0) => format!("{}()", f.name),
+        _ => format!("{}(", f.name),
+    });
+    builtins.chain(functions).chain(KEYWORDS.iter().map(|k| (*k).to_owned())).collect()
+}
+
 /// The start of the word ending at `pos`: letters, digits and `_ : @ $ * . - >`.
 fn word_start(line: &str, pos: usize) -> usize {
     line[..pos]
@@ -226,6 +210,17 @@ impl Completer for ReplHelper {
     type Candidate = Pair;
 
     fn complete(&self, line: &str, pos: usize, ctx: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+        match self.candidates(line, pos) {
+            Some(found) => Ok(found),
+            None => self.files.complete(line, pos, ctx),
+        }
+    }
+}
+
+impl ReplHelper {
+    /// The completions of the word ending at `pos` and where it starts; `None` where file names
+    /// complete (after `:save` and `:load`).
+    fn candidates(&self, line: &str, pos: usize) -> Option<(usize, Vec<Pair>)> {
         let pending = self.pending.borrow();
         let trimmed = line.trim_start();
         // Commands and their arguments.
@@ -234,11 +229,11 @@ impl Completer for ReplHelper {
             let command_end = line[lead..].find(char::is_whitespace).map_or(line.len(), |i| lead + i);
             if pos <= command_end {
                 let names = commands::NAMES.iter().map(|n| format!(":{n}")).collect();
-                return Ok((lead, ranked(names, &line[lead..pos])));
+                return Some((lead, ranked(names, &line[lead..pos])));
             }
             let command = &line[lead + 1..command_end];
             if matches!(command, "save" | "load") {
-                return self.files.complete(line, pos, ctx);
+                return None;
             }
             let start = word_start(line, pos);
             let word = &line[start..pos];
@@ -249,7 +244,7 @@ impl Completer for ReplHelper {
                 "list" | "fields" => vec!["tracepoint:".to_owned()],
                 _ => self.map_names(),
             };
-            return Ok((start, ranked(candidates, word)));
+            return Some((start, ranked(candidates, word)));
         }
         let start = word_start(line, pos);
         let word = &line[start..pos];
@@ -261,28 +256,24 @@ impl Completer for ReplHelper {
             let chain = &word[..cut];
             let at = pos - field.len();
             if chain == "args->" || chain == "args." {
-                return Ok((at, ranked(self.fields(&before), field)));
+                return Some((at, ranked(self.fields(&before), field)));
             }
-            return Ok((at, ranked(self.chain_members(&before, chain), field)));
+            return Some((at, ranked(self.chain_members(&before, chain), field)));
         }
         if word.starts_with('@') {
-            return Ok((start, ranked(self.map_names(), word)));
+            return Some((start, ranked(self.map_names(), word)));
         }
         if word.contains(':') {
-            return Ok((start, ranked(self.probe_specs(word), word)));
+            return Some((start, ranked(self.probe_specs(word), word)));
         }
         // Outside any block: probe types; inside one: builtins and functions.
         let open = before.matches('{').count() > before.matches('}').count();
-        let mut candidates: Vec<String> = if open {
-            BUILTINS.iter().chain(FUNCTIONS.iter()).map(|s| (*s).to_owned()).collect()
-        } else {
-            probe_kinds()
-        };
+        let mut candidates: Vec<String> = if open { statement_words() } else { probe_kinds() };
         if !open && pending.is_empty() {
             // A bare statement list is an entry too.
-            candidates.extend(BUILTINS.iter().chain(FUNCTIONS.iter()).map(|s| (*s).to_owned()));
+            candidates.extend(statement_words());
         }
-        Ok((start, ranked(candidates, word)))
+        Some((start, ranked(candidates, word)))
     }
 }
 
