@@ -50,7 +50,6 @@ impl ReplHelper {
 
     /// A helper without a session, completing over `tracefs` alone.
     #[cfg(test)]
-    #[allow(dead_code, reason = "the completion tests come in the next commit")]
     fn without_session(tracefs: HostCatalog) -> ReplHelper {
         ReplHelper { tracefs, shared: None, pending: RefCell::new(String::new()), files: FilenameCompleter::new() }
     }
@@ -300,6 +299,46 @@ mod tests {
         assert_eq!(word_start("t:sched:sched_sw", 16), 0);
         assert_eq!(word_start("BEGIN { @cou", 12), 8);
         assert_eq!(word_start("{ $x = args->fi", 15), 7);
+    }
+
+    /// A completer over the check goldens' fixture system (`tests/data/catalog/default`), and
+    /// what it offers for `line` with the cursor at its end.
+    fn completions(line: &str) -> Vec<String> {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/catalog/default");
+        let catalog = catalog::Catalog::new(crate::host::HostSource::Sysroot(crate::host::DirSource::new(root)));
+        let helper = ReplHelper::without_session(catalog);
+        let (_, pairs) = helper.candidates(line, line.len()).expect("no file completion here");
+        pairs.into_iter().map(|p| p.replacement).collect()
+    }
+
+    #[test]
+    fn every_probe_kind_completes() {
+        for kind in ProbeKind::ALL {
+            for name in kind.names() {
+                let typed = &name[..name.len() - 1];
+                let wanted = if kind.is_bare() { name.to_owned() } else { format!("{name}:") };
+                let offered = completions(typed);
+                assert_eq!(offered.contains(&wanted), kind.is_supported(), "{typed:?} offers {offered:?}");
+            }
+        }
+        assert_eq!(completions("t:sched:sched_sw"), ["t:sched:sched_switch"]);
+        assert!(completions("profile:h").contains(&"profile:hz:".to_owned()));
+    }
+
+    #[test]
+    fn every_builtin_and_function_completes_in_a_block() {
+        for builtin in BUILTINS {
+            let line = format!("kprobe:f {{ {}", &builtin.name[..builtin.name.len() - 1]);
+            assert!(completions(&line).iter().any(|c| c == builtin.name), "{line:?}");
+        }
+        for function in FUNCTIONS {
+            let line = format!("BEGIN {{ @x = {}", function.name);
+            let offered = completions(&line);
+            let wanted = [format!("{}(", function.name), format!("{}()", function.name)];
+            assert!(offered.iter().any(|c| wanted.contains(c)), "{line:?} offers {offered:?}");
+        }
+        // A bare statement list is an entry too.
+        assert!(completions("prin").contains(&"printf(".to_owned()));
     }
 
     #[test]
