@@ -1,16 +1,11 @@
 //! Typing expressions: literals, variables, map reads, builtins, tracepoint fields, operators.
 
 use super::{suggest, Checker};
-use crate::hir::{self, AttachPoint, Builtin, Expr, ExprKind};
+use crate::hir::{self, AttachPoint, Expr, ExprKind};
 use crate::tracepoint::FieldType;
 use crate::types::{MapValue, Type};
 use grammar::ast::{self, BinaryOp as AstBin, UnaryOp as AstUn};
 use grammar::{Diagnostic, Span};
-
-const BUILTINS: &[&str] = &[
-    "pid", "tid", "uid", "gid", "comm", "nsecs", "elapsed", "cpu", "rand", "cgroup", "curtask", "cpid", "probe",
-    "args", "kstack", "ustack", "arg0", "arg1", "arg2", "arg3", "arg4", "arg5", "retval", "func",
-];
 
 impl Checker<'_> {
     pub(super) fn check_expr(&mut self, e: &ast::Expr) -> Expr {
@@ -29,31 +24,7 @@ impl Checker<'_> {
             ast::ExprKind::Unary { op, expr } => self.check_unary(*op, expr, span),
             ast::ExprKind::Binary { op, lhs, rhs } => self.check_binary(*op, lhs, rhs, span),
             ast::ExprKind::Ternary { cond, then_expr, else_expr } => {
-                let cond = self.check_expr(cond);
-                self.expect_integer(&cond, "condition");
-                let then_expr = self.check_expr(then_expr);
-                let else_expr = self.check_expr(else_expr);
-                if !then_expr.ty.accepts(&else_expr.ty) {
-                    self.error(Diagnostic::error(
-                        "type-mismatch",
-                        format!(
-                            "ternary operator branches must have the same type: '{}' and '{}'",
-                            then_expr.ty, else_expr.ty
-                        ),
-                        span,
-                    ));
-                }
-                // bpftrace 0.17: a 64-bit integer of the left branch's sign.
-                let ty = match &then_expr.ty {
-                    Type::Int { signed, .. } => Type::Int { bytes: 8, signed: *signed },
-                    other => other.widen(&else_expr.ty),
-                };
-                let kind = ExprKind::Ternary {
-                    cond: Box::new(cond),
-                    then_expr: Box::new(then_expr),
-                    else_expr: Box::new(else_expr),
-                };
-                Expr { kind, ty, span }
+                self.check_ternary(cond, then_expr, else_expr, span)
             }
             ast::ExprKind::Field { expr, field, .. } if is_args(expr) => self.check_field(expr, field, span),
             ast::ExprKind::Field { .. } | ast::ExprKind::Index { .. } => self.check_member_expr(e),
@@ -93,6 +64,28 @@ impl Checker<'_> {
             ast::ExprKind::Offsetof { ty, field } => self.check_offsetof(ty, field, span),
             ast::ExprKind::Error => error_expr(span),
         }
+    }
+
+    fn check_ternary(&mut self, cond: &ast::Expr, then_expr: &ast::Expr, else_expr: &ast::Expr, span: Span) -> Expr {
+        let cond = self.check_expr(cond);
+        self.expect_integer(&cond, "condition");
+        let then_expr = self.check_expr(then_expr);
+        let else_expr = self.check_expr(else_expr);
+        if !then_expr.ty.accepts(&else_expr.ty) {
+            self.error(Diagnostic::error(
+                "type-mismatch",
+                format!("ternary operator branches must have the same type: '{}' and '{}'", then_expr.ty, else_expr.ty),
+                span,
+            ));
+        }
+        // bpftrace 0.17: a 64-bit integer of the left branch's sign.
+        let ty = match &then_expr.ty {
+            Type::Int { signed, .. } => Type::Int { bytes: 8, signed: *signed },
+            other => other.widen(&else_expr.ty),
+        };
+        let kind =
+            ExprKind::Ternary { cond: Box::new(cond), then_expr: Box::new(then_expr), else_expr: Box::new(else_expr) };
+        Expr { kind, ty, span }
     }
 
     fn unsupported(&mut self, what: &str, span: Span) -> Expr {
@@ -156,153 +149,6 @@ impl Checker<'_> {
         self.check_keys(id, access, &declared, &key_types);
         let ty = self.maps[id.0 as usize].value.read_type();
         Expr { kind: ExprKind::MapRead { map: id, keys }, ty, span: access.span }
-    }
-
-    fn check_builtin(&mut self, name: &str, span: Span) -> Expr {
-        let builtin = match name {
-            "pid" => Builtin::Pid,
-            "tid" => Builtin::Tid,
-            "uid" => Builtin::Uid,
-            "gid" => Builtin::Gid,
-            "comm" => Builtin::Comm,
-            "nsecs" => Builtin::Nsecs,
-            "elapsed" => Builtin::Elapsed,
-            "cpu" => Builtin::Cpu,
-            "rand" => Builtin::Rand,
-            "cgroup" => Builtin::Cgroup,
-            "curtask" => Builtin::Curtask,
-            "cpid" => {
-                if self.options.cpid.is_none() {
-                    self.error(
-                        Diagnostic::error("no-cpid", "cpid is only available with -c COMMAND", span)
-                            .with_help("run the program with `-c 'COMMAND'`"),
-                    );
-                }
-                Builtin::Cpid
-            }
-            "probe" => Builtin::Probe,
-            "kstack" | "ustack" => return self.check_stack(name, &[], span),
-            _ if matches!(self.scope.attach, Some(AttachPoint::Usdt(_))) && usdt_arg_index(name).is_some() => {
-                return self.check_usdt_arg(name, span);
-            }
-            "arg0" | "arg1" | "arg2" | "arg3" | "arg4" | "arg5" => {
-                if !matches!(
-                    self.scope.attach,
-                    Some(
-                        AttachPoint::Uprobe { ret: false, .. }
-                            | AttachPoint::Kprobe { ret: false, .. }
-                            | AttachPoint::RawTracepoint { .. }
-                            | AttachPoint::Fentry { .. }
-                    )
-                ) {
-                    self.error(
-                        Diagnostic::error(
-                            "no-args",
-                            format!("{name} is only available in uprobe, kprobe and rawtracepoint probes"),
-                            span,
-                        )
-                        .with_help("tracepoints have args->FIELD instead"),
-                    );
-                }
-                Builtin::Arg(name.as_bytes()[3] - b'0')
-            }
-            "retval" => {
-                if let Some(AttachPoint::Fentry { func, ret: true }) = &self.scope.attach {
-                    let func = func.clone();
-                    return self.fexit_retval(&func, span);
-                }
-                if !matches!(
-                    self.scope.attach,
-                    Some(AttachPoint::Uprobe { ret: true, .. } | AttachPoint::Kprobe { ret: true, .. })
-                ) {
-                    self.error(Diagnostic::error(
-                        "no-retval",
-                        "retval is only available in uretprobe, kretprobe and fexit probes",
-                        span,
-                    ));
-                }
-                Builtin::Retval
-            }
-            "func" => {
-                let name = match &self.scope.attach {
-                    Some(AttachPoint::Uprobe { func, .. } | AttachPoint::Kprobe { func, .. }) => func.clone(),
-                    Some(AttachPoint::Fentry { func, .. }) => func.name.clone(),
-                    _ => {
-                        self.error(Diagnostic::error(
-                            "no-func",
-                            "func is only available in uprobe and kprobe probes",
-                            span,
-                        ));
-                        String::new()
-                    }
-                };
-                return string_literal(name.into_bytes(), span);
-            }
-            "args" => {
-                if !matches!(
-                    self.scope.attach,
-                    Some(
-                        AttachPoint::Tracepoint { .. }
-                            | AttachPoint::Fentry { .. }
-                            | AttachPoint::RawTracepoint { signature: Some(_), .. }
-                    )
-                ) {
-                    self.error(Diagnostic::error(
-                        "no-args",
-                        "the args builtin can only be used with tracepoint probes",
-                        span,
-                    ));
-                }
-                return Expr { kind: ExprKind::Int(0), ty: Type::Args, span };
-            }
-            _ => {
-                let mut diag = Diagnostic::error("unknown-identifier", format!("unknown identifier: '{name}'"), span);
-                if let Some(near) = suggest(name, BUILTINS.iter().copied()) {
-                    diag = diag.with_help(format!("did you mean `{near}`?"));
-                }
-                self.error(diag);
-                return error_expr(span);
-            }
-        };
-        let ty = match builtin {
-            Builtin::Comm => Type::Str { len: 16 },
-            Builtin::Probe => {
-                let name = self.scope.attach.as_ref().map(AttachPoint::probe_name).unwrap_or_default();
-                return string_literal(name.into_bytes(), span);
-            }
-            // As bpftrace 0.17 types them (cpid's value is nonetheless 64 bits wide).
-            Builtin::Cpid => Type::U32,
-            Builtin::Curtask => self.curtask_type(),
-            _ => Type::U64,
-        };
-        Expr { kind: ExprKind::Builtin(builtin), ty, span }
-    }
-
-    /// `argN` of a USDT probe: the probe's note says how many arguments it has.
-    fn check_usdt_arg(&mut self, name: &str, span: Span) -> Expr {
-        let Some(AttachPoint::Usdt(usdt)) = &self.scope.attach else { return error_expr(span) };
-        let count = usdt.args.len();
-        let probe = format!("{}:{}", usdt.provider, usdt.name);
-        match usdt_arg_index(name) {
-            Some(n) if n < count => {
-                #[allow(clippy::cast_possible_truncation, reason = "a note has at most a dozen arguments")]
-                let n = n as u8;
-                Expr { kind: ExprKind::Builtin(Builtin::Arg(n)), ty: Type::U64, span }
-            }
-            _ => {
-                let has = match count {
-                    0 => "no arguments".to_owned(),
-                    1 => "1 argument (arg0)".to_owned(),
-                    n => format!("{n} arguments (arg0..arg{})", n - 1),
-                };
-                self.error(Diagnostic::error(
-                    "usdt-arg",
-                    format!("couldn't get {name} of USDT probe {probe}: it has {has}"),
-                    span,
-                ));
-                error_expr(span)
-            }
-        }
     }
 
     fn check_field(&mut self, base: &ast::Expr, field: &ast::Ident, span: Span) -> Expr {
@@ -580,10 +426,4 @@ fn parse_int_param(text: &str) -> Option<u64> {
         return neg.parse::<u64>().ok().map(|v| v.wrapping_neg());
     }
     text.parse().ok()
-}
-
-/// `arg7` as 7.
-fn usdt_arg_index(name: &str) -> Option<usize> {
-    let digits = name.strip_prefix("arg")?;
-    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok())?
 }

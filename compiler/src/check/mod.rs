@@ -9,10 +9,9 @@
 //! so collecting repeats until nothing changes (types only grow, so this ends).
 
 mod attach;
-mod calls;
+mod builtins;
 mod expr;
 mod ktypes;
-mod stacks;
 mod stmt;
 
 use std::collections::HashMap;

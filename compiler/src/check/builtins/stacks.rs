@@ -1,23 +1,22 @@
 //! `kstack` and `ustack`: `kstack`, `kstack(N)`, `kstack(MODE)`, `kstack(MODE, N)` with MODE one
 //! of `bpftrace`, `perf` (as in bpftrace 0.17) or `raw` (addresses only, rbt's addition).
 
-use super::Checker;
+use super::Call;
+use crate::check::Checker;
 use crate::hir::{Expr, ExprKind};
 use crate::types::{StackMode, StackType, Type, MAX_STACK_FRAMES};
 use grammar::ast;
 use grammar::{Diagnostic, Span};
 
 impl Checker<'_> {
+    /// `None` when the call is not a stack function.
+    pub(super) fn check_stack_call(&mut self, call: &Call<'_>) -> Option<Expr> {
+        matches!(call.name(), "kstack" | "ustack").then(|| self.check_stack(call.name(), call.args, call.span))
+    }
+
+    /// `kstack`, `ustack(...)`; at most two arguments (the table's count, checked by the caller).
     pub(super) fn check_stack(&mut self, name: &str, args: &[ast::Expr], span: Span) -> Expr {
         let mut stack = StackType { user: name == "ustack", mode: StackMode::Bpftrace, limit: MAX_STACK_FRAMES };
-        if args.len() > 2 {
-            self.error(Diagnostic::error(
-                "wrong-arguments",
-                format!("{name}() takes at most 2 arguments (a mode and a frame count), {} given", args.len()),
-                span,
-            ));
-            return Expr { kind: ExprKind::Stack(stack), ty: Type::Stack(stack), span };
-        }
         for (i, arg) in args.iter().take(2).enumerate() {
             match &arg.kind {
                 ast::ExprKind::Builtin(mode) if i == 0 => match mode.as_str() {

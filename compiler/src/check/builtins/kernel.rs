@@ -1,0 +1,227 @@
+//! Kernel and process functions: symbols (`ksym`, `usym`, `kaddr`), registers (`reg`), pointer
+//! and integer marks (`kptr`, `uptr`, `bswap`), `cgroupid`, `path` and `signal`. Several ask the
+//! catalog (kernel symbols, cgroup ids) or depend on the probe's kind.
+
+use super::Call;
+use crate::check::expr::error_expr;
+use crate::check::Checker;
+use crate::hir::{self, Expr, ExprKind, StmtKind};
+use crate::types::Type;
+use grammar::ast;
+use grammar::Diagnostic;
+
+/// x86-64's `struct pt_regs` as bpftrace's `reg()` names its members, in order (8 bytes each).
+const REGISTERS: [&str; 21] = [
+    "r15", "r14", "r13", "r12", "bp", "bx", "r11", "r10", "r9", "r8", "ax", "cx", "dx", "si", "di", "orig_ax", "ip",
+    "cs", "flags", "sp", "ss",
+];
+
+/// Signal names by number (1-31), as `signal()` takes them.
+const SIGNALS: [&str; 31] = [
+    "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2", "PIPE", "ALRM", "TERM",
+    "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO",
+    "PWR", "SYS",
+];
+
+impl Checker<'_> {
+    /// `None` when the call is not a kernel function used for its value.
+    pub(super) fn check_kernel_call(&mut self, call: &Call<'_>) -> Option<Expr> {
+        Some(match call.name() {
+            "ksym" | "usym" => self.check_symbol(call),
+            "bswap" | "kptr" | "uptr" => self.check_integer_mark(call),
+            "reg" => self.check_reg(call),
+            "path" => self.check_path(call),
+            "cgroupid" => self.check_cgroupid(call),
+            "kaddr" => self.check_kaddr(call),
+            _ => return None,
+        })
+    }
+
+    /// `None` when the call is not a kernel function used as a statement; `Some(None)` after an
+    /// error.
+    pub(super) fn check_kernel_statement(&mut self, call: &Call<'_>) -> Option<Option<StmtKind>> {
+        match call.name() {
+            "signal" => Some(self.check_signal(call)),
+            _ => None,
+        }
+    }
+
+    /// `ksym(ADDR)`, `usym(ADDR)`: symbolized in user space when printed.
+    fn check_symbol(&mut self, call: &Call<'_>) -> Expr {
+        let addr = self.check_expr(&call.args[0]);
+        self.expect_integer(&addr, &format!("{}() argument", call.name()));
+        let user = call.name() == "usym";
+        Expr { kind: ExprKind::Symbol { addr: Box::new(addr), user }, ty: Type::Symbol { user }, span: call.span }
+    }
+
+    /// `bswap(N)`, `kptr(P)`, `uptr(P)`: functions of an integer.
+    fn check_integer_mark(&mut self, call: &Call<'_>) -> Expr {
+        let (arg, span) = (&call.args[0], call.span);
+        let value = self.check_expr(arg);
+        if value.ty == Type::None {
+            return error_expr(span);
+        }
+        if !value.ty.is_integer() {
+            self.error(Diagnostic::error(
+                "type-mismatch",
+                format!("{}() expects an integer, not a '{}'", call.name(), value.ty),
+                arg.span,
+            ));
+            return error_expr(span);
+        }
+        // kptr()/uptr() only say which address space a pointer is in, which rbt's reads
+        // do not need told: the value is unchanged.
+        if call.name() != "bswap" {
+            return Expr { span, ..value };
+        }
+        // bpftrace 0.17: an unsigned integer of the argument's width.
+        let ty = Type::Int { bytes: value.ty.int_bytes() as u8, signed: false };
+        Expr { kind: ExprKind::Bswap(Box::new(value)), ty, span }
+    }
+
+    /// `reg("NAME")`: a member of the probe context's `struct pt_regs`.
+    fn check_reg(&mut self, call: &Call<'_>) -> Expr {
+        let (register, span) = (&call.args[0], call.span);
+        if !self.allowed_here(call) {
+            let kind = self.probe_kind_name();
+            self.error(
+                Diagnostic::error("bad-probe", format!("reg can not be used with \"{kind}\" probes"), span).with_help(
+                    "the registers are there in kprobe, uprobe, profile, interval, software and hardware probes",
+                ),
+            );
+        }
+        let ast::ExprKind::Str(text) = &register.kind else {
+            self.error(Diagnostic::error(
+                "bad-argument",
+                "reg() takes a string literal: a register's name, e.g. reg(\"ip\")",
+                register.span,
+            ));
+            return error_expr(span);
+        };
+        let Some(index) = REGISTERS.iter().position(|r| r == text) else {
+            let mut diag = Diagnostic::error(
+                "bad-argument",
+                format!("'{text}' is not a valid register on this architecture (x86_64)"),
+                register.span,
+            );
+            diag = match crate::check::suggest(text, REGISTERS.iter().copied()) {
+                Some(near) => diag.with_help(format!("did you mean \"{near}\"?")),
+                None => diag.with_help(format!("registers: {}", REGISTERS.join(", "))),
+            };
+            self.error(diag);
+            return error_expr(span);
+        };
+        // pt_regs is the context of kprobe/uprobe programs, and the first member of a
+        // perf event program's context.
+        let word = ExprKind::ArgsField {
+            offset: index as u32 * 8,
+            size: 8,
+            ty: crate::tracepoint::FieldType::Integer { size: 8, signed: false },
+        };
+        Expr { kind: word, ty: Type::U64, span }
+    }
+
+    /// `path(ARG)`: the file name of a `struct path *` an fentry/fexit probe is handed.
+    fn check_path(&mut self, call: &Call<'_>) -> Expr {
+        let span = call.span;
+        let value = self.check_expr(&call.args[0]);
+        if value.ty == Type::None {
+            return error_expr(span);
+        }
+        // bpf_d_path takes a `struct path *` as the kernel handed it to the program: an
+        // fentry/fexit argument, read straight from the context.
+        let is_arg = matches!(&value.kind, ExprKind::Cast { expr } if matches!(expr.kind, ExprKind::ArgsField { .. }));
+        let is_path = matches!(&value.ty, Type::Pointer { pointee, .. } if pointee == "struct path" || pointee == "const struct path");
+        if !self.allowed_here(call) || !is_arg || !is_path {
+            self.error(
+                Diagnostic::error("bad-argument", "path() takes a `struct path *` argument of an fentry/fexit probe", span)
+                    .with_help("e.g. fentry:vfs_getattr { printf(\"%s\\n\", path(args->path)); } (the kernel allows bpf_d_path in a few functions only)"),
+            );
+            return error_expr(span);
+        }
+        let len = self.options.strlen;
+        Expr { kind: ExprKind::DPath(Box::new(value)), ty: Type::Str { len }, span }
+    }
+
+    /// `cgroupid("PATH")`: the id, read now, of a cgroup v2 directory.
+    fn check_cgroupid(&mut self, call: &Call<'_>) -> Expr {
+        let span = call.span;
+        let Some((text, path)) = self.string_literal_arg(call, "a cgroup's path") else { return error_expr(span) };
+        match self.catalog.cgroup_id(text) {
+            Ok(id) => Expr { kind: ExprKind::Int(id), ty: Type::U64, span },
+            Err(why) => {
+                self.error(
+                    Diagnostic::error(
+                        "bad-argument",
+                        format!("Failed to get `cgroupid` for path: \"{text}\": {why}"),
+                        path.span,
+                    )
+                    .with_help("name a directory of the cgroup v2 hierarchy, e.g. /sys/fs/cgroup/system.slice"),
+                );
+                error_expr(span)
+            }
+        }
+    }
+
+    /// `kaddr("NAME")`: a kernel symbol's address, looked up now.
+    fn check_kaddr(&mut self, call: &Call<'_>) -> Expr {
+        let span = call.span;
+        let Some((text, symbol)) = self.string_literal_arg(call, "the kernel symbol's name") else {
+            return error_expr(span);
+        };
+        match self.catalog.kernel_symbol(text) {
+            Some(addr) => Expr { kind: ExprKind::Int(addr), ty: Type::U64, span },
+            None => {
+                self.error(Diagnostic::error(
+                    "unknown-symbol",
+                    format!("no kernel symbol named '{text}' in /proc/kallsyms"),
+                    symbol.span,
+                ));
+                error_expr(span)
+            }
+        }
+    }
+
+    /// `signal(SIG)`: a signal name (`"KILL"`, `"SIGKILL"`), a number 1-64, or an integer
+    /// expression; only with `--unsafe`, and only in probes that fire in a process.
+    fn check_signal(&mut self, call: &Call<'_>) -> Option<StmtKind> {
+        let (arg, span) = (&call.args[0], call.span);
+        if !self.options.unsafe_allowed {
+            self.error(
+                Diagnostic::error("unsafe", "signal() is an unsafe function being used in safe mode", span)
+                    .with_help("run rbt with --unsafe to allow it"),
+            );
+        }
+        if !self.allowed_here(call) {
+            let kind = self.scope.attach.as_ref().map(hir::AttachPoint::probe_name).unwrap_or_default();
+            self.error(Diagnostic::error("bad-probe", format!("signal can not be used with \"{kind}\" probes"), span));
+        }
+        let value = match &arg.kind {
+            ast::ExprKind::Str(text) => {
+                let bare = text.strip_prefix("SIG").unwrap_or(text);
+                let Some(i) = SIGNALS.iter().position(|s| *s == bare) else {
+                    self.error(
+                        Diagnostic::error("bad-argument", format!("Invalid signal: {text}"), arg.span)
+                            .with_help("a signal's name (\"KILL\", \"SIGUSR1\") or number (1-64)"),
+                    );
+                    return None;
+                };
+                Expr { kind: ExprKind::Int(i as u64 + 1), ty: Type::I64, span: arg.span }
+            }
+            ast::ExprKind::Int(n) if !(1..=64).contains(n) => {
+                self.error(Diagnostic::error(
+                    "bad-argument",
+                    format!("{n} is not a valid signal, allowed range: [1,64]"),
+                    arg.span,
+                ));
+                return None;
+            }
+            _ => {
+                let e = self.check_expr(arg);
+                self.expect_integer(&e, "signal number");
+                e
+            }
+        };
+        Some(StmtKind::Signal(value))
+    }
+}
