@@ -1,18 +1,20 @@
 //! Semantic analysis: resolves attach points, builtins, functions and tracepoint fields, types
 //! every expression, and builds the checked program ([`crate::hir`]).
 //!
-//! Map types are decided by every use in the whole script (a map may be printed in a probe that
-//! comes before the one assigning it), so the checker runs in two phases: collecting runs only
+//! Attach points are resolved first, once, in a pass of their own (`resolve.rs`). Map types
+//! are decided by every use in the whole script (a map may be printed in a probe that comes
+//! before the one assigning it), so the checker then runs in two phases: collecting runs only
 //! gather map key and value types and variable types (widening strings to the longest seen), then
 //! a final run checks against them and reports diagnostics. One collecting run is not always
 //! enough: in `BEGIN { @a[@b] = 1 } END { @b = 2 }` the key of `@a` is only known once `@b` is,
 //! so collecting repeats until nothing changes (types only grow, so this ends).
 
-mod attach;
 mod builtins;
 mod expr;
 mod ktypes;
+mod resolve;
 mod stmt;
+mod suggest;
 
 use std::collections::HashMap;
 
@@ -21,6 +23,8 @@ use crate::tracepoint::ProbeCatalog;
 use crate::types::{MapValue, Type};
 use grammar::ast;
 use grammar::{Diagnostic, Span};
+use resolve::ResolvedSpec;
+pub(crate) use suggest::{nearest, suggest};
 
 /// Settings that change what a program means.
 #[derive(Clone, Debug)]
@@ -48,10 +52,11 @@ pub fn check(
     catalog: &dyn ProbeCatalog,
     options: &CheckOptions,
 ) -> (Option<hir::Program>, Vec<Diagnostic>) {
+    let resolved = resolve::resolve_program(program, catalog, options);
     let mut maps = Vec::new();
     let mut var_types = HashMap::new();
     for _ in 0..MAX_COLLECTING_RUNS {
-        let mut checker = Checker::new(catalog, options, true);
+        let mut checker = Checker::new(catalog, options, &resolved, true);
         checker.preload(maps.clone(), var_types.clone());
         checker.check_program(program);
         let settled = checker.maps == maps && checker.var_types == var_types;
@@ -62,7 +67,7 @@ pub fn check(
         }
     }
 
-    let mut checker = Checker::new(catalog, options, false);
+    let mut checker = Checker::new(catalog, options, &resolved, false);
     checker.preload(maps, var_types);
     let probes = checker.check_program(program);
     let mut diags = checker.diags;
@@ -90,6 +95,8 @@ fn dedup_diagnostics(diags: &mut Vec<Diagnostic>) {
 pub(crate) struct Checker<'a> {
     catalog: &'a dyn ProbeCatalog,
     options: &'a CheckOptions,
+    /// The program's attach points, resolved once before the runs.
+    resolved: &'a [Vec<ResolvedSpec>],
     /// The first run only collects map and variable types.
     collecting: bool,
     maps: Vec<MapDecl>,
@@ -114,10 +121,16 @@ struct ProbeScope {
 }
 
 impl<'a> Checker<'a> {
-    fn new(catalog: &'a dyn ProbeCatalog, options: &'a CheckOptions, collecting: bool) -> Self {
+    fn new(
+        catalog: &'a dyn ProbeCatalog,
+        options: &'a CheckOptions,
+        resolved: &'a [Vec<ResolvedSpec>],
+        collecting: bool,
+    ) -> Self {
         Checker {
             catalog,
             options,
+            resolved,
             collecting,
             maps: Vec::new(),
             map_index: HashMap::new(),
@@ -145,10 +158,16 @@ impl<'a> Checker<'a> {
     fn check_program(&mut self, program: &ast::Program) -> Vec<hir::Probe> {
         self.formats.clear();
         let mut probes = Vec::new();
-        for (block_index, probe) in program.probes.iter().enumerate() {
-            for spec in &probe.specs {
-                for attach in self.resolve_attach(spec) {
-                    probes.push(self.check_probe(block_index, probe, spec.span, attach));
+        let resolved = self.resolved;
+        for (block_index, (probe, specs)) in program.probes.iter().zip(resolved).enumerate() {
+            for (spec, resolved) in probe.specs.iter().zip(specs) {
+                // Resolving's diagnostics come where resolving the spec found them: before
+                // those of the probe's body.
+                for diag in &resolved.diags {
+                    self.error(diag.clone());
+                }
+                for attach in &resolved.points {
+                    probes.push(self.check_probe(block_index, probe, spec.span, attach.clone()));
                 }
             }
         }
@@ -321,29 +340,4 @@ fn value_compatible(a: &MapValue, b: &MapValue) -> bool {
         | (MapValue::Stats { .. }, MapValue::Stats { .. }) => true,
         _ => a == b,
     }
-}
-
-/// The candidate closest to `wanted`, if it is close enough to be a likely typo.
-/// Up to `n` candidates closest to `wanted` (names sharing its text, or a few edits away), nearest
-/// first: the names an "unknown field" error lists.
-pub(crate) fn nearest<'n>(wanted: &str, candidates: impl Iterator<Item = &'n str>, n: usize) -> Vec<&'n str> {
-    let limit = (wanted.len() / 3).max(2);
-    let mut scored: Vec<(usize, &str)> = candidates
-        .filter_map(|c| {
-            let d = attach::edit_distance(wanted, c);
-            let shares = c.len() >= 3 && wanted.len() >= 3 && (c.contains(wanted) || wanted.contains(c));
-            (d <= limit || shares).then_some((if shares { d.min(limit) } else { d }, c))
-        })
-        .collect();
-    scored.sort();
-    scored.dedup_by(|a, b| a.1 == b.1);
-    scored.into_iter().take(n).map(|(_, c)| c).collect()
-}
-
-pub(crate) fn suggest<'n>(wanted: &str, candidates: impl Iterator<Item = &'n str>) -> Option<&'n str> {
-    candidates
-        .map(|c| (attach::edit_distance(wanted, c), c))
-        .filter(|(d, c)| *d <= (wanted.len().max(c.len()) / 3).max(1))
-        .min()
-        .map(|(_, c)| c)
 }

@@ -1,14 +1,62 @@
-//! Resolving attach points: probe type aliases, tracepoint wildcards, profile and interval rates.
+//! Resolving attach points, a pass of its own before typing: every probe spec of the program
+//! is resolved once (probe kinds from [`crate::probe_kind`], tracepoint wildcards, uprobe,
+//! kprobe and fentry targets and perf counters through the catalog, profile and interval rates)
+//! into the concrete attach points it stands for, with the diagnostics resolving it gave. The
+//! checker's runs (the collecting ones and the final one) all read the result, so the catalog is
+//! asked once per spec however many runs the type fixpoint takes.
 
-use super::{suggest, Checker};
+use super::suggest::{nearest, nearest_names, suggest};
+use super::CheckOptions;
 use crate::hir::{AttachPoint, PerfRate};
 use crate::probe_kind::ProbeKind;
-use grammar::ast::ProbeSpec;
+use crate::tracepoint::ProbeCatalog;
+use grammar::ast::{self, ProbeSpec};
 use grammar::Diagnostic;
 
-impl Checker<'_> {
+/// One written probe spec, resolved: the attach points it stands for (none after an error, many
+/// for a wildcard), and the diagnostics resolving it gave, in the order they were found.
+pub(super) struct ResolvedSpec {
+    pub points: Vec<AttachPoint>,
+    pub diags: Vec<Diagnostic>,
+}
+
+/// Every spec of every probe block of `program`, resolved: one list per block, one entry per
+/// spec, in the program's order.
+pub(super) fn resolve_program(
+    program: &ast::Program,
+    catalog: &dyn ProbeCatalog,
+    options: &CheckOptions,
+) -> Vec<Vec<ResolvedSpec>> {
+    let mut resolver = Resolver { catalog, options, diags: Vec::new() };
+    program
+        .probes
+        .iter()
+        .map(|probe| {
+            probe
+                .specs
+                .iter()
+                .map(|spec| {
+                    let points = resolver.resolve_attach(spec);
+                    ResolvedSpec { points, diags: std::mem::take(&mut resolver.diags) }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+struct Resolver<'a> {
+    catalog: &'a dyn ProbeCatalog,
+    options: &'a CheckOptions,
+    diags: Vec<Diagnostic>,
+}
+
+impl Resolver<'_> {
+    fn error(&mut self, diag: Diagnostic) {
+        self.diags.push(diag);
+    }
+
     /// The concrete attach points one written spec stands for (a wildcard gives many).
-    pub(super) fn resolve_attach(&mut self, spec: &ProbeSpec) -> Vec<AttachPoint> {
+    fn resolve_attach(&mut self, spec: &ProbeSpec) -> Vec<AttachPoint> {
         // Positional parameters may stand for parts, as in bpftrace: `uprobe:$1:main`.
         let params = &self.options.params;
         let parts: Vec<&str> = spec
@@ -448,7 +496,7 @@ impl Checker<'_> {
                         spec.span,
                     );
                     let all = self.catalog.kernel_btf_functions(&format!("*{}*", &name[..name.len().min(4)]));
-                    let near = super::nearest(name, all.iter().map(String::as_str), 3);
+                    let near = nearest(name, all.iter().map(String::as_str), 3);
                     if !near.is_empty() {
                         diag = diag.with_help(format!("did you mean {}?", near.join(", ")));
                     }
@@ -573,43 +621,62 @@ fn parse_offset(text: &str) -> Option<u64> {
     }
 }
 
-/// Up to `n` names from `all` closest to `wanted` by edit distance, nearest first.
-pub(super) fn nearest_names(wanted: &str, all: &[String], n: usize) -> Vec<String> {
-    let mut scored: Vec<(usize, &String)> = all.iter().map(|name| (edit_distance(wanted, name), name)).collect();
-    scored.sort();
-    let limit = wanted.len() / 3 + 2;
-    scored.into_iter().filter(|(d, _)| *d <= limit).take(n).map(|(_, s)| s.clone()).collect()
-}
-
-pub(super) fn edit_distance(a: &str, b: &str) -> usize {
-    // Optimal string alignment: insertions, deletions, substitutions and swaps of neighbours
-    // (`pdi` is one edit from `pid`).
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let width = b.len() + 1;
-    let mut d: Vec<usize> = vec![0; (a.len() + 1) * width];
-    for i in 0..=a.len() {
-        for j in 0..=b.len() {
-            d[i * width + j] = if i == 0 || j == 0 {
-                i + j
-            } else {
-                let cost = usize::from(a[i - 1] != b[j - 1]);
-                let mut best =
-                    (d[(i - 1) * width + j] + 1).min(d[i * width + j - 1] + 1).min(d[(i - 1) * width + j - 1] + cost);
-                if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                    best = best.min(d[(i - 2) * width + j - 2] + 1);
-                }
-                best
-            };
-        }
-    }
-    d[a.len() * width + b.len()]
-}
-
 /// `a, b and c`, as messages list names.
 fn and_list(items: &[&str]) -> String {
     match items.split_last() {
         None => String::new(),
         Some((last, [])) => (*last).to_owned(),
         Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use crate::tracepoint::{FieldType, ProbeCatalog, TracepointField, TracepointFormat};
+
+    /// One tracepoint, counting how often it is looked up.
+    #[derive(Default)]
+    struct Counting {
+        lookups: Cell<u32>,
+    }
+
+    impl ProbeCatalog for Counting {
+        fn match_tracepoints(&self, _category: &str, _event: &str) -> Vec<(String, String)> {
+            self.lookups.set(self.lookups.get() + 1);
+            vec![("sched".into(), "sched_switch".into())]
+        }
+
+        fn tracepoint_format(&self, category: &str, event: &str) -> Option<TracepointFormat> {
+            let ty = FieldType::Integer { size: 4, signed: true };
+            let field = TracepointField {
+                name: "prev_pid".into(),
+                c_type: "pid_t".into(),
+                offset: 8,
+                size: 4,
+                signed: true,
+                common: false,
+                ty,
+            };
+            Some(TracepointFormat { category: category.into(), event: event.into(), fields: vec![field] })
+        }
+
+        fn all_tracepoints(&self) -> Vec<String> {
+            vec!["sched:sched_switch".into()]
+        }
+    }
+
+    /// The checker runs several times (`@a`'s key is only known once `@b` is), but asks the
+    /// catalog about each spec once.
+    #[test]
+    fn each_spec_is_resolved_once() {
+        let source = "t:sched:sched_switch { @a[@b] = args->prev_pid; } t:sched:sched_sw* { @b = 2; }";
+        let (program, parse) = grammar::parse(source);
+        assert!(parse.is_empty());
+        let catalog = Counting::default();
+        let (checked, diags) = crate::check::check(&program, &catalog, &crate::CheckOptions::default());
+        assert!(checked.is_some(), "{diags:?}");
+        assert_eq!(catalog.lookups.get(), 2);
     }
 }
