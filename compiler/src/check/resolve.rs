@@ -78,17 +78,13 @@ impl Resolver<'_> {
                 let Some(rate) = self.resolve_rate(spec, &parts, profile) else { return Vec::new() };
                 vec![if profile { AttachPoint::Profile { rate } } else { AttachPoint::Interval { rate } }]
             }
-            Some(kind @ (ProbeKind::Uprobe | ProbeKind::Uretprobe)) => {
-                self.resolve_uprobe(spec, &parts, kind.is_return())
-            }
-            Some(kind @ (ProbeKind::Kprobe | ProbeKind::Kretprobe)) => {
-                self.resolve_kprobe(spec, &parts, kind.is_return())
-            }
+            Some(kind @ (ProbeKind::Uprobe | ProbeKind::Uretprobe)) => self.resolve_uprobe(spec, &parts, kind),
+            Some(kind @ (ProbeKind::Kprobe | ProbeKind::Kretprobe)) => self.resolve_kprobe(spec, &parts, kind),
             Some(kind @ (ProbeKind::Software | ProbeKind::Hardware)) => {
                 self.resolve_perf_counter(spec, &parts, kind == ProbeKind::Hardware)
             }
             Some(ProbeKind::RawTracepoint) => self.resolve_raw_tracepoint(spec, &parts),
-            Some(kind @ (ProbeKind::Fentry | ProbeKind::Fexit)) => self.resolve_fentry(spec, &parts, kind.is_return()),
+            Some(kind @ (ProbeKind::Fentry | ProbeKind::Fexit)) => self.resolve_fentry(spec, &parts, kind),
             Some(ProbeKind::Usdt) => self.resolve_usdt(spec, &parts),
             Some(kind) if !kind.is_supported() => {
                 let supported: Vec<&str> =
@@ -174,8 +170,8 @@ impl Resolver<'_> {
 
     /// `uprobe:PATH:FUNC`, `uprobe:LIBRARY:FUNC`, `uprobe:PATH:FUNC+OFFSET`, wildcards in FUNC
     /// (matched against C++ symbols' demangled names too), `uprobe:PATH:ADDRESS`.
-    fn resolve_uprobe(&mut self, spec: &ProbeSpec, parts: &[&str], ret: bool) -> Vec<AttachPoint> {
-        let kind = if ret { "uretprobe" } else { "uprobe" };
+    fn resolve_uprobe(&mut self, spec: &ProbeSpec, parts: &[&str], kind: ProbeKind) -> Vec<AttachPoint> {
+        let ret = kind.is_return();
         if parts.len() != 3 || parts[1].is_empty() || parts[2].is_empty() {
             self.error(
                 Diagnostic::error("bad-attach-point", format!("invalid {kind}: {}", spec.text), spec.span).with_help(
@@ -197,7 +193,7 @@ impl Resolver<'_> {
                 }
             },
             None => match parse_offset(parts[2]) {
-                Some(address) => return self.resolve_uprobe_address(spec, parts[1], address, ret),
+                Some(address) => return self.resolve_uprobe_address(spec, parts[1], address, kind),
                 None => (parts[2], 0),
             },
         };
@@ -244,8 +240,14 @@ impl Resolver<'_> {
     /// symbol's start it is that function's probe; inside a symbol, or where no symbol says
     /// where instructions start, only with `--unsafe`: rbt cannot check that the address
     /// starts an instruction, and a breakpoint in the middle of one corrupts the traced process.
-    fn resolve_uprobe_address(&mut self, spec: &ProbeSpec, target: &str, address: u64, ret: bool) -> Vec<AttachPoint> {
-        let kind = if ret { "uretprobe" } else { "uprobe" };
+    fn resolve_uprobe_address(
+        &mut self,
+        spec: &ProbeSpec,
+        target: &str,
+        address: u64,
+        kind: ProbeKind,
+    ) -> Vec<AttachPoint> {
+        let ret = kind.is_return();
         if target.contains('*') {
             self.error(Diagnostic::error(
                 "bad-attach-point",
@@ -321,7 +323,14 @@ impl Resolver<'_> {
     /// Whether a uprobe may go `offset` bytes into function `name`: rbt has no disassembler to
     /// check that an instruction starts there (bpftrace 0.17 as Debian builds it has none
     /// either, and refuses), so only under `--unsafe`, with a warning. Reports why not.
-    fn unchecked_offset_allowed(&mut self, spec: &ProbeSpec, kind: &str, path: &str, name: &str, offset: u64) -> bool {
+    fn unchecked_offset_allowed(
+        &mut self,
+        spec: &ProbeSpec,
+        kind: ProbeKind,
+        path: &str,
+        name: &str,
+        offset: u64,
+    ) -> bool {
         if self.options.unsafe_allowed {
             self.error(Diagnostic::warning(
                 "unsafe-address",
@@ -394,8 +403,8 @@ impl Resolver<'_> {
     }
 
     /// `kprobe:FUNC`, `kprobe:FUNC+OFFSET`, `kprobe:MODULE:FUNC`, wildcards in FUNC.
-    fn resolve_kprobe(&mut self, spec: &ProbeSpec, parts: &[&str], ret: bool) -> Vec<AttachPoint> {
-        let kind = if ret { "kretprobe" } else { "kprobe" };
+    fn resolve_kprobe(&mut self, spec: &ProbeSpec, parts: &[&str], kind: ProbeKind) -> Vec<AttachPoint> {
+        let ret = kind.is_return();
         let func = match parts {
             [_, f] | [_, _, f] if !f.is_empty() => *f,
             _ => {
@@ -442,8 +451,8 @@ impl Resolver<'_> {
 
     /// `fentry:FUNC` / `fexit:FUNC` (`fentry:vmlinux:FUNC`), wildcards over the kernel functions
     /// BTF describes.
-    fn resolve_fentry(&mut self, spec: &ProbeSpec, parts: &[&str], ret: bool) -> Vec<AttachPoint> {
-        let kind = if ret { "fexit" } else { "fentry" };
+    fn resolve_fentry(&mut self, spec: &ProbeSpec, parts: &[&str], kind: ProbeKind) -> Vec<AttachPoint> {
+        let ret = kind.is_return();
         let pattern = match parts {
             [_, f] | [_, "vmlinux", f] if !f.is_empty() => *f,
             [_, module, _] => {
