@@ -5,7 +5,7 @@ use crate::check::{self, CheckOptions};
 use crate::codegen::{self, CodegenError};
 use crate::hir::AttachPoint;
 use crate::lower::{self, LowerOptions};
-use crate::program::{CompiledProgram, ProbeProgram};
+use crate::program::{CompiledProgram, ProbeProgram, ProgramKind};
 use crate::{bpf, ir, ProbeCatalog};
 use grammar::Diagnostic;
 
@@ -84,6 +84,7 @@ pub fn compile(
             name,
             section,
             attach: probe.attach.clone(),
+            kind: ProgramKind::of(&probe.attach),
             span: probe.span,
             spec_span: probe.spec_span,
             insns: code.insns,
@@ -124,7 +125,8 @@ pub fn compile(
     (Some(program), diags)
 }
 
-/// The ELF section that tells aya which program type to load.
+/// The ELF section of a probe's program: a name aya-obj's parser accepts for it. The program
+/// type the kernel loads is [`ProgramKind::of`] the attach point, not read from the section.
 fn section_for(attach: &AttachPoint) -> String {
     match attach {
         // BEGIN and END run once through BPF_PROG_TEST_RUN, which raw tracepoint programs support.

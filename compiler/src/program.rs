@@ -28,6 +28,8 @@ pub struct ProbeProgram {
     pub name: String,
     pub section: String,
     pub attach: AttachPoint,
+    /// What the kernel loads the program as: [`ProgramKind::of`] the attach point.
+    pub kind: ProgramKind,
     /// The probe block this program was compiled from.
     pub span: Span,
     /// The attach point as written (`tracepoint:sched:*`), which may expand to several programs.
@@ -36,6 +38,40 @@ pub struct ProbeProgram {
     pub insns: Vec<crate::bpf::insn::Insn>,
     /// Source span of each instruction slot, for disassembly and verifier reports.
     pub insn_spans: Vec<Span>,
+}
+
+/// What the kernel loads a probe's program as. [`ProgramKind::of`] is the one place that decides
+/// it from the attach point; the runtime's loader turns it into the kernel's program and attach
+/// types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProgramKind {
+    /// kprobes, uprobes and USDT probes: programs over `struct pt_regs` (`BPF_PROG_TYPE_KPROBE`).
+    Kprobe,
+    /// Tracepoints, over the event's record (`BPF_PROG_TYPE_TRACEPOINT`).
+    Tracepoint,
+    /// `profile`, `interval` and perf counters (`BPF_PROG_TYPE_PERF_EVENT`).
+    PerfEvent,
+    /// Raw tracepoints, and BEGIN and END, which run once through `BPF_PROG_TEST_RUN`, which
+    /// raw tracepoint programs allow (`BPF_PROG_TYPE_RAW_TRACEPOINT`).
+    RawTracepoint,
+    /// fentry (fexit with `ret`) programs, loaded for the kernel function whose BTF id is
+    /// `btf_id` (`BPF_PROG_TYPE_TRACING`).
+    Tracing { ret: bool, btf_id: u32 },
+}
+
+impl ProgramKind {
+    /// The kind of program an attach point needs.
+    pub fn of(attach: &AttachPoint) -> ProgramKind {
+        match attach {
+            AttachPoint::Begin | AttachPoint::End | AttachPoint::RawTracepoint { .. } => ProgramKind::RawTracepoint,
+            AttachPoint::Tracepoint { .. } => ProgramKind::Tracepoint,
+            AttachPoint::Profile { .. } | AttachPoint::Interval { .. } | AttachPoint::PerfCounter { .. } => {
+                ProgramKind::PerfEvent
+            }
+            AttachPoint::Uprobe { .. } | AttachPoint::Usdt(_) | AttachPoint::Kprobe { .. } => ProgramKind::Kprobe,
+            AttachPoint::Fentry { func, ret } => ProgramKind::Tracing { ret: *ret, btf_id: func.btf_id },
+        }
+    }
 }
 
 /// What a BPF map is for.

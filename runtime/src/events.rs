@@ -5,13 +5,13 @@
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
-use crate::event_source::EventSource;
 use crate::maps::{decode, read_u64};
 use crate::output::{self, MessageKind, PrintfArg, Value};
 use crate::session::Session;
 use compiler::hir::FormatKind;
 use compiler::program::{EventKind, EVENT_HEADER};
 use compiler::types::{align8, Type};
+use runtime::kernel::event_source::EventSource;
 
 /// Most records, and longest time, one [`EventDecoder::drain`] spends.
 const MAX_RECORDS: usize = 65_536;

@@ -1,4 +1,7 @@
-//! The parts of the runtime that other packages (the test suites, benchmarks) use directly.
-//! The `rbt` binary uses them through this library too.
+//! The parts of the runtime that other packages (the test suites, benchmarks) use directly, and
+//! the kernel interface: `kernel` holds every raw system call, so that it is the one place with
+//! `unsafe`, for the symbolizer here and for the binary. The `rbt` binary uses both through
+//! this library.
 
+pub mod kernel;
 pub mod symbols;

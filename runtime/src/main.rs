@@ -1,21 +1,15 @@
 //! The `rbt` command: a bpftrace-language tracer compiled straight to BPF.
 
-mod attach;
-mod bpf_sys;
 mod child;
 mod cli;
 mod diagnostics;
-mod event_source;
 mod events;
 mod host;
-mod kernel;
-mod loader;
 mod maps;
 mod output;
 mod repl;
 mod script;
 mod session;
-mod signals;
 mod stack_export;
 mod stacks;
 mod tools;
@@ -28,6 +22,7 @@ use clap::Parser;
 use cli::Args;
 use compiler::{CompileOptions, ProbeCatalog};
 use output::OutputFormat;
+use runtime::kernel::{cpus, loader, os};
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -82,7 +77,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
     options.lower.pid_filter = args.pid;
     options.lower.map_keys_max = env_u32("RBT_MAP_KEYS_MAX", 4096);
     options.lower.stack_storage = env_u32("RBT_STACK_STORAGE", 4096);
-    options.lower.start_ns = monotonic_ns();
+    options.lower.start_ns = os::monotonic_ns();
     options.lower.events = event_transport(dry_run)?;
     let (compiled, diags) = compiler::compile(&source, &tracefs as &dyn ProbeCatalog, &options);
     diagnostics::emit(&diags, &name, &source);
@@ -144,7 +139,7 @@ fn run_repl(args: &Args) -> Result<ExitCode, String> {
     compile.lower.pid_filter = args.pid;
     compile.lower.map_keys_max = env_u32("RBT_MAP_KEYS_MAX", 4096);
     compile.lower.stack_storage = env_u32("RBT_STACK_STORAGE", 4096);
-    compile.lower.start_ns = monotonic_ns();
+    compile.lower.start_ns = os::monotonic_ns();
     compile.lower.events = event_transport(false)?;
     repl::run(repl::ReplOptions { format, compile })?;
     Ok(ExitCode::SUCCESS)
@@ -193,24 +188,19 @@ fn list(args: &Args) -> Result<ExitCode, String> {
 /// `RBT_RINGBUF_PAGES` pages (default 2048, 8 MiB; rounded up to a power of two).
 fn event_transport(dry_run: bool) -> Result<compiler::EventTransport, String> {
     let pages = env_u32("RBT_RINGBUF_PAGES", 2048).clamp(1, 1 << 18).next_power_of_two();
-    let ring = compiler::EventTransport::RingBuf { bytes: pages * page_size() };
+    let ring = compiler::EventTransport::RingBuf { bytes: pages * os::page_size() };
     let perf = || -> Result<compiler::EventTransport, String> {
         // The array is indexed by CPU number: it needs a slot up to the highest possible CPU.
-        let possible = bpf_sys::cpu_list("possible").map_err(|e| format!("cannot list CPUs: {e}"))?;
+        let possible = cpus::cpu_list("possible").map_err(|e| format!("cannot list CPUs: {e}"))?;
         Ok(compiler::EventTransport::PerfArray { cpus: possible.iter().max().map_or(1, |&m| m + 1) })
     };
     match std::env::var("RBT_EVENTS").ok().as_deref() {
         Some("ringbuf") => Ok(ring),
         Some("perf") => perf(),
         Some(other) => Err(format!("RBT_EVENTS={other}: use ringbuf or perf")),
-        None if dry_run || loader::ringbuf_supported(page_size()) => Ok(ring),
+        None if dry_run || loader::ringbuf_supported(os::page_size()) => Ok(ring),
         None => perf(),
     }
-}
-
-fn page_size() -> u32 {
-    // SAFETY: sysconf has no preconditions.
-    u32::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096)
 }
 
 /// Whether this process may load and attach tracing programs: CAP_SYS_ADMIN, or both CAP_BPF and
@@ -237,13 +227,6 @@ fn unix_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-}
-
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes into the timespec we pass.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 impl Args {

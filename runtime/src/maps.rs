@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::RawFd;
 
-use crate::bpf_sys;
 use crate::output::{AvgState, LhistParams, MapData, MapDump, MapKey, Value};
 use crate::stacks::Stacks;
 use compiler::hir::MapDecl;
 use compiler::program::BpfMap;
 use compiler::types::{align8, MapValue, Type};
+use runtime::kernel::sys;
 
 /// An element's key bytes and its value bytes, one per CPU for per-CPU maps.
 type RawEntry = (Vec<u8>, Vec<Vec<u8>>);
@@ -58,7 +58,7 @@ impl LoadedMap<'_> {
         if self.array_backed() {
             Ok((0..self.bpf.max_entries).map(|i| i.to_le_bytes().to_vec()).collect())
         } else {
-            bpf_sys::keys(self.fd, self.bpf.key_size as usize)
+            Ok(sys::keys(self.fd, self.bpf.key_size as usize)?)
         }
     }
 
@@ -69,7 +69,7 @@ impl LoadedMap<'_> {
         let mut out = Vec::new();
         for key in self.keys()? {
             let mut buf = vec![0u8; slot * copies];
-            if bpf_sys::lookup(self.fd, &key, &mut buf)? {
+            if sys::lookup(self.fd, &key, &mut buf)? {
                 let per_cpu = buf.chunks(slot).map(<[u8]>::to_vec).collect();
                 out.push((key, per_cpu));
             }
@@ -189,7 +189,7 @@ impl LoadedMap<'_> {
             return self.zero();
         }
         for key in self.keys()? {
-            bpf_sys::delete(self.fd, &key)?;
+            sys::delete(self.fd, &key)?;
         }
         Ok(())
     }
@@ -202,9 +202,9 @@ impl LoadedMap<'_> {
             return Ok(false);
         }
         let mut deleted = false;
-        for key in bpf_sys::keys(self.fd, self.bpf.key_size as usize)? {
+        for key in sys::keys(self.fd, self.bpf.key_size as usize)? {
             if key.starts_with(user_key) {
-                bpf_sys::delete(self.fd, &key)?;
+                sys::delete(self.fd, &key)?;
                 deleted = true;
             }
         }
@@ -226,7 +226,7 @@ impl LoadedMap<'_> {
         let copies = if self.per_cpu() { self.ncpus } else { 1 };
         let zeros = vec![0u8; slot * copies];
         for key in self.keys()? {
-            bpf_sys::update(self.fd, &key, &zeros)?;
+            sys::update(self.fd, &key, &zeros)?;
         }
         Ok(())
     }

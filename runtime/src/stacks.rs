@@ -5,10 +5,11 @@
 
 use std::cell::RefCell;
 use std::os::fd::RawFd;
+use std::sync::mpsc;
 
-use crate::bpf_sys;
 use crate::output::StackText;
 use compiler::types::{StackMode, StackType};
+use runtime::kernel::sys;
 use runtime::symbols::{Detail, Frame};
 
 /// Names addresses: one frame per address, its `name` `None` where no symbol covers it.
@@ -27,52 +28,139 @@ pub trait Symbolize {
 }
 
 /// The symbolizer of [`runtime::symbols`] (kallsyms, ELF symbol tables and DWARF, processes
-/// remembered past their exit) behind [`Symbolize`].
+/// remembered past their exit) behind [`Symbolize`], on a thread of its own.
+///
+/// blazesym's caches are `Rc`s, so a `Symbolizer` must stay on the thread that made it, while
+/// the REPL shares its session, stacks included, between its input and output threads. So the
+/// symbolizer is made on, and never leaves, a thread that does nothing else, started on first
+/// use; `Symbols` hands it requests one at a time and waits for each answer.
+#[derive(Default)]
 pub struct Symbols {
-    inner: runtime::symbols::Symbolizer,
-    /// kallsyms is read on first use (and holds the BPF programs loaded by then).
-    kernel_loaded: bool,
+    thread: Option<SymbolizerThread>,
+}
+
+struct SymbolizerThread {
+    /// `None` once dropping: closing the channel ends the thread.
+    requests: Option<mpsc::Sender<Request>>,
+    answers: mpsc::Receiver<Answer>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+enum Request {
+    Kernel(Vec<u64>),
+    User { pid: u32, addrs: Vec<u64>, detail: Detail },
+    Remember(u32),
+    Modules,
+}
+
+enum Answer {
+    Frames(Vec<Frame>),
+    Modules(Vec<(String, Option<String>)>),
 }
 
 impl Symbols {
     pub fn new() -> Symbols {
-        Symbols { inner: runtime::symbols::Symbolizer::new(), kernel_loaded: false }
+        Symbols::default()
+    }
+
+    fn thread(&mut self) -> &SymbolizerThread {
+        self.thread.get_or_insert_with(SymbolizerThread::start)
+    }
+
+    /// Asks for frames; if the thread is gone (it panicked), the addresses print unnamed.
+    fn frames(&mut self, request: Request, addrs: &[u64], kernel: bool) -> Vec<Frame> {
+        match self.thread().ask(request) {
+            Some(Answer::Frames(frames)) => frames,
+            _ => addrs.iter().map(|&a| Frame::unknown(a, kernel)).collect(),
+        }
     }
 }
 
-// SAFETY: the symbolizer holds `Rc`s (inside blazesym) that never leave it: every use goes
-// through `&mut self`, and the session that owns it sits behind a mutex in the REPL, so no two
-// threads ever touch it, or a clone of one of its `Rc`s, at the same time. Moving it to another
-// thread with all its `Rc`s is sound.
-#[allow(unsafe_code, reason = "see the SAFETY comment")]
-unsafe impl Send for Symbols {}
+impl SymbolizerThread {
+    fn start() -> SymbolizerThread {
+        let (requests, inbox) = mpsc::channel();
+        let (outbox, answers) = mpsc::channel();
+        let handle = std::thread::Builder::new().name("rbt-symbolizer".into()).spawn(move || serve(&inbox, &outbox));
+        SymbolizerThread { requests: Some(requests), answers, handle: handle.ok() }
+    }
+
+    fn ask(&self, request: Request) -> Option<Answer> {
+        let answered = !matches!(request, Request::Remember(_));
+        self.requests.as_ref()?.send(request).ok()?;
+        if answered {
+            self.answers.recv().ok()
+        } else {
+            None
+        }
+    }
+}
+
+impl Drop for SymbolizerThread {
+    fn drop(&mut self) {
+        self.requests = None;
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// The symbolizer thread: answers requests until the channel closes.
+fn serve(requests: &mpsc::Receiver<Request>, answers: &mpsc::Sender<Answer>) {
+    let mut inner = runtime::symbols::Symbolizer::new();
+    // kallsyms is read on first use (and holds the BPF programs loaded by then).
+    let mut kernel_loaded = false;
+    for request in requests {
+        let answer = match request {
+            Request::Kernel(addrs) => {
+                if !kernel_loaded {
+                    // Without kallsyms (no root, or hidden) every kernel frame prints as its address.
+                    let _ = inner.load_kernel_symbols();
+                    kernel_loaded = true;
+                }
+                Answer::Frames(inner.kernel(&addrs))
+            }
+            Request::User { pid, addrs, detail } => {
+                if !inner.remembers(pid) {
+                    // Not announced (or announced too late): the live process, while it still exists.
+                    let _ = inner.remember(pid);
+                }
+                Answer::Frames(inner.user_in_detail(pid, &addrs, detail))
+            }
+            Request::Remember(pid) => {
+                // A process that exited before it could be read prints its frames as addresses.
+                let _ = inner.remember(pid);
+                continue;
+            }
+            Request::Modules => {
+                let hex = |id: &[u8]| id.iter().map(|b| format!("{b:02x}")).collect::<String>();
+                Answer::Modules(inner.object_files().map(|(path, id)| (path.to_owned(), id.map(hex))).collect())
+            }
+        };
+        if answers.send(answer).is_err() {
+            return;
+        }
+    }
+}
 
 impl Symbolize for Symbols {
     fn kernel(&mut self, addrs: &[u64]) -> Vec<Frame> {
-        if !self.kernel_loaded {
-            // Without kallsyms (no root, or hidden) every kernel frame prints as its address.
-            let _ = self.inner.load_kernel_symbols();
-            self.kernel_loaded = true;
-        }
-        self.inner.kernel(addrs)
+        self.frames(Request::Kernel(addrs.to_vec()), addrs, true)
     }
 
     fn user(&mut self, pid: u32, addrs: &[u64], detail: Detail) -> Vec<Frame> {
-        if !self.inner.remembers(pid) {
-            // Not announced (or announced too late): the live process, while it still exists.
-            let _ = self.inner.remember(pid);
-        }
-        self.inner.user_in_detail(pid, addrs, detail)
+        self.frames(Request::User { pid, addrs: addrs.to_vec(), detail }, addrs, false)
     }
 
     fn remember(&mut self, pid: u32) {
-        // A process that exited before it could be read prints its frames as addresses.
-        let _ = self.inner.remember(pid);
+        self.thread().ask(Request::Remember(pid));
     }
 
     fn modules(&self) -> Vec<(String, Option<String>)> {
-        let hex = |id: &[u8]| id.iter().map(|b| format!("{b:02x}")).collect::<String>();
-        self.inner.object_files().map(|(path, id)| (path.to_owned(), id.map(hex))).collect()
+        // Nothing was symbolized without a thread: no modules.
+        match self.thread.as_ref().and_then(|t| t.ask(Request::Modules)) {
+            Some(Answer::Modules(modules)) => modules,
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -162,7 +250,7 @@ impl Stacks {
             .map(|(_, fd)| *fd)
             .ok_or_else(|| std::io::Error::other(format!("no stack map for depth {limit}")))?;
         let mut value = vec![0u8; 8 * limit as usize];
-        if !bpf_sys::lookup(fd, &id.to_le_bytes(), &mut value)? {
+        if !sys::lookup(fd, &id.to_le_bytes(), &mut value)? {
             return Err(std::io::Error::other("not in the stack map"));
         }
         Ok(value

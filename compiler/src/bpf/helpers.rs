@@ -1,9 +1,11 @@
 //! Kernel ABI numbers the BPF backend emits: helper function ids, map types and flags.
 //!
-//! The numbers are fixed by `include/uapi/linux/bpf.h` (the `___BPF_FUNC_MAPPER` list, `enum
-//! bpf_map_type` and the flag enums); they were checked against the bindings aya-obj generates
-//! from that header. Names are the kernel's, as the verifier log prints them
+//! The numbers are fixed by `include/uapi/linux/bpf.h`: map types and flags are taken from the
+//! bindings aya-obj generates from that header; helper ids (the `___BPF_FUNC_MAPPER` list) are
+//! written here, next to their names, which are the kernel's, as the verifier log prints them
 //! (`call bpf_map_lookup_elem#1`).
+
+use aya_obj::generated as uapi;
 
 /// Declares [`Helper`] with its id and kernel name from one table, so the two cannot drift apart.
 macro_rules! helpers {
@@ -94,41 +96,41 @@ helpers! {
 }
 
 // Map types (`enum bpf_map_type`), the `map_type` of an [`super::elf::ObjectMap`].
-pub const BPF_MAP_TYPE_HASH: u32 = 1;
-pub const BPF_MAP_TYPE_ARRAY: u32 = 2;
-pub const BPF_MAP_TYPE_PROG_ARRAY: u32 = 3;
-pub const BPF_MAP_TYPE_PERF_EVENT_ARRAY: u32 = 4;
-pub const BPF_MAP_TYPE_PERCPU_HASH: u32 = 5;
-pub const BPF_MAP_TYPE_PERCPU_ARRAY: u32 = 6;
-pub const BPF_MAP_TYPE_STACK_TRACE: u32 = 7;
-pub const BPF_MAP_TYPE_LRU_HASH: u32 = 9;
-pub const BPF_MAP_TYPE_LRU_PERCPU_HASH: u32 = 10;
-pub const BPF_MAP_TYPE_RINGBUF: u32 = 27;
+pub const BPF_MAP_TYPE_HASH: u32 = uapi::bpf_map_type::BPF_MAP_TYPE_HASH as u32;
+pub const BPF_MAP_TYPE_ARRAY: u32 = uapi::bpf_map_type::BPF_MAP_TYPE_ARRAY as u32;
+pub const BPF_MAP_TYPE_PROG_ARRAY: u32 = uapi::bpf_map_type::BPF_MAP_TYPE_PROG_ARRAY as u32;
+pub const BPF_MAP_TYPE_PERF_EVENT_ARRAY: u32 = uapi::bpf_map_type::BPF_MAP_TYPE_PERF_EVENT_ARRAY as u32;
+pub const BPF_MAP_TYPE_PERCPU_HASH: u32 = uapi::bpf_map_type::BPF_MAP_TYPE_PERCPU_HASH as u32;
+pub const BPF_MAP_TYPE_PERCPU_ARRAY: u32 = uapi::bpf_map_type::BPF_MAP_TYPE_PERCPU_ARRAY as u32;
+pub const BPF_MAP_TYPE_STACK_TRACE: u32 = uapi::bpf_map_type::BPF_MAP_TYPE_STACK_TRACE as u32;
+pub const BPF_MAP_TYPE_LRU_HASH: u32 = uapi::bpf_map_type::BPF_MAP_TYPE_LRU_HASH as u32;
+pub const BPF_MAP_TYPE_LRU_PERCPU_HASH: u32 = uapi::bpf_map_type::BPF_MAP_TYPE_LRU_PERCPU_HASH as u32;
+pub const BPF_MAP_TYPE_RINGBUF: u32 = uapi::bpf_map_type::BPF_MAP_TYPE_RINGBUF as u32;
 
 /// Map creation flag: allocate hash entries on demand instead of all up front.
-pub const BPF_F_NO_PREALLOC: u32 = 1;
+pub const BPF_F_NO_PREALLOC: u32 = uapi::BPF_F_NO_PREALLOC;
 
 // `flags` argument of `bpf_map_update_elem`, passed as an immediate in `r4`.
-pub const BPF_ANY: i32 = 0;
-pub const BPF_NOEXIST: i32 = 1;
-pub const BPF_EXIST: i32 = 2;
+pub const BPF_ANY: i32 = uapi::BPF_ANY as i32;
+pub const BPF_NOEXIST: i32 = uapi::BPF_NOEXIST as i32;
+pub const BPF_EXIST: i32 = uapi::BPF_EXIST as i32;
 
 // `flags` argument of `bpf_ringbuf_output`/`_submit`/`_discard`.
-pub const BPF_RB_NO_WAKEUP: i32 = 1;
-pub const BPF_RB_FORCE_WAKEUP: i32 = 2;
+pub const BPF_RB_NO_WAKEUP: i32 = uapi::BPF_RB_NO_WAKEUP as i32;
+pub const BPF_RB_FORCE_WAKEUP: i32 = uapi::BPF_RB_FORCE_WAKEUP as i32;
 
 // `flags` argument of `bpf_get_stackid` and `bpf_get_stack`.
-pub const BPF_F_SKIP_FIELD_MASK: u64 = 0xff;
-pub const BPF_F_USER_STACK: i32 = 1 << 8;
+pub const BPF_F_SKIP_FIELD_MASK: u64 = uapi::BPF_F_SKIP_FIELD_MASK as u64;
+pub const BPF_F_USER_STACK: i32 = uapi::BPF_F_USER_STACK as i32;
 /// `bpf_get_stackid` flag: a stack whose hash matches a stored one is taken as that stack
 /// without comparing every frame (the 32-bit hashes of distinct stacks rarely collide).
-pub const BPF_F_FAST_STACK_CMP: i32 = 1 << 9;
-pub const BPF_F_REUSE_STACKID: i32 = 1 << 10;
+pub const BPF_F_FAST_STACK_CMP: i32 = uapi::BPF_F_FAST_STACK_CMP as i32;
+pub const BPF_F_REUSE_STACKID: i32 = uapi::BPF_F_REUSE_STACKID as i32;
 
 /// `flags` of `bpf_perf_event_output` meaning "this CPU's ring". It is `0xffff_ffff`, not `-1`:
 /// load it with `Insn::mov32_imm(reg, -1)` or `ld_imm64`, because `mov64_imm(reg, -1)` sign-extends
 /// to all 64 bits and the helper then fails with `-EINVAL`.
-pub const BPF_F_CURRENT_CPU: u64 = 0xffff_ffff;
+pub const BPF_F_CURRENT_CPU: u64 = uapi::BPF_F_CURRENT_CPU;
 
 #[cfg(test)]
 mod tests {

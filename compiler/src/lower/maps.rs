@@ -13,14 +13,11 @@
 use super::builder::at_offset;
 use super::expr::Value;
 use super::{is_array_backed, user_key_size, ProbeLowering};
-use crate::bpf::helpers::Helper;
+use crate::bpf::helpers::{Helper, BPF_ANY};
 use crate::hir::{Expr, LValue, MapId};
 use crate::ir::{AluOp, Arg, Cond, Op, Operand, StackRef, Term, VReg};
 use crate::program::ErrorCounter;
 use crate::types::{align8, lhist_buckets, MapValue, Type};
-
-/// BPF_ANY: create or update.
-const BPF_ANY: i32 = 0;
 
 impl ProbeLowering<'_> {
     /// Builds the BPF key for `map[keys]`, with a histogram bucket if given.

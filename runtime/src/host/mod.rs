@@ -13,8 +13,7 @@ use catalog::{Catalog, Source, DEBUGFS_TRACEFS, TRACEFS};
 
 pub use dir_source::DirSource;
 
-use crate::bpf_sys;
-use crate::kernel::host_calls;
+use runtime::kernel::host_calls;
 
 /// The catalog rbt checks scripts against and lists probes from.
 pub type HostCatalog = Catalog<HostSource>;
@@ -106,13 +105,7 @@ impl Source for HostSource {
 
 /// Loads (and drops) the smallest fentry program for the function of BTF id `btf_id`.
 fn load_fentry(btf_id: u32) -> io::Result<()> {
-    let target = bpf_sys::AttachTarget { attach_type: bpf_sys::BPF_TRACE_FENTRY, btf_id };
-    // `r0 = 0; exit`
-    let insns = [0xb7u8, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
-    match bpf_sys::prog_load(bpf_sys::BPF_PROG_TYPE_TRACING, "rbt_probe", &insns, 0, false, Some(target)) {
-        Ok(_) => Ok(()),
-        Err(e) => Err(e.error),
-    }
+    runtime::kernel::loader::can_load_fentry(btf_id)
 }
 
 #[cfg(test)]

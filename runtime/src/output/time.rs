@@ -6,6 +6,8 @@
 //! [`STRFTIME_FAILED`]. The checker rejects format strings of 64 bytes or more ("String is too long
 //! (over 64 bytes): …").
 
+use runtime::kernel::os;
+
 /// The format `time()` uses without an argument.
 pub const DEFAULT_TIME_FORMAT: &str = "%H:%M:%S\n";
 
@@ -17,30 +19,14 @@ const TIME_BUFFER_SIZE: usize = 64;
 
 /// Formats the current local time; `None` when `strftime` returns 0 (see the module documentation).
 pub fn format_time(fmt: impl AsRef<[u8]>) -> Option<Vec<u8>> {
-    // SAFETY: time(2) with a null pointer only returns the time.
-    let now = unsafe { libc::time(std::ptr::null_mut()) };
-    format_time_at(fmt, now)
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    format_time_at(fmt, i64::try_from(now).unwrap_or(i64::MAX))
 }
 
 /// Formats `unix_seconds` as local time with `strftime`; split out so tests can pin the time.
-pub fn format_time_at(fmt: impl AsRef<[u8]>, unix_seconds: libc::time_t) -> Option<Vec<u8>> {
+pub fn format_time_at(fmt: impl AsRef<[u8]>, unix_seconds: i64) -> Option<Vec<u8>> {
     // The format is a C string: bytes after an embedded NUL are ignored, as in C.
-    let fmt = super::value::c_str(fmt.as_ref());
-    let mut c_fmt = Vec::with_capacity(fmt.len() + 1);
-    c_fmt.extend_from_slice(fmt);
-    c_fmt.push(0);
-
-    let mut buffer = [0u8; TIME_BUFFER_SIZE];
-    // SAFETY: `tm` is plain data that localtime_r fills in; `c_fmt` is NUL-terminated and outlives
-    // the call; strftime writes at most `buffer.len()` bytes into `buffer`, terminator included.
-    let written = unsafe {
-        let mut tm: libc::tm = std::mem::zeroed();
-        if libc::localtime_r(std::ptr::from_ref(&unix_seconds), std::ptr::from_mut(&mut tm)).is_null() {
-            return None;
-        }
-        libc::strftime(buffer.as_mut_ptr().cast(), buffer.len(), c_fmt.as_ptr().cast(), std::ptr::from_ref(&tm))
-    };
-    (written > 0).then(|| buffer[..written].to_vec())
+    runtime::kernel::os::strftime_local(super::value::c_str(fmt.as_ref()), unix_seconds, TIME_BUFFER_SIZE)
 }
 
 /// `strftime(fmt, ns)`: `ns` nanoseconds since boot (`nsecs`) as local wall-clock time; `%f`
@@ -48,11 +34,11 @@ pub fn format_time_at(fmt: impl AsRef<[u8]>, unix_seconds: libc::time_t) -> Opti
 pub fn format_boot_time(fmt: &str, boot_ns: u64) -> Option<Vec<u8>> {
     static OFFSET: std::sync::OnceLock<i128> = std::sync::OnceLock::new();
     // Wall clock minus boot clock, once: `nsecs` is CLOCK_MONOTONIC (bpf_ktime_get_ns).
-    let offset = *OFFSET.get_or_init(|| clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_MONOTONIC));
+    let offset = *OFFSET.get_or_init(|| os::realtime_ns() - i128::from(os::monotonic_ns()));
     let wall = i128::from(boot_ns) + offset;
     let (seconds, micros) = (wall.div_euclid(1_000_000_000), wall.rem_euclid(1_000_000_000) / 1000);
     let fmt = with_microseconds(fmt, micros as u32);
-    format_time_at(fmt, seconds as libc::time_t)
+    format_time_at(fmt, i64::try_from(seconds).unwrap_or(i64::MAX))
 }
 
 /// `fmt` with each `%f` (not `%%f`) replaced by six digits of microseconds.
@@ -74,13 +60,6 @@ fn with_microseconds(fmt: &str, micros: u32) -> String {
         }
     }
     out
-}
-
-fn clock_ns(clock: libc::clockid_t) -> i128 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes into the timespec we pass.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
 }
 
 #[cfg(test)]

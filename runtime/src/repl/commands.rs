@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use super::{entry, lock, Flow, ProbeGroup, Repl, Shared};
 use crate::output::{self, OutputFormat};
-use crate::signals::Signals;
 use compiler::builtins::{BUILTINS, FUNCTIONS};
 use compiler::probe_kind::ProbeKind;
 use compiler::program::ErrorCounter;
 use compiler::types::{align8, MapValue, Type};
+use runtime::kernel::os;
+use runtime::kernel::signals::{Signals, SIGINT};
 
 /// Every command, for `:help` and completion.
 pub const NAMES: [&str; 15] = [
@@ -167,7 +168,7 @@ fn group_stats(shared: &Shared, group: &ProbeGroup) -> (String, u64, &'static st
         (None, None) => "-".to_owned(),
     };
     let kind = group.programs.first().map(|&p| &session.program.probes[p].attach);
-    let ended = group.programs.iter().all(|p| shared.ended.contains(p));
+    let ended = group.programs.iter().all(|p| shared.tracing.has_ended(*p));
     let state = match (group.detached, kind) {
         (true, _) => "detached",
         (false, Some(compiler::hir::AttachPoint::Begin)) => "ran",
@@ -406,7 +407,7 @@ fn watch(repl: &Repl, args: &[&str]) -> Result<(), String> {
         None => Duration::from_secs(1),
     };
     let index = map_index(&lock(&repl.shared), name)?;
-    let interrupts = Signals::watch(&[libc::SIGINT]).map_err(|e| e.to_string())?;
+    let interrupts = Signals::watch(&[SIGINT]).map_err(|e| e.to_string())?;
     // A Ctrl-C typed before :watch began is not meant for it.
     let _ = interrupts.read();
     let mut stdout = io::stdout();
@@ -420,11 +421,9 @@ fn watch(repl: &Repl, args: &[&str]) -> Result<(), String> {
         }
         stdout.write_all(&frame).map_err(|e| e.to_string())?;
         stdout.flush().map_err(|e| e.to_string())?;
-        let mut fd = libc::pollfd { fd: interrupts.fd(), events: libc::POLLIN, revents: 0 };
         let ms = i32::try_from(interval.as_millis()).unwrap_or(i32::MAX);
-        // SAFETY: one valid pollfd for the duration of the call.
-        unsafe { libc::poll(&mut fd, 1, ms) };
-        if fd.revents != 0 && interrupts.read().contains(&libc::SIGINT) {
+        let interrupted = os::poll_readable(&[interrupts.fd()], ms).is_ok_and(|ready| ready[0]);
+        if interrupted && interrupts.read().contains(&SIGINT) {
             println!();
             return Ok(());
         }

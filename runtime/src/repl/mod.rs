@@ -20,14 +20,15 @@ use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
 use rustyline::{Config, Editor};
 
-use crate::bpf_sys;
-use crate::event_source::EventSource;
-use crate::events::EventDecoder;
-use crate::output::{self, OutputFormat};
+use crate::output::OutputFormat;
+use crate::session::lifecycle::Tracing;
 use crate::session::{Session, SessionError};
 use compiler::hir::AttachPoint;
 use compiler::CompileOptions;
 use entry::{Entry, EntryShape};
+use runtime::kernel::os::{self, TerminalSettings};
+use runtime::kernel::signals::{self, SIGINT, SIGTERM};
+use runtime::kernel::sys;
 
 /// Error counters are kept per probe for this many probes (the rest share the last slot).
 const PROBE_SLOTS: u32 = 1024;
@@ -54,16 +55,14 @@ pub struct ProbeGroup {
 /// Everything both threads touch.
 pub struct Shared {
     pub session: Session,
-    pub decoder: EventDecoder,
+    /// The events (once the first entry has created their buffers), and what has been reported
+    /// of them and of the END programs that already ran (after an `exit()`, so that `:quit`
+    /// does not run them again).
+    pub tracing: Tracing,
     pub entries: Vec<Entry>,
     pub groups: Vec<ProbeGroup>,
     /// The session's program text: every entry's source, each followed by a newline.
     pub source: String,
-    /// END programs that already ran (after an `exit()`), so `:quit` does not run them again.
-    pub ended: Vec<usize>,
-    /// The event buffers, once the first entry has created them.
-    pub events: Option<EventSource>,
-    pub lost: crate::script::LostEvents,
 }
 
 pub type SharedRef = Arc<Mutex<Shared>>;
@@ -92,18 +91,15 @@ pub fn run(mut options: ReplOptions) -> Result<(), String> {
     save_terminal();
     // SIGTERM ends the session from the output thread; SIGINT only matters during :watch (at the
     // prompt the terminal is raw and Ctrl-C is a key). Blocked before any thread starts.
-    crate::signals::block(&[libc::SIGINT, libc::SIGTERM]).map_err(|e| format!("cannot block signals: {e}"))?;
+    signals::block(&[SIGINT, SIGTERM]).map_err(|e| format!("cannot block signals: {e}"))?;
     // Per-program run counts for `:probes`, for as long as this descriptor is open.
-    let _stats = bpf_sys::enable_run_stats().ok();
+    let _stats = sys::enable_run_stats().ok();
     let shared: SharedRef = Arc::new(Mutex::new(Shared {
         session,
-        decoder: EventDecoder::new(),
+        tracing: Tracing::new(None),
         entries: Vec::new(),
         groups: Vec::new(),
         source: String::new(),
-        ended: Vec::new(),
-        events: None,
-        lost: crate::script::LostEvents::default(),
     }));
     let helper =
         complete::ReplHelper::new(crate::host::open_catalog().map_err(|e| e.to_string())?, Arc::clone(&shared));
@@ -232,9 +228,9 @@ impl Repl {
                 return false;
             }
         };
-        if shared.events.is_none() {
+        if !shared.tracing.has_events() {
             match shared.session.events() {
-                Ok(source) => shared.events = Some(source),
+                Ok(source) => shared.tracing.set_events(source),
                 Err(e) => eprintln!("ERROR: cannot read events: {e}"),
             }
         }
@@ -252,13 +248,14 @@ impl Repl {
         if !probes.is_empty() {
             println!("Attached {probes} (entry {id}).");
         }
+        // BEGIN's output, before the prompt returns (an exit() in it ends tracing there).
+        let mut out = Vec::new();
         if has_begin {
-            if let Err(e) = shared.session.run_special(range, false) {
+            let Shared { session, tracing, .. } = &mut *shared;
+            if let Err(e) = tracing.begin(session, range, &mut out) {
                 eprintln!("ERROR: running BEGIN: {e}");
             }
         }
-        // BEGIN's output, before the prompt returns.
-        let mut out = Vec::new();
         output_thread::drain(&mut shared, &mut out);
         drop(shared);
         let _ = io::stdout().write_all(&out);
@@ -270,7 +267,7 @@ impl Repl {
     pub fn quit(&mut self) {
         self.output.stop();
         let mut shared = lock(&self.shared);
-        shared.decoder.resume();
+        shared.tracing.resume();
         let mut out = Vec::new();
         finish(&mut shared, &mut out);
         let mut stdout = io::stdout().lock();
@@ -279,69 +276,43 @@ impl Repl {
     }
 }
 
-/// What `exit()`, SIGTERM and `:quit` do: print what is queued, run every END program not yet
-/// run, print its output and every map, and detach every probe. The maps stay.
+/// What `exit()`, SIGTERM and `:quit` do: the session's end, as a script's (queued records,
+/// every END program not yet run, the exit dump, the warnings), into `out`, which is drawn
+/// above the prompt; every probe is detached and the maps stay.
 pub fn finish(shared: &mut Shared, out: &mut Vec<u8>) {
     for group in &mut shared.groups {
         if group.final_hits.is_none() {
             group.final_hits = group.programs.iter().map(|&p| shared.session.run_count(p)).sum();
         }
     }
-    shared.session.detach_probes();
-    decode_queued(shared, out);
-    shared.decoder.resume();
-    let ends: Vec<usize> = shared
-        .session
-        .all()
-        .filter(|&i| shared.session.program.probes[i].attach == AttachPoint::End && !shared.ended.contains(&i))
-        .filter(|&i| shared.session.is_loaded(i))
-        .collect();
-    for &i in &ends {
-        if let Err(e) = shared.session.run_special(i..i + 1, true) {
-            let _ = writeln!(out, "ERROR: running END: {e}");
-        }
-        shared.ended.push(i);
-    }
-    decode_queued(shared, out);
-    for i in shared.session.all() {
-        shared.session.detach(i);
-    }
-    match shared.session.dump_maps() {
-        Ok(dumps) => {
-            let _ = output::write_exit_dump(out, shared.session.format, &dumps);
+    let Shared { session, tracing, .. } = shared;
+    match tracing.end(session, out) {
+        Ok(ending) => {
+            let _ = ending.write_dump(out, session.format, false);
+            let _ = ending.warnings.write(out);
         }
         Err(e) => {
-            let _ = writeln!(out, "ERROR: reading maps: {e}");
-        }
-    }
-    shared.decoder.resume();
-}
-
-/// Decodes the queued records into `out` (an `exit()` among them is left for the caller).
-fn decode_queued(shared: &mut Shared, out: &mut Vec<u8>) {
-    let Shared { session, decoder, events, .. } = shared;
-    if let Some(source) = events.as_mut() {
-        if let Err(e) = decoder.drain(source, session, out) {
-            let _ = writeln!(out, "ERROR: reading events: {e}");
+            let _ = writeln!(out, "ERROR: {e}");
+            for i in session.all() {
+                session.detach(i);
+            }
         }
     }
 }
 
 /// The terminal's settings when the REPL started, restored when SIGTERM ends it mid-edit.
-static TERMINAL: std::sync::OnceLock<libc::termios> = std::sync::OnceLock::new();
+static TERMINAL: std::sync::OnceLock<TerminalSettings> = std::sync::OnceLock::new();
 
 fn save_terminal() {
-    // SAFETY: tcgetattr fills a termios we own; on failure (not a terminal) nothing is saved.
-    let mut t: libc::termios = unsafe { std::mem::zeroed() };
-    if unsafe { libc::tcgetattr(libc::STDIN_FILENO, &mut t) } == 0 {
-        let _ = TERMINAL.set(t);
+    // Not a terminal: nothing to restore.
+    if let Some(settings) = os::stdin_terminal_settings() {
+        let _ = TERMINAL.set(settings);
     }
 }
 
 pub fn restore_terminal() {
-    if let Some(t) = TERMINAL.get() {
-        // SAFETY: restores settings tcgetattr returned for the same descriptor.
-        unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, t) };
+    if let Some(settings) = TERMINAL.get() {
+        os::restore_stdin_terminal(settings);
     }
 }
 

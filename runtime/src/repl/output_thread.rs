@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use rustyline::ExternalPrinter;
 
 use super::{finish, lock, Shared, SharedRef};
-use crate::signals::Signals;
+use crate::session::lifecycle;
+use runtime::kernel::signals::{Signals, SIGTERM};
 
 const BATCH_INTERVAL: Duration = Duration::from_millis(50);
 const BATCH_BYTES: usize = 256 * 1024;
@@ -30,7 +31,7 @@ pub struct OutputThread {
 impl OutputThread {
     /// Starts the thread. SIGTERM must already be blocked in every thread (see `signals::block`).
     pub fn start(shared: SharedRef, printer: Box<dyn ExternalPrinter + Send>) -> io::Result<OutputThread> {
-        let terminate = Signals::watch(&[libc::SIGTERM])?;
+        let terminate = Signals::watch(&[SIGTERM])?;
         let stop = Arc::new(AtomicBool::new(false));
         let handle = {
             let stop = Arc::clone(&stop);
@@ -57,17 +58,16 @@ impl Drop for OutputThread {
 }
 
 /// Decodes every queued record of `shared` into `out`; after an `exit()`, ends tracing as a
-/// script would (END, maps) and lets later records through again.
+/// script would (END, maps, warnings) and lets later records through again.
 pub fn drain(shared: &mut Shared, out: &mut Vec<u8>) {
-    let Shared { session, decoder, events, lost, .. } = shared;
-    let Some(source) = events.as_mut() else { return };
-    let exited = decoder.drain(source, session, out).unwrap_or_else(|e| {
+    let Shared { session, tracing, .. } = shared;
+    if !tracing.has_events() {
+        return;
+    }
+    let exited = tracing.step(session, out).unwrap_or_else(|e| {
         let _ = writeln!(out, "ERROR: reading events: {e}");
         false
     });
-    if lost.due() {
-        let _ = lost.report(session, out);
-    }
     if exited {
         finish(shared, out);
         let _ = writeln!(out, "exit() was called: every probe is detached; the maps stay for :print.");
@@ -77,21 +77,12 @@ pub fn drain(shared: &mut Shared, out: &mut Vec<u8>) {
 fn run(shared: &SharedRef, mut printer: Box<dyn ExternalPrinter + Send>, stop: &AtomicBool, terminate: &Signals) {
     let mut pending: Vec<u8> = Vec::new();
     let mut last_print = Instant::now();
-    let mut fds: Vec<libc::pollfd> = Vec::new();
     loop {
-        if fds.len() <= 1 {
-            fds = std::iter::once(terminate.fd())
-                .chain(lock(shared).events.as_ref().map(|e| e.fds()).unwrap_or_default())
-                .map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 })
-                .collect();
-        }
-        for fd in &mut fds {
-            fd.revents = 0;
-        }
-        // SAFETY: `fds` is a valid array of pollfd for the duration of the call.
-        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, POLL_MS) };
+        // Not waited on under the lock: the input thread needs the session meanwhile.
+        let event_fds = lock(shared).tracing.event_fds();
+        let signalled = lifecycle::wait(terminate.fd(), &event_fds, POLL_MS).unwrap_or(false);
         let stopping = stop.load(Ordering::SeqCst);
-        if fds[0].revents != 0 && terminate.read().contains(&libc::SIGTERM) {
+        if signalled && terminate.read().contains(&SIGTERM) {
             // SIGTERM: end the session as :quit would, then leave.
             let mut guard = lock(shared);
             drain(&mut guard, &mut pending);

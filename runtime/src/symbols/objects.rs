@@ -10,7 +10,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -276,14 +276,7 @@ fn open_mapped_file(pid: u32, mapping: &Mapping, path: &Path, deleted: bool) -> 
 
 /// An anonymous in-memory file.
 fn memfd(name: &str) -> Option<File> {
-    let name = std::ffi::CString::new(name).ok()?;
-    // SAFETY: `name` is a valid NUL-terminated string; the call has no other preconditions.
-    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: `fd` was just returned by memfd_create, is open, and nothing else owns it.
-    Some(unsafe { File::from_raw_fd(fd) })
+    crate::kernel::os::memfd(name).ok()
 }
 
 #[cfg(test)]

@@ -2,6 +2,12 @@
 //! that may grow. A script loads once; the REPL extends the program entry by entry, loading only
 //! the new probes against the maps already there, and detaches probes while the rest run.
 //! Everything is held as file descriptors: dropping a probe or the session detaches it.
+//!
+//! `attach.rs` attaches probes (multi links where the kernel has them, several threads for the
+//! rest); `lifecycle.rs` is how tracing runs and ends, for scripts and the REPL alike.
+
+mod attach;
+pub mod lifecycle;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -10,18 +16,16 @@ use std::ops::Range;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
-use aya::maps::MapData;
-
-use crate::attach::{self, Attachment, ClockRate};
-use crate::bpf_sys;
-use crate::event_source::EventSource;
-use crate::host::HostCatalog;
-use crate::loader::{self, MapTable};
 use crate::maps::LoadedMap;
 use crate::output::{self, OutputFormat};
 use crate::stacks::Stacks;
-use compiler::hir::{AttachPoint, PerfRate};
-use compiler::program::{CompiledProgram, ErrorCounter, MapRole, ProbeProgram, ERROR_COUNTERS};
+use compiler::hir::AttachPoint;
+use compiler::program::{CompiledProgram, ErrorCounter, MapRole, ProbeProgram, ProgramKind, ERROR_COUNTERS};
+use runtime::kernel::attach::{self as kattach, Attachment};
+use runtime::kernel::event_source::EventSource;
+use runtime::kernel::fdinfo::fdinfo_value;
+use runtime::kernel::loader::{self, MapTable, MultiLink};
+use runtime::kernel::{cpus, os, sys, AttachError, LoadError, MapError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -31,10 +35,14 @@ pub enum SessionError {
     Attach {
         probe: String,
         #[source]
-        source: io::Error,
+        source: AttachError,
     },
     #[error("map {name} already exists in the kernel with another layout, which cannot change while the session runs")]
     MapChanged { name: String },
+    #[error(transparent)]
+    Load(LoadError),
+    #[error(transparent)]
+    Map(#[from] MapError),
     #[error("{0}")]
     Io(#[from] io::Error),
 }
@@ -56,15 +64,9 @@ struct LoadedProbe {
     code: Option<Vec<u8>>,
 }
 
-/// What makes two probes' programs one: the program type, the tracing target, the instructions.
-type ProgramKey<'a> = (u32, Option<bpf_sys::AttachTarget>, &'a [u8]);
-
-/// Probes that can share one multi link: same binary (uprobes), same direction, same code.
-#[derive(PartialEq, Eq, Hash)]
-enum MultiKey<'a> {
-    Uprobe { path: &'a str, ret: bool, code: &'a [u8] },
-    Kprobe { ret: bool, code: &'a [u8] },
-}
+/// What makes two probes' programs one: their kind, the multi link they are loaded for, their
+/// instructions.
+type ProgramKey<'a> = (ProgramKind, Option<MultiLink>, &'a [u8]);
 
 pub struct Session {
     maps: MapTable,
@@ -91,7 +93,7 @@ impl Drop for Session {
         for loaded in self.probes.iter_mut().flatten() {
             attachments.append(&mut loaded.attachments);
         }
-        attach::detach_all(attachments);
+        kattach::detach_all(attachments);
     }
 }
 
@@ -103,7 +105,7 @@ impl Session {
             probes: Vec::new(),
             program: CompiledProgram::default(),
             map_fds: Vec::new(),
-            ncpus: bpf_sys::possible_cpus()?,
+            ncpus: cpus::possible_cpus()?,
             zeroed: RefCell::new(Vec::new()),
             format,
             verbose,
@@ -114,7 +116,7 @@ impl Session {
 
     /// A session with every probe of `program` loaded (not attached).
     pub fn load(program: CompiledProgram, format: OutputFormat, verbose: bool) -> Result<Session, SessionError> {
-        attach::raise_open_file_limit();
+        os::raise_open_file_limit();
         let mut session = Session::new(format, verbose)?;
         session.extend(program)?;
         Ok(session)
@@ -164,7 +166,7 @@ impl Session {
 
     /// Loads the probes of `program` from index `from` on.
     fn load_new(&self, program: &CompiledProgram, from: usize) -> Result<Vec<LoadedProbe>, SessionError> {
-        let mut insns = loader::relocate(&program.elf, &self.maps)?;
+        let mut insns = loader::relocate(&program.elf, &self.maps).map_err(SessionError::Load)?;
         let mut codes = Vec::new();
         for probe in program.probes.iter().skip(from) {
             let code = insns
@@ -172,42 +174,15 @@ impl Session {
                 .ok_or_else(|| io::Error::other(format!("program {} missing from the object", probe.name)))?;
             codes.push(code);
         }
-        // Probes running the same code (a wildcard's expansions, unless they use `probe` or
-        // `func`) attach as one link where the kernel has multi links: uprobes of one binary as a
-        // uprobe_multi link (6.6+), kprobes at function entry or return as a kprobe_multi link
-        // (with fprobe). The kernel registers and, far more slowly otherwise, unregisters them in
-        // one go.
-        let mut groups: HashMap<MultiKey, Vec<usize>> = HashMap::new();
-        for (i, probe) in program.probes.iter().skip(from).enumerate() {
-            let code = codes[i].as_slice();
-            let key = match &probe.attach {
-                AttachPoint::Uprobe { path, ret, .. } => MultiKey::Uprobe { path, ret: *ret, code },
-                AttachPoint::Kprobe { offset: 0, ret, .. } => MultiKey::Kprobe { ret: *ret, code },
-                _ => continue,
-            };
-            groups.entry(key).or_default().push(from + i);
-        }
-        let mut leader_of: HashMap<usize, usize> = HashMap::new();
-        for members in groups.values().filter(|m| m.len() > 1) {
-            for &m in members {
-                leader_of.insert(m, members[0]);
-            }
-        }
+        let leader_of = attach::multi_link_groups(program, from, &codes);
         let mut loaded = Vec::new();
         let mut shared: HashMap<ProgramKey, (Arc<OwnedFd>, Option<String>)> = HashMap::new();
         for (i, probe) in program.probes.iter().skip(from).enumerate() {
             let multi = leader_of.get(&(from + i)).copied();
-            let (prog_type, target) = loader::program_kind(&probe.attach);
-            let target = match (multi, &probe.attach) {
-                (Some(_), AttachPoint::Uprobe { .. }) => {
-                    Some(bpf_sys::AttachTarget { attach_type: bpf_sys::BPF_TRACE_UPROBE_MULTI, btf_id: 0 })
-                }
-                (Some(_), _) => Some(bpf_sys::AttachTarget { attach_type: bpf_sys::BPF_TRACE_KPROBE_MULTI, btf_id: 0 }),
-                (None, _) => target,
-            };
+            let link = multi.map(|_| attach::multi_link_of(&probe.attach));
             // Only the group's leader keeps the instructions, for `reload_plain`.
             let code = (multi == Some(from + i)).then(|| codes[i].clone());
-            let key = (prog_type, target, codes[i].as_slice());
+            let key = (probe.kind, link, codes[i].as_slice());
             if let Some((fd, stats)) = shared.get(&key) {
                 loaded.push(LoadedProbe {
                     fd: fd.clone(),
@@ -218,7 +193,7 @@ impl Session {
                 });
                 continue;
             }
-            let prog = bpf_sys::prog_load(prog_type, &probe.name, &codes[i], 0, self.verbose, target)
+            let prog = loader::load_program(probe.kind, link, &probe.name, &codes[i], self.verbose)
                 .map_err(|e| verifier_error(probe, e))?;
             let fd = Arc::new(prog.fd);
             shared.insert(key, (fd.clone(), prog.stats.clone()));
@@ -232,161 +207,6 @@ impl Session {
         0..self.probes.len()
     }
 
-    /// Attaches the probes in `range` except BEGIN and END. On an error, the probes of `range`
-    /// attached so far stay attached; the caller decides whether to detach them.
-    pub fn attach(&mut self, range: Range<usize>, tracefs: &HostCatalog) -> Result<(), SessionError> {
-        let cpus = bpf_sys::cpu_list("online")?;
-        // Multi-link groups: one link each; where the kernel has no such links, their program is
-        // loaded again as a plain one and their probes attach one by one below.
-        let mut multi: std::collections::BTreeMap<usize, Vec<usize>> = std::collections::BTreeMap::new();
-        for i in range.clone() {
-            if let Some(leader) = self.probes[i].as_ref().and_then(|l| l.multi) {
-                multi.entry(leader).or_default().push(i);
-            }
-        }
-        let mut one_by_one: std::collections::HashSet<usize> = std::collections::HashSet::new();
-        for (leader, members) in multi {
-            let Some(loaded) = self.probes[leader].as_ref() else { continue };
-            let prog_fd = loaded.fd.as_raw_fd();
-            let attached = match &self.program.probes[leader].attach {
-                AttachPoint::Uprobe { path, ret, .. } => {
-                    let offsets: Vec<u64> = members
-                        .iter()
-                        .filter_map(|&m| match &self.program.probes[m].attach {
-                            AttachPoint::Uprobe { offset, .. } => Some(*offset),
-                            _ => None,
-                        })
-                        .collect();
-                    attach::uprobe_multi(prog_fd, path, &offsets, *ret, self.pid_filter)
-                }
-                AttachPoint::Kprobe { ret, .. } => {
-                    let functions: Vec<String> = members
-                        .iter()
-                        .filter_map(|&m| match &self.program.probes[m].attach {
-                            AttachPoint::Kprobe { func, .. } => Some(func.clone()),
-                            _ => None,
-                        })
-                        .collect();
-                    attach::kprobe_multi(prog_fd, &functions, *ret)
-                }
-                _ => continue,
-            };
-            match attached {
-                Ok(a) => self.probes[leader].as_mut().expect("loaded").attachments.push(a),
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP | libc::ENOSYS)) => {
-                    self.reload_plain(leader, &members)?;
-                    one_by_one.extend(members);
-                }
-                Err(source) => {
-                    return Err(SessionError::Attach { probe: self.program.probes[leader].attach.probe_name(), source })
-                }
-            }
-        }
-        // Other uprobes and kprobes, from several threads: a wildcard can name hundreds.
-        let dynamic: Vec<(usize, RawFd)> = range
-            .clone()
-            .filter(|&i| {
-                matches!(
-                    self.program.probes[i].attach,
-                    AttachPoint::Uprobe { .. } | AttachPoint::Usdt(_) | AttachPoint::Kprobe { .. }
-                )
-            })
-            .filter(|&i| self.probes[i].as_ref().is_some_and(|l| l.multi.is_none()) || one_by_one.contains(&i))
-            .filter_map(|i| Some((i, self.probes[i].as_ref()?.fd.as_raw_fd())))
-            .collect();
-        let pid_filter = self.pid_filter;
-        let program = &self.program;
-        let results = attach::in_parallel(dynamic, |(index, prog_fd)| {
-            let attached = match &program.probes[index].attach {
-                AttachPoint::Uprobe { path, offset, ret, .. } => {
-                    attach::probe(prog_fd, "uprobe", path, *offset, *ret, pid_filter, 0)
-                }
-                // USDT probes stay out of uprobe_multi groups: each is a uprobe of its own,
-                // incrementing its semaphore (if any) while attached.
-                AttachPoint::Usdt(usdt) => attach::probe(
-                    prog_fd,
-                    "uprobe",
-                    &usdt.path,
-                    usdt.file_offset,
-                    false,
-                    pid_filter,
-                    usdt.semaphore_offset.unwrap_or(0),
-                ),
-                AttachPoint::Kprobe { func, offset, ret } => {
-                    attach::probe(prog_fd, "kprobe", func, *offset, *ret, None, 0)
-                }
-                _ => unreachable!("only dynamic probes are attached here"),
-            };
-            (index, attached)
-        });
-        let mut first_error = None;
-        for (index, attached) in results {
-            match attached {
-                Ok(a) => self.probes[index].as_mut().expect("loaded").attachments.push(a),
-                Err(source) => {
-                    first_error.get_or_insert(SessionError::Attach {
-                        probe: self.program.probes[index].attach.probe_name(),
-                        source,
-                    });
-                }
-            }
-        }
-        if let Some(e) = first_error {
-            return Err(e);
-        }
-        for index in range {
-            let probe = &self.program.probes[index];
-            let Some(loaded) = self.probes[index].as_mut() else { continue };
-            let prog_fd = loaded.fd.as_raw_fd();
-            let attached = match &probe.attach {
-                AttachPoint::Begin | AttachPoint::End => continue,
-                AttachPoint::Tracepoint { category, event, .. } => {
-                    tracefs.event_id(category, event).and_then(|id| attach::tracepoint(prog_fd, id)).map(|a| vec![a])
-                }
-                AttachPoint::Profile { rate } | AttachPoint::Interval { rate } => {
-                    let rate = match *rate {
-                        PerfRate::Hz(hz) => ClockRate::Hz(hz),
-                        PerfRate::PeriodNs(ns) => ClockRate::PeriodNs(ns),
-                    };
-                    // profile fires on every CPU; interval on one, as in bpftrace.
-                    let on = match probe.attach {
-                        AttachPoint::Profile { .. } => &cpus[..],
-                        _ => &cpus[..cpus.len().min(1)],
-                    };
-                    on.iter().map(|&cpu| attach::cpu_clock(prog_fd, cpu, rate)).collect()
-                }
-                AttachPoint::Uprobe { .. } | AttachPoint::Usdt(_) | AttachPoint::Kprobe { .. } => continue,
-                AttachPoint::PerfCounter { hardware, config, period, .. } => {
-                    cpus.iter().map(|&cpu| attach::counter(prog_fd, cpu, *hardware, *config, *period)).collect()
-                }
-                AttachPoint::RawTracepoint { name, .. } => attach::raw_tracepoint(prog_fd, name).map(|a| vec![a]),
-                AttachPoint::Fentry { .. } => attach::trampoline(prog_fd).map(|a| vec![a]),
-            };
-            let attached =
-                attached.map_err(|source| SessionError::Attach { probe: probe.attach.probe_name(), source })?;
-            loaded.attachments.extend(attached);
-        }
-        Ok(())
-    }
-
-    /// Loads a multi-link group's program again without the multi attach type, for kernels
-    /// without multi links, and gives it to every probe of the group.
-    fn reload_plain(&mut self, leader: usize, members: &[usize]) -> Result<(), SessionError> {
-        let probe = &self.program.probes[leader];
-        let Some(code) = self.probes[leader].as_mut().and_then(|l| l.code.take()) else { return Ok(()) };
-        let (prog_type, target) = loader::program_kind(&probe.attach);
-        let prog = bpf_sys::prog_load(prog_type, &probe.name, &code, 0, self.verbose, target)
-            .map_err(|e| verifier_error(probe, e))?;
-        let fd = Arc::new(prog.fd);
-        for &m in members {
-            if let Some(l) = self.probes[m].as_mut() {
-                l.fd = fd.clone();
-                l.multi = None;
-            }
-        }
-        Ok(())
-    }
-
     /// Runs the BEGIN (or END) programs among `range` once each.
     pub fn run_special(&mut self, range: Range<usize>, end: bool) -> Result<(), SessionError> {
         let wanted = if end { AttachPoint::End } else { AttachPoint::Begin };
@@ -395,7 +215,7 @@ impl Session {
                 continue;
             }
             if let Some(loaded) = &self.probes[index] {
-                bpf_sys::test_run(loaded.fd.as_raw_fd())?;
+                sys::test_run(loaded.fd.as_raw_fd())?;
             }
         }
         Ok(())
@@ -431,7 +251,7 @@ impl Session {
                 }
             }
         }
-        attach::detach_all(attachments);
+        kattach::detach_all(attachments);
     }
 
     /// Whether a probe is loaded (and, unless it is BEGIN or END, attached).
@@ -440,7 +260,7 @@ impl Session {
     }
 
     /// How many times a probe's program ran, from the kernel's statistics, which only count while
-    /// [`bpf_sys::enable_stats`] is in effect.
+    /// [`sys::enable_run_stats`] is in effect.
     pub fn run_count(&self, index: usize) -> Option<u64> {
         let fd = self.probes.get(index)?.as_ref()?.fd.as_raw_fd();
         fdinfo_value(fd, "run_cnt")
@@ -495,7 +315,7 @@ impl Session {
         let Some(i) = self.program.bpf_maps.iter().position(|m| m.role == MapRole::Errors) else { return 0 };
         let key = slot * ERROR_COUNTERS + counter as u32;
         let mut buf = vec![0u8; 8 * self.ncpus];
-        match bpf_sys::lookup(self.map_fds[i], &key.to_le_bytes(), &mut buf) {
+        match sys::lookup(self.map_fds[i], &key.to_le_bytes(), &mut buf) {
             Ok(true) => buf.chunks(8).map(|c| crate::maps::read_u64(c, 0)).sum(),
             _ => 0,
         }
@@ -509,15 +329,10 @@ impl Session {
     pub fn events(&self) -> Result<EventSource, SessionError> {
         let missing = || io::Error::other("event map missing");
         let m = self.program.bpf_maps.iter().find(|m| m.role == MapRole::Events).ok_or_else(missing)?;
-        let fd = self.maps.fd(&m.name).ok_or_else(missing)?;
-        // SAFETY: `fd` is open for as long as `self.maps` is; the clone is a new descriptor.
-        let owned = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }.try_clone_to_owned()?;
-        let data = MapData::from_fd(owned).map_err(|e| io::Error::other(e.to_string()))?;
-        Ok(if m.map_type == compiler::bpf::helpers::BPF_MAP_TYPE_RINGBUF {
-            EventSource::ring(data)?
-        } else {
-            EventSource::perf(data, &bpf_sys::cpu_list("online")?)?
-        })
+        let fd = self.maps.borrow_fd(&m.name).ok_or_else(missing)?;
+        let ring = m.map_type == compiler::bpf::helpers::BPF_MAP_TYPE_RINGBUF;
+        let online = if ring { Vec::new() } else { cpus::cpu_list("online")? };
+        Ok(EventSource::open(fd, ring, &online)?)
     }
 
     /// Every user map, read for the exit dump (bpftrace 0.17 prints empty maps too, as their
@@ -527,24 +342,13 @@ impl Session {
     }
 }
 
-fn verifier_error(probe: &ProbeProgram, e: bpf_sys::ProgLoadError) -> SessionError {
-    let log = if e.log.trim().is_empty() { e.error.to_string() } else { e.log };
+/// A rejected program as the verifier's report, at the span of the instruction it stopped at.
+fn verifier_error(probe: &ProbeProgram, e: LoadError) -> SessionError {
+    let LoadError::Rejected { source, verifier_log, .. } = e else { return SessionError::Load(e) };
+    let log = if verifier_log.trim().is_empty() { source.to_string() } else { verifier_log };
     let insn = last_insn_in_log(&log);
     let span = insn.and_then(|i| probe.insn_spans.get(i)).copied().unwrap_or(probe.span);
     SessionError::Verifier { probe: probe.attach.probe_name(), span, log, insn }
-}
-
-/// A number from a program descriptor's fdinfo, e.g. `prog_id` or `run_cnt`:
-///
-/// ```text
-/// prog_type: 5
-/// prog_id: 18120
-/// run_time_ns: 52311
-/// run_cnt: 1000
-/// ```
-fn fdinfo_value<T: std::str::FromStr>(fd: RawFd, key: &str) -> Option<T> {
-    let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok()?;
-    text.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(':')?.trim().parse().ok())
 }
 
 /// The last instruction index the verifier log mentions, e.g. `12: (85) call bpf_...#1`.

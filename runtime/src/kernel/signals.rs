@@ -1,20 +1,25 @@
 //! SIGINT, SIGTERM and SIGCHLD delivered through a signalfd, so the event loop can poll them next
-//! to the ring buffer instead of being interrupted at arbitrary points.
+//! to the event buffers instead of being interrupted at arbitrary points.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+pub use libc::{SIGCHLD, SIGINT, SIGTERM};
+
+/// A signal number (`SIGINT`...).
+pub type Signal = libc::c_int;
 
 pub struct Signals {
-    fd: RawFd,
+    fd: OwnedFd,
     set: libc::sigset_t,
     /// Unblock the signals again when dropped (a script's loop); the REPL keeps them blocked.
     unblock_on_drop: bool,
 }
 
 /// What a script's event loop watches.
-const SCRIPT_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGCHLD];
+const SCRIPT_SIGNALS: [Signal; 3] = [SIGINT, SIGTERM, SIGCHLD];
 
-fn signal_set(signals: &[libc::c_int]) -> libc::sigset_t {
+fn signal_set(signals: &[Signal]) -> libc::sigset_t {
     // SAFETY: sigemptyset/sigaddset initialise and fill a sigset_t we own.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
@@ -26,17 +31,21 @@ fn signal_set(signals: &[libc::c_int]) -> libc::sigset_t {
     }
 }
 
-/// Blocks `signals` for this thread (and the threads it starts later) without watching them:
-/// they stay pending until a [`Signals`] for them reads them.
-pub fn block(signals: &[libc::c_int]) -> io::Result<()> {
-    let set = signal_set(signals);
+/// Changes this thread's signal mask (`how`: SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK).
+fn sigmask(how: libc::c_int, set: &libc::sigset_t) -> io::Result<()> {
     // SAFETY: `set` is initialised; a null old-set pointer is allowed.
-    let r = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    let r = unsafe { libc::pthread_sigmask(how, set, std::ptr::null_mut()) };
     if r == 0 {
         Ok(())
     } else {
         Err(io::Error::from_raw_os_error(r))
     }
+}
+
+/// Blocks `signals` for this thread (and the threads it starts later) without watching them:
+/// they stay pending until a [`Signals`] for them reads them.
+pub fn block(signals: &[Signal]) -> io::Result<()> {
+    sigmask(libc::SIG_BLOCK, &signal_set(signals))
 }
 
 impl Signals {
@@ -48,59 +57,56 @@ impl Signals {
     }
 
     /// Blocks `signals` for this thread and opens a signalfd for them; they stay blocked.
-    pub fn watch(signals: &[libc::c_int]) -> io::Result<Signals> {
+    pub fn watch(signals: &[Signal]) -> io::Result<Signals> {
         let set = signal_set(signals);
-        // SAFETY: `set` is initialised; a null old-set pointer is allowed.
-        let r = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-        if r != 0 {
-            return Err(io::Error::from_raw_os_error(r));
-        }
+        sigmask(libc::SIG_BLOCK, &set)?;
         // SAFETY: creates a new signalfd for an initialised set.
         let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
+        // SAFETY: signalfd just returned this descriptor and nothing else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(Signals { fd, set, unblock_on_drop: false })
     }
 
     pub fn fd(&self) -> RawFd {
-        self.fd
+        self.fd.as_raw_fd()
     }
 
     /// Signals received since the last call.
-    pub fn read(&self) -> Vec<libc::c_int> {
+    pub fn read(&self) -> Vec<Signal> {
         let mut got = Vec::new();
         loop {
-            // SAFETY: reads one signalfd_siginfo into a zeroed buffer of the right size.
+            // SAFETY: signalfd_siginfo is plain integers, for which zeroes are valid.
             let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
             let size = std::mem::size_of::<libc::signalfd_siginfo>();
-            let n = unsafe { libc::read(self.fd, (&mut info as *mut libc::signalfd_siginfo).cast(), size) };
+            // SAFETY: reads at most one signalfd_siginfo into `info`, which is that large.
+            let n = unsafe { libc::read(self.fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size) };
             if n != size as isize {
                 return got;
             }
-            got.push(info.ssi_signo as libc::c_int);
+            got.push(info.ssi_signo as Signal);
         }
     }
 }
 
 impl Drop for Signals {
     fn drop(&mut self) {
-        // SAFETY: closes the fd we opened, then unblocks the signals we blocked.
-        unsafe {
-            libc::close(self.fd);
-            if self.unblock_on_drop {
-                libc::pthread_sigmask(libc::SIG_UNBLOCK, &self.set, std::ptr::null_mut());
-            }
+        if self.unblock_on_drop {
+            let _ = sigmask(libc::SIG_UNBLOCK, &self.set);
         }
     }
 }
 
-/// Restores default dispositions and an empty mask; called in a forked child before exec.
-pub fn reset_in_child() {
-    // SAFETY: async-signal-safe calls on an initialised empty set, in a freshly forked child.
-    unsafe {
+/// Restores an empty signal mask; called in a forked child before exec (only async-signal-safe
+/// calls).
+pub(super) fn reset_in_child() {
+    // SAFETY: sigemptyset initialises the set we own.
+    let set = unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-    }
+        set
+    };
+    let _ = sigmask(libc::SIG_SETMASK, &set);
 }

@@ -4,7 +4,7 @@
 
 use std::io;
 use std::ops::ControlFlow;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::time::Instant;
 
 use aya::maps::perf::{PerfEvent, PerfEventArray, PerfEventArrayBuffer};
@@ -24,13 +24,25 @@ pub enum EventSource {
 }
 
 impl EventSource {
-    pub fn ring(map: MapData) -> io::Result<EventSource> {
+    /// A reader of the events map `map` (a ring buffer when `ring`, else a perf event array
+    /// read on `cpus`), on a descriptor of its own so that it can be read while other maps
+    /// are accessed.
+    pub fn open(map: BorrowedFd<'_>, ring: bool, cpus: &[u32]) -> io::Result<EventSource> {
+        let data = MapData::from_fd(map.try_clone_to_owned()?).map_err(|e| io::Error::other(e.to_string()))?;
+        if ring {
+            EventSource::ring(data)
+        } else {
+            EventSource::perf(data, cpus)
+        }
+    }
+
+    fn ring(map: MapData) -> io::Result<EventSource> {
         let ring = RingBuf::try_from(Map::RingBuf(map)).map_err(|e| io::Error::other(e.to_string()))?;
         Ok(EventSource::Ring(ring))
     }
 
     /// Opens one buffer for each CPU of `cpus` (the online ones) in the perf event array.
-    pub fn perf(map: MapData, cpus: &[u32]) -> io::Result<EventSource> {
+    fn perf(map: MapData, cpus: &[u32]) -> io::Result<EventSource> {
         let mut array =
             PerfEventArray::try_from(Map::PerfEventArray(map)).map_err(|e| io::Error::other(e.to_string()))?;
         let pages = std::env::var("RBT_PERF_RB_PAGES")

@@ -1,0 +1,117 @@
+//! Processes: `-c`'s command forked and held at a pipe until every probe is attached, then
+//! exec'd; a pidfd to watch `-p`'s process; waiting for and ending a child.
+
+use std::ffi::CString;
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// Process ids as the kernel has them.
+pub type Pid = libc::pid_t;
+
+/// A forked child that waits, before it execs its command, until [`HeldChild::release`].
+pub struct HeldChild {
+    pub pid: Pid,
+    /// Write end of the pipe the child waits on.
+    gate: Option<OwnedFd>,
+}
+
+impl HeldChild {
+    /// Lets the child exec its command. A child that is gone already needs no release.
+    pub fn release(&mut self) {
+        if let Some(gate) = self.gate.take() {
+            // Eight bytes, like bpftrace's eventfd write, so the child's one read after attach
+            // looks the same under both tools.
+            let _ = std::fs::File::from(gate).write_all(&1u64.to_ne_bytes());
+        }
+    }
+
+    /// Closes the gate unreleased: a waiting child then exits without running its command.
+    pub fn cancel(&mut self) {
+        self.gate = None;
+    }
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut ends = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 fills a two-element array.
+    if unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 just returned both descriptors to us.
+    Ok(unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) })
+}
+
+/// Forks a child that runs `argv` (looked up in `PATH`) once released; if the gate closes
+/// unreleased, it exits without running it.
+pub fn spawn_held(argv: &[CString]) -> io::Result<HeldChild> {
+    if argv.is_empty() {
+        return Err(io::Error::other("no command to run"));
+    }
+    let mut pointers: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    pointers.push(std::ptr::null());
+    let (read_end, write_end) = pipe()?;
+    let (wait_fd, gate_fd) = (read_end.as_raw_fd(), write_end.as_raw_fd());
+    // SAFETY: the child only makes async-signal-safe calls (close, read, sigmask, execvp, _exit)
+    // on memory prepared before the fork.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        held_child(wait_fd, gate_fd, &pointers);
+    }
+    drop(read_end);
+    Ok(HeldChild { pid, gate: Some(write_end) })
+}
+
+/// The forked child's side: waits at the pipe, then execs. Never returns.
+fn held_child(wait_fd: RawFd, gate_fd: RawFd, argv: &[*const libc::c_char]) -> ! {
+    // SAFETY: async-signal-safe calls on descriptors and memory the parent set up before the
+    // fork; `argv` is NUL-terminated C strings followed by a null pointer.
+    unsafe {
+        libc::close(gate_fd);
+        let mut word = 0u64;
+        let n = libc::read(wait_fd, (&mut word as *mut u64).cast(), 8);
+        // EOF without the bytes means rbt gave up before attaching: do not run the command.
+        if n != 8 {
+            libc::_exit(0);
+        }
+        super::signals::reset_in_child();
+        libc::execvp(argv[0], argv.as_ptr());
+        libc::_exit(127);
+    }
+}
+
+/// A pidfd for the running process `pid`: it polls readable once the process has exited.
+pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    let pid = Pid::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = RawFd::try_from(fd).map_err(|_| io::Error::other("pidfd_open returned a bad descriptor"))?;
+    // SAFETY: the kernel just returned this descriptor to us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Whether our child `pid` has exited, reaping it if so; an error (no such child) counts as
+/// exited.
+pub fn try_wait(pid: Pid) -> bool {
+    let mut status = 0;
+    // SAFETY: a non-blocking wait on our own child, writing only `status`.
+    let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    r == pid || r < 0
+}
+
+/// Ends our child `pid` with SIGTERM unless it has exited, and reaps it.
+pub fn terminate_and_wait(pid: Pid) {
+    let mut status = 0;
+    // SAFETY: signalling and reaping our own child, writing only `status`.
+    unsafe {
+        if libc::waitpid(pid, &mut status, libc::WNOHANG) == 0 {
+            libc::kill(pid, libc::SIGTERM);
+            libc::waitpid(pid, &mut status, 0);
+        }
+    }
+}
