@@ -147,3 +147,31 @@ fn a_session_as_a_user_drives_it() {
     assert!(history.contains("@y = 1 + 2"), "history: {history}");
     let _ = std::fs::remove_dir_all(&state);
 }
+
+/// The REPL's end warns of what failed in the kernel as a script's end does, and at `:quit`
+/// only of what failed since the end an `exit()` made.
+#[test]
+fn the_end_warns_of_full_maps_as_a_script_does() {
+    require_bpf();
+    let state = std::env::temp_dir().join(format!("rbt-repl-warn-test-{}", std::process::id()));
+    std::fs::create_dir_all(&state).expect("state dir");
+    let mut command = Command::new(rbt());
+    command.env("XDG_STATE_HOME", &state).env("TERM", "xterm").env("RBT_MAP_KEYS_MAX", "1");
+    let mut session = Session::spawn(command).expect("rbt starts in a pty");
+    session.set_expect_timeout(Some(Duration::from_secs(20)));
+    let mut repl = Repl { session };
+    repl.expect("rbt> ");
+
+    repl.enter("BEGIN { @m[1] = 1; @m[2] = 2; exit(); }");
+    repl.expect("@m[1]: 1");
+    repl.expect("WARNING: 1 map updates failed because a map was full (raise RBT_MAP_KEYS_MAX)");
+    repl.expect("exit() was called");
+    repl.expect("rbt> ");
+    repl.enter("@m[3] = 3");
+    repl.expect("rbt> ");
+    repl.enter("@m[4] = 4");
+    repl.expect("rbt> ");
+    repl.enter(":quit");
+    repl.expect("WARNING: 2 map updates failed because a map was full (raise RBT_MAP_KEYS_MAX)");
+    let _ = std::fs::remove_dir_all(&state);
+}
