@@ -1,10 +1,12 @@
 //! [`Catalog`]: everything the checker asks of a system (`compiler::ProbeCatalog`), read through
-//! a [`Source`] and parsed here. Reads are lazy and cached: rbt starts by matching wildcards
-//! against the event list and then reads only the `format` files of the tracepoints it attaches
-//! to, and the kernel's BTF only when a script uses kernel types.
+//! a [`Source`] and parsed here. Reads are lazy: rbt starts by matching wildcards against the
+//! event list and then reads only the `format` files of the tracepoints it attaches to, and the
+//! kernel's BTF only when a script uses kernel types. Whole-system indexes (the event list, BTF,
+//! the functions kprobes can attach to, whether fentry programs load) are read once; lookups for
+//! one probe are not cached, since the checker resolves each attach point once
+//! (`compiler/src/check/resolve.rs`).
 
-use std::cell::{OnceCell, RefCell};
-use std::collections::HashMap;
+use std::cell::OnceCell;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -46,11 +48,6 @@ pub struct Catalog<S> {
     btf_path: PathBuf,
     /// `category:event` for every tracepoint, sorted bytewise as bpftrace's `std::set` is.
     events: OnceCell<Vec<String>>,
-    /// Parsed formats by `category:event`; `None` remembers a tracepoint that cannot be read.
-    formats: RefCell<HashMap<String, Option<TracepointFormat>>>,
-    /// uprobe targets by (binary, pattern): the checker resolves each attach point twice, and a
-    /// uprobe and its uretprobe usually name the same binary.
-    user_functions: RefCell<HashMap<(String, String), UserFunctions>>,
     /// The kernel's BTF, read the first time a script uses kernel types.
     btf: OnceCell<Result<Btf, String>>,
     /// The functions kprobes can attach to, read once.
@@ -58,9 +55,6 @@ pub struct Catalog<S> {
     /// Whether fentry programs load here ([`Source::load_fentry`]), tried once.
     trampolines: OnceCell<Option<String>>,
 }
-
-/// The functions of a binary matching a pattern, or why they could not be read.
-type UserFunctions = Result<Vec<UserFunction>, String>;
 
 impl<S: Source> Catalog<S> {
     /// The catalog of `source`'s system, its tracefs found at [`TRACEFS`] or, failing that, at
@@ -75,8 +69,6 @@ impl<S: Source> Catalog<S> {
             tracefs: tracefs.into(),
             btf_path: Btf::VMLINUX.into(),
             events: OnceCell::new(),
-            formats: RefCell::default(),
-            user_functions: RefCell::default(),
             btf: OnceCell::new(),
             kernel_functions: OnceCell::new(),
             trampolines: OnceCell::new(),
@@ -200,13 +192,7 @@ impl<S: Source> ProbeCatalog for Catalog<S> {
     }
 
     fn tracepoint_format(&self, category: &str, event: &str) -> Option<TracepointFormat> {
-        let key = format!("{category}:{event}");
-        if let Some(cached) = self.formats.borrow().get(&key) {
-            return cached.clone();
-        }
-        let format = self.read_format(category, event).ok();
-        self.formats.borrow_mut().insert(key, format.clone());
-        format
+        self.read_format(category, event).ok()
     }
 
     fn all_tracepoints(&self) -> Vec<String> {
@@ -214,13 +200,8 @@ impl<S: Source> ProbeCatalog for Catalog<S> {
     }
 
     fn user_functions(&self, target: &str, pattern: &str) -> Result<Vec<UserFunction>, String> {
-        let key = (target.to_owned(), pattern.to_owned());
-        if let Some(found) = self.user_functions.borrow().get(&key) {
-            return found.clone();
-        }
-        let found = self.binary(target).and_then(|(path, data)| elf_symbols::user_functions(&path, &data, pattern));
-        self.user_functions.borrow_mut().insert(key, found.clone());
-        found
+        let (path, data) = self.binary(target)?;
+        elf_symbols::user_functions(&path, &data, pattern)
     }
 
     fn user_address(&self, target: &str, address: u64) -> Result<UserAddress, String> {
@@ -234,8 +215,8 @@ impl<S: Source> ProbeCatalog for Catalog<S> {
     }
 
     fn kernel_functions(&self, pattern: &str) -> Result<Vec<String>, String> {
-        // Every kprobe spec is resolved twice (types are collected first): the list of the
-        // kernel's functions (tens of thousands of lines) is read once.
+        // The list of the kernel's functions (tens of thousands of lines) is read once, however
+        // many kprobe specs a script (or a REPL session) has.
         let all = self.kernel_functions.get_or_init(|| self.all_kernel_functions()).as_ref()?;
         Ok(all.iter().filter(|f| wildcard_match(f, pattern)).cloned().collect())
     }
