@@ -66,9 +66,17 @@ fn boot() -> Result<VmRun, String> {
         env: vec![],
         argv: vec![GUEST_RBT.into(), "-e".into(), "kprobe:vfs_read+4 { @ = count(); }".into()],
     });
+    guest.add_command(GuestCommand {
+        name: "guest_clock".into(),
+        env: vec![],
+        argv: vec!["cat".into(), "/sys/devices/system/clocksource/clocksource0/current_clocksource".into()],
+    });
     let run = vm.run(guest)?;
+    // The clock matters under emulation: the guest keeps time with the HPET when it finds the
+    // vCPUs' TSCs unsynchronized (as it does here), with the TSC otherwise.
+    let clock = run.results.get("guest_clock").map(|r| r.stdout_text().trim().to_owned()).unwrap_or_default();
     eprintln!(
-        "VM: {} booted to /init in {:.1?} (guest uptime {:.2} s); the whole run took {:.1?}",
+        "VM: {} booted to /init in {:.1?} (guest uptime {:.2} s, clocksource {clock}); the whole run took {:.1?}",
         run.kernel.display(),
         run.boot.unwrap_or_default(),
         run.guest_boot.unwrap_or_default(),

@@ -170,7 +170,11 @@ impl Vm {
             .arg(&kernel)
             .arg("-initrd")
             .arg(&initrd)
-            .args(["-append", "console=ttyS0 quiet panic=-1"])
+            // RBT_VM_APPEND adds kernel parameters, for experiments (`tsc=reliable`, `nosmp`...).
+            .args([
+                "-append",
+                &format!("console=ttyS0 quiet panic=-1 {}", std::env::var("RBT_VM_APPEND").unwrap_or_default()),
+            ])
             // ttyS0: the console, to a file; ttyS1: the guest's report, to our stdout.
             .arg("-serial")
             .arg(format!("file:{}", console.display()))
