@@ -24,13 +24,15 @@
 //! a grace period after its SIGKILL ends the report with its threads' kernel stacks instead:
 //!
 //! ```text
-//! rbt-vm-5f3a9c stack vm.uprobe_wildcard 312
-//! [<0>] __synchronize_srcu+0xd5/0x130
+//! rbt-vm-5f3a9c stack frozen 342
+//! task 110 (sh), in __refrigerator:
+//! [<0>] __refrigerator+0xa1/0x110
+//! [<0>] get_signal+0x6ee/0x990
 //! ...
-//! rbt-vm-5f3a9c stdout vm.uprobe_wildcard 0
-//! rbt-vm-5f3a9c stderr vm.uprobe_wildcard 23
-//! Attaching 2 probes...
-//! rbt-vm-5f3a9c stuck vm.uprobe_wildcard 101.20
+//! rbt-vm-5f3a9c stdout frozen 0
+//! rbt-vm-5f3a9c stderr frozen 12
+//! frozen next
+//! rbt-vm-5f3a9c stuck frozen 9.38
 //! ```
 
 /// One command for the guest to run.
