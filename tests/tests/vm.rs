@@ -66,14 +66,27 @@ fn boot() -> Result<VmRun, String> {
         env: vec![],
         argv: vec![GUEST_RBT.into(), "-e".into(), "kprobe:vfs_read+4 { @ = count(); }".into()],
     });
+    guest.add_command(GuestCommand {
+        name: "guest_clock".into(),
+        env: vec![],
+        argv: vec!["cat".into(), "/sys/devices/system/clocksource/clocksource0/current_clocksource".into()],
+    });
     let run = vm.run(guest)?;
+    // The clock matters under emulation: the guest keeps time with the HPET when it finds the
+    // vCPUs' TSCs unsynchronized (as it does here), with the TSC otherwise.
+    let clock = run.results.get("guest_clock").map(|r| r.stdout_text().trim().to_owned()).unwrap_or_default();
     eprintln!(
-        "VM: {} booted to /init in {:.1?} (guest uptime {:.2} s); the whole run took {:.1?}",
+        "VM: {} booted to /init in {:.1?} (guest uptime {:.2} s, clocksource {clock}); the whole run took {:.1?}",
         run.kernel.display(),
         run.boot.unwrap_or_default(),
         run.guest_boot.unwrap_or_default(),
         run.total
     );
+    let slowest: Vec<String> = run.slowest(5).iter().map(|(name, secs)| format!("{name} {secs:.1} s")).collect();
+    eprintln!("VM: the slowest commands (guest clock): {}", slowest.join(", "));
+    if !run.done {
+        eprintln!("VM: the guest stopped short: {}", run.interruption);
+    }
     Ok(run)
 }
 
@@ -321,6 +334,40 @@ fn kprobe_multi_on_6_12() {
         times.probes,
         times.detach
     );
+}
+
+/// The guest's guard on a command that SIGKILL cannot end (a task looping in the kernel, here
+/// one frozen by the cgroup v1 freezer, which holds it until thawed): the guest reports the
+/// command stuck, with its kernel stack and stderr, and powers off rather than waiting for the
+/// host to kill the VM; the commands after it never run.
+#[test]
+fn a_command_stuck_in_the_kernel_is_named() {
+    let vm = Vm::locate().unwrap_or_else(|e| panic!("{e}"));
+    let mut guest = vm.guest().unwrap_or_else(|e| panic!("{e}"));
+    guest.command_timeout = std::time::Duration::from_secs(2);
+    guest.stuck_grace = std::time::Duration::from_secs(3);
+    let freeze = "mount -t cgroup -o freezer freezer /sys/fs/cgroup && mkdir /sys/fs/cgroup/stuck && \
+        echo $$ > /sys/fs/cgroup/stuck/cgroup.procs && echo frozen next >&2 && \
+        echo FROZEN > /sys/fs/cgroup/stuck/freezer.state; echo thawed";
+    for (name, script) in [("first", "echo one"), ("frozen", freeze), ("never", "echo never")] {
+        guest.add_command(GuestCommand {
+            name: name.into(),
+            env: vec![],
+            argv: vec!["sh".into(), "-c".into(), script.into()],
+        });
+    }
+    let run = vm.run(guest).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(run.result("first").map(|r| r.stdout_text()), Ok("one\n".into()));
+    let error = run.result("frozen").map(|r| r.stdout_text()).unwrap_err();
+    let never = run.result("never").map(|r| r.stdout_text()).unwrap_err();
+    for text in [&error, &never] {
+        assert!(text.contains("(guest finished: false); the guest was running frozen (pid "), "{text}");
+        assert!(text.contains("killed at its time limit and still in the kernel at guest uptime"), "{text}");
+        assert!(text.contains("__refrigerator"), "{text}");
+        assert!(text.contains("the last lines of its stderr:\nfrozen next"), "{text}");
+    }
+    assert!(error.starts_with("the VM gave no exit status for frozen"), "{error}");
+    assert!(never.starts_with("the VM gave no result for never"), "{never}");
 }
 
 /// Nothing rbt did in the guest made the kernel complain: no oops, BUG or WARNING on its console.

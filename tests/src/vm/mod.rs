@@ -39,6 +39,10 @@ pub struct Guest {
     commands: Vec<GuestCommand>,
     /// Each command is killed (SIGKILL) after this long.
     pub command_timeout: Duration,
+    /// A command still there this long after its SIGKILL is stuck in the kernel: the guest
+    /// reports it and powers off. Exiting can legitimately take a while under emulation (closing
+    /// hundreds of perf events, an RCU grace period each), hence the default of 20 s.
+    pub stuck_grace: Duration,
     /// The whole VM is killed after this long.
     pub vm_timeout: Duration,
 }
@@ -58,20 +62,36 @@ pub struct VmRun {
     pub total: Duration,
     /// Whether the guest ran every command and reported done.
     pub done: bool,
+    /// When not `done`: the command the guest was in when it stopped, with its kernel stack if it
+    /// was stuck and its stderr so far (`guest::Report::describe_interruption`).
+    pub interruption: String,
     /// The kernel image booted.
     pub kernel: PathBuf,
 }
 
 impl VmRun {
-    /// The result of `name`, or an error that says why there is none, with the console's tail.
+    /// The result of `name`, or an error that says why there is none (or why it is cut short, with
+    /// no exit status): the command the guest stopped in, and the console's tail.
     pub fn result(&self, name: &str) -> Result<&CommandResult, String> {
-        self.results.get(name).ok_or_else(|| {
-            format!(
-                "the VM gave no result for {name} (guest finished: {}); console tail:\n{}",
+        match self.results.get(name) {
+            Some(result) if result.status.is_some() => Ok(result),
+            found => Err(format!(
+                "the VM gave {} for {name} (guest finished: {}); {}\nconsole tail:\n{}",
+                if found.is_some() { "no exit status" } else { "no result" },
                 self.done,
-                tail(&self.console, 30)
-            )
-        })
+                self.interruption,
+                tail(&self.console, 60)
+            )),
+        }
+    }
+
+    /// The commands by how long they ran in the guest, longest first.
+    pub fn slowest(&self, count: usize) -> Vec<(&str, f64)> {
+        let mut timed: Vec<(&str, f64)> =
+            self.results.iter().filter_map(|(name, r)| Some((name.as_str(), r.duration()?))).collect();
+        timed.sort_by(|a, b| b.1.total_cmp(&a.1));
+        timed.truncate(count);
+        timed
     }
 }
 
@@ -110,6 +130,7 @@ impl Vm {
             initramfs,
             commands: Vec::new(),
             command_timeout: Duration::from_secs(40),
+            stuck_grace: Duration::from_secs(20),
             vm_timeout: Duration::from_secs(280),
         })
     }
@@ -119,7 +140,8 @@ impl Vm {
         let work = std::env::temp_dir().join(format!("rbt-vm-{}-{}", std::process::id(), nonce()));
         std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
         let outcome = self.run_in(guest, &work);
-        // RBT_VM_KEEP=1 keeps the initramfs, kernel and console log, to look at or boot by hand.
+        // RBT_VM_KEEP=1 keeps the initramfs, kernel, console log and report, to look at or boot by
+        // hand.
         if std::env::var_os("RBT_VM_KEEP").is_some_and(|v| v == "1") {
             eprintln!("VM work directory kept: {}", work.display());
         } else {
@@ -130,8 +152,9 @@ impl Vm {
 
     fn run_in(&self, mut guest: Guest, work: &Path) -> Result<VmRun, String> {
         let marker = format!("rbt-vm-{}", nonce());
-        let timeout = u32::try_from(guest.command_timeout.as_secs().max(1)).unwrap_or(u32::MAX);
-        let init = guest::init_script(&marker, &guest.commands, timeout)?;
+        let secs = |limit: Duration| u32::try_from(limit.as_secs().max(1)).unwrap_or(u32::MAX);
+        let init =
+            guest::init_script(&marker, &guest.commands, (secs(guest.command_timeout), secs(guest.stuck_grace)))?;
         guest.initramfs.add_file("/init", init.into_bytes(), 0o755);
         let initrd = work.join("initrd.cpio.gz");
         std::fs::write(&initrd, guest.initramfs.to_cpio_gz()?)
@@ -147,7 +170,11 @@ impl Vm {
             .arg(&kernel)
             .arg("-initrd")
             .arg(&initrd)
-            .args(["-append", "console=ttyS0 quiet panic=-1"])
+            // RBT_VM_APPEND adds kernel parameters, for experiments (`tsc=reliable`, `nosmp`...).
+            .args([
+                "-append",
+                &format!("console=ttyS0 quiet panic=-1 {}", std::env::var("RBT_VM_APPEND").unwrap_or_default()),
+            ])
             // ttyS0: the console, to a file; ttyS1: the guest's report, to our stdout.
             .arg("-serial")
             .arg(format!("file:{}", console.display()))
@@ -193,25 +220,30 @@ impl Vm {
         let (report_bytes, boot) = reader.join().map_err(|_| "the report reader panicked")?;
         let qemu_errors = errors.join().unwrap_or_default();
         let console_text = String::from_utf8_lossy(&std::fs::read(&console).unwrap_or_default()).into_owned();
+        // Kept with the console under RBT_VM_KEEP=1: the raw report shows each command's times.
+        let _ = std::fs::write(work.join("report.log"), &report_bytes);
         let report = guest::parse_report(&marker, &report_bytes);
         match exited {
             None => {
                 return Err(format!(
-                    "the VM ran past {:?} and was killed (guest finished: {}); console tail:\n{}",
+                    "the VM ran past {:?} and was killed (guest finished: {}); {}\nconsole tail:\n{}",
                     guest.vm_timeout,
                     report.done,
-                    tail(&console_text, 40)
+                    report.describe_interruption(),
+                    tail(&console_text, 60)
                 ))
             }
             Some(status) if !status.success() && !report.done => {
                 return Err(format!(
-                    "qemu failed ({status}): {qemu_errors}\nconsole tail:\n{}",
-                    tail(&console_text, 40)
+                    "qemu failed ({status}): {qemu_errors}\n{}\nconsole tail:\n{}",
+                    report.describe_interruption(),
+                    tail(&console_text, 60)
                 ))
             }
             Some(_) => {}
         }
         Ok(VmRun {
+            interruption: report.describe_interruption(),
             results: report.results,
             console: console_text,
             boot,
