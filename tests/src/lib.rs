@@ -1,10 +1,12 @@
 //! Shared pieces of rbt's test suites: finding the rbt and bpftrace binaries, reading a case's
-//! header lines, running a command with a time limit, showing a line diff, and (`vm`) running
-//! commands in a Linux 6.1 VM.
+//! header lines, running a command with a time limit, showing a line diff, reading a REPL
+//! transcript (`transcript`), and (`vm`) running commands in a Linux 6.1 VM.
 
 pub mod vm;
 
 pub mod random_program;
+
+pub mod transcript;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
