@@ -13,9 +13,7 @@ use tests::transcript::{self, Step};
 /// compile against it for that reason: once the fixture has what one needs, the test says to
 /// move it off this list.
 const NOT_IN_THE_FIXTURE: &[(&str, &str)] = &[
-    ("exec_args", "tracepoint not found: syscalls:sys_enter_execve"),
     ("malloc_sizes", "cannot read /etc/ld.so.cache to find libc"),
-    ("write_sizes", "tracepoint not found: syscalls:sys_enter_write"),
 ];
 
 /// Every `examples/*.rbt`, sorted.
