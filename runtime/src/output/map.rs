@@ -26,7 +26,8 @@
 
 use std::cmp::Ordering;
 
-use super::value::{c_str, KeyPart, MapKey, Value};
+use super::bytes::c_str;
+use super::value::{KeyPart, MapKey, Value};
 
 /// Everything the printers need to know about one map: its name (with the `@`) and its entries.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,6 +6,7 @@
 //! strings read from the kernel need not be UTF-8 and text mode prints them raw.
 //!
 //! Files:
+//! - [`bytes`]: C strings cut at their NUL and escaped buffers, shared by values and printf.
 //! - [`value`]: [`Value`] and [`MapKey`], their text and JSON forms, JSON string escaping.
 //! - [`map`]: the per-map data model ([`MapDump`], [`MapData`]) and the ordering rules.
 //! - [`buckets`]: the hist/lhist bucket index scheme (shared with the BPF code generator) and labels.
@@ -57,6 +58,7 @@
 #![allow(dead_code)] // used by the runtime once wired
 
 pub mod buckets;
+mod bytes;
 pub mod events;
 pub mod json;
 pub mod map;
@@ -69,6 +71,7 @@ pub mod value;
 mod golden_tests;
 
 // Re-exports are the module's API; not every item is wired into the runtime yet.
+pub(crate) use bytes::c_str;
 #[allow(unused_imports)]
 pub use events::{
     write_all_maps, write_attached_probes, write_exit_dump, write_lost_events, write_map, write_message, write_value,
@@ -80,7 +83,6 @@ pub use map::{AvgState, LhistParams, MapData, MapDump};
 pub use printf::{format_printf, render_printf, PrintfArg};
 #[allow(unused_imports)]
 pub use time::{format_boot_time, format_time, DEFAULT_TIME_FORMAT};
-pub(crate) use value::c_str;
 #[allow(unused_imports)]
 pub use value::{json_escape, KeyPart, MapKey, StackText, Value};
 

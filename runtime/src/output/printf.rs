@@ -21,6 +21,7 @@
 //!   prints nothing for the starved directive; floating-point directives (`%f`) read no integer
 //!   argument and also print nothing. `*` widths, `%n` and `%m` are printed literally.
 
+use super::bytes::hex_format_buffer;
 use compiler::format::{self, parse_printf, Count, Directive, PrintfFormat};
 
 /// One printf argument, as read from the event.
@@ -104,29 +105,6 @@ fn replace_buffer_directives(part: &[u8]) -> Vec<u8> {
     out
 }
 
-/// bpftrace's `hex_format_buffer`: printable ASCII kept when `keep_ascii`, other bytes as `\xNN`
-/// when `escape_hex`, else as space-separated two-digit hex.
-/// A buffer as `%r` and printed values show it: printable ASCII as is, other bytes `\xNN`.
-pub(crate) fn escape_buffer(bytes: &[u8]) -> Vec<u8> {
-    hex_format_buffer(bytes, true, true)
-}
-
-fn hex_format_buffer(bytes: &[u8], keep_ascii: bool, escape_hex: bool) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (i, &b) in bytes.iter().enumerate() {
-        if keep_ascii && (32..=126).contains(&b) {
-            out.push(b);
-        } else if escape_hex {
-            out.extend_from_slice(format!("\\x{b:02x}").as_bytes());
-        } else if i == bytes.len() - 1 {
-            out.extend_from_slice(format!("{b:02x}").as_bytes());
-        } else {
-            out.extend_from_slice(format!("{b:02x} ").as_bytes());
-        }
-    }
-    out
-}
-
 /// glibc `snprintf(buf, size, part, arg)` for a part with one integer-class argument, appended to
 /// `out`.
 fn c_snprintf(part: &[u8], directives: &[Directive], arg: &CArg, out: &mut Vec<u8>) {
@@ -157,7 +135,7 @@ fn render(d: &Directive, arg: &CArg, out: &mut Vec<u8>) {
     let Some(letter) = d.conversion else { return };
     match (letter, arg) {
         (b's', CArg::Str(s)) => {
-            let s = super::value::c_str(s);
+            let s = super::bytes::c_str(s);
             let s = d.precision.map(Count::value).map_or(s, |p| &s[..p.min(s.len())]);
             pad(d, b"", s, false, out);
         }

@@ -26,7 +26,7 @@ pub fn format_time(fmt: impl AsRef<[u8]>) -> Option<Vec<u8>> {
 /// Formats `unix_seconds` as local time with `strftime`; split out so tests can pin the time.
 pub fn format_time_at(fmt: impl AsRef<[u8]>, unix_seconds: i64) -> Option<Vec<u8>> {
     // The format is a C string: bytes after an embedded NUL are ignored, as in C.
-    runtime::kernel::os::strftime_local(super::value::c_str(fmt.as_ref()), unix_seconds, TIME_BUFFER_SIZE)
+    runtime::kernel::os::strftime_local(super::bytes::c_str(fmt.as_ref()), unix_seconds, TIME_BUFFER_SIZE)
 }
 
 /// `strftime(fmt, ns)`: `ns` nanoseconds since boot (`nsecs`) as local wall-clock time; `%f`

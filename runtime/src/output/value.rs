@@ -2,6 +2,8 @@
 
 use std::cmp::Ordering;
 
+use super::bytes::c_str;
+
 /// One value read out of a map, an event or a `print()` argument, after per-CPU reduction.
 ///
 /// Stacks, symbols, addresses and records are not modelled yet; they will become further variants.
@@ -186,7 +188,7 @@ impl Value {
             Value::Int(v) => out.extend_from_slice(v.to_string().as_bytes()),
             Value::UInt(v) | Value::Pointer(v) => out.extend_from_slice(v.to_string().as_bytes()),
             Value::Str(s) | Value::Bare(s) => out.extend_from_slice(c_str(s)),
-            Value::Buffer(bytes) => out.extend_from_slice(&super::printf::escape_buffer(bytes)),
+            Value::Buffer(bytes) => out.extend_from_slice(&super::bytes::escape_buffer(bytes)),
             Value::Tuple(items) => {
                 out.push(b'(');
                 for (i, item) in items.iter().enumerate() {
@@ -230,7 +232,7 @@ impl Value {
             }
             Value::Buffer(bytes) => {
                 out.push(b'"');
-                json_escape_into(&super::printf::escape_buffer(bytes), out);
+                json_escape_into(&super::bytes::escape_buffer(bytes), out);
                 out.push(b'"');
             }
             Value::Tuple(items) => {
@@ -374,14 +376,6 @@ fn write_array(items: &[Value], out: &mut Vec<u8>, write: impl Fn(&Value, &mut V
         write(item, out);
     }
     out.push(b']');
-}
-
-/// The bytes of a C string held in a fixed buffer: everything before the first NUL.
-pub(crate) fn c_str(bytes: &[u8]) -> &[u8] {
-    match bytes.iter().position(|&b| b == 0) {
-        Some(end) => &bytes[..end],
-        None => bytes,
-    }
 }
 
 /// Escapes bytes for a JSON string exactly as bpftrace 0.17 does (without the quotes).
