@@ -12,9 +12,7 @@ use tests::transcript::{self, Step};
 /// The examples the fixture system cannot check, with what it lacks. Each must still fail to
 /// compile against it for that reason: once the fixture has what one needs, the test says to
 /// move it off this list.
-const NOT_IN_THE_FIXTURE: &[(&str, &str)] = &[
-    ("malloc_sizes", "cannot read /etc/ld.so.cache to find libc"),
-];
+const NOT_IN_THE_FIXTURE: &[(&str, &str)] = &[("malloc_sizes", "cannot read /etc/ld.so.cache to find libc")];
 
 /// Every `examples/*.rbt`, sorted.
 fn example_scripts() -> Vec<PathBuf> {
