@@ -412,8 +412,6 @@ pub enum Builtin {
     Curtask,
     /// The pid of `-c`'s child, a constant by the time the program is compiled.
     Cpid,
-    /// The attach point's name, a constant string per program.
-    Probe,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

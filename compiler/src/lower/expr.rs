@@ -412,7 +412,6 @@ impl ProbeLowering<'_> {
             Builtin::Curtask => self.call(Helper::GetCurrentTask, vec![]),
             Builtin::Cpid => self.b.constant(u64::from(self.options.cpid.unwrap_or(0))),
             // `probe` is resolved to a string literal by the checker.
-            Builtin::Probe => self.b.constant(0),
         };
         Value::Int(r)
     }
