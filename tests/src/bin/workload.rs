@@ -2,6 +2,8 @@
 //! kernel and differential tests can count them with `rbt -c` / `bpftrace -c`. Steps:
 //!
 //! - `getppid N`: N getppid(2) calls.
+//! - `kill0 N`: N kill(2)s of signal 0 to itself (a permission check only).
+//! - `setuid N`: N setuid(2)s to its own uid (no change).
 //! - `read SIZE N`: opens /dev/zero, N read(2)s of SIZE bytes, closes it.
 //! - `write SIZE N`: opens /dev/null, N write(2)s of SIZE bytes, closes it.
 //! - `nap MICROS N`: N nanosleep(2)s of MICROS microseconds.
@@ -57,6 +59,10 @@ fn main() {
         let mut next = || words.next().unwrap_or_else(|| usage());
         match step {
             "getppid" => repeat(number(next()), || raw(libc::SYS_getppid, [0; 3])),
+            // kill(self, 0): a signal that checks permission only, for killsnoop.
+            "kill0" => repeat(number(next()), || raw(libc::SYS_kill, [c_long::from(std::process::id() as i32), 0, 0])),
+            // setuid(own uid): changes nothing, for setuids.
+            "setuid" => repeat(number(next()), || raw(libc::SYS_setuid, [c_long::from(own_uid()), 0, 0])),
             "read" => {
                 let (size, count) = (number(next()), number(next()));
                 transfer(c"/dev/zero", libc::O_RDONLY, libc::SYS_read, size, count);
@@ -294,13 +300,19 @@ fn repeat<T>(count: u64, mut f: impl FnMut() -> T) {
     }
 }
 
+/// This process's real uid.
+fn own_uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
+}
+
 fn number(word: &str) -> u64 {
     word.parse().unwrap_or_else(|_| usage())
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: rbt-workload STEP...\n  steps: getppid N | read SIZE N | write SIZE N | nap MICROS N \
+        "usage: rbt-workload STEP...\n  steps: getppid N | kill0 N | setuid N | read SIZE N | write SIZE N | nap MICROS N \
          | open PATH N | spin MILLIS | pin CPU | pipe N MICROS | fsync PATH N | mutex N MICROS | call N | inline N | malloc SIZE N | now | stat PATH N | exec PROG ARGS..."
     );
     std::process::exit(2)
