@@ -2,9 +2,11 @@
 //! node carries a byte span. Parsing never gives up: it returns the AST it could build and every
 //! syntax error it found.
 //!
-//! The pipeline inside this crate: `tokenize` (top-level scan of attach points and predicates, the
-//! logos `lexer` for everything else, `literal` decoding) -> the lalrpop `parser` with error
-//! recovery -> `syntax_error` wording. `dump` prints an AST for golden tests.
+//! The pipeline inside this crate: `preprocess` (directives, macros, includes; the expanded text
+//! and a map back to the original files) -> `tokenize` (top-level scan of attach points and
+//! predicates, the logos `lexer` for everything else, `literal` decoding; every token's span
+//! mapped back to the original text) -> the lalrpop `parser` with error recovery ->
+//! `syntax_error` wording. `dump` prints an AST for golden tests.
 
 pub mod ast;
 mod depth_limit;
@@ -15,6 +17,7 @@ mod literal;
 mod node;
 #[cfg(test)]
 mod parse_tests;
+pub mod preprocess;
 mod probe_spec;
 mod span;
 mod syntax_error;
@@ -34,26 +37,48 @@ lalrpop_util::lalrpop_mod!(
 
 pub use diagnostic::{Diagnostic, Label, Severity};
 pub use dump::dump;
+pub use preprocess::{preprocess, IncludeFiles, NoFiles, PreprocessOptions, Preprocessed, Sources, SystemIncludes};
 pub use probe_spec::split_parts;
 pub use span::Span;
 
 /// Parses a whole program. Always returns a program: parts that could not be parsed are left out
 /// or become `Error` nodes, and every problem found is in the diagnostics, ordered by position.
+/// Directives are preprocessed without reading files: a local `#include` is not found, system
+/// headers come from the embedded table ([`preprocess`] with [`NoFiles`]).
 #[must_use]
 pub fn parse(src: &str) -> (ast::Program, Vec<Diagnostic>) {
-    let tokenized = tokenize::tokenize(src);
+    parse_preprocessed(&preprocess(src, &NoFiles, &PreprocessOptions::default()))
+}
+
+/// Parses preprocessed text. Every span, of the AST and of the diagnostics, is in the original
+/// offset space of `pre.sources` (for a script without includes: offsets into the script).
+#[must_use]
+pub fn parse_preprocessed(pre: &Preprocessed) -> (ast::Program, Vec<Diagnostic>) {
+    let mut tokenized = tokenize::tokenize(&pre.text);
+    for (start, _, end) in &mut tokenized.tokens {
+        let span = pre.map.span(Span::new(*start, *end));
+        (*start, *end) = (span.start as usize, span.end as usize);
+    }
+    for diagnostic in &mut tokenized.diagnostics {
+        for label in &mut diagnostic.labels {
+            label.span = pre.map.span(label.span);
+        }
+    }
     let mut recovered = Vec::new();
     let result = parser::ProgramParser::new()
         .parse(&mut recovered, tokenized.tokens.into_iter().map(Ok::<_, std::convert::Infallible>));
-    let mut diagnostics = tokenized.diagnostics;
-    diagnostics.extend(recovered.iter().map(|r| syntax_error::syntax_diagnostic(&r.error, src)));
+    let mut diagnostics = pre.diagnostics.clone();
+    diagnostics.extend(tokenized.diagnostics);
+    let sources = &pre.sources;
+    diagnostics.extend(recovered.iter().map(|r| syntax_error::syntax_diagnostic(&r.error, sources)));
     let probes = result.unwrap_or_else(|error| {
         // Recovery at the top level accepts anything up to the end of the input, so this is not
         // expected; if it happens the error is still reported rather than lost.
-        diagnostics.push(syntax_error::syntax_diagnostic(&error, src));
+        diagnostics.push(syntax_error::syntax_diagnostic(&error, sources));
         Vec::new()
     });
-    let mut program = ast::Program { probes, span: Span::new(0, src.len()) };
+    let script_len = sources.script().map_or(0, |s| s.text.len());
+    let mut program = ast::Program { probes, span: Span::new(0, script_len) };
     depth_limit::limit_expr_depth(&mut program, &mut diagnostics);
     diagnostics.sort_by_key(|d| d.primary_span().start);
     (program, diagnostics)

@@ -7,22 +7,23 @@ use std::convert::Infallible;
 use lalrpop_util::ParseError;
 
 use crate::token::{describe_expected, ExpectedKind, Tok};
-use crate::{Diagnostic, Span};
+use crate::{Diagnostic, Sources, Span};
 
 /// Lists longer than this are left out: they would not help anyone.
 const MAX_EXPECTED_ITEMS: usize = 5;
 
-pub(crate) fn syntax_diagnostic(error: &ParseError<usize, Tok, Infallible>, src: &str) -> Diagnostic {
+/// `sources` gives the text of a token (its spans are in the original offset space).
+pub(crate) fn syntax_diagnostic(error: &ParseError<usize, Tok, Infallible>, sources: &Sources) -> Diagnostic {
     let (found, span, expected) = match error {
         ParseError::UnrecognizedToken { token: (start, token, end), expected } => {
-            let text = src.get(*start..*end).unwrap_or("");
+            let text = sources.text(Span::new(*start, *end));
             (token.describe(text), Span::new(*start, *end), expected.as_slice())
         }
         ParseError::UnrecognizedEof { location, expected } => {
             ("end of input".to_string(), Span::new(*location, *location), expected.as_slice())
         }
         ParseError::ExtraToken { token: (start, token, end) } => {
-            let text = src.get(*start..*end).unwrap_or("");
+            let text = sources.text(Span::new(*start, *end));
             (token.describe(text), Span::new(*start, *end), &[][..])
         }
         ParseError::InvalidToken { location } => ("token".to_string(), Span::new(*location, *location), &[][..]),

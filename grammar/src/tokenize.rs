@@ -185,19 +185,15 @@ impl Tokenizer<'_> {
         self.pos = self.src.len();
     }
 
-    /// A preprocessor line such as `#include <linux/sched.h>`. rbt has no preprocessor; kernel
-    /// types come from BTF, so an include is only a warning, and the line is skipped either way.
+    /// A `#` at the start of a line. The preprocessor has taken every directive out of the text
+    /// by now, so this one came from a macro's expansion; it is reported, and the line skipped.
     fn directive(&mut self) {
         let end = line_end(self.src, self.pos);
         let span = Span::new(self.pos, end);
-        let line = self.src[self.pos..end].trim_end();
-        let directive = line.trim_start_matches('#').trim_start();
-        self.diagnostics.push(if directive.starts_with("include") {
-            Diagnostic::warning("preprocessor", "`#include` is ignored", span)
-                .with_help("rbt reads kernel types from BTF, so headers are not needed")
-        } else {
-            Diagnostic::error("preprocessor", "preprocessor directives are not supported", span)
-        });
+        self.diagnostics.push(
+            Diagnostic::error("preprocessor", "a preprocessor directive cannot come from a macro's expansion", span)
+                .with_help("write the directive on a line of its own"),
+        );
         self.pos = end;
     }
 
