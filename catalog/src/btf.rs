@@ -56,6 +56,8 @@ pub struct Btf {
     names: std::cell::OnceCell<Names>,
     /// Lookups by kind and name already made (see [`Btf::find`]).
     found: std::cell::RefCell<HashMap<(u32, String), Option<KTypeId>>>,
+    /// Every enum constant's value, built on the first lookup (see [`Btf::enum_constant`]).
+    enumerators: std::cell::OnceCell<HashMap<String, u64>>,
 }
 
 #[derive(Default)]
@@ -122,7 +124,14 @@ impl Btf {
             };
             at += 12 + extra;
         }
-        Ok(Btf { data, types, strings: (str_start, str_len), names: Default::default(), found: Default::default() })
+        Ok(Btf {
+            data,
+            types,
+            strings: (str_start, str_len),
+            names: Default::default(),
+            found: Default::default(),
+            enumerators: Default::default(),
+        })
     }
 
     fn u32_at(&self, off: usize) -> u32 {
@@ -184,6 +193,40 @@ impl Btf {
             }
             names
         })
+    }
+
+    /// The value of the enum constant `name` (`TCP_FIN_WAIT1`), of the first enum that has one,
+    /// as a u64 the way bpftrace 0.17 types them (signed values sign-extended).
+    pub fn enum_constant(&self, name: &str) -> Option<u64> {
+        self.enumerators
+            .get_or_init(|| {
+                let mut values = HashMap::new();
+                for id in 1..self.types.len() as KTypeId {
+                    let Some(r) = self.raw(id) else { continue };
+                    let (member_size, wide) = match r.kind {
+                        ENUM => (8, false),
+                        ENUM64 => (12, true),
+                        _ => continue,
+                    };
+                    for i in 0..r.vlen as usize {
+                        let at = r.at + 12 + i * member_size;
+                        let low = self.u32_at(at + 4);
+                        let value = if wide {
+                            u64::from(low) | (u64::from(self.u32_at(at + 8)) << 32)
+                        } else if r.kflag {
+                            #[allow(clippy::cast_possible_wrap, reason = "a signed enum's 32 bits, sign-extended")]
+                            let extended = i64::from(low as i32) as u64;
+                            extended
+                        } else {
+                            u64::from(low)
+                        };
+                        values.entry(self.string(self.u32_at(at)).to_owned()).or_insert(value);
+                    }
+                }
+                values
+            })
+            .get(name)
+            .copied()
     }
 
     /// The type written `name` in C (`struct task_struct`, `pid_t`, `unsigned int`).
@@ -511,5 +554,17 @@ mod tests {
     #[test]
     fn rejects_what_is_not_btf() {
         assert!(Btf::parse(vec![0; 32]).is_err());
+    }
+
+    #[test]
+    fn enum_constants_are_found_by_name() {
+        let mut b = BtfBuilder::new();
+        b.enumeration("", 4, false, &[("TCP_ESTABLISHED", 1), ("TCP_SYN_SENT", 2)]);
+        b.enumeration("e", 4, true, &[("NEGATIVE", -1), ("TCP_ESTABLISHED", 9)]);
+        let btf = b.build();
+        assert_eq!(btf.enum_constant("TCP_SYN_SENT"), Some(2));
+        assert_eq!(btf.enum_constant("TCP_ESTABLISHED"), Some(1));
+        assert_eq!(btf.enum_constant("NEGATIVE"), Some(u64::MAX));
+        assert_eq!(btf.enum_constant("NOPE"), None);
     }
 }

@@ -18,7 +18,7 @@ use crate::btf::Btf;
 use crate::source::{exists, Source};
 use crate::tracefs_format::{parse_format, sorted_event_list, FormatParseError};
 use crate::wildcard::wildcard_match;
-use crate::{elf_symbols, kallsyms, kprobes, ldso_cache, stapsdt};
+use crate::{elf_symbols, headers, kallsyms, kprobes, ldso_cache, stapsdt};
 
 /// Where tracefs lives on current kernels (and where the runtime mounts it when it is missing).
 pub const TRACEFS: &str = "/sys/kernel/tracing";
@@ -274,6 +274,19 @@ impl<S: Source> ProbeCatalog for Catalog<S> {
     fn kernel_symbol(&self, name: &str) -> Option<u64> {
         let text = self.read_text(Path::new("/proc/kallsyms")).ok()?;
         kallsyms::symbol_address(&text, name)
+    }
+
+    fn kernel_enum_constant(&self, name: &str) -> Option<u64> {
+        self.btf().ok()?.enum_constant(name)
+    }
+
+    fn include_file(&self, path: &str) -> Option<String> {
+        let bytes = self.source.read(Path::new(path)).ok()?;
+        Some(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    fn system_includes(&self) -> grammar::SystemIncludes {
+        headers::system_includes(&self.source)
     }
 }
 

@@ -7,7 +7,7 @@
 //!
 //! Files: `catalog.rs` ([`Catalog`], the `ProbeCatalog` over a source), `tracefs_format.rs`,
 //! `btf.rs` (+ `btf/c_dump*`: types written back as C), `elf_symbols.rs`, `stapsdt.rs`,
-//! `ldso_cache.rs`, `kprobes.rs`, `kallsyms.rs`, `wildcard.rs` (bpftrace's `*` patterns), and
+//! `ldso_cache.rs`, `kprobes.rs`, `kallsyms.rs`, `headers.rs` (where C headers are), `wildcard.rs` (bpftrace's `*` patterns), and
 //! `list.rs` (the text of `rbt -l`/`-lv`).
 
 #![forbid(unsafe_code)]
@@ -15,6 +15,7 @@
 pub mod btf;
 mod catalog;
 pub mod elf_symbols;
+mod headers;
 mod kallsyms;
 mod kprobes;
 mod ldso_cache;

@@ -7,26 +7,72 @@ use crate::hir::AttachPoint;
 use crate::lower::{self, LowerOptions};
 use crate::program::{CompiledProgram, ProbeProgram, ProgramKind};
 use crate::{bpf, ir, ProbeCatalog};
-use grammar::Diagnostic;
+use grammar::{Diagnostic, IncludeFiles, PreprocessOptions, Preprocessed, Sources};
 
 #[derive(Clone, Debug, Default)]
 pub struct CompileOptions {
+    /// The script's path, `-I` and `--include`; the system's include directories and
+    /// `BPFTRACE_HAVE_BTF` come from the catalog.
+    pub preprocess: PreprocessOptions,
     pub check: CheckOptions,
     pub lower: LowerOptions,
 }
 
+/// A compiled script: the program when there were no errors, every diagnostic (warnings too),
+/// and the files behind the diagnostics' spans (the script and what it included).
+#[derive(Debug)]
+pub struct Compiled {
+    pub program: Option<CompiledProgram>,
+    pub diagnostics: Vec<Diagnostic>,
+    pub sources: Sources,
+}
+
 /// Compiles rbt source text. Returns the program when there are no errors, and every diagnostic
-/// (warnings too) either way.
+/// (warnings too) either way. Spans are offsets into `source` unless it includes files; see
+/// [`compile_script`] for those.
 pub fn compile(
     source: &str,
     catalog: &dyn ProbeCatalog,
     options: &CompileOptions,
 ) -> (Option<CompiledProgram>, Vec<Diagnostic>) {
-    let (ast, mut diags) = grammar::parse(source);
+    let compiled = compile_script(source, catalog, options);
+    (compiled.program, compiled.diagnostics)
+}
+
+/// Reads the files a script includes through the catalog.
+struct CatalogFiles<'c>(&'c dyn ProbeCatalog);
+
+impl IncludeFiles for CatalogFiles<'_> {
+    fn read(&self, path: &str) -> Option<String> {
+        self.0.include_file(path)
+    }
+}
+
+/// Compiles a script, preprocessed with the catalog's files and include directories.
+pub fn compile_script(source: &str, catalog: &dyn ProbeCatalog, options: &CompileOptions) -> Compiled {
+    let mut preprocess = options.preprocess.clone();
+    preprocess.system = catalog.system_includes();
+    if catalog.kernel_types_missing().is_none() {
+        // As bpftrace 0.17 passes -DBPFTRACE_HAVE_BTF to clang when the kernel has BTF.
+        preprocess.defines.push(("BPFTRACE_HAVE_BTF".to_owned(), "1".to_owned()));
+    }
+    let pre = grammar::preprocess(source, &CatalogFiles(catalog), &preprocess);
+    let (program, diagnostics) = compile_preprocessed(&pre, catalog, options);
+    Compiled { program, diagnostics, sources: pre.sources }
+}
+
+fn compile_preprocessed(
+    pre: &Preprocessed,
+    catalog: &dyn ProbeCatalog,
+    options: &CompileOptions,
+) -> (Option<CompiledProgram>, Vec<Diagnostic>) {
+    let (ast, mut diags) = grammar::parse_preprocessed(pre);
     if diags.iter().any(Diagnostic::is_error) {
         return (None, diags);
     }
-    let (checked, check_diags) = check::check(&ast, catalog, &options.check);
+    let mut check_options = options.check.clone();
+    check_options.included_headers.clone_from(&pre.system_headers);
+    let (checked, check_diags) = check::check(&ast, catalog, &check_options);
     diags.extend(check_diags);
     let Some(checked) = checked else { return (None, diags) };
     let lowered = lower::lower(&checked, &options.lower);

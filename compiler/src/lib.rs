@@ -19,7 +19,7 @@ pub mod types;
 pub mod usdt;
 
 pub use check::CheckOptions;
-pub use compile::{compile, CompileOptions};
+pub use compile::{compile, compile_script, CompileOptions, Compiled};
 pub use lower::{EventTransport, LowerOptions};
 pub use program::CompiledProgram;
 pub use tracepoint::{FieldType, ProbeCatalog, TracepointField, TracepointFormat, UserAddress, UserFunction};

@@ -131,6 +131,20 @@ pub trait ProbeCatalog {
     fn kernel_btf_functions(&self, _pattern: &str) -> Vec<String> {
         Vec::new()
     }
+    /// The value of a kernel enum constant (`TCP_FIN_WAIT1`, `SKB_DROP_REASON_NOT_SPECIFIED`)
+    /// from BTF; bpftrace 0.17 resolves these without any `#include`.
+    fn kernel_enum_constant(&self, _name: &str) -> Option<u64> {
+        None
+    }
+    /// The text of a file a script `#include`s (a path as the preprocessor built it), or
+    /// `None` when there is no such file or the catalog reads no files.
+    fn include_file(&self, _path: &str) -> Option<String> {
+        None
+    }
+    /// Where system headers are on this system (the kernel's include tree, the C library's).
+    fn system_includes(&self) -> grammar::SystemIncludes {
+        grammar::SystemIncludes::default()
+    }
 }
 
 /// A function of a user binary that a uprobe can attach to.

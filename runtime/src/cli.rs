@@ -58,6 +58,13 @@ pub struct Args {
     /// {addr, sym, offset, module, file, line, inlined}.
     #[arg(long = "json-stacks", value_name = "FORM", value_parser = ["text", "frames"])]
     pub json_stacks: Option<String>,
+    /// Add DIR to the include search path (after the script's directory and the working
+    /// directory), as bpftrace's -I.
+    #[arg(short = 'I', value_name = "DIR")]
+    pub include_dirs: Vec<String>,
+    /// Add an #include of FILE before the script's first line, as bpftrace's --include.
+    #[arg(long = "include", value_name = "FILE")]
+    pub include_files: Vec<String>,
     /// Allow unsafe functions such as system().
     #[arg(long = "unsafe")]
     pub unsafe_: bool,

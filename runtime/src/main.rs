@@ -79,9 +79,12 @@ fn run(args: Args) -> Result<ExitCode, String> {
     options.lower.stack_storage = env_u32("RBT_STACK_STORAGE", 4096);
     options.lower.start_ns = os::monotonic_ns();
     options.lower.events = event_transport(dry_run)?;
-    let (compiled, diags) = compiler::compile(&source, &tracefs as &dyn ProbeCatalog, &options);
-    diagnostics::emit(&diags, &name, &source);
-    let Some(compiled) = compiled else {
+    options.preprocess.script_path = args.script_path();
+    options.preprocess.include_dirs.clone_from(&args.include_dirs);
+    options.preprocess.include_files.clone_from(&args.include_files);
+    let compiled = compiler::compile_script(&source, &tracefs as &dyn ProbeCatalog, &options);
+    diagnostics::emit_in(&compiled.diagnostics, &name, &compiled.sources);
+    let Some(compiled) = compiled.program else {
         return Ok(ExitCode::from(1));
     };
     if let Some(path) = &args.emit_elf {
@@ -230,6 +233,15 @@ fn unix_ns() -> i64 {
 }
 
 impl Args {
+    /// The script file's path, beside which its quoted `#include`s are looked up; `None` for
+    /// `-e`, stdin and the stdlib's tools.
+    fn script_path(&self) -> Option<String> {
+        if self.program.is_some() || self.tool.is_some() {
+            return None;
+        }
+        self.program_file.clone().filter(|path| path != "-")
+    }
+
     /// The program text, its display name, and positional parameters.
     fn program_source(&self) -> Result<(String, String, Vec<String>), String> {
         if let Some(name) = self.tool.as_deref() {

@@ -2,7 +2,8 @@
 //! written from the type list below with `catalog::btf::BtfBuilder`. The committed files must
 //! be what this writes; `RBT_BLESS=1` rewrites them. The types are the few the goldens name
 //! (`struct task_struct` and what its members lead to, `vfs_read`), plus two structs whose names
-//! are near `task_struct`, for "did you mean"; layouts are Linux's where a golden reads them and
+//! are near `task_struct`, for "did you mean", and an enum whose constants scripts use by name;
+//! layouts are Linux's where a golden reads them and
 //! small made-up ones elsewhere.
 
 use catalog::btf::{BtfBuilder, PTR, STRUCT, TYPEDEF};
@@ -86,6 +87,8 @@ fn fixture_btf() -> Vec<u8> {
     let vfs_read =
         b.func_proto(ssize_t, &[("file", file_ptr), ("buf", char_ptr), ("count", size_t), ("pos", loff_ptr)]);
     b.func("vfs_read", vfs_read);
+    // Enum constants resolve by name without an include, as the kernel's TCP states do.
+    b.enumeration("", 4, false, &[("TCP_ESTABLISHED", 1), ("TCP_SYN_SENT", 2), ("TCP_FIN_WAIT1", 4)]);
     assert_eq!(task_struct, task_ptr + 1);
     b.bytes()
 }

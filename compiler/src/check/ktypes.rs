@@ -425,11 +425,26 @@ impl Checker<'_> {
         let what = if ty.tag.is_some() { "struct/union" } else { "type" };
         let mut diag = Diagnostic::error("unknown-type", format!("Unknown {what}: '{written}'"), ty.span);
         let names = self.catalog.kernel_record_names();
-        diag = match nearest(&written, names.iter().map(String::as_str), 3).as_slice() {
-            [] => diag,
-            [one] => diag.with_help(format!("did you mean `{one}`?")),
-            several => diag.with_help(format!("nearest types: {}", several.join(", "))),
+        let mut help = match nearest(&written, names.iter().map(String::as_str), 3).as_slice() {
+            [] => String::new(),
+            [one] => format!("did you mean `{one}`?"),
+            several => format!("nearest types: {}", several.join(", ")),
         };
+        if !self.options.included_headers.is_empty() {
+            // rbt takes a header's types from BTF: one BTF lacks is one the header would define.
+            let headers: Vec<String> = self.options.included_headers.iter().map(|h| format!("<{h}>")).collect();
+            let which = match headers.as_slice() {
+                [one] => one.clone(),
+                several => format!("one of {}", several.join(", ")),
+            };
+            let note = format!(
+                "rbt takes the types of kernel headers from BTF, which has no '{written}'; if {which} defines it, define it in the script"
+            );
+            help = if help.is_empty() { note } else { format!("{help} ({note})") };
+        }
+        if !help.is_empty() {
+            diag = diag.with_help(help);
+        }
         self.error(diag);
         None
     }

@@ -37,11 +37,14 @@ pub struct CheckOptions {
     pub strlen: u32,
     /// Whether `system()` is allowed (`--unsafe`).
     pub unsafe_allowed: bool,
+    /// The system headers the script included (`linux/sched.h`), named in the error for a
+    /// type or constant that neither BTF nor they gave.
+    pub included_headers: Vec<String>,
 }
 
 impl Default for CheckOptions {
     fn default() -> CheckOptions {
-        CheckOptions { cpid: None, params: Vec::new(), strlen: 64, unsafe_allowed: false }
+        CheckOptions { cpid: None, params: Vec::new(), strlen: 64, unsafe_allowed: false, included_headers: Vec::new() }
     }
 }
 

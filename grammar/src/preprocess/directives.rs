@@ -37,7 +37,9 @@ const HAS_FUNCTIONS: [&str; 9] = [
 
 impl Preprocessor<'_> {
     pub(super) fn directive(&mut self, f: &mut FileState<'_>, start: usize, text: &str, offsets: &[usize]) {
-        let tokens = scan::tokens(text, Dialect::C);
+        // A script's macros may hold `@map` and `$var`, which are one token each there.
+        let dialect = if f.mode == Mode::Script { Dialect::Script } else { Dialect::C };
+        let tokens = scan::tokens(text, dialect);
         let span_of = |t: &PpToken| {
             let from = offsets.get(t.start).copied().unwrap_or(0);
             let to = offsets.get(t.end.saturating_sub(1)).map_or(from, |o| o + 1);

@@ -53,9 +53,10 @@ fn defines_expand_in_blocks_and_predicates_but_not_in_strings_names_or_attach_po
 
 #[test]
 fn function_like_macros_take_arguments_and_spans_map_to_the_invocation() {
-    let src = "#define MAX(a, b) ((a) > (b) ? (a) : (b))\nBEGIN { $m = MAX(1, $x); }\n";
+    let src =
+        "#define MAX(a, b) ((a) > (b) ? (a) : (b))\n#define PUT(k) @m[k] = $v\nBEGIN { $m = MAX(1, $x); PUT(1); }\n";
     let pre = run(src, &files(&[]), &PreprocessOptions::default());
-    assert!(pre.text.contains("$m = ((1) > ($x) ? (1) : ($x));"), "{}", pre.text);
+    assert!(pre.text.contains("$m = ((1) > ($x) ? (1) : ($x)); @m[1] = $v;"), "{}", pre.text);
     let inside = pre.text.find("($x)").unwrap();
     let invocation = src.find("MAX(1").unwrap();
     assert_eq!(pre.map.span(Span::new(inside, inside + 4)), Span::new(invocation, invocation + 10));

@@ -12,10 +12,13 @@ use std::path::{Path, PathBuf};
 
 use catalog::Source;
 
-/// The directories a sysroot holds: the kernel's files (`/sys`, `/proc`) and the system's
-/// configuration (`/etc`, where the ld.so cache is). Other paths, the binaries a script names,
-/// are read where they are: a test's binaries are built, not committed.
-const SYSTEM_DIRS: [&str; 3] = ["/sys", "/proc", "/etc"];
+/// The directories a sysroot holds: the kernel's files (`/sys`, `/proc`), the system's
+/// configuration (`/etc`, where the ld.so cache is) and its C headers (so that `#include
+/// <sys/socket.h>` in a check golden reads the fixture's, or none, never this machine's). Other
+/// paths, the binaries a script names, are read where they are: a test's binaries are built,
+/// not committed.
+const SYSTEM_DIRS: [&str; 7] =
+    ["/sys", "/proc", "/etc", "/usr/include", "/usr/local/include", "/usr/src", "/lib/modules"];
 
 /// A sysroot: the system's files read from a directory.
 #[derive(Debug)]

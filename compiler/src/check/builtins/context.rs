@@ -47,9 +47,21 @@ impl Checker<'_> {
         Expr { kind: ExprKind::Builtin(builtin), ty, span }
     }
 
+    /// A name that is no builtin: a kernel enum constant from BTF (as in bpftrace 0.17), or an
+    /// error that names the header defining it when rbt knows one.
     fn unknown_identifier(&mut self, name: &str, span: Span) -> Expr {
+        if let Some(value) = self.catalog.kernel_enum_constant(name) {
+            return Expr { kind: ExprKind::Int(value), ty: Type::U64, span };
+        }
         let mut diag = Diagnostic::error("unknown-identifier", format!("unknown identifier: '{name}'"), span);
-        if let Some(near) = suggest(name, table::BUILTINS.iter().map(|b| b.name)) {
+        if let Some(header) = grammar::preprocess::header_defining(name) {
+            let included = self.options.included_headers.iter().any(|h| h == header);
+            diag = diag.with_help(if included {
+                format!("`{name}` is defined in <{header}>, which this system does not have")
+            } else {
+                format!("`{name}` is defined in <{header}>: add `#include <{header}>`")
+            });
+        } else if let Some(near) = suggest(name, table::BUILTINS.iter().map(|b| b.name)) {
             diag = diag.with_help(format!("did you mean `{near}`?"));
         }
         self.error(diag);

@@ -1,0 +1,2 @@
+// Read with --include before preprocess_include.rbt.
+#define PRELUDE 7
