@@ -84,6 +84,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
     options.preprocess.include_files.clone_from(&args.include_files);
     let compiled = compiler::compile_script(&source, &tracefs as &dyn ProbeCatalog, &options);
     diagnostics::emit_in(&compiled.diagnostics, &name, &compiled.sources);
+    let sources = compiled.sources;
     let Some(compiled) = compiled.program else {
         return Ok(ExitCode::from(1));
     };
@@ -113,7 +114,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
             s
         }
         Err(session::SessionError::Verifier { probe, span, log, insn }) => {
-            verifier_report::report(&name, &source, &probe, span, &log, insn);
+            verifier_report::report(&name, &sources, &probe, span, &log, insn);
             return Ok(ExitCode::from(1));
         }
         Err(e) => return Err(e.to_string()),

@@ -4,12 +4,20 @@
 
 use crate::diagnostics;
 
-/// Prints the diagnostic for a probe the kernel's verifier rejected.
-pub fn report(name: &str, source: &str, probe: &str, span: grammar::Span, log: &str, insn: Option<usize>) {
+/// Prints the diagnostic for a probe the kernel's verifier rejected; `span` is in the original
+/// offset space of `sources` (the script, or a file it included).
+pub fn report(
+    name: &str,
+    sources: &grammar::Sources,
+    probe: &str,
+    span: grammar::Span,
+    log: &str,
+    insn: Option<usize>,
+) {
     let tail: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
     let tail = tail[tail.len().saturating_sub(12)..].join("\n");
     if let Some(diag) = verifier_limit(probe, span, log) {
-        diagnostics::emit(&[diag], name, source);
+        diagnostics::emit_in(&[diag], name, sources);
         return;
     }
     let at = insn.map(|i| format!(" at instruction {i}")).unwrap_or_default();
@@ -19,7 +27,7 @@ pub fn report(name: &str, source: &str, probe: &str, span: grammar::Span, log: &
         span,
     )
     .with_help(format!("please report it with the script; the verifier said:\n{tail}"));
-    diagnostics::emit(&[diag], name, source);
+    diagnostics::emit_in(&[diag], name, sources);
 }
 
 /// A rejection for a limit of the verifier rather than an unsafe program: it checks every path

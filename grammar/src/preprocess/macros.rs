@@ -11,6 +11,16 @@ use super::scan::{self, Dialect, Kind, PpToken};
 /// macro whose expansion grows without end cannot hang the preprocessor.
 const MAX_EXPANSIONS: usize = 20_000;
 
+/// How deeply arguments inside arguments are expanded (`F(F(F(x)))`); deeper ones are used as
+/// written, so hostile input cannot exhaust the stack.
+const MAX_ARGUMENT_DEPTH: usize = 100;
+
+/// What one expansion may still spend.
+struct Budget {
+    expansions: usize,
+    depth: usize,
+}
+
 #[derive(Debug)]
 pub(super) struct Macro {
     /// `None` for an object-like macro; the parameter names of a function-like one, the last
@@ -75,15 +85,15 @@ impl Macros {
 
     /// Expands every macro in `input`, rescanning each expansion, as the preprocessor does.
     pub fn expand(&self, input: Vec<PpToken>) -> Vec<PpToken> {
-        let mut budget = MAX_EXPANSIONS;
+        let mut budget = Budget { expansions: MAX_EXPANSIONS, depth: 0 };
         self.expand_with(input, &mut budget)
     }
 
-    fn expand_with(&self, input: Vec<PpToken>, budget: &mut usize) -> Vec<PpToken> {
+    fn expand_with(&self, input: Vec<PpToken>, budget: &mut Budget) -> Vec<PpToken> {
         let mut pending: VecDeque<PpToken> = input.into();
         let mut out = Vec::new();
         while let Some(token) = pending.pop_front() {
-            let found = (token.kind == Kind::Ident && !token.hidden(&token.text) && *budget > 0)
+            let found = (token.kind == Kind::Ident && !token.hidden(&token.text) && budget.expansions > 0)
                 .then(|| self.map.get(&*token.text))
                 .flatten();
             let Some(mac) = found else {
@@ -100,7 +110,7 @@ impl Macros {
                     }
                 },
             };
-            *budget -= 1;
+            budget.expansions -= 1;
             let mut hide: Vec<Rc<str>> = token.hide.to_vec();
             hide.push(token.text.clone());
             let hide: Rc<[Rc<str>]> = hide.into();
@@ -122,7 +132,7 @@ impl Macros {
 
     /// A macro's body with its parameters replaced by the arguments: expanded ones in general,
     /// the arguments as written beside `#` and `##`.
-    fn substitute(&self, mac: &Macro, args: &[Vec<PpToken>], budget: &mut usize) -> Vec<PpToken> {
+    fn substitute(&self, mac: &Macro, args: &[Vec<PpToken>], budget: &mut Budget) -> Vec<PpToken> {
         let params = mac.params.as_deref().unwrap_or(&[]);
         let param = |t: &PpToken| (t.kind == Kind::Ident).then(|| params.iter().position(|p| **p == *t.text)).flatten();
         let body = &mac.body;
@@ -150,8 +160,14 @@ impl Macros {
             match param(t) {
                 Some(p) => {
                     let beside_paste = body.get(i + 1).is_some_and(|n| n.is("##"));
-                    let mut arg =
-                        if beside_paste { args[p].clone() } else { self.expand_with(args[p].clone(), budget) };
+                    let mut arg = if beside_paste || budget.depth >= MAX_ARGUMENT_DEPTH {
+                        args[p].clone()
+                    } else {
+                        budget.depth += 1;
+                        let expanded = self.expand_with(args[p].clone(), budget);
+                        budget.depth -= 1;
+                        expanded
+                    };
                     if let Some(first) = arg.first_mut() {
                         first.space_before = t.space_before;
                     }

@@ -145,13 +145,19 @@ pub(super) fn quoted_end(text: &str, pos: usize) -> usize {
     let mut i = pos + 1;
     while i < bytes.len() {
         match bytes[i] {
-            b'\\' => i += 2,
+            b'\\' => i += 1 + text[i + 1..].chars().next().map_or(0, char::len_utf8),
             b'\n' => return i,
             b if b == quote => return i + 1,
             _ => i += 1,
         }
     }
     bytes.len()
+}
+
+/// Where `pattern` (ASCII) occurs in `bytes` at or after `from`: a byte search, so `from` need
+/// not be a character boundary.
+fn find_from(bytes: &[u8], from: usize, pattern: &[u8]) -> Option<usize> {
+    bytes.get(from..)?.windows(pattern.len()).position(|w| w == pattern).map(|i| from + i)
 }
 
 /// One line of a file as the preprocessor sees it.
@@ -205,9 +211,9 @@ fn scan_body_line(line: &str, mut in_comment: bool, dialect: Dialect) -> bool {
     let mut i = 0;
     while i < bytes.len() {
         if in_comment {
-            match line[i..].find("*/") {
+            match find_from(bytes, i, b"*/") {
                 Some(j) => {
-                    i += j + 2;
+                    i = j + 2;
                     in_comment = false;
                 }
                 None => return true,
@@ -239,34 +245,35 @@ fn directive_at(text: &str, pos: usize) -> Line {
     while i < bytes.len() {
         let c = bytes[i];
         if in_comment {
-            if text[i..].starts_with("*/") {
-                in_comment = false;
-                i += 2;
-            } else {
-                i += 1;
+            match find_from(bytes, i, b"*/") {
+                Some(j) => {
+                    in_comment = false;
+                    i = j + 2;
+                }
+                None => i = bytes.len(),
             }
             continue;
         }
-        if c == b'\\' && text[i + 1..].starts_with('\n') {
+        if c == b'\\' && bytes[i + 1..].starts_with(b"\n") {
             i += 2;
             continue;
         }
-        if c == b'\\' && text[i + 1..].starts_with("\r\n") {
+        if c == b'\\' && bytes[i + 1..].starts_with(b"\r\n") {
             i += 3;
             continue;
         }
         if c == b'\n' {
             break;
         }
-        if text[i..].starts_with("/*") {
+        if bytes[i..].starts_with(b"/*") {
             in_comment = true;
             logical.push(' ');
             offsets.push(i - pos);
             i += 2;
             continue;
         }
-        if text[i..].starts_with("//") {
-            i = text[i..].find('\n').map_or(bytes.len(), |j| i + j);
+        if bytes[i..].starts_with(b"//") {
+            i = find_from(bytes, i, b"\n").unwrap_or(bytes.len());
             break;
         }
         if c == b'"' || c == b'\'' {

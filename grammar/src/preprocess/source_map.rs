@@ -101,6 +101,14 @@ pub struct Sources {
 }
 
 impl Sources {
+    /// The sources of a text that included nothing.
+    #[must_use]
+    pub fn of_script(name: &str, text: &str) -> Sources {
+        let mut sources = Sources::default();
+        sources.add(name, text);
+        sources
+    }
+
     /// Adds a file and returns its base; one byte separates files, so a file's end offset
     /// belongs to it alone.
     pub(super) fn add(&mut self, name: &str, text: &str) -> usize {
@@ -132,7 +140,7 @@ impl Sources {
     /// `NAME:LINE:COLUMN` (1-based, columns in characters) of an offset of the original space.
     pub fn position(&self, offset: usize) -> Option<(String, usize, usize)> {
         let (file, local) = self.locate(Span::new(offset, offset))?;
-        let before = &file.text[..local.start as usize];
+        let before = file.text.get(..local.start as usize)?;
         let line = before.matches('\n').count() + 1;
         let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
         Some((file.name.clone(), line, column))

@@ -178,3 +178,50 @@ fn a_file_that_includes_itself_stops() {
     assert_eq!(pre.diagnostics.len(), 1);
     assert!(pre.diagnostics[0].message.contains("nested more than"), "{:?}", pre.diagnostics);
 }
+
+/// Pieces scripts and headers are made of, directives and macros among them.
+const PIECES: [&str; 24] = [
+    "#define ",
+    "#if ",
+    "#ifdef ",
+    "#elif ",
+    "#else",
+    "#endif",
+    "#include ",
+    "#undef ",
+    "\n",
+    " ",
+    "F(",
+    ")",
+    ",",
+    "A",
+    "\"s\\é\"",
+    "/*",
+    "*/",
+    "//",
+    "\\\n",
+    "##",
+    "#",
+    "<linux/sched.h>",
+    "é",
+    "{",
+];
+
+proptest::proptest! {
+    #[test]
+    fn any_text_preprocesses_without_panicking(picks in proptest::collection::vec(0..PIECES.len(), 0..60)) {
+        let src: String = picks.iter().map(|&i| PIECES[i]).collect();
+        let pre = preprocess(&src, &files(&[]), &PreprocessOptions::default());
+        for d in &pre.diagnostics {
+            proptest::prop_assert!(d.primary_span().end as usize <= src.len());
+        }
+        let _ = crate::parse_preprocessed(&pre);
+    }
+}
+
+#[test]
+fn deeply_nested_arguments_stop_expanding() {
+    let src = format!("#define F(x) x\nBEGIN {{ $a = {}1{}; }}\n", "F(".repeat(500), ")".repeat(500));
+    let pre = run(&src, &files(&[]), &PreprocessOptions::default());
+    assert!(pre.text.contains("$a ="));
+}

@@ -444,7 +444,8 @@ fn report_session_error(e: &SessionError, name: &str, text: &str, text_offset: u
         SessionError::Verifier { probe, span, log, insn } => {
             let start = (span.start as usize).saturating_sub(text_offset).min(text.len());
             let end = (span.end as usize).saturating_sub(text_offset).min(text.len()).max(start);
-            crate::verifier_report::report(name, text, probe, grammar::Span::new(start, end), log, *insn);
+            let sources = grammar::Sources::of_script(name, text);
+            crate::verifier_report::report(name, &sources, probe, grammar::Span::new(start, end), log, *insn);
         }
         other => eprintln!("ERROR: {other}"),
     }
