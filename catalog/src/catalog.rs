@@ -54,6 +54,9 @@ pub struct Catalog<S> {
     kernel_functions: OnceCell<Result<Vec<String>, String>>,
     /// Whether fentry programs load here ([`Source::load_fentry`]), tried once.
     trampolines: OnceCell<Option<String>>,
+    /// The kernel's source and build trees as given (bpftrace's `BPFTRACE_KERNEL_SOURCE` and
+    /// `BPFTRACE_KERNEL_BUILD`), instead of looking under `/lib/modules`.
+    kernel_headers: Option<(String, String)>,
 }
 
 impl<S: Source> Catalog<S> {
@@ -72,7 +75,15 @@ impl<S: Source> Catalog<S> {
             btf: OnceCell::new(),
             kernel_functions: OnceCell::new(),
             trampolines: OnceCell::new(),
+            kernel_headers: None,
         }
+    }
+
+    /// Takes the kernel's headers from these source and build trees.
+    #[must_use]
+    pub fn with_kernel_headers(mut self, source: impl Into<String>, build: impl Into<String>) -> Self {
+        self.kernel_headers = Some((source.into(), build.into()));
+        self
     }
 
     /// Reads the kernel's BTF from `path` instead of [`Btf::VMLINUX`].
@@ -286,7 +297,7 @@ impl<S: Source> ProbeCatalog for Catalog<S> {
     }
 
     fn system_includes(&self) -> grammar::SystemIncludes {
-        headers::system_includes(&self.source)
+        headers::system_includes(&self.source, self.kernel_headers.clone())
     }
 }
 

@@ -38,7 +38,8 @@ pub enum HostSource {
 }
 
 /// The catalog of this machine, or of `$RBT_SYSROOT` when that is set; `$RBT_BTF` names another
-/// BTF file for the kernel's types.
+/// BTF file for the kernel's types; `$BPFTRACE_KERNEL_SOURCE` (and `$BPFTRACE_KERNEL_BUILD`,
+/// which defaults to it) the kernel's headers, as for bpftrace.
 pub fn open_catalog() -> Result<HostCatalog, HostError> {
     let source = match std::env::var_os("RBT_SYSROOT").filter(|dir| !dir.is_empty()) {
         Some(dir) => HostSource::Sysroot(DirSource::new(dir)),
@@ -47,11 +48,15 @@ pub fn open_catalog() -> Result<HostCatalog, HostError> {
             HostSource::Live
         }
     };
-    let catalog = Catalog::new(source);
-    Ok(match std::env::var_os("RBT_BTF") {
-        Some(path) => catalog.with_btf_path(path),
-        None => catalog,
-    })
+    let mut catalog = Catalog::new(source);
+    if let Some(path) = std::env::var_os("RBT_BTF") {
+        catalog = catalog.with_btf_path(path);
+    }
+    if let Ok(ksrc) = std::env::var("BPFTRACE_KERNEL_SOURCE") {
+        let kobj = std::env::var("BPFTRACE_KERNEL_BUILD").unwrap_or_else(|_| ksrc.clone());
+        catalog = catalog.with_kernel_headers(ksrc, kobj);
+    }
+    Ok(catalog)
 }
 
 /// Finds tracefs at `/sys/kernel/tracing`, then `/sys/kernel/debug/tracing`, and mounts it at
