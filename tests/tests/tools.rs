@@ -8,9 +8,12 @@
 //! // run: -c "{workload} open /etc/hostname 3" rbt's and bpftrace's arguments (the first line)
 //! // tool: opensnoop                           the script, tests/bpftrace-suite/tools/opensnoop.bt
 //! // header: 3                                 the first 3 lines of stdout must be equal
-//! // keep: rbt-workload                        and so must the lines holding this text, as a
+//! // keep: {comm}                              and so must the lines holding this text, as a
 //! //                                           multiset (any order), from the rest of stdout
 //! ```
+//!
+//! `{workload}` is a copy of `rbt-workload` named for this test run, and `{comm}` its name, so
+//! that the lines kept are this run's workload's and not those of another test running beside it.
 //!
 //! Before comparing, every run of digits becomes `N` and every run of blanks one space, so
 //! columns of different widths compare equal. Both tools must exit with status 0.
@@ -39,7 +42,8 @@ fn bpftraces_tools_print_the_same_under_rbt() {
     assert!(is_root(), "the tools load BPF programs: run as root (this test never skips)");
     let bpftrace = bpftrace().unwrap_or_else(|e| panic!("the tools are compared with bpftrace 0.17: {e}"));
     let rbt = rbt().unwrap_or_else(|e| panic!("cannot get the rbt binary: {e}"));
-    let workload = Path::new(env!("CARGO_BIN_EXE_rbt-workload"));
+    let workload = private_workload();
+    let workload = workload.as_path();
     let mut failures = Vec::new();
     let cases = selected_cases(workload);
     for case in &cases {
@@ -54,6 +58,16 @@ fn bpftraces_tools_print_the_same_under_rbt() {
         }
     }
     assert!(failures.is_empty(), "{} of {} tools differ:\n\n{}", failures.len(), cases.len(), failures.join("\n\n"));
+}
+
+/// A copy of the workload whose name (its `comm`) no other process has: `wlPID`.
+fn private_workload() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tools");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    let copy = dir.join(format!("wl{}", std::process::id()));
+    std::fs::copy(env!("CARGO_BIN_EXE_rbt-workload"), &copy)
+        .unwrap_or_else(|e| panic!("cannot copy the workload to {}: {e}", copy.display()));
+    copy
 }
 
 fn selected_cases(workload: &Path) -> Vec<Case> {
@@ -91,7 +105,10 @@ fn read_case(path: &Path, workload: &Path) -> Case {
         .lines()
         .take_while(|line| line.starts_with("//"))
         .filter_map(|line| line.strip_prefix("// keep:"))
-        .map(|text| text.trim().replace("{workload}", &workload.display().to_string()))
+        .map(|text| {
+            let comm = workload.file_name().unwrap_or_default().to_string_lossy();
+            text.trim().replace("{workload}", &workload.display().to_string()).replace("{comm}", &comm)
+        })
         .collect();
     Case { name, script, args: case_args(&source, workload), header, keep }
 }
