@@ -35,7 +35,7 @@ pub(super) enum Operand {
 const C_INT_NAMES: &[(&str, &str)] = &[
     ("int8", "signed char"),
     ("uint8", "unsigned char"),
-    ("int16", "short"),
+    ("int16", "short int"),
     ("uint16", "short unsigned int"),
     ("int32", "int"),
     ("uint32", "unsigned int"),

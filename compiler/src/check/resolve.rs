@@ -57,16 +57,8 @@ impl Resolver<'_> {
 
     /// The concrete attach points one written spec stands for (a wildcard gives many).
     fn resolve_attach(&mut self, spec: &ProbeSpec) -> Vec<AttachPoint> {
-        // Positional parameters may stand for parts, as in bpftrace: `uprobe:$1:main`.
-        let params = &self.options.params;
-        let parts: Vec<&str> = spec
-            .parts
-            .iter()
-            .map(|p| match p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()) {
-                Some(n) if n >= 1 => params.get(n - 1).map_or("", String::as_str),
-                _ => p.as_str(),
-            })
-            .collect();
+        // Positional parameters are already spliced in (`positional.rs`): `uprobe:$1:main`.
+        let parts: Vec<&str> = spec.parts.iter().map(String::as_str).collect();
         let word = parts.first().copied().unwrap_or("");
         match ProbeKind::from_alias(word) {
             Some(kind @ (ProbeKind::Begin | ProbeKind::End)) if parts.len() == 1 => {

@@ -111,6 +111,9 @@ impl Checker<'_> {
 
     /// `lhs op rhs` for `x op= rhs`, typed as an integer operation.
     fn compound(&mut self, op: BinaryOp, current: Expr, rhs: Expr, span: Span) -> Expr {
+        if matches!(current.ty, Type::Pointer { .. }) || matches!(rhs.ty, Type::Pointer { .. }) {
+            return self.check_pointer_binary(op, current, rhs, span);
+        }
         if !current.ty.is_integer() || !rhs.ty.is_integer() {
             if current.ty != Type::None && rhs.ty != Type::None {
                 self.error(Diagnostic::error(
@@ -173,9 +176,8 @@ impl Checker<'_> {
         };
         let stored = match &value.ty {
             Type::Int { signed, .. } => Type::Int { bytes: 8, signed: *signed },
-            // bpftrace 0.17 stores a BTF-typed pointer as an int64, a tracepoint's as a uint64.
-            Type::Pointer { target: Some(_), .. } => Type::I64,
-            Type::Pointer { .. } => Type::U64,
+            // A pointer stays one, so that `@p + 1` and `@p[1]` see its pointee; it prints as
+            // bpftrace 0.17 prints a map of pointers (an int64 when BTF-typed, else a uint64).
             other => other.clone(),
         };
         let id = self.define_map(access, &key_types, MapValue::Plain(stored));

@@ -162,8 +162,9 @@ impl ProbeLowering<'_> {
                 Value::Mem(at)
             }
             ExprKind::ReadStr { ptr, limit } => Value::Mem(self.lower_read_str(ptr, limit.as_deref(), e.ty.size())),
-            ExprKind::IncDec { target, increment, prefix } => {
-                Value::Int(self.lower_incdec(target, *increment, *prefix))
+            ExprKind::IncDec { target, increment, prefix, step } => {
+                let delta = if *increment { *step as i32 } else { -(*step as i32) };
+                Value::Int(self.lower_incdec(target, delta, *prefix))
             }
             ExprKind::Stack(stack) => Value::Mem(self.lower_stack(stack)),
             ExprKind::Symbol { addr, user } => {
