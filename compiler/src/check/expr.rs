@@ -30,20 +30,7 @@ impl Checker<'_> {
                 self.check_kernel_cast(ty, expr, span).unwrap_or_else(|| error_expr(span))
             }
             ast::ExprKind::Cast { ty, expr } => self.check_cast(ty, expr, span),
-            ast::ExprKind::Tuple(items) => {
-                let items: Vec<Expr> = items.iter().map(|i| self.check_expr(i)).collect();
-                for item in &items {
-                    if !(item.ty.is_integer() || item.ty.is_string() || matches!(item.ty, Type::Tuple(_))) {
-                        self.error(Diagnostic::error(
-                            "type-mismatch",
-                            format!("a tuple cannot hold a value of type '{}'", item.ty),
-                            item.span,
-                        ));
-                    }
-                }
-                let ty = Type::Tuple(items.iter().map(|i| i.ty.clone()).collect());
-                Expr { kind: ExprKind::Tuple(items), ty, span }
-            }
+            ast::ExprKind::Tuple(items) => self.check_tuple(items, span),
             ast::ExprKind::IncDec { target, increment, prefix } => {
                 let target = self.check_lvalue(target, true);
                 match target {

@@ -160,6 +160,7 @@ impl Checker<'_> {
                     let kind = ExprKind::Member { base: Box::new(v), offset: f.offset, bitfield: f.bitfield };
                     Some(Operand::Value(Expr { kind, ty: f.ty.clone(), span }))
                 }
+                Type::Tuple(_) => self.tuple_field(v, field, span).map(Operand::Value),
                 Type::Pointer { .. } => {
                     self.error(
                         Diagnostic::error(
@@ -509,7 +510,7 @@ impl Checker<'_> {
         let size = match self.check_operand(e) {
             Some(Operand::Place(place)) => self.catalog.kernel_type_size(place.ty),
             Some(Operand::Value(v)) if v.ty.is_integer() => Some(v.ty.int_bytes()),
-            Some(Operand::Value(v)) if v.ty != Type::None => Some(v.ty.size()),
+            Some(Operand::Value(v)) if v.ty != Type::None => Some(v.ty.bpftrace_layout().0),
             _ => None,
         };
         match size {

@@ -17,6 +17,7 @@ mod positional;
 mod resolve;
 mod stmt;
 mod suggest;
+mod tuples;
 
 use std::collections::HashMap;
 

@@ -67,6 +67,16 @@ impl Checker<'_> {
             ast::StmtKind::Unroll { count, body } => {
                 let n = match &count.kind {
                     ast::ExprKind::Int(n) if (1..=MAX_UNROLL).contains(n) => *n as u32,
+                    // bpftrace 0.17's words for a count out of range.
+                    ast::ExprKind::Int(n) => {
+                        let message = if *n == 0 {
+                            "unroll minimum value is 1".to_string()
+                        } else {
+                            format!("unroll maximum value is {MAX_UNROLL}")
+                        };
+                        self.error(Diagnostic::error("bad-unroll", message, count.span));
+                        1
+                    }
                     _ => {
                         self.error(Diagnostic::error(
                             "bad-unroll",
