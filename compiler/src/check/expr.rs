@@ -266,6 +266,15 @@ impl Checker<'_> {
             let kind = ExprKind::Logical { is_and: op == AstBin::LogicalAnd, lhs: Box::new(lhs), rhs: Box::new(rhs) };
             return Expr { kind, ty: Type::I64, span };
         }
+        if let (Type::Buffer { cap: a }, Type::Buffer { cap: b }) = (&lhs.ty, &rhs.ty) {
+            if matches!(op, AstBin::Eq | AstBin::Ne) {
+                // bpftrace 0.17 compares buffers as strings over the smaller one's size.
+                let limit = (*a).min(*b);
+                let kind =
+                    ExprKind::StrCompare { negate: op == AstBin::Ne, lhs: Box::new(lhs), rhs: Box::new(rhs), limit };
+                return Expr { kind, ty: Type::I64, span };
+            }
+        }
         if lhs.ty.is_string() || rhs.ty.is_string() {
             if matches!(op, AstBin::Eq | AstBin::Ne) && lhs.ty.is_string() && rhs.ty.is_string() {
                 let limit = match (&lhs.ty, &rhs.ty) {

@@ -107,6 +107,16 @@ impl Checker<'_> {
                 return Some(Stmt { kind, span });
             }
         }
+        if let ast::ExprKind::Ternary { cond, then_expr, else_expr } = &e.kind {
+            if is_statement(then_expr) && is_statement(else_expr) {
+                // `c ? printf("a") : printf("b")`: bpftrace 0.17 runs one branch, as an `if`.
+                let cond = self.check_expr(cond);
+                self.expect_integer(&cond, "condition");
+                let then_body = self.check_expr_stmt(then_expr, then_expr.span).into_iter().collect();
+                let else_body = self.check_expr_stmt(else_expr, else_expr.span).into_iter().collect();
+                return Some(Stmt { kind: StmtKind::If { cond, then_body, else_body }, span });
+            }
+        }
         if let ast::ExprKind::Call { name, args } = &e.kind {
             if let Some(kind) = self.check_stmt_call(name, args, span) {
                 return kind.map(|kind| Stmt { kind, span });
@@ -195,6 +205,17 @@ impl Checker<'_> {
             return None;
         }
         Some(Stmt { kind: StmtKind::AssignMap { map: id, keys, value }, span })
+    }
+}
+
+/// Whether `e` is a call without a value (`printf(...)`) or a ternary choosing between such calls.
+fn is_statement(e: &ast::Expr) -> bool {
+    match &e.kind {
+        ast::ExprKind::Call { name, .. } => {
+            crate::builtins::function(&name.name).is_some_and(|f| f.role == crate::builtins::Role::Statement)
+        }
+        ast::ExprKind::Ternary { then_expr, else_expr, .. } => is_statement(then_expr) && is_statement(else_expr),
+        _ => false,
     }
 }
 
