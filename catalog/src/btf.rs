@@ -53,11 +53,11 @@ pub struct Btf {
     types: Vec<u32>,
     strings: (usize, usize),
     /// `struct NAME`, `union NAME`, `enum NAME`, typedef and base type names to ids.
-    names: std::cell::OnceCell<Names>,
+    names: std::sync::OnceLock<Names>,
     /// Lookups by kind and name already made (see [`Btf::find`]).
-    found: std::cell::RefCell<HashMap<(u32, String), Option<KTypeId>>>,
+    found: std::sync::Mutex<HashMap<(u32, String), Option<KTypeId>>>,
     /// Every enum constant's value, built on the first lookup (see [`Btf::enum_constant`]).
-    enumerators: std::cell::OnceCell<HashMap<String, u64>>,
+    enumerators: std::sync::OnceLock<HashMap<String, u64>>,
 }
 
 #[derive(Default)]
@@ -248,7 +248,7 @@ impl Btf {
     /// which only suggestions and listings need.
     fn find(&self, kinds: &[u32], name: &str) -> Option<KTypeId> {
         let key = (kinds[0], name.to_owned());
-        if let Some(found) = self.found.borrow().get(&key) {
+        if let Some(found) = self.found.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key) {
             return *found;
         }
         let (start, _) = self.strings;
@@ -262,7 +262,7 @@ impl Btf {
             let off = start + self.u32_at(at) as usize;
             self.data.get(off..off + needle.len()) == Some(needle) && self.data.get(off + needle.len()) == Some(&0)
         });
-        self.found.borrow_mut().insert(key, found);
+        self.found.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key, found);
         found
     }
 

@@ -6,9 +6,9 @@
 //! one probe are not cached, since the checker resolves each attach point once
 //! (`compiler/src/check/resolve.rs`).
 
-use std::cell::OnceCell;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use compiler::ktypes::{KFunction, KType, KTypeId};
 use compiler::usdt::UsdtProbe;
@@ -47,13 +47,13 @@ pub struct Catalog<S> {
     /// Where the kernel's BTF is read from ([`Btf::VMLINUX`] unless told otherwise).
     btf_path: PathBuf,
     /// `category:event` for every tracepoint, sorted bytewise as bpftrace's `std::set` is.
-    events: OnceCell<Vec<String>>,
+    events: OnceLock<Vec<String>>,
     /// The kernel's BTF, read the first time a script uses kernel types.
-    btf: OnceCell<Result<Btf, String>>,
+    btf: OnceLock<Result<Btf, String>>,
     /// The functions kprobes can attach to, read once.
-    kernel_functions: OnceCell<Result<Vec<String>, String>>,
+    kernel_functions: OnceLock<Result<Vec<String>, String>>,
     /// Whether fentry programs load here ([`Source::load_fentry`]), tried once.
-    trampolines: OnceCell<Option<String>>,
+    trampolines: OnceLock<Option<String>>,
     /// The kernel's source and build trees as given (bpftrace's `BPFTRACE_KERNEL_SOURCE` and
     /// `BPFTRACE_KERNEL_BUILD`), instead of looking under `/lib/modules`.
     kernel_headers: Option<(String, String)>,
@@ -71,10 +71,10 @@ impl<S: Source> Catalog<S> {
             source,
             tracefs: tracefs.into(),
             btf_path: Btf::VMLINUX.into(),
-            events: OnceCell::new(),
-            btf: OnceCell::new(),
-            kernel_functions: OnceCell::new(),
-            trampolines: OnceCell::new(),
+            events: OnceLock::new(),
+            btf: OnceLock::new(),
+            kernel_functions: OnceLock::new(),
+            trampolines: OnceLock::new(),
             kernel_headers: None,
         }
     }

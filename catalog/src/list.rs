@@ -90,6 +90,10 @@ pub fn list_probes<S: Source>(
             Some((provider, rest)) => (provider, Some(rest)),
             None => (raw, None),
         };
+        // bpftrace 0.17 lexes the search as a program, whose lexer refuses these in a probe type.
+        if let Some(c) = provider.chars().find(|c| *c == '\\' || c.is_control()) {
+            return Err(list_error(format!("invalid character '{c}'")));
+        }
         if !provider.contains('*') {
             list_attach_point(catalog, provider, raw, false, verbose, &mut out)?;
             continue;

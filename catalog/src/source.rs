@@ -10,7 +10,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// The system a [`Catalog`](crate::Catalog) describes. Paths are absolute, as on that system.
-pub trait Source {
+pub trait Source: Sync {
     /// The bytes of the file at `path`.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
     /// The names of the entries of the directory at `path`, in no particular order.

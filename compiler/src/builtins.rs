@@ -100,7 +100,7 @@ const fn func(
     }
 }
 
-/// A function taking a format string and up to 7 arguments for it.
+/// A function taking a format string and up to 127 arguments for it.
 const fn formatted(name: &'static str, signature: &'static str, doc: &'static str) -> Function {
     Function { max_args: None, ..func(name, 1, 1, Role::Statement, signature, doc) }
 }

@@ -27,6 +27,12 @@ pub struct Compiled {
     pub sources: Sources,
 }
 
+/// Stack for the compiler's passes. Checking, lowering and dropping a tree recurse once per
+/// level of nesting (about 2 KiB a level in debug builds), and the parser accepts expressions
+/// nested `grammar::MAX_EXPR_DEPTH` deep; this leaves room for many times that, and costs only
+/// the pages a program touches.
+const COMPILER_STACK: usize = 256 << 20;
+
 /// Compiles rbt source text. Returns the program when there are no errors, and every diagnostic
 /// (warnings too) either way. Spans are offsets into `source` unless it includes files; see
 /// [`compile_script`] for those.
@@ -48,8 +54,24 @@ impl IncludeFiles for CatalogFiles<'_> {
     }
 }
 
-/// Compiles a script, preprocessed with the catalog's files and include directories.
+/// Compiles a script, preprocessed with the catalog's files and include directories. The passes
+/// run on a thread with a stack of their own, so deeply nested programs compile whatever the
+/// caller's stack (a test thread has 2 MiB).
 pub fn compile_script(source: &str, catalog: &dyn ProbeCatalog, options: &CompileOptions) -> Compiled {
+    std::thread::scope(|scope| {
+        let passes = std::thread::Builder::new()
+            .name("rbt-compiler".into())
+            .stack_size(COMPILER_STACK)
+            .spawn_scoped(scope, || compile_script_here(source, catalog, options));
+        match passes {
+            Ok(handle) => handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            // No thread to be had (resource limits): compile on the caller's stack instead.
+            Err(_) => compile_script_here(source, catalog, options),
+        }
+    })
+}
+
+fn compile_script_here(source: &str, catalog: &dyn ProbeCatalog, options: &CompileOptions) -> Compiled {
     let mut preprocess = options.preprocess.clone();
     preprocess.system = catalog.system_includes();
     if catalog.kernel_types_missing().is_none() {
@@ -187,5 +209,56 @@ fn section_for(attach: &AttachPoint) -> String {
         AttachPoint::PerfCounter { .. } => "perf_event".into(),
         AttachPoint::RawTracepoint { name, .. } => format!("raw_tracepoint/{name}"),
         AttachPoint::Fentry { func, ret } => format!("{}/{}", if *ret { "fexit" } else { "fentry" }, func.name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tracepoint::TracepointFormat;
+
+    struct NoSystem;
+
+    impl ProbeCatalog for NoSystem {
+        fn match_tracepoints(&self, _category: &str, _event: &str) -> Vec<(String, String)> {
+            Vec::new()
+        }
+
+        fn tracepoint_format(&self, _category: &str, _event: &str) -> Option<TracepointFormat> {
+            None
+        }
+
+        fn all_tracepoints(&self) -> Vec<String> {
+            Vec::new()
+        }
+    }
+
+    fn errors(source: &str) -> Vec<String> {
+        let (compiled, diags) = compile(source, &NoSystem, &CompileOptions::default());
+        let errors: Vec<String> = diags.iter().filter(|d| d.is_error()).map(|d| d.message.clone()).collect();
+        assert_eq!(compiled.is_some(), errors.is_empty());
+        errors
+    }
+
+    /// These run on the test's own 2 MiB thread, which the deepest of them would overflow if the
+    /// passes ran there.
+    #[test]
+    fn deeply_nested_programs_compile() {
+        let max = grammar::MAX_EXPR_DEPTH;
+        // `max - 2`: the negations add the literal, and printf its call, a level each.
+        for depth in [300, max - 2] {
+            let sum = vec!["1"; depth].join(" + ");
+            let negations = format!("{}1", "- ".repeat(depth));
+            let parens = format!("{}$a{}", "(".repeat(depth - 4), ")".repeat(depth - 4));
+            let casts = format!("{}1", "(uint64)".repeat(depth - 1));
+            for e in [sum, negations, parens, casts] {
+                let source = format!("BEGIN {{ $a = 1; @x = {e}; printf(\"%d\\n\", {e}); exit(); }}");
+                assert_eq!(errors(&source), Vec::<String>::new(), "depth {depth}");
+            }
+            let blocks = format!("BEGIN {{ {} @x = 1; {} }}", "if (1) { ".repeat(depth - 2), "} ".repeat(depth - 2));
+            assert_eq!(errors(&blocks), Vec::<String>::new(), "depth {depth}");
+        }
+        let over = format!("BEGIN {{ @x = {}1; }}", "- ".repeat(max));
+        assert_eq!(errors(&over), vec![format!("expression nested more than {max} levels deep")]);
     }
 }

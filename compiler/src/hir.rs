@@ -341,10 +341,12 @@ pub enum ExprKind {
         ptr: Box<Expr>,
         limit: Option<Box<Expr>>,
     },
+    /// `x++`, `--x`: moves by `step` (1, or a pointer's pointee size).
     IncDec {
         target: LValue,
         increment: bool,
         prefix: bool,
+        step: u32,
     },
     /// `kstack`, `ustack(perf, 5)`: captures the current stack into its stack map.
     Stack(crate::types::StackType),

@@ -47,8 +47,9 @@ pub enum FieldType {
 }
 
 /// What the compiler asks of the system while checking a program. The runtime implements it over
-/// tracefs; tests implement it over fixed data.
-pub trait ProbeCatalog {
+/// tracefs; tests implement it over fixed data. `Sync`, because the compiler runs its passes on a
+/// thread of its own (see `compile.rs`).
+pub trait ProbeCatalog: Sync {
     /// Every `(category, event)` matching the wildcard patterns (`*` only, as bpftrace), sorted.
     fn match_tracepoints(&self, category: &str, event: &str) -> Vec<(String, String)>;
     /// The record layout of one tracepoint, or `None` when it does not exist.

@@ -138,6 +138,38 @@ impl Type {
         }
     }
 
+    /// Size and alignment of a value as bpftrace 0.17 lays it out, which `sizeof` reports: tuples
+    /// are C structs whose fields sit at their natural alignment (integers at their width,
+    /// strings at 1), padded to their largest alignment, so `((int8)1, (int16)1, (int32)1)` is 8
+    /// bytes. rbt stores tuples in its own layout ([`Type::tuple_offsets`]); `lower/tuples.rs`
+    /// maps one onto the other where bpftrace's byte copies show.
+    pub fn bpftrace_layout(&self) -> (u32, u32) {
+        match self {
+            Type::Int { .. } | Type::Pointer { .. } => (self.int_bytes(), self.int_bytes()),
+            Type::Str { len } => (*len, 1),
+            Type::Tuple(fields) => {
+                let (mut end, mut align) = (0u32, 1u32);
+                for f in fields {
+                    let (size, a) = f.bpftrace_layout();
+                    end = end.next_multiple_of(a) + size;
+                    align = align.max(a);
+                }
+                (end.next_multiple_of(align), align)
+            }
+            // A stack is rbt's own 16-byte (id, pid) pair, 8-aligned.
+            Type::Stack(_) => (StackType::SIZE, 8),
+            Type::Symbol { .. } => (16, 8),
+            Type::Inet => (24, 8),
+            Type::Timestamp(_) => (8, 8),
+            Type::Buffer { cap } => (8 + cap, 8),
+            Type::MacAddr => (6, 1),
+            // bpftrace 0.17 keeps a struct as bytes (alignment 1), an array at its elements'.
+            Type::Record(layout) => (layout.size, 1),
+            Type::Array { elem, len } => (elem.native_size() * len, elem.bpftrace_layout().1),
+            Type::Args | Type::None => (0, 1),
+        }
+    }
+
     /// Byte offsets of a tuple's fields.
     pub fn tuple_offsets(fields: &[Type]) -> Vec<u32> {
         let mut offset = 0;

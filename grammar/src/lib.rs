@@ -10,6 +10,7 @@
 
 pub mod ast;
 mod depth_limit;
+pub use depth_limit::MAX_EXPR_DEPTH;
 mod diagnostic;
 mod dump;
 mod lexer;

@@ -202,11 +202,25 @@ fn hostile_nesting_is_reported_not_overflowed() {
     for src in [
         format!("BEGIN {{ $x = {}1; }}", "- ".repeat(100_000)),
         format!("BEGIN {{ $x = {}1; }}", "(".repeat(10_000)),
-        format!("BEGIN {{ $x = {}; }}", vec!["1"; 300].join("+")),
+        format!("BEGIN {{ $x = {}; }}", vec!["1"; 1500].join("+")),
     ] {
         let (_, diagnostics) = parse(&src);
         assert!(!diagnostics.is_empty());
     }
+}
+
+#[test]
+fn nesting_up_to_the_limit_is_accepted() {
+    let max = crate::MAX_EXPR_DEPTH;
+    // Each `-` is a level and the literal one more.
+    let at_limit = format!("BEGIN {{ $x = {}1; }}", "- ".repeat(max - 1));
+    assert!(parse(&at_limit).1.is_empty());
+    let over = format!("BEGIN {{ $x = {}1; }}", "- ".repeat(max));
+    assert_eq!(parse(&over).1[0].message, format!("expression nested more than {max} levels deep"));
+    // bpftrace 0.17 takes 300 levels of brackets and of operators.
+    let parens = format!("BEGIN {{ $x = {}1{}; }}", "(".repeat(300), ")".repeat(300));
+    assert!(parse(&parens).1.is_empty());
+    assert!(parse(&format!("BEGIN {{ $x = {}; }}", vec!["1"; 300].join("+"))).1.is_empty());
 }
 
 #[test]

@@ -18,7 +18,7 @@ pub(crate) type Spanned = (usize, Tok, usize);
 
 /// How deeply `{`, `(` and `[` may nest. The passes after the parser recurse once per level, so
 /// this bounds their stack use on hostile input; real programs stay far below it.
-const MAX_NESTING: usize = 256;
+const MAX_NESTING: usize = 1024;
 
 /// How many tokens one statement or predicate may have. An expression is never deeper than its
 /// token count, so this bounds the trees the parser builds (and drops during error recovery)

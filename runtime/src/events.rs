@@ -139,7 +139,7 @@ fn decode_args(types: &[Type], payload: &[u8], stacks: &crate::stacks::Stacks) -
         let bytes = payload.get(off..).unwrap_or(&[]);
         args.push(match decode(ty, bytes, stacks) {
             Value::Int(v) => PrintfArg::Int(v),
-            Value::UInt(v) | Value::Pointer(v) => PrintfArg::UInt(v),
+            Value::UInt(v) | Value::Pointer(v) | Value::KernelPointer(v) => PrintfArg::UInt(v),
             Value::Str(s) => PrintfArg::Str(s),
             Value::Buffer(b) => PrintfArg::Buffer(b),
             // The checker lets no tuple reach a conversion, as in bpftrace 0.17; its text form

@@ -314,6 +314,8 @@ pub fn decode(ty: &Type, bytes: &[u8], stacks: &Stacks) -> Value {
     match ty {
         Type::Int { signed: true, .. } => Value::Int(read_u64(bytes, 0) as i64),
         Type::Int { .. } => Value::UInt(read_u64(bytes, 0)),
+        // bpftrace 0.17 prints a pointer to a known type as an int64, a tracepoint's as a uint64.
+        Type::Pointer { target: Some(_), .. } => Value::KernelPointer(read_u64(bytes, 0)),
         Type::Pointer { .. } => Value::Pointer(read_u64(bytes, 0)),
         Type::Record(_) | Type::Array { .. } => decode_native(ty, bytes, None),
         Type::Str { len } => {

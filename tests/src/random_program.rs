@@ -123,7 +123,9 @@ const TRACEPOINTS: &[(&str, &[(&str, Field)])] = &[
     ),
 ];
 
-const INT_BUILTINS: &[&str] = &["pid", "tid", "uid", "gid", "nsecs", "elapsed", "cpu", "rand", "cgroup", "curtask"];
+/// Integer builtins; `curtask` is a pointer, which only `+`, `-` and comparisons take, so it is cast.
+const INT_BUILTINS: &[&str] =
+    &["pid", "tid", "uid", "gid", "nsecs", "elapsed", "cpu", "rand", "cgroup", "(uint64)curtask"];
 
 /// Kernel struct members through BTF, stable across kernels: nested structs, pointer chains,
 /// casts, bitfields, array elements, sizeof/offsetof.
@@ -642,7 +644,11 @@ impl Generator {
                 .into(),
             4 | 5 => self.rng.pick(INT_BUILTINS).into(),
             6 | 7 => match Self::fields_of(sc, &[Field::Int, Field::Ptr]) {
-                f if !f.is_empty() => format!("args->{}", self.rng.pick(&f)),
+                // A pointer field is cast to an integer, as bpftrace refuses most operators on it.
+                f if !f.is_empty() => match self.rng.pick(&f) {
+                    field if Self::fields_of(sc, &[Field::Ptr]).contains(&field) => format!("(uint64)args->{field}"),
+                    field => format!("args->{field}"),
+                },
                 _ => "pid".into(),
             },
             8 | 9 => self.int_var(sc, true).unwrap_or_else(|| "tid".into()),

@@ -14,10 +14,8 @@ impl Checker<'_> {
             ast::ExprKind::Int(v) => Expr { kind: ExprKind::Int(*v), ty: Type::I64, span },
             ast::ExprKind::Str(s) => string_literal(s.as_bytes().to_vec(), span),
             ast::ExprKind::Var(name) => self.check_var(name, span),
-            ast::ExprKind::Param(n) => self.check_param(*n, span),
-            ast::ExprKind::ParamCount => {
-                Expr { kind: ExprKind::Int(self.options.params.len() as u64), ty: Type::I64, span }
-            }
+            // `positional.rs` replaced every parameter with its value before checking.
+            ast::ExprKind::Param(_) | ast::ExprKind::ParamCount => error_expr(span),
             ast::ExprKind::Map(access) => self.check_map_value(access),
             ast::ExprKind::Builtin(name) => self.check_builtin(name, span),
             ast::ExprKind::Call { name, args } => self.check_value_call(name, args, span),
@@ -32,30 +30,24 @@ impl Checker<'_> {
                 self.check_kernel_cast(ty, expr, span).unwrap_or_else(|| error_expr(span))
             }
             ast::ExprKind::Cast { ty, expr } => self.check_cast(ty, expr, span),
-            ast::ExprKind::Tuple(items) => {
-                let items: Vec<Expr> = items.iter().map(|i| self.check_expr(i)).collect();
-                for item in &items {
-                    if !(item.ty.is_integer() || item.ty.is_string() || matches!(item.ty, Type::Tuple(_))) {
-                        self.error(Diagnostic::error(
-                            "type-mismatch",
-                            format!("a tuple cannot hold a value of type '{}'", item.ty),
-                            item.span,
-                        ));
-                    }
-                }
-                let ty = Type::Tuple(items.iter().map(|i| i.ty.clone()).collect());
-                Expr { kind: ExprKind::Tuple(items), ty, span }
-            }
+            ast::ExprKind::Tuple(items) => self.check_tuple(items, span),
             ast::ExprKind::IncDec { target, increment, prefix } => {
                 let target = self.check_lvalue(target, true);
                 match target {
-                    Some((target, ty)) => Expr {
-                        // `$x++` on a narrow variable is typed 64-bit like the other unary
-                        // operators, and computed at the variable's width.
-                        ty: if matches!(target, hir::LValue::Var(_)) { int_or_u64(&ty) } else { ty },
-                        kind: ExprKind::IncDec { target, increment: *increment, prefix: *prefix },
-                        span,
-                    },
+                    Some((target, ty)) => {
+                        let step = self.step_of(&ty);
+                        Expr {
+                            // `$x++` on a narrow variable is typed 64-bit like the other unary
+                            // operators, and computed at the variable's width; a pointer stays
+                            // a pointer.
+                            ty: match (&target, &ty) {
+                                (_, Type::Pointer { .. }) | (hir::LValue::Map { .. }, _) => ty,
+                                (hir::LValue::Var(_), _) => int_or_u64(&ty),
+                            },
+                            kind: ExprKind::IncDec { target, increment: *increment, prefix: *prefix, step },
+                            span,
+                        }
+                    }
                     None => error_expr(span),
                 }
             }
@@ -107,18 +99,6 @@ impl Checker<'_> {
         }
         self.error(diag);
         error_expr(span)
-    }
-
-    fn check_param(&mut self, n: u32, span: Span) -> Expr {
-        let value = n.checked_sub(1).and_then(|i| self.options.params.get(i as usize)).cloned();
-        match value {
-            Some(text) => match parse_int_param(&text) {
-                Some(v) => Expr { kind: ExprKind::Int(v), ty: Type::I64, span },
-                None => string_literal(text.into_bytes(), span),
-            },
-            // bpftrace treats a missing positional parameter as 0 (or "" in str()).
-            None => Expr { kind: ExprKind::Int(0), ty: Type::I64, span },
-        }
     }
 
     /// A map read as a value. bpftrace 0.17 has no value for an avg, stats or histogram element
@@ -243,6 +223,14 @@ impl Checker<'_> {
             AstUn::Deref => unreachable!("handled above"),
             AstUn::AddrOf => return self.unsupported("taking an address (&)", span),
         };
+        let symbol = match op {
+            hir::UnaryOp::Neg => "-",
+            hir::UnaryOp::LogicalNot => "!",
+            hir::UnaryOp::BitNot => "~",
+        };
+        if self.refuse_pointer_unary(symbol, &inner, span) {
+            return error_expr(span);
+        }
         self.expect_integer(&inner, "operand");
         // bpftrace 0.17's types: `!x` is unsigned of x's width, `-x` and `~x` are 64-bit with x's
         // sign (but computed at x's width, see `ProbeLowering::int_width`).
@@ -269,11 +257,23 @@ impl Checker<'_> {
             }
             return error_expr(span);
         }
+        if matches!(lhs.ty, Type::Pointer { .. }) || matches!(rhs.ty, Type::Pointer { .. }) {
+            return self.check_pointer_binary(op, lhs, rhs, span);
+        }
         if matches!(op, AstBin::LogicalAnd | AstBin::LogicalOr) {
             self.expect_integer(&lhs, "operand of a logical operator");
             self.expect_integer(&rhs, "operand of a logical operator");
             let kind = ExprKind::Logical { is_and: op == AstBin::LogicalAnd, lhs: Box::new(lhs), rhs: Box::new(rhs) };
             return Expr { kind, ty: Type::I64, span };
+        }
+        if let (Type::Buffer { cap: a }, Type::Buffer { cap: b }) = (&lhs.ty, &rhs.ty) {
+            if matches!(op, AstBin::Eq | AstBin::Ne) {
+                // bpftrace 0.17 compares buffers as strings over the smaller one's size.
+                let limit = (*a).min(*b);
+                let kind =
+                    ExprKind::StrCompare { negate: op == AstBin::Ne, lhs: Box::new(lhs), rhs: Box::new(rhs), limit };
+                return Expr { kind, ty: Type::I64, span };
+            }
         }
         if lhs.ty.is_string() || rhs.ty.is_string() {
             if matches!(op, AstBin::Eq | AstBin::Ne) && lhs.ty.is_string() && rhs.ty.is_string() {
@@ -416,14 +416,4 @@ pub(super) fn int_type_named(name: &str) -> Option<Type> {
         _ => return None,
     };
     Some(Type::Int { bytes, signed })
-}
-
-fn parse_int_param(text: &str) -> Option<u64> {
-    if let Some(hex) = text.strip_prefix("0x") {
-        return u64::from_str_radix(hex, 16).ok();
-    }
-    if let Some(neg) = text.strip_prefix('-') {
-        return neg.parse::<u64>().ok().map(|v| v.wrapping_neg());
-    }
-    text.parse().ok()
 }

@@ -35,7 +35,7 @@ pub(super) enum Operand {
 const C_INT_NAMES: &[(&str, &str)] = &[
     ("int8", "signed char"),
     ("uint8", "unsigned char"),
-    ("int16", "short"),
+    ("int16", "short int"),
     ("uint16", "short unsigned int"),
     ("int32", "int"),
     ("uint32", "unsigned int"),
@@ -160,6 +160,7 @@ impl Checker<'_> {
                     let kind = ExprKind::Member { base: Box::new(v), offset: f.offset, bitfield: f.bitfield };
                     Some(Operand::Value(Expr { kind, ty: f.ty.clone(), span }))
                 }
+                Type::Tuple(_) => self.tuple_field(v, field, span).map(Operand::Value),
                 Type::Pointer { .. } => {
                     self.error(
                         Diagnostic::error(
@@ -524,7 +525,7 @@ impl Checker<'_> {
         let size = match self.check_operand(e) {
             Some(Operand::Place(place)) => self.catalog.kernel_type_size(place.ty),
             Some(Operand::Value(v)) if v.ty.is_integer() => Some(v.ty.int_bytes()),
-            Some(Operand::Value(v)) if v.ty != Type::None => Some(v.ty.size()),
+            Some(Operand::Value(v)) if v.ty != Type::None => Some(v.ty.bpftrace_layout().0),
             _ => None,
         };
         match size {

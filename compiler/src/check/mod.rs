@@ -12,9 +12,12 @@
 mod builtins;
 mod expr;
 mod ktypes;
+mod pointers;
+mod positional;
 mod resolve;
 mod stmt;
 mod suggest;
+mod tuples;
 
 use std::collections::HashMap;
 
@@ -55,6 +58,8 @@ pub fn check(
     catalog: &dyn ProbeCatalog,
     options: &CheckOptions,
 ) -> (Option<hir::Program>, Vec<Diagnostic>) {
+    let (program, param_diags) = positional::substitute(program, &options.params);
+    let program = &program;
     let resolved = resolve::resolve_program(program, catalog, options);
     let mut maps = Vec::new();
     let mut var_types = HashMap::new();
@@ -73,7 +78,8 @@ pub fn check(
     let mut checker = Checker::new(catalog, options, &resolved, false);
     checker.preload(maps, var_types);
     let probes = checker.check_program(program);
-    let mut diags = checker.diags;
+    let mut diags = param_diags;
+    diags.append(&mut checker.diags);
     dedup_diagnostics(&mut diags);
     if probes.is_empty() && !diags.iter().any(Diagnostic::is_error) {
         diags.push(Diagnostic::error("no-probes", "the program has no probes", program.span));

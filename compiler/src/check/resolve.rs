@@ -44,6 +44,11 @@ pub(super) fn resolve_program(
         .collect()
 }
 
+/// Kernel functions whose return a kretprobe must not trap: bpftrace 0.17 refuses them, since
+/// they can lock up the system.
+const BANNED_KRETPROBES: &[&str] =
+    &["_raw_spin_lock", "_raw_spin_lock_irqsave", "_raw_spin_unlock_irqrestore", "queued_spin_lock_slowpath"];
+
 struct Resolver<'a> {
     catalog: &'a dyn ProbeCatalog,
     options: &'a CheckOptions,
@@ -57,16 +62,8 @@ impl Resolver<'_> {
 
     /// The concrete attach points one written spec stands for (a wildcard gives many).
     fn resolve_attach(&mut self, spec: &ProbeSpec) -> Vec<AttachPoint> {
-        // Positional parameters may stand for parts, as in bpftrace: `uprobe:$1:main`.
-        let params = &self.options.params;
-        let parts: Vec<&str> = spec
-            .parts
-            .iter()
-            .map(|p| match p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()) {
-                Some(n) if n >= 1 => params.get(n - 1).map_or("", String::as_str),
-                _ => p.as_str(),
-            })
-            .collect();
+        // Positional parameters are already spliced in (`positional.rs`): `uprobe:$1:main`.
+        let parts: Vec<&str> = spec.parts.iter().map(String::as_str).collect();
         let word = parts.first().copied().unwrap_or("");
         match ProbeKind::from_alias(word) {
             Some(kind @ (ProbeKind::Begin | ProbeKind::End)) if parts.len() == 1 => {
@@ -217,7 +214,10 @@ impl Resolver<'_> {
             if extra > 0 && f.size > 0 && extra >= f.size {
                 self.error(Diagnostic::error(
                     "bad-attach-point",
-                    format!("offset {extra} is outside the function bounds ('{}' size is {})", f.name, f.size),
+                    format!(
+                        "Offset outside the function bounds ('{}' size is {}): offset {extra} is past its end",
+                        f.name, f.size
+                    ),
                     spec.span,
                 ));
                 continue;
@@ -291,10 +291,7 @@ impl Resolver<'_> {
                 self.error(
                     Diagnostic::error(
                         "unsafe-address",
-                        format!(
-                            "could not resolve address {address:#x} of {}: no symbol holds it",
-                            file_name(&found.path)
-                        ),
+                        format!("Could not resolve address: {target}:{address:#x}, no symbol holds it"),
                         spec.span,
                     )
                     .with_help(
@@ -406,10 +403,16 @@ impl Resolver<'_> {
     fn resolve_kprobe(&mut self, spec: &ProbeSpec, parts: &[&str], kind: ProbeKind) -> Vec<AttachPoint> {
         let ret = kind.is_return();
         let func = match parts {
-            [_, f] | [_, _, f] if !f.is_empty() => *f,
+            [_, f] if !f.is_empty() => *f,
             _ => {
+                // bpftrace 0.17's words: `kprobe:syscalls:sys_exit_nanosleep` names no function.
+                let message = if parts.len() == 2 {
+                    format!("invalid {kind}: {}", spec.text)
+                } else {
+                    format!("{kind} probe type requires 1 argument")
+                };
                 self.error(
-                    Diagnostic::error("bad-attach-point", format!("invalid {kind}: {}", spec.text), spec.span)
+                    Diagnostic::error("bad-attach-point", message, spec.span)
                         .with_help(format!("write {kind}:FUNCTION, e.g. {kind}:vfs_read")),
                 );
                 return Vec::new();
@@ -429,7 +432,21 @@ impl Resolver<'_> {
             },
             None => (func, 0),
         };
+        if ret && BANNED_KRETPROBES.contains(&pattern) {
+            // Refused before asking whether the kernel has kprobes at all, as bpftrace does.
+            self.error(Diagnostic::error(
+                "banned-probe",
+                format!("error: kretprobe:{pattern} can't be used as it might lock up your system."),
+                spec.span,
+            ));
+            return Vec::new();
+        }
+        let exact = !pattern.contains('*');
         match self.catalog.kernel_functions(pattern) {
+            // A function the kernel does not have is skipped with a warning, as bpftrace 0.17
+            // skips it: the rest of the script still runs.
+            Ok(functions) if functions.is_empty() && exact => self.untraceable(pattern, spec),
+            Err(_) if exact && self.catalog.kernel_symbol(pattern).is_none() => self.untraceable(pattern, spec),
             Ok(functions) if functions.is_empty() => {
                 self.error(Diagnostic::error(
                     "unknown-function",
@@ -447,6 +464,18 @@ impl Resolver<'_> {
                 Vec::new()
             }
         }
+    }
+
+    fn untraceable(&mut self, func: &str, spec: &ProbeSpec) -> Vec<AttachPoint> {
+        self.error(Diagnostic::warning(
+            "untraceable-function",
+            format!(
+                "{func} is not traceable (either non-existing, inlined, or marked as \"notrace\"); skipping {}",
+                spec.text
+            ),
+            spec.span,
+        ));
+        Vec::new()
     }
 
     /// `fentry:FUNC` / `fexit:FUNC` (`fentry:vmlinux:FUNC`), wildcards over the kernel functions
@@ -641,19 +670,19 @@ fn and_list(items: &[&str]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::cell::Cell;
+    use std::sync::atomic::{AtomicU32, Ordering};
 
     use crate::tracepoint::{FieldType, ProbeCatalog, TracepointField, TracepointFormat};
 
     /// One tracepoint, counting how often it is looked up.
     #[derive(Default)]
     struct Counting {
-        lookups: Cell<u32>,
+        lookups: AtomicU32,
     }
 
     impl ProbeCatalog for Counting {
         fn match_tracepoints(&self, _category: &str, _event: &str) -> Vec<(String, String)> {
-            self.lookups.set(self.lookups.get() + 1);
+            self.lookups.fetch_add(1, Ordering::Relaxed);
             vec![("sched".into(), "sched_switch".into())]
         }
 
@@ -686,6 +715,6 @@ mod tests {
         let catalog = Counting::default();
         let (checked, diags) = crate::check::check(&program, &catalog, &crate::CheckOptions::default());
         assert!(checked.is_some(), "{diags:?}");
-        assert_eq!(catalog.lookups.get(), 2);
+        assert_eq!(catalog.lookups.load(Ordering::Relaxed), 2);
     }
 }

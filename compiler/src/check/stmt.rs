@@ -67,6 +67,16 @@ impl Checker<'_> {
             ast::StmtKind::Unroll { count, body } => {
                 let n = match &count.kind {
                     ast::ExprKind::Int(n) if (1..=MAX_UNROLL).contains(n) => *n as u32,
+                    // bpftrace 0.17's words for a count out of range.
+                    ast::ExprKind::Int(n) => {
+                        let message = if *n == 0 {
+                            "unroll minimum value is 1".to_string()
+                        } else {
+                            format!("unroll maximum value is {MAX_UNROLL}")
+                        };
+                        self.error(Diagnostic::error("bad-unroll", message, count.span));
+                        1
+                    }
                     _ => {
                         self.error(Diagnostic::error(
                             "bad-unroll",
@@ -97,6 +107,16 @@ impl Checker<'_> {
                 return Some(Stmt { kind, span });
             }
         }
+        if let ast::ExprKind::Ternary { cond, then_expr, else_expr } = &e.kind {
+            if is_statement(then_expr) && is_statement(else_expr) {
+                // `c ? printf("a") : printf("b")`: bpftrace 0.17 runs one branch, as an `if`.
+                let cond = self.check_expr(cond);
+                self.expect_integer(&cond, "condition");
+                let then_body = self.check_expr_stmt(then_expr, then_expr.span).into_iter().collect();
+                let else_body = self.check_expr_stmt(else_expr, else_expr.span).into_iter().collect();
+                return Some(Stmt { kind: StmtKind::If { cond, then_body, else_body }, span });
+            }
+        }
         if let ast::ExprKind::Call { name, args } = &e.kind {
             if let Some(kind) = self.check_stmt_call(name, args, span) {
                 return kind.map(|kind| Stmt { kind, span });
@@ -111,6 +131,9 @@ impl Checker<'_> {
 
     /// `lhs op rhs` for `x op= rhs`, typed as an integer operation.
     fn compound(&mut self, op: BinaryOp, current: Expr, rhs: Expr, span: Span) -> Expr {
+        if matches!(current.ty, Type::Pointer { .. }) || matches!(rhs.ty, Type::Pointer { .. }) {
+            return self.check_pointer_binary(op, current, rhs, span);
+        }
         if !current.ty.is_integer() || !rhs.ty.is_integer() {
             if current.ty != Type::None && rhs.ty != Type::None {
                 self.error(Diagnostic::error(
@@ -173,9 +196,8 @@ impl Checker<'_> {
         };
         let stored = match &value.ty {
             Type::Int { signed, .. } => Type::Int { bytes: 8, signed: *signed },
-            // bpftrace 0.17 stores a BTF-typed pointer as an int64, a tracepoint's as a uint64.
-            Type::Pointer { target: Some(_), .. } => Type::I64,
-            Type::Pointer { .. } => Type::U64,
+            // A pointer stays one, so that `@p + 1` and `@p[1]` see its pointee; it prints as
+            // bpftrace 0.17 prints a map of pointers (an int64 when BTF-typed, else a uint64).
             other => other.clone(),
         };
         let id = self.define_map(access, &key_types, MapValue::Plain(stored));
@@ -183,6 +205,17 @@ impl Checker<'_> {
             return None;
         }
         Some(Stmt { kind: StmtKind::AssignMap { map: id, keys, value }, span })
+    }
+}
+
+/// Whether `e` is a call without a value (`printf(...)`) or a ternary choosing between such calls.
+fn is_statement(e: &ast::Expr) -> bool {
+    match &e.kind {
+        ast::ExprKind::Call { name, .. } => {
+            crate::builtins::function(&name.name).is_some_and(|f| f.role == crate::builtins::Role::Statement)
+        }
+        ast::ExprKind::Ternary { then_expr, else_expr, .. } => is_statement(then_expr) && is_statement(else_expr),
+        _ => false,
     }
 }
 

@@ -139,8 +139,8 @@ impl ProbeLowering<'_> {
             }
             ExprKind::Logical { is_and, lhs, rhs } => Value::Int(self.lower_logical(*is_and, lhs, rhs)),
             ExprKind::StrCompare { negate, lhs, rhs, limit } => {
-                let l = self.lower_mem(lhs);
-                let r = self.lower_mem(rhs);
+                let l = self.lower_compared(lhs);
+                let r = self.lower_compared(rhs);
                 let n = (*limit).min(lhs.ty.size()).min(rhs.ty.size());
                 Value::Int(self.string_compare(l, r, n, *negate))
             }
@@ -162,8 +162,9 @@ impl ProbeLowering<'_> {
                 Value::Mem(at)
             }
             ExprKind::ReadStr { ptr, limit } => Value::Mem(self.lower_read_str(ptr, limit.as_deref(), e.ty.size())),
-            ExprKind::IncDec { target, increment, prefix } => {
-                Value::Int(self.lower_incdec(target, *increment, *prefix))
+            ExprKind::IncDec { target, increment, prefix, step } => {
+                let delta = if *increment { *step as i32 } else { -(*step as i32) };
+                Value::Int(self.lower_incdec(target, delta, *prefix))
             }
             ExprKind::Stack(stack) => Value::Mem(self.lower_stack(stack)),
             ExprKind::Symbol { addr, user } => {
@@ -553,6 +554,21 @@ impl ProbeLowering<'_> {
     /// multiple of 8). A branch per byte gave the verifier two pending paths per byte: long
     /// unrolled comparisons passed its limit of 8192 pending branches, and comparisons inside
     /// loops multiplied the paths it walks.
+    /// One side of a string comparison in memory. A buffer is compared as bpftrace 0.17 lays
+    /// it out, a length byte and then its bytes, so that equal contents of different lengths
+    /// differ (rbt keeps the length in 8 bytes ahead of the bytes).
+    fn lower_compared(&mut self, e: &Expr) -> StackRef {
+        let at = self.lower_mem(e);
+        let Type::Buffer { cap } = e.ty else { return at };
+        let packed = self.b.slot(cap + 1);
+        self.b.zero(packed, align8(cap + 1));
+        let len = self.b.reg();
+        self.b.push(Op::LoadStack { dst: len, at, size: 8 });
+        self.b.store(packed, 0, len, 1);
+        self.b.copy(at_offset(packed, 1), at_offset(at, 8), cap);
+        packed
+    }
+
     fn string_compare(&mut self, l: StackRef, r: StackRef, n: u32, negate: bool) -> VReg {
         // In-place steps (`dst op= rhs`) keep each chain in one register.
         let apply = |this: &mut Self, op: AluOp, dst: VReg, rhs: Operand| {

@@ -304,8 +304,7 @@ impl ProbeLowering<'_> {
     }
 
     /// `x++`, `--x`, ... Returns the expression's value (old for postfix, new for prefix).
-    pub(super) fn lower_incdec(&mut self, target: &LValue, increment: bool, prefix: bool) -> VReg {
-        let delta = if increment { 1 } else { -1 };
+    pub(super) fn lower_incdec(&mut self, target: &LValue, delta: i32, prefix: bool) -> VReg {
         match target {
             LValue::Var(id) => {
                 let at = self.var_slots[id.0 as usize];

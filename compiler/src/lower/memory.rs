@@ -6,7 +6,7 @@ use super::builder::at_offset;
 use super::expr::Value;
 use super::ProbeLowering;
 use crate::bpf::helpers::Helper;
-use crate::hir::Expr;
+use crate::hir::{AttachPoint, Expr};
 use crate::ir::{AluOp, Arg, Cond, Op, Operand, StackRef, VReg};
 use crate::program::ErrorCounter;
 use crate::types::{align8, Bitfield, Type};
@@ -208,10 +208,32 @@ impl ProbeLowering<'_> {
         let ret = self.b.reg();
         self.b.push(Op::Call {
             dst: Some(ret),
-            helper: Helper::ProbeReadKernel,
+            helper: self.memory_read_helper(),
             args: vec![Arg::Stack(at), Arg::Imm(len as i32), Arg::Reg(src)],
         });
         self.count_if_negative(ret, ErrorCounter::ReadFailed);
+    }
+
+    /// The helper that reads memory through a pointer in this probe. bpftrace 0.17 reads
+    /// pointers of kernel probes (kprobes, tracepoints, fentry) from kernel memory; in uprobes and
+    /// USDT probes the arguments point into the process, and in BEGIN, interval or profile
+    /// probes it cannot tell, so it uses `bpf_probe_read`, which on x86-64 reads user memory
+    /// below the kernel's half of the address space and kernel memory above it: `curtask->pid`
+    /// still reads the kernel there.
+    fn memory_read_helper(&self) -> Helper {
+        match self.probe.attach {
+            AttachPoint::Tracepoint { .. }
+            | AttachPoint::Kprobe { .. }
+            | AttachPoint::Fentry { .. }
+            | AttachPoint::RawTracepoint { .. } => Helper::ProbeReadKernel,
+            AttachPoint::Begin
+            | AttachPoint::End
+            | AttachPoint::Profile { .. }
+            | AttachPoint::Interval { .. }
+            | AttachPoint::PerfCounter { .. }
+            | AttachPoint::Uprobe { .. }
+            | AttachPoint::Usdt(_) => Helper::ProbeRead,
+        }
     }
 
     /// A member of a struct or array on the stack.

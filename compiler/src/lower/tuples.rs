@@ -32,29 +32,7 @@ impl Leaf {
 
 /// Size and alignment of a value in bpftrace's layout.
 fn bt_size_align(ty: &Type) -> (u32, u32) {
-    match ty {
-        Type::Int { .. } | Type::Pointer { .. } => (ty.int_bytes(), ty.int_bytes()),
-        Type::Str { len } => (*len, 1),
-        Type::Tuple(fields) => {
-            let (mut end, mut align) = (0u32, 1u32);
-            for f in fields {
-                let (size, a) = bt_size_align(f);
-                end = end.next_multiple_of(a) + size;
-                align = align.max(a);
-            }
-            (end.next_multiple_of(align), align)
-        }
-        // A stack is rbt's own 16-byte (id, pid) pair, 8-aligned.
-        Type::Stack(_) => (crate::types::StackType::SIZE, 8),
-        Type::Symbol { .. } => (16, 8),
-        Type::Inet => (24, 8),
-        Type::Timestamp(_) => (8, 8),
-        Type::Buffer { cap } => (8 + cap, 8),
-        Type::MacAddr => (6, 1),
-        // Tuples cannot hold kernel structs or arrays (the checker refuses them).
-        Type::Record(_) | Type::Array { .. } => (ty.size(), 8),
-        Type::Args | Type::None => (0, 1),
-    }
+    ty.bpftrace_layout()
 }
 
 /// The leaves of `ty` placed at `bt` and `rbt`, in order.

@@ -159,7 +159,7 @@ fn cmp_raw_parts(a: &KeyPart, b: &KeyPart) -> Ordering {
 fn int_bits(part: &KeyPart) -> Option<u64> {
     match part {
         Value::Int(v) => Some(u64::from_ne_bytes(v.to_ne_bytes())),
-        Value::UInt(v) | Value::Pointer(v) => Some(*v),
+        Value::UInt(v) | Value::Pointer(v) | Value::KernelPointer(v) => Some(*v),
         _ => None,
     }
 }

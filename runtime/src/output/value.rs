@@ -161,7 +161,7 @@ impl Value {
 
     /// Whether this is an integer, which makes a map of such values sort by value.
     pub fn is_integer(&self) -> bool {
-        matches!(self, Value::Int(_) | Value::UInt(_) | Value::Pointer(_))
+        matches!(self, Value::Int(_) | Value::UInt(_) | Value::Pointer(_) | Value::KernelPointer(_))
     }
 
     /// The value as `print(@m, top, div)` shows it: integers divided by `div` (signedly for `Int`),
@@ -171,14 +171,10 @@ impl Value {
             Value::Int(v) => Value::Int(v.wrapping_div(i64::from(div.max(1)))),
             Value::UInt(v) => Value::UInt(v / u64::from(div.max(1))),
             Value::Pointer(v) => Value::Pointer(v / u64::from(div.max(1))),
+            Value::KernelPointer(v) => Value::KernelPointer((*v as i64).wrapping_div(i64::from(div.max(1))) as u64),
             Value::Str(s) => Value::Str(s.clone()),
             Value::Tuple(items) => Value::Tuple(items.iter().map(|v| v.divided(div)).collect()),
-            Value::Stack(_)
-            | Value::KernelPointer(_)
-            | Value::Record(_)
-            | Value::Array(_)
-            | Value::Bare(_)
-            | Value::Buffer(_) => self.clone(),
+            Value::Stack(_) | Value::Record(_) | Value::Array(_) | Value::Bare(_) | Value::Buffer(_) => self.clone(),
         }
     }
 
@@ -269,6 +265,7 @@ impl Value {
         match self {
             Value::Int(v) => Some(i128::from(*v)),
             Value::UInt(v) | Value::Pointer(v) => Some(i128::from(*v)),
+            Value::KernelPointer(v) => Some(i128::from(*v as i64)),
             _ => None,
         }
     }

@@ -174,7 +174,7 @@ impl Checker<'_> {
             None => {
                 self.error(Diagnostic::error(
                     "unknown-symbol",
-                    format!("no kernel symbol named '{text}' in /proc/kallsyms"),
+                    format!("Failed to resolve kernel symbol: no symbol named '{text}' in /proc/kallsyms"),
                     symbol.span,
                 ));
                 error_expr(span)

@@ -13,8 +13,9 @@ use crate::types::Type;
 use grammar::ast;
 use grammar::Diagnostic;
 
-/// Most arguments printf accepts after its format, as bpftrace.
-const MAX_PRINTF_ARGS: usize = 7;
+/// Most arguments printf, system and cat accept after their format: bpftrace 0.17 takes 128
+/// arguments in all.
+const MAX_PRINTF_ARGS: usize = 127;
 
 impl Checker<'_> {
     /// `None` when the call is not an output function; `Some(None)` after an error.
