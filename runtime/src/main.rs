@@ -12,6 +12,7 @@ mod script;
 mod session;
 mod stack_export;
 mod stacks;
+mod system_names;
 mod tools;
 mod verifier_report;
 

@@ -9,6 +9,7 @@
 //! enough: in `BEGIN { @a[@b] = 1 } END { @b = 2 }` the key of `@a` is only known once `@b` is,
 //! so collecting repeats until nothing changes (types only grow, so this ends).
 
+mod addrspace;
 mod builtins;
 mod expr;
 mod ktypes;

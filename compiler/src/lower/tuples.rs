@@ -51,6 +51,7 @@ fn bt_size_align(ty: &Type) -> (u32, u32) {
         Type::Timestamp(_) => (8, 8),
         Type::Buffer { cap } => (8 + cap, 8),
         Type::MacAddr => (6, 1),
+        Type::Username | Type::CgroupPath(_) => (8, 8),
         // Tuples cannot hold kernel structs or arrays (the checker refuses them).
         Type::Record(_) | Type::Array { .. } => (ty.size(), 8),
         Type::Args | Type::None => (0, 1),
