@@ -52,8 +52,18 @@ pub struct Builtin {
 use ProbeKind as K;
 
 /// Probes whose context holds the registers (`struct pt_regs`, first member of a perf event's).
-const WITH_REGISTERS: &[ProbeKind] =
-    &[K::Kprobe, K::Kretprobe, K::Uprobe, K::Uretprobe, K::Usdt, K::Profile, K::Interval, K::Software, K::Hardware];
+const WITH_REGISTERS: &[ProbeKind] = &[
+    K::Kprobe,
+    K::Kretprobe,
+    K::Uprobe,
+    K::Uretprobe,
+    K::Usdt,
+    K::Profile,
+    K::Interval,
+    K::Software,
+    K::Hardware,
+    K::Watchpoint,
+];
 /// Probes that fire in the context of a process (not BEGIN and END, which run in rbt's).
 const IN_A_PROCESS: &[ProbeKind] = &[
     K::Tracepoint,
@@ -69,6 +79,7 @@ const IN_A_PROCESS: &[ProbeKind] = &[
     K::Fexit,
     K::Software,
     K::Hardware,
+    K::Watchpoint,
 ];
 /// Probes with positional arguments `arg0`..`arg5`.
 const WITH_ARGS: &[ProbeKind] = &[K::Uprobe, K::Usdt, K::Kprobe, K::RawTracepoint, K::Fentry, K::Fexit];

@@ -123,6 +123,15 @@ pub enum AttachPoint {
         func: crate::ktypes::KFunction,
         ret: bool,
     },
+    /// `watchpoint:ADDRESS:LENGTH:MODE`: a hardware breakpoint (a perf event) on `len` bytes at
+    /// `address`, for the accesses `mode` names (`r`, `w`, `x`, sorted); in process `pid`'s
+    /// memory (the `-c` command's or `-p`'s), or the kernel's on every CPU when there is none.
+    Watchpoint {
+        address: u64,
+        len: u8,
+        mode: String,
+        pid: Option<u32>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,6 +162,7 @@ impl AttachPoint {
             }
             AttachPoint::RawTracepoint { name, .. } => format!("rawtracepoint:{name}"),
             AttachPoint::Fentry { func, ret } => format!("{}:{}", if *ret { "fexit" } else { "fentry" }, func.name),
+            AttachPoint::Watchpoint { address, len, mode, .. } => format!("watchpoint:{address}:{len}:{mode}"),
             AttachPoint::Kprobe { func, offset, ret } => {
                 let kind = if *ret { "kretprobe" } else { "kprobe" };
                 if *offset == 0 {
