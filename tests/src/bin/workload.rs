@@ -18,7 +18,7 @@
 //!   main thread waits for it (futex(2) waits: user-space lock contention).
 //! - `call N`: N calls of `rbt_workload_add(i, 2 * i)` for i in 0..N, a plain C-ABI function
 //!   for uprobes to attach to (it returns `3 * i`).
-//! - `many N`: N calls of `rbt_workload_many(i, 1, 2, 4, 8, 16, 32 + i, 64 + i)`, a C-ABI
+//! - `many N`: N calls of `rbt_many_args(i, 1, 2, 4, 8, 16, 32 + i, 64 + i)`, a C-ABI
 //!   function of eight integer arguments, the last two on the stack (`sarg0`, `sarg1`).
 //! - `poke N`: maps a page at 0x10000000 and writes N bytes to its first byte, for
 //!   `watchpoint:0x10000000:1:w`; the global `RBT_WORKLOAD_WORD` (0x55555555, 4 bytes) is read
@@ -153,7 +153,7 @@ fn main() {
             "many" => {
                 for i in 0..number(next()) {
                     let b = std::hint::black_box;
-                    b(rbt_workload_many(b(i), 1, 2, 4, 8, 16, b(32 + i), b(64 + i)));
+                    b(rbt_many_args(b(i), 1, 2, 4, 8, 16, b(32 + i), b(64 + i)));
                 }
             }
             "poke" => poke_fixed_page(number(next())),
@@ -218,7 +218,7 @@ pub extern "C" fn rbt_workload_add(a: u64, b: u64) -> u64 {
 #[no_mangle]
 #[inline(never)]
 #[allow(clippy::too_many_arguments, reason = "the point is arguments past the six registers")]
-pub extern "C" fn rbt_workload_many(a: u64, b: u64, c: u64, d: u64, e: u64, f: u64, g: u64, h: u64) -> u64 {
+pub extern "C" fn rbt_many_args(a: u64, b: u64, c: u64, d: u64, e: u64, f: u64, g: u64, h: u64) -> u64 {
     let b_ = std::hint::black_box;
     b_(a) + b_(b) + b_(c) + b_(d) + b_(e) + b_(f) + b_(g) + b_(h)
 }
