@@ -220,6 +220,11 @@ impl<S: Source> ProbeCatalog for Catalog<S> {
         elf_symbols::user_address(&path, &data, address)
     }
 
+    fn user_symbol(&self, target: &str, name: &str) -> Option<(u64, u64)> {
+        let (path, data) = self.binary(target).ok()?;
+        elf_symbols::user_symbol(&path, &data, name)
+    }
+
     fn usdt_probes(&self, target: &str, provider: &str, name: &str) -> Result<Vec<UsdtProbe>, String> {
         let (path, data) = self.binary(target)?;
         stapsdt::usdt_probes(&path, &data, provider, name)

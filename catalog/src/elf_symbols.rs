@@ -57,6 +57,15 @@ pub fn user_address(path: &str, data: &[u8], address: u64) -> Result<UserAddress
     Ok(UserAddress { path: path.to_owned(), file_offset: file_offset(&file, address), function })
 }
 
+/// The address and size of the first symbol named `name` of the binary at `path`, of any kind
+/// (`uaddr("GLOBAL_A")` names a variable), the symbol table before the dynamic one.
+pub fn user_symbol(path: &str, data: &[u8], name: &str) -> Option<(u64, u64)> {
+    let file = parse_elf(path, data).ok()?;
+    let mut symbols = file.symbols().chain(file.dynamic_symbols());
+    let symbol = symbols.find(|s| !s.is_undefined() && s.name() == Ok(name))?;
+    Some((symbol.address(), symbol.size()))
+}
+
 /// Whether a symbol is an Itanium C++ ABI name, as bpftrace decides which names to demangle.
 fn is_cxx_mangled(name: &str) -> bool {
     name.starts_with("_Z") || name.starts_with("____Z")

@@ -52,8 +52,18 @@ pub struct Builtin {
 use ProbeKind as K;
 
 /// Probes whose context holds the registers (`struct pt_regs`, first member of a perf event's).
-const WITH_REGISTERS: &[ProbeKind] =
-    &[K::Kprobe, K::Kretprobe, K::Uprobe, K::Uretprobe, K::Usdt, K::Profile, K::Interval, K::Software, K::Hardware];
+const WITH_REGISTERS: &[ProbeKind] = &[
+    K::Kprobe,
+    K::Kretprobe,
+    K::Uprobe,
+    K::Uretprobe,
+    K::Usdt,
+    K::Profile,
+    K::Interval,
+    K::Software,
+    K::Hardware,
+    K::Watchpoint,
+];
 /// Probes that fire in the context of a process (not BEGIN and END, which run in rbt's).
 const IN_A_PROCESS: &[ProbeKind] = &[
     K::Tracepoint,
@@ -69,6 +79,7 @@ const IN_A_PROCESS: &[ProbeKind] = &[
     K::Fexit,
     K::Software,
     K::Hardware,
+    K::Watchpoint,
 ];
 /// Probes with positional arguments `arg0`..`arg5`.
 const WITH_ARGS: &[ProbeKind] = &[K::Uprobe, K::Usdt, K::Kprobe, K::RawTracepoint, K::Fentry, K::Fexit];
@@ -142,6 +153,7 @@ pub const FUNCTIONS: &[Function] = &[
     // Strings (strings.rs).
     func("str", 1, 2, Value, "str(PTR[, LEN])", "the NUL-terminated string at PTR (at most LEN bytes)"),
     func("strncmp", 3, 3, Value, "strncmp(A, B, N)", "0 when the first N bytes of two strings are equal"),
+    func("strcontains", 2, 2, Value, "strcontains(HAYSTACK, NEEDLE)", "1 when the string NEEDLE occurs in HAYSTACK"),
     func("buf", 1, 2, Value, "buf(PTR[, LEN])", "LEN bytes at PTR (an array's size by default), printed with %r"),
     func(
         "strftime",
@@ -154,6 +166,7 @@ pub const FUNCTIONS: &[Function] = &[
     // Network addresses (net.rs).
     func("ntop", 1, 2, Value, "ntop([AF, ]ADDR)", "an IPv4 or IPv6 address (an integer or 4 or 16 bytes) as text"),
     func("macaddr", 1, 1, Value, "macaddr(ADDR)", "6 bytes as a MAC address"),
+    func("pton", 1, 1, Value, "pton(\"ADDR\")", "an IPv4 or IPv6 address literal as its 4 or 16 bytes, for ntop()"),
     // Kernel and process state (kernel.rs).
     func("ksym", 1, 1, Value, "ksym(ADDR)", "the kernel symbol holding ADDR"),
     func("usym", 1, 1, Value, "usym(ADDR)", "the symbol holding ADDR in the current process"),
@@ -166,6 +179,18 @@ pub const FUNCTIONS: &[Function] = &[
     func("uptr", 1, 1, Value, "uptr(PTR)", "PTR, marked as a user address"),
     func("bswap", 1, 1, Value, "bswap(N)", "N with its bytes in the opposite order"),
     func("cgroupid", 1, 1, Value, "cgroupid(\"PATH\")", "the id of the cgroup v2 directory PATH"),
+    func(
+        "cgroup_path",
+        1,
+        2,
+        Value,
+        "cgroup_path(ID[, \"FILTER\"])",
+        "the paths of cgroup ID in every hierarchy whose name matches FILTER (`*` wildcards), when printed",
+    ),
+    Function {
+        probes: Some(&[K::Uprobe, K::Uretprobe, K::Usdt]),
+        ..func("uaddr", 1, 1, Value, "uaddr(\"NAME\")", "the address of a global symbol of the probed binary")
+    },
     Function {
         probes: Some(WITH_BTF_ARGS),
         ..func("path", 1, 1, Value, "path(PATH)", "the file name of a `struct path *` argument of fentry/fexit")
@@ -210,6 +235,13 @@ const fn arg(name: &'static str, doc: &'static str) -> Builtin {
     Builtin { name, probes: Some(WITH_ARGS), doc }
 }
 
+/// Probes whose function's arguments past the registers are on the stack: `sarg0`...
+const WITH_STACK_ARGS: &[ProbeKind] = &[K::Kprobe, K::Uprobe];
+
+const fn sarg(name: &'static str, doc: &'static str) -> Builtin {
+    Builtin { name, probes: Some(WITH_STACK_ARGS), doc }
+}
+
 /// Every builtin variable (checked in check/builtins/context.rs).
 pub const BUILTINS: &[Builtin] = &[
     var("pid", "the process id (thread group id) of the current task"),
@@ -222,6 +254,8 @@ pub const BUILTINS: &[Builtin] = &[
     var("cpu", "the CPU the probe fires on"),
     var("rand", "a random 32-bit number"),
     var("cgroup", "the cgroup v2 id of the current task"),
+    var("numaid", "the NUMA node the probe fires on"),
+    var("username", "the user name of the current task (its uid, named from /etc/passwd when printed)"),
     var("curtask", "the current `struct task_struct *` (its members by name with BTF)"),
     var("cpid", "the pid of the command run with -c"),
     var("probe", "the name of the probe that fired (tracepoint:sched:sched_switch)"),
@@ -237,6 +271,16 @@ pub const BUILTINS: &[Builtin] = &[
     arg("arg3", "the probed function's fourth argument"),
     arg("arg4", "the probed function's fifth argument"),
     arg("arg5", "the probed function's sixth argument"),
+    sarg("sarg0", "the probed function's first argument on the stack (x86-64: the seventh integer argument)"),
+    sarg("sarg1", "the probed function's second argument on the stack"),
+    sarg("sarg2", "the probed function's third argument on the stack"),
+    sarg("sarg3", "the probed function's fourth argument on the stack"),
+    sarg("sarg4", "the probed function's fifth argument on the stack"),
+    sarg("sarg5", "the probed function's sixth argument on the stack"),
+    sarg("sarg6", "the probed function's seventh argument on the stack"),
+    sarg("sarg7", "the probed function's eighth argument on the stack"),
+    sarg("sarg8", "the probed function's ninth argument on the stack"),
+    sarg("sarg9", "the probed function's tenth argument on the stack"),
     Builtin {
         probes: Some(&[K::Uretprobe, K::Kretprobe, K::Fexit]),
         ..var("retval", "the probed function's return value")

@@ -123,6 +123,15 @@ pub enum AttachPoint {
         func: crate::ktypes::KFunction,
         ret: bool,
     },
+    /// `watchpoint:ADDRESS:LENGTH:MODE`: a hardware breakpoint (a perf event) on `len` bytes at
+    /// `address`, for the accesses `mode` names (`r`, `w`, `x`, sorted); in process `pid`'s
+    /// memory (the `-c` command's or `-p`'s), or the kernel's on every CPU when there is none.
+    Watchpoint {
+        address: u64,
+        len: u8,
+        mode: String,
+        pid: Option<u32>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,6 +162,7 @@ impl AttachPoint {
             }
             AttachPoint::RawTracepoint { name, .. } => format!("rawtracepoint:{name}"),
             AttachPoint::Fentry { func, ret } => format!("{}:{}", if *ret { "fexit" } else { "fentry" }, func.name),
+            AttachPoint::Watchpoint { address, len, mode, .. } => format!("watchpoint:{address}:{len}:{mode}"),
             AttachPoint::Kprobe { func, offset, ret } => {
                 let kind = if *ret { "kretprobe" } else { "kprobe" };
                 if *offset == 0 {
@@ -361,6 +371,20 @@ pub enum ExprKind {
         addr: Box<Expr>,
         offset: u32,
         bitfield: Option<crate::types::Bitfield>,
+        /// The memory `addr` points into, which picks the helper that reads it.
+        space: AddrSpace,
+    },
+    /// `uptr(p)`, `kptr(p)`, `uaddr("sym")`: `expr`'s value, an address marked as one into
+    /// `space` for the reads through it.
+    Address {
+        expr: Box<Expr>,
+        space: AddrSpace,
+    },
+    /// `strcontains(haystack, needle)`: 1 when `needle` occurs in `haystack`, searched as
+    /// bpftrace 0.17 searches (only at offsets where the whole of `needle`'s type fits).
+    StrContains {
+        haystack: Box<Expr>,
+        needle: Box<Expr>,
     },
     /// `ntop([af,] addr)`: the family, then the address (an integer's low 4 bytes as stored, or a
     /// 4- or 16-byte array).
@@ -387,6 +411,19 @@ pub enum ExprKind {
     },
 }
 
+/// Which memory an address is in, as bpftrace 0.17 tracks it: kernel memory for the arguments of kernel probes
+/// and `curtask`, user memory for uprobes' arguments and the syscalls tracepoints'
+/// pointers, unknown for integers written in the script or kept in variables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddrSpace {
+    /// `bpf_probe_read_kernel`.
+    Kernel,
+    /// `bpf_probe_read_user`.
+    User,
+    /// `bpf_probe_read`, which on x86-64 reads kernel or user memory by the address.
+    Unknown,
+}
+
 /// What `++`/`--` and compound assignment update.
 #[derive(Clone, Debug)]
 pub enum LValue {
@@ -411,6 +448,11 @@ pub enum Builtin {
     Cpu,
     Rand,
     Cgroup,
+    /// `numaid`: the NUMA node of the CPU the probe fires on.
+    NumaId,
+    /// `sarg0`..: the Nth word on the stack above the return address, where x86-64 passes
+    /// integer arguments past the sixth.
+    Sarg(u8),
     Curtask,
     /// The pid of `-c`'s child, a constant by the time the program is compiled.
     Cpid,

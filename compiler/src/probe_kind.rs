@@ -117,10 +117,16 @@ const TABLE: [Row; 18] = [
         "hardware:EVENT[:COUNT]",
         "every COUNT hardware events (cycles, cache-misses, ...)",
     ),
-    Row { supported: false, ..row(ProbeKind::Watchpoint, "watchpoint", &["w"], "watchpoint:ADDRESS:LENGTH:MODE", "") },
+    row(
+        ProbeKind::Watchpoint,
+        "watchpoint",
+        &["w"],
+        "watchpoint:ADDRESS:LENGTH:MODE",
+        "reads (r), writes (w) or execution (x) of LENGTH bytes at ADDRESS (-c/-p: in the process)",
+    ),
     Row {
         supported: false,
-        ..row(ProbeKind::AsyncWatchpoint, "asyncwatchpoint", &[], "asyncwatchpoint:ADDRESS:LENGTH:MODE", "")
+        ..row(ProbeKind::AsyncWatchpoint, "asyncwatchpoint", &[], "asyncwatchpoint:FUNCTION+argN:LENGTH:MODE", "")
     },
     Row { supported: false, ..row(ProbeKind::Iter, "iter", &["it"], "iter:ITERATOR", "") },
 ];
@@ -239,6 +245,7 @@ impl ProbeKind {
             AttachPoint::Fentry { ret: true, .. } => ProbeKind::Fexit,
             AttachPoint::PerfCounter { hardware: false, .. } => ProbeKind::Software,
             AttachPoint::PerfCounter { hardware: true, .. } => ProbeKind::Hardware,
+            AttachPoint::Watchpoint { .. } => ProbeKind::Watchpoint,
         }
     }
 }

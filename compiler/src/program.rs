@@ -65,9 +65,10 @@ impl ProgramKind {
         match attach {
             AttachPoint::Begin | AttachPoint::End | AttachPoint::RawTracepoint { .. } => ProgramKind::RawTracepoint,
             AttachPoint::Tracepoint { .. } => ProgramKind::Tracepoint,
-            AttachPoint::Profile { .. } | AttachPoint::Interval { .. } | AttachPoint::PerfCounter { .. } => {
-                ProgramKind::PerfEvent
-            }
+            AttachPoint::Profile { .. }
+            | AttachPoint::Interval { .. }
+            | AttachPoint::PerfCounter { .. }
+            | AttachPoint::Watchpoint { .. } => ProgramKind::PerfEvent,
             AttachPoint::Uprobe { .. } | AttachPoint::Usdt(_) | AttachPoint::Kprobe { .. } => ProgramKind::Kprobe,
             AttachPoint::Fentry { func, ret } => ProgramKind::Tracing { ret: *ret, btf_id: func.btf_id },
         }

@@ -75,6 +75,11 @@ pub trait ProbeCatalog: Sync {
     fn user_address(&self, _target: &str, _address: u64) -> Result<UserAddress, String> {
         Err("this catalog cannot read binaries".into())
     }
+    /// The address and size of the symbol `name` (a function or a variable) in the ELF symbol
+    /// tables of `target`, for `uaddr("name")`; `None` when it has none.
+    fn user_symbol(&self, _target: &str, _name: &str) -> Option<(u64, u64)> {
+        None
+    }
     /// The USDT probes of `target` (a path or a library name) whose provider and name match the
     /// patterns (`*` wildcards), sorted by provider and name.
     fn usdt_probes(&self, _target: &str, _provider: &str, _name: &str) -> Result<Vec<crate::usdt::UsdtProbe>, String> {

@@ -42,6 +42,12 @@ pub enum Type {
     Buffer { cap: u32 },
     /// `macaddr(a)`: six bytes, printed `4C:69:6E:75:78:00`.
     MacAddr,
+    /// `username`: a uid (u64), printed as its name in `/etc/passwd` (empty when it has none).
+    Username,
+    /// `cgroup_path(id[, filter])`: a cgroup id (u64), printed as its path in every cgroup
+    /// hierarchy whose name matches the filter (`*` wildcards; every hierarchy when `*`):
+    /// `unified:/user.slice,cpu:/`.
+    CgroupPath(String),
     /// The tracepoint `args` record: only usable through `->field`.
     Args,
     /// No value: a statement-like call such as `printf`.
@@ -125,6 +131,7 @@ impl Type {
             Type::Timestamp(_) => 8,
             Type::Buffer { cap } => 8 + cap,
             Type::MacAddr => 6,
+            Type::Username | Type::CgroupPath(_) => 8,
             Type::Args | Type::None => 0,
         }
     }
@@ -163,6 +170,8 @@ impl Type {
             Type::Timestamp(_) => (8, 8),
             Type::Buffer { cap } => (8 + cap, 8),
             Type::MacAddr => (6, 1),
+            // rbt's 8-byte ids (a uid, a cgroup id); bpftrace 0.17 gives cgroup_path 16.
+            Type::Username | Type::CgroupPath(_) => (8, 8),
             // bpftrace 0.17 keeps a struct as bytes (alignment 1), an array at its elements'.
             Type::Record(layout) => (layout.size, 1),
             Type::Array { elem, len } => (elem.native_size() * len, elem.bpftrace_layout().1),
@@ -197,6 +206,8 @@ impl Type {
             (Type::Timestamp(a), Type::Timestamp(b)) => a == b,
             (Type::Buffer { .. }, Type::Buffer { .. }) => true,
             (Type::MacAddr, Type::MacAddr) => true,
+            (Type::Username, Type::Username) => true,
+            (Type::CgroupPath(a), Type::CgroupPath(b)) => a == b,
             (Type::Record(a), Type::Record(b)) => a.name == b.name && a.size == b.size,
             (Type::Array { .. }, Type::Array { .. }) => self == other,
             _ => false,
@@ -304,6 +315,8 @@ impl fmt::Display for Type {
             Type::Timestamp(_) => write!(f, "timestamp"),
             Type::Buffer { .. } => write!(f, "buffer"),
             Type::MacAddr => write!(f, "macaddr"),
+            Type::Username => write!(f, "username"),
+            Type::CgroupPath(_) => write!(f, "cgroup_path"),
             Type::Args => write!(f, "args"),
             Type::None => write!(f, "none"),
         }

@@ -12,6 +12,7 @@ mod script;
 mod session;
 mod stack_export;
 mod stacks;
+mod system_names;
 mod tools;
 mod verifier_report;
 
@@ -73,6 +74,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
     options.check.unsafe_allowed = args.unsafe_;
     options.check.strlen = env_u32("RBT_STRLEN", 64).clamp(1, 200);
     options.check.cpid = child.as_ref().map(|c| c.pid as u32).or(args.command.as_ref().map(|_| 0));
+    options.check.pid = args.pid;
     options.lower.cpid = options.check.cpid;
     options.lower.pid_filter = args.pid;
     options.lower.map_keys_max = env_u32("RBT_MAP_KEYS_MAX", 4096);

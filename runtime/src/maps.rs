@@ -343,6 +343,10 @@ pub fn decode(ty: &Type, bytes: &[u8], stacks: &Stacks) -> Value {
         Type::Timestamp(format) => {
             Value::Bare(crate::output::format_boot_time(format, read_u64(bytes, 0)).unwrap_or_default())
         }
+        Type::Username => Value::Str(crate::system_names::user_name(read_u64(bytes, 0)).into_bytes()),
+        Type::CgroupPath(filter) => {
+            Value::Str(crate::system_names::cgroup_path(read_u64(bytes, 0), filter).into_bytes())
+        }
         Type::Inet => Value::Str(inet_text(read_u64(bytes, 0), bytes.get(8..24).unwrap_or(&[])).into_bytes()),
         Type::Symbol { user } => {
             Value::Str(stacks.symbol_name(*user, read_u64(bytes, 8) as u32, read_u64(bytes, 0)).into_bytes())

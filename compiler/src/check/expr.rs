@@ -169,7 +169,7 @@ impl Checker<'_> {
         };
         let ty = match &f.ty {
             FieldType::Integer { size, signed } => Type::Int { bytes: *size, signed: *signed },
-            FieldType::Pointer { pointee } => Type::Pointer { pointee: pointee.clone(), target: None },
+            FieldType::Pointer { pointee } => self.tracepoint_pointer(pointee),
             FieldType::CharArray { len } => Type::Str { len: *len },
             FieldType::DataLocString => Type::Str { len: self.options.strlen },
             FieldType::IntArray { .. } | FieldType::Unsupported => {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::expr::{error_expr, int_type_named, is_args};
 use super::{nearest, Checker};
-use crate::hir::{Expr, ExprKind};
+use crate::hir::{AddrSpace, Expr, ExprKind};
 use crate::ktypes::{KField, KFunction, KType, KTypeId};
 use crate::tracepoint::FieldType;
 use crate::types::{Bitfield, RecordField, RecordLayout, Type};
@@ -22,6 +22,8 @@ pub(super) struct Place {
     offset: u32,
     ty: KTypeId,
     bitfield: Option<Bitfield>,
+    /// The memory `addr` points into (see `addrspace.rs`).
+    space: AddrSpace,
     span: Span,
 }
 
@@ -77,6 +79,9 @@ impl Checker<'_> {
             ast::ExprKind::Unary { op: AstUn::Deref, expr } => {
                 let base = self.check_operand(expr)?;
                 let ptr = self.operand_value(base);
+                if let Some(value) = self.deref_integer(&ptr, e.span) {
+                    return Some(Operand::Value(value));
+                }
                 self.deref(ptr, 0, e.span).map(Operand::Place)
             }
             ast::ExprKind::Cast { ty, expr } if ty.tag.is_some() || ty.pointer_depth > 0 => {
@@ -98,7 +103,8 @@ impl Checker<'_> {
         match &ptr.ty {
             Type::Pointer { target: Some(to), .. } => {
                 let to = *to;
-                Some(Place { addr: ptr, offset, ty: to, bitfield: None, span })
+                let space = self.address_space(&ptr);
+                Some(Place { addr: ptr, offset, ty: to, bitfield: None, space, span })
             }
             Type::None => None,
             other => {
@@ -205,7 +211,7 @@ impl Checker<'_> {
             return None;
         };
         let (offset, bitfield) = member_position(f);
-        Some(Place { addr: place.addr, offset: place.offset + offset, ty: f.ty, bitfield, span })
+        Some(Place { offset: place.offset + offset, ty: f.ty, bitfield, span, ..place })
     }
 
     fn unknown_field(&mut self, record: &str, names: &[&str], field: &ast::Ident, span: Span) {
@@ -238,11 +244,11 @@ impl Checker<'_> {
                     self.check_bounds(i, len, index.span)?;
                     let size = self.catalog.kernel_type_size(elem)?;
                     Some(Operand::Place(Place {
-                        addr: place.addr,
                         offset: place.offset + i * size,
                         ty: elem,
                         bitfield: None,
                         span,
+                        ..place
                     }))
                 }
                 Some(KType::Pointer { .. }) => {
@@ -308,7 +314,12 @@ impl Checker<'_> {
     pub(super) fn read_place(&mut self, place: Place) -> Expr {
         let span = place.span;
         let Some(ty) = self.value_type(place.ty, span) else { return error_expr(span) };
-        let kind = ExprKind::KernelRead { addr: Box::new(place.addr), offset: place.offset, bitfield: place.bitfield };
+        let kind = ExprKind::KernelRead {
+            addr: Box::new(place.addr),
+            offset: place.offset,
+            bitfield: place.bitfield,
+            space: place.space,
+        };
         Expr { kind, ty, span }
     }
 
@@ -682,7 +693,7 @@ mod tests {
     #[test]
     fn a_member_chain_is_one_read_at_the_summed_offset() {
         let e = value_of("curtask->parent->load.inv_weight");
-        let ExprKind::KernelRead { addr, offset: 24, bitfield: None } = e.kind else { panic!("{e:?}") };
+        let ExprKind::KernelRead { addr, offset: 24, bitfield: None, .. } = e.kind else { panic!("{e:?}") };
         assert_eq!(e.ty, Type::U32);
         // The parent pointer itself is read from curtask + 8.
         assert!(matches!(addr.kind, ExprKind::KernelRead { offset: 8, .. }), "{addr:?}");

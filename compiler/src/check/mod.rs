@@ -9,6 +9,7 @@
 //! enough: in `BEGIN { @a[@b] = 1 } END { @b = 2 }` the key of `@a` is only known once `@b` is,
 //! so collecting repeats until nothing changes (types only grow, so this ends).
 
+mod addrspace;
 mod builtins;
 mod expr;
 mod ktypes;
@@ -34,6 +35,8 @@ pub(crate) use suggest::{nearest, suggest};
 pub struct CheckOptions {
     /// `cpid`: the pid of `-c`'s command, if any.
     pub cpid: Option<u32>,
+    /// The process of `-p PID`, if any.
+    pub pid: Option<u32>,
     /// Positional parameters `$1`, `$2`, ...
     pub params: Vec<String>,
     /// Length of strings made by `str()` (`RBT_STRLEN`, bpftrace's `BPFTRACE_STRLEN`).
@@ -47,7 +50,14 @@ pub struct CheckOptions {
 
 impl Default for CheckOptions {
     fn default() -> CheckOptions {
-        CheckOptions { cpid: None, params: Vec::new(), strlen: 64, unsafe_allowed: false, included_headers: Vec::new() }
+        CheckOptions {
+            cpid: None,
+            pid: None,
+            params: Vec::new(),
+            strlen: 64,
+            unsafe_allowed: false,
+            included_headers: Vec::new(),
+        }
     }
 }
 

@@ -5,6 +5,8 @@
 //! checker's runs (the collecting ones and the final one) all read the result, so the catalog is
 //! asked once per spec however many runs the type fixpoint takes.
 
+mod watchpoint;
+
 use super::suggest::{nearest, nearest_names, suggest};
 use super::CheckOptions;
 use crate::hir::{AttachPoint, PerfRate};
@@ -83,6 +85,9 @@ impl Resolver<'_> {
             Some(ProbeKind::RawTracepoint) => self.resolve_raw_tracepoint(spec, &parts),
             Some(kind @ (ProbeKind::Fentry | ProbeKind::Fexit)) => self.resolve_fentry(spec, &parts, kind),
             Some(ProbeKind::Usdt) => self.resolve_usdt(spec, &parts),
+            Some(kind @ (ProbeKind::Watchpoint | ProbeKind::AsyncWatchpoint)) => {
+                self.resolve_watchpoint(spec, &parts, kind == ProbeKind::AsyncWatchpoint)
+            }
             Some(kind) if !kind.is_supported() => {
                 let supported: Vec<&str> =
                     ProbeKind::supported().filter(|k| !k.is_return()).map(ProbeKind::canonical).collect();

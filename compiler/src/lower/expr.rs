@@ -32,7 +32,7 @@ impl ProbeLowering<'_> {
     /// differently: see [`Self::lower_int_extended`] and [`Self::lower_int_raw`].
     pub(super) fn int_width(&self, e: &Expr) -> u32 {
         match &e.kind {
-            ExprKind::Unary { expr, .. } => self.int_width(expr),
+            ExprKind::Unary { expr, .. } | ExprKind::Address { expr, .. } => self.int_width(expr),
             ExprKind::IncDec { target: LValue::Var(id), .. } => self.probe.vars[id.0 as usize].ty.int_bytes(),
             ExprKind::Builtin(Builtin::Cpid) => 8,
             _ => e.ty.int_bytes(),
@@ -104,7 +104,11 @@ impl ProbeLowering<'_> {
             ExprKind::Buf { src, len } => self.lower_buf(src, len, &e.ty),
             ExprKind::DPath(path) => self.lower_dpath(path, &e.ty),
             ExprKind::Bswap(inner) => self.lower_bswap(inner, &e.ty),
-            ExprKind::KernelRead { addr, offset, bitfield } => self.lower_kernel_read(addr, *offset, *bitfield, &e.ty),
+            ExprKind::KernelRead { addr, offset, bitfield, space } => {
+                self.lower_kernel_read(addr, *offset, *bitfield, *space, &e.ty)
+            }
+            ExprKind::Address { expr, .. } => self.lower_value(expr),
+            ExprKind::StrContains { haystack, needle } => Value::Int(self.lower_strcontains(haystack, needle)),
             ExprKind::Member { base, offset, bitfield } => self.lower_member(base, *offset, *bitfield, &e.ty),
             ExprKind::Unary { op, expr } => {
                 let src = self.lower_int(expr);
@@ -277,12 +281,12 @@ impl ProbeLowering<'_> {
             }
             return;
         }
-        if let ExprKind::KernelRead { addr, offset, bitfield: None } = &e.kind {
+        if let ExprKind::KernelRead { addr, offset, bitfield: None, space } = &e.kind {
             if !e.ty.is_integer() && e.ty == *dst_ty {
                 // Straight into the destination: kernel structs can be large, and the BPF stack
                 // has room for few copies of them.
                 self.b.set_span(e.span);
-                self.kernel_read_into(addr, *offset, &e.ty, dst);
+                self.kernel_read_into(addr, *offset, *space, &e.ty, dst);
                 return;
             }
         }
@@ -410,6 +414,8 @@ impl ProbeLowering<'_> {
             Builtin::Cpu => self.call(Helper::GetSmpProcessorId, vec![]),
             Builtin::Rand => self.call(Helper::GetPrandomU32, vec![]),
             Builtin::Cgroup => self.call(Helper::GetCurrentCgroupId, vec![]),
+            Builtin::NumaId => self.call(Helper::GetNumaNodeId, vec![]),
+            Builtin::Sarg(n) => self.lower_stack_arg(n),
             Builtin::Curtask => self.call(Helper::GetCurrentTask, vec![]),
             Builtin::Cpid => self.b.constant(u64::from(self.options.cpid.unwrap_or(0))),
             // `probe` is resolved to a string literal by the checker.

@@ -6,7 +6,7 @@ use super::builder::at_offset;
 use super::expr::Value;
 use super::ProbeLowering;
 use crate::bpf::helpers::Helper;
-use crate::hir::{AttachPoint, Expr};
+use crate::hir::{AddrSpace, AttachPoint, Expr};
 use crate::ir::{AluOp, Arg, Cond, Op, Operand, StackRef, VReg};
 use crate::program::ErrorCounter;
 use crate::types::{align8, Bitfield, Type};
@@ -113,12 +113,13 @@ impl ProbeLowering<'_> {
         addr: &Expr,
         offset: u32,
         bitfield: Option<Bitfield>,
+        space: AddrSpace,
         ty: &Type,
     ) -> Value {
         let src = self.address(addr, offset);
         let len = read_len(bitfield, ty);
         let at = self.b.slot(align8(len).max(8));
-        self.read_kernel_bytes(src, len, at);
+        self.read_bytes(src, len, space, at);
         self.load_native(at, bitfield, ty)
     }
 
@@ -164,15 +165,34 @@ impl ProbeLowering<'_> {
         dst
     }
 
+    /// `sargN`: the Nth word above the return address at the probed function's entry (x86-64's
+    /// stack arguments), in the kernel's stack for kprobes and the process's for uprobes.
+    pub(super) fn lower_stack_arg(&mut self, n: u8) -> VReg {
+        /// `sp` in x86-64's `struct pt_regs`.
+        const REGS_SP: u32 = 152;
+        let sp = self.b.reg();
+        self.b.push(Op::LoadCtx { dst: sp, offset: REGS_SP, size: 8 });
+        let src = self.b.reg();
+        self.b.push(Op::Alu { op: AluOp::Add, dst: src, lhs: sp, rhs: Operand::Imm((i32::from(n) + 1) * 8) });
+        let user = matches!(self.probe.attach, crate::hir::AttachPoint::Uprobe { .. });
+        self.read_word(src, 8, if user { Helper::ProbeReadUser } else { Helper::ProbeReadKernel })
+    }
+
     /// `size` bytes (at most 8) of user memory at `src` as a register's low bytes; a failed read
     /// gives 0 and is counted.
     fn read_user_word(&mut self, src: VReg, size: u8) -> VReg {
+        self.read_word(src, size, Helper::ProbeReadUser)
+    }
+
+    /// `size` bytes (at most 8) at `src`, read by `helper`, as a register's low bytes; a failed
+    /// read gives 0 and is counted.
+    pub(super) fn read_word(&mut self, src: VReg, size: u8, helper: Helper) -> VReg {
         let at = self.b.slot(8);
         self.b.zero(at, 8);
         let ret = self.b.reg();
         self.b.push(Op::Call {
             dst: Some(ret),
-            helper: Helper::ProbeReadUser,
+            helper,
             args: vec![Arg::Stack(at), Arg::Imm(i32::from(size)), Arg::Reg(src)],
         });
         self.count_if_negative(ret, ErrorCounter::ReadFailed);
@@ -182,9 +202,9 @@ impl ProbeLowering<'_> {
     }
 
     /// Reads a kernel struct, array or string (`ty`) at `addr + offset` straight into `dst`.
-    pub(super) fn kernel_read_into(&mut self, addr: &Expr, offset: u32, ty: &Type, dst: StackRef) {
+    pub(super) fn kernel_read_into(&mut self, addr: &Expr, offset: u32, space: AddrSpace, ty: &Type, dst: StackRef) {
         let src = self.address(addr, offset);
-        self.read_kernel_bytes(src, ty.native_size(), dst);
+        self.read_bytes(src, ty.native_size(), space, dst);
     }
 
     /// `addr + offset` in a register.
@@ -198,23 +218,29 @@ impl ProbeLowering<'_> {
         r
     }
 
-    /// `len` bytes from kernel address `src` into `at`, whose zero padding up to a multiple of 8
-    /// it keeps; a failed read leaves zeros (the helper clears its buffer) and is counted.
-    fn read_kernel_bytes(&mut self, src: VReg, len: u32, at: StackRef) {
+    /// `len` bytes from address `src` in `space` into `at`, whose zero padding up to a multiple
+    /// of 8 it keeps; a failed read leaves zeros (the helper clears its buffer) and is counted.
+    fn read_bytes(&mut self, src: VReg, len: u32, space: AddrSpace, at: StackRef) {
         let padded = align8(len).max(8);
         if len < padded {
             self.b.zero(at_offset(at, padded - 8), 8);
         }
+        let helper = match space {
+            AddrSpace::Kernel => Helper::ProbeReadKernel,
+            AddrSpace::User => Helper::ProbeReadUser,
+            AddrSpace::Unknown => self.memory_read_helper(),
+        };
         let ret = self.b.reg();
         self.b.push(Op::Call {
             dst: Some(ret),
-            helper: self.memory_read_helper(),
+            helper,
             args: vec![Arg::Stack(at), Arg::Imm(len as i32), Arg::Reg(src)],
         });
         self.count_if_negative(ret, ErrorCounter::ReadFailed);
     }
 
-    /// The helper that reads memory through a pointer in this probe. bpftrace 0.17 reads
+    /// The helper that reads memory through a pointer whose address space is unknown in this
+    /// probe. bpftrace 0.17 reads
     /// pointers of kernel probes (kprobes, tracepoints, fentry) from kernel memory; in uprobes and
     /// USDT probes the arguments point into the process, and in BEGIN, interval or profile
     /// probes it cannot tell, so it uses `bpf_probe_read`, which on x86-64 reads user memory
@@ -231,6 +257,7 @@ impl ProbeLowering<'_> {
             | AttachPoint::Profile { .. }
             | AttachPoint::Interval { .. }
             | AttachPoint::PerfCounter { .. }
+            | AttachPoint::Watchpoint { .. }
             | AttachPoint::Uprobe { .. }
             | AttachPoint::Usdt(_) => Helper::ProbeRead,
         }

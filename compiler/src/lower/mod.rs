@@ -5,6 +5,7 @@ mod builder;
 mod expr;
 mod maps;
 mod memory;
+mod search;
 mod stmt;
 mod tuples;
 

@@ -1,5 +1,6 @@
 //! Attaching loaded programs: perf events (tracepoints, the CPU clock for profile and interval,
-//! software and hardware counters, uprobes and kprobes through their perf PMUs) with a BPF link
+//! software and hardware counters, hardware breakpoints for watchpoints, uprobes and kprobes
+//! through their perf PMUs) with a BPF link
 //! to each, multi links, raw tracepoints and fentry/fexit trampolines. Every attachment is file
 //! descriptors, so closing them, or the process dying in any way, detaches the program: nothing
 //! is ever registered by name in tracefs.
@@ -117,6 +118,48 @@ pub fn counter(prog_fd: RawFd, cpu: u32, hardware: bool, config: u64, period: u6
         _ => AttachError::Io(e),
     })?;
     attach(prog_fd, perf)
+}
+
+/// A hardware breakpoint: `len` bytes at `address`, watched for the accesses of `mode` (any of
+/// `r`, `w` and `x`), in process `pid` or, without one, in the kernel.
+pub struct Breakpoint<'a> {
+    pub address: u64,
+    pub len: u8,
+    pub mode: &'a str,
+    pub pid: Option<u32>,
+}
+
+/// Attaches `prog_fd` (a perf event program) to a hardware breakpoint (`PERF_TYPE_BREAKPOINT`),
+/// firing at every access: one event following process `pid` on any CPU, or one per CPU in
+/// `cpus` for a kernel address.
+pub fn breakpoint(prog_fd: RawFd, bp: &Breakpoint<'_>, cpus: &[u32]) -> Result<Vec<Attachment>, AttachError> {
+    use aya_obj::generated::{HW_BREAKPOINT_R, HW_BREAKPOINT_W, HW_BREAKPOINT_X};
+    let mut attr = perf_attr(perf_type_id::PERF_TYPE_BREAKPOINT as u32, 0, 1);
+    attr.bp_type = bp.mode.chars().fold(0, |bits, c| match c {
+        'r' => bits | HW_BREAKPOINT_R,
+        'w' => bits | HW_BREAKPOINT_W,
+        'x' => bits | HW_BREAKPOINT_X,
+        _ => bits,
+    });
+    attr.__bindgen_anon_3.bp_addr = bp.address;
+    attr.__bindgen_anon_4.bp_len = u64::from(bp.len);
+    let targets: Vec<(i32, i32)> = match bp.pid {
+        Some(pid) => vec![(pid as i32, -1)],
+        None => cpus.iter().map(|&cpu| (-1, cpu as i32)).collect(),
+    };
+    targets
+        .into_iter()
+        .map(|(pid, cpu)| {
+            let perf = perf_event_open(&attr, pid, cpu).map_err(|e| match e.raw_os_error() {
+                Some(libc::ENOSPC) => AttachError::NoWatchpointRegisters,
+                Some(libc::ENOENT | libc::ENODEV | libc::EOPNOTSUPP) => {
+                    AttachError::NoHardwareBreakpoints { source: e }
+                }
+                _ => AttachError::Io(e),
+            })?;
+            attach(prog_fd, perf)
+        })
+        .collect()
 }
 
 /// Attaches `prog_fd` (a raw tracepoint program) to the raw tracepoint `name`.

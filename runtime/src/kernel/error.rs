@@ -51,6 +51,18 @@ pub enum AttachError {
         #[source]
         source: io::Error,
     },
+    /// perf_event_open of a hardware breakpoint answered ENOSPC: x86-64 has four debug registers.
+    #[error("You are out of watchpoint registers (the CPU has four; each watchpoint takes one)")]
+    NoWatchpointRegisters,
+    /// perf_event_open of a hardware breakpoint answered ENOENT, ENODEV or EOPNOTSUPP: the
+    /// kernel (or the hypervisor under it) offers no hardware breakpoints.
+    #[error(
+        "this machine offers no hardware breakpoints for watchpoints (the kernel lacks CONFIG_HAVE_HW_BREAKPOINT, or a hypervisor hides the debug registers)"
+    )]
+    NoHardwareBreakpoints {
+        #[source]
+        source: io::Error,
+    },
     /// The kernel checks that a kprobe's offset starts an instruction and answers EILSEQ.
     #[error("offset {offset} is not at an instruction boundary of {function} (the kernel refused it)")]
     NotAnInstruction { function: String, offset: u64 },
@@ -66,7 +78,9 @@ impl AttachError {
     /// to one attachment per probe on EINVAL, EOPNOTSUPP and ENOSYS.
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {
-            AttachError::Io(e) | AttachError::NoHardwareCounters { source: e } => e.raw_os_error(),
+            AttachError::Io(e)
+            | AttachError::NoHardwareCounters { source: e }
+            | AttachError::NoHardwareBreakpoints { source: e } => e.raw_os_error(),
             _ => None,
         }
     }

@@ -209,6 +209,10 @@ impl Session {
                 }
                 AttachPoint::RawTracepoint { name, .. } => kattach::raw_tracepoint(prog_fd, name).map(|a| vec![a]),
                 AttachPoint::Fentry { .. } => kattach::trampoline(prog_fd).map(|a| vec![a]),
+                AttachPoint::Watchpoint { address, len, mode, pid } => {
+                    let bp = kattach::Breakpoint { address: *address, len: *len, mode, pid: *pid };
+                    kattach::breakpoint(prog_fd, &bp, &cpus)
+                }
             };
             let attached =
                 attached.map_err(|source| SessionError::Attach { probe: probe.attach.probe_name(), source })?;

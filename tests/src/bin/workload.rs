@@ -18,6 +18,11 @@
 //!   main thread waits for it (futex(2) waits: user-space lock contention).
 //! - `call N`: N calls of `rbt_workload_add(i, 2 * i)` for i in 0..N, a plain C-ABI function
 //!   for uprobes to attach to (it returns `3 * i`).
+//! - `many N`: N calls of `rbt_many_args(i, 1, 2, 4, 8, 16, 32 + i, 64 + i)`, a C-ABI
+//!   function of eight integer arguments, the last two on the stack (`sarg0`, `sarg1`).
+//! - `poke N`: maps a page at 0x10000000 and writes N bytes to its first byte, for
+//!   `watchpoint:0x10000000:1:w`; the global `RBT_WORKLOAD_WORD` (0x55555555, 4 bytes) is read
+//!   first, for `uaddr("RBT_WORKLOAD_WORD")`.
 //! - `inline N`: N calls of `rbt_workload_outer(i)`, which calls the always-inlined
 //!   `inlined_step`, which calls `rbt_workload_leaf`: a uprobe on the leaf sees a caller frame
 //!   with an inlined call at its address (DWARF lines in the test profile's debug build).
@@ -145,6 +150,13 @@ fn main() {
                 }
                 std::hint::black_box(total);
             }
+            "many" => {
+                for i in 0..number(next()) {
+                    let b = std::hint::black_box;
+                    b(rbt_many_args(b(i), 1, 2, 4, 8, 16, b(32 + i), b(64 + i)));
+                }
+            }
+            "poke" => poke_fixed_page(number(next())),
             "inline" => {
                 let mut total = 0u64;
                 for i in 0..number(next()) {
@@ -200,6 +212,46 @@ fn pipe_handoffs(count: u64, micros: u64) {
 #[inline(never)]
 pub extern "C" fn rbt_workload_add(a: u64, b: u64) -> u64 {
     std::hint::black_box(a) + std::hint::black_box(b)
+}
+
+/// A uprobe target whose seventh and eighth arguments are passed on the stack (x86-64 SysV).
+#[no_mangle]
+#[inline(never)]
+#[allow(clippy::too_many_arguments, reason = "the point is arguments past the six registers")]
+pub extern "C" fn rbt_many_args(a: u64, b: u64, c: u64, d: u64, e: u64, f: u64, g: u64, h: u64) -> u64 {
+    let b_ = std::hint::black_box;
+    b_(a) + b_(b) + b_(c) + b_(d) + b_(e) + b_(f) + b_(g) + b_(h)
+}
+
+/// A global of the workload's symbol table, for `uaddr("RBT_WORKLOAD_WORD")`.
+#[no_mangle]
+#[used]
+pub static RBT_WORKLOAD_WORD: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0x5555_5555);
+
+/// Maps a page at 0x10000000 and writes `count` bytes to its first byte, one at a time.
+fn poke_fixed_page(count: u64) {
+    std::hint::black_box(RBT_WORKLOAD_WORD.load(std::sync::atomic::Ordering::Relaxed));
+    const FIXED: usize = 0x1000_0000;
+    // SAFETY: an anonymous private mapping at a fixed address that must not replace any other
+    // mapping (MAP_FIXED_NOREPLACE); nothing else uses the page.
+    let page = unsafe {
+        libc::mmap(
+            FIXED as *mut libc::c_void,
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+    };
+    if page as usize != FIXED {
+        eprintln!("rbt-workload: cannot map a page at {FIXED:#x}");
+        std::process::exit(1);
+    }
+    for i in 0..count {
+        // SAFETY: the page was just mapped readable and writable.
+        unsafe { std::ptr::write_volatile(page.cast::<u8>(), i as u8) };
+    }
 }
 
 /// Calls the leaf through an inlined function, so that the return address in this function is

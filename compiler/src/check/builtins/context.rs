@@ -1,7 +1,7 @@
 //! The builtin variables: the current task (`pid`, `tid`, `uid`, `gid`, `comm`, `curtask`,
-//! `cgroup`), time and place (`nsecs`, `elapsed`, `cpu`, `rand`), the session (`cpid`), and
-//! what the probe was handed (`probe`, `func`, `args`, `arg0`..`arg5`, `retval`), the last ones
-//! only in the probe kinds the table allows.
+//! `cgroup`, `username`), time and place (`nsecs`, `elapsed`, `cpu`, `numaid`, `rand`), the
+//! session (`cpid`), and what the probe was handed (`probe`, `func`, `args`, `arg0`..`arg5`,
+//! `sarg0`..`sarg9`, `retval`), the last ones only in the probe kinds the table allows.
 
 use crate::builtins::{self as table};
 use crate::check::expr::{error_expr, string_literal};
@@ -38,6 +38,9 @@ impl Checker<'_> {
             }
             "curtask" => (Builtin::Curtask, self.curtask_type()),
             "comm" => (Builtin::Comm, Type::Str { len: 16 }),
+            // The uid, named in user space when printed, as bpftrace 0.17 does.
+            "username" => (Builtin::Uid, Type::Username),
+            _ if sarg_index(name).is_some() => (self.check_sarg(name, allowed, span), Type::U64),
             _ => match (simple_builtin(name), usdt_arg_index(name)) {
                 (Some(builtin), _) => (builtin, Type::U64),
                 (None, Some(n)) => (self.check_arg(name, n, allowed, span), Type::U64),
@@ -82,6 +85,32 @@ impl Checker<'_> {
         }
         #[allow(clippy::cast_possible_truncation, reason = "the table has arg0 to arg5")]
         Builtin::Arg(n as u8)
+    }
+
+    /// `sarg0`..`sarg9`: only kprobes and uprobes read them, from the stack the function was
+    /// called with, so a probe at an offset into the function may find the stack moved.
+    fn check_sarg(&mut self, name: &str, allowed: bool, span: Span) -> Builtin {
+        if !allowed {
+            self.error(Diagnostic::error(
+                "no-args",
+                format!("The {name} builtin can only be used with 'kprobes' and 'uprobes' probes"),
+                span,
+            ));
+        }
+        let at_offset = match &self.scope.attach {
+            Some(AttachPoint::Kprobe { offset, .. }) => *offset != 0,
+            Some(AttachPoint::Uprobe { address, .. }) => address.is_some(),
+            _ => false,
+        };
+        if at_offset {
+            // bpftrace 0.17's words, its missing space included.
+            self.error(Diagnostic::warning(
+                "sarg-offset",
+                "Using an address offset with the sargX built-in canlead to unexpected behavior ",
+                span,
+            ));
+        }
+        Builtin::Sarg(sarg_index(name).unwrap_or(0))
     }
 
     /// `args`, whose fields `args->NAME` reads; raw tracepoints have them only when BTF
@@ -162,8 +191,17 @@ fn simple_builtin(name: &str) -> Option<Builtin> {
         "cpu" => Builtin::Cpu,
         "rand" => Builtin::Rand,
         "cgroup" => Builtin::Cgroup,
+        "numaid" => Builtin::NumaId,
         _ => return None,
     })
+}
+
+/// `sarg7` as 7 (bpftrace has `sarg0` to `sarg9`).
+fn sarg_index(name: &str) -> Option<u8> {
+    match name.strip_prefix("sarg")?.as_bytes() {
+        [digit @ b'0'..=b'9'] => Some(digit - b'0'),
+        _ => None,
+    }
 }
 
 /// `arg7` as 7.

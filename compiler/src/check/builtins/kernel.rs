@@ -1,11 +1,12 @@
-//! Kernel and process functions: symbols (`ksym`, `usym`, `kaddr`), registers (`reg`), pointer
-//! and integer marks (`kptr`, `uptr`, `bswap`), `cgroupid`, `path` and `signal`. Several ask the
-//! catalog (kernel symbols, cgroup ids) or depend on the probe's kind.
+//! Kernel and process functions: symbols (`ksym`, `usym`, `kaddr`, `uaddr`), registers (`reg`),
+//! pointer and integer marks (`kptr`, `uptr`, `bswap`), `cgroupid`, `cgroup_path`, `path` and
+//! `signal`. Several ask the catalog (kernel and user symbols, cgroup ids) or depend on the
+//! probe's kind.
 
 use super::Call;
 use crate::check::expr::error_expr;
 use crate::check::Checker;
-use crate::hir::{self, Expr, ExprKind, StmtKind};
+use crate::hir::{self, AddrSpace, Expr, ExprKind, StmtKind};
 use crate::types::Type;
 use grammar::ast;
 use grammar::Diagnostic;
@@ -33,6 +34,8 @@ impl Checker<'_> {
             "path" => self.check_path(call),
             "cgroupid" => self.check_cgroupid(call),
             "kaddr" => self.check_kaddr(call),
+            "uaddr" => self.check_uaddr(call),
+            "cgroup_path" => self.check_cgroup_path(call),
             _ => return None,
         })
     }
@@ -69,10 +72,12 @@ impl Checker<'_> {
             ));
             return error_expr(span);
         }
-        // kptr()/uptr() only say which address space a pointer is in, which rbt's reads
-        // do not need told: the value is unchanged.
+        // kptr()/uptr() only say which address space a pointer is in: the value is unchanged,
+        // and reads through it use that space's helper.
         if call.name() != "bswap" {
-            return Expr { span, ..value };
+            let space = if call.name() == "kptr" { AddrSpace::Kernel } else { AddrSpace::User };
+            let ty = value.ty.clone();
+            return Expr { kind: ExprKind::Address { expr: Box::new(value), space }, ty, span };
         }
         // bpftrace 0.17: an unsigned integer of the argument's width.
         let ty = Type::Int { bytes: value.ty.int_bytes() as u8, signed: false };
@@ -172,14 +177,81 @@ impl Checker<'_> {
         match self.catalog.kernel_symbol(text) {
             Some(addr) => Expr { kind: ExprKind::Int(addr), ty: Type::U64, span },
             None => {
-                self.error(Diagnostic::error(
-                    "unknown-symbol",
-                    format!("Failed to resolve kernel symbol: no symbol named '{text}' in /proc/kallsyms"),
-                    symbol.span,
-                ));
+                self.error(
+                    Diagnostic::error(
+                        "unknown-symbol",
+                        format!("Failed to resolve kernel symbol: {text}"),
+                        symbol.span,
+                    )
+                    .with_help("kaddr() looks the name up in /proc/kallsyms"),
+                );
                 error_expr(span)
             }
         }
+    }
+
+    /// `uaddr("NAME")`: the address of a symbol of the probed binary, a pointer to an integer
+    /// of the symbol's size (1, 2 or 4 bytes; 8 for any other size), in user memory.
+    fn check_uaddr(&mut self, call: &Call<'_>) -> Expr {
+        let span = call.span;
+        if !self.allowed_here(call) {
+            let kind = self.probe_kind_name();
+            self.error(Diagnostic::error("bad-probe", format!("uaddr can not be used with \"{kind}\" probes"), span));
+            return error_expr(span);
+        }
+        let Some((name, _)) = self.string_literal_arg(call, "a symbol's name") else { return error_expr(span) };
+        let valid = !name.is_empty()
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'/' | b'_' | b'-'));
+        if !valid {
+            self.error(Diagnostic::error(
+                "bad-argument",
+                format!(
+                    "uaddr() expects a string that is a valid symbol (^[a-zA-Z0-9./_-]+$) as input (\"{name}\" provided)"
+                ),
+                span,
+            ));
+            return error_expr(span);
+        }
+        let target = match &self.scope.attach {
+            Some(hir::AttachPoint::Uprobe { path, .. }) => path.clone(),
+            Some(hir::AttachPoint::Usdt(usdt)) => usdt.path.clone(),
+            _ => String::new(),
+        };
+        let Some((address, size)) = self.catalog.user_symbol(&target, name).filter(|(a, _)| *a != 0) else {
+            self.error(Diagnostic::error("unknown-symbol", format!("Could not resolve symbol: {target}:{name}"), span));
+            return error_expr(span);
+        };
+        let pointee = match size {
+            1 => "int8",
+            2 => "int16",
+            4 => "int32",
+            _ => "int64",
+        };
+        let value = Expr { kind: ExprKind::Int(address), ty: Type::U64, span };
+        let ty = Type::Pointer { pointee: pointee.into(), target: None };
+        Expr { kind: ExprKind::Address { expr: Box::new(value), space: AddrSpace::User }, ty, span }
+    }
+
+    /// `cgroup_path(ID[, "FILTER"])`: the id, whose paths the runtime looks up when it prints
+    /// them, in the hierarchies whose names match FILTER (all of them by default).
+    fn check_cgroup_path(&mut self, call: &Call<'_>) -> Expr {
+        let span = call.span;
+        let id = self.check_expr(&call.args[0]);
+        self.expect_integer(&id, "cgroup_path() cgroup id");
+        let filter = match call.args.get(1).map(|a| (a, &a.kind)) {
+            None => "*".to_owned(),
+            Some((_, ast::ExprKind::Str(text))) => text.clone(),
+            Some((arg, _)) => {
+                let e = self.check_expr(arg);
+                self.error(Diagnostic::error(
+                    "bad-argument",
+                    format!("cgroup_path() expects a string literal ({} provided)", e.ty),
+                    arg.span,
+                ));
+                return error_expr(span);
+            }
+        };
+        Expr { kind: ExprKind::Cast { expr: Box::new(id) }, ty: Type::CgroupPath(filter), span }
     }
 
     /// `signal(SIG)`: a signal name (`"KILL"`, `"SIGKILL"`), a number 1-64, or an integer

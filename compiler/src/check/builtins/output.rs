@@ -124,7 +124,10 @@ impl Checker<'_> {
         }
         if !(value.ty.is_integer()
             || value.ty.is_string()
-            || matches!(value.ty, Type::Tuple(_) | Type::Record(_) | Type::Array { .. }))
+            || matches!(
+                value.ty,
+                Type::Tuple(_) | Type::Record(_) | Type::Array { .. } | Type::Username | Type::CgroupPath(_)
+            ))
         {
             self.error(Diagnostic::error(
                 "bad-argument",
@@ -228,7 +231,16 @@ fn accepts(kind: ArgKind, ty: &Type) -> bool {
         ArgKind::Integer => ty.is_integer(),
         ArgKind::String => {
             ty.is_string()
-                || matches!(ty, Type::Stack(_) | Type::Symbol { .. } | Type::Inet | Type::Timestamp(_) | Type::MacAddr)
+                || matches!(
+                    ty,
+                    Type::Stack(_)
+                        | Type::Symbol { .. }
+                        | Type::Inet
+                        | Type::Timestamp(_)
+                        | Type::MacAddr
+                        | Type::Username
+                        | Type::CgroupPath(_)
+                )
         }
         ArgKind::Buffer => matches!(ty, Type::Buffer { .. }),
     }

@@ -1,5 +1,5 @@
-//! String functions: `str` (a string read from memory), `strncmp`, `buf` (bytes printed with
-//! `%r`) and `strftime` (a time formatted when printed).
+//! String functions: `str` (a string read from memory), `strncmp`, `strcontains`, `buf` (bytes
+//! printed with `%r`) and `strftime` (a time formatted when printed).
 
 use super::Call;
 use crate::check::expr::error_expr;
@@ -16,6 +16,7 @@ impl Checker<'_> {
         Some(match call.name() {
             "str" => self.check_str(call),
             "strncmp" => self.check_strncmp(call),
+            "strcontains" => self.check_strcontains(call),
             "buf" => self.check_buf(call),
             "strftime" => self.check_strftime(call),
             _ => return None,
@@ -63,6 +64,31 @@ impl Checker<'_> {
         }
         let kind = ExprKind::StrCompare { negate: true, lhs: Box::new(a), rhs: Box::new(b), limit: n as u32 };
         Expr { kind, ty: Type::I64, span }
+    }
+
+    /// `strcontains(HAYSTACK, NEEDLE)`: two strings; two literals are searched now.
+    fn check_strcontains(&mut self, call: &Call<'_>) -> Expr {
+        let span = call.span;
+        let haystack = self.check_expr(&call.args[0]);
+        let needle = self.check_expr(&call.args[1]);
+        for (i, arg) in [&haystack, &needle].into_iter().enumerate() {
+            if !arg.ty.is_string() && arg.ty != Type::None {
+                self.error(Diagnostic::error(
+                    "type-mismatch",
+                    format!("strcontains() only supports string arguments ({} provided)", arg.ty),
+                    call.args[i].span,
+                ));
+                return error_expr(span);
+            }
+        }
+        if let (ExprKind::Str(hay), ExprKind::Str(pin)) = (&haystack.kind, &needle.kind) {
+            let text = |s: &[u8]| s.iter().position(|&b| b == 0).map_or(s.to_vec(), |end| s[..end].to_vec());
+            let (hay, pin) = (text(hay), text(pin));
+            let found = pin.is_empty() || hay.windows(pin.len()).any(|w| w == pin.as_slice());
+            return Expr { kind: ExprKind::Int(u64::from(found)), ty: Type::U64, span };
+        }
+        let kind = ExprKind::StrContains { haystack: Box::new(haystack), needle: Box::new(needle) };
+        Expr { kind, ty: Type::U64, span }
     }
 
     /// `buf(PTR, LEN)`, `buf(ARRAY)`: LEN bytes (at most `RBT_STRLEN`) or the whole array.
