@@ -31,6 +31,9 @@ pub(crate) use suggest::{nearest, suggest};
 pub struct CheckOptions {
     /// `cpid`: the pid of `-c`'s command, if any.
     pub cpid: Option<u32>,
+    /// `-p PID`: uprobe and USDT specs are resolved in that process (its executable, the
+    /// modules it maps, its mount namespace), as bpftrace 0.17 resolves them.
+    pub pid: Option<u32>,
     /// Positional parameters `$1`, `$2`, ...
     pub params: Vec<String>,
     /// Length of strings made by `str()` (`RBT_STRLEN`, bpftrace's `BPFTRACE_STRLEN`).
@@ -44,7 +47,14 @@ pub struct CheckOptions {
 
 impl Default for CheckOptions {
     fn default() -> CheckOptions {
-        CheckOptions { cpid: None, params: Vec::new(), strlen: 64, unsafe_allowed: false, included_headers: Vec::new() }
+        CheckOptions {
+            cpid: None,
+            pid: None,
+            params: Vec::new(),
+            strlen: 64,
+            unsafe_allowed: false,
+            included_headers: Vec::new(),
+        }
     }
 }
 
