@@ -48,10 +48,11 @@ impl<S: Source> Catalog<S> {
             .is_ok_and(|file| matches!(file.kind(), ObjectKind::Executable | ObjectKind::Dynamic))
     }
 
-    /// The bytes of the binary at `path` (as [`Catalog::resolve_targets`] gives it).
+    /// The bytes of the binary at `path` (as [`Catalog::resolve_targets`] gives it). The path
+    /// is read as it stands: `/proc/PID/root/...` of a process in another mount namespace
+    /// cannot be canonicalized in ours.
     pub(crate) fn read_binary(&self, path: &str) -> Result<Vec<u8>, String> {
-        let real = self.source().canonicalize(Path::new(path)).map_err(|e| format!("cannot open {path}: {e}"))?;
-        self.source().read(&real).map_err(|e| format!("cannot read {path}: {e}"))
+        self.source().read(Path::new(path)).map_err(|e| format!("cannot open {path}: {e}"))
     }
 
     /// The one binary a target names, resolved and read: a path, or a library name.
@@ -134,7 +135,8 @@ impl<S: Source> Catalog<S> {
             t if is_in_process_root(t) => format!("*{t}"),
             t => match self.source().canonicalize(Path::new(t)) {
                 Ok(absolute) => format!("*{}", absolute.display()),
-                Err(_) => format!("*{t}"),
+                // bpftrace searches a path it cannot make absolute as it stands.
+                Err(_) => t.to_owned(),
             },
         };
         let provider = if provider.is_empty() { "*" } else { provider };

@@ -235,7 +235,7 @@ impl Resolver<'_> {
             if extra > 0 && f.size > 0 && extra >= f.size {
                 self.error(Diagnostic::error(
                     "bad-attach-point",
-                    format!("offset {extra} is outside the function bounds ('{}' size is {})", f.name, f.size),
+                    format!("Offset outside the function bounds ('{}' size is {})", f.name, f.size),
                     spec.span,
                 ));
                 continue;
@@ -309,15 +309,13 @@ impl Resolver<'_> {
                 self.error(
                     Diagnostic::error(
                         "unsafe-address",
-                        format!(
-                            "could not resolve address {address:#x} of {}: no symbol holds it",
-                            file_name(&found.path)
-                        ),
+                        format!("Could not resolve address: {}:{address:#x}", found.path),
                         spec.span,
                     )
                     .with_help(
-                        "without a symbol rbt cannot tell where instructions start; pass --unsafe to attach at the \
-                         address anyway (a uprobe in the middle of an instruction corrupts the traced process)",
+                        "no symbol holds it, and without one rbt cannot tell where instructions start; pass \
+                         --unsafe to attach at the address anyway (a uprobe in the middle of an instruction \
+                         corrupts the traced process)",
                     ),
                 );
                 return Vec::new();
