@@ -6,7 +6,7 @@
 //! so every parser here is tested on bytes.
 //!
 //! Files: `catalog.rs` ([`Catalog`], the `ProbeCatalog` over a source), `tracefs_format.rs`,
-//! `btf.rs` (+ `btf/c_dump*`: types written back as C), `elf_symbols.rs`, `stapsdt.rs`,
+//! `btf.rs` (+ `btf/c_dump*`: types written back as C), `elf_symbols.rs`, `dwarf.rs` (functions' parameters from DWARF), `stapsdt.rs`,
 //! `ldso_cache.rs`, `user_targets.rs` (the binaries uprobe and USDT specs name, globs and `-p PID`
 //! included), `kprobes.rs`, `kallsyms.rs`, `headers.rs` (where C headers are), `wildcard.rs`
 //! (bpftrace's `*` patterns), and
@@ -16,6 +16,7 @@
 
 pub mod btf;
 mod catalog;
+mod dwarf;
 pub mod elf_symbols;
 mod headers;
 mod kallsyms;

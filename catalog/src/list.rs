@@ -221,7 +221,7 @@ fn list_attach_point<S: Source>(
     out: &mut String,
 ) -> Result<(), CatalogError> {
     let Expansion { ignore_invalid, verbose, pid } = expansion;
-    let user = UserListing { pid, ignore_invalid };
+    let user = UserListing { pid, ignore_invalid, verbose };
     // Split as scripts' attach points are: quoted parts (`"rbt::Counter::add(int)"`) keep their
     // colons and lose their quotes.
     let split = grammar::split_parts(raw);

@@ -2,7 +2,7 @@
 //! binaries named by relative paths (kept as written in `probe` and `-l`), globs over binaries
 //! (`usdt:./usdt_t*::*`), a wildcard probe type over a path (`*:./usdt_target:*`), and `-p PID`
 //! (the process's executable for `uprobe:FUNC`, its modules for `usdt::PROVIDER:NAME` and
-//! `usdt:::NAME`, `-l -p PID`). The targets are `tests/data/usdt/usdt_target.c`, compiled at
+//! `usdt:::NAME`, `-l -p PID`), and `-lv` listing uprobes' parameters from DWARF. The targets are `tests/data/usdt/usdt_target.c`, compiled at
 //! test time into a directory of their own, where both tools run.
 //!
 //! Needs root, BPF, bpftrace, gcc and `<sys/sdt.h>` (`systemtap-sdt-dev`); `.ci/run` installs them.
@@ -92,4 +92,20 @@ fn pid_specs_match_bpftrace() {
     }
     process.kill().expect("the target is stopped");
     process.wait().expect("the target ends");
+}
+
+/// `-lv uprobe:BIN:FUNCS`: each function's parameters from DWARF, typed as bpftrace writes them.
+#[test]
+fn dwarf_parameters_are_listed_as_bpftrace_lists_them() {
+    let dir = std::env::temp_dir().join(format!("rbt-dwarf-params-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("the directory is made");
+    let source = workspace().join("tests/data/dwarf/params.c");
+    let out = Command::new("gcc").args(["-g", "-O0", "-o"]).arg(dir.join("params")).arg(&source).output();
+    let out = out.expect("gcc runs");
+    assert!(out.status.success(), "gcc failed: {}", text(&out.stderr));
+    for search in ["uprobe:./params:*", "uprobe:./params:f1", "uretprobe:./params:f*", "uprobe:./par*:main"] {
+        same_in(&dir, &["-lv", search]);
+    }
+    let listed = text(&run_in(&rbt(), &dir, &["-lv", "uprobe:./params:main"]).stdout);
+    assert_eq!(listed, "uprobe:./params:main\n    int argc\n    char** argv\n");
 }

@@ -4,11 +4,13 @@
 //! maps (USDT), under `/proc/PID/root`. Each probe is listed once, sorted as bpftrace's set of
 //! names sorts them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::fmt::Write as _;
 
 use compiler::probe_kind::ProbeKind;
 
 use super::list_error;
+use crate::dwarf::FunctionParams;
 use crate::{Catalog, CatalogError, Source};
 
 /// What a listing of user-space probes needs besides the attach point.
@@ -17,6 +19,8 @@ pub(super) struct UserListing {
     pub pid: Option<u32>,
     /// An expansion of a wildcard probe type: attach points of the wrong shape are skipped.
     pub ignore_invalid: bool,
+    /// `-lv`: uprobes with their parameters from DWARF.
+    pub verbose: bool,
 }
 
 impl UserListing {
@@ -43,9 +47,24 @@ impl UserListing {
             _ => return self.wrong_shape(format!("{kind} probe type requires 2 arguments")),
         };
         let functions = catalog.functions_of(&target, pattern).map_err(list_error)?;
-        let names: BTreeSet<String> =
-            functions.into_iter().map(|f| format!("{kind}:{}:{}\n", f.path, f.name)).collect();
-        out.extend(names);
+        // Sorted as bpftrace's set of `PATH:FUNCTION` strings sorts them.
+        let names: BTreeSet<(String, String, String)> =
+            functions.into_iter().map(|f| (format!("{}:{}", f.path, f.name), f.path, f.name)).collect();
+        // bpftrace lists parameters for uprobes only, not uretprobes.
+        let verbose = self.verbose && kind == ProbeKind::Uprobe;
+        let mut dwarf: HashMap<String, Option<FunctionParams>> = HashMap::new();
+        for (_, path, name) in names {
+            let _ = writeln!(out, "{kind}:{path}:{name}");
+            if !verbose {
+                continue;
+            }
+            let params = dwarf
+                .entry(path.clone())
+                .or_insert_with(|| catalog.read_binary(&path).ok().and_then(|data| FunctionParams::read(&data)));
+            for param in params.iter().flat_map(|p| p.of(&name)) {
+                let _ = writeln!(out, "    {param}");
+            }
+        }
         Ok(())
     }
 
