@@ -68,7 +68,7 @@ impl<S: Source> Catalog<S> {
 
     /// The functions matching `pattern` of every binary `target` names.
     pub(crate) fn functions_of(&self, target: &str, pattern: &str) -> Result<Vec<UserFunction>, String> {
-        let paths = self.resolve_targets(target)?;
+        let paths = self.existing_targets("uprobe", target)?;
         let glob = has_wildcard(target);
         let mut found = Vec::new();
         for path in paths {
@@ -85,7 +85,7 @@ impl<S: Source> Catalog<S> {
     /// The USDT probes matching `provider` and `name` of every binary `target` names, by path
     /// and address.
     pub(crate) fn usdt_probes_of(&self, target: &str, provider: &str, name: &str) -> Result<Vec<UsdtProbe>, String> {
-        let paths = self.resolve_targets(target)?;
+        let paths = self.existing_targets("usdt", target)?;
         let glob = has_wildcard(target);
         let mut found = Vec::new();
         for path in paths {
@@ -97,6 +97,15 @@ impl<S: Source> Catalog<S> {
         }
         sort_usdt(&mut found);
         Ok(found)
+    }
+
+    /// [`Catalog::resolve_targets`], a glob matching no binary an error in bpftrace's words.
+    fn existing_targets(&self, kind: &str, target: &str) -> Result<Vec<String>, String> {
+        let paths = self.resolve_targets(target)?;
+        if paths.is_empty() {
+            return Err(format!("{kind} target file '{target}' does not exist or is not executable"));
+        }
+        Ok(paths)
     }
 
     /// The executable of process `pid` as bpftrace names it: `/proc/PID/root/` and the path the
