@@ -18,14 +18,12 @@ use crate::btf::Btf;
 use crate::source::{exists, Source};
 use crate::tracefs_format::{parse_format, sorted_event_list, FormatParseError};
 use crate::wildcard::wildcard_match;
-use crate::{elf_symbols, headers, kallsyms, kprobes, ldso_cache, stapsdt};
+use crate::{elf_symbols, headers, kallsyms, kprobes};
 
 /// Where tracefs lives on current kernels (and where the runtime mounts it when it is missing).
 pub const TRACEFS: &str = "/sys/kernel/tracing";
 /// Where older systems expose it, through debugfs.
 pub const DEBUGFS_TRACEFS: &str = "/sys/kernel/debug/tracing";
-/// The dynamic loader's cache, where uprobe targets written as library names are looked up.
-const LD_SO_CACHE: &str = "/etc/ld.so.cache";
 
 /// What the catalog cannot read.
 #[derive(Debug, thiserror::Error)]
@@ -157,27 +155,6 @@ impl<S: Source> Catalog<S> {
         self.tracefs.join("events").join(category).join(event).join(file)
     }
 
-    /// The binary a uprobe target names, resolved and read: a path, or a library name (`libc`,
-    /// `libc.so.6`) looked up in the ld.so cache.
-    pub fn binary(&self, target: &str) -> Result<(String, Vec<u8>), String> {
-        let path = self.resolve_binary(target)?;
-        let data = self.source.read(Path::new(&path)).map_err(|e| format!("cannot read {path}: {e}"))?;
-        Ok((path, data))
-    }
-
-    fn resolve_binary(&self, target: &str) -> Result<String, String> {
-        if target.contains('/') {
-            let path = self.source.canonicalize(Path::new(target)).map_err(|e| format!("cannot open {target}: {e}"))?;
-            return Ok(path.display().to_string());
-        }
-        let cache = self
-            .source
-            .read(Path::new(LD_SO_CACHE))
-            .map_err(|e| format!("cannot read {LD_SO_CACHE} to find {target}: {e}"))?;
-        ldso_cache::find_library(&cache, target)
-            .ok_or_else(|| format!("no library named '{target}' in the ld.so cache (give a path instead)"))
-    }
-
     /// Every kernel function kprobes can attach to, or why there are none.
     fn all_kernel_functions(&self) -> Result<Vec<String>, String> {
         let kprobe_events = self.tracefs.join("kprobe_events");
@@ -211,8 +188,7 @@ impl<S: Source> ProbeCatalog for Catalog<S> {
     }
 
     fn user_functions(&self, target: &str, pattern: &str) -> Result<Vec<UserFunction>, String> {
-        let (path, data) = self.binary(target)?;
-        elf_symbols::user_functions(&path, &data, pattern)
+        self.functions_of(target, pattern)
     }
 
     fn user_address(&self, target: &str, address: u64) -> Result<UserAddress, String> {
@@ -226,8 +202,25 @@ impl<S: Source> ProbeCatalog for Catalog<S> {
     }
 
     fn usdt_probes(&self, target: &str, provider: &str, name: &str) -> Result<Vec<UsdtProbe>, String> {
-        let (path, data) = self.binary(target)?;
-        stapsdt::usdt_probes(&path, &data, provider, name)
+        self.usdt_probes_of(target, provider, name)
+    }
+
+    fn process_usdt_probes(
+        &self,
+        pid: u32,
+        target: &str,
+        provider: &str,
+        name: &str,
+    ) -> Result<Vec<UsdtProbe>, String> {
+        Catalog::process_usdt_probes(self, pid, target, provider, name)
+    }
+
+    fn process_executable(&self, pid: u32) -> Result<String, String> {
+        Catalog::process_executable(self, pid)
+    }
+
+    fn process_path(&self, pid: u32, path: &str) -> String {
+        Catalog::process_path(self, pid, path)
     }
 
     fn kernel_functions(&self, pattern: &str) -> Result<Vec<String>, String> {

@@ -6,14 +6,17 @@
 //! so every parser here is tested on bytes.
 //!
 //! Files: `catalog.rs` ([`Catalog`], the `ProbeCatalog` over a source), `tracefs_format.rs`,
-//! `btf.rs` (+ `btf/c_dump*`: types written back as C), `elf_symbols.rs`, `stapsdt.rs`,
-//! `ldso_cache.rs`, `kprobes.rs`, `kallsyms.rs`, `headers.rs` (where C headers are), `wildcard.rs` (bpftrace's `*` patterns), and
+//! `btf.rs` (+ `btf/c_dump*`: types written back as C), `elf_symbols.rs`, `dwarf.rs` (functions' parameters from DWARF), `stapsdt.rs`,
+//! `ldso_cache.rs`, `user_targets.rs` (the binaries uprobe and USDT specs name, globs and `-p PID`
+//! included), `kprobes.rs`, `kallsyms.rs`, `headers.rs` (where C headers are), `wildcard.rs`
+//! (bpftrace's `*` patterns), and
 //! `list.rs` (the text of `rbt -l`/`-lv`).
 
 #![forbid(unsafe_code)]
 
 pub mod btf;
 mod catalog;
+mod dwarf;
 pub mod elf_symbols;
 mod headers;
 mod kallsyms;
@@ -23,9 +26,10 @@ mod list;
 mod source;
 mod stapsdt;
 pub mod tracefs_format;
+mod user_targets;
 mod wildcard;
 
 pub use catalog::{Catalog, CatalogError, DEBUGFS_TRACEFS, TRACEFS};
-pub use list::list_probes;
+pub use list::{list_probes, list_probes_for};
 pub use source::{MemSource, Source};
 pub use wildcard::wildcard_match;

@@ -12,12 +12,18 @@ use compiler::ProbeCatalog as _;
 use crate::tracefs_format::verbose_params;
 use crate::wildcard::wildcard_match;
 use crate::{Catalog, CatalogError, Source};
+use user::UserListing;
 
 /// The probe types a wildcard provider (`rbt -l`, `rbt -l '*switch'`) expands to, sorted as
 /// bpftrace sorts them. bpftrace 0.17 also expands to `kprobe` (every function in
 /// `available_filter_functions`, which this kernel does not let it read, so it only warns on
 /// stderr); rbt lists no kprobes.
 const WILDCARD_PROVIDERS: [&str; 4] = ["hardware", "iter", "software", "tracepoint"];
+
+/// What a wildcard provider expands to instead with `-p PID`, or when the attach point's second
+/// part is a path (`*:./bin/prog:*`): bpftrace 0.17's user-space probe types, return probes
+/// left out.
+const USERSPACE_PROVIDERS: [&str; 2] = ["uprobe", "usdt"];
 
 /// The software events bpftrace 0.17 accepts (`software:NAME:`), aliases included.
 const SOFTWARE_EVENTS: [&str; 14] = [
@@ -77,6 +83,17 @@ pub fn list_probes<S: Source>(
     search: Option<&str>,
     verbose: bool,
 ) -> Result<String, CatalogError> {
+    list_probes_for(catalog, search, verbose, None)
+}
+
+/// [`list_probes`] with `-p PID`: uprobes and USDT probes of that process (its executable, the
+/// modules it maps), and a wildcard probe type expanded to the user-space ones only.
+pub fn list_probes_for<S: Source>(
+    catalog: &Catalog<S>,
+    search: Option<&str>,
+    verbose: bool,
+    pid: Option<u32>,
+) -> Result<String, CatalogError> {
     if let Some(search) = search.filter(|s| is_type_search(s)) {
         return list_types(catalog, search, verbose);
     }
@@ -95,21 +112,28 @@ pub fn list_probes<S: Source>(
             return Err(list_error(format!("invalid character '{c}'")));
         }
         if !provider.contains('*') {
-            list_attach_point(catalog, provider, raw, false, verbose, &mut out)?;
+            list_attach_point(catalog, provider, raw, Expansion { ignore_invalid: false, verbose, pid }, &mut out)?;
             continue;
         }
         // A lone pattern (`*switch`) is looked for under every probe type, like bpftrace.
         let query = if rest.is_some() { provider } else { "*" };
-        let matched: Vec<&str> = WILDCARD_PROVIDERS.into_iter().filter(|p| wildcard_match(p, query)).collect();
+        let second_part_is_path =
+            rest.is_some_and(|rest| grammar::split_parts(rest).first().is_some_and(|p| p.contains('/')));
+        let providers: &[&str] =
+            if pid.is_some() || second_part_is_path { &USERSPACE_PROVIDERS } else { &WILDCARD_PROVIDERS };
+        let matched: Vec<&str> = providers.iter().copied().filter(|p| wildcard_match(p, query)).collect();
         match matched.as_slice() {
             [] => return Err(list_error(format!("No probe type matched for {provider}"))),
-            [only] => list_attach_point(catalog, only, raw, false, verbose, &mut out)?,
+            [only] => {
+                list_attach_point(catalog, only, raw, Expansion { ignore_invalid: false, verbose, pid }, &mut out)?
+            }
             many => {
                 // Each expansion drops attach points of the wrong shape and skips the check of
                 // event names, as bpftrace does (`*:cs` lists `hardware:cs:` too).
                 for expanded in many {
                     let raw = format!("{expanded}:{}", rest.unwrap_or(raw));
-                    list_attach_point(catalog, expanded, &raw, true, verbose, &mut out)?;
+                    let expansion = Expansion { ignore_invalid: true, verbose, pid };
+                    list_attach_point(catalog, expanded, &raw, expansion, &mut out)?;
                 }
             }
         }
@@ -183,16 +207,25 @@ fn declaration(ty: &str, name: &str) -> String {
     format!("{ty} {name}")
 }
 
+/// How one attach point is listed: `ignore_invalid` marks an expansion of a wildcard
+/// provider, `verbose` is `-lv`, `pid` is `-p PID`.
+#[derive(Clone, Copy)]
+struct Expansion {
+    ignore_invalid: bool,
+    verbose: bool,
+    pid: Option<u32>,
+}
+
 /// Lists one attach point `raw` whose provider is `provider` (which may be an alias).
-/// `ignore_invalid` marks an expansion of a wildcard provider.
 fn list_attach_point<S: Source>(
     catalog: &Catalog<S>,
     provider: &str,
     raw: &str,
-    ignore_invalid: bool,
-    verbose: bool,
+    expansion: Expansion,
     out: &mut String,
 ) -> Result<(), CatalogError> {
+    let Expansion { ignore_invalid, verbose, pid } = expansion;
+    let user = UserListing { pid, ignore_invalid, verbose };
     // Split as scripts' attach points are: quoted parts (`"rbt::Counter::add(int)"`) keep their
     // colons and lose their quotes.
     let split = grammar::split_parts(raw);
@@ -224,35 +257,8 @@ fn list_attach_point<S: Source>(
                 }
             }
         }
-        Some(kind @ (ProbeKind::Uprobe | ProbeKind::Uretprobe)) => {
-            // `uprobe:/bin/bash:read*`, `uprobe:libc:*`: the binary's functions, as bpftrace lists them.
-            if parts.len() != 3 {
-                return wrong_shape("uprobe probe type requires 2 arguments".into());
-            }
-            let functions = catalog.user_functions(parts[1], parts[2]).map_err(list_error)?;
-            for f in functions {
-                out.push_str(&format!("{kind}:{}:{}\n", f.path, f.name));
-            }
-        }
-        Some(ProbeKind::Usdt) => {
-            // `usdt:/bin/prog:*`, `usdt:/bin/prog:provider:*`: the binary's stapsdt notes;
-            // without a provider the name pattern matches probes of any provider.
-            let (target, provider, name) = match parts.as_slice() {
-                [_, target, name] => (*target, "*", *name),
-                [_, target, provider, name] => (*target, *provider, *name),
-                _ => return wrong_shape("usdt probe type requires 2 or 3 arguments".into()),
-            };
-            // A probe written at several places (inlined, unrolled) has a note per place; it is
-            // listed once.
-            let mut names: Vec<String> = catalog
-                .usdt_probes(target, provider, name)
-                .map_err(list_error)?
-                .into_iter()
-                .map(|probe| format!("usdt:{}:{}:{}\n", probe.path, probe.provider, probe.name))
-                .collect();
-            names.dedup();
-            out.extend(names);
-        }
+        Some(kind @ (ProbeKind::Uprobe | ProbeKind::Uretprobe)) => user.uprobes(catalog, kind, &parts, out)?,
+        Some(ProbeKind::Usdt) => user.usdt(catalog, &parts, out)?,
         Some(kind @ (ProbeKind::Kprobe | ProbeKind::Kretprobe)) => {
             if parts.len() != 2 {
                 return wrong_shape("kprobe probe type requires 1 argument".into());
@@ -377,3 +383,4 @@ fn list_error(message: String) -> CatalogError {
 
 #[cfg(test)]
 mod tests;
+mod user;

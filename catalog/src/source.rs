@@ -17,6 +17,11 @@ pub trait Source: Sync {
     fn list(&self, path: &Path) -> io::Result<Vec<String>>;
     /// `path` made absolute with symbolic links resolved: uprobes name binaries by real path.
     fn canonicalize(&self, path: &Path) -> io::Result<PathBuf>;
+    /// The target of the symbolic link at `path`, as written (`/proc/PID/exe` names a process's
+    /// executable as that process sees it, whatever mount namespace it is in).
+    fn read_link(&self, _path: &Path) -> io::Result<PathBuf> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
     /// Loads (and drops) the smallest fentry program for the kernel function of BTF id
     /// `btf_id`: some kernels lack BPF trampolines, others forbid tracing programs (a BPF LSM
     /// policy), and only trying tells.
@@ -30,6 +35,8 @@ pub trait Source: Sync {
 /// may not list (tracefs without root) do not exist, as `Path::exists` reports them.
 pub(crate) fn exists(source: &impl Source, path: &Path) -> bool {
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else { return false };
+    // A relative path's first component is an entry of the working directory.
+    let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
     source.list(parent).is_ok_and(|names| names.iter().any(|n| *n == *name.to_string_lossy()))
 }
 
@@ -38,6 +45,7 @@ pub(crate) fn exists(source: &impl Source, path: &Path) -> bool {
 #[derive(Debug, Default, Clone)]
 pub struct MemSource {
     files: BTreeMap<PathBuf, Vec<u8>>,
+    links: BTreeMap<PathBuf, PathBuf>,
     fentry_errno: Option<i32>,
 }
 
@@ -46,6 +54,13 @@ impl MemSource {
     #[must_use]
     pub fn with_file(mut self, path: impl Into<PathBuf>, bytes: impl Into<Vec<u8>>) -> Self {
         self.files.insert(path.into(), bytes.into());
+        self
+    }
+
+    /// Adds a symbolic link at `path` pointing to `target` (read by [`Source::read_link`] only).
+    #[must_use]
+    pub fn with_link(mut self, path: impl Into<PathBuf>, target: impl Into<PathBuf>) -> Self {
+        self.links.insert(path.into(), target.into());
         self
     }
 
@@ -86,6 +101,10 @@ impl Source for MemSource {
         } else {
             Err(io::ErrorKind::NotFound.into())
         }
+    }
+
+    fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
+        self.links.get(path).cloned().ok_or_else(|| io::ErrorKind::NotFound.into())
     }
 
     fn load_fentry(&self, _btf_id: u32) -> io::Result<()> {

@@ -65,8 +65,9 @@ pub trait ProbeCatalog: Sync {
     fn tracepoint_exists(&self, name: &str) -> bool {
         self.all_tracepoints().iter().any(|t| t.split_once(':').is_some_and(|(_, event)| event == name))
     }
-    /// The functions of `target` (a path, or a library name such as `libc`) matching `pattern`
-    /// (`*` wildcards), resolved to the binary's path and each function's file offset.
+    /// The functions of `target` (a path, a glob over paths such as `./bin/prog*`, or a library
+    /// name such as `libc`) matching `pattern` (`*` wildcards), with the path of the binary as
+    /// the script wrote it (a library's from the ld.so cache) and each function's file offset.
     fn user_functions(&self, _target: &str, _pattern: &str) -> Result<Vec<UserFunction>, String> {
         Err("this catalog cannot read binaries".into())
     }
@@ -80,10 +81,32 @@ pub trait ProbeCatalog: Sync {
     fn user_symbol(&self, _target: &str, _name: &str) -> Option<(u64, u64)> {
         None
     }
-    /// The USDT probes of `target` (a path or a library name) whose provider and name match the
-    /// patterns (`*` wildcards), sorted by provider and name.
+    /// The USDT probes of `target` (a path, a glob over paths or a library name) whose provider
+    /// and name match the patterns (`*` wildcards), sorted by `path:provider:name`.
     fn usdt_probes(&self, _target: &str, _provider: &str, _name: &str) -> Result<Vec<crate::usdt::UsdtProbe>, String> {
         Err("this catalog cannot read binaries".into())
+    }
+    /// With `-p PID`: the USDT probes of every module process `pid` maps, named by their paths
+    /// under `/proc/PID/root`, matching `target` (any module when empty), `provider` (any when
+    /// empty) and `name`, as bpftrace 0.17 searches them.
+    fn process_usdt_probes(
+        &self,
+        _pid: u32,
+        _target: &str,
+        _provider: &str,
+        _name: &str,
+    ) -> Result<Vec<crate::usdt::UsdtProbe>, String> {
+        Err("this catalog cannot read processes".into())
+    }
+    /// With `-p PID` and no binary (`uprobe:FUNC`): the process's executable,
+    /// `/proc/PID/root/PATH`.
+    fn process_executable(&self, _pid: u32) -> Result<String, String> {
+        Err("this catalog cannot read processes".into())
+    }
+    /// A binary path of a spec with `-p PID`, as that process sees it (through its root when it
+    /// is in another mount namespace).
+    fn process_path(&self, _pid: u32, path: &str) -> String {
+        path.to_owned()
     }
     /// Kernel functions matching `pattern` that kprobes can attach to; an error when the kernel
     /// has no kprobes.
@@ -156,7 +179,8 @@ pub trait ProbeCatalog: Sync {
 /// A function of a user binary that a uprobe can attach to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserFunction {
-    /// The binary's absolute path.
+    /// The binary's path as the spec wrote it (a glob's match, a library's path from the ld.so
+    /// cache, `/proc/PID/root/...` with `-p`); the kernel resolves it when attaching.
     pub path: String,
     /// The symbol's name as written in the binary.
     pub name: String,
@@ -169,7 +193,8 @@ pub struct UserFunction {
 /// A virtual address of a user binary, as `uprobe:PATH:ADDRESS` names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserAddress {
-    /// The binary's absolute path.
+    /// The binary's path as the spec wrote it (a glob's match, a library's path from the ld.so
+    /// cache, `/proc/PID/root/...` with `-p`); the kernel resolves it when attaching.
     pub path: String,
     /// Where the address is in the file; `None` when no loadable segment holds it.
     pub file_offset: Option<u64>,

@@ -12,7 +12,8 @@
 /// One USDT probe of a binary, resolved for attaching.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UsdtProbe {
-    /// The binary's absolute path.
+    /// The binary's path as the spec wrote it (a glob's match, a library's path from the ld.so
+    /// cache, `/proc/PID/root/...` with `-p`); the kernel resolves it when attaching.
     pub path: String,
     pub provider: String,
     pub name: String,
@@ -43,6 +44,9 @@ pub enum UsdtLocation {
     Constant(i64),
     /// Memory at a register's value plus a displacement (`-8(%rbp)`).
     Memory { regs_offset: u32, displacement: i64 },
+    /// Memory at a base register plus an index register times a scale (1, 2, 4 or 8) plus a
+    /// displacement (`-88(%rsp,%rax,8)`: an element of an array on the stack).
+    IndexedMemory { base_offset: u32, index_offset: u32, scale: u8, displacement: i64 },
     /// Memory at the probe's address plus `delta` (`sym(%rip)`: the symbol's virtual address
     /// less the probe's, so that it holds wherever the binary is loaded).
     IpRelative { delta: i64 },
@@ -69,15 +73,35 @@ fn parse_argument(arg: &str, pc: u64, symbol: &dyn Fn(&str) -> Option<u64>) -> R
         _ => return Err(bad("the size is not 1, 2, 4 or 8")),
     };
     let location = if let Some(value) = operand.strip_prefix('$') {
-        UsdtLocation::Constant(parse_integer(value).ok_or_else(|| bad("not a constant"))?)
+        // The assembler writes the constant's bits as a 64-bit number (`4@$-202182160` for the
+        // u32 4092785136); the argument is its SIZE bytes, widened as its sign says.
+        let value = parse_integer(value).ok_or_else(|| bad("not a constant"))?;
+        UsdtLocation::Constant(truncate(value, size, signed))
     } else if let Some(name) = operand.strip_prefix('%') {
         let (regs_offset, shift) = register(name).ok_or_else(|| bad("unknown register"))?;
         UsdtLocation::Register { regs_offset, shift }
     } else if let Some((displacement, rest)) = operand.split_once('(') {
         let base =
             rest.strip_suffix(')').and_then(|r| r.strip_prefix('%')).ok_or_else(|| bad("not a memory operand"))?;
-        if base.contains(',') {
-            return Err(bad("indexed memory operands are not supported"));
+        if let Some((base, rest)) = base.split_once(',') {
+            let (index, scale) = rest.split_once(',').unwrap_or((rest, "1"));
+            let base_offset = full_register(base).ok_or_else(|| bad("unknown base register"))?;
+            let index_offset =
+                index.strip_prefix('%').and_then(full_register).ok_or_else(|| bad("unknown index register"))?;
+            let scale = match scale {
+                "1" | "2" | "4" | "8" => scale.parse().unwrap_or(1),
+                _ => return Err(bad("the scale is not 1, 2, 4 or 8")),
+            };
+            let displacement = if displacement.is_empty() {
+                0
+            } else {
+                parse_integer(displacement).ok_or_else(|| bad("bad displacement"))?
+            };
+            return Ok(UsdtArg {
+                size,
+                signed,
+                location: UsdtLocation::IndexedMemory { base_offset, index_offset, scale, displacement },
+            });
         }
         if base == "rip" {
             let (name, addend) = match displacement.find(['+', '-']) {
@@ -112,6 +136,31 @@ fn parse_argument(arg: &str, pc: u64, symbol: &dyn Fn(&str) -> Option<u64>) -> R
         return Err(bad("unknown operand"));
     };
     Ok(UsdtArg { size, signed, location })
+}
+
+/// `value`'s low `size` bytes, sign- or zero-extended to 64 bits.
+fn truncate(value: i64, size: u8, signed: bool) -> i64 {
+    if size >= 8 {
+        return value;
+    }
+    let bits = u32::from(size) * 8;
+    let shift = 64 - bits;
+    if signed {
+        (value << shift) >> shift
+    } else {
+        #[allow(clippy::cast_possible_wrap, reason = "fewer than 64 bits")]
+        let zero_extended = ((value as u64) << shift >> shift) as i64;
+        zero_extended
+    }
+}
+
+/// A register usable as a memory operand's base or index: any width but the 8-bit high ones
+/// (the address is computed from the whole 64-bit register).
+fn full_register(name: &str) -> Option<u32> {
+    match register(name)? {
+        (offset, 0) => Some(offset),
+        _ => None,
+    }
 }
 
 /// `5`, `-16`, `0x10`, `-0x10`.
@@ -219,8 +268,31 @@ mod tests {
     }
 
     #[test]
+    fn constants_keep_their_size_and_sign() {
+        let args = parse("4@$-202182160 -4@$-202182160 2@$-3600 -2@$-3600 1@$-16 -1@$-16 8@$-16").expect("parses");
+        let values: Vec<UsdtLocation> = args.into_iter().map(|a| a.location).collect();
+        let expected = [4_092_785_136, -202_182_160, 61936, -3600, 240, -16, -16].map(UsdtLocation::Constant);
+        assert_eq!(values, expected);
+    }
+
+    #[test]
+    fn indexed_memory() {
+        let args = parse("8@-88(%rsp,%rax,8) -4@(%rdi,%rsi) 2@16(%rbx,%r9,2)").expect("parses");
+        let at = |base_offset, index_offset, scale, displacement| UsdtLocation::IndexedMemory {
+            base_offset,
+            index_offset,
+            scale,
+            displacement,
+        };
+        assert_eq!(
+            args,
+            [arg(8, false, at(152, 80, 8, -88)), arg(4, true, at(112, 104, 1, 0)), arg(2, false, at(40, 64, 2, 16))]
+        );
+    }
+
+    #[test]
     fn mistakes_name_the_argument() {
-        for bad in ["3@%rax", "8@%xmm0", "8%rax", "8@nowhere(%rip)", "8@8(%rax,%rbx,2)", "8@-8(%ah)", "8@%r16"] {
+        for bad in ["3@%rax", "8@%xmm0", "8%rax", "8@nowhere(%rip)", "8@8(%rax,%rbx,3)", "8@-8(%ah)", "8@%r16"] {
             let err = parse(bad).expect_err(bad);
             assert!(err.contains(bad), "{err}");
         }

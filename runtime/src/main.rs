@@ -77,6 +77,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
     options.check.pid = args.pid;
     options.lower.cpid = options.check.cpid;
     options.lower.pid_filter = args.pid;
+    options.check.pid = args.pid;
     options.lower.map_keys_max = env_u32("RBT_MAP_KEYS_MAX", 4096);
     options.lower.stack_storage = env_u32("RBT_STACK_STORAGE", 4096);
     options.lower.start_ns = os::monotonic_ns();
@@ -184,7 +185,7 @@ fn print_disassembly(compiled: &compiler::CompiledProgram, source: &str) {
 fn list(args: &Args) -> Result<ExitCode, String> {
     let tracefs = host::open_catalog().map_err(|e| e.to_string())?;
     let pattern = args.program_file.as_deref().or(args.program.as_deref());
-    let text = catalog::list_probes(&tracefs, pattern, args.verbose).map_err(|e| e.to_string())?;
+    let text = catalog::list_probes_for(&tracefs, pattern, args.verbose, args.pid).map_err(|e| e.to_string())?;
     print!("{text}");
     Ok(ExitCode::SUCCESS)
 }

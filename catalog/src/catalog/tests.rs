@@ -4,6 +4,7 @@
 use compiler::ktypes::KFunction;
 
 use super::*;
+use crate::ldso_cache;
 use crate::MemSource;
 
 const EVENTS: &str = "sched:sched_switch\nsyscalls:sys_enter_read\n";

@@ -35,7 +35,8 @@ pub(crate) use suggest::{nearest, suggest};
 pub struct CheckOptions {
     /// `cpid`: the pid of `-c`'s command, if any.
     pub cpid: Option<u32>,
-    /// The process of `-p PID`, if any.
+    /// `-p PID`: uprobe and USDT specs are resolved in that process (its executable, the
+    /// modules it maps, its mount namespace), as bpftrace 0.17 resolves them.
     pub pid: Option<u32>,
     /// Positional parameters `$1`, `$2`, ...
     pub params: Vec<String>,

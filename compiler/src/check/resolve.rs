@@ -174,6 +174,24 @@ impl Resolver<'_> {
     /// (matched against C++ symbols' demangled names too), `uprobe:PATH:ADDRESS`.
     fn resolve_uprobe(&mut self, spec: &ProbeSpec, parts: &[&str], kind: ProbeKind) -> Vec<AttachPoint> {
         let ret = kind.is_return();
+        // With `-p PID` the binary may be left out (`uprobe:FUNC`): the process's executable.
+        // A path is taken as that process sees it.
+        let target = match (self.options.pid, parts) {
+            (Some(pid), [_, _]) => match self.catalog.process_executable(pid) {
+                Ok(exe) => Some(exe),
+                Err(message) => {
+                    self.error(Diagnostic::error("bad-attach-point", message, spec.span));
+                    return Vec::new();
+                }
+            },
+            (Some(pid), [_, target, _]) => Some(self.catalog.process_path(pid, target)),
+            _ => None,
+        };
+        let parts: Vec<&str> = match (&target, parts) {
+            (Some(target), [word, func]) | (Some(target), [word, _, func]) => vec![word, target.as_str(), func],
+            _ => parts.to_vec(),
+        };
+        let parts = parts.as_slice();
         if parts.len() != 3 || parts[1].is_empty() || parts[2].is_empty() {
             self.error(
                 Diagnostic::error("bad-attach-point", format!("invalid {kind}: {}", spec.text), spec.span).with_help(
@@ -219,10 +237,7 @@ impl Resolver<'_> {
             if extra > 0 && f.size > 0 && extra >= f.size {
                 self.error(Diagnostic::error(
                     "bad-attach-point",
-                    format!(
-                        "Offset outside the function bounds ('{}' size is {}): offset {extra} is past its end",
-                        f.name, f.size
-                    ),
+                    format!("Offset outside the function bounds ('{}' size is {})", f.name, f.size),
                     spec.span,
                 ));
                 continue;
@@ -296,12 +311,13 @@ impl Resolver<'_> {
                 self.error(
                     Diagnostic::error(
                         "unsafe-address",
-                        format!("Could not resolve address: {target}:{address:#x}, no symbol holds it"),
+                        format!("Could not resolve address: {}:{address:#x}", found.path),
                         spec.span,
                     )
                     .with_help(
-                        "without a symbol rbt cannot tell where instructions start; pass --unsafe to attach at the \
-                         address anyway (a uprobe in the middle of an instruction corrupts the traced process)",
+                        "no symbol holds it, and without one rbt cannot tell where instructions start; pass \
+                         --unsafe to attach at the address anyway (a uprobe in the middle of an instruction \
+                         corrupts the traced process)",
                     ),
                 );
                 return Vec::new();
@@ -358,12 +374,15 @@ impl Resolver<'_> {
         false
     }
 
-    /// `usdt:PATH:PROVIDER:NAME`, `usdt:PATH:NAME` (any provider), wildcards in both; PATH may
-    /// be a library name. As in bpftrace 0.17, a name matching nothing is no error of its own:
-    /// the program then has no probes to attach.
+    /// `usdt:PATH:PROVIDER:NAME`, `usdt:PATH:NAME` (any provider), wildcards in all three
+    /// (a glob in PATH); PATH may be a library name. With `-p PID` the probes are searched in
+    /// every module the process maps, PATH and PROVIDER may be empty (`usdt::tracetest:probe`,
+    /// `usdt:::*probe2`) and `usdt:NAME` is enough, as in bpftrace 0.17.
     fn resolve_usdt(&mut self, spec: &ProbeSpec, parts: &[&str]) -> Vec<AttachPoint> {
+        let pid = self.options.pid;
         let (target, provider, name) = match parts {
-            [_, target, name] => (*target, "*", *name),
+            [_, name] if pid.is_some() => ("", "", *name),
+            [_, target, name] => (*target, "", *name),
             [_, target, provider, name] => (*target, *provider, *name),
             _ => {
                 self.error(
@@ -373,27 +392,24 @@ impl Resolver<'_> {
                 return Vec::new();
             }
         };
-        if target.is_empty() || provider.is_empty() || name.is_empty() {
-            self.error(Diagnostic::error("bad-attach-point", format!("invalid usdt probe: {}", spec.text), spec.span));
+        let problem = if name.is_empty() {
+            Some("usdt probe must have a target function or wildcard")
+        } else if target.is_empty() && pid.is_none() {
+            Some("usdt probe must specify at least path or pid to probe")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            self.error(Diagnostic::error("bad-attach-point", problem, spec.span));
             return Vec::new();
         }
-        match self.catalog.usdt_probes(target, provider, name) {
+        let found = match pid {
+            Some(pid) => self.catalog.process_usdt_probes(pid, target, provider, name),
+            None => self.catalog.usdt_probes(target, if provider.is_empty() { "*" } else { provider }, name),
+        };
+        match found {
             Ok(probes) if probes.is_empty() => {
-                // Name the probes the binary has, as a reader of the error needs them.
-                let all = self.catalog.usdt_probes(target, "*", "*").unwrap_or_default();
-                let mut names: Vec<String> = all.iter().map(|p| format!("{}:{}", p.provider, p.name)).collect();
-                names.dedup();
-                let wanted = if provider == "*" { name.to_owned() } else { format!("{provider}:{name}") };
-                let mut diag = Diagnostic::error(
-                    "unknown-probe",
-                    format!("no USDT probe matching '{wanted}' in {target}"),
-                    spec.span,
-                );
-                diag = match names.as_slice() {
-                    [] => diag.with_help(format!("{target} has no USDT probes (no .note.stapsdt section)")),
-                    _ => diag.with_help(format!("its probes: {}", names.join(", "))),
-                };
-                self.error(diag);
+                self.no_usdt_probe(spec, pid, target, provider, name);
                 Vec::new()
             }
             Ok(probes) => probes.into_iter().map(AttachPoint::Usdt).collect(),
@@ -402,6 +418,31 @@ impl Resolver<'_> {
                 Vec::new()
             }
         }
+    }
+
+    /// No USDT probe matches: the error names the probes there are, as a reader of it needs them.
+    fn no_usdt_probe(&mut self, spec: &ProbeSpec, pid: Option<u32>, target: &str, provider: &str, name: &str) {
+        let all = match pid {
+            Some(pid) => self.catalog.process_usdt_probes(pid, target, "", "*"),
+            None => self.catalog.usdt_probes(target, "*", "*"),
+        };
+        let mut names: Vec<String> =
+            all.unwrap_or_default().iter().map(|p| format!("{}:{}", p.provider, p.name)).collect();
+        names.sort();
+        names.dedup();
+        let wanted =
+            if provider.is_empty() || provider == "*" { name.to_owned() } else { format!("{provider}:{name}") };
+        let place = match pid {
+            Some(pid) if target.is_empty() => format!("process {pid}"),
+            Some(pid) => format!("{target} of process {pid}"),
+            None => target.to_owned(),
+        };
+        let diag =
+            Diagnostic::error("unknown-probe", format!("no USDT probe matching '{wanted}' in {place}"), spec.span);
+        self.error(match names.as_slice() {
+            [] => diag.with_help(format!("{place} has no USDT probes (no .note.stapsdt section)")),
+            _ => diag.with_help(format!("its probes: {}", names.join(", "))),
+        });
     }
 
     /// `kprobe:FUNC`, `kprobe:FUNC+OFFSET`, `kprobe:MODULE:FUNC`, wildcards in FUNC.

@@ -152,6 +152,15 @@ impl ProbeLowering<'_> {
                 let src = address(self, regs_offset, displacement);
                 self.read_user_word(src, arg.size)
             }
+            UsdtLocation::IndexedMemory { base_offset, index_offset, scale, displacement } => {
+                let src = address(self, base_offset, displacement);
+                let index = self.b.reg();
+                self.b.push(Op::LoadCtx { dst: index, offset: index_offset, size: 8 });
+                let shift = i32::from(scale.trailing_zeros() as u8);
+                self.b.push(Op::Alu { op: AluOp::Shl, dst: index, lhs: index, rhs: Operand::Imm(shift) });
+                self.b.push(Op::Alu { op: AluOp::Add, dst: src, lhs: src, rhs: Operand::Reg(index) });
+                self.read_user_word(src, arg.size)
+            }
             UsdtLocation::IpRelative { delta } => {
                 let src = address(self, crate::usdt::REGS_IP, delta);
                 self.read_user_word(src, arg.size)

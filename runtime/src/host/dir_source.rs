@@ -63,6 +63,11 @@ impl Source for DirSource {
         path.canonicalize()
     }
 
+    /// A link of the system's (`/proc/PID/exe`) is read inside the sysroot, any other where it is.
+    fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
+        std::fs::read_link(self.locate(path))
+    }
+
     fn load_fentry(&self, _btf_id: u32) -> io::Result<()> {
         match std::fs::read_to_string(self.root.join("host/fentry_errno")) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),

@@ -93,6 +93,13 @@ impl Source for HostSource {
         }
     }
 
+    fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
+        match self {
+            HostSource::Live => std::fs::read_link(path),
+            HostSource::Sysroot(dir) => dir.read_link(path),
+        }
+    }
+
     fn load_fentry(&self, btf_id: u32) -> io::Result<()> {
         match self {
             HostSource::Live => load_fentry(btf_id),

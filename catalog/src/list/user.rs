@@ -1,0 +1,94 @@
+//! `rbt -l` for the user-space probe types, uprobes and USDT probes, as bpftrace 0.17 lists
+//! them: binaries named as the search writes them (`uprobe:./testprogs/uprobe_test:function1`),
+//! globs over binaries, and with `-p PID` the process's executable (uprobes) or every module it
+//! maps (USDT), under `/proc/PID/root`. Each probe is listed once, sorted as bpftrace's set of
+//! names sorts them.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt::Write as _;
+
+use compiler::probe_kind::ProbeKind;
+
+use super::list_error;
+use crate::dwarf::FunctionParams;
+use crate::{Catalog, CatalogError, Source};
+
+/// What a listing of user-space probes needs besides the attach point.
+pub(super) struct UserListing {
+    /// `-p PID`.
+    pub pid: Option<u32>,
+    /// An expansion of a wildcard probe type: attach points of the wrong shape are skipped.
+    pub ignore_invalid: bool,
+    /// `-lv`: uprobes with their parameters from DWARF.
+    pub verbose: bool,
+}
+
+impl UserListing {
+    fn wrong_shape(&self, message: String) -> Result<(), CatalogError> {
+        if self.ignore_invalid {
+            Ok(())
+        } else {
+            Err(list_error(message))
+        }
+    }
+
+    /// `uprobe:BINARY:FUNCTIONS` (`uretprobe:` alike), and with `-p` `uprobe:FUNCTIONS`.
+    pub fn uprobes<S: Source>(
+        &self,
+        catalog: &Catalog<S>,
+        kind: ProbeKind,
+        parts: &[&str],
+        out: &mut String,
+    ) -> Result<(), CatalogError> {
+        let (target, pattern) = match (self.pid, parts) {
+            (Some(pid), [_, pattern]) => (catalog.process_executable(pid).map_err(list_error)?, *pattern),
+            (Some(pid), [_, target, pattern]) => (catalog.process_path(pid, target), *pattern),
+            (None, [_, target, pattern]) => ((*target).to_owned(), *pattern),
+            _ => return self.wrong_shape(format!("{kind} probe type requires 2 arguments")),
+        };
+        let functions = catalog.functions_of(&target, pattern).map_err(list_error)?;
+        // Sorted as bpftrace's set of `PATH:FUNCTION` strings sorts them.
+        let names: BTreeSet<(String, String, String)> =
+            functions.into_iter().map(|f| (format!("{}:{}", f.path, f.name), f.path, f.name)).collect();
+        // bpftrace lists parameters for uprobes only, not uretprobes.
+        let verbose = self.verbose && kind == ProbeKind::Uprobe;
+        let mut dwarf: HashMap<String, Option<FunctionParams>> = HashMap::new();
+        for (_, path, name) in names {
+            let _ = writeln!(out, "{kind}:{path}:{name}");
+            if !verbose {
+                continue;
+            }
+            let params = dwarf
+                .entry(path.clone())
+                .or_insert_with(|| catalog.read_binary(&path).ok().and_then(|data| FunctionParams::read(&data)));
+            for param in params.iter().flat_map(|p| p.of(&name)) {
+                let _ = writeln!(out, "    {param}");
+            }
+        }
+        Ok(())
+    }
+
+    /// `usdt:BINARY:[PROVIDER:]NAME`, and with `-p` `usdt:NAME`, `usdt::PROVIDER:NAME`,
+    /// `usdt:*:...`: a probe written at several places (inlined, unrolled) has a note per
+    /// place, and is listed once.
+    pub fn usdt<S: Source>(&self, catalog: &Catalog<S>, parts: &[&str], out: &mut String) -> Result<(), CatalogError> {
+        let (target, provider, name) = match (self.pid, parts) {
+            (Some(_), [_, name]) => ("", "", *name),
+            (_, [_, target, name]) => (*target, "", *name),
+            (_, [_, target, provider, name]) => (*target, *provider, *name),
+            _ => return self.wrong_shape("usdt probe type requires 2 or 3 arguments".into()),
+        };
+        let probes = match self.pid {
+            Some(pid) => catalog.process_usdt_probes(pid, target, provider, name),
+            None if target.is_empty() => Err("usdt probe must specify at least path or pid to probe".into()),
+            None => catalog.usdt_probes_of(target, if provider.is_empty() { "*" } else { provider }, name),
+        };
+        let names: BTreeSet<String> = probes
+            .map_err(list_error)?
+            .into_iter()
+            .map(|probe| format!("usdt:{}:{}:{}\n", probe.path, probe.provider, probe.name))
+            .collect();
+        out.extend(names);
+        Ok(())
+    }
+}
