@@ -23,7 +23,7 @@ use clap::Parser;
 use cli::Args;
 use compiler::{CompileOptions, ProbeCatalog};
 use output::OutputFormat;
-use runtime::kernel::{cpus, loader, os};
+use runtime::kernel::{cpus, loader, os, signals};
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -110,6 +110,9 @@ fn run(args: Args) -> Result<ExitCode, String> {
         (None, Some(pid)) => Some(child::Child::watch(pid).map_err(|e| format!("cannot watch process {pid}: {e}"))?),
         (child, _) => child,
     };
+    // Before the session starts its threads, so that none of them takes a signal meant for the
+    // event loop (SIGUSR1's default action would end rbt).
+    signals::block_script_signals().map_err(|e| format!("cannot block signals: {e}"))?;
     let session = match session::Session::load(compiled, format, args.verbose) {
         Ok(mut s) => {
             s.stacks.json_frames = args.json_stacks.as_deref() == Some("frames");
@@ -131,7 +134,8 @@ fn run(args: Args) -> Result<ExitCode, String> {
         script: source.clone(),
         started_unix_ns: unix_ns(),
     };
-    script::run(session, &tracefs, &mut out, args.quiet, child, &exports).map_err(|e| e.to_string())?;
+    let options = script::RunOptions { quiet: args.quiet, exports: &exports };
+    script::run(session, &tracefs, &mut out, &options, child).map_err(|e| e.to_string())?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,63 +1,99 @@
-//! Running a script from start to end, as bpftrace does: attach, BEGIN, events until `exit()`,
-//! a signal or the end of `-c`'s command, then the session's end (END, the exit dump, the
-//! warnings) and the stack exports.
+//! Running a script from start to end, as bpftrace 0.17 does: the "Attaching" line, BEGIN, then
+//! the probes attached (so that BEGIN's output comes before any probe's), `-c`'s command let
+//! go, events until `exit()`, a signal or the end of the command (SIGUSR1 prints the maps and
+//! tracing goes on), then the session's end (END, the exit dump, the warnings) and the stack
+//! exports. A program with no probes but BEGIN and END waits for a signal, as bpftrace's does.
 
 use std::io::{self, Write};
 
 use crate::child::Child;
 use crate::host::HostCatalog;
+use crate::output;
 use crate::session::lifecycle::{self, Tracing};
 use crate::session::{Session, SessionError};
 use crate::stack_export::{self, ExportOptions};
-use compiler::hir::AttachPoint;
 use runtime::kernel::signals::{self, Signals};
 
 /// How long one wait for events or signals lasts at most.
 const POLL_MS: i32 = 200;
+
+/// The environment variable bpftrace's runtime test suite sets to learn when every probe is
+/// attached, and the line bpftrace then prints to stderr.
+pub const NOTIFY_ATTACHED: &str = "__BPFTRACE_NOTIFY_PROBES_ATTACHED";
+
+/// What a script's run is told besides its session.
+pub struct RunOptions<'a> {
+    pub quiet: bool,
+    pub exports: &'a ExportOptions,
+}
 
 /// Runs the whole session: BEGIN, events, END, exit dump. Returns when tracing is over.
 pub fn run(
     mut session: Session,
     tracefs: &HostCatalog,
     out: &mut dyn Write,
-    quiet: bool,
+    options: &RunOptions,
     mut child: Option<Child>,
-    exports: &ExportOptions,
 ) -> Result<(), SessionError> {
     let started = std::time::Instant::now();
     let signals = Signals::block()?;
-    session.attach(session.all(), tracefs)?;
-    if !quiet {
-        crate::output::write_attached_probes(out, session.format, session.all().len() as u64)?;
+    let all = session.all();
+    if !options.quiet {
+        output::write_attached_probes(out, session.format, all.len() as u64)?;
         session.write_verbose(out)?;
         out.flush()?;
     }
     let mut tracing = Tracing::new(Some(session.events()?));
     let event_fds = tracing.event_fds();
-    let all = session.all();
-    let mut done = tracing.begin(&mut session, all, out)?;
+    // BEGIN runs before anything is attached, so no probe can fire before it.
+    let mut done = tracing.begin(&mut session, all.clone(), out)?;
     out.flush()?;
-    if let Some(c) = child.as_mut() {
-        if !done {
+    if !done {
+        session.attach(all, tracefs)?;
+        if let Some(c) = child.as_mut() {
             c.release();
         }
     }
-    let has_probes = session.program.probes.iter().any(|p| !matches!(p.attach, AttachPoint::Begin | AttachPoint::End));
-    if !has_probes && child.is_none() {
-        // Only BEGIN/END: nothing more can happen, as bpftrace.
-        done = true;
-    }
+    notify_attached();
     while !done {
         let signalled = lifecycle::wait(signals.fd(), &event_fds, POLL_MS)?;
         done = tracing.step(&session, out)?;
-        out.flush()?;
-        if signalled && signals.read().iter().any(|&sig| sig == signals::SIGINT || sig == signals::SIGTERM) {
-            done = true;
+        if signalled {
+            for signal in signals.read() {
+                match signal {
+                    signals::SIGINT | signals::SIGTERM => done = true,
+                    // bpftrace prints every map, without the exit dump's two blank lines.
+                    signals::SIGUSR1 => output::write_all_maps(out, session.format, &session.dump_maps()?)?,
+                    _ => {}
+                }
+            }
         }
+        out.flush()?;
         if child.as_mut().is_some_and(Child::exited) {
             done = true;
         }
     }
+    finish(session, tracing, out, options.exports, started, child)
+}
+
+/// Prints the line bpftrace's runtime test suite waits for, when it asks for it.
+fn notify_attached() {
+    if std::env::var_os(NOTIFY_ATTACHED).is_some() {
+        let mut err = io::stderr().lock();
+        let _ = writeln!(err, "{NOTIFY_ATTACHED}");
+        let _ = err.flush();
+    }
+}
+
+/// The end of tracing: END, the exit dump, the stack exports, the warnings, the child ended.
+fn finish(
+    mut session: Session,
+    mut tracing: Tracing,
+    out: &mut dyn Write,
+    exports: &ExportOptions,
+    started: std::time::Instant,
+    child: Option<Child>,
+) -> Result<(), SessionError> {
     let ending = tracing.end(&mut session, out)?;
     ending.write_dump(out, session.format, exports.folded_stdout)?;
     out.flush()?;

@@ -1,10 +1,15 @@
-//! SIGINT, SIGTERM and SIGCHLD delivered through a signalfd, so the event loop can poll them next
-//! to the event buffers instead of being interrupted at arbitrary points.
+//! SIGINT, SIGTERM, SIGUSR1 and SIGCHLD delivered through a signalfd, so the event loop can poll
+//! them next to the event buffers instead of being interrupted at arbitrary points.
+//!
+//! A signal sent to the process goes to any thread that does not block it, and a signal whose
+//! action is the default (SIGUSR1's is to terminate) kills the whole process from whichever thread
+//! takes it: a script's signals must be blocked before its first thread (the symbolizer's) starts,
+//! which [`block_script_signals`] does.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-pub use libc::{SIGCHLD, SIGINT, SIGTERM};
+pub use libc::{SIGCHLD, SIGINT, SIGTERM, SIGUSR1};
 
 /// A signal number (`SIGINT`...).
 pub type Signal = libc::c_int;
@@ -16,8 +21,9 @@ pub struct Signals {
     unblock_on_drop: bool,
 }
 
-/// What a script's event loop watches.
-const SCRIPT_SIGNALS: [Signal; 3] = [SIGINT, SIGTERM, SIGCHLD];
+/// What a script's event loop watches: SIGINT and SIGTERM end tracing, SIGUSR1 prints the maps
+/// (as bpftrace does), SIGCHLD tells of `-c`'s command ending.
+const SCRIPT_SIGNALS: [Signal; 4] = [SIGINT, SIGTERM, SIGUSR1, SIGCHLD];
 
 fn signal_set(signals: &[Signal]) -> libc::sigset_t {
     // SAFETY: sigemptyset/sigaddset initialise and fill a sigset_t we own.
@@ -48,8 +54,14 @@ pub fn block(signals: &[Signal]) -> io::Result<()> {
     sigmask(libc::SIG_BLOCK, &signal_set(signals))
 }
 
+/// Blocks the signals a script's event loop watches for this thread and the threads it starts
+/// from now on, so that none of them can take one first.
+pub fn block_script_signals() -> io::Result<()> {
+    block(&SCRIPT_SIGNALS)
+}
+
 impl Signals {
-    /// Blocks SIGINT, SIGTERM and SIGCHLD for this thread and opens a signalfd for them.
+    /// Blocks SIGINT, SIGTERM, SIGUSR1 and SIGCHLD for this thread and opens a signalfd for them.
     pub fn block() -> io::Result<Signals> {
         let mut signals = Signals::watch(&SCRIPT_SIGNALS)?;
         signals.unblock_on_drop = true;
@@ -99,9 +111,15 @@ impl Drop for Signals {
     }
 }
 
-/// Restores an empty signal mask; called in a forked child before exec (only async-signal-safe
-/// calls).
+/// Restores an empty signal mask and the default actions of the signals a script watches, as a
+/// command bpftrace starts has them (bpftrace handles them, and exec resets handled signals to
+/// their defaults; rbt, started in the background by a shell, may have SIGINT ignored, which
+/// exec would keep). Called in a forked child before exec (only async-signal-safe calls).
 pub(super) fn reset_in_child() {
+    for signal in SCRIPT_SIGNALS {
+        // SAFETY: SIG_DFL is a valid disposition for these catchable signals.
+        unsafe { libc::signal(signal, libc::SIG_DFL) };
+    }
     // SAFETY: sigemptyset initialises the set we own.
     let set = unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();

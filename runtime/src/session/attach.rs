@@ -5,8 +5,14 @@
 //! unregisters them in one go. Where it has no such links, the group's program is loaded again
 //! as a plain one and its probes attach one by one. Other kprobes and uprobes attach from
 //! several threads, since a wildcard can name hundreds.
+//!
+//! Several probes on one event run in the order they are declared, as in bpftrace: the kernel
+//! runs the programs of some kinds of event in the order they were attached and of others in
+//! the reverse order (kprobes and uprobes at one address, software events: each new one goes to
+//! the head of a list), so those are attached last first, and probes on one target are attached
+//! by one thread, in that order.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Range;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
@@ -56,6 +62,77 @@ pub(super) fn multi_link_of(attach: &AttachPoint) -> MultiLink {
     }
 }
 
+/// Whether the kernel runs the programs of this kind of probe on one event in the reverse order
+/// of their attachment (bpftrace 0.17's `attach_reverse` table, which the suite's `*_order`
+/// tests check).
+pub(super) fn fires_in_reverse(attach: &AttachPoint) -> bool {
+    match attach {
+        AttachPoint::Uprobe { .. } | AttachPoint::Usdt(_) => true,
+        AttachPoint::Kprobe { ret, .. } | AttachPoint::Fentry { ret, .. } => !ret,
+        AttachPoint::PerfCounter { hardware, .. } => !hardware,
+        AttachPoint::Begin
+        | AttachPoint::End
+        | AttachPoint::Tracepoint { .. }
+        | AttachPoint::Profile { .. }
+        | AttachPoint::Interval { .. }
+        | AttachPoint::RawTracepoint { .. } => false,
+    }
+}
+
+/// `indices` in the order to attach them: those that fire in attachment order first, in
+/// declaration order, then the others, last first.
+fn attach_order(program: &CompiledProgram, indices: impl Iterator<Item = usize>) -> Vec<usize> {
+    let (mut reverse, mut order): (Vec<usize>, Vec<usize>) =
+        indices.partition(|&i| fires_in_reverse(&program.probes[i].attach));
+    reverse.reverse();
+    order.append(&mut reverse);
+    order
+}
+
+/// The event a dynamic probe attaches to: probes with the same one are attached one after the
+/// other, in order.
+#[derive(PartialEq, Eq, Hash)]
+enum DynamicTarget<'a> {
+    Uprobe { path: &'a str, offset: u64, ret: bool },
+    Kprobe { func: &'a str, offset: u64, ret: bool },
+}
+
+fn dynamic_target(attach: &AttachPoint) -> Option<DynamicTarget<'_>> {
+    match attach {
+        AttachPoint::Uprobe { path, offset, ret, .. } => {
+            Some(DynamicTarget::Uprobe { path, offset: *offset, ret: *ret })
+        }
+        AttachPoint::Usdt(usdt) => {
+            Some(DynamicTarget::Uprobe { path: &usdt.path, offset: usdt.file_offset, ret: false })
+        }
+        AttachPoint::Kprobe { func, offset, ret } => Some(DynamicTarget::Kprobe { func, offset: *offset, ret: *ret }),
+        _ => None,
+    }
+}
+
+/// How a dynamic probe attaches through its PMU.
+fn probe_target(attach: &AttachPoint, pid: Option<u32>) -> ProbeTarget<'_> {
+    match attach {
+        AttachPoint::Uprobe { path, offset, ret, .. } => {
+            ProbeTarget { pmu: "uprobe", target: path, offset: *offset, ret: *ret, pid, ref_ctr_offset: 0 }
+        }
+        // USDT probes stay out of uprobe_multi groups: each is a uprobe of its own,
+        // incrementing its semaphore (if any) while attached.
+        AttachPoint::Usdt(usdt) => ProbeTarget {
+            pmu: "uprobe",
+            target: &usdt.path,
+            offset: usdt.file_offset,
+            ret: false,
+            pid,
+            ref_ctr_offset: usdt.semaphore_offset.unwrap_or(0),
+        },
+        AttachPoint::Kprobe { func, offset, ret } => {
+            ProbeTarget { pmu: "kprobe", target: func, offset: *offset, ret: *ret, pid: None, ref_ctr_offset: 0 }
+        }
+        _ => unreachable!("only dynamic probes are attached here"),
+    }
+}
+
 /// Whether the kernel refused a multi link for want of them (then probes attach one by one).
 fn lacks_multi_links(e: &AttachError) -> bool {
     matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP | libc::ENOSYS))
@@ -84,7 +161,9 @@ impl Session {
             }
         }
         let mut one_by_one = HashSet::new();
-        for (leader, members) in groups {
+        let order = attach_order(&self.program, groups.keys().copied());
+        for leader in order {
+            let members = groups.remove(&leader).unwrap_or_default();
             let Some(loaded) = self.probes[leader].as_ref() else { continue };
             let prog_fd = loaded.fd.as_raw_fd();
             let probes = &self.program.probes;
@@ -136,35 +215,32 @@ impl Session {
             .filter(|&i| self.probes[i].as_ref().is_some_and(|l| l.multi.is_none()) || one_by_one.contains(&i))
             .filter_map(|i| Some((i, self.probes[i].as_ref()?.fd.as_raw_fd())))
             .collect();
+        // One work item per target, its probes in the order they attach.
+        let mut by_target: HashMap<DynamicTarget, usize> = HashMap::new();
+        let mut targets: Vec<Vec<(usize, RawFd)>> = Vec::new();
+        let fds: HashMap<usize, RawFd> = dynamic.into_iter().collect();
+        for i in attach_order(&self.program, fds.keys().copied().collect::<BTreeSet<_>>().into_iter()) {
+            let Some(target) = dynamic_target(&self.program.probes[i].attach) else { continue };
+            let fd = fds[&i];
+            let slot = by_target.entry(target).or_insert_with(|| {
+                targets.push(Vec::new());
+                targets.len() - 1
+            });
+            targets[*slot].push((i, fd));
+        }
         let pid = self.pid_filter;
         let program = &self.program;
-        let results = kattach::in_parallel(dynamic, |(index, prog_fd)| {
-            let target = match &program.probes[index].attach {
-                AttachPoint::Uprobe { path, offset, ret, .. } => {
-                    ProbeTarget { pmu: "uprobe", target: path, offset: *offset, ret: *ret, pid, ref_ctr_offset: 0 }
-                }
-                // USDT probes stay out of uprobe_multi groups: each is a uprobe of its own,
-                // incrementing its semaphore (if any) while attached.
-                AttachPoint::Usdt(usdt) => ProbeTarget {
-                    pmu: "uprobe",
-                    target: &usdt.path,
-                    offset: usdt.file_offset,
-                    ret: false,
-                    pid,
-                    ref_ctr_offset: usdt.semaphore_offset.unwrap_or(0),
-                },
-                AttachPoint::Kprobe { func, offset, ret } => ProbeTarget {
-                    pmu: "kprobe",
-                    target: func,
-                    offset: *offset,
-                    ret: *ret,
-                    pid: None,
-                    ref_ctr_offset: 0,
-                },
-                _ => unreachable!("only dynamic probes are attached here"),
-            };
-            (index, kattach::probe(prog_fd, &target))
-        });
+        let results: Vec<(usize, Result<Attachment, AttachError>)> = kattach::in_parallel(targets, |probes| {
+            probes
+                .into_iter()
+                .map(|(index, prog_fd)| {
+                    (index, kattach::probe(prog_fd, &probe_target(&program.probes[index].attach, pid)))
+                })
+                .collect::<Vec<_>>()
+        })
+        .into_iter()
+        .flatten()
+        .collect();
         let mut first_error = None;
         for (index, attached) in results {
             match attached {
@@ -180,7 +256,7 @@ impl Session {
     /// Attaches the tracepoints, timers, counters, raw tracepoints and trampolines of `range`.
     fn attach_others(&mut self, range: Range<usize>, tracefs: &HostCatalog) -> Result<(), SessionError> {
         let cpus = cpus::cpu_list("online")?;
-        for index in range {
+        for index in attach_order(&self.program, range) {
             let probe = &self.program.probes[index];
             let Some(loaded) = self.probes[index].as_mut() else { continue };
             let prog_fd = loaded.fd.as_raw_fd();
