@@ -155,15 +155,14 @@ fn decode_args(types: &[Type], payload: &[u8], stacks: &crate::stacks::Stacks) -
     args
 }
 
-/// How much of a file `cat()` prints, as bpftrace 0.17 (`BPFTRACE_CAT_BYTES_MAX`).
-const CAT_BYTES_MAX: u64 = 10_240;
-
-/// `cat()`: prints the file's contents (at most [`CAT_BYTES_MAX`] bytes), or says on stderr why
+/// `cat()`: prints the file's contents (at most `BPFTRACE_CAT_BYTES_MAX` bytes), or says on stderr why
 /// it cannot be read, as bpftrace 0.17.
 fn cat_file(path: &str, session: &Session, out: &mut dyn Write) -> io::Result<()> {
     use std::io::Read as _;
     let mut contents = Vec::new();
-    match std::fs::File::open(path).and_then(|f| f.take(CAT_BYTES_MAX).read_to_end(&mut contents)) {
+    match std::fs::File::open(path)
+        .and_then(|f| f.take(crate::settings::current().cat_bytes_max).read_to_end(&mut contents))
+    {
         Ok(_) => output::write_message(out, session.format, MessageKind::Cat, &contents),
         Err(e) => {
             out.flush()?;

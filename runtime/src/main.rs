@@ -5,11 +5,13 @@ mod cli;
 mod diagnostics;
 mod events;
 mod host;
+mod info;
 mod maps;
 mod output;
 mod repl;
 mod script;
 mod session;
+mod settings;
 mod stack_export;
 mod stacks;
 mod system_names;
@@ -23,11 +25,19 @@ use clap::Parser;
 use cli::Args;
 use compiler::{CompileOptions, ProbeCatalog};
 use output::OutputFormat;
+use runtime::kernel::host_calls;
 use runtime::kernel::{cpus, loader, os, signals};
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(args) {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => return bad_usage(&e.to_string()),
+    };
+    let outcome = match early_exit(&args) {
+        Some(outcome) => outcome,
+        None => run(args),
+    };
+    match outcome {
         Ok(code) => code,
         // Output piped into `head` and the like: the reader left, as for any Unix filter that
         // is not an error worth a message (everything is detached by then).
@@ -37,6 +47,70 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// A command line clap refuses: its complaint and the usage, on stderr, as bpftrace answers one
+/// (`bpftrace: invalid option -- 'i'`, then its usage), and exit status 1.
+fn bad_usage(complaint: &str) -> ExitCode {
+    let first = complaint.lines().next().unwrap_or_default();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    eprintln!("rbt: {first}");
+    eprint!("{}", cli::usage());
+    ExitCode::from(1)
+}
+
+/// The options that answer and exit before any script is read: `--help`, `--version`,
+/// `--info`, and the checks of the environment and of option combinations bpftrace makes
+/// first.
+fn early_exit(args: &Args) -> Option<Result<ExitCode, String>> {
+    if args.help {
+        print!("{}", cli::usage());
+        return Some(Ok(ExitCode::SUCCESS));
+    }
+    if args.version {
+        println!("{}", cli::version());
+        return Some(Ok(ExitCode::SUCCESS));
+    }
+    if args.info {
+        if !host_calls::is_root() {
+            return Some(Err("rbt --info loads test programs into the kernel: run it as root".into()));
+        }
+        return Some(host::open_catalog().map_err(|e| e.to_string()).map(|catalog| {
+            print!("{}", info::report(&catalog));
+            ExitCode::SUCCESS
+        }));
+    }
+    if let Err(e) = settings::Settings::from_env() {
+        return Some(Err(e));
+    }
+    if args.command.is_some() && args.pid.is_some() {
+        eprintln!("ERROR: USAGE: Cannot use both -c and -p.");
+        eprint!("{}", cli::usage());
+        return Some(Ok(ExitCode::from(1)));
+    }
+    if let Some(pid) = &args.pid {
+        if let Err(e) = parse_pid(pid) {
+            return Some(Err(e));
+        }
+    }
+    None
+}
+
+/// `-p`'s value, checked as bpftrace 0.17 checks it, with its messages.
+fn parse_pid(text: &str) -> Result<u32, String> {
+    const PID_MAX: i64 = 4 * 1024 * 1024;
+    let invalid = |why: &str| format!("pid '{text}' {why}");
+    // As C's strtol: blanks, a sign, digits, and nothing after them.
+    let body = text.trim_start();
+    let digits = body.strip_prefix(['+', '-']).unwrap_or(body);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid("is not a valid decimal number"));
+    }
+    let pid: i64 = body.strip_prefix('+').unwrap_or(body).parse().map_err(|_| invalid("outside of integer range"))?;
+    if !(1..=PID_MAX).contains(&pid) {
+        return Err(invalid(&format!("out of valid pid range [1,{PID_MAX}]")));
+    }
+    Ok(pid as u32)
 }
 
 fn run(args: Args) -> Result<ExitCode, String> {
@@ -72,14 +146,14 @@ fn run(args: Args) -> Result<ExitCode, String> {
     let mut options = CompileOptions::default();
     options.check.params = params;
     options.check.unsafe_allowed = args.unsafe_;
-    options.check.strlen = env_u32("RBT_STRLEN", 64).clamp(1, 200);
+    options.check.strlen = settings::current().strlen;
     options.check.cpid = child.as_ref().map(|c| c.pid as u32).or(args.command.as_ref().map(|_| 0));
-    options.check.pid = args.pid;
+    let pid = args.pid.as_deref().map(parse_pid).transpose()?;
+    options.check.pid = pid;
     options.lower.cpid = options.check.cpid;
-    options.lower.pid_filter = args.pid;
-    options.check.pid = args.pid;
-    options.lower.map_keys_max = env_u32("RBT_MAP_KEYS_MAX", 4096);
-    options.lower.stack_storage = env_u32("RBT_STACK_STORAGE", 4096);
+    options.lower.pid_filter = pid;
+    options.lower.map_keys_max = settings::current().map_keys_max;
+    options.lower.stack_storage = settings::current().stack_storage;
     options.lower.start_ns = os::monotonic_ns();
     options.lower.events = event_transport(dry_run)?;
     options.preprocess.script_path = args.script_path();
@@ -91,6 +165,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
     let Some(compiled) = compiled.program else {
         return Ok(ExitCode::from(1));
     };
+    check_limits(&compiled)?;
     if let Some(path) = &args.emit_elf {
         std::fs::write(path, &compiled.elf).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
@@ -106,7 +181,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
     };
     // `-p PID`: probes fire only for that process (bpftrace 0.17 applies it to uprobes alone),
     // and tracing ends when it exits, like `-c`'s child, as in bpftrace.
-    let child = match (child, args.pid) {
+    let child = match (child, pid) {
         (None, Some(pid)) => Some(child::Child::watch(pid).map_err(|e| format!("cannot watch process {pid}: {e}"))?),
         (child, _) => child,
     };
@@ -116,7 +191,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
     let session = match session::Session::load(compiled, format, args.verbose) {
         Ok(mut s) => {
             s.stacks.json_frames = args.json_stacks.as_deref() == Some("frames");
-            s.pid_filter = args.pid;
+            s.pid_filter = pid;
             s
         }
         Err(session::SessionError::Verifier { probe, span, log, insn }) => {
@@ -146,10 +221,10 @@ fn run_repl(args: &Args) -> Result<ExitCode, String> {
     }
     let mut compile = CompileOptions::default();
     compile.check.unsafe_allowed = args.unsafe_;
-    compile.check.strlen = env_u32("RBT_STRLEN", 64).clamp(1, 200);
-    compile.lower.pid_filter = args.pid;
-    compile.lower.map_keys_max = env_u32("RBT_MAP_KEYS_MAX", 4096);
-    compile.lower.stack_storage = env_u32("RBT_STACK_STORAGE", 4096);
+    compile.check.strlen = settings::current().strlen;
+    compile.lower.pid_filter = args.pid.as_deref().map(parse_pid).transpose()?;
+    compile.lower.map_keys_max = settings::current().map_keys_max;
+    compile.lower.stack_storage = settings::current().stack_storage;
     compile.lower.start_ns = os::monotonic_ns();
     compile.lower.events = event_transport(false)?;
     repl::run(repl::ReplOptions { format, compile })?;
@@ -161,8 +236,35 @@ fn output_format(args: &Args) -> Result<OutputFormat, String> {
         // folded: text, with maps keyed by stacks printed as folded stacks at exit.
         None | Some("text") | Some("folded") => Ok(OutputFormat::Text),
         Some("json") => Ok(OutputFormat::Json),
-        Some(other) => Err(format!("invalid output format '{other}': use text, json or folded")),
+        Some(other) => Err(format!("Invalid output format \"{other}\"\nValid formats: 'text', 'json', 'folded'")),
     }
+}
+
+/// `BPFTRACE_MAX_PROBES` and `BPFTRACE_MAX_BPF_PROGS`, where set, with bpftrace's messages.
+fn check_limits(compiled: &compiler::CompiledProgram) -> Result<(), String> {
+    let settings = settings::current();
+    let probes = compiled.probes.len() as u64;
+    if let Some(max) = settings.max_probes.filter(|&max| probes > max) {
+        return Err(format!(
+            "Can't attach to {probes} probes because it exceeds the current limit of {max} probes.\nYou can \
+             increase the limit through the BPFTRACE_MAX_PROBES environment variable, but BE CAREFUL since a high \
+             number of probes attached can cause your system to crash."
+        ));
+    }
+    // Probes whose programs are the same instructions share one program, as in bpftrace.
+    let programs = compiled
+        .probes
+        .iter()
+        .map(|p| compiler::bpf::insn::encode(&p.insns))
+        .collect::<std::collections::HashSet<_>>()
+        .len() as u64;
+    if let Some(max) = settings.max_bpf_progs.filter(|&max| programs > max) {
+        return Err(format!(
+            "Your program is trying to generate more than {programs} BPF programs, which exceeds the current limit \
+             of {max}.\nYou can increase the limit through the BPFTRACE_MAX_BPF_PROGS environment variable."
+        ));
+    }
+    Ok(())
 }
 
 fn print_disassembly(compiled: &compiler::CompiledProgram, source: &str) {
@@ -189,16 +291,20 @@ fn print_disassembly(compiled: &compiler::CompiledProgram, source: &str) {
 fn list(args: &Args) -> Result<ExitCode, String> {
     let tracefs = host::open_catalog().map_err(|e| e.to_string())?;
     let pattern = args.program_file.as_deref().or(args.program.as_deref());
-    let text = catalog::list_probes_for(&tracefs, pattern, args.verbose, args.pid).map_err(|e| e.to_string())?;
+    let text = catalog::list_probes_for(&tracefs, pattern, args.verbose, args.pid.as_deref().map(parse_pid).transpose()?).map_err(|e| e.to_string())?;
     print!("{text}");
     Ok(ExitCode::SUCCESS)
 }
 
 /// Ring buffer where the kernel has one, else a perf buffer per CPU; `RBT_EVENTS=ringbuf|perf`
 /// chooses. A dry run, which loads nothing, assumes a ring buffer. The ring buffer holds
-/// `RBT_RINGBUF_PAGES` pages (default 2048, 8 MiB; rounded up to a power of two).
+/// `RBT_RINGBUF_PAGES` pages (default 2048, 8 MiB, or `BPFTRACE_PERF_RB_PAGES` per CPU where
+/// that is set; rounded up to a power of two).
 fn event_transport(dry_run: bool) -> Result<compiler::EventTransport, String> {
-    let pages = env_u32("RBT_RINGBUF_PAGES", 2048).clamp(1, 1 << 18).next_power_of_two();
+    let settings = settings::current();
+    let per_cpu = || Some(settings.perf_rb_pages? * cpus::possible_cpus().ok()? as u64);
+    let pages = settings.ringbuf_pages.or_else(per_cpu).unwrap_or(2048);
+    let pages = u32::try_from(pages).unwrap_or(u32::MAX).clamp(1, 1 << 18).next_power_of_two();
     let ring = compiler::EventTransport::RingBuf { bytes: pages * os::page_size() };
     let perf = || -> Result<compiler::EventTransport, String> {
         // The array is indexed by CPU number: it needs a slot up to the highest possible CPU.
@@ -230,8 +336,13 @@ fn has_bpf_privileges() -> bool {
     has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))
 }
 
-fn env_u32(name: &str, default: u32) -> u32 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+/// An error's text as C's `strerror` words it, without Rust's ` (os error N)`.
+fn strerror(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" (os error") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    }
 }
 
 fn unix_ns() -> i64 {
@@ -273,7 +384,8 @@ impl Args {
                 Ok(("stdin".into(), s, self.params.clone()))
             }
             Some(path) => {
-                let s = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+                let s = std::fs::read_to_string(path)
+                    .map_err(|e| format!("failed to open file '{path}': {}", strerror(&e)))?;
                 Ok((path.to_string(), s, self.params.clone()))
             }
             None => Err("no program given: use -e 'PROGRAM', a file name, or - for stdin (see rbt --help)".into()),

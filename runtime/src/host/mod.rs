@@ -37,9 +37,9 @@ pub enum HostSource {
     Sysroot(DirSource),
 }
 
-/// The catalog of this machine, or of `$RBT_SYSROOT` when that is set; `$RBT_BTF` names another
-/// BTF file for the kernel's types; `$BPFTRACE_KERNEL_SOURCE` (and `$BPFTRACE_KERNEL_BUILD`,
-/// which defaults to it) the kernel's headers, as for bpftrace.
+/// The catalog of this machine, or of `$RBT_SYSROOT` when that is set; `$RBT_BTF` (or bpftrace's
+/// `$BPFTRACE_BTF`) names another BTF file for the kernel's types; `$BPFTRACE_KERNEL_SOURCE` (and
+/// `$BPFTRACE_KERNEL_BUILD`, which defaults to it) the kernel's headers, as for bpftrace.
 pub fn open_catalog() -> Result<HostCatalog, HostError> {
     let source = match std::env::var_os("RBT_SYSROOT").filter(|dir| !dir.is_empty()) {
         Some(dir) => HostSource::Sysroot(DirSource::new(dir)),
@@ -49,7 +49,7 @@ pub fn open_catalog() -> Result<HostCatalog, HostError> {
         }
     };
     let mut catalog = Catalog::new(source);
-    if let Some(path) = std::env::var_os("RBT_BTF") {
+    if let Some(path) = crate::settings::current().btf.clone() {
         catalog = catalog.with_btf_path(path);
     }
     if let Ok(ksrc) = std::env::var("BPFTRACE_KERNEL_SOURCE") {

@@ -46,6 +46,7 @@ impl EventSource {
         let mut array =
             PerfEventArray::try_from(Map::PerfEventArray(map)).map_err(|e| io::Error::other(e.to_string()))?;
         let pages = std::env::var("RBT_PERF_RB_PAGES")
+            .or_else(|_| std::env::var("BPFTRACE_PERF_RB_PAGES"))
             .ok()
             .and_then(|v| v.parse::<usize>().ok())
             .map_or(PERF_BUFFER_PAGES, |p| p.clamp(1, 1 << 16).next_power_of_two());
