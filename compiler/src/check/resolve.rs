@@ -30,7 +30,7 @@ pub(super) fn resolve_program(
     options: &CheckOptions,
 ) -> Vec<Vec<ResolvedSpec>> {
     let mut resolver = Resolver { catalog, options, diags: Vec::new() };
-    program
+    let mut resolved: Vec<Vec<ResolvedSpec>> = program
         .probes
         .iter()
         .map(|probe| {
@@ -43,7 +43,39 @@ pub(super) fn resolve_program(
                 })
                 .collect()
         })
-        .collect()
+        .collect();
+    skip_missing_functions(program, &mut resolved);
+    resolved
+}
+
+/// A uprobe or kprobe whose function this machine lacks (a libcrypto function this OpenSSL does
+/// not have, `pthread_create` that moved from libpthread into libc) is skipped with a warning
+/// when other probes of the program attach, as bpftrace 0.17 skips it, so that a script written
+/// for several versions of a library runs; it stays an error when nothing else would attach.
+fn skip_missing_functions(program: &ast::Program, resolved: &mut [Vec<ResolvedSpec>]) {
+    let missing_function = |r: &ResolvedSpec| {
+        r.points.is_empty() && !r.diags.is_empty() && r.diags.iter().all(|d| d.code == "unknown-function")
+    };
+    let others_attach = resolved.iter().flatten().any(|r| !r.points.is_empty());
+    if !others_attach {
+        return;
+    }
+    for (probe, specs) in program.probes.iter().zip(resolved.iter_mut()) {
+        for (spec, r) in probe.specs.iter().zip(specs.iter_mut()) {
+            let dynamic = matches!(
+                spec.parts.first().and_then(|word| ProbeKind::from_alias(word)),
+                Some(ProbeKind::Uprobe | ProbeKind::Uretprobe | ProbeKind::Kprobe | ProbeKind::Kretprobe)
+            );
+            if dynamic && missing_function(r) {
+                r.diags = vec![Diagnostic::warning(
+                    "skipped-probe",
+                    format!("could not attach probe {}, skipping.", spec.text),
+                    spec.span,
+                )
+                .with_help(r.diags[0].message.clone())];
+            }
+        }
+    }
 }
 
 /// Kernel functions whose return a kretprobe must not trap: bpftrace 0.17 refuses them, since
