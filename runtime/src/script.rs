@@ -55,8 +55,9 @@ pub fn run(
         }
     }
     notify_attached();
+    let mut pacing = lifecycle::Pacing::default();
     while !done {
-        let signalled = lifecycle::wait(signals.fd(), &event_fds, POLL_MS)?;
+        let signalled = pacing.wait(signals.fd(), &event_fds, POLL_MS)?;
         done = tracing.step(&session, out)?;
         if signalled {
             for signal in signals.read() {

@@ -99,14 +99,18 @@ impl Tracing {
     /// One round of the event loop: prints the queued records, and new lost events at most
     /// every 100 ms. Returns whether tracing should end: `exit()` was called, or its record
     /// was lost to a full buffer (counted in the kernel, so that it still ends tracing).
+    ///
+    /// The kernel's counters are read (a bpf(2) call each) at most every 100 ms, not on every
+    /// round: each call would fire probes on the paths it takes (`cap_capable`, `bpf`
+    /// syscalls), whose events would wake the loop for another round, without end.
     pub fn step(&mut self, session: &Session, out: &mut dyn Write) -> io::Result<bool> {
         let mut exited = self.decode(session, out)?;
-        let exits_lost = session.error_count(ErrorCounter::ExitLost);
-        if exits_lost > self.exits_lost {
-            self.exits_lost = exits_lost;
-            exited = true;
-        }
         if self.lost.due() {
+            let exits_lost = session.error_count(ErrorCounter::ExitLost);
+            if exits_lost > self.exits_lost {
+                self.exits_lost = exits_lost;
+                exited = true;
+            }
             self.lost.report(session, out)?;
         }
         Ok(exited)
@@ -145,6 +149,35 @@ impl Tracing {
         }
         self.decoder.resume();
         Ok(Ending { dumps, warnings })
+    }
+}
+
+/// The shortest time between two wake-ups of the event loop for records. Each wake-up costs
+/// the loop a context switch, a poll(2) and a write(2) of what it prints, which fire probes on
+/// those paths (`sched_switch`, `sys_enter_poll`, `sys_enter_write`) whose records would wake
+/// it again at once: waking at most this often bounds what rbt adds to what it traces to a few
+/// hundred events a second, at the cost of printing up to this much later.
+pub const MIN_WAKE_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Paces the event loop's waits (see [`MIN_WAKE_INTERVAL`]).
+#[derive(Default)]
+pub struct Pacing {
+    last_wake: Option<Instant>,
+}
+
+impl Pacing {
+    /// Waits as [`wait`] does, but no sooner than [`MIN_WAKE_INTERVAL`] after the last wake-up
+    /// for records; until then only `watch` (signals) is watched, and records accumulate.
+    pub fn wait(&mut self, watch: RawFd, events: &[RawFd], timeout_ms: i32) -> io::Result<bool> {
+        if let Some(rest) = self.last_wake.and_then(|t| MIN_WAKE_INTERVAL.checked_sub(t.elapsed())) {
+            let rest_ms = i32::try_from(rest.as_millis()).unwrap_or(i32::MAX).max(1);
+            if wait(watch, &[], rest_ms)? {
+                return Ok(true);
+            }
+        }
+        let signalled = wait(watch, events, timeout_ms)?;
+        self.last_wake = Some(Instant::now());
+        Ok(signalled)
     }
 }
 
