@@ -41,43 +41,76 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) })
 }
 
+/// The file `command` runs: itself if it names a path, else the first executable of that name
+/// in `PATH` (`/usr/local/bin:/usr/bin:/bin` where `PATH` is unset), as bpftrace finds it
+/// before it forks, so that the child execs once, with no search.
+fn resolve_command(command: &CString) -> io::Result<CString> {
+    use std::os::unix::ffi::OsStrExt as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let name = std::ffi::OsStr::from_bytes(command.as_bytes());
+    let executable =
+        |p: &std::path::Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if command.as_bytes().contains(&b'/') {
+        return Ok(command.clone());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| executable(candidate))
+        .and_then(|found| CString::new(found.as_os_str().as_bytes()).ok())
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("path '{}' does not exist or is not executable", name.to_string_lossy()),
+            )
+        })
+}
+
 /// Forks a child that runs `argv` (looked up in `PATH`) once released; if the gate closes
 /// unreleased, it exits without running it.
+///
+/// Once released, the child makes the system calls bpftrace 0.17's does (a `close` of the pipe,
+/// then `execve`), so that counting `pid == cpid` gives bpftrace's numbers: everything else
+/// (signal dispositions and mask, the parent-death signal) is done before it waits.
 pub fn spawn_held(argv: &[CString]) -> io::Result<HeldChild> {
     if argv.is_empty() {
         return Err(io::Error::other("no command to run"));
     }
+    let program = resolve_command(&argv[0])?;
     let mut pointers: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     pointers.push(std::ptr::null());
     let (read_end, write_end) = pipe()?;
     let (wait_fd, gate_fd) = (read_end.as_raw_fd(), write_end.as_raw_fd());
-    // SAFETY: the child only makes async-signal-safe calls (close, read, sigmask, execvp, _exit)
-    // on memory prepared before the fork.
+    // SAFETY: the child only makes async-signal-safe calls (close, read, sigaction, sigmask,
+    // prctl, execv, _exit) on memory prepared before the fork.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(io::Error::last_os_error());
     }
     if pid == 0 {
-        held_child(wait_fd, gate_fd, &pointers);
+        held_child(wait_fd, gate_fd, &program, &pointers);
     }
     drop(read_end);
     Ok(HeldChild { pid, gate: Some(write_end) })
 }
 
 /// The forked child's side: waits at the pipe, then execs. Never returns.
-fn held_child(wait_fd: RawFd, gate_fd: RawFd, argv: &[*const libc::c_char]) -> ! {
+fn held_child(wait_fd: RawFd, gate_fd: RawFd, program: &CString, argv: &[*const libc::c_char]) -> ! {
     // SAFETY: async-signal-safe calls on descriptors and memory the parent set up before the
     // fork; `argv` is NUL-terminated C strings followed by a null pointer.
     unsafe {
         libc::close(gate_fd);
+        super::signals::reset_in_child();
+        // Ended with SIGTERM if rbt dies first, as bpftrace's child is.
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
         let mut word = 0u64;
         let n = libc::read(wait_fd, (&mut word as *mut u64).cast(), 8);
         // EOF without the bytes means rbt gave up before attaching: do not run the command.
         if n != 8 {
             libc::_exit(0);
         }
-        super::signals::reset_in_child();
-        libc::execvp(argv[0], argv.as_ptr());
+        libc::close(wait_fd);
+        libc::execv(program.as_ptr(), argv.as_ptr());
         libc::_exit(127);
     }
 }
