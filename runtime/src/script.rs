@@ -2,7 +2,7 @@
 //! the probes attached (so that BEGIN's output comes before any probe's), `-c`'s command let
 //! go, events until `exit()`, a signal or the end of the command (SIGUSR1 prints the maps and
 //! tracing goes on), then the session's end (END, the exit dump, the warnings) and the stack
-//! exports. A program with no probes but BEGIN and END waits for a signal, as bpftrace's does.
+//! exports. A program of BEGIN and END alone waits for a signal, as bpftrace's does.
 
 use std::io::{self, Write};
 
@@ -12,6 +12,7 @@ use crate::output;
 use crate::session::lifecycle::{self, Tracing};
 use crate::session::{Session, SessionError};
 use crate::stack_export::{self, ExportOptions};
+use compiler::hir::AttachPoint;
 use runtime::kernel::signals::{self, Signals};
 
 /// How long one wait for events or signals lasts at most.
@@ -45,9 +46,11 @@ pub fn run(
     }
     let mut tracing = Tracing::new(Some(session.events()?));
     let event_fds = tracing.event_fds();
-    // BEGIN runs before anything is attached, so no probe can fire before it.
-    let mut done = tracing.begin(&mut session, all.clone(), out)?;
-    out.flush()?;
+    // BEGIN runs before anything is attached, so no probe can fire before it. What it prints
+    // comes after the line the test suite waits for, as in bpftrace (which prints BEGIN's
+    // output from its event loop): it is kept until then.
+    let mut begun = Vec::new();
+    let mut done = tracing.begin(&mut session, all.clone(), &mut begun)?;
     if !done {
         session.attach(all, tracefs)?;
         if let Some(c) = child.as_mut() {
@@ -55,6 +58,11 @@ pub fn run(
         }
     }
     notify_attached();
+    out.write_all(&begun)?;
+    out.flush()?;
+    if ends_after_begin(&session) && child.is_none() {
+        done = true;
+    }
     let mut pacing = lifecycle::Pacing::default();
     while !done {
         let signalled = pacing.wait(signals.fd(), &event_fds, POLL_MS)?;
@@ -75,6 +83,14 @@ pub fn run(
         }
     }
     finish(session, tracing, out, options.exports, started, child)
+}
+
+/// Whether nothing can happen after BEGIN: a program of BEGIN alone. One with an END waits for
+/// a signal to run it, as bpftrace's does; bpftrace 0.17 waits with BEGIN alone too, but with
+/// no END nothing would come of the wait (and a REPL session saved as a file, its statements a
+/// BEGIN, would never end).
+fn ends_after_begin(session: &Session) -> bool {
+    session.program.probes.iter().all(|p| p.attach == AttachPoint::Begin)
 }
 
 /// Prints the line bpftrace's runtime test suite waits for, when it asks for it.

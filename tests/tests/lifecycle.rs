@@ -12,16 +12,10 @@ use tests::{bpf_object_exists, bpf_objects_of, BpfObject};
 const SCRIPT: &str = "BEGIN { @b = 1; } tracepoint:syscalls:sys_enter_getppid { @n = count(); } \
                       profile:hz:49 { @p = 1; } interval:s:100 { } END { printf(\"end ran\\n\"); }";
 
-/// Starts rbt on `SCRIPT` and waits until it has printed its `Attaching` line.
+/// Starts rbt on `SCRIPT` and waits until every probe is attached (the line bpftrace's suite
+/// waits for; the `Attaching` line comes before, as in bpftrace).
 fn start() -> (Child, BufReader<std::process::ChildStdout>) {
-    let mut child = Command::new(rbt())
-        .args(["-e", SCRIPT])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("rbt starts");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+    let (child, mut stdout) = start_notified(SCRIPT);
     let mut first = String::new();
     stdout.read_line(&mut first).expect("rbt prints");
     assert_eq!(first, "Attaching 5 probes...\n");
@@ -72,4 +66,71 @@ fn nothing_stays_loaded_after_sigkill() {
         assert!(Instant::now() < deadline, "still in the kernel 10 s after SIGKILL: {alive:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Starts rbt on `program` with bpftrace's test-suite variable set, and waits for the line it
+/// prints on stderr once every probe is attached, as bpftrace's runtime suite waits for it.
+fn start_notified(program: &str) -> (Child, BufReader<std::process::ChildStdout>) {
+    let mut child = Command::new(rbt())
+        .args(["-e", program])
+        .env("__BPFTRACE_NOTIFY_PROBES_ATTACHED", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("rbt starts");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr is piped"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("rbt writes to stderr");
+    assert_eq!(line, "__BPFTRACE_NOTIFY_PROBES_ATTACHED\n");
+    let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+    (child, stdout)
+}
+
+/// SIGUSR1 prints every map, as bpftrace does (without the exit dump's blank lines), and tracing
+/// goes on to its own end.
+#[test]
+fn sigusr1_prints_the_maps_and_tracing_goes_on() {
+    require_bpf();
+    let (mut child, mut stdout) =
+        start_notified("BEGIN { @scalar = 5; @h[1] = hist(3); } interval:ms:1500 { exit(); }");
+    signal(&child, libc::SIGUSR1);
+    let mut out = String::new();
+    stdout.read_to_string(&mut out).expect("read output");
+    let status = child.wait().expect("rbt exits");
+    assert!(status.success(), "rbt exited with {status} after SIGUSR1");
+    let maps =
+        "@h[1]: \n[2, 4)                 1 |@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@|\n\n@scalar: 5\n";
+    assert_eq!(out, format!("Attaching 2 probes...\n{maps}\n\n{maps}"));
+}
+
+/// A program of BEGIN and END only waits for a signal, as bpftrace's does; SIGTERM then runs END.
+#[test]
+fn a_program_of_begin_and_end_waits_for_a_signal() {
+    require_bpf();
+    let (mut child, mut stdout) = start_notified("BEGIN { printf(\"begin\\n\"); } END { printf(\"end\\n\"); }");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(child.try_wait().expect("try_wait").is_none(), "rbt ended without a signal");
+    signal(&child, libc::SIGTERM);
+    let mut out = String::new();
+    stdout.read_to_string(&mut out).expect("read output");
+    assert!(child.wait().expect("rbt exits").success());
+    assert_eq!(out, "Attaching 2 probes...\nbegin\nend\n\n\n");
+}
+
+/// BEGIN runs before any other probe is attached: its output comes first even when a probe on a
+/// busy event would fire at once.
+#[test]
+fn begin_comes_before_any_probe_fires() {
+    require_bpf();
+    let out = Command::new(rbt())
+        .args([
+            "-e",
+            "tracepoint:sched:sched_switch { printf(\"switch\\n\"); exit(); } BEGIN { printf(\"begin\\n\"); }",
+        ])
+        .output()
+        .expect("rbt runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("Attaching 2 probes...\nbegin\nswitch\n"), "{stdout}");
 }
