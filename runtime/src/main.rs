@@ -291,7 +291,9 @@ fn print_disassembly(compiled: &compiler::CompiledProgram, source: &str) {
 fn list(args: &Args) -> Result<ExitCode, String> {
     let tracefs = host::open_catalog().map_err(|e| e.to_string())?;
     let pattern = args.program_file.as_deref().or(args.program.as_deref());
-    let text = catalog::list_probes_for(&tracefs, pattern, args.verbose, args.pid.as_deref().map(parse_pid).transpose()?).map_err(|e| e.to_string())?;
+    let text =
+        catalog::list_probes_for(&tracefs, pattern, args.verbose, args.pid.as_deref().map(parse_pid).transpose()?)
+            .map_err(|e| e.to_string())?;
     print!("{text}");
     Ok(ExitCode::SUCCESS)
 }

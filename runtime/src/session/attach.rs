@@ -75,7 +75,8 @@ pub(super) fn fires_in_reverse(attach: &AttachPoint) -> bool {
         | AttachPoint::Tracepoint { .. }
         | AttachPoint::Profile { .. }
         | AttachPoint::Interval { .. }
-        | AttachPoint::RawTracepoint { .. } => false,
+        | AttachPoint::RawTracepoint { .. }
+        | AttachPoint::Watchpoint { .. } => false,
     }
 }
 
