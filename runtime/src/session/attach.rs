@@ -10,9 +10,9 @@
 //! runs the programs of some kinds of event in the order they were attached and of others in
 //! the reverse order (kprobes and uprobes at one address, software events: each new one goes to
 //! the head of a list), so those are attached last first, and probes on one target are attached
-//! by one thread, in that order.
+//! by one thread, in that order (probes on different targets keep their declaration order).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
@@ -216,18 +216,22 @@ impl Session {
             .filter(|&i| self.probes[i].as_ref().is_some_and(|l| l.multi.is_none()) || one_by_one.contains(&i))
             .filter_map(|i| Some((i, self.probes[i].as_ref()?.fd.as_raw_fd())))
             .collect();
-        // One work item per target, its probes in the order they attach.
+        // One work item per target, in declaration order (different events keep the order they
+        // always had), its probes in the order they must attach for their event.
         let mut by_target: HashMap<DynamicTarget, usize> = HashMap::new();
         let mut targets: Vec<Vec<(usize, RawFd)>> = Vec::new();
-        let fds: HashMap<usize, RawFd> = dynamic.into_iter().collect();
-        for i in attach_order(&self.program, fds.keys().copied().collect::<BTreeSet<_>>().into_iter()) {
+        for (i, fd) in dynamic {
             let Some(target) = dynamic_target(&self.program.probes[i].attach) else { continue };
-            let fd = fds[&i];
             let slot = by_target.entry(target).or_insert_with(|| {
                 targets.push(Vec::new());
                 targets.len() - 1
             });
             targets[*slot].push((i, fd));
+        }
+        for probes in &mut targets {
+            if probes.first().is_some_and(|&(i, _)| fires_in_reverse(&self.program.probes[i].attach)) {
+                probes.reverse();
+            }
         }
         let pid = self.pid_filter;
         let program = &self.program;
