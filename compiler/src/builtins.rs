@@ -178,6 +178,7 @@ pub const FUNCTIONS: &[Function] = &[
     func("kptr", 1, 1, Value, "kptr(PTR)", "PTR, marked as a kernel address"),
     func("uptr", 1, 1, Value, "uptr(PTR)", "PTR, marked as a user address"),
     func("bswap", 1, 1, Value, "bswap(N)", "N with its bytes in the opposite order"),
+    func("strerror", 1, 1, Value, "strerror(ERRNO)", "the C library's text for error number ERRNO, when printed"),
     func("cgroupid", 1, 1, Value, "cgroupid(\"PATH\")", "the id of the cgroup v2 directory PATH"),
     func(
         "cgroup_path",

@@ -48,6 +48,9 @@ pub enum Type {
     /// hierarchy whose name matches the filter (`*` wildcards; every hierarchy when `*`):
     /// `unified:/user.slice,cpu:/`.
     CgroupPath(String),
+    /// `strerror(errno)`: an error number (u64), printed as the C library's text for it
+    /// (`Operation not permitted`).
+    Strerror,
     /// The tracepoint `args` record: only usable through `->field`.
     Args,
     /// No value: a statement-like call such as `printf`.
@@ -131,7 +134,7 @@ impl Type {
             Type::Timestamp(_) => 8,
             Type::Buffer { cap } => 8 + cap,
             Type::MacAddr => 6,
-            Type::Username | Type::CgroupPath(_) => 8,
+            Type::Username | Type::CgroupPath(_) | Type::Strerror => 8,
             Type::Args | Type::None => 0,
         }
     }
@@ -171,7 +174,7 @@ impl Type {
             Type::Buffer { cap } => (8 + cap, 8),
             Type::MacAddr => (6, 1),
             // rbt's 8-byte ids (a uid, a cgroup id); bpftrace 0.17 gives cgroup_path 16.
-            Type::Username | Type::CgroupPath(_) => (8, 8),
+            Type::Username | Type::CgroupPath(_) | Type::Strerror => (8, 8),
             // bpftrace 0.17 keeps a struct as bytes (alignment 1), an array at its elements'.
             Type::Record(layout) => (layout.size, 1),
             Type::Array { elem, len } => (elem.native_size() * len, elem.bpftrace_layout().1),
@@ -206,7 +209,7 @@ impl Type {
             (Type::Timestamp(a), Type::Timestamp(b)) => a == b,
             (Type::Buffer { .. }, Type::Buffer { .. }) => true,
             (Type::MacAddr, Type::MacAddr) => true,
-            (Type::Username, Type::Username) => true,
+            (Type::Username, Type::Username) | (Type::Strerror, Type::Strerror) => true,
             (Type::CgroupPath(a), Type::CgroupPath(b)) => a == b,
             (Type::Record(a), Type::Record(b)) => a.name == b.name && a.size == b.size,
             (Type::Array { .. }, Type::Array { .. }) => self == other,
@@ -317,6 +320,7 @@ impl fmt::Display for Type {
             Type::MacAddr => write!(f, "macaddr"),
             Type::Username => write!(f, "username"),
             Type::CgroupPath(_) => write!(f, "cgroup_path"),
+            Type::Strerror => write!(f, "strerror"),
             Type::Args => write!(f, "args"),
             Type::None => write!(f, "none"),
         }

@@ -343,6 +343,7 @@ pub fn decode(ty: &Type, bytes: &[u8], stacks: &Stacks) -> Value {
         Type::Timestamp(format) => {
             Value::Bare(crate::output::format_boot_time(format, read_u64(bytes, 0)).unwrap_or_default())
         }
+        Type::Strerror => Value::Str(crate::system_names::error_text(read_u64(bytes, 0)).into_bytes()),
         Type::Username => Value::Str(crate::system_names::user_name(read_u64(bytes, 0)).into_bytes()),
         Type::CgroupPath(filter) => {
             Value::Str(crate::system_names::cgroup_path(read_u64(bytes, 0), filter).into_bytes())

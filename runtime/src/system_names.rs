@@ -1,11 +1,21 @@
 //! Names the system gives to ids a probe recorded, looked up when a value prints: `username`'s
 //! uid in `/etc/passwd`, and `cgroup_path()`'s cgroup id in every cgroup hierarchy mounted, both
-//! as bpftrace 0.17 looks them up.
+//! as bpftrace 0.17 looks them up; and `strerror()`'s error number in the C library.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Mutex;
+
+/// The C library's text for error number `errno` (`Operation not permitted`; `Unknown error N`
+/// for a number it does not know), as bpftrace prints `strerror()`.
+pub fn error_text(errno: u64) -> String {
+    let Ok(code) = i32::try_from(errno) else { return format!("Unknown error {}", errno as i64) };
+    // std's text is strerror_r's followed by " (os error N)".
+    let text = std::io::Error::from_raw_os_error(code).to_string();
+    let suffix = format!(" (os error {code})");
+    text.strip_suffix(&suffix).map(str::to_owned).unwrap_or(text)
+}
 
 /// The name of user `uid` in `/etc/passwd`; empty when no line has it.
 pub fn user_name(uid: u64) -> String {
@@ -163,5 +173,17 @@ mod tests {
         assert_eq!(path_in_hierarchy(root_id, &base), "/");
         std::fs::remove_dir_all(&root).expect("cleanup");
         assert_eq!(path_in_hierarchy(id, &base), "");
+    }
+}
+
+#[cfg(test)]
+mod error_text_tests {
+    use super::error_text;
+
+    #[test]
+    fn error_numbers_read_as_the_c_library_writes_them() {
+        assert_eq!(error_text(1), "Operation not permitted");
+        assert_eq!(error_text(2), "No such file or directory");
+        assert_eq!(error_text(9999), "Unknown error 9999");
     }
 }

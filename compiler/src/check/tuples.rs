@@ -21,6 +21,7 @@ fn fits_in_tuple(ty: &Type) -> bool {
                 | Type::Inet
                 | Type::Buffer { .. }
                 | Type::MacAddr
+                | Type::Strerror
                 | Type::None
         )
 }

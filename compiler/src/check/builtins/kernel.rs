@@ -36,6 +36,7 @@ impl Checker<'_> {
             "kaddr" => self.check_kaddr(call),
             "uaddr" => self.check_uaddr(call),
             "cgroup_path" => self.check_cgroup_path(call),
+            "strerror" => self.check_strerror(call),
             _ => return None,
         })
     }
@@ -230,6 +231,13 @@ impl Checker<'_> {
         let value = Expr { kind: ExprKind::Int(address), ty: Type::U64, span };
         let ty = Type::Pointer { pointee: pointee.into(), target: None };
         Expr { kind: ExprKind::Address { expr: Box::new(value), space: AddrSpace::User }, ty, span }
+    }
+
+    /// `strerror(ERRNO)`: the number, whose text the runtime looks up when it prints it.
+    fn check_strerror(&mut self, call: &Call<'_>) -> Expr {
+        let errno = self.check_expr(&call.args[0]);
+        self.expect_integer(&errno, "strerror() error number");
+        Expr { kind: ExprKind::Cast { expr: Box::new(errno) }, ty: Type::Strerror, span: call.span }
     }
 
     /// `cgroup_path(ID[, "FILTER"])`: the id, whose paths the runtime looks up when it prints

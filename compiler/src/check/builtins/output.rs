@@ -126,7 +126,12 @@ impl Checker<'_> {
             || value.ty.is_string()
             || matches!(
                 value.ty,
-                Type::Tuple(_) | Type::Record(_) | Type::Array { .. } | Type::Username | Type::CgroupPath(_)
+                Type::Tuple(_)
+                    | Type::Record(_)
+                    | Type::Array { .. }
+                    | Type::Username
+                    | Type::CgroupPath(_)
+                    | Type::Strerror
             ))
         {
             self.error(Diagnostic::error(
@@ -240,6 +245,7 @@ fn accepts(kind: ArgKind, ty: &Type) -> bool {
                         | Type::MacAddr
                         | Type::Username
                         | Type::CgroupPath(_)
+                        | Type::Strerror
                 )
         }
         ArgKind::Buffer => matches!(ty, Type::Buffer { .. }),
