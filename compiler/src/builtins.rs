@@ -208,6 +208,7 @@ pub const FUNCTIONS: &[Function] = &[
             "send a signal (\"KILL\", 9) to the current process (--unsafe)",
         )
     },
+    func("unwatch", 1, 1, Statement, "unwatch(ADDR)", "stop watching ADDR: close the watchpoints on it"),
     // Stacks (stacks.rs); also builtins of their own without parentheses.
     stack("kstack", "kstack([MODE, ][N])", "the kernel stack (MODE bpftrace, perf or raw; N frames)"),
     stack("ustack", "ustack([MODE, ][N])", "the user stack (MODE bpftrace, perf or raw; N frames)"),

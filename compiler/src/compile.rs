@@ -206,7 +206,9 @@ fn section_for(attach: &AttachPoint) -> String {
         AttachPoint::Uprobe { ret: true, .. } => "uretprobe/rbt".into(),
         AttachPoint::Kprobe { ret: false, .. } => "kprobe/rbt".into(),
         AttachPoint::Kprobe { ret: true, .. } => "kretprobe/rbt".into(),
-        AttachPoint::PerfCounter { .. } | AttachPoint::Watchpoint { .. } => "perf_event".into(),
+        AttachPoint::PerfCounter { .. } | AttachPoint::Watchpoint { .. } | AttachPoint::FunctionWatchpoint(_) => {
+            "perf_event".into()
+        }
         AttachPoint::RawTracepoint { name, .. } => format!("raw_tracepoint/{name}"),
         AttachPoint::Fentry { func, ret } => format!("{}/{}", if *ret { "fexit" } else { "fentry" }, func.name),
     }

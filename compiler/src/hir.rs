@@ -132,6 +132,32 @@ pub enum AttachPoint {
         mode: String,
         pid: Option<u32>,
     },
+    /// `watchpoint:FUNCTION+argN:LENGTH:MODE` (`asyncwatchpoint:`): a hardware breakpoint on the
+    /// address FUNCTION's argument N holds, opened at run time for each new address a setup
+    /// uprobe on FUNCTION reports (`check/resolve/watchpoint.rs`).
+    FunctionWatchpoint(Box<FunctionWatch>),
+}
+
+/// A function-argument watchpoint (see [`AttachPoint::FunctionWatchpoint`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FunctionWatch {
+    /// The binary as bpftrace 0.17 names it in `probe`: `-c`'s command as written (found in
+    /// `PATH` when it has no `/`), or `/proc/PID/exe` for `-p`.
+    pub target: String,
+    /// The function, its binary and file offset, where the setup uprobe goes.
+    pub func: String,
+    pub path: String,
+    pub offset: u64,
+    /// The argument holding the address (`arg0`..`arg5`).
+    pub arg: u8,
+    /// Bytes watched (1, 2, 4 or 8) and the accesses (`r`, `w`, `x`, sorted).
+    pub len: u8,
+    pub mode: String,
+    /// `asyncwatchpoint`: the process runs on while rbt opens the breakpoint; otherwise the
+    /// setup uprobe stops it (SIGSTOP) until the breakpoint is there.
+    pub asynchronous: bool,
+    /// The process whose calls set up watchpoints: `-c`'s command or `-p`'s process.
+    pub pid: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,6 +189,13 @@ impl AttachPoint {
             AttachPoint::RawTracepoint { name, .. } => format!("rawtracepoint:{name}"),
             AttachPoint::Fentry { func, ret } => format!("{}:{}", if *ret { "fexit" } else { "fentry" }, func.name),
             AttachPoint::Watchpoint { address, len, mode, .. } => format!("watchpoint:{address}:{len}:{mode}"),
+            AttachPoint::FunctionWatchpoint(w) => {
+                // bpftrace 0.17 keeps argN's N where an absolute watchpoint's address goes, and
+                // leaves it out when it is 0.
+                let kind = if w.asynchronous { "asyncwatchpoint" } else { "watchpoint" };
+                let arg = if w.arg > 0 { format!(":{}", w.arg) } else { String::new() };
+                format!("{kind}:{}:{}{arg}:{}:{}", w.target, w.func, w.len, w.mode)
+            }
             AttachPoint::Kprobe { func, offset, ret } => {
                 let kind = if *ret { "kretprobe" } else { "kprobe" };
                 if *offset == 0 {
@@ -287,6 +320,16 @@ pub enum StmtKind {
     },
     /// `signal(SIG)` (`--unsafe`): sends the signal to the current process.
     Signal(Expr),
+    /// A function watchpoint's setup (the body of the uprobe `check/resolve/watchpoint.rs` adds
+    /// for probe `watch`): reports `addr` to the runtime unless this probe reported it before,
+    /// after stopping the process (SIGSTOP) when `stop`, for the runtime to resume.
+    Watch {
+        watch: u32,
+        addr: Expr,
+        stop: bool,
+    },
+    /// `unwatch(ADDR)`: the runtime closes every watchpoint on ADDR.
+    Unwatch(Expr),
 }
 
 #[derive(Clone, Debug)]

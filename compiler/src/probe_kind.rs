@@ -122,12 +122,15 @@ const TABLE: [Row; 18] = [
         "watchpoint",
         &["w"],
         "watchpoint:ADDRESS:LENGTH:MODE",
-        "reads (r), writes (w) or execution (x) of LENGTH bytes at ADDRESS (-c/-p: in the process)",
+        "reads (r), writes (w) or execution (x) of LENGTH bytes at ADDRESS (-c/-p: in the process); FUNCTION+argN for each address FUNCTION is called with",
     ),
-    Row {
-        supported: false,
-        ..row(ProbeKind::AsyncWatchpoint, "asyncwatchpoint", &[], "asyncwatchpoint:FUNCTION+argN:LENGTH:MODE", "")
-    },
+    row(
+        ProbeKind::AsyncWatchpoint,
+        "asyncwatchpoint",
+        &["aw"],
+        "asyncwatchpoint:FUNCTION+argN:LENGTH:MODE",
+        "as watchpoint:FUNCTION+argN, without stopping the process while the watchpoint is opened",
+    ),
     Row { supported: false, ..row(ProbeKind::Iter, "iter", &["it"], "iter:ITERATOR", "") },
 ];
 
@@ -207,7 +210,7 @@ impl ProbeKind {
         }
     }
 
-    /// Whether rbt can attach probes of the kind (bpftrace's watchpoints and iterators not yet).
+    /// Whether rbt can attach probes of the kind (bpftrace's iterators not yet).
     pub fn is_supported(self) -> bool {
         self.row().supported
     }
@@ -245,7 +248,8 @@ impl ProbeKind {
             AttachPoint::Fentry { ret: true, .. } => ProbeKind::Fexit,
             AttachPoint::PerfCounter { hardware: false, .. } => ProbeKind::Software,
             AttachPoint::PerfCounter { hardware: true, .. } => ProbeKind::Hardware,
-            AttachPoint::Watchpoint { .. } => ProbeKind::Watchpoint,
+            // Both forms take what a watchpoint probe takes.
+            AttachPoint::Watchpoint { .. } | AttachPoint::FunctionWatchpoint(_) => ProbeKind::Watchpoint,
         }
     }
 }

@@ -68,7 +68,8 @@ impl ProgramKind {
             AttachPoint::Profile { .. }
             | AttachPoint::Interval { .. }
             | AttachPoint::PerfCounter { .. }
-            | AttachPoint::Watchpoint { .. } => ProgramKind::PerfEvent,
+            | AttachPoint::Watchpoint { .. }
+            | AttachPoint::FunctionWatchpoint(_) => ProgramKind::PerfEvent,
             AttachPoint::Uprobe { .. } | AttachPoint::Usdt(_) | AttachPoint::Kprobe { .. } => ProgramKind::Kprobe,
             AttachPoint::Fentry { func, ret } => ProgramKind::Tracing { ret: *ret, btf_id: func.btf_id },
         }
@@ -90,6 +91,9 @@ pub enum MapRole {
     SeenPids,
     /// One per-CPU record where `join()` assembles its event (too large for the BPF stack).
     JoinScratch,
+    /// The (watchpoint probe, address) pairs function watchpoints' setup uprobes have reported
+    /// (see [`EventKind::Watch`]), so that an address is reported, and its process stopped, once.
+    Watched,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -145,6 +149,11 @@ pub enum EventKind {
     PidSeen = 9,
     /// index: format (the delimiter); then `JOIN_ARGS` strings of `JOIN_ARG_SIZE` bytes.
     Join = 10,
+    /// index: the function watchpoint's probe; then the u64 address to watch and the u64 pid
+    /// of the process, stopped (SIGSTOP) unless the watchpoint is asynchronous.
+    Watch = 11,
+    /// `unwatch()`; then the u64 address.
+    Unwatch = 12,
 }
 
 impl EventKind {
@@ -160,6 +169,8 @@ impl EventKind {
             8 => EventKind::PrintValue,
             9 => EventKind::PidSeen,
             10 => EventKind::Join,
+            11 => EventKind::Watch,
+            12 => EventKind::Unwatch,
             _ => return None,
         })
     }

@@ -43,6 +43,7 @@ impl EventDecoder {
         let deadline = Instant::now() + MAX_TIME;
         source.for_each_bounded(MAX_RECORDS, Some(deadline), |record| {
             if self.exited {
+                after_exit(record, session);
                 Ok(())
             } else {
                 self.handle(record, session, out)
@@ -53,7 +54,14 @@ impl EventDecoder {
 
     /// Handles every queued record; for when no probe can add more.
     pub fn drain_all(&mut self, source: &mut EventSource, session: &Session, out: &mut dyn Write) -> io::Result<()> {
-        source.for_each(|record| if self.exited { Ok(()) } else { self.handle(record, session, out) })
+        source.for_each(|record| {
+            if self.exited {
+                after_exit(record, session);
+                Ok(())
+            } else {
+                self.handle(record, session, out)
+            }
+        })
     }
 
     fn handle(&mut self, record: &[u8], session: &Session, out: &mut dyn Write) -> io::Result<()> {
@@ -125,10 +133,23 @@ impl EventDecoder {
                 }
                 output::write_message(out, session.format, MessageKind::Join, &self.line)?;
             }
+            Some(EventKind::Watch) => session.watch(index, read_u64(payload, 0), read_u64(payload, 8) as u32, out)?,
+            Some(EventKind::Unwatch) => session.unwatch(read_u64(payload, 0)),
             // A map index the program does not have (a malformed record) or an unknown kind.
             Some(EventKind::PrintMap | EventKind::Clear | EventKind::Zero) | None => {}
         }
         Ok(())
+    }
+}
+
+/// A record after `exit()`, which prints nothing: a function watchpoint's setup still stopped
+/// its process, which must go on.
+fn after_exit(record: &[u8], session: &Session) {
+    let kind = record.get(..4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    if kind.and_then(EventKind::from_u32) == Some(EventKind::Watch) && record.len() >= EVENT_HEADER as usize {
+        let index = u32::from_le_bytes([record[4], record[5], record[6], record[7]]) as usize;
+        let payload = &record[EVENT_HEADER as usize..];
+        session.watch_after_exit(index, read_u64(payload, 0), read_u64(payload, 8) as u32);
     }
 }
 

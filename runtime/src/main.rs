@@ -150,6 +150,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
     options.check.cpid = child.as_ref().map(|c| c.pid as u32).or(args.command.as_ref().map(|_| 0));
     let pid = args.pid.as_deref().map(parse_pid).transpose()?;
     options.check.pid = pid;
+    options.check.command_path = args.command.as_deref().and_then(child::command_path);
     options.lower.cpid = options.check.cpid;
     options.lower.pid_filter = pid;
     options.lower.map_keys_max = settings::current().map_keys_max;

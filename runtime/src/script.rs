@@ -40,7 +40,7 @@ pub fn run(
     let signals = Signals::block()?;
     let all = session.all();
     if !options.quiet {
-        output::write_attached_probes(out, session.format, all.len() as u64)?;
+        output::write_attached_probes(out, session.format, session.attach_count() as u64)?;
         session.write_verbose(out)?;
         out.flush()?;
     }

@@ -35,6 +35,9 @@ pub(crate) use suggest::{nearest, suggest};
 pub struct CheckOptions {
     /// `cpid`: the pid of `-c`'s command, if any.
     pub cpid: Option<u32>,
+    /// `-c`'s executable as bpftrace 0.17 names it (as written when it has a `/`, else found in
+    /// `PATH`): function watchpoints' functions are its.
+    pub command_path: Option<String>,
     /// `-p PID`: uprobe and USDT specs are resolved in that process (its executable, the
     /// modules it maps, its mount namespace), as bpftrace 0.17 resolves them.
     pub pid: Option<u32>,
@@ -53,6 +56,7 @@ impl Default for CheckOptions {
     fn default() -> CheckOptions {
         CheckOptions {
             cpid: None,
+            command_path: None,
             pid: None,
             params: Vec::new(),
             strlen: 64,
@@ -188,6 +192,10 @@ impl<'a> Checker<'a> {
                 }
                 for attach in &resolved.points {
                     probes.push(self.check_probe(block_index, probe, spec.span, attach.clone()));
+                    // A function watchpoint's hidden setup uprobe follows it.
+                    if let hir::AttachPoint::FunctionWatchpoint(watch) = attach {
+                        probes.push(resolve::setup_probe(probes.len() - 1, watch, spec.span, probe.span));
+                    }
                 }
             }
         }

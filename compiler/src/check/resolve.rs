@@ -7,6 +7,8 @@
 
 mod watchpoint;
 
+pub(super) use watchpoint::setup_probe;
+
 use super::suggest::{nearest, nearest_names, suggest};
 use super::CheckOptions;
 use crate::hir::{AttachPoint, PerfRate};

@@ -267,6 +267,7 @@ impl ProbeLowering<'_> {
             | AttachPoint::Interval { .. }
             | AttachPoint::PerfCounter { .. }
             | AttachPoint::Watchpoint { .. }
+            | AttachPoint::FunctionWatchpoint(_)
             | AttachPoint::Uprobe { .. }
             | AttachPoint::Usdt(_) => Helper::ProbeRead,
         }

@@ -8,6 +8,7 @@ mod memory;
 mod search;
 mod stmt;
 mod tuples;
+mod watch;
 
 use crate::bpf::helpers as bpf_consts;
 use crate::hir::{self, MapDecl};

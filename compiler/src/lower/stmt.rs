@@ -98,6 +98,8 @@ impl ProbeLowering<'_> {
             StmtKind::Zero { map } => self.send_header_only(EventKind::Zero, map.0),
             StmtKind::Delete { map, keys } => self.lower_delete(*map, keys),
             StmtKind::Join { argv, format } => self.lower_join(argv, *format),
+            StmtKind::Watch { watch, addr, stop } => self.lower_watch(*watch, addr, *stop),
+            StmtKind::Unwatch(addr) => self.lower_unwatch(addr),
             StmtKind::Signal(sig) => {
                 let v = self.lower_int(sig);
                 self.b.push(Op::Call { dst: None, helper: Helper::SendSignal, args: vec![Arg::Reg(v)] });
@@ -113,7 +115,7 @@ impl ProbeLowering<'_> {
         }
     }
 
-    fn store_header(&mut self, record: StackRef, kind: EventKind, index: u32) {
+    pub(super) fn store_header(&mut self, record: StackRef, kind: EventKind, index: u32) {
         self.b.store_imm(record, 0, kind as i32, 4);
         self.b.store_imm(record, 4, index as i32, 4);
     }
@@ -259,12 +261,33 @@ impl ProbeLowering<'_> {
 
     /// Sends `size` bytes at `record` (a stack slot, or a map value's pointer).
     fn send_from(&mut self, record: Arg, size: u32, counters: &[ErrorCounter]) {
+        let r = self.output(record, size, false);
+        let failed = self.b.new_block();
+        let done = self.b.new_block();
+        self.b.branch(Cond::Ne, r, Operand::Imm(0), failed, done);
+        self.b.switch_to(failed);
+        for &counter in counters {
+            self.count_error(counter);
+        }
+        self.b.terminate(Term::Jump(done));
+        self.b.switch_to(done);
+    }
+
+    /// The output call for `size` bytes at `record`; its result (0 when sent) is returned. With
+    /// `wake`, a ring buffer wakes its reader at once rather than when it sees fit, for a
+    /// record a stopped process waits on.
+    pub(super) fn output(&mut self, record: Arg, size: u32, wake: bool) -> crate::ir::VReg {
         let r = self.b.reg();
         let call = match self.options.events {
             super::EventTransport::RingBuf { .. } => Op::Call {
                 dst: Some(r),
                 helper: Helper::RingbufOutput,
-                args: vec![Arg::Map(self.events), record, Arg::Imm(size as i32), Arg::Imm(0)],
+                args: vec![
+                    Arg::Map(self.events),
+                    record,
+                    Arg::Imm(size as i32),
+                    Arg::Imm(if wake { crate::bpf::helpers::BPF_RB_FORCE_WAKEUP } else { 0 }),
+                ],
             },
             super::EventTransport::PerfArray { .. } => {
                 // BPF_F_CURRENT_CPU is 0xffffffff as a u64: an i32 immediate would sign-extend.
@@ -278,14 +301,6 @@ impl ProbeLowering<'_> {
             }
         };
         self.b.push(call);
-        let failed = self.b.new_block();
-        let done = self.b.new_block();
-        self.b.branch(Cond::Ne, r, Operand::Imm(0), failed, done);
-        self.b.switch_to(failed);
-        for &counter in counters {
-            self.count_error(counter);
-        }
-        self.b.terminate(Term::Jump(done));
-        self.b.switch_to(done);
+        r
     }
 }

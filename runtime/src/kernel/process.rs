@@ -148,3 +148,71 @@ pub fn terminate_and_wait(pid: Pid) {
         }
     }
 }
+
+/// Lets process `pid` continue after a SIGSTOP (a function watchpoint's setup uprobe stops it
+/// until its breakpoint is open). A process that is gone needs nothing.
+pub fn resume(pid: Pid) {
+    // SAFETY: kill takes a pid and a signal number and touches no memory.
+    unsafe {
+        libc::kill(pid, libc::SIGCONT);
+    }
+}
+
+/// A process that resumes (SIGCONT) a process rbt may have stopped, should rbt die without
+/// [`ResumeGuard::disarm`]: killed (SIGKILL), crashed, or ended before its cleanup. It waits on
+/// a pipe whose write end only rbt holds, so it learns of rbt's end however it comes.
+pub struct ResumeGuard {
+    gate: Option<OwnedFd>,
+}
+
+impl ResumeGuard {
+    /// Starts the guard of `pid`.
+    pub fn spawn(pid: Pid) -> io::Result<ResumeGuard> {
+        let (read_end, write_end) = pipe()?;
+        let wait_fd = read_end.as_raw_fd();
+        // SAFETY: the child only makes async-signal-safe calls (close_range, setsid, read, kill,
+        // _exit) on descriptors the parent set up before the fork.
+        let child = unsafe { libc::fork() };
+        if child < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if child == 0 {
+            guard_child(wait_fd, pid);
+        }
+        drop(read_end);
+        Ok(ResumeGuard { gate: Some(write_end) })
+    }
+
+    /// Tells the guard that nothing is left stopped: it exits without a signal.
+    pub fn disarm(&mut self) {
+        if let Some(gate) = self.gate.take() {
+            let _ = std::fs::File::from(gate).write_all(&[1]);
+        }
+    }
+}
+
+/// The guard's side: every other descriptor closed (so that it keeps no pipe of rbt's output,
+/// map or perf event open), out of rbt's session (so that a signal to rbt's process group
+/// spares it), it waits for a byte or the end of the pipe. Never returns.
+fn guard_child(wait_fd: RawFd, pid: Pid) -> ! {
+    // SAFETY: async-signal-safe calls on a descriptor the parent set up before the fork.
+    unsafe {
+        let fd = wait_fd as libc::c_uint;
+        if fd > 0 {
+            libc::syscall(libc::SYS_close_range, 0, fd - 1, 0);
+        }
+        libc::syscall(libc::SYS_close_range, fd + 1, libc::c_uint::MAX, 0);
+        libc::setsid();
+        let mut byte = 0u8;
+        loop {
+            match libc::read(wait_fd, (&mut byte as *mut u8).cast(), 1) {
+                1 => libc::_exit(0),
+                n if n < 0 && *libc::__errno_location() == libc::EINTR => continue,
+                _ => {
+                    libc::kill(pid, libc::SIGCONT);
+                    libc::_exit(0);
+                }
+            }
+        }
+    }
+}

@@ -36,6 +36,9 @@ pub enum MessageKind {
     Join,
     /// `system()`: the command's output, no newline added.
     Syscall,
+    /// A watchpoint that could not be opened (bpftrace 0.17's `lost_events` message); text mode
+    /// adds a newline.
+    Lost,
 }
 
 impl MessageKind {
@@ -46,6 +49,7 @@ impl MessageKind {
             MessageKind::Cat => "cat",
             MessageKind::Join => "join",
             MessageKind::Syscall => "syscall",
+            MessageKind::Lost => "lost_events",
         }
     }
 }
@@ -79,7 +83,7 @@ pub fn write_message(out: &mut dyn Write, format: OutputFormat, kind: MessageKin
     match format {
         OutputFormat::Text => {
             line.extend_from_slice(text);
-            if kind == MessageKind::Join {
+            if matches!(kind, MessageKind::Join | MessageKind::Lost) {
                 line.push(b'\n');
             }
         }

@@ -76,7 +76,8 @@ pub(super) fn fires_in_reverse(attach: &AttachPoint) -> bool {
         | AttachPoint::Profile { .. }
         | AttachPoint::Interval { .. }
         | AttachPoint::RawTracepoint { .. }
-        | AttachPoint::Watchpoint { .. } => false,
+        | AttachPoint::Watchpoint { .. }
+        | AttachPoint::FunctionWatchpoint(_) => false,
     }
 }
 
@@ -290,6 +291,8 @@ impl Session {
                 }
                 AttachPoint::RawTracepoint { name, .. } => kattach::raw_tracepoint(prog_fd, name).map(|a| vec![a]),
                 AttachPoint::Fentry { .. } => kattach::trampoline(prog_fd).map(|a| vec![a]),
+                // Attached as their setup uprobes report addresses (`watch.rs`).
+                AttachPoint::FunctionWatchpoint(_) => continue,
                 AttachPoint::Watchpoint { address, len, mode, pid } => {
                     let bp = kattach::Breakpoint { address: *address, len: *len, mode, pid: *pid };
                     kattach::breakpoint(prog_fd, &bp, &cpus)

@@ -8,6 +8,7 @@
 
 mod attach;
 pub mod lifecycle;
+mod watch;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -85,6 +86,8 @@ pub struct Session {
     pub stacks: Stacks,
     /// `-p PID`: uprobes are opened for that process only.
     pub pid_filter: Option<u32>,
+    /// The breakpoints function watchpoints opened as their addresses came (`watch.rs`).
+    watches: RefCell<watch::Watches>,
 }
 
 impl Drop for Session {
@@ -93,7 +96,9 @@ impl Drop for Session {
         for loaded in self.probes.iter_mut().flatten() {
             attachments.append(&mut loaded.attachments);
         }
+        attachments.append(&mut self.watches.get_mut().take_all());
         kattach::detach_all(attachments);
+        self.resume_unreported();
     }
 }
 
@@ -111,6 +116,7 @@ impl Session {
             verbose,
             stacks: Stacks::new(Box::new(crate::stacks::Symbols::new())),
             pid_filter: None,
+            watches: RefCell::default(),
         })
     }
 
@@ -160,6 +166,7 @@ impl Session {
         self.map_fds = map_fds;
         self.zeroed.borrow_mut().resize(program.maps.len(), false);
         self.probes.extend(loaded.into_iter().map(Some));
+        self.watches.get_mut().arm(&program);
         self.program = program;
         Ok(known..self.probes.len())
     }
@@ -226,6 +233,7 @@ impl Session {
         if let Some(slot) = self.probes.get_mut(index) {
             *slot = None;
         }
+        kattach::detach_all(self.watches.get_mut().take_probe(index));
     }
 
     /// How many times the kernel skipped a probe's program because another BPF program was
@@ -251,7 +259,10 @@ impl Session {
                 }
             }
         }
+        attachments.append(&mut self.watches.get_mut().take_all());
         kattach::detach_all(attachments);
+        // No setup uprobe can stop a process any more: none stays stopped.
+        self.resume_unreported();
     }
 
     /// Whether a probe is loaded (and, unless it is BEGIN or END, attached).

@@ -1,6 +1,6 @@
 //! Kernel and process functions: symbols (`ksym`, `usym`, `kaddr`, `uaddr`), registers (`reg`),
-//! pointer and integer marks (`kptr`, `uptr`, `bswap`), `cgroupid`, `cgroup_path`, `path` and
-//! `signal`. Several ask the catalog (kernel and user symbols, cgroup ids) or depend on the
+//! pointer and integer marks (`kptr`, `uptr`, `bswap`), `cgroupid`, `cgroup_path`, `path`,
+//! `signal` and `unwatch`. Several ask the catalog (kernel and user symbols, cgroup ids) or depend on the
 //! probe's kind.
 
 use super::Call;
@@ -46,6 +46,7 @@ impl Checker<'_> {
     pub(super) fn check_kernel_statement(&mut self, call: &Call<'_>) -> Option<Option<StmtKind>> {
         match call.name() {
             "signal" => Some(self.check_signal(call)),
+            "unwatch" => Some(self.check_unwatch(call)),
             _ => None,
         }
     }
@@ -303,5 +304,23 @@ impl Checker<'_> {
             }
         };
         Some(StmtKind::Signal(value))
+    }
+
+    /// `unwatch(ADDR)`: the runtime closes every watchpoint on ADDR (an address no watchpoint
+    /// watches is no error, as in bpftrace 0.17).
+    fn check_unwatch(&mut self, call: &Call<'_>) -> Option<StmtKind> {
+        let addr = self.check_expr(&call.args[0]);
+        if addr.ty == Type::None {
+            return None;
+        }
+        if !addr.ty.is_integer() {
+            self.error(Diagnostic::error(
+                "type-mismatch",
+                format!("unwatch() only supports integer arguments ({} provided)", addr.ty),
+                call.span,
+            ));
+            return None;
+        }
+        Some(StmtKind::Unwatch(addr))
     }
 }
