@@ -178,5 +178,11 @@ mod tests {
             render(|o| write_message(o, Json, MessageKind::Join, b"a b")),
             "{\"type\": \"join\", \"data\": \"a b\"}\n"
         );
+        // A watchpoint without a register, as bpftrace 0.17 reports it.
+        assert_eq!(render(|o| write_message(o, Text, MessageKind::Lost, b"no room.")), "no room.\n");
+        assert_eq!(
+            render(|o| write_message(o, Json, MessageKind::Lost, b"no room.")),
+            "{\"type\": \"lost_events\", \"data\": \"no room.\"}\n"
+        );
     }
 }

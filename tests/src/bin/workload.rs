@@ -23,6 +23,11 @@
 //! - `poke N`: maps a page at 0x10000000 and writes N bytes to its first byte, for
 //!   `watchpoint:0x10000000:1:w`; the global `RBT_WORKLOAD_WORD` (0x55555555, 4 bytes) is read
 //!   first, for `uaddr("RBT_WORKLOAD_WORD")`.
+//! - `bump N`: N calls of `rbt_watch_bump(word)`, which adds one to the u32 its argument points
+//!   to, on the one heap word the workload keeps for its whole run (the same address in every
+//!   `bump` step), for `watchpoint:rbt_watch_bump+arg0:4:w`.
+//! - `bump-fresh N`: N calls of `rbt_watch_bump` on N new heap words (N addresses to watch).
+//!   Words are never freed: free() would write into them.
 //! - `inline N`: N calls of `rbt_workload_outer(i)`, which calls the always-inlined
 //!   `inlined_step`, which calls `rbt_workload_leaf`: a uprobe on the leaf sees a caller frame
 //!   with an inlined call at its address (DWARF lines in the test profile's debug build).
@@ -157,6 +162,11 @@ fn main() {
                 }
             }
             "poke" => poke_fixed_page(number(next())),
+            "bump" => {
+                let word = *BUMP_WORD.get_or_init(leaked_word);
+                repeat(number(next()), || rbt_watch_bump(word.0));
+            }
+            "bump-fresh" => repeat(number(next()), || rbt_watch_bump(leaked_word().0)),
             "inline" => {
                 let mut total = 0u64;
                 for i in 0..number(next()) {
@@ -221,6 +231,29 @@ pub extern "C" fn rbt_workload_add(a: u64, b: u64) -> u64 {
 pub extern "C" fn rbt_many_args(a: u64, b: u64, c: u64, d: u64, e: u64, f: u64, g: u64, h: u64) -> u64 {
     let b_ = std::hint::black_box;
     b_(a) + b_(b) + b_(c) + b_(d) + b_(e) + b_(f) + b_(g) + b_(h)
+}
+
+/// The function watchpoints watch: adds one to the u32 `word` points to (one 4-byte write).
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn rbt_watch_bump(word: *mut u32) {
+    // SAFETY: `word` is a live, aligned u32 the workload allocated (see `leaked_word`).
+    unsafe { std::ptr::write_volatile(word, std::ptr::read_volatile(word).wrapping_add(1)) }
+}
+
+/// A heap u32 that lives until the process exits (as a `Send` pointer, for the static).
+#[derive(Clone, Copy)]
+struct Word(*mut u32);
+
+// SAFETY: the workload's steps run on the main thread; the pointer is only passed to
+// `rbt_watch_bump` there.
+unsafe impl Send for Word {}
+unsafe impl Sync for Word {}
+
+static BUMP_WORD: std::sync::OnceLock<Word> = std::sync::OnceLock::new();
+
+fn leaked_word() -> Word {
+    Word(Box::leak(Box::new(0u32)))
 }
 
 /// A global of the workload's symbol table, for `uaddr("RBT_WORKLOAD_WORD")`.
@@ -365,7 +398,7 @@ fn number(word: &str) -> u64 {
 fn usage() -> ! {
     eprintln!(
         "usage: rbt-workload STEP...\n  steps: getppid N | kill0 N | setuid N | read SIZE N | write SIZE N | nap MICROS N \
-         | open PATH N | spin MILLIS | pin CPU | pipe N MICROS | fsync PATH N | mutex N MICROS | call N | inline N | malloc SIZE N | now | stat PATH N | exec PROG ARGS..."
+         | open PATH N | spin MILLIS | pin CPU | pipe N MICROS | fsync PATH N | mutex N MICROS | call N | many N | poke N | bump N | bump-fresh N | inline N | malloc SIZE N | now | stat PATH N | exec PROG ARGS..."
     );
     std::process::exit(2)
 }

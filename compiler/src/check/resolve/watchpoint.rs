@@ -208,3 +208,108 @@ pub(in crate::check) fn setup_probe(index: usize, watch: &FunctionWatch, spec_sp
     };
     hir::Probe { attach, spec_span, span, predicate, body: vec![Stmt { kind, span: spec_span }], vars: Vec::new() }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::hir::{AttachPoint, StmtKind};
+    use crate::program::{EventKind, MapRole};
+    use crate::tracepoint::{ProbeCatalog, TracepointFormat, UserFunction};
+    use crate::{CheckOptions, CompileOptions};
+
+    /// A binary with the functions `inc_a` and `inc_b`.
+    struct Binary;
+
+    impl ProbeCatalog for Binary {
+        fn user_functions(&self, target: &str, pattern: &str) -> Result<Vec<UserFunction>, String> {
+            let all = [("inc_a", 0x1000), ("inc_b", 0x1100)];
+            let matches = |name: &str| pattern.strip_suffix('*').map_or(name == pattern, |p| name.starts_with(p));
+            Ok(all
+                .iter()
+                .filter(|(name, _)| matches(name))
+                .map(|&(name, file_offset)| UserFunction {
+                    path: target.into(),
+                    name: name.into(),
+                    file_offset,
+                    size: 16,
+                })
+                .collect())
+        }
+        fn match_tracepoints(&self, _: &str, _: &str) -> Vec<(String, String)> {
+            Vec::new()
+        }
+        fn tracepoint_format(&self, _: &str, _: &str) -> Option<TracepointFormat> {
+            None
+        }
+        fn all_tracepoints(&self) -> Vec<String> {
+            Vec::new()
+        }
+    }
+
+    fn options() -> CheckOptions {
+        CheckOptions { cpid: Some(42), command_path: Some("./prog".into()), ..CheckOptions::default() }
+    }
+
+    fn checked(source: &str) -> crate::hir::Program {
+        let (ast, diags) = grammar::parse(source);
+        assert!(diags.is_empty(), "{diags:?}");
+        let (program, diags) = crate::check::check(&ast, &Binary, &options());
+        program.unwrap_or_else(|| panic!("{diags:?}"))
+    }
+
+    /// Each function gets its watchpoint probe, named as bpftrace 0.17 names it, then its setup
+    /// uprobe, which reports the address for the probe before it (stopping the process unless
+    /// asynchronous) and only in the watched process.
+    #[test]
+    fn each_function_gets_a_setup_uprobe() {
+        let program = checked("watchpoint:inc_*+arg1:4:w { @n = count(); } asyncwatchpoint:inc_a+arg0:8:rw { 1 }");
+        let names: Vec<String> = program.probes.iter().map(|p| p.attach.probe_name()).collect();
+        assert_eq!(
+            names,
+            [
+                "watchpoint:./prog:inc_a:1:4:w",
+                "uprobe:./prog:inc_a",
+                "watchpoint:./prog:inc_b:1:4:w",
+                "uprobe:./prog:inc_b",
+                "asyncwatchpoint:./prog:inc_a:8:rw",
+                "uprobe:./prog:inc_a",
+            ]
+        );
+        for (setup, watch, stop) in [(1, 0, true), (3, 2, true), (5, 4, false)] {
+            let probe = &program.probes[setup];
+            assert!(matches!(probe.attach, AttachPoint::Uprobe { offset: 0x1000 | 0x1100, ret: false, .. }));
+            assert!(probe.predicate.is_some(), "only the watched process");
+            match &probe.body[..] {
+                [s] => match &s.kind {
+                    StmtKind::Watch { watch: w, stop: st, .. } => assert_eq!((*w, *st), (watch, stop)),
+                    other => panic!("{other:?}"),
+                },
+                body => panic!("{body:?}"),
+            }
+        }
+    }
+
+    /// The setup uprobes remember their addresses in one map and report them as `Watch`
+    /// records; the watchpoint probes are perf event programs.
+    #[test]
+    fn compiles_with_the_watched_map() {
+        let options = CompileOptions { check: options(), ..CompileOptions::default() };
+        let source = "watchpoint:inc_a+arg0:4:w { unwatch(0x10); }";
+        let (compiled, diags) = crate::compile(source, &Binary, &options);
+        let compiled = compiled.unwrap_or_else(|| panic!("{diags:?}"));
+        assert_eq!(compiled.probes.len(), 2);
+        assert_eq!(compiled.probes[0].kind, crate::program::ProgramKind::PerfEvent);
+        assert_eq!(compiled.probes[1].kind, crate::program::ProgramKind::Kprobe);
+        assert_eq!(compiled.bpf_maps.iter().filter(|m| m.role == MapRole::Watched).count(), 1);
+        assert_eq!(EventKind::from_u32(EventKind::Watch as u32), Some(EventKind::Watch));
+        assert_eq!(EventKind::from_u32(EventKind::Unwatch as u32), Some(EventKind::Unwatch));
+    }
+
+    /// Without -c or -p there is no process whose calls to watch.
+    #[test]
+    fn needs_a_process() {
+        let (ast, _) = grammar::parse("watchpoint:inc_a+arg0:4:w { 1 }");
+        let (program, diags) = crate::check::check(&ast, &Binary, &CheckOptions::default());
+        assert!(program.is_none());
+        assert_eq!(diags[0].message, "-p PID or -c CMD required for watchpoint");
+    }
+}
