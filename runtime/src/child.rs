@@ -54,20 +54,12 @@ pub fn split_command(cmd: &str) -> Vec<String> {
 }
 
 /// The executable `-c`'s command runs, named as bpftrace 0.17 names it in watchpoints' `probe`:
-/// as written when it has a `/`, else the first executable of that name in `PATH`. `None` for
-/// an empty command or one `PATH` does not have.
+/// as written when it has a `/`, else found in `PATH` as the fork finds it. `None` for an empty
+/// command or one `PATH` does not have.
 pub fn command_path(cmd: &str) -> Option<String> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let program = split_command(cmd).into_iter().next()?;
-    if program.contains('/') {
-        return Some(program);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
-    std::env::split_paths(&path).map(|dir| dir.join(&program)).find_map(|candidate| {
-        let executable =
-            std::fs::metadata(&candidate).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
-        executable.then(|| candidate.display().to_string())
-    })
+    let program = CString::new(split_command(cmd).into_iter().next()?).ok()?;
+    let found = process::resolve_command(&program).ok()?;
+    Some(found.to_string_lossy().into_owned())
 }
 
 impl Child {

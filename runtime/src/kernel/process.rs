@@ -44,7 +44,7 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 /// The file `command` runs: itself if it names a path, else the first executable of that name
 /// in `PATH` (`/usr/local/bin:/usr/bin:/bin` where `PATH` is unset), as bpftrace finds it
 /// before it forks, so that the child execs once, with no search.
-fn resolve_command(command: &CString) -> io::Result<CString> {
+pub fn resolve_command(command: &CString) -> io::Result<CString> {
     use std::os::unix::ffi::OsStrExt as _;
     use std::os::unix::fs::PermissionsExt as _;
     let name = std::ffi::OsStr::from_bytes(command.as_bytes());
