@@ -57,6 +57,7 @@
 //! `sys_exit_read` and the execve also have `pid == cpid`, under the tracer's own `comm`.
 
 use std::ffi::{c_long, CString};
+use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
 fn main() {
@@ -164,9 +165,9 @@ fn main() {
             "poke" => poke_fixed_page(number(next())),
             "bump" => {
                 let word = *BUMP_WORD.get_or_init(leaked_word);
-                repeat(number(next()), || rbt_watch_bump(word.0));
+                repeat(number(next()), || rbt_watch_bump(word));
             }
-            "bump-fresh" => repeat(number(next()), || rbt_watch_bump(leaked_word().0)),
+            "bump-fresh" => repeat(number(next()), || rbt_watch_bump(leaked_word())),
             "inline" => {
                 let mut total = 0u64;
                 for i in 0..number(next()) {
@@ -236,24 +237,16 @@ pub extern "C" fn rbt_many_args(a: u64, b: u64, c: u64, d: u64, e: u64, f: u64, 
 /// The function watchpoints watch: adds one to the u32 `word` points to (one 4-byte write).
 #[no_mangle]
 #[inline(never)]
-pub extern "C" fn rbt_watch_bump(word: *mut u32) {
-    // SAFETY: `word` is a live, aligned u32 the workload allocated (see `leaked_word`).
-    unsafe { std::ptr::write_volatile(word, std::ptr::read_volatile(word).wrapping_add(1)) }
+pub extern "C" fn rbt_watch_bump(word: &AtomicU32) {
+    word.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// A heap u32 that lives until the process exits (as a `Send` pointer, for the static).
-#[derive(Clone, Copy)]
-struct Word(*mut u32);
+/// The heap word every `bump` step writes.
+static BUMP_WORD: std::sync::OnceLock<&'static AtomicU32> = std::sync::OnceLock::new();
 
-// SAFETY: the workload's steps run on the main thread; the pointer is only passed to
-// `rbt_watch_bump` there.
-unsafe impl Send for Word {}
-unsafe impl Sync for Word {}
-
-static BUMP_WORD: std::sync::OnceLock<Word> = std::sync::OnceLock::new();
-
-fn leaked_word() -> Word {
-    Word(Box::leak(Box::new(0u32)))
+/// A heap u32 that lives until the process exits.
+fn leaked_word() -> &'static AtomicU32 {
+    Box::leak(Box::new(AtomicU32::new(0)))
 }
 
 /// A global of the workload's symbol table, for `uaddr("RBT_WORKLOAD_WORD")`.
