@@ -15,6 +15,7 @@ use compiler::usdt::UsdtProbe;
 use compiler::{ProbeCatalog, TracepointFormat, UserAddress, UserFunction};
 
 use crate::btf::Btf;
+use crate::dwarf::{DwarfCache, DwarfTypes};
 use crate::source::{exists, Source};
 use crate::tracefs_format::{parse_format, sorted_event_list, FormatParseError};
 use crate::wildcard::wildcard_match;
@@ -55,6 +56,8 @@ pub struct Catalog<S> {
     /// The kernel's source and build trees as given (bpftrace's `BPFTRACE_KERNEL_SOURCE` and
     /// `BPFTRACE_KERNEL_BUILD`), instead of looking under `/lib/modules`.
     kernel_headers: Option<(String, String)>,
+    /// The DWARF types of the binaries uprobes name, read the first time a script asks.
+    dwarf: DwarfCache,
 }
 
 impl<S: Source> Catalog<S> {
@@ -74,6 +77,7 @@ impl<S: Source> Catalog<S> {
             kernel_functions: OnceLock::new(),
             trampolines: OnceLock::new(),
             kernel_headers: None,
+            dwarf: DwarfCache::default(),
         }
     }
 
@@ -156,6 +160,11 @@ impl<S: Source> Catalog<S> {
     }
 
     /// Every kernel function kprobes can attach to, or why there are none.
+    /// The DWARF table of the binary at `path`, with its first id; `None` without DWARF.
+    fn dwarf_types(&self, path: &str) -> Option<(KTypeId, std::sync::Arc<DwarfTypes>)> {
+        self.dwarf.of(path, || self.read_binary(path).ok())
+    }
+
     fn all_kernel_functions(&self) -> Result<Vec<String>, String> {
         let kprobe_events = self.tracefs.join("kprobe_events");
         if !exists(&self.source, Path::new(kprobes::KPROBE_PMU)) && !exists(&self.source, &kprobe_events) {
@@ -223,6 +232,16 @@ impl<S: Source> ProbeCatalog for Catalog<S> {
         Catalog::process_path(self, pid, path)
     }
 
+    fn user_function_signature(&self, path: &str, func: &str) -> Result<KFunction, String> {
+        let (base, types) = self.dwarf_types(path).ok_or_else(|| format!("No debuginfo found for {path}"))?;
+        Ok(types.function(base, func))
+    }
+
+    fn user_type_named(&self, path: &str, name: &str) -> Option<KTypeId> {
+        let (base, types) = self.dwarf_types(path)?;
+        types.named(name).map(|index| base + index)
+    }
+
     fn kernel_functions(&self, pattern: &str) -> Result<Vec<String>, String> {
         // The list of the kernel's functions (tens of thousands of lines) is read once, however
         // many kprobe specs a script (or a REPL session) has.
@@ -239,14 +258,23 @@ impl<S: Source> ProbeCatalog for Catalog<S> {
     }
 
     fn kernel_type(&self, id: KTypeId) -> Option<KType> {
+        if let Some((base, types)) = self.dwarf.by_id(id) {
+            return types.get(base, id - base);
+        }
         self.btf().ok()?.get(id)
     }
 
     fn kernel_type_name(&self, id: KTypeId) -> String {
+        if let Some((base, types)) = self.dwarf.by_id(id) {
+            return types.name(id - base);
+        }
         self.btf().map(|b| b.type_name(id)).unwrap_or_else(|_| format!("type {id}"))
     }
 
     fn kernel_type_size(&self, id: KTypeId) -> Option<u32> {
+        if let Some((base, types)) = self.dwarf.by_id(id) {
+            return types.size(id - base);
+        }
         self.btf().ok()?.size_of(id)
     }
 

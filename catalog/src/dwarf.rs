@@ -3,6 +3,14 @@
 //! its type written as bpftrace writes it (`int* n`, `struct Foo* foo1`, `char** argv`,
 //! `char const* s` for a const pointer's target, `<unknown type>` for what it does not name).
 //! Read with gimli, from the bytes the catalog hands over.
+//!
+//! `types.rs` holds a binary's types and functions for the checker (uprobes' `args`, casts to
+//! the binary's structs), `read.rs` builds them from the DIEs.
+
+mod read;
+mod types;
+
+pub use types::{DwarfCache, DwarfTypes};
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -27,30 +35,38 @@ impl FunctionParams {
     /// The functions of the ELF binary `data`; `None` when it has no DWARF (no compilation
     /// units), which is what bpftrace warns about.
     pub fn read(data: &[u8]) -> Option<FunctionParams> {
-        let file = object::File::parse(data).ok()?;
-        let load = |id: gimli::SectionId| -> Result<Cow<'_, [u8]>, gimli::Error> {
-            Ok(file
-                .section_by_name(id.name())
-                .and_then(|section| section.uncompressed_data().ok())
-                .unwrap_or(Cow::Borrowed(&[])))
-        };
-        let sections = gimli::DwarfSections::load(load).ok()?;
-        let dwarf = sections.borrow(|section| EndianSlice::new(section, LittleEndian));
-        let mut by_name = HashMap::new();
-        let mut units = dwarf.units();
-        let mut any = false;
-        while let Ok(Some(header)) = units.next() {
-            let Ok(unit) = dwarf.unit(header) else { continue };
-            any = true;
-            collect_functions(&dwarf, &unit, &mut by_name);
-        }
-        any.then_some(FunctionParams { by_name })
+        with_dwarf(data, |dwarf| {
+            let mut by_name = HashMap::new();
+            let mut units = dwarf.units();
+            let mut any = false;
+            while let Ok(Some(header)) = units.next() {
+                let Ok(unit) = dwarf.unit(header) else { continue };
+                any = true;
+                collect_functions(dwarf, &unit, &mut by_name);
+            }
+            any.then_some(FunctionParams { by_name })
+        })?
     }
 
     /// `TYPE NAME` for each parameter of `function`; empty when DWARF does not describe it.
     pub fn of(&self, function: &str) -> &[String] {
         self.by_name.get(function).map_or(&[], Vec::as_slice)
     }
+}
+
+/// Runs `f` over the DWARF sections of the ELF binary `data` (sections it lacks read as empty);
+/// `None` when `data` is no object file.
+fn with_dwarf<T>(data: &[u8], f: impl FnOnce(&gimli::Dwarf<Reader<'_>>) -> T) -> Option<T> {
+    let file = object::File::parse(data).ok()?;
+    let load = |id: gimli::SectionId| -> Result<Cow<'_, [u8]>, gimli::Error> {
+        Ok(file
+            .section_by_name(id.name())
+            .and_then(|section| section.uncompressed_data().ok())
+            .unwrap_or(Cow::Borrowed(&[])))
+    };
+    let sections = gimli::DwarfSections::load(load).ok()?;
+    let dwarf = sections.borrow(|section| EndianSlice::new(section, LittleEndian));
+    Some(f(&dwarf))
 }
 
 /// Adds the subprograms directly under the unit's root (those `dwarf_getfuncs` visits).
@@ -154,3 +170,6 @@ fn type_name(dwarf: &gimli::Dwarf<Reader<'_>>, unit: &Unit<Reader<'_>>, offset: 
         _ => UNKNOWN.into(),
     }
 }
+
+#[cfg(test)]
+mod tests;

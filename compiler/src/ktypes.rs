@@ -5,6 +5,12 @@
 /// A type's id in the catalog's type table (the BTF type id for the kernel's BTF).
 pub type KTypeId = u32;
 
+/// Types from user binaries' DWARF (uprobes' `args`, casts to a binary's own structs) have ids
+/// from here up to [`DWARF_TYPE_END`]; the kernel's BTF has far fewer types than this.
+pub const DWARF_TYPE_BASE: KTypeId = 0x4000_0000;
+/// The end of the DWARF range, where the script's own C types begin.
+pub const DWARF_TYPE_END: KTypeId = 0x8000_0000;
+
 /// One kernel type, with typedefs, `const`, `volatile` and `restrict` already looked through.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KType {

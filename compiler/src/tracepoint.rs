@@ -108,6 +108,18 @@ pub trait ProbeCatalog: Sync {
     fn process_path(&self, _pid: u32, path: &str) -> String {
         path.to_owned()
     }
+    /// The parameters and return type of `func` in the binary at `path` (a uprobe's, as its
+    /// attach point names it), typed from the binary's DWARF, for a uprobe's `args`: no
+    /// parameters when DWARF does not describe the function, the reason when the binary has no
+    /// DWARF. The types' ids answer `kernel_type` like BTF ids (from `DWARF_TYPE_BASE` up).
+    fn user_function_signature(&self, path: &str, _func: &str) -> Result<KFunction, String> {
+        Err(format!("No debuginfo found for {path}"))
+    }
+    /// A struct, union or enum (`struct Foo`) that the DWARF of the binary at `path` defines, for
+    /// casts in that binary's uprobes; `None` when it has none of that name.
+    fn user_type_named(&self, _path: &str, _name: &str) -> Option<KTypeId> {
+        None
+    }
     /// Kernel functions matching `pattern` that kprobes can attach to; an error when the kernel
     /// has no kprobes.
     fn kernel_functions(&self, _pattern: &str) -> Result<Vec<String>, String> {
