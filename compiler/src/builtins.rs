@@ -262,7 +262,7 @@ pub const BUILTINS: &[Builtin] = &[
     var("cpid", "the pid of the command run with -c"),
     var("probe", "the name of the probe that fired (tracepoint:sched:sched_switch)"),
     Builtin {
-        probes: Some(&[K::Tracepoint, K::RawTracepoint, K::Fentry, K::Fexit]),
+        probes: Some(&[K::Tracepoint, K::RawTracepoint, K::Fentry, K::Fexit, K::Uprobe]),
         ..var("args", "the probe's arguments by name: args->FIELD")
     },
     var("kstack", "the kernel stack"),

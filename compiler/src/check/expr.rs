@@ -149,6 +149,10 @@ impl Checker<'_> {
             }
             return error_expr(span);
         }
+        if let Some(AttachPoint::Uprobe { path, func, ret: false, .. }) = &self.scope.attach {
+            let (path, func) = (path.clone(), func.clone());
+            return self.uprobe_arg(&path, &func, field, span);
+        }
         let Some(AttachPoint::Tracepoint { format, category, event }) = self.scope.attach.clone() else {
             return error_expr(span);
         };

@@ -324,7 +324,7 @@ impl Checker<'_> {
     }
 
     /// The rbt type a kernel type is read as; a diagnostic when rbt cannot hold it.
-    fn value_type(&mut self, id: KTypeId, span: Span) -> Option<Type> {
+    pub(super) fn value_type(&mut self, id: KTypeId, span: Span) -> Option<Type> {
         match self.kernel_value_type(id, 0) {
             Ok(ty) => Some(ty),
             Err(why) => {
@@ -419,6 +419,10 @@ impl Checker<'_> {
 
     /// The kernel type a type name denotes, with a diagnostic listing the nearest names.
     fn kernel_type_for(&mut self, ty: &ast::TypeName) -> Option<KTypeId> {
+        // In a uprobe, the probed binary's DWARF comes before the kernel's BTF.
+        if let Some(id) = self.probed_binary_type(ty) {
+            return Some(id);
+        }
         if let Some(why) = self.catalog.kernel_types_missing() {
             self.error(Diagnostic::error("no-btf", format!("kernel types are not available: {why}"), ty.span));
             return None;

@@ -19,6 +19,7 @@ mod resolve;
 mod stmt;
 mod suggest;
 mod tuples;
+mod uprobe_args;
 
 use std::collections::HashMap;
 
@@ -139,6 +140,8 @@ pub(crate) struct Checker<'a> {
 struct ProbeScope {
     block_index: usize,
     attach: Option<hir::AttachPoint>,
+    /// The spec the attach point came from, where errors about the attach point go.
+    spec_span: Span,
     vars: Vec<hir::Var>,
     var_ids: HashMap<String, VarId>,
     loop_depth: u32,
@@ -209,7 +212,7 @@ impl<'a> Checker<'a> {
         spec_span: Span,
         attach: hir::AttachPoint,
     ) -> hir::Probe {
-        self.scope = ProbeScope { block_index, attach: Some(attach.clone()), ..ProbeScope::default() };
+        self.scope = ProbeScope { block_index, attach: Some(attach.clone()), spec_span, ..ProbeScope::default() };
         let predicate = probe.predicate.as_ref().map(|p| {
             let e = self.check_expr(p);
             self.expect_integer(&e, "predicate");

@@ -114,11 +114,16 @@ impl Checker<'_> {
     }
 
     /// `args`, whose fields `args->NAME` reads; raw tracepoints have them only when BTF
-    /// describes the tracepoint.
+    /// describes the tracepoint, uprobes when the binary's DWARF describes the function.
     fn check_args_builtin(&mut self, allowed: bool, span: Span) -> Expr {
         let described = !matches!(self.scope.attach, Some(AttachPoint::RawTracepoint { signature: None, .. }));
         if !allowed || !described {
-            self.error(Diagnostic::error("no-args", "the args builtin can only be used with tracepoint probes", span));
+            // bpftrace 0.17's words, its missing space included.
+            let message = format!(
+                "The args builtin can only be used with tracepoint/kfunc/uprobeprobes ({} used here)",
+                self.probe_kind_name()
+            );
+            self.error(Diagnostic::error("no-args", message, span));
         }
         Expr { kind: ExprKind::Int(0), ty: Type::Args, span }
     }
