@@ -86,9 +86,38 @@ pub fn case_args(source: &str, workload: &Path) -> Vec<String> {
         else {
             continue;
         };
-        words.extend(split_words(&rest.replace("{workload}", &workload)));
+        words.extend(split_words(&with_dwarf_target(&rest.replace("{workload}", &workload))));
     }
     words
+}
+
+/// `text` with `{dwarf_target}` replaced by the compiled DWARF target ([`dwarf_target`]).
+fn with_dwarf_target(text: &str) -> String {
+    if !text.contains("{dwarf_target}") {
+        return text.to_owned();
+    }
+    text.replace("{dwarf_target}", &dwarf_target().display().to_string())
+}
+
+/// `tests/data/dwarf/dwarf_target.c` compiled with `gcc -g -O0`, once per test process, for
+/// cases that probe a C program through its DWARF (`{dwarf_target}` in `// run:`, `// args:`
+/// and `// params:` lines).
+pub fn dwarf_target() -> &'static Path {
+    static TARGET: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    TARGET.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("rbt-dwarf-target-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        let binary = dir.join("dwarf_target");
+        let source = workspace().join("tests/data/dwarf/dwarf_target.c");
+        let out = Command::new("gcc")
+            .args(["-g", "-O0", "-o"])
+            .arg(&binary)
+            .arg(&source)
+            .output()
+            .unwrap_or_else(|e| panic!("gcc runs (apt-get install gcc): {e}"));
+        assert!(out.status.success(), "gcc failed: {}", String::from_utf8_lossy(&out.stderr));
+        binary
+    })
 }
 
 /// A kind of BPF kernel object, as `bpf(2)` looks them up by id.
@@ -155,14 +184,15 @@ pub fn bpf_object_exists(kind: BpfObject, id: u32) -> bool {
 }
 
 /// The positional parameters a case passes after its file name: the words of a `// params: ...`
-/// line in its leading comment block, with `{workload}` replaced (e.g. for `uprobe:$1:func`).
+/// line in its leading comment block, with `{workload}` (e.g. for `uprobe:$1:func`) and
+/// `{dwarf_target}` replaced.
 pub fn case_params(source: &str, workload: &Path) -> Vec<String> {
     let workload = workload.display().to_string();
     source
         .lines()
         .take_while(|line| line.starts_with("//"))
         .filter_map(|line| line.strip_prefix("// params:"))
-        .flat_map(|rest| split_words(&rest.replace("{workload}", &workload)))
+        .flat_map(|rest| split_words(&with_dwarf_target(&rest.replace("{workload}", &workload))))
         .collect()
 }
 

@@ -1,7 +1,8 @@
 //! Diagnostic goldens: each `tests/data/check/NAME.rbt` is compiled with `rbt --dry-run`; it must
 //! fail with exit status 1 and print exactly `NAME.err` on stderr (rendered without colour), the
 //! workload's path written `$WORKLOAD`. `// params:` words follow the script (`$1`...);
-//! `{usdt_target}` there is the compiled USDT target (`tests::usdt_target`), written `$USDT_TARGET`.
+//! `{usdt_target}` there is the compiled USDT target (`tests::usdt_target`), written `$USDT_TARGET`,
+//! and `{dwarf_target}` the compiled DWARF target (`tests::dwarf_target`), written `$DWARF_TARGET`.
 //! rbt checks against a fixture system, not the host's (`RBT_SYSROOT`): the one a `// catalog:
 //! NAME` header names, `tests/data/catalog/NAME/`, by default `default`; so every case gives
 //! the same result on any kernel, without root. `RBT_BLESS=1` re-records.
@@ -38,6 +39,9 @@ fn check_cases() {
         let workload_path = workload().canonicalize().unwrap_or_else(|_| workload()).display().to_string();
         let mut paths = vec![(workload_path, "$WORKLOAD"), (workspace().display().to_string(), "$WORKSPACE")];
         paths.extend(usdt_target.iter().map(|path| (path.clone(), "$USDT_TARGET")));
+        if source.contains("{dwarf_target}") {
+            paths.push((tests::dwarf_target().display().to_string(), "$DWARF_TARGET"));
+        }
         let stderr = normalize_paths(&String::from_utf8_lossy(&out.stderr), paths);
         if out.status.code() != Some(1) {
             failures.push(format!("{}: expected exit status 1, got {}", case.display(), out.status));

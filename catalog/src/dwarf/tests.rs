@@ -15,16 +15,19 @@ use crate::{Catalog, MemSource};
 /// The target's bytes, built once per test run.
 fn target() -> &'static [u8] {
     static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
-    BYTES.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("rbt-catalog-dwarf-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("a temporary directory");
-        let binary = dir.join("dwarf_target");
-        let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/dwarf/dwarf_target.c");
-        let out = Command::new("gcc").args(["-g", "-O0", "-o"]).arg(&binary).arg(&source).output();
-        let out = out.expect("gcc runs (apt-get install gcc)");
-        assert!(out.status.success(), "gcc failed: {}", String::from_utf8_lossy(&out.stderr));
-        std::fs::read(&binary).expect("the target is written")
-    })
+    BYTES.get_or_init(|| compile("-gdwarf-5"))
+}
+
+/// The target compiled with `-g` and `dwarf` (the DWARF version's option).
+fn compile(dwarf: &str) -> Vec<u8> {
+    let dir = std::env::temp_dir().join(format!("rbt-catalog-dwarf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let binary = dir.join(format!("dwarf_target{dwarf}"));
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/dwarf/dwarf_target.c");
+    let out = Command::new("gcc").args(["-g", dwarf, "-O0", "-o"]).arg(&binary).arg(&source).output();
+    let out = out.expect("gcc runs (apt-get install gcc)");
+    assert!(out.status.success(), "gcc failed: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::read(&binary).expect("the target is written")
 }
 
 const PATH: &str = "/bin/dwarf_target";
@@ -73,25 +76,28 @@ fn records_keep_the_compilers_layout() {
     assert_eq!(catalog.kernel_type_name(f.params[0].ty), "struct Sample *");
     assert_eq!(catalog.kernel_type_name(f.params[1].ty), "const char *");
     let (name, size, fields) = record(&catalog, to);
-    assert_eq!((name.as_str(), size), ("struct Sample", 80));
-    let at: Vec<(&str, u32, u8)> = fields.iter().map(|f| (f.name.as_str(), f.bit_offset, f.bits)).collect();
+    assert_eq!((name.as_str(), size), ("struct Sample", 72));
+    let at: Vec<(&str, u32)> = fields.iter().map(|f| (f.name.as_str(), f.bit_offset)).collect();
     assert_eq!(
         at,
         [
-            ("id", 0, 0),
-            ("name", 32, 0),
-            ("grid", 128, 0),
-            ("where", 224, 0),
-            ("next", 320, 0),
-            ("color", 384, 0),
-            ("flag", 416, 1),
-            ("level", 417, 3),
-            // The anonymous union's members, raised into the struct as C reaches them.
-            ("as_int", 448, 0),
-            ("bytes", 448, 0),
-            ("count", 512, 0),
-            ("label", 576, 0),
+            ("id", 0),
+            ("name", 32),
+            ("grid", 128),
+            ("where", 224),
+            ("next", 320),
+            ("color", 384),
+            ("count", 448),
+            ("label", 512)
         ]
+    );
+    let flags = catalog.user_type_named(PATH, "struct Flags").expect("struct Flags");
+    let (_, size, flag_fields) = record(&catalog, flags);
+    let at: Vec<(&str, u32, u8)> = flag_fields.iter().map(|f| (f.name.as_str(), f.bit_offset, f.bits)).collect();
+    // The anonymous union's members are raised into the struct, as C reaches them.
+    assert_eq!(
+        (size, at),
+        (12, vec![("id", 0, 0), ("flag", 32, 1), ("level", 33, 3), ("as_int", 64, 0), ("bytes", 64, 0)])
     );
     let grid = field(&fields, "grid").ty;
     assert_eq!(catalog.kernel_type_name(grid), "short int[3][2]");
@@ -134,4 +140,26 @@ fn each_binary_has_an_id_range_of_its_own() {
     assert_eq!(catalog.user_type_named(PATH, "struct List"), Some(a), "a binary is read once");
     let table = DwarfTypes::read(target()).expect("DWARF");
     assert!(b >= a + u32::try_from(table.entries.len()).expect("a small table"));
+}
+
+/// DWARF 2 writes member offsets as `DW_OP_plus_uconst` expressions, DWARF 2 to 4 place
+/// bitfields from the storage unit's most significant bit: the fields come out the same.
+#[test]
+fn older_dwarf_versions_place_members_alike() {
+    let fields_of = |bytes: Vec<u8>| {
+        let catalog = Catalog::new(MemSource::default().with_file(PATH, bytes));
+        let flags = catalog.user_type_named(PATH, "struct Flags").expect("struct Flags");
+        let sample = catalog.user_type_named(PATH, "struct Sample").expect("struct Sample");
+        (record(&catalog, flags), record(&catalog, sample).2.iter().map(|f| f.bit_offset).collect::<Vec<_>>())
+    };
+    let current = fields_of(target().to_vec());
+    for version in ["-gdwarf-2", "-gdwarf-4"] {
+        let older = fields_of(compile(version));
+        assert_eq!(
+            older.0 .2.iter().map(|f| (f.bit_offset, f.bits)).collect::<Vec<_>>(),
+            current.0 .2.iter().map(|f| (f.bit_offset, f.bits)).collect::<Vec<_>>(),
+            "{version}"
+        );
+        assert_eq!(older.1, current.1, "{version}");
+    }
 }
