@@ -40,8 +40,11 @@ struct Walk {
     /// Table index of each type DIE, by `.debug_info` offset.
     index: HashMap<usize, u32>,
     names: HashMap<String, u32>,
-    functions: HashMap<String, (Vec<(String, Option<usize>)>, Option<usize>)>,
+    functions: HashMap<String, RawFunction>,
 }
+
+/// A function's parameters (name, type offset) and return type offset, as read.
+type RawFunction = (Vec<(String, Option<usize>)>, Option<usize>);
 
 pub(super) fn read(data: &[u8]) -> Option<DwarfTypes> {
     with_dwarf(data, |dwarf| {
