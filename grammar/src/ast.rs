@@ -3,10 +3,12 @@
 
 use crate::Span;
 
-/// A whole script or one-liner: a list of probe blocks.
+/// A whole script or one-liner: a list of probe blocks, and the C types it defines beside them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Program {
     pub probes: Vec<Probe>,
+    /// `struct`, `union`, `enum` and `typedef` definitions, in source order.
+    pub c_definitions: Vec<crate::cdecl::CDefinition>,
     pub span: Span,
 }
 

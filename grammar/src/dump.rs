@@ -16,6 +16,7 @@
 use std::fmt::Write as _;
 
 use crate::ast::{Block, Expr, ExprKind, Ident, MapAccess, Probe, Program, Stmt, StmtKind, TypeName, UnaryOp};
+use crate::cdecl::{CConst, CConstKind, CDefinition, CDefinitionKind, CEnum, CRecord, CType, CTypeKind};
 use crate::Span;
 
 /// Renders `program` as an indented S-expression ending in a newline.
@@ -23,12 +24,26 @@ use crate::Span;
 pub fn dump(program: &Program) -> String {
     let mut printer = Printer { out: String::new(), depth: 0 };
     printer.open(format_args!("program {}", at(program.span)));
+    for definition in &program.c_definitions {
+        printer.c_definition(definition);
+    }
     for probe in &program.probes {
         printer.probe(probe);
     }
     printer.close();
     printer.out.push('\n');
     printer.out
+}
+
+/// A C constant expression, fully parenthesized so its structure shows.
+fn c_const(c: &CConst) -> String {
+    match &c.kind {
+        CConstKind::Int(value) => value.to_string(),
+        CConstKind::Name(name) => name.clone(),
+        CConstKind::Unary(op, operand) => format!("({op}{})", c_const(operand)),
+        CConstKind::Binary(op, lhs, rhs) => format!("({} {op} {})", c_const(lhs), c_const(rhs)),
+        CConstKind::Sizeof(ty) => format!("sizeof({ty})"),
+    }
 }
 
 fn at(span: Span) -> String {
@@ -66,6 +81,73 @@ impl Printer {
     fn leaf(&mut self, head: std::fmt::Arguments<'_>) {
         self.open(head);
         self.close();
+    }
+
+    fn c_definition(&mut self, definition: &CDefinition) {
+        match &definition.kind {
+            CDefinitionKind::Record(record) => self.c_record(record),
+            CDefinitionKind::Enum(e) => self.c_enum(e),
+            CDefinitionKind::Typedef(names) => {
+                self.open(format_args!("c-typedef {}", at(definition.span)));
+                for (name, ty) in names {
+                    self.open(format_args!("name {} {:?} {}", ident(name), ty.to_string(), at(ty.span)));
+                    self.c_type_body(ty);
+                    self.close();
+                }
+                self.close();
+            }
+        }
+    }
+
+    fn c_record(&mut self, record: &CRecord) {
+        let keyword = if record.union { "union" } else { "struct" };
+        let name = record.name.as_ref().map_or("-".to_string(), ident);
+        let packed = if record.packed { " packed" } else { "" };
+        let aligned = record.aligned.as_ref().map_or(String::new(), |a| format!(" aligned({})", c_const(a)));
+        self.open(format_args!("c-{keyword} {name}{packed}{aligned} {}", at(record.span)));
+        match &record.members {
+            None => self.leaf(format_args!("declaration-only")),
+            Some(members) => {
+                for member in members {
+                    let name = member.name.as_ref().map_or("-".to_string(), ident);
+                    let bits = member.bits.as_ref().map_or(String::new(), |b| format!(" bits {}", c_const(b)));
+                    let aligned =
+                        member.aligned.as_ref().map_or(String::new(), |a| format!(" aligned({})", c_const(a)));
+                    let ty = member.ty.to_string();
+                    self.open(format_args!("member {name} {ty:?}{bits}{aligned} {}", at(member.span)));
+                    self.c_type_body(&member.ty);
+                    self.close();
+                }
+            }
+        }
+        self.close();
+    }
+
+    fn c_enum(&mut self, e: &CEnum) {
+        let name = e.name.as_ref().map_or("-".to_string(), ident);
+        self.open(format_args!("c-enum {name} {}", at(e.span)));
+        match &e.constants {
+            None => self.leaf(format_args!("declaration-only")),
+            Some(constants) => {
+                for constant in constants {
+                    let value = constant.value.as_ref().map_or(String::new(), |v| format!(" = {}", c_const(v)));
+                    self.leaf(format_args!("constant {}{value}", ident(&constant.name)));
+                }
+            }
+        }
+        self.close();
+    }
+
+    /// A struct, union or enum defined inside a type (`struct { int m; } y`, `union { ... } *p`).
+    fn c_type_body(&mut self, ty: &CType) {
+        match &ty.kind {
+            CTypeKind::Record(record) => self.c_record(record),
+            CTypeKind::Enum(e) => self.c_enum(e),
+            CTypeKind::Pointer(to) => self.c_type_body(to),
+            CTypeKind::Array { elem, .. } => self.c_type_body(elem),
+            CTypeKind::Function { ret } => self.c_type_body(ret),
+            CTypeKind::Base(_) | CTypeKind::Named(_) | CTypeKind::Tagged { .. } => {}
+        }
     }
 
     fn probe(&mut self, probe: &Probe) {

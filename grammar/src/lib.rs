@@ -9,6 +9,7 @@
 //! `syntax_error` wording. `dump` prints an AST for golden tests.
 
 pub mod ast;
+pub mod cdecl;
 mod depth_limit;
 pub use depth_limit::MAX_EXPR_DEPTH;
 mod diagnostic;
@@ -79,7 +80,11 @@ pub fn parse_preprocessed(pre: &Preprocessed) -> (ast::Program, Vec<Diagnostic>)
         Vec::new()
     });
     let script_len = sources.script().map_or(0, |s| s.text.len());
-    let mut program = ast::Program { probes, span: Span::new(0, script_len) };
+    let mut c_definitions = tokenized.c_definitions;
+    for definition in &mut c_definitions {
+        definition.map_spans(&|span| pre.map.span(span));
+    }
+    let mut program = ast::Program { probes, c_definitions, span: Span::new(0, script_len) };
     depth_limit::limit_expr_depth(&mut program, &mut diagnostics);
     diagnostics.sort_by_key(|d| d.primary_span().start);
     (program, diagnostics)

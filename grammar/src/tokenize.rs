@@ -28,15 +28,19 @@ const MAX_STATEMENT_TOKENS: usize = 4096;
 pub(crate) struct Tokenized {
     pub(crate) tokens: Vec<Spanned>,
     pub(crate) diagnostics: Vec<Diagnostic>,
+    /// The C definitions at the top level (`struct Foo { ... }`), parsed on the spot: they
+    /// are C, not rbt, so they never reach the grammar.
+    pub(crate) c_definitions: Vec<crate::cdecl::CDefinition>,
 }
 
 pub(crate) fn tokenize(src: &str) -> Tokenized {
-    let mut tokenizer = Tokenizer { src, pos: 0, tokens: Vec::new(), diagnostics: Vec::new() };
+    let mut tokenizer =
+        Tokenizer { src, pos: 0, tokens: Vec::new(), diagnostics: Vec::new(), c_definitions: Vec::new() };
     if src.starts_with("#!") {
         tokenizer.pos = line_end(src, 0);
     }
     while tokenizer.top_level_step() {}
-    Tokenized { tokens: tokenizer.tokens, diagnostics: tokenizer.diagnostics }
+    Tokenized { tokens: tokenizer.tokens, diagnostics: tokenizer.diagnostics, c_definitions: tokenizer.c_definitions }
 }
 
 struct Tokenizer<'s> {
@@ -44,6 +48,7 @@ struct Tokenizer<'s> {
     pos: usize,
     tokens: Vec<Spanned>,
     diagnostics: Vec<Diagnostic>,
+    c_definitions: Vec<crate::cdecl::CDefinition>,
 }
 
 impl Tokenizer<'_> {
@@ -57,6 +62,11 @@ impl Tokenizer<'_> {
             '{' => self.block(),
             '/' => self.predicate(),
             '#' if self.at_line_start() => self.directive(),
+            _ if crate::cdecl::starts_definition(self.src, self.pos) => {
+                let (definition, end) = crate::cdecl::scan_definition(self.src, self.pos, &mut self.diagnostics);
+                self.c_definitions.extend(definition);
+                self.pos = end.max(self.pos + 1);
+            }
             c if c.is_ascii_alphabetic() || c == '_' => {
                 let end = scan_attach_point(self.src, self.pos, &mut self.diagnostics);
                 let text = self.src[self.pos..end].to_string();
