@@ -7,6 +7,7 @@ pub mod builtins;
 pub mod check;
 pub mod codegen;
 mod compile;
+pub mod ctypes;
 pub mod format;
 pub mod hir;
 pub mod ir;

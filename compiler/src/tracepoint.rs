@@ -149,6 +149,11 @@ pub trait ProbeCatalog: Sync {
     fn kernel_record_names(&self) -> Vec<String> {
         Vec::new()
     }
+    /// The type "pointer to `to`", for casts such as `(struct foo **)p` and `(int32 **)p`;
+    /// `None` when the catalog cannot make one.
+    fn kernel_pointer_type(&self, _to: KTypeId) -> Option<KTypeId> {
+        None
+    }
     /// A kernel function's BTF signature, for fentry/fexit.
     fn kernel_function_signature(&self, _name: &str) -> Option<KFunction> {
         None

@@ -401,31 +401,28 @@ impl Checker<'_> {
             ));
         }
         // `(struct s **)p`: a pointer to a pointer, each level read with `*`.
-        let mut pointee = self.catalog.kernel_type_name(target);
-        let mut result = Type::Pointer { pointee: pointee.clone(), target: Some(target) };
-        if ty.pointer_depth > 1 {
-            for _ in 1..ty.pointer_depth {
-                pointee.push_str(" *");
-            }
-            self.error(Diagnostic::error(
-                "unsupported",
-                format!("rbt cannot cast to '{pointee} *' yet: only one level of pointer"),
-                ty.span,
-            ));
-            result = Type::U64;
+        let mut target = target;
+        for _ in 1..ty.pointer_depth {
+            let Some(pointer) = self.catalog.kernel_pointer_type(target) else {
+                self.error(Diagnostic::error(
+                    "unsupported",
+                    format!("rbt cannot cast to '{}' here: only one level of pointer", type_text(ty)),
+                    ty.span,
+                ));
+                return None;
+            };
+            target = pointer;
         }
+        let result = Type::Pointer { pointee: self.catalog.kernel_type_name(target), target: Some(target) };
         Some(Expr { kind: ExprKind::Cast { expr: Box::new(inner) }, ty: result, span })
     }
 
     /// The kernel type a type name denotes, with a diagnostic listing the nearest names.
     fn kernel_type_for(&mut self, ty: &ast::TypeName) -> Option<KTypeId> {
-        // In a uprobe, the probed binary's DWARF comes before the kernel's BTF.
+        // In a uprobe, the probed binary's DWARF comes before the kernel's BTF (and the
+        // script's own definitions before both: the overlay answers those first).
         if let Some(id) = self.probed_binary_type(ty) {
             return Some(id);
-        }
-        if let Some(why) = self.catalog.kernel_types_missing() {
-            self.error(Diagnostic::error("no-btf", format!("kernel types are not available: {why}"), ty.span));
-            return None;
         }
         let written = match &ty.tag {
             Some(tag) => format!("{tag} {}", ty.name),
@@ -435,8 +432,13 @@ impl Checker<'_> {
                 .map(|(_, c)| c.to_string())
                 .unwrap_or(ty.name.clone()),
         };
+        // The script's own types (and C's integers) are there without BTF.
         if let Some(id) = self.catalog.kernel_type_named(&written) {
             return Some(id);
+        }
+        if let Some(why) = self.catalog.kernel_types_missing() {
+            self.error(Diagnostic::error("no-btf", format!("kernel types are not available: {why}"), ty.span));
+            return None;
         }
         let what = if ty.tag.is_some() { "struct/union" } else { "type" };
         let mut diag = Diagnostic::error("unknown-type", format!("Unknown {what}: '{written}'"), ty.span);

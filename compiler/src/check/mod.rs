@@ -76,6 +76,11 @@ pub fn check(
 ) -> (Option<hir::Program>, Vec<Diagnostic>) {
     let (program, param_diags) = positional::substitute(program, &options.params);
     let program = &program;
+    // The script's own C types sit in front of the catalog's: every type question the checker
+    // asks goes through them first.
+    let (script_types, type_diags) = crate::ctypes::ScriptTypes::build(&program.c_definitions, catalog);
+    let overlay = crate::ctypes::Overlay::new(&script_types, catalog);
+    let catalog: &dyn ProbeCatalog = &overlay;
     let resolved = resolve::resolve_program(program, catalog, options);
     let mut maps = Vec::new();
     let mut var_types = HashMap::new();
@@ -95,6 +100,7 @@ pub fn check(
     checker.preload(maps, var_types);
     let probes = checker.check_program(program);
     let mut diags = param_diags;
+    diags.extend(type_diags);
     diags.append(&mut checker.diags);
     dedup_diagnostics(&mut diags);
     if probes.is_empty() && !diags.iter().any(Diagnostic::is_error) {
