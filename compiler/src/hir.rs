@@ -379,6 +379,13 @@ pub enum ExprKind {
         rhs: Box<Expr>,
         limit: u32,
     },
+    /// Byte-for-byte equality (`==`, or `!=` when `negate`) of two arrays of one type, as
+    /// C definitions give them (`$a->x == $b->x`); yields 0/1.
+    MemEqual {
+        negate: bool,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
     Ternary {
         cond: Box<Expr>,
         then_expr: Box<Expr>,

@@ -279,6 +279,18 @@ impl Checker<'_> {
                 return Expr { kind, ty: Type::I64, span };
             }
         }
+        if let (Type::Array { elem, .. }, Type::Array { .. }, AstBin::Eq | AstBin::Ne) = (&lhs.ty, &rhs.ty, op) {
+            if lhs.ty != rhs.ty || !matches!(**elem, Type::Int { .. }) {
+                self.error(Diagnostic::error(
+                    "type-mismatch",
+                    "Only arrays of same sized integer support comparison operators.",
+                    span,
+                ));
+                return error_expr(span);
+            }
+            let kind = ExprKind::MemEqual { negate: op == AstBin::Ne, lhs: Box::new(lhs), rhs: Box::new(rhs) };
+            return Expr { kind, ty: Type::I64, span };
+        }
         if lhs.ty.is_string() || rhs.ty.is_string() {
             if matches!(op, AstBin::Eq | AstBin::Ne) && lhs.ty.is_string() && rhs.ty.is_string() {
                 let limit = match (&lhs.ty, &rhs.ty) {

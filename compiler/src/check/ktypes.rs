@@ -229,7 +229,16 @@ impl Checker<'_> {
     }
 
     fn index(&mut self, base: Operand, index: &ast::Expr, span: Span) -> Option<Operand> {
-        let ast::ExprKind::Int(i) = index.kind else {
+        let constant = match index.kind {
+            ast::ExprKind::Int(i) => Some(i),
+            // `$a->x[$1]`: a positional parameter is a constant too.
+            ast::ExprKind::Param(_) => match self.check_expr(index).kind {
+                ExprKind::Int(i) => Some(i),
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some(i) = constant else {
             self.error(Diagnostic::error(
                 "unsupported",
                 "The array index operator [] only accepts literal integer indices.",
@@ -304,7 +313,8 @@ impl Checker<'_> {
         }
         self.error(Diagnostic::error(
             "out-of-bounds",
-            format!("index {i} is out of bounds for an array of {len} elements"),
+            // bpftrace 0.17's words, which its test suite checks.
+            format!("the index {i} is out of bounds for array of size {len}"),
             span,
         ));
         None
@@ -313,7 +323,10 @@ impl Checker<'_> {
     /// Reads a place's value out of kernel memory.
     pub(super) fn read_place(&mut self, place: Place) -> Expr {
         let span = place.span;
-        let Some(ty) = self.value_type(place.ty, span) else { return error_expr(span) };
+        let Some(mut ty) = self.value_type(place.ty, span) else { return error_expr(span) };
+        if place.bitfield.is_some() {
+            ty = zero_extended(ty);
+        }
         let kind = ExprKind::KernelRead {
             addr: Box::new(place.addr),
             offset: place.offset,
@@ -362,6 +375,7 @@ impl Checker<'_> {
                         continue;
                     }
                     let (offset, bitfield) = member_position(f);
+                    let ty = if bitfield.is_some() { zero_extended(ty) } else { ty };
                     out.push(RecordField { name: f.name.clone(), offset, ty, bitfield });
                 }
                 let layout = Arc::new(RecordLayout { name, size, fields: out });
@@ -570,6 +584,15 @@ impl Checker<'_> {
                 error_expr(span)
             }
         }
+    }
+}
+
+/// A bitfield's value type: bpftrace 0.17 reads bitfields zero-extended, signed or not
+/// (`short b:8` holding 217 reads 217).
+fn zero_extended(ty: Type) -> Type {
+    match ty {
+        Type::Int { bytes, .. } => Type::Int { bytes, signed: false },
+        other => other,
     }
 }
 

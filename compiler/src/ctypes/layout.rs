@@ -170,7 +170,7 @@ mod tests {
     #[test]
     fn zero_width_and_unnamed_bitfields() {
         // struct M3 { char a; int :0; char b; }: 5 bytes, aligned 1.
-        assert_eq!(strukt(&[int(1), unnamed(4, 0), int(1)]), (vec![0, 8, 32], 5, 1));
+        assert_eq!(strukt(&[int(1), unnamed(4, 0), int(1)]), (vec![0, 32, 32], 5, 1));
         // struct M4 { char a; int b:4; int :0; char c:2; }
         assert_eq!(strukt(&[int(1), bits(4, 4), unnamed(4, 0), bits(1, 2)]), (vec![0, 8, 32, 32], 8, 4));
         // struct M7 { char a; int :4; }: 2 bytes, aligned 1.

@@ -148,6 +148,7 @@ impl ProbeLowering<'_> {
                 let n = (*limit).min(lhs.ty.size()).min(rhs.ty.size());
                 Value::Int(self.string_compare(l, r, n, *negate))
             }
+            ExprKind::MemEqual { negate, lhs, rhs } => Value::Int(self.lower_mem_equal(lhs, rhs, *negate)),
             ExprKind::Ternary { cond, then_expr, else_expr } => self.lower_ternary(cond, then_expr, else_expr, &e.ty),
             ExprKind::Cast { expr } => {
                 let src = self.lower_int(expr);

@@ -248,6 +248,30 @@ impl ProbeLowering<'_> {
         self.count_if_negative(ret, ErrorCounter::ReadFailed);
     }
 
+    /// `a == b` (or `!=`) of two arrays of one type: every byte of them compared, a word at a
+    /// time (values on the stack are zero-padded to 8 bytes, so the padding compares equal).
+    pub(super) fn lower_mem_equal(&mut self, lhs: &Expr, rhs: &Expr, negate: bool) -> VReg {
+        let l = self.lower_mem(lhs);
+        let r = self.lower_mem(rhs);
+        let differ = self.b.constant(0);
+        for word in 0..lhs.ty.size().min(rhs.ty.size()).div_ceil(8) {
+            let (a, b) = (self.b.reg(), self.b.reg());
+            self.b.push(Op::LoadStack { dst: a, at: at_offset(l, word * 8), size: 8 });
+            self.b.push(Op::LoadStack { dst: b, at: at_offset(r, word * 8), size: 8 });
+            self.b.push(Op::Alu { op: AluOp::Xor, dst: a, lhs: a, rhs: Operand::Reg(b) });
+            self.b.push(Op::Alu { op: AluOp::Or, dst: differ, lhs: differ, rhs: Operand::Reg(a) });
+        }
+        // `(v | -v) >> 63` is 1 exactly when `v` is not zero.
+        let t = self.b.reg();
+        self.b.push(Op::Neg { dst: t, src: differ });
+        self.b.push(Op::Alu { op: AluOp::Or, dst: t, lhs: t, rhs: Operand::Reg(differ) });
+        self.b.push(Op::Alu { op: AluOp::Shr, dst: t, lhs: t, rhs: Operand::Imm(63) });
+        if !negate {
+            self.b.push(Op::Alu { op: AluOp::Xor, dst: t, lhs: t, rhs: Operand::Imm(1) });
+        }
+        t
+    }
+
     /// The helper that reads memory through a pointer whose address space is unknown in this
     /// probe. bpftrace 0.17 reads
     /// pointers of kernel probes (kprobes, tracepoints, fentry) from kernel memory; in uprobes and
