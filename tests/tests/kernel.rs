@@ -1,5 +1,6 @@
 //! Kernel end-to-end tests: each `tests/data/run/NAME.rbt` runs under the real rbt binary as root
-//! (its `// run:` line gives the arguments, usually `-c "{workload} ..."`), and stdout must equal
+//! (its `// run:` line gives the arguments, usually `-c "{workload} ..."`, and `// params:` the
+//! positional parameters after the script), and stdout must equal
 //! `NAME.out` byte for byte. `RBT_BLESS=1` re-records. Every case runs twice: with events over
 //! the BPF ring buffer, and over per-CPU perf buffers (`RBT_EVENTS=perf`), which rbt uses on
 //! kernels older than 5.8.
@@ -25,7 +26,15 @@ fn run_all(transport: &str) {
     assert!(!cases.is_empty(), "no kernel cases found");
     for case in &cases {
         let source = std::fs::read_to_string(case).expect("read case");
-        let out = run_with_env(&case_args(&source), case, &[("RBT_EVENTS", transport)]);
+        // `// params:` words follow the script, as positional parameters (as in the VM runs).
+        let params = tests::case_params(&source, &workload());
+        let out = std::process::Command::new(rbt())
+            .args(case_args(&source))
+            .arg(case)
+            .args(&params)
+            .env("RBT_EVENTS", transport)
+            .output()
+            .expect("rbt runs");
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         if !out.status.success() {

@@ -543,7 +543,17 @@ impl Checker<'_> {
         } else if ty.tag.is_none() && int_type_named(&ty.name).is_some() {
             int_type_named(&ty.name).map(|t| t.int_bytes())
         } else {
-            self.kernel_type_for(ty).and_then(|id| self.catalog.kernel_type_size(id))
+            let id = self.kernel_type_for(ty);
+            let size = id.and_then(|id| self.catalog.kernel_type_size(id));
+            if let (Some(id), None) = (id, size) {
+                let name = self.catalog.kernel_type_name(id);
+                self.error(Diagnostic::error(
+                    "type-mismatch",
+                    format!("invalid application of 'sizeof' to an incomplete type '{name}'"),
+                    ty.span,
+                ));
+            }
+            size
         };
         match size {
             Some(n) => Expr { kind: ExprKind::Int(u64::from(n)), ty: Type::U64, span },
@@ -553,6 +563,13 @@ impl Checker<'_> {
 
     /// `sizeof(expr)`: the expression is typed, never evaluated.
     pub(super) fn check_sizeof_expr(&mut self, e: &ast::Expr, span: Span) -> Expr {
+        // `sizeof(foo_t)`: a typedef name parses as an identifier.
+        if let ast::ExprKind::Builtin(name) = &e.kind {
+            let typedef = crate::builtins::builtin(name).is_none().then(|| self.catalog.kernel_type_named(name));
+            if let Some(size) = typedef.flatten().and_then(|id| self.catalog.kernel_type_size(id)) {
+                return Expr { kind: ExprKind::Int(u64::from(size)), ty: Type::U64, span };
+            }
+        }
         let size = match self.check_operand(e) {
             Some(Operand::Place(place)) => self.catalog.kernel_type_size(place.ty),
             Some(Operand::Value(v)) if v.ty.is_integer() => Some(v.ty.int_bytes()),

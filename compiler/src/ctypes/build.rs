@@ -217,13 +217,15 @@ impl Builder<'_> {
     /// declaration of a type defined nowhere (usable through pointers only).
     fn tagged(&mut self, tag: CTag, name: &str) -> KTypeId {
         let full = format!("{} {name}", tag.keyword());
-        if let Some(id) = self.types.named(&full) {
+        let declared = self.types.named(&full);
+        if let Some(id) = declared.filter(|&id| self.types.is_complete(id)) {
             return id;
         }
+        // A type the script only declares is the kernel's, when the kernel has it.
         if let Some(id) = self.kernel_named(&full) {
             return id;
         }
-        self.declare(&full, tag == CTag::Union)
+        declared.unwrap_or_else(|| self.declare(&full, tag == CTag::Union))
     }
 
     /// A struct or union known by name only so far.

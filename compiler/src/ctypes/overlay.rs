@@ -79,8 +79,17 @@ impl ProbeCatalog for Overlay<'_> {
         self.system.kernel_types_missing()
     }
 
+    /// The script's type of that name, unless the script only declares it (`struct Foo;`, or
+    /// `struct Foo *p` in a definition) and the system defines it. Without kernel types, a
+    /// declaration alone is not an answer either, so the checker says that BTF is missing.
     fn kernel_type_named(&self, name: &str) -> Option<KTypeId> {
-        self.script.named(name).or_else(|| self.system.kernel_type_named(name))
+        match self.script.named(name) {
+            Some(id) if self.script.is_complete(id) => Some(id),
+            declared => self
+                .system
+                .kernel_type_named(name)
+                .or_else(|| declared.filter(|_| self.system.kernel_types_missing().is_none())),
+        }
     }
 
     fn kernel_type(&self, id: KTypeId) -> Option<KType> {

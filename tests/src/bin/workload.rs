@@ -37,6 +37,10 @@
 //! - `stat PATH N`: N stat(2) calls on PATH (vfs_getattr in the kernel).
 //! - `exec PROG ARGS...`: the rest of the words, run in place of the workload (execve), e.g. for
 //!   `join(args->argv)`.
+//! - `structs N`: N calls of `rbt_workload_structs(&sample, &&sample)` with a C-layout
+//!   `struct Sample` (ints, a char array, bitfields, an enum, an array of structs, an anonymous
+//!   union, a pointer to a second sample, a two-dimensional array) whose fields depend on the
+//!   call's index, for C definitions in scripts (the layout is in `Sample`'s comment).
 //! - `now`: print `now NS`, the wall clock (CLOCK_REALTIME) in nanoseconds. As the first step it
 //!   tells when the tracer let its `-c` child run, which `bench/run.sh` uses to time
 //!   launch-until-attached.
@@ -184,6 +188,14 @@ fn main() {
                     unsafe { libc::free(libc::malloc(std::hint::black_box(size))) }
                 });
             }
+            "structs" => {
+                for i in 0..number(next()) {
+                    let next_sample = Sample::new(100 + i, std::ptr::null());
+                    let sample = Sample::new(i, &next_sample);
+                    let pointer: *const Sample = &sample;
+                    std::hint::black_box(rbt_workload_structs(std::hint::black_box(&sample), &pointer));
+                }
+            }
             "spin" => {
                 let until = Instant::now() + Duration::from_millis(number(next()));
                 while Instant::now() < until {
@@ -304,6 +316,60 @@ pub extern "C" fn rbt_workload_leaf(x: u64) -> u64 { // rbt-line: leaf
     std::hint::black_box(x) ^ 0x5a
 }
 
+/// What `structs` passes: as C declares it,
+///
+/// ```c
+/// enum Kind { SMALL = 1, LARGE = 7 };
+/// struct Point { short x; short y; };
+/// struct Sample {
+///   int id;                                   // i
+///   char name[12];                            // "sample-I"
+///   unsigned int flags:3, mode:5, level:8;    // i % 8, (3 * i) % 32, 200 + i
+///   enum Kind kind;                           // LARGE for odd i, else SMALL
+///   struct Point pts[2];                      // {i, -i}, {2 * i, -2 * i}
+///   union { unsigned long long word; unsigned char bytes[8]; };  // 0x0102030405060708 + i
+///   struct Sample *next;                      // a sample of id 100 + i (whose next is NULL)
+///   long grid[2][2];                          // 10 * row + column + i
+/// };                                          // 80 bytes
+/// ```
+#[repr(C)]
+pub struct Sample {
+    id: i32,
+    name: [u8; 12],
+    bits: u32,
+    kind: u32,
+    pts: [[i16; 2]; 2],
+    word: u64,
+    next: *const Sample,
+    grid: [[i64; 2]; 2],
+}
+
+impl Sample {
+    fn new(i: u64, next: *const Sample) -> Sample {
+        let mut name = [0u8; 12];
+        let text = format!("sample-{i}");
+        name[..text.len().min(11)].copy_from_slice(&text.as_bytes()[..text.len().min(11)]);
+        let (small, wide) = (i as i16, i as i64);
+        Sample {
+            id: i as i32,
+            name,
+            bits: ((i % 8) | (((3 * i) % 32) << 3) | (((200 + i) % 256) << 8)) as u32,
+            kind: if i % 2 == 1 { 7 } else { 1 },
+            pts: [[small, -small], [2 * small, -2 * small]],
+            word: 0x0102_0304_0506_0708 + i,
+            next,
+            grid: [[wide, 1 + wide], [10 + wide, 11 + wide]],
+        }
+    }
+}
+
+/// The uprobe target of `structs`: a sample and a pointer to a pointer to it.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn rbt_workload_structs(sample: &Sample, pointer: &*const Sample) -> i32 {
+    std::hint::black_box(sample.id) + i32::from(std::hint::black_box(*pointer).is_null())
+}
+
 /// A helper thread takes the lock and holds it for `micros`; the main thread then blocks on it.
 /// A channel orders the two so every round contends.
 fn contended_mutex(count: u64, micros: u64) {
@@ -391,7 +457,7 @@ fn number(word: &str) -> u64 {
 fn usage() -> ! {
     eprintln!(
         "usage: rbt-workload STEP...\n  steps: getppid N | kill0 N | setuid N | read SIZE N | write SIZE N | nap MICROS N \
-         | open PATH N | spin MILLIS | pin CPU | pipe N MICROS | fsync PATH N | mutex N MICROS | call N | many N | poke N | bump N | bump-fresh N | inline N | malloc SIZE N | now | stat PATH N | exec PROG ARGS..."
+         | open PATH N | spin MILLIS | pin CPU | pipe N MICROS | fsync PATH N | mutex N MICROS | call N | many N | poke N | bump N | bump-fresh N | inline N | malloc SIZE N | structs N | now | stat PATH N | exec PROG ARGS..."
     );
     std::process::exit(2)
 }
