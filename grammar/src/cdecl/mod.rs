@@ -12,6 +12,8 @@
 
 mod parse;
 mod scan;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 
