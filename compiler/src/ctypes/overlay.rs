@@ -67,6 +67,34 @@ impl ProbeCatalog for Overlay<'_> {
         self.system.user_symbol(target, name)
     }
 
+    fn process_usdt_probes(
+        &self,
+        pid: u32,
+        target: &str,
+        provider: &str,
+        name: &str,
+    ) -> Result<Vec<UsdtProbe>, String> {
+        self.system.process_usdt_probes(pid, target, provider, name)
+    }
+
+    fn process_executable(&self, pid: u32) -> Result<String, String> {
+        self.system.process_executable(pid)
+    }
+
+    fn process_path(&self, pid: u32, path: &str) -> String {
+        self.system.process_path(pid, path)
+    }
+
+    fn user_function_signature(&self, path: &str, func: &str) -> Result<KFunction, String> {
+        self.system.user_function_signature(path, func)
+    }
+
+    /// The script's definition of a name wins over the probed binary's DWARF, as in bpftrace
+    /// (a script's `struct Foo` overrides the program's `struct Foo`).
+    fn user_type_named(&self, path: &str, name: &str) -> Option<KTypeId> {
+        self.script.named(name).or_else(|| self.system.user_type_named(path, name))
+    }
+
     fn usdt_probes(&self, target: &str, provider: &str, name: &str) -> Result<Vec<UsdtProbe>, String> {
         self.system.usdt_probes(target, provider, name)
     }
