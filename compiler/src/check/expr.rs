@@ -63,7 +63,7 @@ impl Checker<'_> {
         self.expect_integer(&cond, "condition");
         let then_expr = self.check_expr(then_expr);
         let else_expr = self.check_expr(else_expr);
-        if !then_expr.ty.accepts(&else_expr.ty) {
+        if !then_expr.ty.accepts(&else_expr.ty) && !is_error(&then_expr) && !is_error(&else_expr) {
             self.error(Diagnostic::error(
                 "type-mismatch",
                 format!("ternary operator branches must have the same type: '{}' and '{}'", then_expr.ty, else_expr.ty),
@@ -89,6 +89,9 @@ impl Checker<'_> {
         if let Some(&id) = self.scope.var_ids.get(name) {
             let ty = self.scope.vars[id.0 as usize].ty.clone();
             return Expr { kind: ExprKind::Var(id), ty, span };
+        }
+        if self.scope.failed_vars.contains(name) {
+            return error_expr(span);
         }
         let names: Vec<String> = self.scope.vars.iter().map(|v| format!("${}", v.name)).collect();
         let mut diag =
@@ -400,6 +403,11 @@ pub(super) fn is_args(e: &ast::Expr) -> bool {
 
 pub(super) fn error_expr(span: Span) -> Expr {
     Expr { kind: ExprKind::Int(0), ty: Type::None, span }
+}
+
+/// Whether `e` stands for an expression already reported as wrong ([`error_expr`]).
+pub(super) fn is_error(e: &Expr) -> bool {
+    e.ty == Type::None && matches!(e.kind, ExprKind::Int(0))
 }
 
 /// How a value is stored when used as a map key: integers are widened to 64 bits (pointers

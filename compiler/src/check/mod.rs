@@ -150,6 +150,9 @@ struct ProbeScope {
     spec_span: Span,
     vars: Vec<hir::Var>,
     var_ids: HashMap<String, VarId>,
+    /// Variables whose assignment was reported as wrong: their uses say nothing more (one
+    /// mistake, one error, as bpftrace reports it).
+    failed_vars: std::collections::HashSet<String>,
     loop_depth: u32,
 }
 

@@ -35,6 +35,7 @@ impl Checker<'_> {
                     None => value,
                 };
                 if value.ty == Type::None {
+                    self.scope.failed_vars.insert(var.name.clone());
                     return None;
                 }
                 if value.ty == Type::Args {
