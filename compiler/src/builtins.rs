@@ -260,6 +260,10 @@ pub const BUILTINS: &[Builtin] = &[
     var("username", "the user name of the current task (its uid, named from /etc/passwd when printed)"),
     var("curtask", "the current `struct task_struct *` (its members by name with BTF)"),
     var("cpid", "the pid of the command run with -c"),
+    var(
+        "ctx",
+        "the probe's context: `struct pt_regs *` in kprobes and uprobes, `struct bpf_perf_event_data *` in profile, interval and perf events",
+    ),
     var("probe", "the name of the probe that fired (tracepoint:sched:sched_switch)"),
     Builtin {
         probes: Some(&[K::Tracepoint, K::RawTracepoint, K::Fentry, K::Fexit, K::Uprobe]),

@@ -504,6 +504,8 @@ pub enum Builtin {
     /// integer arguments past the sixth.
     Sarg(u8),
     Curtask,
+    /// `ctx`: the program's context pointer (`struct pt_regs *`, `struct bpf_perf_event_data *`).
+    Ctx,
     /// The pid of `-c`'s child, a constant by the time the program is compiled.
     Cpid,
 }

@@ -171,6 +171,10 @@ pub enum Op {
         offset: u32,
         size: u8,
     },
+    /// `dst` = the context pointer itself (`ctx`).
+    CtxPointer {
+        dst: VReg,
+    },
     LoadStack {
         dst: VReg,
         at: StackRef,
@@ -261,6 +265,7 @@ impl Op {
         match self {
             Op::Const { .. }
             | Op::LoadCtx { .. }
+            | Op::CtxPointer { .. }
             | Op::LoadStack { .. }
             | Op::ZeroStack { .. }
             | Op::CopyStack { .. }
@@ -292,6 +297,7 @@ impl Op {
             | Op::SetCond { dst, .. }
             | Op::Extend { dst, .. }
             | Op::LoadCtx { dst, .. }
+            | Op::CtxPointer { dst }
             | Op::LoadStack { dst, .. }
             | Op::MapLookup { dst, .. }
             | Op::LoadPtr { dst, .. } => Some(*dst),

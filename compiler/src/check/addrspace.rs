@@ -23,7 +23,7 @@ impl Checker<'_> {
     pub(super) fn address_space(&self, addr: &Expr) -> AddrSpace {
         match &addr.kind {
             ExprKind::Address { space, .. } | ExprKind::KernelRead { space, .. } => *space,
-            ExprKind::Builtin(Builtin::Curtask) => AddrSpace::Kernel,
+            ExprKind::Builtin(Builtin::Curtask | Builtin::Ctx) => AddrSpace::Kernel,
             ExprKind::Builtin(Builtin::Arg(_) | Builtin::Retval | Builtin::Sarg(_)) => self.probe_space(),
             ExprKind::ArgsField { .. } => match &self.scope.attach {
                 Some(AttachPoint::Tracepoint { category, .. }) if category == "syscalls" => AddrSpace::User,

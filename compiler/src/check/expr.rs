@@ -88,6 +88,9 @@ impl Checker<'_> {
     fn check_var(&mut self, name: &str, span: Span) -> Expr {
         if let Some(&id) = self.scope.var_ids.get(name) {
             let ty = self.scope.vars[id.0 as usize].ty.clone();
+            if self.scope.ctx_vars.contains(name) {
+                return Expr { kind: ExprKind::Builtin(crate::hir::Builtin::Ctx), ty, span };
+            }
             return Expr { kind: ExprKind::Var(id), ty, span };
         }
         if self.scope.failed_vars.contains(name) {

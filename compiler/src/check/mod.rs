@@ -153,6 +153,8 @@ struct ProbeScope {
     /// Variables whose assignment was reported as wrong: their uses say nothing more (one
     /// mistake, one error, as bpftrace reports it).
     failed_vars: std::collections::HashSet<String>,
+    /// Variables last assigned `ctx`, which stand for it (see `StmtKind::AssignVar`).
+    ctx_vars: std::collections::HashSet<String>,
     loop_depth: u32,
 }
 

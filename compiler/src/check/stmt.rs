@@ -46,6 +46,13 @@ impl Checker<'_> {
                     ));
                     return None;
                 }
+                // `$x = ctx`: `$x` stands for `ctx` until it is assigned again, so that reads
+                // through it are context loads too (as bpftrace keeps ctx access in a variable).
+                if matches!(value.kind, ExprKind::Builtin(crate::hir::Builtin::Ctx)) {
+                    self.scope.ctx_vars.insert(var.name.clone());
+                } else {
+                    self.scope.ctx_vars.remove(&var.name);
+                }
                 let id = self.assign_var(var, &value.ty);
                 StmtKind::AssignVar { var: id, value }
             }
@@ -174,6 +181,11 @@ impl Checker<'_> {
         let key_types: Vec<Type> = keys.iter().map(|k| key_type(&k.ty)).collect();
         let value = self.check_expr(value);
         if value.ty == Type::None {
+            return None;
+        }
+        if matches!(value.kind, ExprKind::Builtin(crate::hir::Builtin::Ctx)) {
+            // The verifier would refuse it, and the pointer means nothing once the probe returns.
+            self.error(Diagnostic::error("bad-value", "context cannot be assigned to a map", value.span));
             return None;
         }
         if matches!(value.ty, Type::Args) {

@@ -283,6 +283,10 @@ impl Emitter<'_> {
                 self.emit(Insn::ldx_mem(size_of(*size), Reg::R0, Reg::R1, *offset as i16));
                 self.write(*dst, Reg::R0);
             }
+            Op::CtxPointer { dst } => {
+                self.load_ctx(Reg::R0);
+                self.write(*dst, Reg::R0);
+            }
             Op::LoadStack { dst, at, size } => {
                 let off = self.stack_offset(*at);
                 self.emit(Insn::ldx_mem(size_of(*size), Reg::R0, Reg::R10, off));

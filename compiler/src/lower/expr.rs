@@ -418,6 +418,11 @@ impl ProbeLowering<'_> {
             Builtin::NumaId => self.call(Helper::GetNumaNodeId, vec![]),
             Builtin::Sarg(n) => self.lower_stack_arg(n),
             Builtin::Curtask => self.call(Helper::GetCurrentTask, vec![]),
+            Builtin::Ctx => {
+                let dst = self.b.reg();
+                self.b.push(Op::CtxPointer { dst });
+                dst
+            }
             Builtin::Cpid => self.b.constant(u64::from(self.options.cpid.unwrap_or(0))),
             // `probe` is resolved to a string literal by the checker.
         };

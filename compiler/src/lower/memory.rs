@@ -116,6 +116,18 @@ impl ProbeLowering<'_> {
         space: AddrSpace,
         ty: &Type,
     ) -> Value {
+        // `ctx->field`: a load from the context, which the verifier checks and rewrites (a perf
+        // event's `struct bpf_perf_event_data` is not what the context pointer points at, so
+        // only a direct load reads it right).
+        if matches!(addr.kind, crate::hir::ExprKind::Builtin(crate::hir::Builtin::Ctx))
+            && bitfield.is_none()
+            && ty.is_integer()
+            && ty.size() == 8
+        {
+            let dst = self.b.reg();
+            self.b.push(Op::LoadCtx { dst, offset, size: 8 });
+            return Value::Int(dst);
+        }
         let src = self.address(addr, offset);
         let len = read_len(bitfield, ty);
         let at = self.b.slot(align8(len).max(8));

@@ -37,6 +37,10 @@ impl Checker<'_> {
                 (Builtin::Cpid, Type::U32)
             }
             "curtask" => (Builtin::Curtask, self.curtask_type()),
+            "ctx" => match self.ctx_type(span) {
+                Some(ty) => (Builtin::Ctx, ty),
+                None => return error_expr(span),
+            },
             "comm" => (Builtin::Comm, Type::Str { len: 16 }),
             // The uid, named in user space when printed, as bpftrace 0.17 does.
             "username" => (Builtin::Uid, Type::Username),
