@@ -11,12 +11,23 @@ use std::process::{Command, Stdio};
 const S_IFDIR: u32 = 0o040_000;
 const S_IFREG: u32 = 0o100_000;
 const S_IFCHR: u32 = 0o020_000;
+const S_IFLNK: u32 = 0o120_000;
 
 /// One entry of the archive.
 enum Entry {
     Directory,
-    File { contents: Vec<u8>, mode: u32 },
-    CharDevice { major: u32, minor: u32 },
+    File {
+        contents: Vec<u8>,
+        mode: u32,
+    },
+    CharDevice {
+        major: u32,
+        minor: u32,
+    },
+    /// A symbolic link; its data is the target.
+    Symlink {
+        target: String,
+    },
 }
 
 /// The files of a guest root file system, by absolute path. Parent directories are implied.
@@ -37,6 +48,11 @@ impl Initramfs {
     /// Adds a regular file with permission bits `mode` (e.g. `0o755`).
     pub fn add_file(&mut self, path: &str, contents: Vec<u8>, mode: u32) {
         self.add(Path::new(path), Entry::File { contents, mode });
+    }
+
+    /// Adds a symbolic link at `path` pointing to `target`.
+    pub fn add_symlink(&mut self, path: &str, target: &str) {
+        self.add(Path::new(path), Entry::Symlink { target: target.to_owned() });
     }
 
     /// Adds an empty directory (for mount points).
@@ -83,6 +99,7 @@ impl Initramfs {
                 Entry::Directory => (S_IFDIR | 0o755, &[], (0, 0)),
                 Entry::File { contents, mode } => (S_IFREG | mode, contents, (0, 0)),
                 Entry::CharDevice { major, minor } => (S_IFCHR | 0o600, &[], (*major, *minor)),
+                Entry::Symlink { target } => (S_IFLNK | 0o777, target.as_bytes(), (0, 0)),
             };
             let links = if matches!(entry, Entry::Directory) { 2 } else { 1 };
             write_entry(&mut archive, name, inode as u32 + 1, mode, links, data, rdev);
@@ -197,6 +214,19 @@ mod tests {
                     \tlibgcc_s.so.1 => /lib/x86_64-linux-gnu/libgcc_s.so.1 (0x00007f0b1c8a1000)\n\
                     \t/lib64/ld-linux-x86-64.so.2 (0x00007f0b1c8d2000)\n";
         assert_eq!(parse_ldd(text), ["/lib/x86_64-linux-gnu/libgcc_s.so.1", "/lib64/ld-linux-x86-64.so.2"]);
+    }
+
+    #[test]
+    fn symlinks_hold_their_target_as_data() {
+        let mut initramfs = Initramfs::new();
+        initramfs.add_symlink("/suite/bin/bpftrace", "/bin/rbt");
+        let cpio = initramfs.to_cpio();
+        let name = b"suite/bin/bpftrace\0";
+        let at = cpio.windows(name.len()).position(|w| w == name).unwrap() - 110;
+        assert_eq!(&cpio[at + 14..at + 22], b"0000A1FF", "S_IFLNK | 0o777");
+        assert_eq!(&cpio[at + 54..at + 62], b"00000008", "the target's length");
+        let data = (at + 110 + name.len()).next_multiple_of(4);
+        assert_eq!(&cpio[data..data + 8], b"/bin/rbt");
     }
 
     #[test]

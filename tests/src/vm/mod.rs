@@ -16,6 +16,7 @@
 mod guest;
 mod initramfs;
 mod kernel_image;
+pub mod suite;
 
 pub use guest::{CommandResult, GuestCommand};
 
@@ -265,6 +266,16 @@ impl Guest {
     /// Puts a file at `path` in the guest.
     pub fn add_file(&mut self, path: &str, contents: Vec<u8>) {
         self.initramfs.add_file(path, contents, 0o644);
+    }
+
+    /// Puts an executable file (a script, or a program with no shared libraries) at `path`.
+    pub fn add_executable_file(&mut self, path: &str, contents: Vec<u8>) {
+        self.initramfs.add_file(path, contents, 0o755);
+    }
+
+    /// Makes `path` a symbolic link to `target`.
+    pub fn add_symlink(&mut self, path: &str, target: &str) {
+        self.initramfs.add_symlink(path, target);
     }
 
     /// Adds a command to run; commands run in the order added.
