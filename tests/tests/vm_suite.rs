@@ -13,7 +13,8 @@
 //! `tests/bpftrace-suite/vm-passes.txt` lists the tests rbt passes, per kernel (`6.1 SUITE.NAME`).
 //! A listed test that fails is run again in a boot of its own and, failing again, fails the run.
 //! `RBT_VM_SUITE_UPDATE=1` rewrites a kernel's lines from this run; `RBT_VM_SUITE_FILTER=GLOB`
-//! runs only the tests whose `SUITE.NAME` matches (`*` and `?`).
+//! runs only the tests whose `SUITE.NAME` matches (`*` and `?`). `RBT_VM_SUITE_TOOL=/usr/bin/bpftrace`
+//! runs the tests with that tool instead of rbt and only reports.
 
 mod common_rbt;
 
@@ -44,6 +45,16 @@ const BASH_SHIM: &str = "#!/bin/sh\nexec /bin/sh \"$@\"\n";
 
 fn suite_dir() -> PathBuf {
     workspace().join("tests/bpftrace-suite")
+}
+
+/// The tool the suite runs, and its path in the guest: rbt, or `RBT_VM_SUITE_TOOL` (e.g.
+/// `/usr/bin/bpftrace`, to learn bpftrace 0.17's own verdicts in the guest; its libraries, LLVM's
+/// among them, make the initramfs some 200 MB).
+fn tool_under_test() -> (PathBuf, &'static str) {
+    match std::env::var_os("RBT_VM_SUITE_TOOL") {
+        Some(tool) => (PathBuf::from(tool), "/bin/tool-under-test"),
+        None => (rbt(), "/bin/rbt"),
+    }
 }
 
 /// The picked tests, in suite order.
@@ -149,8 +160,9 @@ struct Outcome {
 fn run_in_vm(series: &str, tests: &[SuiteTest]) -> Result<BTreeMap<String, Outcome>, String> {
     let vm = Vm::locate_series(series)?;
     let mut guest = vm.guest()?;
-    guest.add_executable("/bin/rbt", &rbt())?;
-    guest.add_symlink(&format!("{GUEST_BIN}/bpftrace"), "/bin/rbt");
+    let (tool, guest_tool) = tool_under_test();
+    guest.add_executable(guest_tool, &tool)?;
+    guest.add_symlink(&format!("{GUEST_BIN}/bpftrace"), guest_tool);
     guest.add_executable(GUEST_RUNNER, Path::new(env!("CARGO_BIN_EXE_rbt-suite-guest")))?;
     guest.add_executable_file("/bin/bash", BASH_SHIM.as_bytes().to_vec());
     for (name, path) in build_testprogs(tests)? {
@@ -161,6 +173,12 @@ fn run_in_vm(series: &str, tests: &[SuiteTest]) -> Result<BTreeMap<String, Outco
         let bytes = std::fs::read(entry.path()).map_err(|e| format!("cannot read {}: {e}", entry.path().display()))?;
         guest.add_file(&format!("{GUEST_SUITE}/runtime/scripts/{}", entry.file_name().to_string_lossy()), bytes);
     }
+    // What rbt says the guest kernel offers, which REQUIRES_FEATURE lines are decided by.
+    guest.add_command(GuestCommand {
+        name: "info".into(),
+        env: vec![],
+        argv: vec!["sh".into(), "-c".into(), format!("{GUEST_BIN}/bpftrace --info 2>&1")],
+    });
     let mut worst = 0;
     for (index, test) in tests.iter().enumerate() {
         guest.add_command(guest_command(format!("t{index:03}"), test));
@@ -179,6 +197,17 @@ fn run_in_vm(series: &str, tests: &[SuiteTest]) -> Result<BTreeMap<String, Outco
         started.elapsed(),
         if run.done { String::new() } else { format!("; the guest stopped short: {}", run.interruption) }
     );
+    if let Ok(info) = run.result("info") {
+        let answers: Vec<String> = info
+            .stdout_text()
+            .lines()
+            .filter_map(|line| {
+                let (name, answer) = line.trim().rsplit_once(": ")?;
+                ["yes", "no"].contains(&answer).then(|| format!("{name}={answer}"))
+            })
+            .collect();
+        eprintln!("VM suite on {series}: --info: {}", answers.join(", "));
+    }
     let warnings: Vec<&str> =
         run.console.lines().filter(|l| ["BUG:", "WARNING:", "Oops"].iter().any(|s| l.contains(s))).collect();
     if !warnings.is_empty() {
@@ -285,6 +314,10 @@ fn check_series(series: &str) {
     eprint!("{text}");
     let report_path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("vm-suite-{series}.txt"));
     let _ = std::fs::write(&report_path, &text);
+    if std::env::var_os("RBT_VM_SUITE_TOOL").is_some() {
+        // Another tool's verdicts are for reading, not for rbt's list.
+        return;
+    }
     if std::env::var("RBT_VM_SUITE_UPDATE").is_ok_and(|v| v == "1") {
         update_passes(series, &outcomes);
         return;

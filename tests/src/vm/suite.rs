@@ -310,9 +310,9 @@ pub enum Verdict {
 /// exit status is not looked at; otherwise an unclean exit fails the test unless it is
 /// `WILL_FAIL`, and the expectation is searched with `re.M`.
 pub fn judge(test: &SuiteTest, report: &GuestReport, output: &[u8]) -> Result<Verdict, String> {
-    let (exit, timed_out) = match report {
+    let (exit, timed_out, attached) = match report {
         GuestReport::Skip(reason) => return Ok(Verdict::Skip(reason.clone())),
-        GuestReport::Ran { exit, timed_out, .. } => (*exit, *timed_out),
+        GuestReport::Ran { exit, timed_out, attached } => (*exit, *timed_out, attached.is_some()),
     };
     // The engine reads the output as text with universal newlines.
     let text = String::from_utf8_lossy(output).replace("\r\n", "\n").replace('\r', "\n");
@@ -321,7 +321,12 @@ pub fn judge(test: &SuiteTest, report: &GuestReport, output: &[u8]) -> Result<Ve
         if expect.search(&text) {
             Verdict::Pass
         } else {
-            Verdict::Fail(format!("TIMEOUT after {} s; expected {:?}", test.timeout, test.expect))
+            let limit = if attached {
+                format!("at the test's time limit (TIMEOUT {})", test.timeout)
+            } else {
+                "with no __BPFTRACE_NOTIFY_PROBES_ATTACHED line by the attach time limit".to_owned()
+            };
+            Verdict::Fail(format!("TIMEOUT {limit}; expected {:?}", test.expect))
         }
     } else if exit != 0 && !test.will_fail {
         Verdict::Fail(format!("unclean exit code {exit}"))
