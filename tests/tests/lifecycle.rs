@@ -134,3 +134,29 @@ fn begin_comes_before_any_probe_fires() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.starts_with("Attaching 2 probes...\nbegin\nswitch\n"), "{stdout}");
 }
+
+/// rbt's own work while probes are attached (attaching the rest, reading counters, detaching)
+/// does not fire them: a script tracing the system calls rbt makes to read tracefs and procfs
+/// (`openat`, `statx`, `newfstatat`) counts none of rbt's own. rbt runs as a copy with a name of
+/// its own, so that the predicate sees this run only.
+#[test]
+fn rbt_does_not_fire_the_probes_it_serves() {
+    require_bpf();
+    let name = format!("rbtself{}", std::process::id() % 100_000);
+    let copy = std::env::temp_dir().join(&name);
+    std::fs::copy(rbt(), &copy).expect("rbt can be copied");
+    let script = format!(
+        "tracepoint:syscalls:sys_enter_openat, tracepoint:syscalls:sys_enter_statx, \
+         tracepoint:syscalls:sys_enter_newfstatat, tracepoint:syscalls:sys_exit_openat, \
+         tracepoint:syscalls:sys_exit_statx, tracepoint:syscalls:sys_exit_newfstatat \
+         /comm == \"{name}\"/ {{ @[probe] = count(); }} \
+         profile:hz:99 {{ @samples = count(); }} interval:ms:300 {{ exit(); }}"
+    );
+    let out = Command::new(&copy).args(["-e", &script]).output().expect("rbt runs");
+    let _ = std::fs::remove_file(&copy);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("Attaching 8 probes...\n"), "{stdout}");
+    assert!(!stdout.contains("@["), "rbt fired its own probes:\n{stdout}");
+    assert!(stdout.contains("@samples: "), "{stdout}");
+}

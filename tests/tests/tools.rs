@@ -10,6 +10,8 @@
 //! // header: 3                                 the first 3 lines of stdout must be equal
 //! // keep: {comm}                              and so must the lines holding this text, as a
 //! //                                           multiset (any order), from the rest of stdout
+//! // mask: tracer                              the tracer's own name (`bpftrace`, `rbt`) reads
+//! //                                           as TRACER (the `-c` command's parent is the tracer)
 //! ```
 //!
 //! `{workload}` is a copy of `rbt-workload` named for this test run, and `{comm}` its name, so
@@ -35,6 +37,8 @@ struct Case {
     args: Vec<String>,
     header: usize,
     keep: Vec<String>,
+    /// Whether the tracer's name is masked (`// mask: tracer`).
+    mask_tracer: bool,
 }
 
 #[test]
@@ -49,7 +53,7 @@ fn bpftraces_tools_print_the_same_under_rbt() {
     for case in &cases {
         let expected = run(&bpftrace, case);
         let actual = run(&rbt, case);
-        match compare(case, &expected, &actual) {
+        match compare(case, [&comm_of(&bpftrace), &comm_of(&rbt)], &expected, &actual) {
             Ok(lines) => eprintln!("ok       {} ({lines} lines compared)", case.name),
             Err(problem) => {
                 eprintln!("MISMATCH {}", case.name);
@@ -58,6 +62,12 @@ fn bpftraces_tools_print_the_same_under_rbt() {
         }
     }
     assert!(failures.is_empty(), "{} of {} tools differ:\n\n{}", failures.len(), cases.len(), failures.join("\n\n"));
+}
+
+/// The name a process running `program` has (its `comm`: the file name, at most 15 bytes).
+fn comm_of(program: &Path) -> String {
+    let name = program.file_name().unwrap_or_default().to_string_lossy().into_owned();
+    name.chars().take(15).collect()
 }
 
 /// A copy of the workload whose name (its `comm`) no other process has: `wlPID`.
@@ -110,7 +120,8 @@ fn read_case(path: &Path, workload: &Path) -> Case {
             text.trim().replace("{workload}", &workload.display().to_string()).replace("{comm}", &comm)
         })
         .collect();
-    Case { name, script, args: case_args(&source, workload), header, keep }
+    let mask_tracer = header_value("mask:").is_some_and(|m| m == "tracer");
+    Case { name, script, args: case_args(&source, workload), header, keep, mask_tracer }
 }
 
 fn run(tool: &Path, case: &Case) -> Captured {
@@ -142,9 +153,15 @@ fn mask(line: &str) -> String {
 }
 
 /// What the case compares of one run: the masked header lines, then the masked kept lines sorted.
-fn compared_lines(case: &Case, stdout: &[u8]) -> (Vec<String>, Vec<String>) {
+fn compared_lines(case: &Case, tracer: &str, stdout: &[u8]) -> (Vec<String>, Vec<String>) {
     let text = String::from_utf8_lossy(stdout);
-    let lines: Vec<String> = text.lines().map(mask).collect();
+    let lines: Vec<String> = text
+        .lines()
+        .map(|line| match case.mask_tracer {
+            true => mask(&line.replace(tracer, "TRACER")),
+            false => mask(line),
+        })
+        .collect();
     let header = lines.iter().take(case.header).cloned().collect();
     let mut kept: Vec<String> = lines
         .iter()
@@ -156,7 +173,7 @@ fn compared_lines(case: &Case, stdout: &[u8]) -> (Vec<String>, Vec<String>) {
     (header, kept)
 }
 
-fn compare(case: &Case, expected: &Captured, actual: &Captured) -> Result<usize, String> {
+fn compare(case: &Case, tracers: [&str; 2], expected: &Captured, actual: &Captured) -> Result<usize, String> {
     let describe = |run: &Captured| run.status.map_or("killed at the time limit".to_owned(), |s| s.to_string());
     if !expected.status.is_some_and(|s| s.success()) {
         return Err(format!(
@@ -165,7 +182,8 @@ fn compare(case: &Case, expected: &Captured, actual: &Captured) -> Result<usize,
             String::from_utf8_lossy(&expected.stderr)
         ));
     }
-    let (want, got) = (compared_lines(case, &expected.stdout), compared_lines(case, &actual.stdout));
+    let (want, got) =
+        (compared_lines(case, tracers[0], &expected.stdout), compared_lines(case, tracers[1], &actual.stdout));
     let mut problems = Vec::new();
     if !actual.status.is_some_and(|s| s.success()) {
         problems.push(format!("rbt: {}", describe(actual)));

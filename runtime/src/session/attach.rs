@@ -262,15 +262,27 @@ impl Session {
     /// Attaches the tracepoints, timers, counters, raw tracepoints and trampolines of `range`.
     fn attach_others(&mut self, range: Range<usize>, tracefs: &HostCatalog) -> Result<(), SessionError> {
         let cpus = cpus::cpu_list("online")?;
-        for index in attach_order(&self.program, range) {
+        let order = attach_order(&self.program, range);
+        // Every tracepoint's id is read before the first attaches: rbt's own reads of tracefs
+        // must not fire the probes it has attached already (a script tracing `statx` or `openat`
+        // would see them).
+        let mut event_ids: std::collections::HashMap<usize, std::io::Result<u64>> = order
+            .iter()
+            .filter_map(|&index| match &self.program.probes[index].attach {
+                AttachPoint::Tracepoint { category, event, .. } => Some((index, tracefs.event_id(category, event))),
+                _ => None,
+            })
+            .collect();
+        for index in order {
             let probe = &self.program.probes[index];
             let Some(loaded) = self.probes[index].as_mut() else { continue };
             let prog_fd = loaded.fd.as_raw_fd();
             let attached: Result<Vec<Attachment>, AttachError> = match &probe.attach {
                 AttachPoint::Begin | AttachPoint::End => continue,
                 AttachPoint::Uprobe { .. } | AttachPoint::Usdt(_) | AttachPoint::Kprobe { .. } => continue,
-                AttachPoint::Tracepoint { category, event, .. } => tracefs
-                    .event_id(category, event)
+                AttachPoint::Tracepoint { category, event, .. } => event_ids
+                    .remove(&index)
+                    .unwrap_or_else(|| tracefs.event_id(category, event))
                     .map_err(AttachError::Io)
                     .and_then(|id| kattach::tracepoint(prog_fd, id))
                     .map(|a| vec![a]),

@@ -123,9 +123,8 @@ impl Tracing {
     /// Probes stop before END runs, so END and the exit dump see the maps as tracing left them
     /// (bpftrace detaches first too: a map END clears stays empty).
     pub fn end(&mut self, session: &mut Session, out: &mut dyn Write) -> Result<Ending, SessionError> {
-        // Counted before the programs go, with the probes' other failures warned of below.
-        let recursion_misses = session.recursion_misses();
-        session.detach_probes();
+        // Counted as the probes go, with their other failures warned of below.
+        let recursion_misses = session.detach_probes();
         // Events still queued when tracing stopped are printed before END runs, as bpftrace does.
         self.decode_all(session, out)?;
         self.decoder.resume();

@@ -236,13 +236,13 @@ impl Session {
         kattach::detach_all(self.watches.get_mut().take_probe(index));
     }
 
-    /// How many times the kernel skipped a probe's program because another BPF program was
+    /// How many times the kernel skipped one of `programs` because another BPF program was
     /// running on the same CPU (its recursion protection): those firings are lost.
-    pub fn recursion_misses(&self) -> u64 {
-        let mut programs: Vec<RawFd> = self.probes.iter().flatten().map(|p| p.fd.as_raw_fd()).collect();
-        programs.sort_unstable();
-        programs.dedup();
-        programs.into_iter().filter_map(|fd| fdinfo_value::<u64>(fd, "recursion_misses")).sum()
+    fn recursion_misses<'p>(programs: impl Iterator<Item = &'p LoadedProbe>) -> u64 {
+        let mut fds: Vec<RawFd> = programs.map(|p| p.fd.as_raw_fd()).collect();
+        fds.sort_unstable();
+        fds.dedup();
+        fds.into_iter().filter_map(|fd| fdinfo_value::<u64>(fd, "recursion_misses")).sum()
     }
 
     /// Detaches every probe except BEGIN and END (which stay loaded to be run).
@@ -250,12 +250,18 @@ impl Session {
     /// Each perf-event attachment costs the kernel an RCU tasks-trace grace period to detach
     /// (under a global mutex), and a kprobe or uprobe more to unregister: a wildcard's worth are
     /// detached from several threads, and uprobe wildcards use uprobe_multi links (one detach).
-    pub fn detach_probes(&mut self) {
+    ///
+    /// Returns how many firings of the detached probes the kernel skipped for recursion, read
+    /// once they are detached: reading `/proc/self/fdinfo` while they were attached would fire
+    /// the probes of a script tracing rbt's own system calls (`openat`, `statx`).
+    pub fn detach_probes(&mut self) -> u64 {
         let mut attachments = Vec::new();
+        let mut detached = Vec::new();
         for (probe, loaded) in self.program.probes.iter().zip(&mut self.probes) {
             if !matches!(probe.attach, AttachPoint::Begin | AttachPoint::End) {
                 if let Some(mut l) = loaded.take() {
                     attachments.append(&mut l.attachments);
+                    detached.push(l);
                 }
             }
         }
@@ -263,6 +269,7 @@ impl Session {
         kattach::detach_all(attachments);
         // No setup uprobe can stop a process any more: none stays stopped.
         self.resume_unreported();
+        Self::recursion_misses(detached.iter())
     }
 
     /// Whether a probe is loaded (and, unless it is BEGIN or END, attached).

@@ -126,6 +126,14 @@ fn main() {
                     unsafe { libc::stat(c_path.as_ptr(), &mut st) };
                 });
             }
+            "statx" => {
+                // std's metadata is statx(2) on Linux (glibc's stat is newfstatat, which
+                // bpftrace's statsnoop does not trace).
+                let (path, count) = (next(), number(next()));
+                repeat(count, || {
+                    let _ = std::fs::metadata(path);
+                });
+            }
             "exec" => {
                 // The rest of the words are a command run in place of this process (execve).
                 let rest: Vec<&str> = std::iter::from_fn(|| words.next()).collect();
@@ -457,7 +465,7 @@ fn number(word: &str) -> u64 {
 fn usage() -> ! {
     eprintln!(
         "usage: rbt-workload STEP...\n  steps: getppid N | kill0 N | setuid N | read SIZE N | write SIZE N | nap MICROS N \
-         | open PATH N | spin MILLIS | pin CPU | pipe N MICROS | fsync PATH N | mutex N MICROS | call N | many N | poke N | bump N | bump-fresh N | inline N | malloc SIZE N | structs N | now | stat PATH N | exec PROG ARGS..."
+         | open PATH N | spin MILLIS | pin CPU | pipe N MICROS | fsync PATH N | mutex N MICROS | call N | many N | poke N | bump N | bump-fresh N | inline N | malloc SIZE N | structs N | now | stat PATH N | statx PATH N | exec PROG ARGS..."
     );
     std::process::exit(2)
 }
