@@ -198,6 +198,18 @@ impl<'a> Checker<'a> {
         let mut probes = Vec::new();
         let resolved = self.resolved;
         for (block_index, (probe, specs)) in program.probes.iter().zip(resolved).enumerate() {
+            // A block whose every probe was skipped is still typed, for the maps it uses.
+            if specs.iter().all(|r| r.points.is_empty()) {
+                if let Some((spec, attach)) =
+                    probe.specs.iter().zip(specs).find_map(|(spec, r)| Some((spec, r.skipped_as.clone()?)))
+                {
+                    for diag in specs.iter().flat_map(|r| &r.diags) {
+                        self.error(diag.clone());
+                    }
+                    self.check_probe(block_index, probe, spec.span, attach);
+                    continue;
+                }
+            }
             for (spec, resolved) in probe.specs.iter().zip(specs) {
                 // Resolving's diagnostics come where resolving the spec found them: before
                 // those of the probe's body.

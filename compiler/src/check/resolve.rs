@@ -22,6 +22,10 @@ use grammar::Diagnostic;
 pub(super) struct ResolvedSpec {
     pub points: Vec<AttachPoint>,
     pub diags: Vec<Diagnostic>,
+    /// For a kprobe or uprobe skipped because its function is missing: an attach point of its
+    /// kind to type the block's body against, so that the maps it uses exist (empty) for the
+    /// rest of the program, as in bpftrace, which checks a skipped probe's body too.
+    pub skipped_as: Option<AttachPoint>,
 }
 
 /// Every spec of every probe block of `program`, resolved: one list per block, one entry per
@@ -41,7 +45,9 @@ pub(super) fn resolve_program(
                 .iter()
                 .map(|spec| {
                     let points = resolver.resolve_attach(spec);
-                    ResolvedSpec { points, diags: std::mem::take(&mut resolver.diags) }
+                    let diags = std::mem::take(&mut resolver.diags);
+                    let skipped_as = placeholder(spec, &points, &diags);
+                    ResolvedSpec { points, diags, skipped_as }
                 })
                 .collect()
         })
@@ -69,6 +75,22 @@ fn skip_missing_functions(program: &ast::Program, resolved: &mut [Vec<ResolvedSp
                 Some(ProbeKind::Uprobe | ProbeKind::Uretprobe | ProbeKind::Kprobe | ProbeKind::Kretprobe)
             );
             if dynamic && missing_function(r) {
+                let parts: Vec<&str> = spec.parts.iter().map(String::as_str).collect();
+                let kind = parts.first().and_then(|word| ProbeKind::from_alias(word));
+                let func = parts.last().map(|f| f.split('+').next().unwrap_or(f).to_owned()).unwrap_or_default();
+                r.skipped_as = match (kind, parts.as_slice()) {
+                    (Some(k @ (ProbeKind::Kprobe | ProbeKind::Kretprobe)), _) => {
+                        Some(AttachPoint::Kprobe { func, offset: 0, ret: k.is_return() })
+                    }
+                    (Some(k), [_, path, ..]) => Some(AttachPoint::Uprobe {
+                        path: (*path).to_owned(),
+                        func,
+                        offset: 0,
+                        ret: k.is_return(),
+                        address: None,
+                    }),
+                    _ => None,
+                };
                 r.diags = vec![Diagnostic::warning(
                     "skipped-probe",
                     format!("could not attach probe {}, skipping.", spec.text),
@@ -77,6 +99,21 @@ fn skip_missing_functions(program: &ast::Program, resolved: &mut [Vec<ResolvedSp
                 .with_help(r.diags[0].message.clone())];
             }
         }
+    }
+}
+
+/// The attach point a kprobe or uprobe spec skipped with a warning would have had, for typing
+/// its block's body ([`ResolvedSpec::skipped_as`]).
+fn placeholder(spec: &ProbeSpec, points: &[AttachPoint], diags: &[Diagnostic]) -> Option<AttachPoint> {
+    let skipped = points.is_empty() && diags.iter().any(|d| d.code == "untraceable-function");
+    let parts: Vec<&str> = spec.parts.iter().map(String::as_str).collect();
+    let kind = ProbeKind::from_alias(parts.first().copied().unwrap_or(""))?;
+    let func = parts.last().map(|f| f.split('+').next().unwrap_or(f).to_owned()).unwrap_or_default();
+    match kind {
+        ProbeKind::Kprobe | ProbeKind::Kretprobe if skipped => {
+            Some(AttachPoint::Kprobe { func, offset: 0, ret: kind.is_return() })
+        }
+        _ => None,
     }
 }
 
