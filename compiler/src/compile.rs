@@ -189,6 +189,7 @@ fn compile_preprocessed(
         map_storage: lowered.map_storage,
         formats: checked.formats,
         print_types: lowered.print_types,
+        helper_errors: lower::locate_sites(&lowered.helper_sites, &pre.sources),
     };
     (Some(program), diags)
 }

@@ -261,6 +261,8 @@ pub enum StmtKind {
         map: MapId,
         keys: Vec<Expr>,
         value: Option<Expr>,
+        /// The call (`count()`), where bpftrace 0.17 reports its map updates' failures (`-k`).
+        call: Span,
     },
     If {
         cond: Expr,

@@ -19,6 +19,31 @@ pub struct CompiledProgram {
     pub formats: Vec<Format>,
     /// Types of values printed with `print(value)`, indexed by the event's index field.
     pub print_types: Vec<Type>,
+    /// Under `-k`/`-kk`, the helper calls whose failures are reported, indexed by the index
+    /// field of [`EventKind::HelperError`] records.
+    pub helper_errors: Vec<HelperErrorSite>,
+}
+
+/// A helper call whose failure is reported (`-k`, `-kk`), as bpftrace 0.17 reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HelperErrorSite {
+    /// bpftrace's name of the helper: the kernel's without `bpf_` (`map_delete_elem`).
+    pub helper: &'static str,
+    pub location: SourceLocation,
+}
+
+/// A place in a source file as bpftrace 0.17 locates it: lines and columns from 1, columns
+/// in bytes, the end column one past the last.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceLocation {
+    /// The script's name (`stdin` for `-e`) or the included file's.
+    pub file: String,
+    pub line: u32,
+    pub column: u32,
+    pub end_line: u32,
+    pub end_column: u32,
+    /// The text of line `line`, without its newline.
+    pub source_line: String,
 }
 
 /// One BPF program, attached to one attach point.
@@ -154,6 +179,9 @@ pub enum EventKind {
     Watch = 11,
     /// `unwatch()`; then the u64 address.
     Unwatch = 12,
+    /// A helper call failed (`-k`, `-kk`). index: into `helper_errors`; then its return value
+    /// as an i64 (its low 32 bits, sign-extended, as bpftrace 0.17 keeps an int32).
+    HelperError = 13,
 }
 
 impl EventKind {
@@ -171,6 +199,7 @@ impl EventKind {
             10 => EventKind::Join,
             11 => EventKind::Watch,
             12 => EventKind::Unwatch,
+            13 => EventKind::HelperError,
             _ => return None,
         })
     }

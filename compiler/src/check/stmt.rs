@@ -167,7 +167,7 @@ impl Checker<'_> {
     ) -> Option<Stmt> {
         if op.is_none() {
             if let ast::ExprKind::Call { name, args } = &value.kind {
-                if let Some(stmt) = self.check_aggregation(access, name, args, span) {
+                if let Some(stmt) = self.check_aggregation(access, name, args, span, value.span) {
                     return stmt;
                 }
             }

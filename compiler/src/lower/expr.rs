@@ -1,7 +1,7 @@
 //! Lowering expressions: integers land in virtual registers, strings and tuples in stack slots.
 
 use super::builder::at_offset;
-use super::ProbeLowering;
+use super::{ProbeLowering, SiteSpan};
 use crate::bpf::helpers::Helper;
 use crate::hir::{BinaryOp, Builtin, Expr, ExprKind, LValue, UnaryOp};
 use crate::ir::{AluOp, Arg, Cond, Op, Operand, StackRef, VReg};
@@ -78,7 +78,10 @@ impl ProbeLowering<'_> {
     pub(super) fn lower_value(&mut self, e: &Expr) -> Value {
         let saved = self.b.span();
         self.b.set_span(e.span);
+        // An expression's own calls report their failures at the expression.
+        let report_at = self.report_at.take();
         let v = self.lower_value_inner(e);
+        self.report_at = report_at;
         self.b.set_span(saved);
         v
     }
@@ -104,9 +107,10 @@ impl ProbeLowering<'_> {
             ExprKind::Buf { src, len } => self.lower_buf(src, len, &e.ty),
             ExprKind::DPath(path) => self.lower_dpath(path, &e.ty),
             ExprKind::Bswap(inner) => self.lower_bswap(inner, &e.ty),
-            ExprKind::KernelRead { addr, offset, bitfield, space } => {
-                self.lower_kernel_read(addr, *offset, *bitfield, *space, &e.ty)
-            }
+            ExprKind::KernelRead { addr, offset, bitfield, space } => self
+                .reporting_at(read_site(e, addr), |this| {
+                    this.lower_kernel_read(addr, *offset, *bitfield, *space, &e.ty)
+                }),
             ExprKind::Address { expr, .. } => self.lower_value(expr),
             ExprKind::StrContains { haystack, needle } => Value::Int(self.lower_strcontains(haystack, needle)),
             ExprKind::Member { base, offset, bitfield } => self.lower_member(base, *offset, *bitfield, &e.ty),
@@ -169,7 +173,9 @@ impl ProbeLowering<'_> {
             ExprKind::ReadStr { ptr, limit } => Value::Mem(self.lower_read_str(ptr, limit.as_deref(), e.ty.size())),
             ExprKind::IncDec { target, increment, prefix, step } => {
                 let delta = if *increment { *step as i32 } else { -(*step as i32) };
-                Value::Int(self.lower_incdec(target, delta, *prefix))
+                // bpftrace locates `++@m[k]` at its `++`, and `@m[k]++` at the whole of it.
+                let at = if *prefix { SiteSpan::Operator(e.span) } else { SiteSpan::Node(e.span) };
+                Value::Int(self.reporting_at(at, |this| this.lower_incdec(target, delta, *prefix)))
             }
             ExprKind::Stack(stack) => Value::Mem(self.lower_stack(stack)),
             ExprKind::Symbol { addr, user } => {
@@ -213,6 +219,8 @@ impl ProbeLowering<'_> {
         let done = self.b.new_block();
         self.b.branch(Cond::SLt, id, Operand::Imm(0), negative, done);
         self.b.switch_to(negative);
+        // bpftrace 0.17 reports every failure, an empty stack's too.
+        self.report_if_reported(id, Helper::GetStackid);
         self.b.branch(Cond::Ne, id, Operand::Imm(-14), failed, done);
         self.b.switch_to(failed);
         self.count_error(crate::program::ErrorCounter::StackFailed);
@@ -287,7 +295,7 @@ impl ProbeLowering<'_> {
                 // Straight into the destination: kernel structs can be large, and the BPF stack
                 // has room for few copies of them.
                 self.b.set_span(e.span);
-                self.kernel_read_into(addr, *offset, *space, &e.ty, dst);
+                self.reporting_at(read_site(e, addr), |this| this.kernel_read_into(addr, *offset, *space, &e.ty, dst));
                 return;
             }
         }
@@ -397,11 +405,16 @@ impl ProbeLowering<'_> {
             Builtin::Comm => {
                 let at = self.b.slot(16);
                 self.b.zero(at, 16);
+                let checked = self.reports(Helper::GetCurrentComm);
+                let ret = checked.then(|| self.b.reg());
                 self.b.push(Op::Call {
-                    dst: None,
+                    dst: ret,
                     helper: Helper::GetCurrentComm,
                     args: vec![Arg::Stack(at), Arg::Imm(16)],
                 });
+                if let Some(ret) = ret {
+                    self.report_if_negative(ret, Helper::GetCurrentComm);
+                }
                 return Value::Mem(at);
             }
             Builtin::Nsecs => self.call(Helper::KtimeGetNs, vec![]),
@@ -657,11 +670,21 @@ impl ProbeLowering<'_> {
             }
             None => Arg::Imm(len as i32),
         };
-        self.b.push(Op::Call {
-            dst: None,
-            helper: Helper::ProbeReadStr,
-            args: vec![Arg::Stack(at), size, Arg::Reg(p)],
-        });
+        let ret = self.reports(Helper::ProbeReadStr).then(|| self.b.reg());
+        self.b.push(Op::Call { dst: ret, helper: Helper::ProbeReadStr, args: vec![Arg::Stack(at), size, Arg::Reg(p)] });
+        if let Some(ret) = ret {
+            self.report_if_negative(ret, Helper::ProbeReadStr);
+        }
         at
+    }
+}
+
+/// Where bpftrace 0.17 locates the read of a kernel read `e` of `addr`: a dereference (`*p`,
+/// whose operand starts after it) at its `*`, the end of a member chain (`$p->a.b`) at the chain.
+fn read_site(e: &Expr, addr: &Expr) -> SiteSpan {
+    if addr.span.start > e.span.start {
+        SiteSpan::Operator(e.span)
+    } else {
+        SiteSpan::Node(e.span)
     }
 }

@@ -68,6 +68,7 @@ impl ProbeLowering<'_> {
         self.b.branch(Cond::Ne, r, Operand::Imm(0), failed, done);
         self.b.switch_to(failed);
         self.count_error(ErrorCounter::MapFull);
+        self.report_if_reported(r, Helper::MapUpdateElem);
         self.b.terminate(Term::Jump(done));
         self.b.switch_to(done);
     }
@@ -83,7 +84,7 @@ impl ProbeLowering<'_> {
         if ty.is_integer() {
             let dst = self.b.reg();
             self.b.push(Op::Mov { dst, src: Operand::Imm(0) });
-            self.b.branch(Cond::Ne, ptr, Operand::Imm(0), found, done);
+            self.branch_on_lookup(ptr, found, done);
             self.b.switch_to(found);
             self.b.push(Op::LoadPtr { dst, ptr, offset: 0, size: 8 });
             if matches!(value, MapValue::Min { .. }) {
@@ -100,7 +101,7 @@ impl ProbeLowering<'_> {
         } else {
             let at = self.b.slot(ty.size());
             self.b.zero(at, align8(ty.size()));
-            self.b.branch(Cond::Ne, ptr, Operand::Imm(0), found, done);
+            self.branch_on_lookup(ptr, found, done);
             self.b.switch_to(found);
             self.b.push(Op::CopyFromPtr { dst: at, ptr, offset: 0, len: align8(ty.size()) });
             self.b.terminate(Term::Jump(done));
@@ -183,7 +184,7 @@ impl ProbeLowering<'_> {
         let found = self.b.new_block();
         let missing = self.b.new_block();
         let done = self.b.new_block();
-        self.b.branch(Cond::Ne, ptr, Operand::Imm(0), found, missing);
+        self.branch_on_lookup(ptr, found, missing);
         self.b.switch_to(found);
         let cur = self.b.reg();
         self.b.push(Op::LoadPtr { dst: cur, ptr, offset: 0, size: 8 });
@@ -209,7 +210,7 @@ impl ProbeLowering<'_> {
         self.b.push(Op::Mov { dst: cur, src: Operand::Imm(0) });
         let found = self.b.new_block();
         let compare = self.b.new_block();
-        self.b.branch(Cond::Ne, ptr, Operand::Imm(0), found, compare);
+        self.branch_on_lookup(ptr, found, compare);
         self.b.switch_to(found);
         self.b.push(Op::LoadPtr { dst: cur, ptr, offset: 0, size: 8 });
         self.b.terminate(Term::Jump(compare));
@@ -338,7 +339,7 @@ impl ProbeLowering<'_> {
                 self.b.push(Op::Mov { dst: old, src: Operand::Imm(0) });
                 let found = self.b.new_block();
                 let write = self.b.new_block();
-                self.b.branch(Cond::Ne, ptr, Operand::Imm(0), found, write);
+                self.branch_on_lookup(ptr, found, write);
                 self.b.switch_to(found);
                 self.b.push(Op::LoadPtr { dst: old, ptr, offset: 0, size: 8 });
                 self.b.terminate(Term::Jump(write));
@@ -378,7 +379,12 @@ impl ProbeLowering<'_> {
             return;
         }
         let bpf = self.user_map(map).1;
-        self.b.push(Op::Call { dst: None, helper: Helper::MapDeleteElem, args: vec![Arg::Map(bpf), Arg::Stack(key)] });
+        let ret = self.reports(Helper::MapDeleteElem).then(|| self.b.reg());
+        self.b.push(Op::Call { dst: ret, helper: Helper::MapDeleteElem, args: vec![Arg::Map(bpf), Arg::Stack(key)] });
+        if let Some(ret) = ret {
+            self.report_if_negative(ret, Helper::MapDeleteElem);
+        }
+        // The second bucket's deletion is rbt's own (bpftrace deletes once): not reported.
         if !keys.is_empty() && matches!(decl.value, MapValue::Avg { .. } | MapValue::Stats { .. }) {
             self.b.store_imm(key, user_key_size(&decl), 1, 8);
             self.b.push(Op::Call {

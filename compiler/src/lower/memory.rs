@@ -54,7 +54,7 @@ impl ProbeLowering<'_> {
                 helper: Helper::ProbeRead,
                 args: vec![Arg::Stack(at_offset(at, 8)), Arg::Reg(n), Arg::Reg(p)],
             });
-            self.count_if_negative(ret, ErrorCounter::ReadFailed);
+            self.count_if_negative(ret, ErrorCounter::ReadFailed, Helper::ProbeRead);
         } else {
             let from = self.lower_mem(src);
             self.b.copy(at_offset(at, 8), from, cap.min(src.ty.size()));
@@ -74,7 +74,7 @@ impl ProbeLowering<'_> {
             helper: Helper::DPath,
             args: vec![Arg::Reg(p), Arg::Stack(at), Arg::Imm(len as i32)],
         });
-        self.count_if_negative(ret, ErrorCounter::ReadFailed);
+        self.count_if_negative(ret, ErrorCounter::ReadFailed, Helper::DPath);
         Value::Mem(at)
     }
 
@@ -216,7 +216,7 @@ impl ProbeLowering<'_> {
             helper,
             args: vec![Arg::Stack(at), Arg::Imm(i32::from(size)), Arg::Reg(src)],
         });
-        self.count_if_negative(ret, ErrorCounter::ReadFailed);
+        self.count_if_negative(ret, ErrorCounter::ReadFailed, helper);
         let value = self.b.reg();
         self.b.push(Op::LoadStack { dst: value, at, size: 8 });
         value
@@ -257,7 +257,7 @@ impl ProbeLowering<'_> {
             helper,
             args: vec![Arg::Stack(at), Arg::Imm(len as i32), Arg::Reg(src)],
         });
-        self.count_if_negative(ret, ErrorCounter::ReadFailed);
+        self.count_if_negative(ret, ErrorCounter::ReadFailed, helper);
     }
 
     /// `a == b` (or `!=`) of two arrays of one type: every byte of them compared, a word at a
@@ -357,13 +357,15 @@ impl ProbeLowering<'_> {
         Value::Int(dst)
     }
 
-    /// Adds one to `counter` when `ret` (a helper's return value) is negative.
-    pub(super) fn count_if_negative(&mut self, ret: VReg, counter: ErrorCounter) {
+    /// Adds one to `counter` when `ret` (the return value of `helper`) is negative, and reports
+    /// the failure where this `-k` level reports `helper`'s.
+    pub(super) fn count_if_negative(&mut self, ret: VReg, counter: ErrorCounter, helper: Helper) {
         let failed = self.b.new_block();
         let done = self.b.new_block();
         self.b.branch(Cond::SLt, ret, Operand::Imm(0), failed, done);
         self.b.switch_to(failed);
         self.count_error(counter);
+        self.report_if_reported(ret, helper);
         self.b.terminate(crate::ir::Term::Jump(done));
         self.b.switch_to(done);
     }

@@ -3,6 +3,7 @@
 
 mod builder;
 mod expr;
+mod helper_errors;
 mod maps;
 mod memory;
 mod search;
@@ -16,6 +17,7 @@ use crate::ir::{self, MapRef, StackRef};
 use crate::program::{BpfMap, MapRole, ERROR_COUNTERS};
 use crate::types::{lhist_buckets, MapValue, HIST_BUCKETS};
 use builder::FnBuilder;
+pub use helper_errors::{locate_sites, HelperSite, SiteSpan};
 
 /// Settings that shape the generated code.
 #[derive(Clone, Debug)]
@@ -34,6 +36,9 @@ pub struct LowerOptions {
     /// Error counters are kept per probe for this many probes (the last slot is shared by the
     /// rest): 1 for a script, many in the REPL, which reports lost events per probe.
     pub probe_slots: u32,
+    /// `-k` (1) or `-kk` (2): which failed helper calls are reported to the runtime
+    /// (`helper_errors.rs`); 0 reports none.
+    pub helper_checks: u8,
 }
 
 /// The channel events take to user space.
@@ -55,6 +60,7 @@ impl Default for LowerOptions {
             pid_filter: None,
             probe_slots: 1,
             stack_storage: 4096,
+            helper_checks: 0,
         }
     }
 }
@@ -65,6 +71,8 @@ pub struct Lowered {
     pub bpf_maps: Vec<BpfMap>,
     pub map_storage: Vec<usize>,
     pub print_types: Vec<crate::types::Type>,
+    /// The checked helper calls (`-k`), indexed by their reports' ids.
+    pub helper_sites: Vec<HelperSite>,
     pub events: MapRef,
     pub errors: MapRef,
 }
@@ -101,6 +109,7 @@ pub fn lower(program: &hir::Program, options: &LowerOptions) -> Lowered {
         flags: 0,
     });
     let mut print_types = Vec::new();
+    let mut helper_sites = Vec::new();
     let mut functions = Vec::new();
     for (index, probe) in program.probes.iter().enumerate() {
         let ctx = ProbeLowering {
@@ -116,10 +125,12 @@ pub fn lower(program: &hir::Program, options: &LowerOptions) -> Lowered {
             var_slots: Vec::new(),
             loops: Vec::new(),
             print_types: &mut print_types,
+            helper_sites: &mut helper_sites,
+            report_at: None,
         };
         functions.push(ctx.lower_probe());
     }
-    Lowered { functions, bpf_maps, map_storage, print_types, events, errors }
+    Lowered { functions, bpf_maps, map_storage, print_types, helper_sites, events, errors }
 }
 
 /// Whether a user map is a one-element per-CPU array rather than a hash: only an unkeyed
@@ -197,6 +208,11 @@ struct ProbeLowering<'a> {
     /// Enclosing `while` loops: (condition block, exit block), for break and continue.
     loops: Vec<(ir::BlockId, ir::BlockId)>,
     print_types: &'a mut Vec<crate::types::Type>,
+    /// Every probe's checked helper calls so far (`-k`).
+    helper_sites: &'a mut Vec<HelperSite>,
+    /// Where the failures of the calls being lowered are reported, when not at the current
+    /// span (see [`ProbeLowering::reporting_at`]).
+    report_at: Option<SiteSpan>,
 }
 
 impl ProbeLowering<'_> {

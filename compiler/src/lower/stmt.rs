@@ -1,7 +1,7 @@
 //! Lowering statements: assignments, control flow, and the statements that send events to the
 //! runtime through the ring buffer (printf, print, clear, zero, exit, time, system).
 
-use super::ProbeLowering;
+use super::{ProbeLowering, SiteSpan};
 use crate::bpf::helpers::Helper;
 use crate::hir::{Expr, Stmt, StmtKind, VarId};
 use crate::ir::{AluOp, Arg, Cond, Op, Operand, StackRef, Term};
@@ -22,8 +22,19 @@ impl ProbeLowering<'_> {
                 self.lower_value(e);
             }
             StmtKind::AssignVar { var, value } => self.lower_assign_var(*var, value),
-            StmtKind::AssignMap { map, keys, value } => self.lower_assign_map(*map, keys, value),
-            StmtKind::Aggregate { map, keys, value } => self.lower_aggregate(*map, keys, value.as_ref()),
+            StmtKind::AssignMap { map, keys, value } => {
+                // bpftrace locates `@m = v` at its `=`, and `@m += v` (whose value the checker
+                // spans as the whole statement) at the whole statement.
+                let at = if value.span.start > s.span.start {
+                    SiteSpan::Assignment { stmt: s.span, value: value.span }
+                } else {
+                    SiteSpan::Node(s.span)
+                };
+                self.reporting_at(at, |this| this.lower_assign_map(*map, keys, value));
+            }
+            StmtKind::Aggregate { map, keys, value, call } => {
+                self.reporting_at(SiteSpan::Node(*call), |this| this.lower_aggregate(*map, keys, value.as_ref()));
+            }
             StmtKind::If { cond, then_body, else_body } => {
                 let c = self.lower_int(cond);
                 let then_block = self.b.new_block();
@@ -102,7 +113,11 @@ impl ProbeLowering<'_> {
             StmtKind::Unwatch(addr) => self.lower_unwatch(addr),
             StmtKind::Signal(sig) => {
                 let v = self.lower_int(sig);
-                self.b.push(Op::Call { dst: None, helper: Helper::SendSignal, args: vec![Arg::Reg(v)] });
+                let ret = self.reports(Helper::SendSignal).then(|| self.b.reg());
+                self.b.push(Op::Call { dst: ret, helper: Helper::SendSignal, args: vec![Arg::Reg(v)] });
+                if let Some(ret) = ret {
+                    self.report_if_negative(ret, Helper::SendSignal);
+                }
             }
             StmtKind::Exit => {
                 let record = self.b.slot(EVENT_HEADER);
@@ -204,7 +219,11 @@ impl ProbeLowering<'_> {
         self.b.push(Op::MapLookup { dst: buf, map, key });
         let have = self.b.new_block();
         let done = self.b.new_block();
-        self.b.branch(Cond::Eq, buf, Operand::Imm(0), done, have);
+        if self.reports(Helper::MapLookupElem) {
+            self.branch_on_lookup(buf, have, done);
+        } else {
+            self.b.branch(Cond::Eq, buf, Operand::Imm(0), done, have);
+        }
         self.b.switch_to(have);
         self.b.push(Op::StorePtr { ptr: buf, offset: 0, size: 4, src: Operand::Imm(EventKind::Join as i32) });
         self.b.push(Op::StorePtr { ptr: buf, offset: 4, size: 4, src: Operand::Imm(format as i32) });
@@ -214,11 +233,15 @@ impl ProbeLowering<'_> {
         for i in 0..JOIN_ARGS {
             let src = self.b.reg();
             self.b.push(Op::Alu { op: AluOp::Add, dst: src, lhs: base, rhs: Operand::Imm((i * 8) as i32) });
+            let ret = self.reports(Helper::ProbeRead).then(|| self.b.reg());
             self.b.push(Op::Call {
-                dst: None,
+                dst: ret,
                 helper: Helper::ProbeRead,
                 args: vec![Arg::Stack(pointer), Arg::Imm(8), Arg::Reg(src)],
             });
+            if let Some(ret) = ret {
+                self.report_if_negative(ret, Helper::ProbeRead);
+            }
             let p = self.b.reg();
             self.b.push(Op::LoadStack { dst: p, at: pointer, size: 8 });
             let slot = self.b.reg();
@@ -235,11 +258,15 @@ impl ProbeLowering<'_> {
             self.b.push(Op::StorePtr { ptr: slot, offset: 0, size: 1, src: Operand::Imm(0) });
             self.b.terminate(Term::Jump(send));
             self.b.switch_to(read);
+            let ret = self.reports(Helper::ProbeReadStr).then(|| self.b.reg());
             self.b.push(Op::Call {
-                dst: None,
+                dst: ret,
                 helper: Helper::ProbeReadStr,
                 args: vec![Arg::Reg(slot), Arg::Imm(JOIN_ARG_SIZE as i32), Arg::Reg(p)],
             });
+            if let Some(ret) = ret {
+                self.report_if_negative(ret, Helper::ProbeReadStr);
+            }
         }
         self.b.terminate(Term::Jump(send));
         self.b.switch_to(send);

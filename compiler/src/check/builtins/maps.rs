@@ -13,14 +13,15 @@ use grammar::ast;
 use grammar::{Diagnostic, Span};
 
 impl Checker<'_> {
-    /// `@m[k] = count()` and friends; `None` when `name` is not an aggregation, `Some(None)`
-    /// after an error.
+    /// `@m[k] = count()` and friends (`span` the statement's, `call_span` the call's); `None`
+    /// when `name` is not an aggregation, `Some(None)` after an error.
     pub(in crate::check) fn check_aggregation(
         &mut self,
         access: &ast::MapAccess,
         name: &ast::Ident,
         args: &[ast::Expr],
         span: Span,
+        call_span: Span,
     ) -> Option<Option<Stmt>> {
         let spec = table::function(&name.name).filter(|f| f.role == Role::Aggregation)?;
         let call = Call { name, args, span, spec };
@@ -57,7 +58,7 @@ impl Checker<'_> {
             },
         };
         let id = self.define_map(access, &key_types, value);
-        Some(Some(Stmt { kind: StmtKind::Aggregate { map: id, keys, value: arg }, span }))
+        Some(Some(Stmt { kind: StmtKind::Aggregate { map: id, keys, value: arg, call: call_span }, span }))
     }
 
     /// `lhist()`'s literal min, max and step.
