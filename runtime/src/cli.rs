@@ -36,7 +36,7 @@ pub struct Args {
     /// Output buffering: none or full (accepted for bpftrace compatibility; output is flushed per batch of events).
     #[arg(short = 'B', value_name = "MODE")]
     pub buffering: Option<String>,
-    /// bpftrace's helper checks (-k, -kk), accepted: rbt always counts failed reads and map updates and warns at exit.
+    /// Warn when a BPF helper returns an error (except reads and map lookups, which give 0); -kk: check every helper.
     #[arg(short = 'k', action = ArgAction::Count)]
     pub helper_checks: u8,
     /// Activate USDT semaphores in every process running the probed file.

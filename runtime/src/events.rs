@@ -1,4 +1,5 @@
-//! Decoding event records into output: printf lines, time, print(), clear/zero, exit.
+//! Decoding event records into output: printf lines, time, print(), clear/zero, exit, and the
+//! reports of failed helper calls (`-k`).
 //! Record layout (see `compiler::program::EventKind`): u32 kind, u32 index, then 8-byte aligned
 //! arguments laid out as their types.
 
@@ -135,6 +136,13 @@ impl EventDecoder {
             }
             Some(EventKind::Watch) => session.watch(index, read_u64(payload, 0), read_u64(payload, 8) as u32, out)?,
             Some(EventKind::Unwatch) => session.unwatch(read_u64(payload, 0)),
+            Some(EventKind::HelperError) => {
+                if let Some(site) = program.helper_errors.get(index) {
+                    // The program keeps the helper's int return value, sign-extended.
+                    let retcode = read_u64(payload, 0) as i64 as i32;
+                    output::write_helper_error(out, session.format, site, retcode)?;
+                }
+            }
             // A map index the program does not have (a malformed record) or an unknown kind.
             Some(EventKind::PrintMap | EventKind::Clear | EventKind::Zero) | None => {}
         }

@@ -93,6 +93,11 @@ fn early_exit(args: &Args) -> Option<Result<ExitCode, String>> {
             return Some(Err(e));
         }
     }
+    // As bpftrace: -k and -kk are the levels there are; a third k is a usage error.
+    if args.helper_checks > 2 {
+        eprint!("{}", cli::usage());
+        return Some(Ok(ExitCode::from(1)));
+    }
     None
 }
 
@@ -157,15 +162,17 @@ fn run(args: Args) -> Result<ExitCode, String> {
     options.lower.stack_storage = settings::current().stack_storage;
     options.lower.start_ns = os::monotonic_ns();
     options.lower.events = event_transport(dry_run)?;
+    options.lower.helper_checks = args.helper_checks;
     options.preprocess.script_path = args.script_path();
     options.preprocess.include_dirs.clone_from(&args.include_dirs);
     options.preprocess.include_files.clone_from(&args.include_files);
     let compiled = compiler::compile_script(&source, &tracefs as &dyn ProbeCatalog, &options);
     diagnostics::emit_in(&compiled.diagnostics, &name, &compiled.sources);
     let sources = compiled.sources;
-    let Some(compiled) = compiled.program else {
+    let Some(mut compiled) = compiled.program else {
         return Ok(ExitCode::from(1));
     };
+    name_script_in_reports(&mut compiled, &sources, &name);
     check_limits(&compiled)?;
     if let Some(path) = &args.emit_elf {
         std::fs::write(path, &compiled.elf).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
@@ -213,6 +220,17 @@ fn run(args: Args) -> Result<ExitCode, String> {
     let options = script::RunOptions { quiet: args.quiet, exports: &exports };
     script::run(session, &tracefs, &mut out, &options, child).map_err(|e| e.to_string())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reports of failed helpers in the script name it as diagnostics do (a tool by its stdlib
+/// path), those in included files by the file's name.
+fn name_script_in_reports(compiled: &mut compiler::CompiledProgram, sources: &grammar::Sources, name: &str) {
+    let Some(script) = sources.script() else { return };
+    for site in &mut compiled.helper_errors {
+        if site.location.file == script.name {
+            site.location.file = name.to_owned();
+        }
+    }
 }
 
 fn run_repl(args: &Args) -> Result<ExitCode, String> {

@@ -107,10 +107,9 @@ impl ProbeLowering<'_> {
             ExprKind::Buf { src, len } => self.lower_buf(src, len, &e.ty),
             ExprKind::DPath(path) => self.lower_dpath(path, &e.ty),
             ExprKind::Bswap(inner) => self.lower_bswap(inner, &e.ty),
-            ExprKind::KernelRead { addr, offset, bitfield, space } => self
-                .reporting_at(read_site(e, addr), |this| {
-                    this.lower_kernel_read(addr, *offset, *bitfield, *space, &e.ty)
-                }),
+            ExprKind::KernelRead { addr, offset, bitfield, space } => self.reporting_at(read_site(e, addr), |this| {
+                this.lower_kernel_read(addr, *offset, *bitfield, *space, &e.ty)
+            }),
             ExprKind::Address { expr, .. } => self.lower_value(expr),
             ExprKind::StrContains { haystack, needle } => Value::Int(self.lower_strcontains(haystack, needle)),
             ExprKind::Member { base, offset, bitfield } => self.lower_member(base, *offset, *bitfield, &e.ty),

@@ -1,6 +1,7 @@
 //! Lowering the checked program to IR: one [`ir::Function`] per probe, and the table of BPF maps
 //! (user maps, the event ring buffer, error counters) they use.
 
+mod bpftrace_location;
 mod builder;
 mod expr;
 mod helper_errors;

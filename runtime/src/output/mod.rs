@@ -12,6 +12,7 @@
 //! - [`buckets`]: the hist/lhist bucket index scheme (shared with the BPF code generator) and labels.
 //! - [`text`], [`json`]: rendering one map in each format.
 //! - [`events`]: the banner, lost events, `print(value)`, printf/time/cat/join lines, the exit dump.
+//! - [`helper_error`]: the reports of failed helper calls (`-k`, `-kk`).
 //! - [`printf`]: the printf engine (glibc `snprintf` semantics per conversion), rendering formats
 //!   parsed by `compiler::format`.
 //! - [`time`]: `time(fmt)` through `localtime_r` + `strftime`.
@@ -60,6 +61,7 @@
 pub mod buckets;
 mod bytes;
 pub mod events;
+mod helper_error;
 pub mod json;
 pub mod map;
 pub mod printf;
@@ -77,6 +79,7 @@ pub use events::{
     write_all_maps, write_attached_probes, write_exit_dump, write_lost_events, write_map, write_message, write_value,
     MessageKind,
 };
+pub use helper_error::write_helper_error;
 #[allow(unused_imports)]
 pub use map::{AvgState, LhistParams, MapData, MapDump};
 #[allow(unused_imports)]
