@@ -4,9 +4,10 @@
 //! script's to change); any other verifier rejection, a panic, another runtime error or a hang is
 //! a compiler bug.
 //!
-//! The default run is small and fixed (CI keeps it). `RBT_FUZZ_PROGRAMS=N`, `RBT_FUZZ_SEED=S` and
-//! `RBT_FUZZ_JOBS=J` widen the hunt; every failing program is saved as
-//! `target/verifier-fuzz/seed-S.rbt` for minimizing.
+//! The default run is small and fixed (CI keeps it); every fourth program runs with `-kk`, whose
+//! helper checks add code of their own. `RBT_FUZZ_PROGRAMS=N`, `RBT_FUZZ_SEED=S` and
+//! `RBT_FUZZ_JOBS=J` widen the hunt, `RBT_FUZZ_ARGS="-kk"` gives every program those arguments;
+//! every failing program is saved as `target/verifier-fuzz/seed-S.rbt` for minimizing.
 
 mod common_rbt;
 
@@ -32,10 +33,10 @@ fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-fn run_one(source: &str, path: &std::path::Path) -> Outcome {
+fn run_one(source: &str, path: &std::path::Path, args: &[String]) -> Outcome {
     std::fs::write(path, source).expect("write program");
     let mut command = Command::new(rbt());
-    command.arg(path).env("RUST_BACKTRACE", "0");
+    command.args(args).arg(path).env("RUST_BACKTRACE", "0");
     let out = match tests::run_with_limit(&mut command, Duration::from_secs(30)) {
         Ok(out) => out,
         Err(e) => return Outcome::Bug(e),
@@ -90,7 +91,15 @@ fn random_programs_load_or_are_refused_with_a_diagnostic() {
                 let seed = first.wrapping_add(i);
                 let source = tests::random_program::program(seed);
                 let path = dir.join(format!("seed-{seed}.rbt"));
-                let outcome = run_one(&source, &path);
+                let args: Vec<String> = match std::env::var("RBT_FUZZ_ARGS") {
+                    Ok(args) => args.split_whitespace().map(str::to_owned).collect(),
+                    Err(_) if i % 4 == 3 => vec!["-kk".to_owned()],
+                    Err(_) => Vec::new(),
+                };
+                let outcome = match run_one(&source, &path, &args) {
+                    Outcome::Bug(why) if !args.is_empty() => Outcome::Bug(format!("with {args:?}: {why}")),
+                    outcome => outcome,
+                };
                 if !matches!(outcome, Outcome::Bug(_)) {
                     let _ = std::fs::remove_file(&path);
                 }

@@ -243,7 +243,13 @@ impl ProbeLowering<'_> {
     /// of 8 it keeps; a failed read leaves zeros (the helper clears its buffer) and is counted.
     fn read_bytes(&mut self, src: VReg, len: u32, space: AddrSpace, at: StackRef) {
         let padded = align8(len).max(8);
-        if len < padded {
+        if self.options.helper_checks > 0 {
+            // Written by stores first: the verifier of Linux 6.18 was seen to fail ("verifier bug:
+            // stack slot 7, total slots 5") propagating the precision of a slot that only the helper
+            // had written into an older state with a smaller stack, once -kk's report paths changed
+            // its pruning (verifier_fuzz seed 1046 with -kk). A store ends that backtracking.
+            self.b.zero(at, padded);
+        } else if len < padded {
             self.b.zero(at_offset(at, padded - 8), 8);
         }
         let helper = match space {
