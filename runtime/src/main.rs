@@ -162,7 +162,9 @@ fn run(args: Args) -> Result<ExitCode, String> {
     options.lower.stack_storage = settings::current().stack_storage;
     options.lower.start_ns = os::monotonic_ns();
     options.lower.events = event_transport(dry_run)?;
-    options.lower.helper_checks = args.helper_checks;
+    // bpftrace's --no-warnings silences the text reports (JSON ones still print): with nothing
+    // to show, nothing is checked.
+    options.lower.helper_checks = if args.no_warnings && format == OutputFormat::Text { 0 } else { args.helper_checks };
     options.preprocess.script_path = args.script_path();
     options.preprocess.include_dirs.clone_from(&args.include_dirs);
     options.preprocess.include_files.clone_from(&args.include_files);

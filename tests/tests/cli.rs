@@ -131,6 +131,10 @@ fn usage_version_and_bad_arguments_in_bpftraces_words() {
     let bad = run(&["-idonotexist"]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("\nUSAGE:\n"));
+    // -k and -kk are the helper check levels; bpftrace answers a third k with its usage alone.
+    let kkk = run(&["-kkk", "-e", "BEGIN { exit(); }"]);
+    assert_eq!(kkk.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&kkk.stderr).starts_with("USAGE:\n"));
     for (args, message) in [
         (&["-p", "a1111", "file.bt"][..], "ERROR: pid 'a1111' is not a valid decimal number\n"),
         (&["-p", "111a1", "file.bt"][..], "ERROR: pid '111a1' is not a valid decimal number\n"),

@@ -113,7 +113,10 @@ mod tests {
             )
         );
         let lookup = site("map_lookup_elem", 1, 37, 1, 41, "x");
-        assert_eq!(text(&lookup, 0, OutputFormat::Text), "stdin:1:37-41: WARNING: Failed to map_lookup_elem: 0\nx\n \n");
+        assert_eq!(
+            text(&lookup, 0, OutputFormat::Text),
+            "stdin:1:37-41: WARNING: Failed to map_lookup_elem: 0\nx\n \n"
+        );
     }
 
     #[test]
