@@ -219,7 +219,7 @@ impl ProbeLowering<'_> {
         self.b.branch(Cond::SLt, id, Operand::Imm(0), negative, done);
         self.b.switch_to(negative);
         // bpftrace 0.17 reports every failure, an empty stack's too.
-        self.report_if_reported(id, Helper::GetStackid);
+        self.report_if_checked(id, Helper::GetStackid);
         self.b.branch(Cond::Ne, id, Operand::Imm(-14), failed, done);
         self.b.switch_to(failed);
         self.count_error(crate::program::ErrorCounter::StackFailed);
@@ -404,7 +404,7 @@ impl ProbeLowering<'_> {
             Builtin::Comm => {
                 let at = self.b.slot(16);
                 self.b.zero(at, 16);
-                let checked = self.reports(Helper::GetCurrentComm);
+                let checked = self.checks(Helper::GetCurrentComm);
                 let ret = checked.then(|| self.b.reg());
                 self.b.push(Op::Call {
                     dst: ret,
@@ -669,7 +669,7 @@ impl ProbeLowering<'_> {
             }
             None => Arg::Imm(len as i32),
         };
-        let ret = self.reports(Helper::ProbeReadStr).then(|| self.b.reg());
+        let ret = self.checks(Helper::ProbeReadStr).then(|| self.b.reg());
         self.b.push(Op::Call { dst: ret, helper: Helper::ProbeReadStr, args: vec![Arg::Stack(at), size, Arg::Reg(p)] });
         if let Some(ret) = ret {
             self.report_if_negative(ret, Helper::ProbeReadStr);

@@ -53,7 +53,7 @@ fn returns_zero_on_failure(helper: Helper) -> bool {
 
 impl ProbeLowering<'_> {
     /// Whether a failure of `helper` is reported at this `-k` level.
-    pub(super) fn reports(&self, helper: Helper) -> bool {
+    pub(super) fn checks(&self, helper: Helper) -> bool {
         match self.options.helper_checks {
             0 => false,
             1 => !returns_zero_on_failure(helper),
@@ -82,8 +82,8 @@ impl ProbeLowering<'_> {
 
     /// Reports the failure of `helper` (a negative `ret`) from the current block, if this level
     /// reports it.
-    pub(super) fn report_if_reported(&mut self, ret: VReg, helper: Helper) {
-        if self.reports(helper) {
+    pub(super) fn report_if_checked(&mut self, ret: VReg, helper: Helper) {
+        if self.checks(helper) {
             self.report_failure(helper, Some(ret));
         }
     }
@@ -91,12 +91,16 @@ impl ProbeLowering<'_> {
     /// After a call of `helper` returning `ret`: reports a negative return, if this level
     /// reports `helper`'s failures.
     pub(super) fn report_if_negative(&mut self, ret: VReg, helper: Helper) {
-        if !self.reports(helper) {
+        if !self.checks(helper) {
             return;
         }
+        // The low 32 bits, as bpftrace tests them: kernels before 6.4 call a map's own `int`
+        // operation in place of `bpf_map_delete_elem`, which leaves -ENOENT zero-extended in r0.
+        let code = self.b.reg();
+        self.b.push(Op::Extend { dst: code, src: ret, bytes: 4, signed: true });
         let failed = self.b.new_block();
         let done = self.b.new_block();
-        self.b.branch(Cond::SLt, ret, Operand::Imm(0), failed, done);
+        self.b.branch(Cond::SLt, code, Operand::Imm(0), failed, done);
         self.b.switch_to(failed);
         self.report_failure(helper, Some(ret));
         self.b.terminate(Term::Jump(done));
@@ -106,7 +110,7 @@ impl ProbeLowering<'_> {
     /// Ends the current block on a map lookup's result: to `found` when `ptr` is not null, else
     /// to `missing`, reporting the failed lookup on the way under `-kk`.
     pub(super) fn branch_on_lookup(&mut self, ptr: VReg, found: BlockId, missing: BlockId) {
-        if !self.reports(Helper::MapLookupElem) {
+        if !self.checks(Helper::MapLookupElem) {
             self.b.branch(Cond::Ne, ptr, Operand::Imm(0), found, missing);
             return;
         }

@@ -68,7 +68,7 @@ impl ProbeLowering<'_> {
         self.b.branch(Cond::Ne, r, Operand::Imm(0), failed, done);
         self.b.switch_to(failed);
         self.count_error(ErrorCounter::MapFull);
-        self.report_if_reported(r, Helper::MapUpdateElem);
+        self.report_if_checked(r, Helper::MapUpdateElem);
         self.b.terminate(Term::Jump(done));
         self.b.switch_to(done);
     }
@@ -379,7 +379,7 @@ impl ProbeLowering<'_> {
             return;
         }
         let bpf = self.user_map(map).1;
-        let ret = self.reports(Helper::MapDeleteElem).then(|| self.b.reg());
+        let ret = self.checks(Helper::MapDeleteElem).then(|| self.b.reg());
         self.b.push(Op::Call { dst: ret, helper: Helper::MapDeleteElem, args: vec![Arg::Map(bpf), Arg::Stack(key)] });
         if let Some(ret) = ret {
             self.report_if_negative(ret, Helper::MapDeleteElem);

@@ -371,7 +371,7 @@ impl ProbeLowering<'_> {
         self.b.branch(Cond::SLt, ret, Operand::Imm(0), failed, done);
         self.b.switch_to(failed);
         self.count_error(counter);
-        self.report_if_reported(ret, helper);
+        self.report_if_checked(ret, helper);
         self.b.terminate(crate::ir::Term::Jump(done));
         self.b.switch_to(done);
     }

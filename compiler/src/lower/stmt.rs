@@ -113,7 +113,7 @@ impl ProbeLowering<'_> {
             StmtKind::Unwatch(addr) => self.lower_unwatch(addr),
             StmtKind::Signal(sig) => {
                 let v = self.lower_int(sig);
-                let ret = self.reports(Helper::SendSignal).then(|| self.b.reg());
+                let ret = self.checks(Helper::SendSignal).then(|| self.b.reg());
                 self.b.push(Op::Call { dst: ret, helper: Helper::SendSignal, args: vec![Arg::Reg(v)] });
                 if let Some(ret) = ret {
                     self.report_if_negative(ret, Helper::SendSignal);
@@ -219,7 +219,7 @@ impl ProbeLowering<'_> {
         self.b.push(Op::MapLookup { dst: buf, map, key });
         let have = self.b.new_block();
         let done = self.b.new_block();
-        if self.reports(Helper::MapLookupElem) {
+        if self.checks(Helper::MapLookupElem) {
             self.branch_on_lookup(buf, have, done);
         } else {
             self.b.branch(Cond::Eq, buf, Operand::Imm(0), done, have);
@@ -233,7 +233,7 @@ impl ProbeLowering<'_> {
         for i in 0..JOIN_ARGS {
             let src = self.b.reg();
             self.b.push(Op::Alu { op: AluOp::Add, dst: src, lhs: base, rhs: Operand::Imm((i * 8) as i32) });
-            let ret = self.reports(Helper::ProbeRead).then(|| self.b.reg());
+            let ret = self.checks(Helper::ProbeRead).then(|| self.b.reg());
             self.b.push(Op::Call {
                 dst: ret,
                 helper: Helper::ProbeRead,
@@ -258,7 +258,7 @@ impl ProbeLowering<'_> {
             self.b.push(Op::StorePtr { ptr: slot, offset: 0, size: 1, src: Operand::Imm(0) });
             self.b.terminate(Term::Jump(send));
             self.b.switch_to(read);
-            let ret = self.reports(Helper::ProbeReadStr).then(|| self.b.reg());
+            let ret = self.checks(Helper::ProbeReadStr).then(|| self.b.reg());
             self.b.push(Op::Call {
                 dst: ret,
                 helper: Helper::ProbeReadStr,
