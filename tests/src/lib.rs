@@ -1,10 +1,13 @@
 //! Shared pieces of rbt's test suites: finding the rbt and bpftrace binaries, reading a case's
 //! header lines, running a command with a time limit, showing a line diff, reading a REPL
-//! transcript (`transcript`), and (`vm`) running commands in a Linux 6.1 VM.
+//! transcript (`transcript`), comparing bpftrace's tools under both tracers (`tools`), and
+//! (`vm`) running commands in a Linux 6.1 VM.
 
 pub mod vm;
 
 pub mod random_program;
+
+pub mod tools;
 
 pub mod transcript;
 

@@ -35,6 +35,10 @@
 //!   (`uprobe:libc:malloc`). Rust's own allocations go through malloc too, so filter on a SIZE
 //!   the program does not otherwise ask for, e.g. 1234.
 //! - `stat PATH N`: N stat(2) calls on PATH (vfs_getattr in the kernel).
+//! - `tcp N`: listens on an ephemeral port of 127.0.0.1 and N times connects to it, accepts,
+//!   sends 4 bytes from the client to the server, and closes the client, then the server's
+//!   socket; then closes the listener. For the TCP tools (tcpconnect, tcpaccept, tcplife,
+//!   tcpsynbl) in a guest whose only network is the loopback.
 //! - `exec PROG ARGS...`: the rest of the words, run in place of the workload (execve), e.g. for
 //!   `join(args->argv)`.
 //! - `structs N`: N calls of `rbt_workload_structs(&sample, &&sample)` with a C-layout
@@ -204,6 +208,7 @@ fn main() {
                     std::hint::black_box(rbt_workload_structs(std::hint::black_box(&sample), &pointer));
                 }
             }
+            "tcp" => loopback_connections(number(next())),
             "spin" => {
                 let until = Instant::now() + Duration::from_millis(number(next()));
                 while Instant::now() < until {
@@ -236,6 +241,26 @@ fn pipe_handoffs(count: u64, micros: u64) {
     let _ = writer.join();
     raw(libc::SYS_close, [c_long::from(read_fd), 0, 0]);
     raw(libc::SYS_close, [c_long::from(write_fd), 0, 0]);
+}
+
+/// The `tcp` step: `count` loopback connections, each closed by the client first.
+fn loopback_connections(count: u64) {
+    use std::io::{Read, Write};
+    let fail = |what: &str, error: std::io::Error| -> ! {
+        eprintln!("rbt-workload: cannot {what}: {error}");
+        std::process::exit(1)
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| fail("listen on 127.0.0.1", e));
+    let address = listener.local_addr().unwrap_or_else(|e| fail("read the listening address", e));
+    for _ in 0..count {
+        let mut client = std::net::TcpStream::connect(address).unwrap_or_else(|e| fail("connect", e));
+        let (mut server, _) = listener.accept().unwrap_or_else(|e| fail("accept", e));
+        client.write_all(b"rbt\n").unwrap_or_else(|e| fail("send", e));
+        let mut received = [0u8; 4];
+        server.read_exact(&mut received).unwrap_or_else(|e| fail("receive", e));
+        drop(client);
+        drop(server);
+    }
 }
 
 /// The uprobe target: not inlined, not mangled, arguments in rdi and rsi, result in rax.
@@ -465,7 +490,7 @@ fn number(word: &str) -> u64 {
 fn usage() -> ! {
     eprintln!(
         "usage: rbt-workload STEP...\n  steps: getppid N | kill0 N | setuid N | read SIZE N | write SIZE N | nap MICROS N \
-         | open PATH N | spin MILLIS | pin CPU | pipe N MICROS | fsync PATH N | mutex N MICROS | call N | many N | poke N | bump N | bump-fresh N | inline N | malloc SIZE N | structs N | now | stat PATH N | statx PATH N | exec PROG ARGS..."
+         | open PATH N | spin MILLIS | pin CPU | pipe N MICROS | fsync PATH N | mutex N MICROS | call N | many N | poke N | bump N | bump-fresh N | inline N | malloc SIZE N | structs N | now | stat PATH N | statx PATH N | tcp N | exec PROG ARGS..."
     );
     std::process::exit(2)
 }
