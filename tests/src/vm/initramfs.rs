@@ -155,7 +155,10 @@ fn pad4(out: &mut Vec<u8>) {
 
 /// `host` without its debug sections, or `None` when objcopy is not installed or fails.
 fn stripped(host: &Path) -> Option<Vec<u8>> {
-    let target = std::env::temp_dir().join(format!("rbt-vm-strip-{}", std::process::id()));
+    // Unique per call: two tests of one process (one boot per kernel, in parallel) strip at once.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let target = std::env::temp_dir().join(format!("rbt-vm-strip-{}-{call}", std::process::id()));
     let status = Command::new("objcopy").arg("--strip-debug").arg(host).arg(&target).stderr(Stdio::null()).status();
     let bytes = match status {
         Ok(status) if status.success() => std::fs::read(&target).ok(),
