@@ -38,7 +38,6 @@ const GUEST_TOOLS: &str = "/tools";
 /// Per tracer run: bpftrace's clang and LLVM take tens of seconds per tool under emulation.
 const RUN_LIMIT: Duration = Duration::from_secs(150);
 
-/// The kprobe-based tools not compared here, and why.
 /// The kprobe-based tools bpftrace 0.17 cannot run in a guest, by kernel (`*`: every kernel),
 /// and why. A tool skipped on every kernel has no case; on some, its case still runs there and
 /// the outcome is printed, not judged.
@@ -53,13 +52,13 @@ const SKIPPED: &[(&str, &str, &str)] = &[
         "swapin",
         "6.12",
         "swap_readpage is swap_read_folio since 6.10: bpftrace fails \
-         (`ERROR: Error attaching probe: 'kprobe:swap_readpage'`)",
+         (`ERROR: Error attaching probe: 'kprobe:swap_readpage'`), where rbt skips the probe",
     ),
     (
         "vfsstat",
         "6.12",
-        "a function vfs_write* matches cannot take a kprobe on 6.12, and bpftrace 0.17 fails \
-         (`ERROR: Error attaching probe: 'kprobe:vfs_write*'`)",
+        "bpftrace 0.17 cannot attach the wildcard on 6.12 and fails \
+         (`ERROR: Error attaching probe: 'kprobe:vfs_write*'`), where rbt attaches it",
     ),
 ];
 
