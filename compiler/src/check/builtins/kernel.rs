@@ -6,7 +6,7 @@
 use super::Call;
 use crate::check::expr::error_expr;
 use crate::check::Checker;
-use crate::hir::{self, AddrSpace, Expr, ExprKind, StmtKind};
+use crate::hir::{self, AddrSpace, BinaryOp, Expr, ExprKind, StmtKind};
 use crate::types::Type;
 use grammar::ast;
 use grammar::Diagnostic;
@@ -128,26 +128,29 @@ impl Checker<'_> {
         Expr { kind: word, ty: Type::U64, span }
     }
 
-    /// `path(ARG)`: the file name of a `struct path *` an fentry/fexit probe is handed.
+    /// `path(ARG)`: the file name of a `struct path *` an fentry/fexit probe is handed, or of a
+    /// `struct path` member of a struct such an argument points at (`args->filp->f_path`),
+    /// whose address bpftrace 0.17 takes.
     fn check_path(&mut self, call: &Call<'_>) -> Expr {
         let span = call.span;
         let value = self.check_expr(&call.args[0]);
         if value.ty == Type::None {
             return error_expr(span);
         }
-        // bpf_d_path takes a `struct path *` as the kernel handed it to the program: an
-        // fentry/fexit argument, read straight from the context.
-        let is_arg = matches!(&value.kind, ExprKind::Cast { expr } if matches!(expr.kind, ExprKind::ArgsField { .. }));
-        let is_path = matches!(&value.ty, Type::Pointer { pointee, .. } if pointee == "struct path" || pointee == "const struct path");
-        if !self.allowed_here(call) || !is_arg || !is_path {
+        let path = if self.allowed_here(call) { path_address(value) } else { None };
+        let Some(path) = path else {
             self.error(
-                Diagnostic::error("bad-argument", "path() takes a `struct path *` argument of an fentry/fexit probe", span)
-                    .with_help("e.g. fentry:vfs_getattr { printf(\"%s\\n\", path(args->path)); } (the kernel allows bpf_d_path in a few functions only)"),
+                Diagnostic::error(
+                    "bad-argument",
+                    "path() takes a `struct path *` argument of an fentry/fexit probe, or a `struct path` member of a struct it points at",
+                    span,
+                )
+                .with_help("e.g. fentry:vfs_getattr { printf(\"%s\\n\", path(args->path)); } or fentry:filp_close { printf(\"%s\\n\", path(args->filp->f_path)); } (the kernel allows bpf_d_path in a few functions only)"),
             );
             return error_expr(span);
-        }
+        };
         let len = self.options.strlen;
-        Expr { kind: ExprKind::DPath(Box::new(value)), ty: Type::Str { len }, span }
+        Expr { kind: ExprKind::DPath(Box::new(path)), ty: Type::Str { len }, span }
     }
 
     /// `cgroupid("PATH")`: the id, read now, of a cgroup v2 directory.
@@ -322,5 +325,65 @@ impl Checker<'_> {
             return None;
         }
         Some(StmtKind::Unwatch(addr))
+    }
+}
+
+/// The `struct path *` `path()` hands bpf_d_path, which takes the pointer as the kernel gave it
+/// to the program (the verifier checks its BTF type): an fentry/fexit argument read straight from
+/// the context, or such an argument plus the offset of a `struct path` member it points at.
+fn path_address(value: Expr) -> Option<Expr> {
+    let is_arg =
+        |e: &Expr| matches!(&e.kind, ExprKind::Cast { expr } if matches!(expr.kind, ExprKind::ArgsField { .. }));
+    let is_path = |name: &str| name == "struct path" || name == "const struct path";
+    match value.kind {
+        _ if matches!(&value.ty, Type::Pointer { pointee, .. } if is_path(pointee)) => is_arg(&value).then_some(value),
+        ExprKind::KernelRead { addr, offset, bitfield: None, .. }
+            if is_arg(&addr) && matches!(&value.ty, Type::Record(r) if is_path(&r.name)) =>
+        {
+            let ty = Type::Pointer { pointee: "struct path".into(), target: None };
+            let at = Expr { kind: ExprKind::Int(offset.into()), ty: Type::U64, span: value.span };
+            let kind = ExprKind::Binary { op: BinaryOp::Add, lhs: addr, rhs: Box::new(at) };
+            Some(Expr { kind, ty, span: value.span })
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tracepoint::FieldType;
+    use crate::types::RecordLayout;
+    use std::sync::Arc;
+
+    fn expr(kind: ExprKind, ty: Type) -> Expr {
+        Expr { kind, ty, span: grammar::Span::default() }
+    }
+
+    /// `args->NAME` of an fentry probe: the context's first word as a pointer to `pointee`.
+    fn arg(pointee: &str) -> Expr {
+        let word = ExprKind::ArgsField { offset: 0, size: 8, ty: FieldType::Integer { size: 8, signed: false } };
+        let ty = Type::Pointer { pointee: pointee.into(), target: None };
+        expr(ExprKind::Cast { expr: Box::new(expr(word, Type::U64)) }, ty)
+    }
+
+    fn member(base: Expr, offset: u32, record: &str) -> Expr {
+        let layout = RecordLayout { name: record.into(), size: 16, fields: Vec::new() };
+        let kind = ExprKind::KernelRead { addr: Box::new(base), offset, bitfield: None, space: AddrSpace::Kernel };
+        expr(kind, Type::Record(Arc::new(layout)))
+    }
+
+    #[test]
+    fn a_path_argument_or_a_path_member_of_an_argument() {
+        assert!(matches!(path_address(arg("struct path")), Some(Expr { kind: ExprKind::Cast { .. }, .. })));
+        // `args->filp->f_path`: the argument plus the member's offset, not a read of the member.
+        let at = path_address(member(arg("struct file"), 64, "struct path")).expect("an address");
+        let ExprKind::Binary { op: BinaryOp::Add, lhs, rhs } = at.kind else { panic!("{at:?}") };
+        assert!(matches!(lhs.kind, ExprKind::Cast { .. }) && matches!(rhs.kind, ExprKind::Int(64)));
+        assert!(path_address(arg("struct file")).is_none());
+        assert!(path_address(member(arg("struct file"), 16, "struct inode")).is_none());
+        // A member of a struct read through memory has lost the kernel's type of its pointer.
+        let deeper = member(member(arg("struct file"), 8, "struct path"), 0, "struct path");
+        assert!(path_address(deeper).is_none());
     }
 }
