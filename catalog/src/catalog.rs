@@ -313,6 +313,11 @@ impl<S: Source> ProbeCatalog for Catalog<S> {
         kallsyms::symbol_address(&text, name)
     }
 
+    fn kernel_function_size(&self, name: &str) -> Option<u64> {
+        let text = self.read_text(Path::new("/proc/kallsyms")).ok()?;
+        kallsyms::function_size(&text, name)
+    }
+
     fn kernel_enum_constant(&self, name: &str) -> Option<u64> {
         self.btf().ok()?.enum_constant(name)
     }

@@ -61,6 +61,11 @@ pub trait ProbeCatalog: Sync {
     fn kernel_symbol(&self, _name: &str) -> Option<u64> {
         None
     }
+    /// The size in bytes of a kernel function, for the bounds of a kprobe's offset; `None` when
+    /// unknown (the catalog reads it from `/proc/kallsyms`: the distance to the next function).
+    fn kernel_function_size(&self, _name: &str) -> Option<u64> {
+        None
+    }
     /// Whether a tracepoint event of that name exists in any category (for raw tracepoints).
     fn tracepoint_exists(&self, name: &str) -> bool {
         self.all_tracepoints().iter().any(|t| t.split_once(':').is_some_and(|(_, event)| event == name))

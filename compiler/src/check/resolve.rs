@@ -5,6 +5,7 @@
 //! checker's runs (the collecting ones and the final one) all read the result, so the catalog is
 //! asked once per spec however many runs the type fixpoint takes.
 
+mod kernel;
 mod watchpoint;
 
 pub(super) use watchpoint::setup_probe;
@@ -572,6 +573,7 @@ impl Resolver<'_> {
                 ));
                 Vec::new()
             }
+            Ok(functions) if offset != 0 && !self.offsets_in_bounds(&functions, offset, spec) => Vec::new(),
             Ok(functions) => functions.into_iter().map(|func| AttachPoint::Kprobe { func, offset, ret }).collect(),
             Err(message) => {
                 self.error(
@@ -595,12 +597,13 @@ impl Resolver<'_> {
         Vec::new()
     }
 
-    /// `fentry:FUNC` / `fexit:FUNC` (`fentry:vmlinux:FUNC`), wildcards over the kernel functions
-    /// BTF describes.
+    /// `fentry:FUNC` / `fexit:FUNC` (`fentry:vmlinux:FUNC`, `fentry:vmlinu*:FUNC`), wildcards
+    /// over the kernel functions BTF describes.
     fn resolve_fentry(&mut self, spec: &ProbeSpec, parts: &[&str], kind: ProbeKind) -> Vec<AttachPoint> {
         let ret = kind.is_return();
         let pattern = match parts {
-            [_, f] | [_, "vmlinux", f] if !f.is_empty() => *f,
+            [_, f] if !f.is_empty() => *f,
+            [_, module, f] if !f.is_empty() && kernel::names_the_kernel(module) => *f,
             [_, module, _] => {
                 self.error(
                     Diagnostic::error(

@@ -51,6 +51,10 @@ impl ProbeCatalog for Overlay<'_> {
         self.system.kernel_symbol(name)
     }
 
+    fn kernel_function_size(&self, name: &str) -> Option<u64> {
+        self.system.kernel_function_size(name)
+    }
+
     fn tracepoint_exists(&self, name: &str) -> bool {
         self.system.tracepoint_exists(name)
     }
