@@ -415,9 +415,14 @@ impl Btf {
         None
     }
 
-    /// A kernel function's signature from its `BTF_KIND_FUNC` record.
+    /// A kernel function's signature from its `BTF_KIND_FUNC` record. Once the name index is
+    /// built (a listing of every function builds it), the lookup is the index's: a scan for
+    /// each of 60,000 functions (`rbt -lv 'fentry:*'`) took minutes.
     pub fn function(&self, name: &str) -> Option<KFunction> {
-        let id = self.find(&[FUNC], name)?;
+        let id = match self.names.get() {
+            Some(names) => *names.functions.get(name)?,
+            None => self.find(&[FUNC], name)?,
+        };
         let func = self.raw(id)?;
         self.signature(name, id, func.size_or_type)
     }

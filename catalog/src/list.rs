@@ -269,17 +269,27 @@ fn list_attach_point<S: Source>(
             }
         }
         Some(kind @ (ProbeKind::Fentry | ProbeKind::Fexit)) => {
-            // `fentry:vfs_*`, `fentry:vmlinux:vfs_*`: kernel functions described by BTF; with -v
-            // their arguments and return value as bpftrace's `-lv kfunc:` prints them.
+            // `fentry:vfs_*`, `fentry:vmlinux:vfs_*`, `kfunc:vmlinu*:vfs_*`: kernel functions
+            // described by BTF; with -v their arguments and return value as bpftrace's `-lv
+            // kfunc:` prints them. Spelt `kfunc`/`kretfunc`, they are printed as bpftrace 0.17
+            // prints them, with the module (`kfunc:vmlinux:vfs_read`); spelt `fentry`/`fexit`,
+            // which 0.17 does not know, as `fentry:vfs_read`.
             let pattern = match parts.as_slice() {
-                [_, f] | [_, "vmlinux", f] => *f,
+                [_, f] => *f,
+                [_, module, f] if wildcard_match("vmlinux", module) => *f,
+                // rbt attaches to no module's functions, so it lists none.
+                [_, _, _] => return Ok(()),
                 _ => return wrong_shape(format!("{provider} probe type requires 1 argument")),
             };
             if let Some(why) = catalog.kernel_types_missing() {
                 return Err(list_error(why));
             }
+            let prefix = match provider {
+                "kfunc" | "kretfunc" => format!("{provider}:vmlinux"),
+                _ => kind.to_string(),
+            };
             for name in catalog.kernel_btf_functions(pattern) {
-                let _ = writeln!(out, "{kind}:{name}");
+                let _ = writeln!(out, "{prefix}:{name}");
                 if !verbose {
                     continue;
                 }

@@ -315,7 +315,9 @@ fn list(args: &Args) -> Result<ExitCode, String> {
     let text =
         catalog::list_probes_for(&tracefs, pattern, args.verbose, args.pid.as_deref().map(parse_pid).transpose()?)
             .map_err(|e| e.to_string())?;
-    print!("{text}");
+    // A reader that stops early (`rbt -l | head`) closes the pipe: that ends the listing, as
+    // it ends bpftrace's, without a panic.
+    let _ = io::stdout().lock().write_all(text.as_bytes());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -162,3 +162,34 @@ fn fentry_listing_shows_btf_arguments() {
     assert!(text.lines().any(|l| l == "fexit:vfs_readv"), "{text}");
     assert!(text.lines().all(|l| l.starts_with("fexit:vfs_read")), "{text}");
 }
+
+/// Spelt `kfunc:`/`kretfunc:`, kernel functions are listed as bpftrace 0.17 lists them, with
+/// the module (`kfunc:vmlinux:vfs_read`), also for a module part matching `vmlinux`; other
+/// modules' functions rbt cannot attach to, and lists none of.
+#[test]
+fn kfunc_listing_names_the_module_as_bpftrace_0_17() {
+    let rbt = rbt().unwrap_or_else(|e| panic!("cannot get the rbt binary: {e}"));
+    for (search, expected) in [
+        ("kfunc:vfs_read", "kfunc:vmlinux:vfs_read\n"),
+        ("kretfunc:vfs_read", "kretfunc:vmlinux:vfs_read\n"),
+        ("kretfunc:vmlinu*:vfs_read", "kretfunc:vmlinux:vfs_read\n"),
+        ("kfunc:ext4:vfs_read", ""),
+    ] {
+        let run = list(&rbt, &["-l", search]);
+        assert_eq!(String::from_utf8_lossy(&run.stdout), expected, "{search}");
+        assert_eq!(status_word(&run), "succeeded", "{search}");
+    }
+}
+
+/// `-lv 'fentry:*'` prints every BTF function's arguments (about 60,000 functions) in well
+/// under a second: each signature is looked up in the name index, not by a scan of the BTF.
+#[test]
+fn listing_every_kfunc_with_arguments_is_quick() {
+    let rbt = rbt().unwrap_or_else(|e| panic!("cannot get the rbt binary: {e}"));
+    let started = std::time::Instant::now();
+    let run = list(&rbt, &["-lv", "kfunc:*"]);
+    let took = started.elapsed();
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert!(text.contains("kfunc:vmlinux:vfs_read\n    struct file * file\n"), "{}", &text[..text.len().min(500)]);
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+}
