@@ -66,6 +66,13 @@ fn boot() -> Result<VmRun, String> {
         env: vec![],
         argv: vec![GUEST_RBT.into(), "-e".into(), "kprobe:vfs_read+4 { @ = count(); }".into()],
     });
+    for (name, script, _) in REFUSED {
+        guest.add_command(GuestCommand {
+            name: format!("refused.{name}"),
+            env: vec![],
+            argv: vec![GUEST_RBT.into(), "-e".into(), (*script).into()],
+        });
+    }
     guest.add_command(GuestCommand {
         name: "guest_clock".into(),
         env: vec![],
@@ -221,6 +228,36 @@ fn a_kprobe_offset_inside_an_instruction_is_refused() {
         "stderr: {stderr}"
     );
     assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+}
+
+/// Scripts the 6.1 kernel cannot run, refused with exit status 1 and these words: a kprobe
+/// offset past the function's end (bpftrace 0.17's check, from /proc/kallsyms, before the kernel
+/// would put it in the next function), and bpf_d_path in a function outside the kernel's
+/// allow-list (the verifier's refusal, in bpftrace's words).
+const REFUSED: &[(&str, &str, &str)] = &[
+    (
+        "kprobe_offset_outside",
+        "kprobe:vfs_read+1000000 { @ = count(); }",
+        "Offset outside the function bounds ('vfs_read' size is ",
+    ),
+    (
+        "path_not_allowed",
+        "fentry:vfs_read { print(path(args->file->f_path)); }",
+        "helper bpf_d_path not supported in probe",
+    ),
+];
+
+#[test]
+fn unrunnable_scripts_are_refused_with_the_reason() {
+    let mut failures = Vec::new();
+    for (name, script, expected) in REFUSED {
+        let result = vm_run().result(&format!("refused.{name}")).unwrap_or_else(|e| panic!("{e}"));
+        let stderr = result.stderr_text();
+        if result.status != Some(1) || !stderr.contains(expected) || stderr.contains("panicked") {
+            failures.push(format!("{script}: status {:?}, expected {expected:?} in:\n{stderr}", result.status));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// The 500-function kprobe wildcard `kprobe:__x64_sys_*,kprobe:vfs_*` (about 500 functions on
