@@ -9,9 +9,8 @@ use std::sync::Arc;
 
 use super::expr::{error_expr, int_type_named, is_args};
 use super::{nearest, Checker};
-use crate::hir::{AddrSpace, AttachPoint, Expr, ExprKind};
+use crate::hir::{AddrSpace, Expr, ExprKind};
 use crate::ktypes::{KField, KFunction, KType, KTypeId};
-use crate::program::ProgramKind;
 use crate::tracepoint::FieldType;
 use crate::types::{Bitfield, RecordField, RecordLayout, Type};
 use grammar::ast::{self, UnaryOp as AstUn};
@@ -55,31 +54,6 @@ impl Checker<'_> {
             Some(id) => Type::Pointer { pointee: "struct task_struct".into(), target: Some(id) },
             None => Type::U64,
         }
-    }
-
-    /// `ctx`'s type: a pointer to the context struct of the probe's program type, as bpftrace
-    /// 0.17 types it (a plain integer without BTF); an error where there is no such struct.
-    pub(super) fn ctx_type(&mut self, span: Span) -> Option<Type> {
-        let struct_name = match self.scope.attach.as_ref().map(ProgramKind::of) {
-            Some(ProgramKind::Kprobe) => "struct pt_regs",
-            Some(ProgramKind::PerfEvent) => "struct bpf_perf_event_data",
-            Some(ProgramKind::Tracepoint) => {
-                self.error(Diagnostic::error("no-ctx", "Use args instead of ctx in tracepoint", span));
-                return None;
-            }
-            _ => {
-                let probe = self.scope.attach.as_ref().map(AttachPoint::probe_name).unwrap_or_default();
-                self.error(
-                    Diagnostic::error("no-ctx", format!("ctx is not available in this probe ({probe})"), span)
-                        .with_help("ctx exists in kprobes, uprobes, USDT probes, profile, interval and perf events"),
-                );
-                return None;
-            }
-        };
-        Some(match self.catalog.kernel_type_named(struct_name) {
-            Some(id) => Type::Pointer { pointee: struct_name.into(), target: Some(id) },
-            None => Type::U64,
-        })
     }
 
     /// `e->f`, `e.f`, `e[N]` or `*e` as a value.

@@ -7,6 +7,7 @@ use crate::builtins::{self as table};
 use crate::check::expr::{error_expr, string_literal};
 use crate::check::{suggest, Checker};
 use crate::hir::{AttachPoint, Builtin, Expr, ExprKind};
+use crate::program::ProgramKind;
 use crate::types::Type;
 use grammar::{Diagnostic, Span};
 
@@ -52,6 +53,31 @@ impl Checker<'_> {
             },
         };
         Expr { kind: ExprKind::Builtin(builtin), ty, span }
+    }
+
+    /// `ctx`'s type: a pointer to the context struct of the probe's program type, as bpftrace
+    /// 0.17 types it (a plain integer without BTF); an error where there is no such struct.
+    fn ctx_type(&mut self, span: Span) -> Option<Type> {
+        let struct_name = match self.scope.attach.as_ref().map(ProgramKind::of) {
+            Some(ProgramKind::Kprobe) => "struct pt_regs",
+            Some(ProgramKind::PerfEvent) => "struct bpf_perf_event_data",
+            Some(ProgramKind::Tracepoint) => {
+                self.error(Diagnostic::error("no-ctx", "Use args instead of ctx in tracepoint", span));
+                return None;
+            }
+            _ => {
+                let probe = self.scope.attach.as_ref().map(AttachPoint::probe_name).unwrap_or_default();
+                self.error(
+                    Diagnostic::error("no-ctx", format!("ctx is not available in this probe ({probe})"), span)
+                        .with_help("ctx exists in kprobes, uprobes, USDT probes, profile, interval and perf events"),
+                );
+                return None;
+            }
+        };
+        Some(match self.catalog.kernel_type_named(struct_name) {
+            Some(id) => Type::Pointer { pointee: struct_name.into(), target: Some(id) },
+            None => Type::U64,
+        })
     }
 
     /// A name that is no builtin: a kernel enum constant from BTF (as in bpftrace 0.17), or an
