@@ -44,7 +44,7 @@ impl EhFrameBuilder {
     }
 
     fn entry(&mut self, mut body: Vec<u8>) -> usize {
-        while (body.len() + 4) % 8 != 0 {
+        while !(body.len() + 4).is_multiple_of(8) {
             body.push(0); // DW_CFA_nop
         }
         let offset = self.bytes.len();
@@ -65,9 +65,11 @@ impl EhFrameBuilder {
     }
 }
 
+type Rule = (u32, u32, Option<u8>);
+
 /// The spans of one FDE at `CODE_VADDR` of `len` bytes, as (start, end, decoded rule) relative
 /// to the function's file offset.
-fn one_fde(augmentation: &str, instructions: &[u8], len: u64) -> Vec<(u64, u64, (u32, u32, Option<u8>))> {
+fn one_fde(augmentation: &str, instructions: &[u8], len: u64) -> Vec<(u64, u64, Rule)> {
     let mut builder = EhFrameBuilder::default();
     let cie = builder.cie(augmentation, ENTRY);
     builder.fde(cie, augmentation.starts_with('z'), CODE_VADDR, len, instructions);
