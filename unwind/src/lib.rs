@@ -84,8 +84,8 @@ pub fn decode(rule: u32) -> (u32, u32, Option<u8>) {
 pub struct UnwindTable {
     /// Sorted by `pc`, no two consecutive rows with the same rule.
     pub rows: Vec<Row>,
-    /// Where the rows came from: `.eh_frame` when the file has one (`.debug_frame` then only fills
-    /// addresses `.eh_frame` does not cover), else `.debug_frame`, else none (no rows).
+    /// Where the rows came from: `.eh_frame` when it describes any code (`.debug_frame` then only
+    /// fills addresses `.eh_frame` does not cover), else `.debug_frame`, else none (no rows).
     pub source: CfiSource,
     /// The GNU build id note's bytes, when the file has one.
     pub build_id: Option<Vec<u8>>,
@@ -168,9 +168,9 @@ pub fn build_with_stats(elf: &[u8]) -> Result<(UnwindTable, BuildStats), UnwindE
         Some(section) => cfi::debug_frame_spans(section, &file.segments, &mut stats)?,
         None => Vec::new(),
     };
-    let source = if file.eh_frame.is_some() {
+    let source = if !eh_frame.is_empty() {
         CfiSource::EhFrame
-    } else if file.debug_frame.is_some() {
+    } else if !debug_frame.is_empty() {
         CfiSource::DebugFrame
     } else {
         CfiSource::None
