@@ -111,7 +111,18 @@ pub enum MapRole {
     /// Per-CPU counters of events and updates that failed ([`ErrorCounter`]).
     Errors,
     /// A stack trace map for stacks of at most `limit` frames.
-    Stacks { limit: u32 },
+    Stacks {
+        limit: u32,
+    },
+    /// User stacks unwound in the program (`lower/unwind.rs`), at most `limit` frames, by id.
+    UserStacks {
+        limit: u32,
+    },
+    /// The unwinder's tables: processes' mapping ranges, mappings, rows; and its per-CPU scratch.
+    UnwindProcs,
+    UnwindMappings,
+    UnwindRows,
+    UnwindScratch,
     /// Processes already seen in user stacks (see [`EventKind::PidSeen`]).
     SeenPids,
     /// One per-CPU record where `join()` assembles its event (too large for the BPF stack).

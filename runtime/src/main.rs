@@ -160,6 +160,8 @@ fn run(args: Args) -> Result<ExitCode, String> {
     options.lower.pid_filter = pid;
     options.lower.map_keys_max = settings::current().map_keys_max;
     options.lower.stack_storage = settings::current().stack_storage;
+    options.lower.user_unwind = settings::current().user_unwind;
+    options.lower.unwind_rows = settings::current().unwind_rows;
     options.lower.start_ns = os::monotonic_ns();
     options.lower.events = event_transport(dry_run)?;
     // bpftrace's --no-warnings silences the text reports (JSON ones still print): with nothing
@@ -246,6 +248,8 @@ fn run_repl(args: &Args) -> Result<ExitCode, String> {
     compile.lower.pid_filter = args.pid.as_deref().map(parse_pid).transpose()?;
     compile.lower.map_keys_max = settings::current().map_keys_max;
     compile.lower.stack_storage = settings::current().stack_storage;
+    compile.lower.user_unwind = settings::current().user_unwind;
+    compile.lower.unwind_rows = settings::current().unwind_rows;
     compile.lower.start_ns = os::monotonic_ns();
     compile.lower.events = event_transport(false)?;
     repl::run(repl::ReplOptions { format, compile })?;

@@ -52,6 +52,16 @@ pub fn run(
     let mut begun = Vec::new();
     let mut done = tracing.begin(&mut session, all.clone(), &mut begun)?;
     if !done {
+        // The processes already running get their unwind tables now (on the symbolizer's
+        // thread, while probes attach), not after their first stack: the process named with -p,
+        // or without -p and -c every one. A process started later is loaded when first seen.
+        if session.unwinds_user_stacks() {
+            match (session.pid_filter, &child) {
+                (Some(pid), _) => session.stacks.remember(pid),
+                (None, None) => session.stacks.remember_all(),
+                (None, Some(_)) => {}
+            }
+        }
         session.attach(all, tracefs)?;
         if let Some(c) = child.as_mut() {
             c.release();

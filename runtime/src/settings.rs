@@ -29,6 +29,12 @@ pub struct Settings {
     pub ringbuf_pages: Option<u64>,
     /// The kernel's BTF file (`BPFTRACE_BTF`, `RBT_BTF`).
     pub btf: Option<std::ffi::OsString>,
+    /// How user stacks are walked (`RBT_USTACK_UNWIND=auto|fp|dwarf`; default auto: unwind
+    /// tables where a binary has them, frame pointers elsewhere).
+    pub user_unwind: compiler::lower::unwind::UserUnwind,
+    /// Rows of unwind tables loaded at most, all files together (`RBT_UNWIND_ROWS`; default
+    /// 2 Mi rows, 16 MiB of map memory).
+    pub unwind_rows: u32,
 }
 
 /// The `BPFTRACE_*` variables bpftrace 0.17 reads that change nothing in rbt, accepted (and
@@ -88,6 +94,8 @@ impl Settings {
             perf_rb_pages: number(&["BPFTRACE_PERF_RB_PAGES", "RBT_PERF_RB_PAGES"])?,
             ringbuf_pages: number(&["RBT_RINGBUF_PAGES"])?,
             btf: lookup("RBT_BTF").or_else(|| lookup("BPFTRACE_BTF")),
+            user_unwind: parse_unwind(lookup("RBT_USTACK_UNWIND"))?,
+            unwind_rows: small(number(&["RBT_UNWIND_ROWS"])?.unwrap_or(1 << 21).clamp(1, 1 << 26)),
         })
     }
 }
@@ -97,6 +105,16 @@ impl Settings {
 fn parse_number(name: &str, value: &str) -> Result<u64, String> {
     let digits: String = value.trim_start().chars().take_while(char::is_ascii_digit).collect();
     digits.parse().map_err(|_| format!("Env var '{name}' did not contain a valid uint64_t, or was zero-valued."))
+}
+
+fn parse_unwind(value: Option<std::ffi::OsString>) -> Result<compiler::lower::unwind::UserUnwind, String> {
+    use compiler::lower::unwind::UserUnwind;
+    match value.as_ref().map(|v| v.to_string_lossy()).as_deref() {
+        None | Some("auto") => Ok(UserUnwind::Auto),
+        Some("fp") => Ok(UserUnwind::FramePointers),
+        Some("dwarf") => Ok(UserUnwind::Dwarf),
+        Some(other) => Err(format!("Env var 'RBT_USTACK_UNWIND' is '{other}': it takes auto, fp or dwarf.")),
+    }
 }
 
 /// A boolean as bpftrace reads one: `1` or `0`.
@@ -127,6 +145,8 @@ impl Default for Settings {
             perf_rb_pages: None,
             ringbuf_pages: None,
             btf: None,
+            user_unwind: compiler::lower::unwind::UserUnwind::Auto,
+            unwind_rows: 1 << 21,
         }
     }
 }

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use crate::output::StackText;
 use compiler::types::{StackMode, StackType};
 use runtime::kernel::sys;
-use runtime::symbols::{Detail, Frame};
+use runtime::symbols::{Detail, Frame, UnwindMaps, UnwindStats};
 
 /// Names addresses: one frame per address, its `name` `None` where no symbol covers it.
 pub trait Symbolize {
@@ -21,6 +21,14 @@ pub trait Symbolize {
     /// Called the first time a process shows up in a user stack, while it may still run, so its
     /// address space can be symbolized after it exits.
     fn remember(&mut self, pid: u32);
+    /// From now on, remembering a process also loads its unwind tables into these maps.
+    fn enable_unwinding(&mut self, _maps: UnwindMaps) {}
+    /// Remembers every running process (see [`runtime::symbols::Symbolizer::remember_all`]).
+    fn remember_all(&mut self) {}
+    /// What loading unwind tables did (files, rows, what could not be loaded).
+    fn unwind_stats(&self) -> Option<UnwindStats> {
+        None
+    }
     /// The binaries user frames were found in, with their GNU build ids as lowercase hex.
     fn modules(&self) -> Vec<(String, Option<String>)> {
         Vec::new()
@@ -50,12 +58,16 @@ enum Request {
     Kernel(Vec<u64>),
     User { pid: u32, addrs: Vec<u64>, detail: Detail },
     Remember(u32),
+    RememberAll,
+    EnableUnwinding(UnwindMaps),
+    UnwindStats,
     Modules,
 }
 
 enum Answer {
     Frames(Vec<Frame>),
     Modules(Vec<(String, Option<String>)>),
+    UnwindStats(Option<UnwindStats>),
 }
 
 impl Symbols {
@@ -85,7 +97,7 @@ impl SymbolizerThread {
     }
 
     fn ask(&self, request: Request) -> Option<Answer> {
-        let answered = !matches!(request, Request::Remember(_));
+        let answered = !matches!(request, Request::Remember(_) | Request::RememberAll | Request::EnableUnwinding(_));
         self.requests.as_ref()?.send(request).ok()?;
         if answered {
             self.answers.recv().ok()
@@ -131,6 +143,15 @@ fn serve(requests: &mpsc::Receiver<Request>, answers: &mpsc::Sender<Answer>) {
                 let _ = inner.remember(pid);
                 continue;
             }
+            Request::RememberAll => {
+                inner.remember_all();
+                continue;
+            }
+            Request::EnableUnwinding(maps) => {
+                inner.enable_unwinding(maps);
+                continue;
+            }
+            Request::UnwindStats => Answer::UnwindStats(inner.unwind_stats()),
             Request::Modules => {
                 let hex = |id: &[u8]| id.iter().map(|b| format!("{b:02x}")).collect::<String>();
                 Answer::Modules(inner.object_files().map(|(path, id)| (path.to_owned(), id.map(hex))).collect())
@@ -155,6 +176,21 @@ impl Symbolize for Symbols {
         self.thread().ask(Request::Remember(pid));
     }
 
+    fn remember_all(&mut self) {
+        self.thread().ask(Request::RememberAll);
+    }
+
+    fn enable_unwinding(&mut self, maps: UnwindMaps) {
+        self.thread().ask(Request::EnableUnwinding(maps));
+    }
+
+    fn unwind_stats(&self) -> Option<UnwindStats> {
+        match self.thread.as_ref().and_then(|t| t.ask(Request::UnwindStats)) {
+            Some(Answer::UnwindStats(stats)) => stats,
+            _ => None,
+        }
+    }
+
     fn modules(&self) -> Vec<(String, Option<String>)> {
         // Nothing was symbolized without a thread: no modules.
         match self.thread.as_ref().and_then(|t| t.ask(Request::Modules)) {
@@ -168,6 +204,8 @@ impl Symbolize for Symbols {
 pub struct Stacks {
     /// The stack trace map of each depth.
     maps: Vec<(u32, RawFd)>,
+    /// The map of user stacks unwound in the program (`compiler::lower::unwind`) of each depth.
+    user_maps: Vec<(u32, RawFd)>,
     /// `--json-stacks=frames`.
     pub json_frames: bool,
     symbolizer: RefCell<Box<dyn Symbolize + Send>>,
@@ -175,7 +213,7 @@ pub struct Stacks {
 
 impl Stacks {
     pub fn new(symbolizer: Box<dyn Symbolize + Send>) -> Stacks {
-        Stacks { maps: Vec::new(), json_frames: false, symbolizer: RefCell::new(symbolizer) }
+        Stacks { maps: Vec::new(), user_maps: Vec::new(), json_frames: false, symbolizer: RefCell::new(symbolizer) }
     }
 
     /// Records the stack trace map holding stacks of at most `limit` frames.
@@ -186,8 +224,29 @@ impl Stacks {
         }
     }
 
+    /// Records the map of unwound user stacks of at most `limit` frames.
+    pub fn set_user_map(&mut self, limit: u32, fd: RawFd) {
+        match self.user_maps.iter_mut().find(|(l, _)| *l == limit) {
+            Some(entry) => entry.1 = fd,
+            None => self.user_maps.push((limit, fd)),
+        }
+    }
+
     pub fn remember(&self, pid: u32) {
         self.symbolizer.borrow_mut().remember(pid);
+    }
+
+    pub fn remember_all(&self) {
+        self.symbolizer.borrow_mut().remember_all();
+    }
+
+    /// Has processes remembered from now on get unwind tables for the programs' unwinder.
+    pub fn enable_unwinding(&self, maps: UnwindMaps) {
+        self.symbolizer.borrow_mut().enable_unwinding(maps);
+    }
+
+    pub fn unwind_stats(&self) -> Option<UnwindStats> {
+        self.symbolizer.borrow().unwind_stats()
     }
 
     /// The binaries user frames came from, with build ids, for pprof's mappings.
@@ -212,7 +271,7 @@ impl Stacks {
             text.frames = vec![capture_error(id)];
             return text;
         }
-        let addrs = match self.addresses(ty.limit, id as u32) {
+        let addrs = match self.addresses(ty.user, ty.limit, id) {
             Ok(addrs) => addrs,
             Err(e) => {
                 text.frames = vec![format!("[stack {id} unreadable: {e}]")];
@@ -241,16 +300,24 @@ impl Stacks {
         found.into_iter().next().and_then(|f| f.name).unwrap_or_else(|| format!("0x{addr:x}"))
     }
 
-    /// The addresses of a stack, leaf first, up to the first zero.
-    fn addresses(&self, limit: u32, id: u32) -> std::io::Result<Vec<u64>> {
-        let fd = self
-            .maps
-            .iter()
-            .find(|(l, _)| *l == limit)
-            .map(|(_, fd)| *fd)
-            .ok_or_else(|| std::io::Error::other(format!("no stack map for depth {limit}")))?;
+    /// The addresses of a stack, leaf first, up to the first zero: from the map of unwound user
+    /// stacks (keyed by a u64 id) for user stacks where the program unwinds them, else from the
+    /// stack trace map (keyed by a u32 id).
+    fn addresses(&self, user: bool, limit: u32, id: i64) -> std::io::Result<Vec<u64>> {
+        let unwound = if user { self.user_maps.iter().find(|(l, _)| *l == limit) } else { None };
+        let (fd, key) = match unwound {
+            Some(&(_, fd)) => (fd, (id as u64).to_le_bytes().to_vec()),
+            None => (
+                self.maps
+                    .iter()
+                    .find(|(l, _)| *l == limit)
+                    .map(|(_, fd)| *fd)
+                    .ok_or_else(|| std::io::Error::other(format!("no stack map for depth {limit}")))?,
+                (id as u32).to_le_bytes().to_vec(),
+            ),
+        };
         let mut value = vec![0u8; 8 * limit as usize];
-        if !sys::lookup(fd, &id.to_le_bytes(), &mut value)? {
+        if !sys::lookup(fd, &key, &mut value)? {
             return Err(std::io::Error::other("not in the stack map"));
         }
         Ok(value

@@ -87,6 +87,7 @@ helpers! {
     Snprintf = 165, "bpf_snprintf";
     GetFuncIp = 173, "bpf_get_func_ip";
     GetAttachCookie = 174, "bpf_get_attach_cookie";
+    TaskPtRegs = 175, "bpf_task_pt_regs";
     Loop = 181, "bpf_loop";
     Strncmp = 182, "bpf_strncmp";
     GetFuncArg = 183, "bpf_get_func_arg";

@@ -200,15 +200,20 @@ impl ProbeLowering<'_> {
     /// the negative error, counted as a failed capture) and, for user stacks, the pid whose
     /// address space the frames belong to.
     fn lower_stack(&mut self, stack: &crate::types::StackType) -> StackRef {
-        let map = self.stack_map(stack.limit);
-        let fast = crate::bpf::helpers::BPF_F_FAST_STACK_CMP;
-        let flags = if stack.user { crate::bpf::helpers::BPF_F_USER_STACK | fast } else { fast };
-        let id = self.b.reg();
-        self.b.push(Op::Call {
-            dst: Some(id),
-            helper: Helper::GetStackid,
-            args: vec![Arg::Ctx, Arg::Map(map), Arg::Imm(flags)],
-        });
+        let id = if stack.user && self.options.user_unwind != super::unwind::UserUnwind::FramePointers {
+            self.lower_unwound_ustack(stack.limit)
+        } else {
+            let map = self.stack_map(stack.limit);
+            let fast = crate::bpf::helpers::BPF_F_FAST_STACK_CMP;
+            let flags = if stack.user { crate::bpf::helpers::BPF_F_USER_STACK | fast } else { fast };
+            let id = self.b.reg();
+            self.b.push(Op::Call {
+                dst: Some(id),
+                helper: Helper::GetStackid,
+                args: vec![Arg::Ctx, Arg::Map(map), Arg::Imm(flags)],
+            });
+            id
+        };
         let at = self.b.slot(crate::types::StackType::SIZE);
         self.b.store(at, 0, id, 8);
         // EFAULT means an empty stack (a kernel stack sampled in user mode, a user stack of a
@@ -339,7 +344,7 @@ impl ProbeLowering<'_> {
         at
     }
 
-    fn call(&mut self, helper: Helper, args: Vec<Arg>) -> VReg {
+    pub(super) fn call(&mut self, helper: Helper, args: Vec<Arg>) -> VReg {
         let dst = self.b.reg();
         self.b.push(Op::Call { dst: Some(dst), helper, args });
         dst

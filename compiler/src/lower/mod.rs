@@ -10,6 +10,7 @@ mod memory;
 mod search;
 mod stmt;
 mod tuples;
+pub mod unwind;
 mod watch;
 
 use crate::bpf::helpers as bpf_consts;
@@ -40,6 +41,11 @@ pub struct LowerOptions {
     /// `-k` (1) or `-kk` (2): which failed helper calls are reported to the runtime
     /// (`helper_errors.rs`); 0 reports none.
     pub helper_checks: u8,
+    /// How user stacks are walked (`RBT_USTACK_UNWIND`).
+    pub user_unwind: unwind::UserUnwind,
+    /// Rows the unwind table map holds, for every file of every traced process together
+    /// (`RBT_UNWIND_ROWS`).
+    pub unwind_rows: u32,
 }
 
 /// The channel events take to user space.
@@ -62,6 +68,8 @@ impl Default for LowerOptions {
             probe_slots: 1,
             stack_storage: 4096,
             helper_checks: 0,
+            user_unwind: unwind::UserUnwind::Auto,
+            unwind_rows: 1 << 21,
         }
     }
 }

@@ -250,15 +250,22 @@ pub struct Warnings {
     recursion_misses: u64,
     reads_failed: u64,
     stacks_failed: u64,
+    /// Files whose unwind tables did not fit the rows map, and processes whose mappings were
+    /// not loaded: their user stacks are walked by frame pointers.
+    unwind_files_left_out: u64,
+    unwind_processes_left_out: u64,
 }
 
 impl Warnings {
     fn count(session: &Session, recursion_misses: u64) -> Warnings {
+        let unwind = session.stacks.unwind_stats();
         Warnings {
             map_full: session.error_count(ErrorCounter::MapFull),
             recursion_misses,
             reads_failed: session.error_count(ErrorCounter::ReadFailed),
             stacks_failed: session.error_count(ErrorCounter::StackFailed),
+            unwind_files_left_out: unwind.as_ref().map_or(0, |u| u64::from(u.files_over_capacity)),
+            unwind_processes_left_out: unwind.as_ref().map_or(0, |u| u64::from(u.processes_not_loaded)),
         }
     }
 
@@ -270,6 +277,8 @@ impl Warnings {
             recursion_misses: self.recursion_misses,
             reads_failed: self.reads_failed.saturating_sub(earlier.reads_failed),
             stacks_failed: self.stacks_failed.saturating_sub(earlier.stacks_failed),
+            unwind_files_left_out: self.unwind_files_left_out.saturating_sub(earlier.unwind_files_left_out),
+            unwind_processes_left_out: self.unwind_processes_left_out.saturating_sub(earlier.unwind_processes_left_out),
         }
     }
 
@@ -303,6 +312,22 @@ impl Warnings {
                 "WARNING: {} stack captures failed (hash collisions or a full stack map: raise \
                  RBT_STACK_STORAGE); they print as [stack not captured: ...]",
                 self.stacks_failed
+            )?;
+        }
+        if self.unwind_files_left_out > 0 {
+            writeln!(
+                out,
+                "WARNING: the unwind tables of {} files did not fit (raise RBT_UNWIND_ROWS); their user stacks \
+                 were walked by frame pointers",
+                self.unwind_files_left_out
+            )?;
+        }
+        if self.unwind_processes_left_out > 0 {
+            writeln!(
+                out,
+                "WARNING: {} processes got no unwind tables (too many processes at once); their user stacks were \
+                 walked by frame pointers",
+                self.unwind_processes_left_out
             )?;
         }
         Ok(())

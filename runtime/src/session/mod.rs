@@ -158,9 +158,18 @@ impl Session {
                 self.maps.fd(&m.name).ok_or_else(|| io::Error::other(format!("map {} missing after load", m.name)))?,
             );
         }
+        let unwind_map = |role: MapRole| program.bpf_maps.iter().zip(&map_fds).find(|(m, _)| m.role == role);
+        if let (Some((_, &procs)), Some((_, &mappings)), Some((rows_map, &rows))) =
+            (unwind_map(MapRole::UnwindProcs), unwind_map(MapRole::UnwindMappings), unwind_map(MapRole::UnwindRows))
+        {
+            let maps = runtime::symbols::UnwindMaps { procs, mappings, rows, rows_capacity: rows_map.max_entries };
+            self.stacks.enable_unwinding(maps);
+        }
         for (m, &fd) in program.bpf_maps.iter().zip(&map_fds) {
-            if let MapRole::Stacks { limit } = m.role {
-                self.stacks.set_map(limit, fd);
+            match m.role {
+                MapRole::Stacks { limit } => self.stacks.set_map(limit, fd),
+                MapRole::UserStacks { limit } => self.stacks.set_user_map(limit, fd),
+                _ => {}
             }
         }
         self.map_fds = map_fds;
@@ -169,6 +178,11 @@ impl Session {
         self.watches.get_mut().arm(&program);
         self.program = program;
         Ok(known..self.probes.len())
+    }
+
+    /// Whether the programs unwind user stacks themselves (and so want unwind tables).
+    pub fn unwinds_user_stacks(&self) -> bool {
+        self.program.bpf_maps.iter().any(|m| m.role == MapRole::UnwindProcs)
     }
 
     /// Loads the probes of `program` from index `from` on.

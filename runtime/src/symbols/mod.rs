@@ -42,6 +42,7 @@ mod maps;
 mod objects;
 mod perf_map;
 mod process;
+mod unwind;
 
 use std::collections::{HashMap, HashSet};
 
@@ -50,6 +51,8 @@ pub use frame::{Frame, InlinedFrame};
 use kallsyms::Kallsyms;
 use objects::{ObjectId, ObjectSymbol, Objects};
 use process::{ProcessImage, Target};
+use unwind::UnwindLoader;
+pub use unwind::{UnwindMaps, UnwindStats};
 
 /// By default at most this many user-space answers are cached (about 13 MB with
 /// [`Detail::Names`]); past it the cache starts over.
@@ -91,6 +94,8 @@ pub struct Symbolizer {
     cache_limit: usize,
     /// What [`Symbolizer::user`] asks for.
     detail: Detail,
+    /// Loads unwind tables for the programs' unwinder as processes are remembered.
+    unwind: Option<UnwindLoader>,
 }
 
 impl Default for Symbolizer {
@@ -120,6 +125,7 @@ impl Symbolizer {
             user_cache: HashMap::new(),
             cache_limit: USER_CACHE_LIMIT,
             detail,
+            unwind: None,
         }
     }
 
@@ -166,9 +172,41 @@ impl Symbolizer {
         }
         let image =
             ProcessImage::capture(pid, &mut self.objects).map_err(|source| SymbolsError::Process { pid, source })?;
+        if let Some(loader) = &mut self.unwind {
+            loader.load_process(pid, &image.unwind_mappings(), &self.objects);
+        }
         self.processes.insert(pid, image);
         self.unreadable.remove(&pid);
         Ok(())
+    }
+
+    /// From now on every process remembered also gets its unwind tables loaded into `maps`,
+    /// for user stacks unwound in the probe programs.
+    pub fn enable_unwinding(&mut self, maps: UnwindMaps) {
+        // The REPL loads its program again with every entry: the same maps keep their tables.
+        if self.unwind.as_ref().is_some_and(|u| u.maps() == maps) {
+            return;
+        }
+        self.unwind = Some(UnwindLoader::new(maps));
+    }
+
+    /// Remembers every process running now but this one (kernel threads have nothing to
+    /// remember), so that with unwinding enabled their first stacks already find their tables.
+    pub fn remember_all(&mut self) {
+        let me = std::process::id();
+        let Ok(dir) = std::fs::read_dir("/proc") else { return };
+        let mut pids: Vec<u32> =
+            dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).filter(|&pid| pid != me).collect();
+        pids.sort_unstable();
+        for pid in pids {
+            // A process that is gone, or a kernel thread: nothing to load.
+            let _ = self.remember(pid);
+        }
+    }
+
+    /// What loading unwind tables has done so far, if it is enabled.
+    pub fn unwind_stats(&self) -> Option<UnwindStats> {
+        self.unwind.as_ref().map(|u| u.stats.clone())
     }
 
     /// Drops what was remembered of `pid` (its open files stay: other processes may map them).

@@ -100,6 +100,15 @@ impl Objects {
         &self.files[id.0 as usize]
     }
 
+    /// The whole content of an object file (for its unwind tables).
+    pub fn read(&self, id: ObjectId) -> std::io::Result<Vec<u8>> {
+        let file = &self.get(id).file;
+        let len = usize::try_from(file.metadata()?.len()).map_err(std::io::Error::other)?;
+        let mut bytes = vec![0; len];
+        file.read_exact_at(&mut bytes, 0)?;
+        Ok(bytes)
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &Object> {
         self.files.iter()
     }

@@ -82,6 +82,14 @@ impl ProcessImage {
         None
     }
 
+    /// The executable mappings, in address order, for the unwinder's tables.
+    pub fn unwind_mappings(&self) -> Vec<super::unwind::UnwindMapping> {
+        self.mappings
+            .iter()
+            .map(|m| super::unwind::UnwindMapping { start: m.start, end: m.end, offset: m.offset, object: m.object })
+            .collect()
+    }
+
     fn find(&self, addr: u64) -> Option<Target> {
         let index = self.mappings.partition_point(|m| m.start <= addr).checked_sub(1)?;
         let mapping = &self.mappings[index];
