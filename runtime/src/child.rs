@@ -18,6 +18,8 @@ pub struct Child {
     reaped: bool,
     /// A pidfd when the process is only watched (`-p`).
     watched: Option<OwnedFd>,
+    /// The executable `-c` runs, as found in `PATH`.
+    pub program: Option<std::path::PathBuf>,
 }
 
 /// Splits a command line into words, honouring single and double quotes, as bpftrace does not
@@ -73,14 +75,15 @@ impl Child {
             .map(|w| CString::new(w.as_bytes()).map_err(|_| io::Error::other("the -c command contains a NUL byte")))
             .collect::<io::Result<_>>()?;
         let held = process::spawn_held(&args)?;
-        Ok(Child { pid: held.pid, held: Some(held), reaped: false, watched: None })
+        let program = command_path(cmd).map(std::path::PathBuf::from);
+        Ok(Child { pid: held.pid, held: Some(held), reaped: false, watched: None, program })
     }
 
     /// Watches the running process `pid` (`-p`).
     pub fn watch(pid: u32) -> io::Result<Child> {
         let fd = process::pidfd_open(pid)?;
         let pid = Pid::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
-        Ok(Child { pid, held: None, reaped: false, watched: Some(fd) })
+        Ok(Child { pid, held: None, reaped: false, watched: Some(fd), program: None })
     }
 
     /// Lets the child exec its command.

@@ -56,6 +56,11 @@ pub fn run(
         // thread, while probes attach), not after their first stack: the process named with -p,
         // or without -p and -c every one. A process started later is loaded when first seen.
         if session.unwinds_user_stacks() {
+            // -c's program and rbt's own libraries (libc, ld.so, the vDSO) are loaded before
+            // the program starts (a few milliseconds), so that only the new process's mappings
+            // are left to load when its first stack announces it.
+            let programs: Vec<_> = child.iter().filter_map(|c| c.program.clone()).collect();
+            session.stacks.preload(&programs);
             match (session.pid_filter, &child) {
                 (Some(pid), _) => session.stacks.remember(pid),
                 (None, None) => session.stacks.remember_all(),

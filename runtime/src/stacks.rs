@@ -25,6 +25,9 @@ pub trait Symbolize {
     fn enable_unwinding(&mut self, _maps: UnwindMaps) {}
     /// Remembers every running process (see [`runtime::symbols::Symbolizer::remember_all`]).
     fn remember_all(&mut self) {}
+    /// Loads the unwind tables of executables no process maps yet, and of rbt's own libraries
+    /// (libc, ld.so, the vDSO: most processes map them), returning when they are loaded.
+    fn preload(&mut self, _paths: &[std::path::PathBuf]) {}
     /// What loading unwind tables did (files, rows, what could not be loaded).
     fn unwind_stats(&self) -> Option<UnwindStats> {
         None
@@ -56,9 +59,15 @@ struct SymbolizerThread {
 
 enum Request {
     Kernel(Vec<u64>),
-    User { pid: u32, addrs: Vec<u64>, detail: Detail },
+    User {
+        pid: u32,
+        addrs: Vec<u64>,
+        detail: Detail,
+    },
     Remember(u32),
     RememberAll,
+    /// Unwind tables of these executables and of rbt's own libraries; answered when loaded.
+    Preload(Vec<std::path::PathBuf>),
     EnableUnwinding(UnwindMaps),
     UnwindStats,
     Modules,
@@ -147,6 +156,13 @@ fn serve(requests: &mpsc::Receiver<Request>, answers: &mpsc::Sender<Answer>) {
                 inner.remember_all();
                 continue;
             }
+            Request::Preload(paths) => {
+                for path in &paths {
+                    inner.preload_unwind_tables(path);
+                }
+                inner.preload_own_libraries();
+                Answer::Frames(Vec::new())
+            }
             Request::EnableUnwinding(maps) => {
                 inner.enable_unwinding(maps);
                 continue;
@@ -178,6 +194,10 @@ impl Symbolize for Symbols {
 
     fn remember_all(&mut self) {
         self.thread().ask(Request::RememberAll);
+    }
+
+    fn preload(&mut self, paths: &[std::path::PathBuf]) {
+        self.thread().ask(Request::Preload(paths.to_vec()));
     }
 
     fn enable_unwinding(&mut self, maps: UnwindMaps) {
@@ -238,6 +258,10 @@ impl Stacks {
 
     pub fn remember_all(&self) {
         self.symbolizer.borrow_mut().remember_all();
+    }
+
+    pub fn preload(&self, paths: &[std::path::PathBuf]) {
+        self.symbolizer.borrow_mut().preload(paths);
     }
 
     /// Has processes remembered from now on get unwind tables for the programs' unwinder.

@@ -46,6 +46,9 @@ pub const MAPPINGS_MAX: u32 = 65_536;
 /// A process's mappings are searched in this many steps: at most 2^8 of them.
 const MAPPING_STEPS: u32 = 8;
 pub const PROCS_MAX: u32 = 16_384;
+/// A process's entry: its first mapping and their count (u32 each), then the monotonic time
+/// before which a pc outside them is not reported (u64; see `report_stale_mappings`).
+pub const PROC_SIZE: u32 = 16;
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
@@ -93,7 +96,7 @@ impl ProbeLowering<'_> {
 
         self.b.switch_to(have);
         let walk = self.user_registers(frames);
-        let (first, count) = self.process_mappings();
+        let (first, count, pid) = self.process_mappings();
         let head = self.b.new_block();
         let finish = self.b.new_block();
         self.b.terminate(Term::Jump(head));
@@ -104,7 +107,7 @@ impl ProbeLowering<'_> {
         self.b.switch_to(more);
         self.b.branch(Cond::Eq, walk.ip, Operand::Imm(0), finish, body);
         self.b.switch_to(body);
-        let rule = self.record_frame_and_find_rule(&walk, first, count);
+        let rule = self.record_frame_and_find_rule(&walk, first, count, pid);
         self.apply_rule(&walk, rule, head, finish);
 
         self.b.switch_to(finish);
@@ -143,7 +146,7 @@ impl ProbeLowering<'_> {
 
     /// The current process's range of entries in the mappings map: `(first, count)`, a count
     /// of 0 while the runtime has not loaded its tables.
-    fn process_mappings(&mut self) -> (VReg, VReg) {
+    fn process_mappings(&mut self) -> (VReg, VReg, VReg) {
         let procs = self.unwind_map(MapRole::UnwindProcs);
         let pid_tgid = self.call(Helper::GetCurrentPidTgid, vec![]);
         let pid = self.b.reg();
@@ -162,13 +165,13 @@ impl ProbeLowering<'_> {
         self.b.push(Op::LoadPtr { dst: count, ptr: entry, offset: 4, size: 4 });
         self.b.terminate(Term::Jump(done));
         self.b.switch_to(done);
-        (first, count)
+        (first, count, pid)
     }
 
     /// Records the frame's ip (into the scratch frames and the hash) and looks up the rule that
     /// unwinds it: the mapping holding the pc, then that file's row for the pc's offset. A pc
     /// with no row gets the frame-pointer rule.
-    fn record_frame_and_find_rule(&mut self, walk: &Walk, first: VReg, count: VReg) -> VReg {
+    fn record_frame_and_find_rule(&mut self, walk: &Walk, first: VReg, count: VReg, pid: VReg) -> VReg {
         let at = self.b.reg();
         self.b.push(Op::Alu { op: AluOp::Shl, dst: at, lhs: walk.n, rhs: Operand::Imm(3) });
         self.b.push(Op::Alu { op: AluOp::Add, dst: at, lhs: at, rhs: Operand::Reg(walk.frames) });
@@ -201,8 +204,9 @@ impl ProbeLowering<'_> {
         let offset = self.load(entry, 16, 8);
         let rows_first = self.load(entry, 24, 4);
         let rows_count = self.load(entry, 28, 4);
-        self.branch_to(Cond::Lt, pc, start, found);
-        self.branch_to(Cond::Ge, pc, end, found);
+        let outside = self.b.new_block();
+        self.branch_to(Cond::Lt, pc, start, outside);
+        self.branch_to(Cond::Ge, pc, end, outside);
         let ok = self.b.new_block();
         self.b.branch(Cond::Eq, rows_count, Operand::Imm(0), found, ok);
         self.b.switch_to(ok);
@@ -216,8 +220,43 @@ impl ProbeLowering<'_> {
         self.branch_to(Cond::Gt, row_pc, file_offset, found);
         self.b.push(Op::LoadPtr { dst: rule, ptr: row, offset: 4, size: 4 });
         self.b.terminate(Term::Jump(found));
+        self.b.switch_to(outside);
+        self.report_stale_mappings(pid, found);
         self.b.switch_to(found);
         rule
+    }
+
+    /// A pc in none of the process's known mappings: it has mapped code since its tables were
+    /// loaded (a library loaded by ld.so or dlopen, an exec). Unless the runtime asked for
+    /// quiet until a later time (the procs entry's u64 at 8, which it sets when it loads, and
+    /// which this sets a second ahead), the pid leaves the seen-pids map, so that its next
+    /// stack announces it again and the runtime reads its mappings again.
+    fn report_stale_mappings(&mut self, pid: VReg, done: BlockId) {
+        let procs = self.unwind_map(MapRole::UnwindProcs);
+        let key = self.b.slot(4);
+        self.b.store(key, 0, pid, 4);
+        let entry = self.b.reg();
+        self.b.push(Op::MapLookup { dst: entry, map: procs, key });
+        let found = self.b.new_block();
+        self.b.branch(Cond::Eq, entry, Operand::Imm(0), done, found);
+        self.b.switch_to(found);
+        let now = self.call(Helper::KtimeGetNs, vec![]);
+        let quiet_until = self.load(entry, 8, 8);
+        let due = self.b.new_block();
+        self.b.branch(Cond::Lt, now, Operand::Reg(quiet_until), done, due);
+        self.b.switch_to(due);
+        let next = self.b.reg();
+        self.b.push(Op::Alu { op: AluOp::Add, dst: next, lhs: now, rhs: Operand::Imm(1_000_000_000) });
+        self.b.push(Op::StorePtr { ptr: entry, offset: 8, size: 8, src: Operand::Reg(next) });
+        let seen = self.seen_pids_map();
+        let seen_key = self.b.slot(8);
+        self.b.store(seen_key, 0, pid, 8);
+        self.b.push(Op::Call {
+            dst: None,
+            helper: Helper::MapDeleteElem,
+            args: vec![Arg::Map(seen), Arg::Stack(seen_key)],
+        });
+        self.b.terminate(Term::Jump(done));
     }
 
     /// The entry of `map` in `[first, first + count)` (count >= 1) with the greatest key at
@@ -436,7 +475,7 @@ impl ProbeLowering<'_> {
         use crate::bpf::helpers as bpf_consts;
         let rows = self.options.unwind_rows.max(1);
         let (name, map_type, key_size, value_size, max_entries) = match role {
-            MapRole::UnwindProcs => ("rbt_unwind_procs", bpf_consts::BPF_MAP_TYPE_HASH, 4, 8, PROCS_MAX),
+            MapRole::UnwindProcs => ("rbt_unwind_procs", bpf_consts::BPF_MAP_TYPE_HASH, 4, PROC_SIZE, PROCS_MAX),
             MapRole::UnwindMappings => {
                 ("rbt_unwind_mappings", bpf_consts::BPF_MAP_TYPE_ARRAY, 4, MAPPING_SIZE, MAPPINGS_MAX)
             }

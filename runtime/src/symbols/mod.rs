@@ -167,7 +167,13 @@ impl Symbolizer {
     /// # Errors
     /// The process cannot be read: it has already exited, or we lack the privilege.
     pub fn remember(&mut self, pid: u32) -> Result<(), SymbolsError> {
-        if self.processes.contains_key(&pid) {
+        if let Some(image) = self.processes.get_mut(&pid) {
+            // Announced again: with unwinding, the program saw a pc outside the mappings it
+            // was given (code mapped since); read them again and reload.
+            if let Some(loader) = &mut self.unwind {
+                image.refresh(&mut self.objects);
+                loader.load_process(pid, &image.unwind_mappings(), &self.objects);
+            }
             return Ok(());
         }
         let image =
@@ -201,6 +207,35 @@ impl Symbolizer {
         for pid in pids {
             // A process that is gone, or a kernel thread: nothing to load.
             let _ = self.remember(pid);
+        }
+    }
+
+    /// Loads the unwind tables of the executable at `path` now, before a process maps it (the
+    /// `-c` command, whose first stacks would otherwise come before its tables).
+    pub fn preload_unwind_tables(&mut self, path: &std::path::Path) {
+        if let Some(loader) = &mut self.unwind {
+            if let Some(id) = self.objects.open_path(path) {
+                loader.preload(id, &self.objects);
+            }
+        }
+    }
+
+    /// Loads the unwind tables of the libraries this process maps (libc, ld.so, the vDSO),
+    /// which most processes map too, so that a new process finds them loaded; not rbt's own
+    /// executable.
+    pub fn preload_own_libraries(&mut self) {
+        let Some(loader) = &mut self.unwind else { return };
+        let Ok(text) = std::fs::read_to_string("/proc/self/maps") else { return };
+        let exe = std::fs::read_link("/proc/self/exe").ok();
+        let me = std::process::id();
+        for mapping in maps::parse_executable(&text) {
+            let own = matches!(&mapping.backing, maps::Backing::File { path, .. } if Some(path) == exe.as_ref());
+            if own {
+                continue;
+            }
+            if let Some(id) = self.objects.open_mapping(me, &mapping) {
+                loader.preload(id, &self.objects);
+            }
         }
     }
 

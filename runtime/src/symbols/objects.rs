@@ -100,13 +100,9 @@ impl Objects {
         &self.files[id.0 as usize]
     }
 
-    /// The whole content of an object file (for its unwind tables).
-    pub fn read(&self, id: ObjectId) -> std::io::Result<Vec<u8>> {
-        let file = &self.get(id).file;
-        let len = usize::try_from(file.metadata()?.len()).map_err(std::io::Error::other)?;
-        let mut bytes = vec![0; len];
-        file.read_exact_at(&mut bytes, 0)?;
-        Ok(bytes)
+    /// What `read` reads of an object file (for its unwind tables: `unwind::cfi_parts`).
+    pub fn read_with<T>(&self, id: ObjectId, read: impl FnOnce(&File) -> std::io::Result<T>) -> std::io::Result<T> {
+        read(&self.get(id).file)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Object> {
@@ -129,6 +125,21 @@ impl Objects {
                 Some(id)
             }
         }
+    }
+
+    /// The object of the file at `path`, opened now unless a process already mapped it: for
+    /// loading a file's unwind tables before any process maps it (`-c`'s program).
+    pub fn open_path(&mut self, path: &Path) -> Option<ObjectId> {
+        use std::os::unix::fs::MetadataExt;
+        let file = File::open(path).ok()?;
+        let meta = file.metadata().ok()?;
+        let inode = (libc::major(meta.dev()), libc::minor(meta.dev()), meta.ino());
+        if let Some(&id) = self.by_inode.get(&inode) {
+            return Some(id);
+        }
+        let id = self.add(file, path.display().to_string());
+        self.by_inode.insert(inode, id);
+        Some(id)
     }
 
     /// Adds an open file, or finds the object with the same build ID.

@@ -115,6 +115,13 @@ impl ProcessImage {
         Some((name, offset, map.path.clone()))
     }
 
+    /// Reads the maps again now, if the process still runs.
+    pub fn refresh(&mut self, objects: &mut Objects) {
+        if self.alive {
+            self.reread(objects);
+        }
+    }
+
     fn reread(&mut self, objects: &mut Objects) {
         self.last_read = Instant::now();
         let Ok(text) = std::fs::read_to_string(format!("/proc/{}/maps", self.pid)) else {

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-use compiler::lower::unwind::{MAPPINGS_MAX, MAPPING_SIZE};
+use compiler::lower::unwind::{MAPPINGS_MAX, MAPPING_SIZE, PROC_SIZE};
 
 use super::objects::{ObjectId, Objects};
 use crate::kernel::sys;
@@ -50,6 +50,11 @@ pub struct UnwindMapping {
     pub object: Option<ObjectId>,
 }
 
+/// The program's quiet time after a process's first load, and at most (see
+/// `compiler::lower::unwind`'s `report_stale_mappings`).
+const FIRST_QUIET: Duration = Duration::from_millis(5);
+const MAX_QUIET: Duration = Duration::from_secs(1);
+
 /// Most mappings one process's entry may hold: what the program's search covers.
 const MAPPINGS_PER_PROCESS: usize = 256;
 
@@ -61,6 +66,9 @@ pub struct UnwindLoader {
     next_row: u32,
     /// Each loaded process's range in the mappings map.
     processes: HashMap<u32, (u32, u32)>,
+    /// How long each process's program stays quiet about pcs outside its mappings after the
+    /// next load: short at first (ld.so maps libraries just after exec), doubling to a second.
+    quiet: HashMap<u32, Duration>,
     /// Free ranges of the mappings map, `(first, count)`, and where unused space begins.
     free: Vec<(u32, u32)>,
     next_mapping: u32,
@@ -74,6 +82,7 @@ impl UnwindLoader {
             files: HashMap::new(),
             next_row: 0,
             processes: HashMap::new(),
+            quiet: HashMap::new(),
             free: Vec::new(),
             next_mapping: 0,
             stats: UnwindStats::default(),
@@ -105,8 +114,13 @@ impl UnwindLoader {
             return;
         };
         let keys: Vec<u8> = (first..first + count).flat_map(u32::to_le_bytes).collect();
-        let mut value = first.to_le_bytes().to_vec();
+        let quiet = self.quiet.get(&pid).map_or(FIRST_QUIET, |q| (*q * 2).min(MAX_QUIET));
+        self.quiet.insert(pid, quiet);
+        let quiet_until = crate::kernel::os::monotonic_ns().saturating_add(quiet.as_nanos() as u64);
+        let mut value = Vec::with_capacity(PROC_SIZE as usize);
+        value.extend_from_slice(&first.to_le_bytes());
         value.extend_from_slice(&count.to_le_bytes());
+        value.extend_from_slice(&quiet_until.to_le_bytes());
         // The mappings first: the program reads them as soon as the process's entry names them.
         let written = sys::update_batch(self.maps.mappings, &keys, &entries, count)
             .and_then(|()| sys::update(self.maps.procs, &pid.to_le_bytes(), &value));
@@ -122,6 +136,11 @@ impl UnwindLoader {
         }
     }
 
+    /// Builds and loads the rows of a file no process may map yet.
+    pub fn preload(&mut self, id: ObjectId, objects: &Objects) {
+        self.file_rows(id, objects);
+    }
+
     /// The rows of one file, built and loaded on first use.
     fn file_rows(&mut self, id: ObjectId, objects: &Objects) -> Option<(u32, u32)> {
         if let Some(known) = self.files.get(&id) {
@@ -134,7 +153,7 @@ impl UnwindLoader {
 
     fn build_and_load(&mut self, id: ObjectId, objects: &Objects) -> Option<(u32, u32)> {
         let started = Instant::now();
-        let table = objects.read(id).ok().and_then(|bytes| unwind::build(&bytes).ok());
+        let table = objects.read_with(id, cfi_parts).ok().and_then(|bytes| unwind::build(&bytes).ok());
         self.stats.build_time += started.elapsed();
         self.stats.files += 1;
         let Some(table) = table.filter(|t| !t.rows.is_empty()) else {
@@ -174,6 +193,7 @@ impl UnwindLoader {
             .filter(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
             .collect();
         for pid in gone {
+            self.quiet.remove(&pid);
             if let Some(range) = self.processes.remove(&pid) {
                 let _ = sys::delete(self.maps.procs, &pid.to_le_bytes());
                 self.free.push(range);
@@ -191,5 +211,91 @@ impl UnwindLoader {
             self.free[index] = (first + count, len - count);
         }
         Some(first)
+    }
+}
+
+/// The parts of an ELF file its unwind tables are built from, at their offsets in a buffer of
+/// the file's size whose other bytes stay zero (and, allocated zeroed, untouched): the headers,
+/// the section names, the CFI sections and the notes (the build id). A large binary is mostly
+/// code and debug information that need not be read.
+fn cfi_parts(file: &std::fs::File) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let len = usize::try_from(file.metadata()?.len()).map_err(std::io::Error::other)?;
+    let mut bytes = vec![0u8; len];
+    let fill = |bytes: &mut [u8], offset: u64, size: u64| -> std::io::Result<()> {
+        let start = usize::try_from(offset).map_err(std::io::Error::other)?;
+        let end = start.checked_add(usize::try_from(size).map_err(std::io::Error::other)?);
+        match end.and_then(|end| bytes.get_mut(start..end)) {
+            Some(range) => file.read_exact_at(range, offset),
+            None => Err(std::io::Error::other("an ELF header points past the end of the file")),
+        }
+    };
+    fill(&mut bytes, 0, 64.min(len as u64))?;
+    let u16_at = |b: &[u8], at: usize| u64::from(u16::from_le_bytes([b[at], b[at + 1]]));
+    let u32_at = |b: &[u8], at: usize| u64::from(u32::from_le_bytes(b[at..at + 4].try_into().unwrap_or_default()));
+    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default());
+    if len < 64 || bytes[..4] != *b"\x7fELF" || bytes[4] != 2 {
+        // Not a 64-bit ELF file: the whole of it, for the builder to say what is wrong.
+        return fill(&mut bytes, 0, len as u64).map(|()| bytes);
+    }
+    let (phoff, phentsize, phnum) = (u64_at(&bytes, 0x20), u16_at(&bytes, 0x36), u16_at(&bytes, 0x38));
+    let (shoff, shentsize, shnum, shstrndx) =
+        (u64_at(&bytes, 0x28), u16_at(&bytes, 0x3a), u16_at(&bytes, 0x3c), u16_at(&bytes, 0x3e));
+    fill(&mut bytes, phoff, phentsize * phnum)?;
+    fill(&mut bytes, shoff, shentsize * shnum)?;
+    if shentsize < 64 {
+        return Ok(bytes);
+    }
+    let header = |bytes: &[u8], i: u64| -> (u64, u32, u64, u64) {
+        let at = (shoff + i * shentsize) as usize;
+        (u32_at(bytes, at), u32_at(bytes, at + 4) as u32, u64_at(bytes, at + 0x18), u64_at(bytes, at + 0x20))
+    };
+    const SHT_NOBITS: u32 = 8;
+    const SHT_NOTE: u32 = 7;
+    let (_, strtab_type, strtab_offset, strtab_size) = header(&bytes, shstrndx);
+    if shstrndx >= shnum || strtab_type == SHT_NOBITS {
+        return Ok(bytes);
+    }
+    fill(&mut bytes, strtab_offset, strtab_size)?;
+    for i in 0..shnum {
+        let (name, kind, offset, size) = header(&bytes, i);
+        let name_at = usize::try_from(strtab_offset.saturating_add(name)).unwrap_or(usize::MAX);
+        let name = bytes.get(name_at..).and_then(|b| b.split(|&c| c == 0).next()).unwrap_or_default();
+        let wanted = matches!(name, b".eh_frame" | b".eh_frame_hdr" | b".debug_frame") || kind == SHT_NOTE;
+        if wanted && kind != SHT_NOBITS {
+            fill(&mut bytes, offset, size)?;
+        }
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The parts read give the same table as the whole file, for libc and for this test binary
+    /// (a large file with debug information).
+    #[test]
+    fn tables_from_the_parts_read_equal_tables_from_whole_files() {
+        let me = std::env::current_exe().expect("the test binary");
+        for path in [std::path::Path::new("/lib/x86_64-linux-gnu/libc.so.6"), me.as_path()] {
+            let whole = std::fs::read(path).expect("read the file");
+            let parts = cfi_parts(&std::fs::File::open(path).expect("open the file")).expect("read its parts");
+            assert_eq!(parts.len(), whole.len());
+            let (from_whole, from_parts) =
+                (unwind::build(&whole).expect("whole"), unwind::build(&parts).expect("parts"));
+            assert!(!from_whole.rows.is_empty(), "{}", path.display());
+            assert_eq!(from_whole, from_parts, "{}", path.display());
+        }
+    }
+
+    #[test]
+    fn files_that_are_not_elf_are_read_whole_for_the_builder_to_refuse() {
+        let path = std::env::temp_dir().join(format!("rbt-unwind-parts-{}", std::process::id()));
+        std::fs::write(&path, b"#!/bin/sh\necho not an ELF file\n").expect("write");
+        let parts = cfi_parts(&std::fs::File::open(&path).expect("open")).expect("read");
+        std::fs::remove_file(&path).ok();
+        assert_eq!(parts, b"#!/bin/sh\necho not an ELF file\n");
+        assert!(unwind::build(&parts).is_err());
     }
 }
