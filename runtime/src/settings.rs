@@ -33,7 +33,7 @@ pub struct Settings {
     /// tables where a binary has them, frame pointers elsewhere).
     pub user_unwind: compiler::lower::unwind::UserUnwind,
     /// Rows of unwind tables loaded at most, all files together (`RBT_UNWIND_ROWS`; default
-    /// 2 Mi rows, 16 MiB of map memory).
+    /// 4 Mi rows, 32 MiB of map memory).
     pub unwind_rows: u32,
 }
 
@@ -95,7 +95,7 @@ impl Settings {
             ringbuf_pages: number(&["RBT_RINGBUF_PAGES"])?,
             btf: lookup("RBT_BTF").or_else(|| lookup("BPFTRACE_BTF")),
             user_unwind: parse_unwind(lookup("RBT_USTACK_UNWIND"))?,
-            unwind_rows: small(number(&["RBT_UNWIND_ROWS"])?.unwrap_or(1 << 21).clamp(1, 1 << 26)),
+            unwind_rows: small(number(&["RBT_UNWIND_ROWS"])?.unwrap_or(1 << 22).clamp(1, 1 << 26)),
         })
     }
 }
@@ -146,7 +146,7 @@ impl Default for Settings {
             ringbuf_pages: None,
             btf: None,
             user_unwind: compiler::lower::unwind::UserUnwind::Auto,
-            unwind_rows: 1 << 21,
+            unwind_rows: 1 << 22,
         }
     }
 }

@@ -23,7 +23,8 @@ pub trait Symbolize {
     fn remember(&mut self, pid: u32);
     /// From now on, remembering a process also loads its unwind tables into these maps.
     fn enable_unwinding(&mut self, _maps: UnwindMaps) {}
-    /// Remembers every running process (see [`runtime::symbols::Symbolizer::remember_all`]).
+    /// Remembers every running process (see [`runtime::symbols::running_processes`]), in the
+    /// background.
     fn remember_all(&mut self) {}
     /// Loads the unwind tables of executables no process maps yet, and of rbt's own libraries
     /// (libc, ld.so, the vDSO: most processes map them), returning when they are loaded.
@@ -130,7 +131,24 @@ fn serve(requests: &mpsc::Receiver<Request>, answers: &mpsc::Sender<Answer>) {
     let mut inner = runtime::symbols::Symbolizer::new();
     // kallsyms is read on first use (and holds the BPF programs loaded by then).
     let mut kernel_loaded = false;
-    for request in requests {
+    // Processes to remember when nothing else is asked (`RememberAll`): one at a time between
+    // requests, so that a process announced by its first stack is not kept waiting behind them.
+    let mut background: std::collections::VecDeque<u32> = std::collections::VecDeque::new();
+    loop {
+        let request = match requests.try_recv() {
+            Ok(request) => request,
+            Err(mpsc::TryRecvError::Disconnected) => return,
+            Err(mpsc::TryRecvError::Empty) => match background.pop_front() {
+                Some(pid) => {
+                    let _ = inner.remember_in_background(pid);
+                    continue;
+                }
+                None => match requests.recv() {
+                    Ok(request) => request,
+                    Err(_) => return,
+                },
+            },
+        };
         let answer = match request {
             Request::Kernel(addrs) => {
                 if !kernel_loaded {
@@ -153,7 +171,7 @@ fn serve(requests: &mpsc::Receiver<Request>, answers: &mpsc::Sender<Answer>) {
                 continue;
             }
             Request::RememberAll => {
-                inner.remember_all();
+                background.extend(runtime::symbols::running_processes());
                 continue;
             }
             Request::Preload(paths) => {

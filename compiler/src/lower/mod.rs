@@ -69,7 +69,7 @@ impl Default for LowerOptions {
             stack_storage: 4096,
             helper_checks: 0,
             user_unwind: unwind::UserUnwind::Auto,
-            unwind_rows: 1 << 21,
+            unwind_rows: 1 << 22,
         }
     }
 }

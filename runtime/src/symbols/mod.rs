@@ -81,6 +81,19 @@ pub enum SymbolsError {
     Process { pid: u32, source: std::io::Error },
 }
 
+/// Every process running now but this one, oldest first (kernel threads among them: there is
+/// nothing to remember of those). Remembered with unwinding enabled, their first stacks find
+/// their tables already loaded.
+#[must_use]
+pub fn running_processes() -> Vec<u32> {
+    let me = std::process::id();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let mut pids: Vec<u32> =
+        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).filter(|&pid| pid != me).collect();
+    pids.sort_unstable();
+    pids
+}
+
 /// Symbolizes kernel and user addresses, caching what it reads; see the module docs.
 #[derive(Debug)]
 pub struct Symbolizer {
@@ -196,20 +209,6 @@ impl Symbolizer {
         self.unwind = Some(UnwindLoader::new(maps));
     }
 
-    /// Remembers every process running now but this one (kernel threads have nothing to
-    /// remember), so that with unwinding enabled their first stacks already find their tables.
-    pub fn remember_all(&mut self) {
-        let me = std::process::id();
-        let Ok(dir) = std::fs::read_dir("/proc") else { return };
-        let mut pids: Vec<u32> =
-            dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).filter(|&pid| pid != me).collect();
-        pids.sort_unstable();
-        for pid in pids {
-            // A process that is gone, or a kernel thread: nothing to load.
-            let _ = self.remember(pid);
-        }
-    }
-
     /// Loads the unwind tables of the executable at `path` now, before a process maps it (the
     /// `-c` command, whose first stacks would otherwise come before its tables).
     pub fn preload_unwind_tables(&mut self, path: &std::path::Path) {
@@ -242,6 +241,19 @@ impl Symbolizer {
     /// What loading unwind tables has done so far, if it is enabled.
     pub fn unwind_stats(&self) -> Option<UnwindStats> {
         self.unwind.as_ref().map(|u| u.stats.clone())
+    }
+
+    /// [`Symbolizer::remember`] for a process no stack has named yet: its unwind tables may
+    /// not use the rows kept for processes that have.
+    pub fn remember_in_background(&mut self, pid: u32) -> Result<(), SymbolsError> {
+        if let Some(loader) = &mut self.unwind {
+            loader.background = true;
+        }
+        let remembered = self.remember(pid);
+        if let Some(loader) = &mut self.unwind {
+            loader.background = false;
+        }
+        remembered
     }
 
     /// Drops what was remembered of `pid` (its open files stay: other processes may map them).

@@ -72,6 +72,8 @@ pub struct UnwindLoader {
     /// Free ranges of the mappings map, `(first, count)`, and where unused space begins.
     free: Vec<(u32, u32)>,
     next_mapping: u32,
+    /// Loading for a process no stack has named yet (see `file_rows`).
+    pub background: bool,
     pub stats: UnwindStats,
 }
 
@@ -85,6 +87,7 @@ impl UnwindLoader {
             quiet: HashMap::new(),
             free: Vec::new(),
             next_mapping: 0,
+            background: false,
             stats: UnwindStats::default(),
         }
     }
@@ -141,10 +144,15 @@ impl UnwindLoader {
         self.file_rows(id, objects);
     }
 
-    /// The rows of one file, built and loaded on first use.
+    /// The rows of one file, built and loaded on first use. While loading in the background
+    /// (processes running at start that no stack has named yet), the last quarter of the rows
+    /// map is kept for processes that show up in stacks.
     fn file_rows(&mut self, id: ObjectId, objects: &Objects) -> Option<(u32, u32)> {
         if let Some(known) = self.files.get(&id) {
             return *known;
+        }
+        if self.background && u64::from(self.next_row) * 4 >= u64::from(self.maps.rows_capacity) * 3 {
+            return None;
         }
         let rows = self.build_and_load(id, objects);
         self.files.insert(id, rows);
