@@ -73,6 +73,9 @@ struct Walk {
     frames: VReg,
     n: VReg,
     hash: VReg,
+    /// 1 while `ip` is an exact pc (the innermost frame's, or the one a signal interrupted),
+    /// 0 while it is a return address.
+    exact: VReg,
 }
 
 impl ProbeLowering<'_> {
@@ -141,7 +144,8 @@ impl ProbeLowering<'_> {
         self.b.switch_to(ok);
         let n = self.b.constant(0);
         let hash = self.b.constant(FNV_OFFSET);
-        Walk { ip, sp, bp, frames, n, hash }
+        let exact = self.b.constant(1);
+        Walk { ip, sp, bp, frames, n, hash, exact }
     }
 
     /// The current process's range of entries in the mappings map: `(first, count)`, a count
@@ -179,18 +183,21 @@ impl ProbeLowering<'_> {
         let prime = self.b.constant(FNV_PRIME);
         self.b.push(Op::Alu { op: AluOp::Xor, dst: walk.hash, lhs: walk.hash, rhs: Operand::Reg(walk.ip) });
         self.b.push(Op::Alu { op: AluOp::Mul, dst: walk.hash, lhs: walk.hash, rhs: Operand::Reg(prime) });
-        // Above the innermost frame the ip is a return address: the call is the byte before it,
-        // and the call's rule is the one that holds (a call can end a function).
+        // A return address's call is the byte before it, and the call's rule is the one that
+        // holds (a call can end a function). The innermost frame's pc and the pc a signal
+        // interrupted are exact: the byte before may have another rule (the instruction before
+        // a fault may be a push) or be in another function.
         let pc = self.b.reg();
         self.b.push(Op::Mov { dst: pc, src: Operand::Reg(walk.ip) });
         let caller = self.b.new_block();
         let counted = self.b.new_block();
-        self.b.branch(Cond::Ne, walk.n, Operand::Imm(0), caller, counted);
+        self.b.branch(Cond::Eq, walk.exact, Operand::Imm(0), caller, counted);
         self.b.switch_to(caller);
         self.b.push(Op::Alu { op: AluOp::Sub, dst: pc, lhs: pc, rhs: Operand::Imm(1) });
         self.b.terminate(Term::Jump(counted));
         self.b.switch_to(counted);
         self.b.push(Op::Alu { op: AluOp::Add, dst: walk.n, lhs: walk.n, rhs: Operand::Imm(1) });
+        self.b.push(Op::Mov { dst: walk.exact, src: Operand::Imm(0) });
 
         let rule = self.b.constant(u64::from(FRAME_POINTER_RULE));
         let found = self.b.new_block();
@@ -422,6 +429,7 @@ impl ProbeLowering<'_> {
         self.b.push(Op::Mov { dst: walk.bp, src: Operand::Reg(bp) });
         self.b.push(Op::Mov { dst: walk.sp, src: Operand::Reg(sp) });
         self.b.push(Op::Mov { dst: walk.ip, src: Operand::Reg(ip) });
+        self.b.push(Op::Mov { dst: walk.exact, src: Operand::Imm(1) });
         self.b.terminate(Term::Jump(head));
     }
 
