@@ -7,7 +7,7 @@
 //! instruction (gdb unwinds with its own DWARF CFI reader). Both runs disable address-space
 //! randomization, so the frames' addresses, not only their names, must agree frame for frame.
 //!
-//! Needs root, BPF, gcc, gdb and setarch; without one the test fails and says which.
+//! Needs root, BPF, gcc, gdb, setarch and libc's debug file (libc6-dbg); without one the test fails and says which.
 
 mod common_rbt;
 
@@ -147,6 +147,20 @@ fn diff(index: usize, reference: &Stack, ours: &Stack) -> String {
     out
 }
 
+/// libc's detached debug file (Debian's libc6-dbg), which names its static functions
+/// (`msort_with_tmp`) for gdb and rbt alike; without it each names them its own way.
+fn require_libc_debug_file() {
+    use object::{Object, ObjectSection};
+    let libc = Path::new("/lib/x86_64-linux-gnu/libc.so.6");
+    let bytes = std::fs::read(libc).expect("read libc");
+    let file = object::File::parse(&*bytes).expect("libc is an ELF file");
+    let note = file.section_by_name(".note.gnu.build-id").and_then(|s| s.data().ok()).expect("libc's build id");
+    // The note's 16-byte header (sizes, type, "GNU\0"), then the id.
+    let id: String = note[16..].iter().map(|b| format!("{b:02x}")).collect();
+    let debug = PathBuf::from(format!("/usr/lib/debug/.build-id/{}/{}.debug", &id[..2], &id[2..]));
+    assert!(debug.exists(), "{} is missing (apt-get install libc6-dbg): this test never skips", debug.display());
+}
+
 #[test]
 fn user_stacks_match_gdb_frame_for_frame() {
     require_bpf();
@@ -154,6 +168,7 @@ fn user_stacks_match_gdb_frame_for_frame() {
         let found = Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
         assert!(found, "{tool} is missing (apt-get install gdb util-linux): this test never skips");
     }
+    require_libc_debug_file();
     let binary = build_target();
     let reference: Vec<Stack> = gdb_stacks(&binary).into_iter().filter(|s| s.tag != WARM_UP).collect();
     let ours: Vec<Stack> = rbt_stacks(&binary).into_iter().filter(|s| s.tag != WARM_UP).collect();
