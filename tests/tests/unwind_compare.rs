@@ -6,6 +6,8 @@
 //! unwound in the probe program from `.eh_frame`) and by gdb's breakpoint at the same
 //! instruction (gdb unwinds with its own DWARF CFI reader). Both runs disable address-space
 //! randomization, so the frames' addresses, not only their names, must agree frame for frame.
+//! The same comparison runs on Debian's python3 (no frame pointers) stopping in libc's
+//! `clock_nanosleep` under Python recursion that re-enters the interpreter from C.
 //!
 //! Needs root, BPF, gcc, gdb, setarch and libc's debug file (libc6-dbg); without one the test fails and says which.
 
@@ -105,13 +107,26 @@ fn rbt_frame(line: &str) -> Option<Frame> {
     })
 }
 
-fn gdb_stacks(binary: &Path) -> Vec<Stack> {
-    let out = Command::new("gdb")
-        .args(["-batch", "-nx", "-x"])
-        .arg(data("gdb_stacks.py"))
-        .arg("--args")
-        .arg(binary)
-        .arg(ROUNDS.to_string())
+/// The program gdb and rbt run, and where they stop.
+struct Target<'a> {
+    /// The command: the executable, then its arguments.
+    command: &'a [&'a str],
+    /// The library holding `function` (`None`: the executable), for rbt's uprobe.
+    library: Option<&'a str>,
+    function: &'a str,
+    /// Where `function` is in a library: a function of the executable gdb stops at first.
+    start_at: Option<&'a str>,
+    env: &'a [(&'a str, &'a str)],
+}
+
+fn gdb_stacks(target: &Target) -> Vec<Stack> {
+    let mut gdb = Command::new("gdb");
+    gdb.args(["-batch", "-nx", "-ex", &format!("set $stop_at = \"{}\"", target.function)]);
+    if let Some(start) = target.start_at {
+        gdb.args(["-ex", &format!("set $start_at = \"{start}\"")]);
+    }
+    gdb.arg("-x").arg(data("gdb_stacks.py")).arg("--args").args(target.command).envs(target.env.iter().copied());
+    let out = gdb
         .output()
         .expect("gdb runs (apt-get install gdb: it is this test's reference unwinder; the test never skips)");
     assert!(out.status.success(), "gdb failed ({}):\n{}", out.status, text(&out.stderr));
@@ -120,13 +135,18 @@ fn gdb_stacks(binary: &Path) -> Vec<Stack> {
 
 /// rbt's stacks of the same stops; `setarch -R` runs the program without address-space
 /// randomization, as gdb does.
-fn rbt_stacks(binary: &Path) -> Vec<Stack> {
+fn rbt_stacks(target: &Target) -> Vec<Stack> {
     let program = format!(
-        "uprobe:{}:probe_point /pid == cpid/ {{ printf(\"stack %d\\n%s\\nend\\n\", arg0, ustack(perf)); }}",
-        binary.display()
+        "uprobe:{}:{} /pid == cpid/ {{ printf(\"stack %d\\n%s\\nend\\n\", arg0, ustack(perf)); }}",
+        target.library.unwrap_or(target.command[0]),
+        target.function
     );
-    let command = format!("setarch -R {} {ROUNDS}", binary.display());
-    let out = Command::new(rbt()).args(["-e", &program, "-c", &command]).output().expect("rbt runs");
+    let command = format!("setarch -R {}", target.command.join(" "));
+    let out = Command::new(rbt())
+        .args(["-e", &program, "-c", &command])
+        .envs(target.env.iter().copied())
+        .output()
+        .expect("rbt runs");
     assert!(out.status.success(), "rbt failed ({}):\n{}", out.status, text(&out.stderr));
     parse_blocks(&text(&out.stdout), rbt_frame)
 }
@@ -147,12 +167,53 @@ fn diff(index: usize, reference: &Stack, ours: &Stack) -> String {
     out
 }
 
+/// Requires at least 99% of `ours` to be frame for frame `reference`'s (the same stops, in the
+/// same order), printing the figures and the stacks that differ.
+fn compare(what: &str, reference: &[Stack], ours: &[Stack]) {
+    let tags = |stacks: &[Stack]| stacks.iter().map(|s| s.tag).collect::<Vec<_>>();
+    assert_eq!(tags(ours), tags(reference), "{what}: rbt and gdb saw different stops");
+    let differing: Vec<usize> = (0..reference.len())
+        .filter(|&i| {
+            let (a, b) = (&reference[i].frames, &ours[i].frames);
+            a.len() != b.len() || a.iter().zip(b).any(|(a, b)| !a.same(b))
+        })
+        .collect();
+    let identical = reference.len() - differing.len();
+    let frames: usize = reference.iter().map(|s| s.frames.len()).sum();
+    eprintln!(
+        "{what}: {identical} of {} stacks ({frames} frames) identical to gdb's, {} differ",
+        reference.len(),
+        differing.len()
+    );
+    let report: String = differing.iter().take(20).map(|&i| diff(i, &reference[i], &ours[i])).collect();
+    assert!(
+        identical * 100 >= reference.len() * 99,
+        "{what}: {} of {} stacks differ from gdb's (at most 1% may):\n{report}",
+        differing.len(),
+        reference.len()
+    );
+    if !differing.is_empty() {
+        eprintln!("the differing stacks:\n{report}");
+    }
+}
+
+/// Both unwinders' stacks of `target`, without the first `warm_up` stops (rbt takes the first
+/// stack of a process before it has loaded the process's tables).
+fn both(target: &Target, warm_up: usize) -> (Vec<Stack>, Vec<Stack>) {
+    for tool in ["gdb", "setarch"] {
+        let found = Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
+        assert!(found, "{tool} is missing (apt-get install gdb util-linux): this test never skips");
+    }
+    require_libc_debug_file();
+    let skip = |stacks: Vec<Stack>| stacks.into_iter().skip(warm_up).collect::<Vec<_>>();
+    (skip(gdb_stacks(target)), skip(rbt_stacks(target)))
+}
+
 /// libc's detached debug file (Debian's libc6-dbg), which names its static functions
 /// (`msort_with_tmp`) for gdb and rbt alike; without it each names them its own way.
 fn require_libc_debug_file() {
     use object::{Object, ObjectSection};
-    let libc = Path::new("/lib/x86_64-linux-gnu/libc.so.6");
-    let bytes = std::fs::read(libc).expect("read libc");
+    let bytes = std::fs::read(LIBC).expect("read libc");
     let file = object::File::parse(&*bytes).expect("libc is an ELF file");
     let note = file.section_by_name(".note.gnu.build-id").and_then(|s| s.data().ok()).expect("libc's build id");
     // The note's 16-byte header (sizes, type, "GNU\0"), then the id.
@@ -161,17 +222,18 @@ fn require_libc_debug_file() {
     assert!(debug.exists(), "{} is missing (apt-get install libc6-dbg): this test never skips", debug.display());
 }
 
+const LIBC: &str = "/lib/x86_64-linux-gnu/libc.so.6";
+
 #[test]
-fn user_stacks_match_gdb_frame_for_frame() {
+fn c_stacks_match_gdb_frame_for_frame() {
     require_bpf();
-    for tool in ["gdb", "setarch"] {
-        let found = Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
-        assert!(found, "{tool} is missing (apt-get install gdb util-linux): this test never skips");
-    }
-    require_libc_debug_file();
     let binary = build_target();
-    let reference: Vec<Stack> = gdb_stacks(&binary).into_iter().filter(|s| s.tag != WARM_UP).collect();
-    let ours: Vec<Stack> = rbt_stacks(&binary).into_iter().filter(|s| s.tag != WARM_UP).collect();
+    let (binary_path, rounds) = (binary.display().to_string(), ROUNDS.to_string());
+    let target =
+        Target { command: &[&binary_path, &rounds], library: None, function: "probe_point", start_at: None, env: &[] };
+    // The program's warm-up stop is its first.
+    let (reference, ours) = both(&target, 1);
+    assert!(reference.first().is_some_and(|s| s.tag != WARM_UP), "the warm-up stop is the first");
 
     // Every chain is there, in gdb's run, with its expected frames: the reference itself is sound.
     assert!(reference.len() >= 1000, "gdb saw {} stops, expected about {}", reference.len(), 102 * ROUNDS);
@@ -188,34 +250,31 @@ fn user_stacks_match_gdb_frame_for_frame() {
         let has = |name: &str| frames.iter().any(|f| f.split('.').next() == Some(name));
         assert!(through.iter().all(|n| has(n)), "gdb's stack {tag} lacks one of {through:?}: {frames:?}");
     }
-
-    let tags = |stacks: &[Stack]| stacks.iter().map(|s| s.tag).collect::<Vec<_>>();
-    assert_eq!(tags(&ours), tags(&reference), "rbt and gdb saw different stops");
-    let differing: Vec<usize> = (0..reference.len())
-        .filter(|&i| {
-            let (a, b) = (&reference[i].frames, &ours[i].frames);
-            a.len() != b.len() || a.iter().zip(b).any(|(a, b)| !a.same(b))
-        })
-        .collect();
-    let identical = reference.len() - differing.len();
-    let frames: usize = reference.iter().map(|s| s.frames.len()).sum();
-    eprintln!(
-        "{identical} of {} stacks ({frames} frames) identical to gdb's, {} differ",
-        reference.len(),
-        differing.len()
-    );
-    let report: String = differing.iter().take(20).map(|&i| diff(i, &reference[i], &ours[i])).collect();
-    assert!(
-        identical * 100 >= reference.len() * 99,
-        "{} of {} stacks differ from gdb's (at most 1% may):\n{report}",
-        differing.len(),
-        reference.len()
-    );
-    if !differing.is_empty() {
-        eprintln!("the differing stacks:\n{report}");
-    }
+    compare("C chains", &reference, &ours);
     // A stack the tables were not loaded for yet would end early: the deepest is whole.
     let deepest = ours.iter().max_by_key(|s| s.frames.len()).expect("stacks");
     assert!(deepest.frames.last().is_some_and(|f| f.name == "_start"), "deepest stack:\n{}", show(&deepest.frames));
     std::fs::remove_dir_all(binary.parent().expect("build dir")).ok();
+}
+
+/// Debian's python3 (no frame pointers) sleeping under Python recursion that re-enters the
+/// interpreter from C: libc's `clock_nanosleep` stops in the same order in both runs (string
+/// hashing fixed, so the interpreter takes the same paths).
+#[test]
+fn python_stacks_match_gdb_frame_for_frame() {
+    require_bpf();
+    assert!(Path::new("/usr/bin/python3").exists(), "/usr/bin/python3 is missing (apt-get install python3)");
+    let script = data("sleeps.py").display().to_string();
+    let target = Target {
+        command: &["/usr/bin/python3", "-s", &script],
+        library: Some(LIBC),
+        function: "clock_nanosleep",
+        start_at: Some("Py_BytesMain"),
+        env: &[("PYTHONHASHSEED", "0")],
+    };
+    let (reference, ours) = both(&target, 1);
+    assert_eq!(reference.len(), 60, "gdb saw one stop per sleep after the warm-up");
+    let evals = |s: &Stack| s.frames.iter().filter(|f| f.name == "_PyEval_EvalFrameDefault").count();
+    assert!(reference.iter().map(evals).max() >= Some(8), "the deepest recursion re-enters the interpreter 8 times");
+    compare("python3", &reference, &ours);
 }

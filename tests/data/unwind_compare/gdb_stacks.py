@@ -1,5 +1,5 @@
-# gdb's side of tests/unwind_compare.rs: a breakpoint at the first instruction of `probe_point`
-# (where rbt's uprobe fires) prints the whole stack and continues. One block per stop:
+# gdb's side of tests/unwind_compare.rs: a breakpoint at the first instruction of a function
+# (where rbt's uprobe fires) prints the whole stack and continues. The tag is the first argument. One block per stop:
 #   stack TAG
 #   PC START NAME      (one line per frame, innermost first; START is the function's start)
 #   end
@@ -47,5 +47,15 @@ gdb.execute("set backtrace past-main on")
 gdb.execute("set disable-randomization on")
 gdb.execute("handle SIGALRM nostop noprint pass")
 gdb.execute("handle SIGSEGV nostop noprint pass")
-Stop("*probe_point")
-gdb.execute("run")
+# `$stop_at` names the function (`probe_point` by default); where it is in a library, `$start_at`
+# names a function of the executable to stop at first, once the libraries are loaded.
+stop_at = gdb.convenience_variable("stop_at")
+start_at = gdb.convenience_variable("start_at")
+if start_at is None:
+    Stop("*" + (stop_at.string() if stop_at is not None else "probe_point"))
+    gdb.execute("run")
+else:
+    gdb.Breakpoint("*" + start_at.string(), temporary=True)
+    gdb.execute("run")
+    Stop("*" + stop_at.string())
+    gdb.execute("continue")
