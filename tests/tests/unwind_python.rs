@@ -13,7 +13,7 @@
 
 mod common_rbt;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -128,18 +128,37 @@ fn python_profile_stacks_reach_main_through_the_interpreter() {
     require_python();
     // rbt is built first: python3 spins for a fixed time.
     let rbt = rbt();
-    // Started first and named with -p: its tables are loaded while the probe attaches.
-    let mut python =
-        Command::new(PYTHON).arg(script()).args(["spin", "4"]).stdout(Stdio::piped()).spawn().expect("python3 starts");
+    // Started first and named with -p: its tables are loaded while the probe attaches. It spins
+    // once rbt says it has attached, for a fixed CPU time.
+    let mut python = Command::new(PYTHON)
+        .arg(script())
+        .args(["spin", "3"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 starts");
     let mut ready = String::new();
     BufReader::new(python.stdout.take().expect("piped")).read_line(&mut ready).expect("read python's output");
     assert_eq!(ready.trim(), "ready", "python3 did not start its script");
     let pid = python.id();
     let program = format!("profile:hz:99 /pid == {pid}/ {{ printf(\"S\\n%s\\nE\\n\", ustack); }}");
-    let out = Command::new(rbt).args(["-e", &program, "-p", &pid.to_string()]).output().expect("rbt runs");
+    let mut tracer = Command::new(rbt)
+        .args(["-e", &program, "-p", &pid.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("rbt runs");
+    let mut output = BufReader::new(tracer.stdout.take().expect("piped"));
+    let mut attached = String::new();
+    output.read_line(&mut attached).expect("read rbt's output");
+    assert!(attached.starts_with("Attaching"), "rbt did not attach: {attached:?}");
+    writeln!(python.stdin.take().expect("piped"), "go").expect("start python3's spinning");
+    let mut samples = String::new();
+    output.read_to_string(&mut samples).expect("read rbt's output");
+    let out = tracer.wait_with_output().expect("rbt exits");
     let status = python.wait().expect("python3 exits");
     assert!(out.status.success(), "rbt failed ({}):\n{}", out.status, text(&out.stderr));
     assert!(status.success(), "python3 failed ({status})");
-    // About 99 samples a second of the four, less rbt's start-up; the first few may precede the tables.
-    check_stacks("profile samples", &stacks(&text(&out.stdout)), None, 150);
+    // About 99 samples a second of CPU time, three seconds; the first few may precede the tables.
+    check_stacks("profile samples", &stacks(&samples), None, 250);
 }

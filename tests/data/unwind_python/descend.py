@@ -1,7 +1,9 @@
 # The target of tests/unwind_python.rs: Python recursion, every other level called back from C
 # (`map` calls `descend`, so the interpreter is re-entered and the C stack holds one
 # `_PyEval_EvalFrameDefault` frame per such level), then the leaf's work: sleeping in a loop
-# (`sleep ROUNDS`) or spinning on the CPU for a time (`spin SECONDS`, after printing `ready`).
+# (`sleep ROUNDS`) or spinning on the CPU (`spin SECONDS`: after printing `ready`, waits for a
+# line on stdin, then spins for that much CPU time, so that a loaded machine gives as many
+# profile samples).
 import sys
 import time
 
@@ -15,9 +17,9 @@ def sleep(rounds):
 
 
 def spin(seconds):
-    deadline = time.monotonic() + seconds
+    deadline = time.process_time() + seconds
     total = 0
-    while time.monotonic() < deadline:
+    while time.process_time() < deadline:
         for i in range(10000):
             total += i * i % 7
     return total
@@ -35,6 +37,7 @@ def main():
     mode, amount = sys.argv[1], sys.argv[2]
     if mode == "spin":
         print("ready", flush=True)
+        sys.stdin.readline()
         descend(DEPTH, spin, float(amount))
     else:
         descend(DEPTH, sleep, int(amount))
