@@ -40,15 +40,17 @@ wait_for() {
     return 1
 }
 
-# "run_time_ns run_cnt" of the busiest BPF program process PID holds.
+# "run_time_ns run_cnt verified_insns" of the busiest BPF program process PID holds.
 prog_stats() {
-    local fd best_t=0 best_c=0 t c
+    local fd best_t=0 best_c=0 best_v=0 t c
     for fd in /proc/$1/fdinfo/*; do
         grep -q '^prog_type' "$fd" 2>/dev/null || continue
         t=$(awk '/^run_time_ns/{print $2}' "$fd"); c=$(awk '/^run_cnt/{print $2}' "$fd")
-        if [ -n "$c" ] && [ "$c" -gt "$best_c" ]; then best_t=$t; best_c=$c; fi
+        if [ -n "$c" ] && [ "$c" -gt "$best_c" ]; then
+            best_t=$t; best_c=$c; best_v=$(awk '/^verified_insns/{print $2}' "$fd")
+        fi
     done
-    echo "$best_t $best_c"
+    echo "$best_t $best_c ${best_v:-0}"
 }
 
 # The frames of the printed stack with the highest count, innermost first, one per line.
@@ -59,7 +61,7 @@ top_stack() {
 }
 
 # One measurement: TOOL (rbt or bpftrace) on BINARY with the environment ENV (VAR=VALUE words).
-# Prints "ns_per_sample frames missing", missing the functions of deep_1..deep_30 and main the
+# Prints "ns_per_sample frames missing verified_insns", missing the functions of deep_1..deep_30 and main the
 # printed stack lacks (or "none"; "order" if all are there but out of order).
 cost_run() {
     local tool=$1 binary=$2 envs=$3 fifo=$OUT/fifo pid tracer before after
@@ -95,12 +97,12 @@ cost_run() {
     for f in $want; do [[ " $got" == *" $f "* ]] || missing+="$f,"; done
     [ -n "$missing" ] || { [ "$got" = "$want" ] && missing=none || missing=order; }
     echo "$before $after" | awk -v f="$frames" -v m="${missing%,}" \
-        '{printf "%.0f %d %s\n", ($3-$1)/($4-$2), f, m}'
+        '{printf "%.0f %d %s %d\n", ($4-$1)/($5-$2), f, m, $6}'
 }
 
 if only cost; then
-    echo "| walk (30-deep chain + libc, ${CALLS} getppid calls) | ns per sample (median of $N) | ratio to (b) | frames printed | of deep_1..deep_30 and main, missing |"
-    echo "|---|---|---|---|---|"
+    echo "| walk (30-deep chain + libc, ${CALLS} getppid calls) | ns per sample (median of $N) | ratio to (b) | frames printed | of deep_1..deep_30 and main, missing | instructions the verifier processed |"
+    echo "|---|---|---|---|---|---|"
     CASES=(
         "(a) -fomit-frame-pointer, rbt default (.eh_frame)|rbt|$OUT/deep-nofp|RBT_USTACK_UNWIND=auto"
         "(b) -fno-omit-frame-pointer, rbt RBT_USTACK_UNWIND=fp (bpf_get_stackid)|rbt|$OUT/deep-fp|RBT_USTACK_UNWIND=fp"
@@ -122,11 +124,12 @@ if only cost; then
         ns=$(cat "$OUT"/cost.$c.* | cut -d' ' -f1 | median)
         frames=$(cat "$OUT"/cost.$c.* | cut -d' ' -f2 | sort -u | tr '\n' ' ')
         ok=$(cat "$OUT"/cost.$c.* | cut -d' ' -f3 | sort -u | tr '\n' ' ')
+        insns=$(cat "$OUT"/cost.$c.* | cut -d' ' -f4 | sort -u | tr '\n' ' ')
         [ $c = 1 ] && base=$ns
-        echo "$label|$ns|$frames|$ok" >> "$OUT/cost.rows"
+        echo "$label|$ns|$frames|$ok|$insns" >> "$OUT/cost.rows"
     done
-    while IFS='|' read -r label ns frames ok; do
-        echo "| $label | $ns | $(awk "BEGIN{printf \"%.2f\", $ns/$base}") | ${frames% } | ${ok% } |"
+    while IFS='|' read -r label ns frames ok insns; do
+        echo "| $label | $ns | $(awk "BEGIN{printf \"%.2f\", $ns/$base}") | ${frames% } | ${ok% } | ${insns% } |"
     done < "$OUT/cost.rows"
     rm -f "$OUT"/cost.*
     echo
@@ -150,22 +153,28 @@ if only memory; then
     done < "$OUT/files.txt"
     echo "| every executable file mapped on this machine now | $nfiles files | $rows rows | $((bytes / 1024)) KiB |"
     echo
-    # The maps of a whole-system profile, with every running process's tables loaded.
-    "$RBT" -e 'profile:hz:99 { @[ustack, kstack] = count(); } interval:s:3 { exit(); }' > "$OUT/whole.out" 2>&1 &
-    tracer=$!
-    wait_for "$OUT/whole.out" '^Attaching'
-    sleep 2
-    for fd in /proc/$tracer/fdinfo/*; do
-        grep -q '^map_type' "$fd" 2>/dev/null || continue
-        awk '/^map_type/{t=$2} /^max_entries/{e=$2} /^value_size/{v=$2} /^memlock/{m=$2}
-            END{printf "%d map type %d, %d x %d B: %.1f MB\n", m, t, e, v, m/1048576}' "$fd"
-    done > "$OUT/maps.txt"
-    wait $tracer || true
-    total=$(awk '{s+=$1} END{printf "%.1f", s/1048576}' "$OUT/maps.txt")
-    echo "| whole-system \`profile:hz:99 { @[ustack, kstack] = count(); }\`, $(ls -d /proc/[0-9]* | wc -l) pids | BPF map memory (memlock) $total MB | $(grep -c WARNING "$OUT/whole.out" || true) warnings |"
-    echo
-    sort -rn "$OUT/maps.txt" | cut -d' ' -f2- | uniq -c | sed 's/^/    /'
-    echo
+    # The maps of a whole-system profile, with every running process's tables loaded: with the
+    # default rows map (2^21 rows), and with one big enough for every file above.
+    need=4096; while [ $need -lt $rows ]; do need=$((need * 2)); done
+    for envs in RBT_UNWIND_ROWS=2097152 RBT_UNWIND_ROWS=$need; do
+        env $envs "$RBT" -e 'profile:hz:99 { @[ustack, kstack] = count(); } interval:s:3 { exit(); }' > "$OUT/whole.out" 2>&1 &
+        tracer=$!
+        wait_for "$OUT/whole.out" '^Attaching'
+        sleep 2
+        # Each map once (rbt may hold two fds of one map).
+        for fd in /proc/$tracer/fdinfo/*; do
+            grep -q '^map_type' "$fd" 2>/dev/null || continue
+            awk '/^map_type/{t=$2} /^max_entries/{e=$2} /^value_size/{v=$2} /^memlock/{m=$2} /^map_id/{id=$2}
+                END{printf "%d %d map type %d, %d x %d B: %.1f MB\n", id, m, t, e, v, m/1048576}' "$fd"
+        done | sort -u -k1,1n | cut -d' ' -f2- > "$OUT/maps.txt"
+        wait $tracer || true
+        total=$(awk '{s+=$1} END{printf "%.1f", s/1048576}' "$OUT/maps.txt")
+        echo "| whole-system \`profile:hz:99 { @[ustack, kstack] = count(); }\`, $envs, $(ls -d /proc/[0-9]* | wc -l) pids | BPF map memory (memlock) $total MB | $(grep -c WARNING "$OUT/whole.out" || true) warnings |"
+        echo
+        sort -rn "$OUT/maps.txt" | cut -d' ' -f2- | uniq -c | sed 's/^/    /'
+        grep WARNING "$OUT/whole.out" | sed 's/^/    /' || true
+        echo
+    done
 fi
 
 if only startup; then
