@@ -156,7 +156,9 @@ if only memory; then
     # The maps of a whole-system profile, with every running process's tables loaded: with the
     # default rows map (2^21 rows), and with one big enough for every file above.
     need=4096; while [ $need -lt $rows ]; do need=$((need * 2)); done
-    for envs in RBT_UNWIND_ROWS=2097152 RBT_UNWIND_ROWS=$need; do
+    sizes=(RBT_UNWIND_ROWS=2097152)
+    [ $need -le 2097152 ] || sizes+=(RBT_UNWIND_ROWS=$need)
+    for envs in "${sizes[@]}"; do
         env $envs "$RBT" -e 'profile:hz:99 { @[ustack, kstack] = count(); } interval:s:3 { exit(); }' > "$OUT/whole.out" 2>&1 &
         tracer=$!
         wait_for "$OUT/whole.out" '^Attaching'
