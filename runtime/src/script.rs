@@ -56,15 +56,15 @@ pub fn run(
         // thread, while probes attach), not after their first stack: the process named with -p,
         // or without -p and -c every one. A process started later is loaded when first seen.
         if session.unwinds_user_stacks() {
-            // -c's program and rbt's own libraries (libc, ld.so, the vDSO) are loaded before
-            // the program starts (a few milliseconds), so that only the new process's mappings
-            // are left to load when its first stack announces it.
+            // -c's program, rbt's own libraries (libc, ld.so, the vDSO) and the -p process are
+            // loaded before probes attach (a few milliseconds), so that a -c process has only its
+            // mappings left to load when its first stack announces it; without -p or -c, every
+            // running process is loaded in the background.
             let programs: Vec<_> = child.iter().filter_map(|c| c.program.clone()).collect();
-            session.stacks.preload(&programs);
-            match (session.pid_filter, &child) {
-                (Some(pid), _) => session.stacks.remember(pid),
-                (None, None) => session.stacks.remember_all(),
-                (None, Some(_)) => {}
+            let pids: Vec<u32> = session.pid_filter.into_iter().collect();
+            session.stacks.preload(&programs, &pids);
+            if session.pid_filter.is_none() && child.is_none() {
+                session.stacks.remember_all();
             }
         }
         session.attach(all, tracefs)?;

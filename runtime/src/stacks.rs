@@ -23,12 +23,15 @@ pub trait Symbolize {
     fn remember(&mut self, pid: u32);
     /// From now on, remembering a process also loads its unwind tables into these maps.
     fn enable_unwinding(&mut self, _maps: UnwindMaps) {}
+    /// Has the kernel record every executable mapping made from now on.
+    fn record_mappings(&mut self, _cpus: Vec<u32>) {}
     /// Remembers every running process (see [`runtime::symbols::running_processes`]), in the
     /// background.
     fn remember_all(&mut self) {}
-    /// Loads the unwind tables of executables no process maps yet, and of rbt's own libraries
-    /// (libc, ld.so, the vDSO: most processes map them), returning when they are loaded.
-    fn preload(&mut self, _paths: &[std::path::PathBuf]) {}
+    /// Loads the unwind tables of executables no process maps yet, of rbt's own libraries
+    /// (libc, ld.so, the vDSO: most processes map them) and of processes named up front,
+    /// returning when they are loaded.
+    fn preload(&mut self, _paths: &[std::path::PathBuf], _pids: &[u32]) {}
     /// What loading unwind tables did (files, rows, what could not be loaded).
     fn unwind_stats(&self) -> Option<UnwindStats> {
         None
@@ -67,8 +70,11 @@ enum Request {
     },
     Remember(u32),
     RememberAll,
-    /// Unwind tables of these executables and of rbt's own libraries; answered when loaded.
-    Preload(Vec<std::path::PathBuf>),
+    /// Unwind tables of these executables, of rbt's own libraries and of these processes;
+    /// answered when loaded.
+    Preload(Vec<std::path::PathBuf>, Vec<u32>),
+    /// Have the kernel record every executable mapping made on these CPUs.
+    RecordMappings(Vec<u32>),
     EnableUnwinding(UnwindMaps),
     UnwindStats,
     Modules,
@@ -107,7 +113,10 @@ impl SymbolizerThread {
     }
 
     fn ask(&self, request: Request) -> Option<Answer> {
-        let answered = !matches!(request, Request::Remember(_) | Request::RememberAll | Request::EnableUnwinding(_));
+        let answered = !matches!(
+            request,
+            Request::Remember(_) | Request::RememberAll | Request::EnableUnwinding(_) | Request::RecordMappings(_)
+        );
         self.requests.as_ref()?.send(request).ok()?;
         if answered {
             self.answers.recv().ok()
@@ -143,9 +152,14 @@ fn serve(requests: &mpsc::Receiver<Request>, answers: &mpsc::Sender<Answer>) {
                     let _ = inner.remember_in_background(pid);
                     continue;
                 }
-                None => match requests.recv() {
+                None => match requests.recv_timeout(std::time::Duration::from_millis(100)) {
                     Ok(request) => request,
-                    Err(_) => return,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        // The kernel's mapping records are read at least this often.
+                        inner.read_mmap_records();
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
                 },
             },
         };
@@ -174,12 +188,21 @@ fn serve(requests: &mpsc::Receiver<Request>, answers: &mpsc::Sender<Answer>) {
                 background.extend(runtime::symbols::running_processes());
                 continue;
             }
-            Request::Preload(paths) => {
+            Request::Preload(paths, pids) => {
                 for path in &paths {
                     inner.preload_unwind_tables(path);
                 }
                 inner.preload_own_libraries();
+                for pid in pids {
+                    let _ = inner.remember(pid);
+                }
                 Answer::Frames(Vec::new())
+            }
+            Request::RecordMappings(cpus) => {
+                // Without them (no CAP_PERFMON), processes gone before they are read print as
+                // addresses, as before.
+                let _ = inner.enable_mmap_records(&cpus);
+                continue;
             }
             Request::EnableUnwinding(maps) => {
                 inner.enable_unwinding(maps);
@@ -214,8 +237,12 @@ impl Symbolize for Symbols {
         self.thread().ask(Request::RememberAll);
     }
 
-    fn preload(&mut self, paths: &[std::path::PathBuf]) {
-        self.thread().ask(Request::Preload(paths.to_vec()));
+    fn record_mappings(&mut self, cpus: Vec<u32>) {
+        self.thread().ask(Request::RecordMappings(cpus));
+    }
+
+    fn preload(&mut self, paths: &[std::path::PathBuf], pids: &[u32]) {
+        self.thread().ask(Request::Preload(paths.to_vec(), pids.to_vec()));
     }
 
     fn enable_unwinding(&mut self, maps: UnwindMaps) {
@@ -278,8 +305,16 @@ impl Stacks {
         self.symbolizer.borrow_mut().remember_all();
     }
 
-    pub fn preload(&self, paths: &[std::path::PathBuf]) {
-        self.symbolizer.borrow_mut().preload(paths);
+    /// Has the kernel record every executable mapping made from now on, so that processes gone
+    /// before they are read still symbolize.
+    pub fn record_mappings(&self, cpus: Vec<u32>) {
+        self.symbolizer.borrow_mut().record_mappings(cpus);
+    }
+
+    /// Loads unwind tables for executables not running yet (`-c`'s), rbt's own libraries and
+    /// processes named up front (`-p`'s), and returns when they are loaded.
+    pub fn preload(&self, paths: &[std::path::PathBuf], pids: &[u32]) {
+        self.symbolizer.borrow_mut().preload(paths, pids);
     }
 
     /// Has processes remembered from now on get unwind tables for the programs' unwinder.

@@ -4,7 +4,9 @@
 //! raw syscall, traced with `-c`. Every stack names the whole chain, through Debian's libc (built
 //! without frame pointers), down to `main`, `__libc_start_call_main` and `_start`, unwound in
 //! the probe program from the binaries' `.eh_frame`; the same stacks print folded; and
-//! `RBT_USTACK_UNWIND=fp` gives the kernel's frame-pointer walk, which stops in libc.
+//! `RBT_USTACK_UNWIND=fp` gives the kernel's frame-pointer walk, which stops in libc. A process
+//! that lives under a millisecond, gone before rbt can read its `/proc/PID/maps`, still prints
+//! symbols, from the kernel's records of its mappings.
 
 mod common_rbt;
 
@@ -39,9 +41,18 @@ fn build(name: &str) -> PathBuf {
 /// Runs rbt with `program` (one map keyed by `ustack`) over `-c 'binary ROUNDS'` in folded
 /// output; returns each stack as its frames' names, outermost first, with its count.
 fn folded_stacks(binary: &Path, program: &str, env: &[(&str, &str)]) -> Vec<(Vec<String>, u64)> {
+    folded_stacks_with(binary, &format!(" {ROUNDS}"), program, env)
+}
+
+/// As [`folded_stacks`], with `args` after the binary in `-c`.
+fn folded_stacks_of(binary: &Path, args: &str, program: &str) -> Vec<(Vec<String>, u64)> {
+    folded_stacks_with(binary, args, program, &[])
+}
+
+fn folded_stacks_with(binary: &Path, args: &str, program: &str, env: &[(&str, &str)]) -> Vec<(Vec<String>, u64)> {
     let out = Command::new(rbt())
         .args(["-f", "folded", "-e", program, "-c"])
-        .arg(format!("{} {ROUNDS}", binary.display()))
+        .arg(format!("{}{args}", binary.display()))
         .envs(env.iter().copied())
         .output()
         .expect("rbt runs");
@@ -143,6 +154,21 @@ fn rust_without_frame_pointers_unwinds_to_lang_start() {
     let expected: Vec<String> =
         chain.iter().cloned().chain(names(&["std::thread::functions::sleep", "clock_nanosleep"])).collect();
     expect_chain("sleep", &sleep, &expected);
+}
+
+#[test]
+fn a_process_gone_before_it_is_read_still_prints_symbols() {
+    require_bpf();
+    let binary = build("short.c");
+    for run in 0..20 {
+        let stacks = folded_stacks_of(&binary, "", "uprobe:libc:malloc /pid == cpid/ { @[ustack] = count(); }");
+        let total: u64 = stacks.iter().map(|(_, n)| n).sum();
+        assert!(total >= 50, "run {run}: {total} mallocs seen: {stacks:#?}");
+        for (frames, _) in &stacks {
+            assert_eq!(frames.last().map(String::as_str), Some("malloc"), "run {run}: {stacks:#?}");
+            assert!(!frames.iter().any(|f| f.starts_with("0x")), "run {run}: an address without a symbol: {stacks:#?}");
+        }
+    }
 }
 
 #[test]

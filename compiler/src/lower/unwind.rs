@@ -381,8 +381,14 @@ impl ProbeLowering<'_> {
                         self.b.terminate(Term::Jump(finish));
                         continue;
                     }
+                    // A frame pointer points into the stack above the stack pointer; anything
+                    // else (a heap pointer in a register code without frame pointers uses as it
+                    // likes, zero in the outermost frame) would only give junk frames.
+                    let above = self.b.new_block();
                     let usable = self.b.new_block();
-                    self.b.branch(Cond::Eq, walk.bp, Operand::Imm(0), finish, usable);
+                    self.b.branch(Cond::Eq, walk.bp, Operand::Imm(0), finish, above);
+                    self.b.switch_to(above);
+                    self.b.branch(Cond::Le, walk.bp, Operand::Reg(walk.sp), finish, usable);
                     self.b.switch_to(usable);
                     self.b.push(Op::Alu { op: AluOp::Add, dst: cfa, lhs: walk.bp, rhs: Operand::Imm(16) });
                     self.b.push(Op::Mov { dst: rule, src: Operand::Imm(FRAME_POINTER_RULE as i32) });

@@ -20,6 +20,7 @@ pub mod event_source;
 pub mod fdinfo;
 pub mod host_calls;
 pub mod loader;
+pub mod mmap_records;
 pub mod os;
 pub mod process;
 pub mod signals;

@@ -254,6 +254,7 @@ pub struct Warnings {
     /// not loaded: their user stacks are walked by frame pointers.
     unwind_files_left_out: u64,
     unwind_processes_left_out: u64,
+    mapping_records_lost: u64,
 }
 
 impl Warnings {
@@ -266,6 +267,7 @@ impl Warnings {
             stacks_failed: session.error_count(ErrorCounter::StackFailed),
             unwind_files_left_out: unwind.as_ref().map_or(0, |u| u64::from(u.files_over_capacity)),
             unwind_processes_left_out: unwind.as_ref().map_or(0, |u| u64::from(u.processes_not_loaded)),
+            mapping_records_lost: unwind.as_ref().map_or(0, |u| u.mapping_records_lost),
         }
     }
 
@@ -279,6 +281,7 @@ impl Warnings {
             stacks_failed: self.stacks_failed.saturating_sub(earlier.stacks_failed),
             unwind_files_left_out: self.unwind_files_left_out.saturating_sub(earlier.unwind_files_left_out),
             unwind_processes_left_out: self.unwind_processes_left_out.saturating_sub(earlier.unwind_processes_left_out),
+            mapping_records_lost: self.mapping_records_lost.saturating_sub(earlier.mapping_records_lost),
         }
     }
 
@@ -328,6 +331,14 @@ impl Warnings {
                 "WARNING: {} processes got no unwind tables (too many processes at once); their user stacks were \
                  walked by frame pointers",
                 self.unwind_processes_left_out
+            )?;
+        }
+        if self.mapping_records_lost > 0 {
+            writeln!(
+                out,
+                "WARNING: the kernel lost {} records of processes' mappings (a full buffer); processes that \
+                 exited early may print addresses instead of symbols",
+                self.mapping_records_lost
             )?;
         }
         Ok(())

@@ -158,6 +158,11 @@ impl Session {
                 self.maps.fd(&m.name).ok_or_else(|| io::Error::other(format!("map {} missing after load", m.name)))?,
             );
         }
+        if program.bpf_maps.iter().any(|m| m.role == MapRole::SeenPids) {
+            if let Ok(cpus) = runtime::kernel::cpus::cpu_list("online") {
+                self.stacks.record_mappings(cpus);
+            }
+        }
         let unwind_map = |role: MapRole| program.bpf_maps.iter().zip(&map_fds).find(|(m, _)| m.role == role);
         if let (Some((_, &procs)), Some((_, &mappings)), Some((rows_map, &rows))) =
             (unwind_map(MapRole::UnwindProcs), unwind_map(MapRole::UnwindMappings), unwind_map(MapRole::UnwindRows))

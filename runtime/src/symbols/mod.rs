@@ -39,6 +39,7 @@ mod frame;
 mod kallsyms;
 mod libstdcxx_sort;
 mod maps;
+mod mmap_log;
 mod objects;
 mod perf_map;
 mod process;
@@ -109,6 +110,9 @@ pub struct Symbolizer {
     detail: Detail,
     /// Loads unwind tables for the programs' unwinder as processes are remembered.
     unwind: Option<UnwindLoader>,
+    /// The kernel's records of the mappings every process makes, for processes gone before
+    /// they could be read.
+    mmap_log: Option<mmap_log::MmapLog>,
 }
 
 impl Default for Symbolizer {
@@ -139,6 +143,7 @@ impl Symbolizer {
             cache_limit: USER_CACHE_LIMIT,
             detail,
             unwind: None,
+            mmap_log: None,
         }
     }
 
@@ -189,14 +194,52 @@ impl Symbolizer {
             }
             return Ok(());
         }
-        let image =
-            ProcessImage::capture(pid, &mut self.objects).map_err(|source| SymbolsError::Process { pid, source })?;
+        let image = match ProcessImage::capture(pid, &mut self.objects) {
+            // A process that has exited but is not reaped yet has no mappings left to read.
+            Ok(image) if !image.is_empty() => image,
+            captured => {
+                let source = captured.err().unwrap_or_else(|| std::io::Error::other("no mappings left"));
+                // Gone already (a process that lived a millisecond): what the kernel recorded of
+                // its mappings, if the records were on.
+                let log = self.mmap_log.as_mut().and_then(|log| log.mappings(pid));
+                let Some(mappings) = log else { return Err(SymbolsError::Process { pid, source }) };
+                let image = ProcessImage::from_records(pid, &mappings, &mut self.objects);
+                self.processes.insert(pid, image);
+                self.unreadable.remove(&pid);
+                return Ok(());
+            }
+        };
         if let Some(loader) = &mut self.unwind {
             loader.load_process(pid, &image.unwind_mappings(), &self.objects);
         }
         self.processes.insert(pid, image);
         self.unreadable.remove(&pid);
         Ok(())
+    }
+
+    /// From now on the kernel records every executable mapping made (on `cpus`), so that
+    /// processes gone before they are remembered still symbolize.
+    ///
+    /// # Errors
+    /// The perf events cannot be opened (they need `CAP_PERFMON`).
+    pub fn enable_mmap_records(&mut self, cpus: &[u32]) -> std::io::Result<()> {
+        if self.mmap_log.is_none() {
+            self.mmap_log = Some(mmap_log::MmapLog::open(cpus)?);
+        }
+        Ok(())
+    }
+
+    /// Applies the mapping records written since the last call (call it now and then, so that
+    /// the kernel's buffers do not fill).
+    pub fn read_mmap_records(&mut self) {
+        if let Some(log) = &mut self.mmap_log {
+            log.read();
+        }
+    }
+
+    /// Mapping records the kernel lost to full buffers so far.
+    pub fn mmap_records_lost(&self) -> u64 {
+        self.mmap_log.as_ref().map_or(0, |log| log.lost)
     }
 
     /// From now on every process remembered also gets its unwind tables loaded into `maps`,
@@ -240,7 +283,12 @@ impl Symbolizer {
 
     /// What loading unwind tables has done so far, if it is enabled.
     pub fn unwind_stats(&self) -> Option<UnwindStats> {
-        self.unwind.as_ref().map(|u| u.stats.clone())
+        let lost = self.mmap_records_lost();
+        match &self.unwind {
+            Some(u) => Some(UnwindStats { mapping_records_lost: lost, ..u.stats.clone() }),
+            None if lost > 0 => Some(UnwindStats { mapping_records_lost: lost, ..UnwindStats::default() }),
+            None => None,
+        }
     }
 
     /// [`Symbolizer::remember`] for a process no stack has named yet: its unwind tables may

@@ -291,7 +291,15 @@ fn open_mapped_file(pid: u32, mapping: &Mapping, path: &Path, deleted: bool) -> 
         return None;
     }
     let relative = path.strip_prefix("/").unwrap_or(path);
-    File::open(Path::new(&format!("/proc/{pid}/root")).join(relative)).ok()
+    if let Ok(file) = File::open(Path::new(&format!("/proc/{pid}/root")).join(relative)) {
+        return Some(file);
+    }
+    // The process is gone (its mappings came from the kernel's records): the file at the same
+    // path in our root, if it is the very file (device and inode) it mapped.
+    use std::os::unix::fs::MetadataExt;
+    let file = File::open(path).ok()?;
+    let meta = file.metadata().ok()?;
+    ((libc::major(meta.dev()), libc::minor(meta.dev()), meta.ino()) == mapping.inode).then_some(file)
 }
 
 /// An anonymous in-memory file.

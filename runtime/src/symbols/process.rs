@@ -69,6 +69,27 @@ impl ProcessImage {
         Ok(image)
     }
 
+    /// Whether no executable mapping is known.
+    pub fn is_empty(&self) -> bool {
+        self.mappings.is_empty()
+    }
+
+    /// A process already gone, from the mappings the kernel recorded as it made them
+    /// (`kernel::mmap_records`).
+    pub fn from_records(pid: u32, mappings: &[Mapping], objects: &mut Objects) -> Self {
+        let mut image = Self {
+            pid,
+            start_time: None,
+            mappings: Vec::new(),
+            perf_map: None,
+            last_read: Instant::now(),
+            last_perf_map_search: Instant::now(),
+            alive: false,
+        };
+        image.merge(mappings, objects);
+        image
+    }
+
     /// Where `addr` lands, reading the maps again (at most every `REFRESH_INTERVAL`) when it is in
     /// none of the known mappings and the process still runs. `None`: in no mapping at all.
     pub fn locate(&mut self, addr: u64, objects: &mut Objects) -> Option<Target> {

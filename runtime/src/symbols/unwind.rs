@@ -39,6 +39,9 @@ pub struct UnwindStats {
     /// Processes left out because the mappings map was full, or failed map writes.
     pub processes_not_loaded: u32,
     pub build_time: Duration,
+    /// The kernel's mapping records lost to a full buffer (`kernel::mmap_records`): processes
+    /// gone by then may print addresses.
+    pub mapping_records_lost: u64,
 }
 
 /// One executable mapping of a process: `[start, end)`, the file offset at `start`, the file.
