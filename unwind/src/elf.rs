@@ -36,13 +36,14 @@ impl Segments {
     /// segment holding `start`; `None` when no executable segment holds `start`.
     pub fn file_range(&self, start: u64, end: u64) -> Option<(u64, u64)> {
         let segment = self.executable.iter().find(|s| start >= s.vaddr && start - s.vaddr < s.filesz)?;
-        let segment_end = segment.vaddr + segment.filesz;
-        let to_offset = |vaddr: u64| vaddr - segment.vaddr + segment.offset;
+        // Saturating: the numbers come from a file, and a damaged one must not overflow.
+        let segment_end = segment.vaddr.saturating_add(segment.filesz);
+        let to_offset = |vaddr: u64| vaddr.saturating_sub(segment.vaddr).saturating_add(segment.offset);
         Some((to_offset(start), to_offset(end.min(segment_end))))
     }
 
     pub fn executable_bytes(&self) -> u64 {
-        self.executable.iter().map(|s| s.filesz).sum()
+        self.executable.iter().fold(0u64, |total, s| total.saturating_add(s.filesz))
     }
 }
 

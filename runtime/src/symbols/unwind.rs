@@ -263,8 +263,11 @@ fn cfi_parts(file: &std::fs::File) -> std::io::Result<Vec<u8>> {
     };
     const SHT_NOBITS: u32 = 8;
     const SHT_NOTE: u32 = 7;
+    if shstrndx >= shnum {
+        return Ok(bytes);
+    }
     let (_, strtab_type, strtab_offset, strtab_size) = header(&bytes, shstrndx);
-    if shstrndx >= shnum || strtab_type == SHT_NOBITS {
+    if strtab_type == SHT_NOBITS {
         return Ok(bytes);
     }
     fill(&mut bytes, strtab_offset, strtab_size)?;
@@ -298,6 +301,26 @@ mod tests {
             assert!(!from_whole.rows.is_empty(), "{}", path.display());
             assert_eq!(from_whole, from_parts, "{}", path.display());
         }
+    }
+
+    /// Headers that point anywhere (a file another user wrote) give an error or a table, never
+    /// a panic: every count, offset and index of a real header changed in turn.
+    #[test]
+    fn damaged_headers_are_refused_without_a_panic() {
+        let libc = std::fs::read("/lib/x86_64-linux-gnu/libc.so.6").expect("read libc");
+        let path = std::env::temp_dir().join(format!("rbt-unwind-damaged-{}", std::process::id()));
+        for (at, len) in [(0x20, 8), (0x28, 8), (0x36, 2), (0x38, 2), (0x3a, 2), (0x3c, 2), (0x3e, 2)] {
+            for value in [0u64, 1, 0x7fff, u64::MAX] {
+                let mut damaged = libc.clone();
+                damaged[at..at + len].copy_from_slice(&value.to_le_bytes()[..len]);
+                std::fs::write(&path, &damaged).expect("write");
+                let parts = cfi_parts(&std::fs::File::open(&path).expect("open"));
+                if let Ok(parts) = parts {
+                    let _ = unwind::build(&parts);
+                }
+            }
+        }
+        std::fs::remove_file(&path).ok();
     }
 
     #[test]
