@@ -152,14 +152,22 @@ fn serve(requests: &mpsc::Receiver<Request>, answers: &mpsc::Sender<Answer>) {
                     let _ = inner.remember_in_background(pid);
                     continue;
                 }
-                None => match requests.recv_timeout(std::time::Duration::from_millis(100)) {
-                    Ok(request) => request,
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        // The kernel's mapping records are read at least this often.
-                        inner.read_mmap_records();
-                        continue;
+                // With the kernel's mapping records on, they are read at least every 100 ms so
+                // that their buffers do not fill; otherwise the thread sleeps until asked (each
+                // wake-up is system calls a script tracing rbt's own would see).
+                None if inner.records_mappings() => {
+                    match requests.recv_timeout(std::time::Duration::from_millis(100)) {
+                        Ok(request) => request,
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            inner.read_mmap_records();
+                            continue;
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
                     }
-                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+                None => match requests.recv() {
+                    Ok(request) => request,
+                    Err(_) => return,
                 },
             },
         };

@@ -237,6 +237,11 @@ impl Symbolizer {
         }
     }
 
+    /// Whether the kernel's mapping records are on ([`Symbolizer::enable_mmap_records`]).
+    pub fn records_mappings(&self) -> bool {
+        self.mmap_log.is_some()
+    }
+
     /// Mapping records the kernel lost to full buffers so far.
     pub fn mmap_records_lost(&self) -> u64 {
         self.mmap_log.as_ref().map_or(0, |log| log.lost)
