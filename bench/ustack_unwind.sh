@@ -109,7 +109,6 @@ if only cost; then
         "(c) -fno-omit-frame-pointer, rbt default (.eh_frame)|rbt|$OUT/deep-fp|RBT_USTACK_UNWIND=auto"
         "(d) -fno-omit-frame-pointer, bpftrace 0.17|bpftrace|$OUT/deep-fp|"
         "(e) -fomit-frame-pointer, rbt RBT_USTACK_UNWIND=fp|rbt|$OUT/deep-nofp|RBT_USTACK_UNWIND=fp"
-        "(f) = (a) with RBT_UNWIND_ROWS=32768 (16 rows-search steps per frame)|rbt|$OUT/deep-nofp|RBT_UNWIND_ROWS=32768"
     )
     # Interleaved: run i of every case, then run i+1, so the machine's load falls on all alike.
     for i in $(seq "$N"); do

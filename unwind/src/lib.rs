@@ -12,7 +12,10 @@
 
 mod cfi;
 mod elf;
+mod pages;
 mod table;
+
+pub use pages::{Page, PageIndex};
 
 /// Which section a table's rows came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,8 +4,9 @@
 //! three maps: for each traced process its executable mappings (`rbt_unwind_procs` gives the
 //! range of `rbt_unwind_mappings` entries, sorted by start address), and for each file its rows
 //! (`rbt_unwind_rows`, sorted by file offset, one rule each, shared by every process mapping the
-//! file). The program walks frames in a bounded loop: find the mapping of the pc, the row of the
-//! pc's file offset (two binary searches over array maps, whose lookups the verifier inlines),
+//! file, after the file's page index). The program walks frames in a bounded loop: find the
+//! mapping of the pc (a binary search over an array map, whose lookups the verifier inlines), the
+//! page of the pc's file offset, the row among that page's few candidates (a second search),
 //! apply the row's rule for the CFA, the return address and rbp. Addresses with no rule (no CFI,
 //! JIT code, a process whose tables are not loaded yet) are unwound by frame pointers.
 //!
@@ -46,6 +47,14 @@ pub const MAPPINGS_MAX: u32 = 65_536;
 /// A process's mappings are searched in this many steps: at most 2^8 of them.
 const MAPPING_STEPS: u32 = 8;
 pub const PROCS_MAX: u32 = 16_384;
+/// A mapping's u32 at 28: its file's page count (0 for a file without rows) in the low bits,
+/// and the file's page shift from bit 27 (the `unwind` crate's page index; the u32 at 24 is
+/// where the pages start in the rows map, each 8 bytes: first candidate row, candidate count).
+pub const PAGES_MASK: u32 = (1 << PAGE_SHIFT_AT) - 1;
+pub const PAGE_SHIFT_AT: u32 = 27;
+/// A page's candidate rows are searched in this many steps: the runtime builds page indexes
+/// with at most 2^7 candidates in a page.
+pub const PAGE_STEPS: u32 = 7;
 /// A process's entry: its first mapping and their count (u32 each), then the monotonic time
 /// before which a pc outside them is not reported (u64; see `report_stale_mappings`).
 pub const PROC_SIZE: u32 = 16;
@@ -76,6 +85,18 @@ struct Walk {
     /// 1 while `ip` is an exact pc (the innermost frame's, or the one a signal interrupted),
     /// 0 while it is a return address.
     exact: VReg,
+    /// The last frame's mapping: start, end, file offset, table and packed page count (all 0
+    /// before the first search).
+    mapping: CachedMapping,
+}
+
+#[derive(Clone, Copy)]
+struct CachedMapping {
+    start: VReg,
+    end: VReg,
+    offset: VReg,
+    table: VReg,
+    packed: VReg,
 }
 
 impl ProbeLowering<'_> {
@@ -145,7 +166,9 @@ impl ProbeLowering<'_> {
         let n = self.b.constant(0);
         let hash = self.b.constant(FNV_OFFSET);
         let exact = self.b.constant(1);
-        Walk { ip, sp, bp, frames, n, hash, exact }
+        let mut zero = || self.b.constant(0);
+        let mapping = CachedMapping { start: zero(), end: zero(), offset: zero(), table: zero(), packed: zero() };
+        Walk { ip, sp, bp, frames, n, hash, exact, mapping }
     }
 
     /// The current process's range of entries in the mappings map: `(first, count)`, a count
@@ -201,28 +224,61 @@ impl ProbeLowering<'_> {
 
         let rule = self.b.constant(u64::from(FRAME_POINTER_RULE));
         let found = self.b.new_block();
+        let check = self.b.new_block();
+        self.b.branch(Cond::Eq, count, Operand::Imm(0), found, check);
+        // Callers are often in the caller's mapping: the last frame's mapping is searched only
+        // when the pc is outside it.
+        self.b.switch_to(check);
+        let cached = walk.mapping;
         let search = self.b.new_block();
-        self.b.branch(Cond::Eq, count, Operand::Imm(0), found, search);
+        let have = self.b.new_block();
+        self.branch_to(Cond::Lt, pc, cached.start, search);
+        self.b.branch(Cond::Ge, pc, Operand::Reg(cached.end), search, have);
         self.b.switch_to(search);
         let mappings = self.unwind_map(MapRole::UnwindMappings);
         let entry = self.lower_bound(mappings, first, count, pc, MAPPING_STEPS, 8, found);
         let start = self.load(entry, 0, 8);
         let end = self.load(entry, 8, 8);
-        let offset = self.load(entry, 16, 8);
-        let rows_first = self.load(entry, 24, 4);
-        let rows_count = self.load(entry, 28, 4);
         let outside = self.b.new_block();
         self.branch_to(Cond::Lt, pc, start, outside);
         self.branch_to(Cond::Ge, pc, end, outside);
+        for (dst, src) in [(cached.start, start), (cached.end, end)] {
+            self.b.push(Op::Mov { dst, src: Operand::Reg(src) });
+        }
+        for (dst, offset, size) in [(cached.offset, 16, 8), (cached.table, 24, 4), (cached.packed, 28, 4)] {
+            self.b.push(Op::LoadPtr { dst, ptr: entry, offset, size });
+        }
+        self.b.terminate(Term::Jump(have));
+        self.b.switch_to(have);
+        let (start, offset, table, packed) = (cached.start, cached.offset, cached.table, cached.packed);
+        let pages = self.b.reg();
+        self.b.push(Op::Alu { op: AluOp::And, dst: pages, lhs: packed, rhs: Operand::Imm(PAGES_MASK as i32) });
         let ok = self.b.new_block();
-        self.b.branch(Cond::Eq, rows_count, Operand::Imm(0), found, ok);
+        self.b.branch(Cond::Eq, pages, Operand::Imm(0), found, ok);
         self.b.switch_to(ok);
         let file_offset = self.b.reg();
         self.b.push(Op::Alu { op: AluOp::Sub, dst: file_offset, lhs: pc, rhs: Operand::Reg(start) });
         self.b.push(Op::Alu { op: AluOp::Add, dst: file_offset, lhs: file_offset, rhs: Operand::Reg(offset) });
+        // The offset's page, or the last page for an offset past it: `min(page, last)` without
+        // a branch, as `last + (d & (d >> 63 arithmetic))` for `d = page - last`.
+        let shift = self.b.reg();
+        self.b.push(Op::Alu { op: AluOp::Shr, dst: shift, lhs: packed, rhs: Operand::Imm(PAGE_SHIFT_AT as i32) });
+        let page = self.b.reg();
+        self.b.push(Op::Alu { op: AluOp::Shr, dst: page, lhs: file_offset, rhs: Operand::Reg(shift) });
+        let last = self.b.reg();
+        self.b.push(Op::Alu { op: AluOp::Sub, dst: last, lhs: pages, rhs: Operand::Imm(1) });
+        let past = self.b.reg();
+        self.b.push(Op::Alu { op: AluOp::Sub, dst: past, lhs: page, rhs: Operand::Reg(last) });
+        let sign = self.b.reg();
+        self.b.push(Op::Alu { op: AluOp::Sar, dst: sign, lhs: past, rhs: Operand::Imm(63) });
+        self.b.push(Op::Alu { op: AluOp::And, dst: past, lhs: past, rhs: Operand::Reg(sign) });
+        self.b.push(Op::Alu { op: AluOp::Add, dst: page, lhs: last, rhs: Operand::Reg(past) });
+        self.b.push(Op::Alu { op: AluOp::Add, dst: page, lhs: page, rhs: Operand::Reg(table) });
         let rows = self.unwind_map(MapRole::UnwindRows);
-        let steps = 32 - self.options.unwind_rows.max(2).leading_zeros();
-        let row = self.lower_bound(rows, rows_first, rows_count, file_offset, steps, 4, found);
+        let page_entry = self.array_entry(rows, page, found);
+        let candidates_first = self.load(page_entry, 0, 4);
+        let candidates = self.load(page_entry, 4, 4);
+        let row = self.lower_bound(rows, candidates_first, candidates, file_offset, PAGE_STEPS, 4, found);
         let row_pc = self.load(row, 0, 4);
         self.branch_to(Cond::Gt, row_pc, file_offset, found);
         self.b.push(Op::LoadPtr { dst: rule, ptr: row, offset: 4, size: 4 });

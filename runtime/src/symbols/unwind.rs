@@ -1,8 +1,9 @@
 //! Unwind tables for the unwinder the compiler writes into probe programs
 //! (`compiler::lower::unwind`): when a process first shows up in a user stack, its executable
 //! mappings go into the mappings map (a range of entries named by the procs map), and every file
-//! they map that has not been seen yet gets its rows (built from its `.eh_frame` by the `unwind`
-//! crate) appended to the rows map, where every process mapping the file shares them.
+//! they map that has not been seen yet gets its page index and rows (built from its `.eh_frame`
+//! by the `unwind` crate) appended to the rows map, where every process mapping the file shares
+//! them.
 //!
 //! Files are the symbolizer's own open objects (`objects.rs`): the mappings are read once per
 //! process, for both jobs, and each file once.
@@ -11,7 +12,7 @@ use std::collections::HashMap;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-use compiler::lower::unwind::{MAPPINGS_MAX, MAPPING_SIZE, PROC_SIZE};
+use compiler::lower::unwind::{MAPPINGS_MAX, MAPPING_SIZE, PAGE_SHIFT_AT, PAGE_STEPS, PROC_SIZE};
 
 use super::objects::{ObjectId, Objects};
 use crate::kernel::sys;
@@ -22,7 +23,7 @@ pub struct UnwindMaps {
     pub procs: RawFd,
     pub mappings: RawFd,
     pub rows: RawFd,
-    /// Rows the rows map holds.
+    /// Entries the rows map holds (rows and page indexes).
     pub rows_capacity: u32,
 }
 
@@ -32,6 +33,8 @@ pub struct UnwindStats {
     pub processes: u32,
     pub files: u32,
     pub rows: u64,
+    /// Page index entries, in the same map as rows.
+    pub pages: u64,
     /// Files without usable unwind information (they unwind by frame pointers).
     pub files_without_tables: u32,
     /// Files left out because the rows map was full.
@@ -64,7 +67,8 @@ const MAPPINGS_PER_PROCESS: usize = 256;
 #[derive(Debug)]
 pub struct UnwindLoader {
     maps: UnwindMaps,
-    /// Each file's rows: `(first, count)`, `None` where it has none.
+    /// Each file's table as its mappings name it: where its pages start in the rows map and
+    /// the packed page count and shift (see `compiler::lower::unwind`), `None` where it has none.
     files: HashMap<ObjectId, Option<(u32, u32)>>,
     next_row: u32,
     /// Each loaded process's range in the mappings map.
@@ -104,12 +108,12 @@ impl UnwindLoader {
         let mut entries = Vec::with_capacity(mappings.len().min(MAPPINGS_PER_PROCESS) * MAPPING_SIZE as usize);
         let mut count = 0u32;
         for m in mappings.iter().take(MAPPINGS_PER_PROCESS) {
-            let (rows_first, rows_count) = m.object.and_then(|id| self.file_rows(id, objects)).unwrap_or((0, 0));
+            let (table, pages) = m.object.and_then(|id| self.file_rows(id, objects)).unwrap_or((0, 0));
             entries.extend_from_slice(&m.start.to_le_bytes());
             entries.extend_from_slice(&m.end.to_le_bytes());
             entries.extend_from_slice(&m.offset.to_le_bytes());
-            entries.extend_from_slice(&rows_first.to_le_bytes());
-            entries.extend_from_slice(&rows_count.to_le_bytes());
+            entries.extend_from_slice(&table.to_le_bytes());
+            entries.extend_from_slice(&pages.to_le_bytes());
             count += 1;
         }
         if count == 0 {
@@ -147,7 +151,7 @@ impl UnwindLoader {
         self.file_rows(id, objects);
     }
 
-    /// The rows of one file, built and loaded on first use. While loading in the background
+    /// The table of one file (as `files` holds it), built and loaded on first use. While loading in the background
     /// (processes running at start that no stack has named yet), the last quarter of the rows
     /// map is kept for processes that show up in stacks.
     fn file_rows(&mut self, id: ObjectId, objects: &Objects) -> Option<(u32, u32)> {
@@ -171,20 +175,28 @@ impl UnwindLoader {
             self.stats.files_without_tables += 1;
             return None;
         };
-        let count = u32::try_from(table.rows.len()).ok()?;
+        let rows = u32::try_from(table.rows.len()).ok()?;
+        let index = table.page_index(1 << PAGE_STEPS)?;
+        let pages = u32::try_from(index.pages.len()).ok()?;
         let first = self.next_row;
-        if u64::from(first) + u64::from(count) > u64::from(self.maps.rows_capacity) {
+        let count = u64::from(pages) + u64::from(rows);
+        if u64::from(first) + count > u64::from(self.maps.rows_capacity) {
             self.stats.files_over_capacity += 1;
             return None;
         }
+        // Fits u32: the map's capacity does (and is below the packed page count's 2^27).
+        let count = count as u32;
+        let mut values = index.to_bytes(first + pages);
+        values.extend_from_slice(&table.to_bytes());
         let keys: Vec<u8> = (first..first + count).flat_map(u32::to_le_bytes).collect();
-        if sys::update_batch(self.maps.rows, &keys, &table.to_bytes(), count).is_err() {
+        if sys::update_batch(self.maps.rows, &keys, &values, count).is_err() {
             self.stats.files_over_capacity += 1;
             return None;
         }
         self.next_row += count;
-        self.stats.rows += u64::from(count);
-        Some((first, count))
+        self.stats.rows += u64::from(rows);
+        self.stats.pages += u64::from(pages);
+        Some((first, pages | index.shift << PAGE_SHIFT_AT))
     }
 
     /// A range of `count` entries of the mappings map: a free one, or new space, or, when the map
