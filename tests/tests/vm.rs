@@ -5,6 +5,8 @@
 //! - every `tests/data/vm/NAME.rbt` case, once, with rbt choosing its transport, against
 //!   `NAME.out` (`RBT_BLESS=1` re-records these): cases that need what only the guest kernel has,
 //!   such as kprobes;
+//! - the unwinding tests' C and Rust chains built without frame pointers (`tests/data/unwind/`),
+//!   whose stacks must name every frame through libc to `_start` on this kernel too;
 //! - a look at the guest's kprobe support (tracefs `kprobe_events`, the `kprobe` perf PMU);
 //! - in a boot of its own, Debian's 6.12 (which has kprobe_multi links, 6.1 does not): kprobes
 //!   attached as one link, exact counts, and a 500-function wildcard attached and detached;
@@ -14,6 +16,7 @@
 //! busybox fail the tests with what to install; they never skip. No root is needed on the host.
 
 mod common_rbt;
+mod common_unwind;
 
 use common_rbt::*;
 use std::path::Path;
@@ -55,6 +58,20 @@ fn boot() -> Result<VmRun, String> {
         let name = case_name(&case);
         let path = guest_case(&mut guest, "vm", &case)?;
         guest.add_command(rbt_command(format!("vm.{name}"), &[], &path)?);
+    }
+    for (binary, guest_binary) in [("chain.c", "/bin/unwind-chain-c"), ("chain.rs", "/bin/unwind-chain-rs")] {
+        guest.add_executable(guest_binary, &common_unwind::build(binary))?;
+    }
+    if let Some((_, debug)) = common_unwind::libc_and_debug_file() {
+        let bytes = std::fs::read(&debug).map_err(|e| format!("cannot read {}: {e}", debug.display()))?;
+        guest.add_file(&debug.to_string_lossy(), bytes);
+    }
+    for (name, guest_binary, program, _) in unwind_cases() {
+        let mut argv: Vec<String> = [GUEST_RBT, "-f", "folded", "-e", program, "-c"].map(String::from).into();
+        // More rounds than on the host: under emulation the first stacks, taken before rbt has
+        // loaded the process's tables, last longer.
+        argv.push(format!("{guest_binary} {}", 3 * common_unwind::ROUNDS));
+        guest.add_command(GuestCommand { name: format!("unwind.{name}"), env: vec![], argv });
     }
     guest.add_command(GuestCommand {
         name: "kprobes".into(),
@@ -196,6 +213,76 @@ fn vm_only_cases() {
         }
     }
     assert!(failures.is_empty(), "{} of {} VM cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}
+
+/// The unwinding cases: name, guest binary, program, and the stack every sample should have.
+fn unwind_cases() -> Vec<(&'static str, &'static str, &'static str, Vec<String>)> {
+    use common_unwind::{c_chain, rust_chain};
+    vec![
+        (
+            "c_syscall",
+            "/bin/unwind-chain-c",
+            "tracepoint:syscalls:sys_enter_getppid /pid == cpid/ { @[ustack] = count(); }",
+            c_chain(&["syscall"]),
+        ),
+        (
+            "c_nanosleep",
+            "/bin/unwind-chain-c",
+            "tracepoint:syscalls:sys_enter_clock_nanosleep /pid == cpid/ { @[ustack] = count(); }",
+            c_chain(&["nanosleep", "clock_nanosleep"]),
+        ),
+        // By path: the guest has no ld.so cache to find `libc` by name in.
+        (
+            "c_malloc",
+            "/bin/unwind-chain-c",
+            "uprobe:/lib/x86_64-linux-gnu/libc.so.6:malloc /pid == cpid/ { @[ustack] = count(); }",
+            c_chain(&["malloc"]),
+        ),
+        // Two sites of `ustack` in one probe: one unwinder's worth of verifier work, which the
+        // 6.1 verifier needs (two would pass its million instructions).
+        (
+            "c_two_sites",
+            "/bin/unwind-chain-c",
+            "tracepoint:syscalls:sys_enter_getppid /pid == cpid/ { @[ustack] = count(); if (@[ustack] > 1000000) { exit(); } }",
+            c_chain(&["syscall"]),
+        ),
+        (
+            "rust_syscall",
+            "/bin/unwind-chain-rs",
+            "tracepoint:syscalls:sys_enter_getppid /pid == cpid/ { @[ustack] = count(); }",
+            rust_chain(&["getppid"]),
+        ),
+    ]
+}
+
+/// Issue 12's unwinder (its probe program, its tables, the kernel's mapping records) on a
+/// second kernel: every chain whole, through libc, as on the host.
+#[test]
+fn unwinding_without_frame_pointers_on_6_1() {
+    let run = vm_run();
+    let mut failures = Vec::new();
+    for (name, _, program, expected) in unwind_cases() {
+        let result = match run.result(&format!("unwind.{name}")) {
+            Ok(result) => result,
+            Err(e) => {
+                failures.push(e);
+                continue;
+            }
+        };
+        if result.status != Some(0) {
+            failures.push(format!("{name}: rbt failed ({:?}) on {program}:\n{}", result.status, result.stderr_text()));
+            continue;
+        }
+        let stacks = common_unwind::parse_folded(&result.stdout_text());
+        if let Err(e) = common_unwind::check_chain(name, &stacks, &expected) {
+            let debug = match common_unwind::libc_and_debug_file() {
+                Some(_) => String::new(),
+                None => "\n(libc's debug file is missing: apt-get install libc6-dbg)".to_owned(),
+            };
+            failures.push(format!("{e}{debug}\nstderr:\n{}", result.stderr_text()));
+        }
+    }
+    assert!(failures.is_empty(), "unwinding on Linux 6.1:\n{}", failures.join("\n"));
 }
 
 /// The reason for the VM: the guest kernel has kprobes (tracefs `kprobe_events`, traceable

@@ -70,6 +70,11 @@ impl FnBuilder {
         self.blocks[i].insts.push(Inst { op, span: self.span });
     }
 
+    /// Puts `op` first in the function's entry block, where it runs before anything else.
+    pub(super) fn push_at_entry(&mut self, op: Op) {
+        self.blocks[0].insts.insert(0, Inst { op, span: self.span });
+    }
+
     pub(super) fn terminate(&mut self, term: Term) {
         let i = self.current.0 as usize;
         if !self.terminated[i] {

@@ -136,6 +136,7 @@ pub fn lower(program: &hir::Program, options: &LowerOptions) -> Lowered {
             print_types: &mut print_types,
             helper_sites: &mut helper_sites,
             report_at: None,
+            ustack_memo: Vec::new(),
         };
         functions.push(ctx.lower_probe());
     }
@@ -222,6 +223,9 @@ struct ProbeLowering<'a> {
     /// Where the failures of the calls being lowered are reported, when not at the current
     /// span (see [`ProbeLowering::reporting_at`]).
     report_at: Option<SiteSpan>,
+    /// Each user stack depth unwound so far: a flag set once this run has unwound it, and its
+    /// id (see [`ProbeLowering::lower_unwound_ustack`]).
+    ustack_memo: Vec<(u32, ir::VReg, ir::VReg)>,
 }
 
 impl ProbeLowering<'_> {

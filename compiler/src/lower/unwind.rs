@@ -102,11 +102,36 @@ struct CachedMapping {
 impl ProbeLowering<'_> {
     /// Captures the current user stack by unwinding it here; the stack's id (or a negative
     /// error, `-EFAULT` for no user stack) as `bpf_get_stackid` would return it.
+    ///
+    /// A run of the probe unwinds each depth once: the second `ustack` of a probe (a key and a
+    /// printf, say) reuses the first's id. Each site keeps its own copy of the unwinder, but the
+    /// verifier follows only one of them on any path (the memo's flag is a known constant
+    /// there), so a probe costs the verifier one unwinder however many sites it has.
     pub(super) fn lower_unwound_ustack(&mut self, limit: u32) -> VReg {
         let limit = limit.clamp(1, MAX_FRAMES);
-        let scratch_map = self.unwind_map(MapRole::UnwindScratch);
-        let id = self.b.reg();
+        let (unwound, id) = match self.ustack_memo.iter().find(|(l, _, _)| *l == limit) {
+            Some(&(_, unwound, id)) => (unwound, id),
+            None => {
+                let (unwound, id) = (self.b.reg(), self.b.reg());
+                for dst in [unwound, id] {
+                    self.b.push_at_entry(Op::Const { dst, value: 0 });
+                }
+                self.ustack_memo.push((limit, unwound, id));
+                (unwound, id)
+            }
+        };
         let done = self.b.new_block();
+        let unwind = self.b.new_block();
+        self.b.branch(Cond::Ne, unwound, Operand::Imm(0), done, unwind);
+        self.b.switch_to(unwind);
+        self.b.push(Op::Mov { dst: unwound, src: Operand::Imm(1) });
+        self.unwind_into(limit, id, done);
+        self.b.switch_to(done);
+        id
+    }
+
+    fn unwind_into(&mut self, limit: u32, id: VReg, done: BlockId) {
+        let scratch_map = self.unwind_map(MapRole::UnwindScratch);
         let key = self.b.slot(4);
         self.b.store_imm(key, 0, 0, 4);
         let frames = self.b.reg();
@@ -136,8 +161,6 @@ impl ProbeLowering<'_> {
 
         self.b.switch_to(finish);
         self.store_stack(&walk, limit, id, done);
-        self.b.switch_to(done);
-        id
     }
 
     /// Copies the task's user registers (`bpf_task_pt_regs`: the same in every probe kind)
@@ -529,6 +552,11 @@ impl ProbeLowering<'_> {
             Helper::MapUpdateElem,
             vec![Arg::Map(stacks), Arg::Stack(key), Arg::Reg(walk.frames), Arg::Imm(crate::bpf::helpers::BPF_NOEXIST)],
         );
+        // Before Linux 6.4 the verifier calls the map's own update, which returned an `int`, so
+        // the upper half of the result is zero there ("bpf: return long from bpf_map_ops
+        // funcs"): sign-extend it, or -EEXIST reads as 4294967279.
+        self.b.push(Op::Alu { op: AluOp::Shl, dst: ret, lhs: ret, rhs: Operand::Imm(32) });
+        self.b.push(Op::Alu { op: AluOp::Sar, dst: ret, lhs: ret, rhs: Operand::Imm(32) });
         // EEXIST: this stack is stored already.
         let failed = self.b.new_block();
         let not_stored = self.b.new_block();
