@@ -11,8 +11,8 @@
 #     file mapped on this machine now would need, and the BPF map memory (fdinfo memlock) of a
 #     whole-system `profile:hz:99 { @[ustack, kstack] = count(); }`;
 #  3. launch until attached, and launch until the symbolizer thread's last bpf(2) call (the
-#     tables loaded), of rbt -p on a sleeping python3, default against RBT_USTACK_UNWIND=fp,
-#     timed by bpftrace on the kernel's clock.
+#     tables loaded), of rbt -p on a sleeping python3, default (with the on-disk table cache
+#     warm, and cold) against RBT_USTACK_UNWIND=fp, timed by bpftrace on the kernel's clock.
 # Usage: bench/ustack_unwind.sh [N] (default 5 runs each). Not a test: prints Markdown rows.
 # BENCH_ONLY=cost|memory|startup runs one part.
 set -euo pipefail
@@ -204,9 +204,19 @@ while True: time.sleep(1)' &
     wait_for "$OUT/timing.out" '^Attaching'
     for _ in $(seq 200); do [ "$(readlink /proc/$py/exe)" = "$PYTHON" ] && break; sleep 0.01; done
     : > "$OUT/pids"
-    for _ in $(seq "$N"); do
-        for mode in auto fp; do
-            RBT_USTACK_UNWIND=$mode "$RBT" -p $py \
+    # The default with the on-disk table cache warm (filled by a first run, not timed), with
+    # it cold (an empty cache home each run), and frame pointers.
+    warm=$OUT/cache-warm
+    rm -rf "$warm" "$OUT"/cache-cold.*; mkdir -m 700 "$warm"
+    XDG_CACHE_HOME=$warm "$RBT" -p $py -e "profile:hz:99 { @[ustack] = count(); } interval:ms:300 { exit(); }" > /dev/null 2>&1
+    for i in $(seq "$N"); do
+        for mode in auto cold fp; do
+            case $mode in
+                auto) envs=(RBT_USTACK_UNWIND=auto "XDG_CACHE_HOME=$warm") ;;
+                cold) mkdir -m 700 "$OUT/cache-cold.$i"; envs=(RBT_USTACK_UNWIND=auto "XDG_CACHE_HOME=$OUT/cache-cold.$i") ;;
+                fp) envs=(RBT_USTACK_UNWIND=fp) ;;
+            esac
+            env "${envs[@]}" "$RBT" -p $py \
                 -e "profile:hz:99 /pid == $py/ { @[ustack] = count(); } interval:ms:300 { exit(); }" \
                 > "$OUT/run.out" 2>&1 &
             echo "$mode $!" >> "$OUT/pids"
@@ -225,14 +235,14 @@ while True: time.sleep(1)' &
                 t ? sprintf("%.1f", (t-e)/1e6) : "-", t ? sprintf("%.1f", u/1e6) : "-"}' "$OUT/timing.out"
     done < "$OUT/pids" > "$OUT/startup.txt"
     col() { awk -v m="$1" -v c="$2" '$1==m && $c!="-" {print $c}' "$OUT/startup.txt" | median; }
-    echo "| rbt -p PID of a sleeping python3 (python3 + libc), ms, median of $N | default (.eh_frame) | RBT_USTACK_UNWIND=fp | ratio |"
-    echo "|---|---|---|---|"
+    echo "| rbt -p PID of a sleeping python3 (python3 + libc), ms, median of $N | default (.eh_frame), table cache warm | default, table cache cold | RBT_USTACK_UNWIND=fp | ratio warm to fp |"
+    echo "|---|---|---|---|---|"
     for row in "exec until every probe attached (last BPF_LINK_CREATE)|2" "of which in BPF_PROG_LOAD (the verifier)|3"; do
         IFS='|' read -r label c <<< "$row"
-        a=$(col auto "$c"); f=$(col fp "$c")
-        echo "| $label | $a | $f | $(awk "BEGIN{printf \"%.2f\", $a/$f}") |"
+        a=$(col auto "$c"); k=$(col cold "$c"); f=$(col fp "$c")
+        echo "| $label | $a | $k | $f | $(awk "BEGIN{printf \"%.2f\", $a/$f}") |"
     done
-    echo "| building and loading the tables (symbolizer: first openat until last bpf) | $(col auto 4) | - | |"
-    echo "| of which in bpf(2) map updates (rows, mappings, procs) | $(col auto 6) | - | |"
-    echo "| exec until the tables are loaded | $(col auto 5) | - | |"
+    echo "| building and loading the tables (symbolizer: first openat until last bpf) | $(col auto 4) | $(col cold 4) | - | |"
+    echo "| of which in bpf(2) map updates (rows, mappings, procs) | $(col auto 6) | $(col cold 6) | - | |"
+    echo "| exec until the tables are loaded | $(col auto 5) | $(col cold 5) | - | |"
 fi

@@ -97,6 +97,63 @@ fn rust_without_frame_pointers_unwinds_to_lang_start() {
     expect_chain("sleep", &sleep, &rust_chain(&["std::thread::functions::sleep", "clock_nanosleep"]));
 }
 
+/// Tables built once are kept per build id (and file size) under `$XDG_CACHE_HOME/rbt/unwind`, used by the
+/// next run as they are, and rebuilt (and the file rewritten) when a file there is damaged.
+#[test]
+fn unwind_tables_are_cached_on_disk_by_build_id() {
+    require_bpf();
+    let binary = build("chain.c");
+    let home = std::env::temp_dir().join(format!("rbt-unwind-cache-home-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    std::fs::create_dir_all(&home).expect("make the cache home");
+    let home_env = home.to_string_lossy().into_owned();
+    let program = "tracepoint:syscalls:sys_enter_getppid /pid == cpid/ { @[ustack] = count(); }";
+    let expected = c_chain(&["syscall"]);
+    let libc_id = build_id(Path::new(LIBC)).expect("libc has a build id");
+    let chain_id = build_id(&binary).expect("gcc gives the chain a build id");
+    let size = |path: &Path| std::fs::metadata(path).expect("stat").len();
+    let libc_id = format!("{libc_id}-{:x}", size(Path::new(LIBC)));
+    let chain_id = format!("{chain_id}-{:x}", size(&binary));
+    let cached = |id: &str| home.join("rbt/unwind").join(format!("{id}.rows"));
+    let run = |what: &str| {
+        let stacks = folded_stacks(&binary, program, &[("XDG_CACHE_HOME", &home_env)]);
+        expect_chain(what, &stacks, &expected);
+    };
+
+    run("cold cache");
+    for id in [&libc_id, &chain_id] {
+        assert!(cached(id).is_file(), "no {} after a run; the cache holds {:?}", cached(id).display(), list(&home));
+    }
+    let modified = |id: &str| std::fs::metadata(cached(id)).and_then(|m| m.modified()).expect("cache file");
+    let before = modified(&libc_id);
+    run("warm cache");
+    assert_eq!(modified(&libc_id), before, "a sound cache file is read, not rewritten");
+
+    // A damaged file (its last byte, part of the checksum, flipped) is rebuilt and replaced.
+    let mut bytes = std::fs::read(cached(&libc_id)).expect("read the cache file");
+    let good = bytes.clone();
+    *bytes.last_mut().expect("not empty") ^= 0xff;
+    std::fs::write(cached(&libc_id), &bytes).expect("damage the cache file");
+    run("damaged cache");
+    assert_eq!(std::fs::read(cached(&libc_id)).expect("read the cache file"), good, "the file is rewritten whole");
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+fn list(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                todo.push(p.clone());
+            }
+            out.push(p.display().to_string());
+        }
+    }
+    out
+}
+
 #[test]
 fn a_process_gone_before_it_is_read_still_prints_symbols() {
     require_bpf();

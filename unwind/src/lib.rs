@@ -51,6 +51,11 @@ pub const KIND_NONE: u32 = 5;
 /// CFI exists but is not representable here: the unwinder ends the stack with a marker frame.
 pub const KIND_STOP: u32 = 6;
 
+/// The version of what [`build`] makes of a file: raise it whenever the same file could give
+/// other rows (a new rule kind, another merge), so that tables kept from older builds (rbt's
+/// on-disk cache) are not used.
+pub const FORMAT_VERSION: u32 = 1;
+
 /// The largest CFA offset a rule holds (20 bits), exclusive.
 pub const MAX_CFA_OFFSET: u32 = 1 << 20;
 

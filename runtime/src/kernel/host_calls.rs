@@ -1,5 +1,5 @@
 //! The system calls the catalog's host source makes (`host::HostSource`): whether rbt runs as
-//! root, mounting tracefs, and cgroup ids through `name_to_handle_at`. The unsafe code they need
+//! root (and as whom, for the files it trusts), mounting tracefs, and cgroup ids through `name_to_handle_at`. The unsafe code they need
 //! lives here, with the runtime's other kernel calls.
 
 use std::ffi::CString;
@@ -8,8 +8,13 @@ use std::path::Path;
 
 /// Whether rbt runs as root (effective user id 0), which mounting tracefs needs.
 pub fn is_root() -> bool {
+    euid() == 0
+}
+
+/// rbt's effective user id: whose files it trusts.
+pub fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    unsafe { libc::geteuid() }
 }
 
 /// Mounts tracefs at `path`.

@@ -44,6 +44,7 @@ mod objects;
 mod perf_map;
 mod process;
 mod unwind;
+mod unwind_cache;
 
 use std::collections::{HashMap, HashSet};
 

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use compiler::lower::unwind::{MAPPINGS_MAX, MAPPING_SIZE, PAGE_SHIFT_AT, PAGE_STEPS, PROC_SIZE};
 
 use super::objects::{ObjectId, Objects};
+use super::unwind_cache::TableCache;
 use crate::kernel::sys;
 
 /// The unwinder's maps in the kernel.
@@ -32,6 +33,8 @@ pub struct UnwindMaps {
 pub struct UnwindStats {
     pub processes: u32,
     pub files: u32,
+    /// Files whose tables came from the on-disk cache (`unwind_cache.rs`).
+    pub files_from_cache: u32,
     pub rows: u64,
     /// Page index entries, in the same map as rows.
     pub pages: u64,
@@ -81,6 +84,8 @@ pub struct UnwindLoader {
     next_mapping: u32,
     /// Loading for a process no stack has named yet (see `file_rows`).
     pub background: bool,
+    /// Tables built by earlier runs, by build id.
+    cache: TableCache,
     pub stats: UnwindStats,
 }
 
@@ -95,6 +100,7 @@ impl UnwindLoader {
             free: Vec::new(),
             next_mapping: 0,
             background: false,
+            cache: TableCache::from_env(),
             stats: UnwindStats::default(),
         }
     }
@@ -168,7 +174,22 @@ impl UnwindLoader {
 
     fn build_and_load(&mut self, id: ObjectId, objects: &Objects) -> Option<(u32, u32)> {
         let started = Instant::now();
-        let table = objects.read_with(id, cfi_parts).ok().and_then(|bytes| unwind::build(&bytes).ok());
+        let build_id = objects.get(id).build_id.clone().filter(|b| !b.is_empty());
+        let size = objects.read_with(id, |file| file.metadata().map(|m| m.len())).unwrap_or(0);
+        let cached = build_id.as_deref().and_then(|b| self.cache.load(b, size));
+        let table = match cached {
+            Some(table) => {
+                self.stats.files_from_cache += 1;
+                Some(table)
+            }
+            None => {
+                let built = objects.read_with(id, cfi_parts).ok().and_then(|bytes| unwind::build(&bytes).ok());
+                if let (Some(b), Some(table)) = (&build_id, built.as_ref().filter(|t| !t.rows.is_empty())) {
+                    self.cache.store(b, size, table);
+                }
+                built
+            }
+        };
         self.stats.build_time += started.elapsed();
         self.stats.files += 1;
         let Some(table) = table.filter(|t| !t.rows.is_empty()) else {

@@ -97,11 +97,19 @@ pub fn check_chain(what: &str, stacks: &[(Vec<String>, u64)], expected: &[String
 /// Debian's libc and its separate debug file (libc6-dbg), which names libc's static functions
 /// such as `__libc_start_call_main`: `(libc, debug file)` when both are here.
 pub fn libc_and_debug_file() -> Option<(PathBuf, PathBuf)> {
-    use object::Object;
-    let libc = PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6");
-    let data = std::fs::read(&libc).ok()?;
-    let id = object::File::parse(&*data).ok()?.build_id().ok()??;
-    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let libc = PathBuf::from(LIBC);
+    let hex = build_id(&libc)?;
     let debug = PathBuf::from(format!("/usr/lib/debug/.build-id/{}/{}.debug", &hex[..2], &hex[2..]));
     debug.is_file().then_some((libc, debug))
+}
+
+/// Debian's libc.
+pub const LIBC: &str = "/lib/x86_64-linux-gnu/libc.so.6";
+
+/// The GNU build id of the ELF file at `path`, in hex.
+pub fn build_id(path: &std::path::Path) -> Option<String> {
+    use object::Object;
+    let data = std::fs::read(path).ok()?;
+    let id = object::File::parse(&*data).ok()?.build_id().ok()??;
+    Some(id.iter().map(|b| format!("{b:02x}")).collect())
 }
