@@ -8,6 +8,7 @@ use std::os::fd::RawFd;
 use std::sync::mpsc;
 
 use crate::output::StackText;
+use compiler::lower::unwind::{STOP_MARKER, STOP_NOT_LOADED, STOP_NO_RULE, STOP_UNREADABLE, STOP_UNSUPPORTED_CFI};
 use compiler::types::{StackMode, StackType};
 use runtime::kernel::sys;
 use runtime::symbols::{Detail, Frame, UnwindMaps, UnwindStats};
@@ -356,12 +357,20 @@ impl Stacks {
             text.frames = vec![capture_error(id)];
             return text;
         }
-        let addrs = match self.addresses(ty.user, ty.limit, id) {
+        let mut addrs = match self.addresses(ty.user, ty.limit, id) {
             Ok(addrs) => addrs,
             Err(e) => {
                 text.frames = vec![format!("[stack {id} unreadable: {e}]")];
                 return text;
             }
+        };
+        // The unwinder's marker of a stack that ended early: not an address to symbolize.
+        let stopped = match addrs.last() {
+            Some(&last) if ty.user && last >= STOP_MARKER => {
+                addrs.pop();
+                Some(stop_marker(last - STOP_MARKER))
+            }
+            _ => None,
         };
         // DWARF lines only where they are printed: reading them costs about twice the time.
         let detail = if ty.mode == StackMode::Perf { Detail::Lines } else { Detail::Names };
@@ -373,6 +382,10 @@ impl Stacks {
         for frame in frames {
             push_frame_lines(&mut text.frames, &frame, ty.mode);
             text.detail.push(frame);
+        }
+        if let Some(marker) = stopped {
+            text.frames.push(marker.clone());
+            text.detail.push(Frame { name: Some(marker), ..Frame::unknown(0, false) });
         }
         text
     }
@@ -421,6 +434,19 @@ fn push_frame_lines(lines: &mut Vec<String>, frame: &Frame, mode: StackMode) {
         StackMode::Bpftrace => lines.push(frame.bpftrace_text()),
         StackMode::Perf => lines.extend(frame.perf_lines()),
     }
+}
+
+/// The frame that ends a user stack the unwinder could not finish, saying why
+/// (`compiler::lower::unwind`'s `STOP_*` reasons).
+fn stop_marker(reason: u64) -> String {
+    let why = match reason {
+        STOP_UNSUPPORTED_CFI => "unwind rule rbt cannot follow",
+        STOP_NO_RULE => "no unwind rule and no frame pointer",
+        STOP_UNREADABLE => "stack memory unreadable",
+        STOP_NOT_LOADED => "unwind tables not loaded yet",
+        _ => "unwinding stopped",
+    };
+    format!("[{why}]")
 }
 
 /// What a failed capture prints instead of frames (bpftrace prints an empty stack).

@@ -164,8 +164,29 @@ fn a_process_gone_before_it_is_read_still_prints_symbols() {
         assert!(total >= 50, "run {run}: {total} mallocs seen: {stacks:#?}");
         for (frames, _) in &stacks {
             assert_eq!(frames.last().map(String::as_str), Some("malloc"), "run {run}: {stacks:#?}");
+            // Whole, or marked as taken before the tables were in: never cut short silently.
+            let first = frames.first().map(String::as_str);
+            assert!(
+                matches!(first, Some("_start" | "[unwind tables not loaded yet]")),
+                "run {run}: a stack neither whole nor marked: {stacks:#?}"
+            );
             assert!(!frames.iter().any(|f| f.starts_with("0x")), "run {run}: an address without a symbol: {stacks:#?}");
         }
+    }
+}
+
+/// A stack the unwinder cannot finish ends with a frame that says why: CFI it cannot follow
+/// (a CFA in r12), or code with neither CFI nor a frame pointer.
+#[test]
+fn stacks_the_unwinder_cannot_finish_end_with_a_marker() {
+    require_bpf();
+    let binary = build("stops.c");
+    let program = "tracepoint:syscalls:sys_enter_getppid /pid == cpid/ { @[ustack] = count(); }";
+    for (mode, function, marker) in
+        [("cfi", "odd", "[unwind rule rbt cannot follow]"), ("bare", "bare", "[no unwind rule and no frame pointer]")]
+    {
+        let stacks = folded_stacks_of(&binary, &format!(" {mode} {ROUNDS}"), program);
+        expect_chain(mode, &stacks, &names(&[marker, function, "leaf", "syscall"]));
     }
 }
 

@@ -57,6 +57,10 @@ impl FnBuilder {
         BlockId(self.blocks.len() as u32 - 1)
     }
 
+    pub(super) fn current(&self) -> BlockId {
+        self.current
+    }
+
     pub(super) fn switch_to(&mut self, block: BlockId) {
         self.current = block;
     }

@@ -23,6 +23,7 @@ const KIND_CFA_RSP: i32 = 0;
 const KIND_CFA_RBP: i32 = 1;
 const KIND_PLT: i32 = 2;
 const KIND_SIGNAL: i32 = 3;
+const KIND_END: i32 = 4;
 const KIND_NONE: i32 = 5;
 /// A rule with rbp saved two slots below the CFA: what frame pointers give (`push rbp; mov rbp, rsp`).
 const FRAME_POINTER_RULE: u32 = KIND_NONE as u32 | 8 | (2 << 4);
@@ -59,6 +60,19 @@ pub const PAGE_STEPS: u32 = 7;
 /// before which a pc outside them is not reported (u64; see `report_stale_mappings`).
 pub const PROC_SIZE: u32 = 16;
 
+/// A stack that ends before its outermost frame, for a reason other than its depth limit, ends
+/// with a marker frame: this value plus the reason (`STOP_*`). No user address is this high.
+pub const STOP_MARKER: u64 = 0xffff_ffff_ffff_ff00;
+/// CFI the unwinder cannot follow (a STOP row: an expression rule, a register other than rsp
+/// or rbp for the CFA).
+pub const STOP_UNSUPPORTED_CFI: u64 = 1;
+/// No unwind rule for the pc, and rbp is no frame pointer.
+pub const STOP_NO_RULE: u64 = 2;
+/// The stack memory the rule points at could not be read.
+pub const STOP_UNREADABLE: u64 = 3;
+/// The process's tables were not loaded yet (its first stacks) and rbp is no frame pointer.
+pub const STOP_NOT_LOADED: u64 = 4;
+
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
@@ -88,6 +102,8 @@ struct Walk {
     /// The last frame's mapping: start, end, file offset, table and packed page count (all 0
     /// before the first search).
     mapping: CachedMapping,
+    /// Why the walk ended early (`STOP_*`), 0 while it has not.
+    stop: VReg,
 }
 
 #[derive(Clone, Copy)]
@@ -160,7 +176,7 @@ impl ProbeLowering<'_> {
         self.apply_rule(&walk, rule, head, finish);
 
         self.b.switch_to(finish);
-        self.store_stack(&walk, limit, id, done);
+        self.store_stack(&walk, limit, count, id, done);
     }
 
     /// Copies the task's user registers (`bpf_task_pt_regs`: the same in every probe kind)
@@ -191,7 +207,8 @@ impl ProbeLowering<'_> {
         let exact = self.b.constant(1);
         let mut zero = || self.b.constant(0);
         let mapping = CachedMapping { start: zero(), end: zero(), offset: zero(), table: zero(), packed: zero() };
-        Walk { ip, sp, bp, frames, n, hash, exact, mapping }
+        let stop = self.b.constant(0);
+        Walk { ip, sp, bp, frames, n, hash, exact, mapping, stop }
     }
 
     /// The current process's range of entries in the mappings map: `(first, count)`, a count
@@ -425,8 +442,14 @@ impl ProbeLowering<'_> {
             self.b.branch(Cond::Eq, kind, Operand::Imm(arm), block, next);
             self.b.switch_to(next);
         }
-        // The outermost frame (kind 4), a rule that cannot be followed (6): the stack ends here.
-        self.b.terminate(Term::Jump(finish));
+        // The outermost frame (kind 4): the stack ends here; a rule that cannot be followed
+        // (6) ends it with a marker.
+        let outermost = self.b.new_block();
+        self.b.branch(Cond::Eq, kind, Operand::Imm(KIND_END), finish, outermost);
+        self.b.switch_to(outermost);
+        self.stop_at(walk, STOP_UNSUPPORTED_CFI, finish);
+        let unreadable = self.stopping(walk, STOP_UNREADABLE, finish);
+        let no_rule = self.stopping(walk, STOP_NO_RULE, finish);
         for (&arm, &block) in arms.iter().zip(&blocks) {
             self.b.switch_to(block);
             match arm {
@@ -451,13 +474,13 @@ impl ProbeLowering<'_> {
                     self.b.push(Op::Alu { op: AluOp::Add, dst: cfa, lhs: cfa, rhs: Operand::Imm(8) });
                 }
                 KIND_SIGNAL => {
-                    self.signal_frame(walk, head, finish);
+                    self.signal_frame(walk, head, unreadable);
                     continue;
                 }
                 _ => {
                     // No unwind rule: frame pointers, if rbp looks like one.
                     if self.options.user_unwind == UserUnwind::Dwarf {
-                        self.b.terminate(Term::Jump(finish));
+                        self.b.terminate(Term::Jump(no_rule));
                         continue;
                     }
                     // A frame pointer points into the stack above the stack pointer; anything
@@ -467,7 +490,7 @@ impl ProbeLowering<'_> {
                     let usable = self.b.new_block();
                     self.b.branch(Cond::Eq, walk.bp, Operand::Imm(0), finish, above);
                     self.b.switch_to(above);
-                    self.b.branch(Cond::Le, walk.bp, Operand::Reg(walk.sp), finish, usable);
+                    self.b.branch(Cond::Le, walk.bp, Operand::Reg(walk.sp), no_rule, usable);
                     self.b.switch_to(usable);
                     self.b.push(Op::Alu { op: AluOp::Add, dst: cfa, lhs: walk.bp, rhs: Operand::Imm(16) });
                     self.b.push(Op::Mov { dst: rule, src: Operand::Imm(FRAME_POINTER_RULE as i32) });
@@ -478,7 +501,7 @@ impl ProbeLowering<'_> {
         self.b.switch_to(read);
         let ra_at = self.b.reg();
         self.b.push(Op::Alu { op: AluOp::Sub, dst: ra_at, lhs: cfa, rhs: Operand::Imm(8) });
-        let ra = self.read_user(ra_at, finish);
+        let ra = self.read_user(ra_at, unreadable);
         let saved = self.b.reg();
         self.b.push(Op::Alu { op: AluOp::And, dst: saved, lhs: rule, rhs: Operand::Imm(8) });
         let restore = self.b.new_block();
@@ -491,7 +514,7 @@ impl ProbeLowering<'_> {
         self.b.push(Op::Alu { op: AluOp::Shl, dst: slot, lhs: slot, rhs: Operand::Imm(3) });
         let bp_at = self.b.reg();
         self.b.push(Op::Alu { op: AluOp::Sub, dst: bp_at, lhs: cfa, rhs: Operand::Reg(slot) });
-        let bp = self.read_user(bp_at, finish);
+        let bp = self.read_user(bp_at, unreadable);
         self.b.push(Op::Mov { dst: walk.bp, src: Operand::Reg(bp) });
         self.b.terminate(Term::Jump(step));
         self.b.switch_to(step);
@@ -518,6 +541,22 @@ impl ProbeLowering<'_> {
         self.b.terminate(Term::Jump(head));
     }
 
+    /// Sets the walk's stop reason and jumps to `finish`.
+    fn stop_at(&mut self, walk: &Walk, reason: u64, finish: BlockId) {
+        self.b.push(Op::Mov { dst: walk.stop, src: Operand::Imm(reason as i32) });
+        self.b.terminate(Term::Jump(finish));
+    }
+
+    /// A block that stops the walk for `reason`, for branches to jump to.
+    fn stopping(&mut self, walk: &Walk, reason: u64, finish: BlockId) -> BlockId {
+        let here = self.b.current();
+        let block = self.b.new_block();
+        self.b.switch_to(block);
+        self.stop_at(walk, reason, finish);
+        self.b.switch_to(here);
+        block
+    }
+
     /// Eight bytes of user memory at `addr`; jumps to `failed` if they cannot be read.
     fn read_user(&mut self, addr: VReg, failed: BlockId) -> VReg {
         let slot = self.b.slot(8);
@@ -531,7 +570,9 @@ impl ProbeLowering<'_> {
     }
 
     /// Ends the walk: stores the frames under their hash (`id`), or sets `id` to the error.
-    fn store_stack(&mut self, walk: &Walk, limit: u32, id: VReg, done: BlockId) {
+    /// A stack that stopped early, with room left, ends with its marker frame; one stopped for
+    /// want of a frame pointer in a process without tables (`count` 0) says so.
+    fn store_stack(&mut self, walk: &Walk, limit: u32, count: VReg, id: VReg, done: BlockId) {
         let some = self.b.new_block();
         let empty = self.b.new_block();
         self.b.branch(Cond::Eq, walk.n, Operand::Imm(0), empty, some);
@@ -539,6 +580,35 @@ impl ProbeLowering<'_> {
         self.b.push(Op::Mov { dst: id, src: Operand::Imm(-(libc_errno::EFAULT)) });
         self.b.terminate(Term::Jump(done));
         self.b.switch_to(some);
+        let marked = self.b.new_block();
+        let store = self.b.new_block();
+        let room = self.b.new_block();
+        self.b.branch(Cond::Eq, walk.stop, Operand::Imm(0), store, room);
+        self.b.switch_to(room);
+        self.b.branch(Cond::Ge, walk.n, Operand::Imm(limit as i32), store, marked);
+        self.b.switch_to(marked);
+        let loaded = self.b.new_block();
+        let reason = self.b.new_block();
+        self.b.branch(Cond::Ne, count, Operand::Imm(0), reason, loaded);
+        self.b.switch_to(loaded);
+        let not_loaded = self.b.new_block();
+        self.b.branch(Cond::Eq, walk.stop, Operand::Imm(STOP_NO_RULE as i32), not_loaded, reason);
+        self.b.switch_to(not_loaded);
+        self.b.push(Op::Mov { dst: walk.stop, src: Operand::Imm(STOP_NOT_LOADED as i32) });
+        self.b.terminate(Term::Jump(reason));
+        self.b.switch_to(reason);
+        let marker = self.b.constant(STOP_MARKER);
+        self.b.push(Op::Alu { op: AluOp::Add, dst: marker, lhs: marker, rhs: Operand::Reg(walk.stop) });
+        let at = self.b.reg();
+        self.b.push(Op::Alu { op: AluOp::Shl, dst: at, lhs: walk.n, rhs: Operand::Imm(3) });
+        self.b.push(Op::Alu { op: AluOp::Add, dst: at, lhs: at, rhs: Operand::Reg(walk.frames) });
+        self.b.push(Op::StorePtr { ptr: at, offset: 0, size: 8, src: Operand::Reg(marker) });
+        let prime = self.b.constant(FNV_PRIME);
+        self.b.push(Op::Alu { op: AluOp::Xor, dst: walk.hash, lhs: walk.hash, rhs: Operand::Reg(marker) });
+        self.b.push(Op::Alu { op: AluOp::Mul, dst: walk.hash, lhs: walk.hash, rhs: Operand::Reg(prime) });
+        self.b.push(Op::Alu { op: AluOp::Add, dst: walk.n, lhs: walk.n, rhs: Operand::Imm(1) });
+        self.b.terminate(Term::Jump(store));
+        self.b.switch_to(store);
         // A zero ends a stack shorter than the map's values (the scratch value has room for it).
         let at = self.b.reg();
         self.b.push(Op::Alu { op: AluOp::Shl, dst: at, lhs: walk.n, rhs: Operand::Imm(3) });
