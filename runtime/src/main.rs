@@ -170,7 +170,15 @@ fn run(args: Args) -> Result<ExitCode, String> {
     options.preprocess.script_path = args.script_path();
     options.preprocess.include_dirs.clone_from(&args.include_dirs);
     options.preprocess.include_files.clone_from(&args.include_files);
-    let compiled = compiler::compile_script(&source, &tracefs as &dyn ProbeCatalog, &options);
+    let mut compiled = compiler::compile_script(&source, &tracefs as &dyn ProbeCatalog, &options);
+    // A kernel without what the unwinder needs: user stacks by frame pointers, said once.
+    if !dry_run && uses_unwinder(&compiled.program) {
+        if let Err(why) = loader::user_unwinding_supported() {
+            eprintln!("{}", unwinding_fallback_warning(&why));
+            options.lower.user_unwind = compiler::lower::unwind::UserUnwind::FramePointers;
+            compiled = compiler::compile_script(&source, &tracefs as &dyn ProbeCatalog, &options);
+        }
+    }
     diagnostics::emit_in(&compiled.diagnostics, &name, &compiled.sources);
     let sources = compiled.sources;
     let Some(mut compiled) = compiled.program else {
@@ -249,6 +257,12 @@ fn run_repl(args: &Args) -> Result<ExitCode, String> {
     compile.lower.map_keys_max = settings::current().map_keys_max;
     compile.lower.stack_storage = settings::current().stack_storage;
     compile.lower.user_unwind = settings::current().user_unwind;
+    if compile.lower.user_unwind != compiler::lower::unwind::UserUnwind::FramePointers {
+        if let Err(why) = loader::user_unwinding_supported() {
+            eprintln!("{}", unwinding_fallback_warning(&why));
+            compile.lower.user_unwind = compiler::lower::unwind::UserUnwind::FramePointers;
+        }
+    }
     compile.lower.unwind_rows = settings::current().unwind_rows;
     compile.lower.start_ns = os::monotonic_ns();
     compile.lower.events = event_transport(false)?;
@@ -323,6 +337,22 @@ fn list(args: &Args) -> Result<ExitCode, String> {
     // it ends bpftrace's, without a panic.
     let _ = io::stdout().lock().write_all(text.as_bytes());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether a compiled program unwinds user stacks in its probes (it has their stack maps).
+fn uses_unwinder(program: &Option<compiler::program::CompiledProgram>) -> bool {
+    program
+        .as_ref()
+        .is_some_and(|p| p.bpf_maps.iter().any(|m| matches!(m.role, compiler::program::MapRole::UserStacks { .. })))
+}
+
+/// The warning for a kernel the unwinder cannot run on, with the kernel's reason.
+fn unwinding_fallback_warning(why: &str) -> String {
+    format!(
+        "WARNING: this kernel cannot run rbt's user-stack unwinder (it needs bpf_get_current_task_btf \
+         and bpf_task_pt_regs, Linux 5.15, with BTF: {why}); user stacks are walked by frame pointers \
+         (RBT_USTACK_UNWIND=fp), and code built without them gives short stacks"
+    )
 }
 
 /// Ring buffer where the kernel has one, else a perf buffer per CPU; `RBT_EVENTS=ringbuf|perf`

@@ -71,6 +71,40 @@ fn c_without_frame_pointers_unwinds_through_libc() {
     );
     expect_chain("two sites", &twice, &with(&["syscall"]));
 
+    // The same stack in pprof, as `go tool pprof` reads it (leaf first).
+    let scratch = std::env::temp_dir().join(format!("rbt-unwind-pprof-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).expect("make a scratch directory");
+    let profile = scratch.join("chain.pb.gz");
+    let out = Command::new(rbt())
+        .arg("--pprof")
+        .arg(&profile)
+        .args(["-e", "tracepoint:syscalls:sys_enter_getppid /pid == cpid/ { @[ustack] = count(); }", "-c"])
+        .arg(format!("{} {ROUNDS}", binary.display()))
+        .output()
+        .expect("rbt runs");
+    assert!(out.status.success(), "rbt --pprof failed: {}", String::from_utf8_lossy(&out.stderr));
+    let traces = Command::new("go")
+        .args(["tool", "pprof", "-traces"])
+        .arg(&profile)
+        .env("PPROF_TMPDIR", &scratch)
+        .env("HOME", &scratch)
+        .output()
+        .expect("`go tool pprof` runs (apt-get install -y golang-go; .ci/run installs it)");
+    let text = String::from_utf8_lossy(&traces.stdout);
+    assert!(traces.status.success(), "go tool pprof failed: {}", String::from_utf8_lossy(&traces.stderr));
+    let mut leaf_first = with(&["syscall"]);
+    leaf_first.reverse();
+    let found = text.split("-----------+").any(|block| {
+        let functions: Vec<&str> = block
+            .lines()
+            .filter_map(|line| line.split_whitespace().last())
+            .filter(|f| !f.ends_with(':') && !f.starts_with("File") && !f.starts_with("Type"))
+            .collect();
+        functions.windows(leaf_first.len()).any(|w| w.iter().zip(&leaf_first).all(|(a, b)| a == b))
+    });
+    assert!(found, "no trace names {leaf_first:?} in order:\n{text}");
+    let _ = std::fs::remove_dir_all(&scratch);
+
     // The kernel's frame-pointer walk, as bpftrace's, loses the chain in libc.
     let fp = folded_stacks(
         &binary,
@@ -188,6 +222,14 @@ fn stacks_the_unwinder_cannot_finish_end_with_a_marker() {
         let stacks = folded_stacks_of(&binary, &format!(" {mode} {ROUNDS}"), program);
         expect_chain(mode, &stacks, &names(&[marker, function, "leaf", "syscall"]));
     }
+}
+
+/// The check rbt makes before using its unwinder (a kernel without it gets frame pointers and
+/// a warning) passes on this kernel: the probe program it loads is sound.
+#[test]
+fn this_kernel_runs_the_unwinder() {
+    require_bpf();
+    assert_eq!(runtime::kernel::loader::user_unwinding_supported(), Ok(()));
 }
 
 #[test]

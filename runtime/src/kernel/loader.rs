@@ -89,6 +89,37 @@ pub fn ringbuf_supported(page_size: u32) -> bool {
     sys::map_create(&spec).is_ok()
 }
 
+/// Whether this kernel has what the probe programs' user-stack unwinder calls:
+/// `bpf_get_current_task_btf` (Linux 5.11, with BTF) and `bpf_task_pt_regs` (5.15). Tried by
+/// loading a five-instruction kprobe program that calls both; the error is the kernel's reason.
+pub fn user_unwinding_supported() -> Result<(), String> {
+    use compiler::bpf::helpers::Helper;
+    use compiler::bpf::insn::{encode, Insn, Reg};
+    let insns = encode(&[
+        Insn::call_helper(Helper::GetCurrentTaskBtf),
+        Insn::mov64_reg(Reg::R1, Reg::R0),
+        Insn::call_helper(Helper::TaskPtRegs),
+        Insn::mov64_imm(Reg::R0, 0),
+        Insn::exit(),
+    ]);
+    let load = ProgLoad {
+        prog_type: bpf_prog_type::BPF_PROG_TYPE_KPROBE as u32,
+        attach_type: 0,
+        attach_btf_id: 0,
+        name: "rbt_probe",
+        insns: &insns,
+    };
+    let mut log = vec![0u8; 4096];
+    match sys::prog_load(&load, &mut log, 1) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let text = String::from_utf8_lossy(&log);
+            let last = text.trim_end_matches('\0').lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+            Err(if last.is_empty() { e.to_string() } else { format!("{e}: {last}") })
+        }
+    }
+}
+
 /// Reads the object with aya-obj and patches every map reference with the descriptor of the map
 /// of that name in `maps`. Returns each program's instructions, encoded, by program name.
 pub fn relocate(elf: &[u8], maps: &MapTable) -> Result<HashMap<String, Vec<u8>>, LoadError> {
