@@ -110,6 +110,8 @@ pub const BPF_MAP_TYPE_RINGBUF: u32 = uapi::bpf_map_type::BPF_MAP_TYPE_RINGBUF a
 
 /// Map creation flag: allocate hash entries on demand instead of all up front.
 pub const BPF_F_NO_PREALLOC: u32 = uapi::BPF_F_NO_PREALLOC;
+/// An array map user space can `mmap` (Linux 5.5+).
+pub const BPF_F_MMAPABLE: u32 = uapi::BPF_F_MMAPABLE;
 
 // `flags` argument of `bpf_map_update_elem`, passed as an immediate in `r4`.
 pub const BPF_ANY: i32 = uapi::BPF_ANY as i32;

@@ -650,6 +650,8 @@ impl ProbeLowering<'_> {
             MapRole::UnwindRows => ("rbt_unwind_rows", bpf_consts::BPF_MAP_TYPE_ARRAY, 4, 8, rows),
             _ => ("rbt_unwind_scratch", bpf_consts::BPF_MAP_TYPE_PERCPU_ARRAY, 4, REGS_AT + PT_REGS_SIZE, 1),
         };
+        // The runtime writes rows straight into the rows map's memory.
+        let flags = if role == MapRole::UnwindRows { bpf_consts::BPF_F_MMAPABLE } else { 0 };
         self.map_for_role(role, || BpfMap {
             name: name.into(),
             role,
@@ -657,7 +659,7 @@ impl ProbeLowering<'_> {
             key_size,
             value_size,
             max_entries,
-            flags: 0,
+            flags,
         })
     }
 

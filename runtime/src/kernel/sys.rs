@@ -101,6 +101,65 @@ pub fn update(fd: RawFd, key: &[u8], value: &[u8]) -> Result<(), MapError> {
     bpf(bpf_cmd::BPF_MAP_UPDATE_ELEM, &mut attr).map(drop).map_err(MapError::Update)
 }
 
+/// An array map created with `BPF_F_MMAPABLE`, mapped into rbt's memory: its values, back to
+/// back, written with plain stores (no system call per batch). The mapping keeps the map alive
+/// until it is dropped, even after the map's descriptor is closed.
+#[derive(Debug)]
+pub struct MappedArray {
+    base: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is owned by this value alone; moving it to another thread moves the
+// only handle to it.
+unsafe impl Send for MappedArray {}
+
+impl MappedArray {
+    /// Maps `bytes` bytes (the map's value size, rounded up to 8, times its entries) of the
+    /// array map `fd`.
+    pub fn map(fd: RawFd, bytes: usize) -> io::Result<MappedArray> {
+        let page = crate::kernel::os::page_size() as usize;
+        let len = bytes.div_ceil(page) * page;
+        if len == 0 {
+            return Err(io::Error::other("an empty map"));
+        }
+        // SAFETY: a fresh shared mapping of a map's memory; the kernel checks the length and
+        // the map's flag, and the result is checked below.
+        let base = unsafe {
+            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0)
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let base = std::ptr::NonNull::new(base.cast()).ok_or_else(|| io::Error::other("mmap returned null"))?;
+        Ok(MappedArray { base, len })
+    }
+
+    /// Copies `bytes` into the map's memory at byte `offset`.
+    pub fn write(&mut self, offset: usize, bytes: &[u8]) -> io::Result<()> {
+        let end = offset.checked_add(bytes.len()).filter(|&end| end <= self.len);
+        if end.is_none() {
+            return Err(io::Error::other(format!(
+                "{} bytes at {offset} do not fit a map of {}",
+                bytes.len(),
+                self.len
+            )));
+        }
+        // SAFETY: `offset..offset + len` lies inside the mapping (checked above), which is
+        // writable and not otherwise borrowed from Rust; BPF programs reading it concurrently
+        // see bytes, not Rust values.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base.as_ptr().add(offset), bytes.len()) };
+        Ok(())
+    }
+}
+
+impl Drop for MappedArray {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly what `map` mapped, once.
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
+    }
+}
+
 /// Writes `count` elements at once (`BPF_MAP_UPDATE_BATCH`, Linux 5.6+): `keys` and `values`
 /// hold them back to back, `count` keys of the map's key size and as many values. Unwind tables
 /// are loaded this way: a library's rows one syscall at a time would take tens of milliseconds.

@@ -86,6 +86,9 @@ pub struct UnwindLoader {
     pub background: bool,
     /// Tables built by earlier runs, by build id.
     cache: TableCache,
+    /// The rows map's memory, where the kernel lets it be mapped; rows are written there
+    /// rather than with `BPF_MAP_UPDATE_BATCH`.
+    rows_memory: Option<sys::MappedArray>,
     pub stats: UnwindStats,
 }
 
@@ -101,6 +104,7 @@ impl UnwindLoader {
             next_mapping: 0,
             background: false,
             cache: TableCache::from_env(),
+            rows_memory: sys::MappedArray::map(maps.rows, maps.rows_capacity as usize * 8).ok(),
             stats: UnwindStats::default(),
         }
     }
@@ -110,29 +114,48 @@ impl UnwindLoader {
     }
 
     /// Loads `pid`'s mappings (sorted by start), and the rows of files seen for the first time.
+    /// When some files' rows are still to be built, the process is first loaded with the files
+    /// whose rows are in already (libc, the program, ld.so: the frames of most stacks), the
+    /// others walked by frame pointers meanwhile, and loaded again once they are built.
     pub fn load_process(&mut self, pid: u32, mappings: &[UnwindMapping], objects: &Objects) {
-        let mut entries = Vec::with_capacity(mappings.len().min(MAPPINGS_PER_PROCESS) * MAPPING_SIZE as usize);
-        let mut count = 0u32;
-        for m in mappings.iter().take(MAPPINGS_PER_PROCESS) {
-            let (table, pages) = m.object.and_then(|id| self.file_rows(id, objects)).unwrap_or((0, 0));
+        let mappings = &mappings[..mappings.len().min(MAPPINGS_PER_PROCESS)];
+        if mappings.is_empty() {
+            return;
+        }
+        let quiet = self.quiet.get(&pid).map_or(FIRST_QUIET, |q| (*q * 2).min(MAX_QUIET));
+        self.quiet.insert(pid, quiet);
+        let quiet_until = crate::kernel::os::monotonic_ns().saturating_add(quiet.as_nanos() as u64);
+        let pending = mappings.iter().any(|m| m.object.is_some_and(|id| !self.files.contains_key(&id)));
+        if pending {
+            let known: Vec<(u32, u32)> = mappings
+                .iter()
+                .map(|m| m.object.and_then(|id| self.files.get(&id).copied().flatten()).unwrap_or((0, 0)))
+                .collect();
+            self.write_process(pid, mappings, &known, quiet_until);
+        }
+        let tables: Vec<(u32, u32)> =
+            mappings.iter().map(|m| m.object.and_then(|id| self.file_rows(id, objects)).unwrap_or((0, 0))).collect();
+        self.write_process(pid, mappings, &tables, quiet_until);
+    }
+
+    /// Writes `pid`'s mappings, each with its file's table (`(0, 0)` for none), as a new range of
+    /// the mappings map, then points the process's entry at it (one update the program sees
+    /// whole) and frees the range it had.
+    fn write_process(&mut self, pid: u32, mappings: &[UnwindMapping], tables: &[(u32, u32)], quiet_until: u64) {
+        let count = mappings.len() as u32;
+        let mut entries = Vec::with_capacity(mappings.len() * MAPPING_SIZE as usize);
+        for (m, (table, pages)) in mappings.iter().zip(tables) {
             entries.extend_from_slice(&m.start.to_le_bytes());
             entries.extend_from_slice(&m.end.to_le_bytes());
             entries.extend_from_slice(&m.offset.to_le_bytes());
             entries.extend_from_slice(&table.to_le_bytes());
             entries.extend_from_slice(&pages.to_le_bytes());
-            count += 1;
-        }
-        if count == 0 {
-            return;
         }
         let Some(first) = self.allocate(count) else {
             self.stats.processes_not_loaded += 1;
             return;
         };
         let keys: Vec<u8> = (first..first + count).flat_map(u32::to_le_bytes).collect();
-        let quiet = self.quiet.get(&pid).map_or(FIRST_QUIET, |q| (*q * 2).min(MAX_QUIET));
-        self.quiet.insert(pid, quiet);
-        let quiet_until = crate::kernel::os::monotonic_ns().saturating_add(quiet.as_nanos() as u64);
         let mut value = Vec::with_capacity(PROC_SIZE as usize);
         value.extend_from_slice(&first.to_le_bytes());
         value.extend_from_slice(&count.to_le_bytes());
@@ -209,8 +232,14 @@ impl UnwindLoader {
         let count = count as u32;
         let mut values = index.to_bytes(first + pages);
         values.extend_from_slice(&table.to_bytes());
-        let keys: Vec<u8> = (first..first + count).flat_map(u32::to_le_bytes).collect();
-        if sys::update_batch(self.maps.rows, &keys, &values, count).is_err() {
+        let written = match &mut self.rows_memory {
+            Some(memory) => memory.write(first as usize * 8, &values).map_err(|_| ()),
+            None => {
+                let keys: Vec<u8> = (first..first + count).flat_map(u32::to_le_bytes).collect();
+                sys::update_batch(self.maps.rows, &keys, &values, count).map_err(|_| ())
+            }
+        };
+        if written.is_err() {
             self.stats.files_over_capacity += 1;
             return None;
         }
