@@ -71,7 +71,7 @@ pub const STOP_NO_RULE: u64 = 2;
 /// The stack memory the rule points at could not be read.
 pub const STOP_UNREADABLE: u64 = 3;
 /// The process's tables were not loaded yet (its first stacks) and rbp is no frame pointer.
-pub const STOP_NOT_LOADED: u64 = 4;
+pub const STOP_NOT_LOADED: u64 = STOP_NO_RULE + 2;
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
@@ -102,8 +102,9 @@ struct Walk {
     /// The last frame's mapping: start, end, file offset, table and packed page count (all 0
     /// before the first search).
     mapping: CachedMapping,
-    /// Why the walk ended early (`STOP_*`), 0 while it has not.
-    stop: VReg,
+    /// The process's mapping count (0: its tables are not loaded), and the depth limit.
+    count: VReg,
+    limit: u32,
 }
 
 #[derive(Clone, Copy)]
@@ -160,8 +161,8 @@ impl ProbeLowering<'_> {
         self.b.terminate(Term::Jump(done));
 
         self.b.switch_to(have);
-        let walk = self.user_registers(frames);
         let (first, count, pid) = self.process_mappings();
+        let walk = self.user_registers(frames, count, limit);
         let head = self.b.new_block();
         let finish = self.b.new_block();
         self.b.terminate(Term::Jump(head));
@@ -176,12 +177,12 @@ impl ProbeLowering<'_> {
         self.apply_rule(&walk, rule, head, finish);
 
         self.b.switch_to(finish);
-        self.store_stack(&walk, limit, count, id, done);
+        self.store_stack(&walk, limit, id, done);
     }
 
     /// Copies the task's user registers (`bpf_task_pt_regs`: the same in every probe kind)
     /// into the scratch value and reads ip, sp and bp out of it.
-    fn user_registers(&mut self, frames: VReg) -> Walk {
+    fn user_registers(&mut self, frames: VReg, count: VReg, limit: u32) -> Walk {
         let task = self.call(Helper::GetCurrentTaskBtf, vec![]);
         let regs = self.call(Helper::TaskPtRegs, vec![Arg::Reg(task)]);
         let dst = self.b.reg();
@@ -207,8 +208,7 @@ impl ProbeLowering<'_> {
         let exact = self.b.constant(1);
         let mut zero = || self.b.constant(0);
         let mapping = CachedMapping { start: zero(), end: zero(), offset: zero(), table: zero(), packed: zero() };
-        let stop = self.b.constant(0);
-        Walk { ip, sp, bp, frames, n, hash, exact, mapping, stop }
+        Walk { ip, sp, bp, frames, n, hash, exact, mapping, count, limit }
     }
 
     /// The current process's range of entries in the mappings map: `(first, count)`, a count
@@ -541,9 +541,31 @@ impl ProbeLowering<'_> {
         self.b.terminate(Term::Jump(head));
     }
 
-    /// Sets the walk's stop reason and jumps to `finish`.
+    /// Ends the walk early: the marker frame for `reason` (NO_RULE is NOT_LOADED in a process
+    /// without tables) goes after the frames if there is room, then on to `finish`. Each exit
+    /// of the loop is explored on its own by the verifier, so the marker's code is here, on
+    /// the early exits only, not in the code every exit runs.
     fn stop_at(&mut self, walk: &Walk, reason: u64, finish: BlockId) {
-        self.b.push(Op::Mov { dst: walk.stop, src: Operand::Imm(reason as i32) });
+        let marker = self.b.constant(STOP_MARKER + reason);
+        if reason == STOP_NO_RULE {
+            // + 2 (NOT_LOADED) when count is 0, without a branch: (count - 1) >> 63 is 1 then.
+            let none = self.b.reg();
+            self.b.push(Op::Alu { op: AluOp::Sub, dst: none, lhs: walk.count, rhs: Operand::Imm(1) });
+            self.b.push(Op::Alu { op: AluOp::Shr, dst: none, lhs: none, rhs: Operand::Imm(63) });
+            self.b.push(Op::Alu { op: AluOp::Shl, dst: none, lhs: none, rhs: Operand::Imm(1) });
+            self.b.push(Op::Alu { op: AluOp::Add, dst: marker, lhs: marker, rhs: Operand::Reg(none) });
+        }
+        let room = self.b.new_block();
+        self.b.branch(Cond::Ge, walk.n, Operand::Imm(walk.limit as i32), finish, room);
+        self.b.switch_to(room);
+        let at = self.b.reg();
+        self.b.push(Op::Alu { op: AluOp::Shl, dst: at, lhs: walk.n, rhs: Operand::Imm(3) });
+        self.b.push(Op::Alu { op: AluOp::Add, dst: at, lhs: at, rhs: Operand::Reg(walk.frames) });
+        self.b.push(Op::StorePtr { ptr: at, offset: 0, size: 8, src: Operand::Reg(marker) });
+        let prime = self.b.constant(FNV_PRIME);
+        self.b.push(Op::Alu { op: AluOp::Xor, dst: walk.hash, lhs: walk.hash, rhs: Operand::Reg(marker) });
+        self.b.push(Op::Alu { op: AluOp::Mul, dst: walk.hash, lhs: walk.hash, rhs: Operand::Reg(prime) });
+        self.b.push(Op::Alu { op: AluOp::Add, dst: walk.n, lhs: walk.n, rhs: Operand::Imm(1) });
         self.b.terminate(Term::Jump(finish));
     }
 
@@ -570,9 +592,8 @@ impl ProbeLowering<'_> {
     }
 
     /// Ends the walk: stores the frames under their hash (`id`), or sets `id` to the error.
-    /// A stack that stopped early, with room left, ends with its marker frame; one stopped for
-    /// want of a frame pointer in a process without tables (`count` 0) says so.
-    fn store_stack(&mut self, walk: &Walk, limit: u32, count: VReg, id: VReg, done: BlockId) {
+    /// Ends the walk's frames with a zero and stores them.
+    fn store_stack(&mut self, walk: &Walk, limit: u32, id: VReg, done: BlockId) {
         let some = self.b.new_block();
         let empty = self.b.new_block();
         self.b.branch(Cond::Eq, walk.n, Operand::Imm(0), empty, some);
@@ -580,35 +601,6 @@ impl ProbeLowering<'_> {
         self.b.push(Op::Mov { dst: id, src: Operand::Imm(-(libc_errno::EFAULT)) });
         self.b.terminate(Term::Jump(done));
         self.b.switch_to(some);
-        let marked = self.b.new_block();
-        let store = self.b.new_block();
-        let room = self.b.new_block();
-        self.b.branch(Cond::Eq, walk.stop, Operand::Imm(0), store, room);
-        self.b.switch_to(room);
-        self.b.branch(Cond::Ge, walk.n, Operand::Imm(limit as i32), store, marked);
-        self.b.switch_to(marked);
-        let loaded = self.b.new_block();
-        let reason = self.b.new_block();
-        self.b.branch(Cond::Ne, count, Operand::Imm(0), reason, loaded);
-        self.b.switch_to(loaded);
-        let not_loaded = self.b.new_block();
-        self.b.branch(Cond::Eq, walk.stop, Operand::Imm(STOP_NO_RULE as i32), not_loaded, reason);
-        self.b.switch_to(not_loaded);
-        self.b.push(Op::Mov { dst: walk.stop, src: Operand::Imm(STOP_NOT_LOADED as i32) });
-        self.b.terminate(Term::Jump(reason));
-        self.b.switch_to(reason);
-        let marker = self.b.constant(STOP_MARKER);
-        self.b.push(Op::Alu { op: AluOp::Add, dst: marker, lhs: marker, rhs: Operand::Reg(walk.stop) });
-        let at = self.b.reg();
-        self.b.push(Op::Alu { op: AluOp::Shl, dst: at, lhs: walk.n, rhs: Operand::Imm(3) });
-        self.b.push(Op::Alu { op: AluOp::Add, dst: at, lhs: at, rhs: Operand::Reg(walk.frames) });
-        self.b.push(Op::StorePtr { ptr: at, offset: 0, size: 8, src: Operand::Reg(marker) });
-        let prime = self.b.constant(FNV_PRIME);
-        self.b.push(Op::Alu { op: AluOp::Xor, dst: walk.hash, lhs: walk.hash, rhs: Operand::Reg(marker) });
-        self.b.push(Op::Alu { op: AluOp::Mul, dst: walk.hash, lhs: walk.hash, rhs: Operand::Reg(prime) });
-        self.b.push(Op::Alu { op: AluOp::Add, dst: walk.n, lhs: walk.n, rhs: Operand::Imm(1) });
-        self.b.terminate(Term::Jump(store));
-        self.b.switch_to(store);
         // A zero ends a stack shorter than the map's values (the scratch value has room for it).
         let at = self.b.reg();
         self.b.push(Op::Alu { op: AluOp::Shl, dst: at, lhs: walk.n, rhs: Operand::Imm(3) });
