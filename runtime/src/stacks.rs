@@ -150,7 +150,11 @@ fn serve(requests: &mpsc::Receiver<Request>, answers: &mpsc::Sender<Answer>) {
             Err(mpsc::TryRecvError::Disconnected) => return,
             Err(mpsc::TryRecvError::Empty) => match background.pop_front() {
                 Some(pid) => {
-                    let _ = inner.remember_in_background(pid);
+                    // One file's tables at a time: the process goes to the back of the queue
+                    // while it has more.
+                    if let Ok(false) = inner.remember_in_background(pid) {
+                        background.push_back(pid);
+                    }
                     continue;
                 }
                 // With the kernel's mapping records on, they are read at least every 100 ms so

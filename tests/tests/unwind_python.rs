@@ -176,3 +176,55 @@ fn python_profile_stacks_reach_main_through_the_interpreter() {
         stacks.iter().find(|s| !whole(s))
     );
 }
+
+/// The done-when, as a test: `rbt -t offcputime` over python3 with a thread that sleeps
+/// and one that fsyncs shows both threads' waits whole, from the thread's start through the
+/// interpreter into libc's `clock_nanosleep` and `fsync`, in folded output.
+#[test]
+fn offcputime_shows_both_python_threads_whole() {
+    require_bpf();
+    require_python();
+    let dir = std::env::temp_dir().join(format!("rbt-unwind-threads-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("make a scratch directory");
+    let script = tests::workspace().join("tests/data/unwind_python/threads.py");
+    let command = format!("{PYTHON} {} {}", script.display(), dir.display());
+    let out =
+        Command::new(rbt()).args(["-t", "offcputime", "-f", "folded", "-c", &command]).output().expect("rbt runs");
+    assert!(out.status.success(), "rbt failed ({}):\n{}", out.status, text(&out.stderr));
+    let stdout = text(&out.stdout);
+    // `comm;user frames, outermost first;kernel frames VALUE`, for python3's lines.
+    let lines: Vec<(Vec<&str>, u64)> = stdout
+        .lines()
+        .filter_map(|line| {
+            let (frames, value) = line.rsplit_once(' ')?;
+            let frames: Vec<&str> = frames.split(';').map(|f| f.split('+').next().unwrap_or(f)).collect();
+            (frames.first() == Some(&"python3")).then_some((frames, value.parse().ok()?))
+        })
+        .collect();
+    let time_in = |leaf: &str, chain: &[&str]| -> (u64, u64) {
+        let mut whole = 0;
+        let mut all = 0;
+        for (frames, value) in &lines {
+            if !frames.contains(&leaf) {
+                continue;
+            }
+            all += value;
+            let mut rest = frames.iter();
+            if chain.iter().all(|want| rest.any(|f| f == want)) {
+                whole += value;
+            }
+        }
+        (whole, all)
+    };
+    // Debian's python3 keeps no names for its static functions (`thread_run`, `os_fsync`):
+    // the exported ones.
+    let sleeps = ["start_thread", "_PyEval_EvalFrameDefault", "clock_nanosleep"];
+    let fsyncs = ["start_thread", "_PyEval_EvalFrameDefault", "fsync"];
+    for (what, leaf, chain) in [("sleeps", "clock_nanosleep", &sleeps[..]), ("fsyncs", "fsync", &fsyncs[..])] {
+        let (whole, all) = time_in(leaf, chain);
+        assert!(all > 0, "{what}: no off-CPU time in {leaf}:\n{stdout}");
+        assert!(whole * 2 > all, "{what}: {whole} of {all} us in whole stacks ({chain:?}):\n{stdout}");
+        eprintln!("{what}: {whole} of {all} us of off-CPU time in whole stacks");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -105,6 +105,9 @@ pub struct Symbolizer {
     /// Pids that could not be read when first symbolized (gone before anyone remembered them):
     /// not tried again on every stack.
     unreadable: HashSet<u32>,
+    /// Processes remembered in the background whose files' unwind tables are not all built
+    /// yet (built a file at a time, between requests).
+    unwind_pending: HashSet<u32>,
     user_cache: HashMap<(ObjectId, u64, Detail), Option<ObjectSymbol>>,
     cache_limit: usize,
     /// What [`Symbolizer::user`] asks for.
@@ -140,6 +143,7 @@ impl Symbolizer {
             objects: Objects::new(),
             processes: HashMap::new(),
             unreadable: HashSet::new(),
+            unwind_pending: HashSet::new(),
             user_cache: HashMap::new(),
             cache_limit: USER_CACHE_LIMIT,
             detail,
@@ -190,8 +194,15 @@ impl Symbolizer {
             // Announced again: with unwinding, the program saw a pc outside the mappings it
             // was given (code mapped since); read them again and reload.
             if let Some(loader) = &mut self.unwind {
-                image.refresh(&mut self.objects);
+                // Still being loaded in the background: go on with its tables, else read its
+                // mappings again.
+                if !(loader.background && self.unwind_pending.contains(&pid)) {
+                    image.refresh(&mut self.objects);
+                }
                 loader.load_process(pid, &image.unwind_mappings(), &self.objects);
+                if loader.complete {
+                    self.unwind_pending.remove(&pid);
+                }
             }
             return Ok(());
         }
@@ -298,16 +309,24 @@ impl Symbolizer {
     }
 
     /// [`Symbolizer::remember`] for a process no stack has named yet: its unwind tables may
-    /// not use the rows kept for processes that have.
-    pub fn remember_in_background(&mut self, pid: u32) -> Result<(), SymbolsError> {
-        if let Some(loader) = &mut self.unwind {
-            loader.background = true;
-        }
+    /// not use the rows kept for processes that have, and at most one of its files' tables is
+    /// built per call, so that a request never waits behind a big process for long. `Ok(false)`
+    /// while some are still to build: call again (a stack naming the process meanwhile builds
+    /// the rest at once).
+    pub fn remember_in_background(&mut self, pid: u32) -> Result<bool, SymbolsError> {
+        let Some(loader) = &mut self.unwind else { return self.remember(pid).map(|()| true) };
+        loader.background = true;
+        loader.complete = true;
         let remembered = self.remember(pid);
-        if let Some(loader) = &mut self.unwind {
-            loader.background = false;
+        let Some(loader) = &mut self.unwind else { return remembered.map(|()| true) };
+        loader.background = false;
+        let complete = loader.complete;
+        if complete {
+            self.unwind_pending.remove(&pid);
+        } else {
+            self.unwind_pending.insert(pid);
         }
-        remembered
+        remembered.map(|()| complete)
     }
 
     /// Drops what was remembered of `pid` (its open files stay: other processes may map them).

@@ -64,6 +64,9 @@ pub struct UnwindMapping {
 const FIRST_QUIET: Duration = Duration::from_millis(5);
 const MAX_QUIET: Duration = Duration::from_secs(1);
 
+/// The largest file whose table is built in the background (see `too_big_for_background`).
+const BACKGROUND_FILE_MAX: u64 = 32 << 20;
+
 /// Most mappings one process's entry may hold: what the program's search covers.
 const MAPPINGS_PER_PROCESS: usize = 256;
 
@@ -82,8 +85,11 @@ pub struct UnwindLoader {
     /// Free ranges of the mappings map, `(first, count)`, and where unused space begins.
     free: Vec<(u32, u32)>,
     next_mapping: u32,
-    /// Loading for a process no stack has named yet (see `file_rows`).
+    /// Loading for a process no stack has named yet (see `file_rows`): at most one file's table
+    /// is built per load, and `complete` says whether any were left.
     pub background: bool,
+    /// Whether the last load built every table its process needs.
+    pub complete: bool,
     /// Tables built by earlier runs, by build id.
     cache: TableCache,
     /// The rows map's memory, where the kernel lets it be mapped; rows are written there
@@ -103,6 +109,7 @@ impl UnwindLoader {
             free: Vec::new(),
             next_mapping: 0,
             background: false,
+            complete: true,
             cache: TableCache::from_env(),
             rows_memory: sys::MappedArray::map(maps.rows, maps.rows_capacity as usize * 8).ok(),
             stats: UnwindStats::default(),
@@ -133,8 +140,30 @@ impl UnwindLoader {
                 .collect();
             self.write_process(pid, mappings, &known, quiet_until);
         }
-        let tables: Vec<(u32, u32)> =
-            mappings.iter().map(|m| m.object.and_then(|id| self.file_rows(id, objects)).unwrap_or((0, 0))).collect();
+        let mut budget = if self.background { 1 } else { usize::MAX };
+        self.complete = true;
+        let mut tables = Vec::with_capacity(mappings.len());
+        for m in mappings {
+            let table = match m.object {
+                // Big files (rustc's LLVM takes a fifth of a second) wait in the background
+                // until a stack names their process, unless their tables are on disk.
+                Some(id)
+                    if !self.files.contains_key(&id) && self.background && self.too_big_for_background(id, objects) =>
+                {
+                    None
+                }
+                Some(id) if !self.files.contains_key(&id) && budget == 0 => {
+                    self.complete = false;
+                    None
+                }
+                Some(id) => {
+                    budget -= usize::from(!self.files.contains_key(&id));
+                    self.file_rows(id, objects)
+                }
+                None => None,
+            };
+            tables.push(table.unwrap_or((0, 0)));
+        }
         self.write_process(pid, mappings, &tables, quiet_until);
     }
 
@@ -173,6 +202,14 @@ impl UnwindLoader {
         } else {
             self.stats.processes += 1;
         }
+    }
+
+    /// Whether building `id`'s table would hold the symbolizer thread too long for background
+    /// work: a file over 32 MiB whose table is not on disk.
+    fn too_big_for_background(&self, id: ObjectId, objects: &Objects) -> bool {
+        let size = objects.read_with(id, |file| file.metadata().map(|m| m.len())).unwrap_or(0);
+        let cached = objects.get(id).build_id.as_deref().is_some_and(|b| self.cache.contains(b, size));
+        size > BACKGROUND_FILE_MAX && !cached
     }
 
     /// Builds and loads the rows of a file no process may map yet.

@@ -63,6 +63,12 @@ impl TableCache {
         Some(dir.join(format!("{hex}-{size:x}.rows")))
     }
 
+    /// Whether a table is kept for the file of `build_id` and `size` bytes (not whether it is
+    /// sound: [`TableCache::load`] checks that).
+    pub fn contains(&self, build_id: &[u8], size: u64) -> bool {
+        self.path(build_id, size).is_some_and(|path| std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()))
+    }
+
     /// The table cached for the file of `build_id` and `size` bytes, if a sound one is.
     pub fn load(&self, build_id: &[u8], size: u64) -> Option<UnwindTable> {
         let path = self.path(build_id, size)?;
@@ -189,7 +195,9 @@ mod tests {
         assert_eq!(cache.dir(), Some(dir.as_path()));
         let t = table(&[(0x10, 8 << 12), (0x20, 16 << 12), (0x31, 5)]);
         assert!(cache.load(&[1, 2, 3], 4096).is_none());
+        assert!(!cache.contains(&[1, 2, 3], 4096));
         cache.store(&[1, 2, 3], 4096, &t);
+        assert!(cache.contains(&[1, 2, 3], 4096));
         assert_eq!(cache.load(&[1, 2, 3], 4096).map(|l| l.rows), Some(t.rows));
         assert!(cache.load(&[1, 2, 4], 4096).is_none(), "another build id");
         assert!(cache.load(&[1, 2, 3], 4095).is_none(), "another size");
