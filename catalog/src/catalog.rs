@@ -205,6 +205,22 @@ impl<S: Source> ProbeCatalog for Catalog<S> {
         elf_symbols::user_address(&path, &data, address)
     }
 
+    fn user_lines(
+        &self,
+        target: &str,
+        file: &str,
+        line: u32,
+        column: Option<u32>,
+    ) -> Result<Vec<(u64, UserAddress)>, String> {
+        let (path, data) = self.binary(target)?;
+        let lines = crate::dwarf::line_addresses(&data, file, line, column)
+            .map_err(|e| format!("no statement at {file}:{line} in {path}: {e}"))?;
+        lines
+            .into_iter()
+            .map(|l| elf_symbols::user_address(&path, &data, l.address).map(|found| (l.address, found)))
+            .collect()
+    }
+
     fn user_symbol(&self, target: &str, name: &str) -> Option<(u64, u64)> {
         let (path, data) = self.binary(target).ok()?;
         elf_symbols::user_symbol(&path, &data, name)

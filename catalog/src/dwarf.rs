@@ -7,9 +7,11 @@
 //! `types.rs` holds a binary's types and functions for the checker (uprobes' `args`, casts to
 //! the binary's structs), `read.rs` builds them from the DIEs.
 
+mod lines;
 mod read;
 mod types;
 
+pub use lines::{line_addresses, statement_lines};
 pub use types::{DwarfCache, DwarfTypes};
 
 use std::borrow::Cow;

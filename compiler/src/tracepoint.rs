@@ -83,6 +83,18 @@ pub trait ProbeCatalog: Sync {
     }
     /// The address and size of the symbol `name` (a function or a variable) in the ELF symbol
     /// tables of `target`, for `uaddr("name")`; `None` when it has none.
+    /// The statements of source `file` at `line` (and `column`) in `target`'s DWARF line
+    /// tables: each one's virtual address and where it is. The error says why there are none
+    /// (no DWARF, no such file, the nearest lines that have a statement).
+    fn user_lines(
+        &self,
+        _target: &str,
+        _file: &str,
+        _line: u32,
+        _column: Option<u32>,
+    ) -> Result<Vec<(u64, UserAddress)>, String> {
+        Err("no binaries can be read here".into())
+    }
     fn user_symbol(&self, _target: &str, _name: &str) -> Option<(u64, u64)> {
         None
     }

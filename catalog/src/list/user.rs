@@ -40,6 +40,11 @@ impl UserListing {
         parts: &[&str],
         out: &mut String,
     ) -> Result<(), CatalogError> {
+        if let [_, at, lines] = parts {
+            if let Some((binary, file)) = at.split_once('@') {
+                return self.source_lines(catalog, kind, binary, file, lines, out);
+            }
+        }
         let (target, pattern) = match (self.pid, parts) {
             (Some(pid), [_, pattern]) => (catalog.process_executable(pid).map_err(list_error)?, *pattern),
             (Some(pid), [_, target, pattern]) => (catalog.process_path(pid, target), *pattern),
@@ -63,6 +68,44 @@ impl UserListing {
                 .or_insert_with(|| catalog.read_binary(&path).ok().and_then(|data| FunctionParams::read(&data)));
             for param in params.iter().flat_map(|p| p.of(&name)) {
                 let _ = writeln!(out, "    {param}");
+            }
+        }
+        Ok(())
+    }
+
+    /// `uprobe:BINARY@FILE:LINES`: the lines of FILE where a statement starts that LINES (a
+    /// number, or a wildcard such as `*` or `1*`) matches, as `uprobe:BINARY@FILE:LINE`; with
+    /// `-v` each with its source text, when the source file can be read (as `perf probe --line`
+    /// shows it).
+    fn source_lines<S: Source>(
+        &self,
+        catalog: &Catalog<S>,
+        kind: ProbeKind,
+        binary: &str,
+        file: &str,
+        lines: &str,
+        out: &mut String,
+    ) -> Result<(), CatalogError> {
+        let target = match self.pid {
+            Some(pid) => catalog.process_path(pid, binary),
+            None => binary.to_owned(),
+        };
+        let data = catalog.read_binary(&target).map_err(list_error)?;
+        let (path, found) = crate::dwarf::statement_lines(&data, file)
+            .map_err(|e| list_error(format!("no source lines of {file} in {target}: {e}")))?;
+        let source = self.verbose.then(|| catalog.source().read(std::path::Path::new(&path)).ok()).flatten();
+        let source = source.as_deref().map(String::from_utf8_lossy);
+        let text: Vec<&str> = source.as_deref().map(|s| s.lines().collect()).unwrap_or_default();
+        for line in found {
+            if !crate::wildcard::wildcard_match(&line.to_string(), lines) {
+                continue;
+            }
+            let _ = write!(out, "{kind}:{binary}@{file}:{line}");
+            match text.get(line as usize - 1) {
+                Some(code) if self.verbose => {
+                    let _ = writeln!(out, "    {}", code.trim_end());
+                }
+                _ => out.push('\n'),
             }
         }
         Ok(())

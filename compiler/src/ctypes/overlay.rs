@@ -66,6 +66,15 @@ impl ProbeCatalog for Overlay<'_> {
     fn user_address(&self, target: &str, address: u64) -> Result<UserAddress, String> {
         self.system.user_address(target, address)
     }
+    fn user_lines(
+        &self,
+        target: &str,
+        file: &str,
+        line: u32,
+        column: Option<u32>,
+    ) -> Result<Vec<(u64, UserAddress)>, String> {
+        self.system.user_lines(target, file, line, column)
+    }
 
     fn user_symbol(&self, target: &str, name: &str) -> Option<(u64, u64)> {
         self.system.user_symbol(target, name)

@@ -1,0 +1,143 @@
+//! Probes at source lines (`uprobe:BIN@FILE:LINE`), end to end: `tests/data/source_lines/ticks.c`
+//! (a daemon's timer loop) built `-O0 -g` and `-O2 -g`, every line `rbt -l` lists probed at once,
+//! and the address each probe fires at (`reg("ip")`; the binary is not PIE) compared with where
+//! gdb puts a breakpoint on the same line; a line in the loop fires once per tick; a line with no
+//! statement is an error naming the nearest lines that have one; `-lv` shows the source text.
+
+mod common_rbt;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common_rbt::{rbt, require_bpf, text};
+
+fn source() -> PathBuf {
+    tests::workspace().join("tests/data/source_lines/ticks.c")
+}
+
+/// The line of ticks.c that holds `needle`.
+fn line_of(needle: &str) -> u32 {
+    let text = std::fs::read_to_string(source()).expect("read ticks.c");
+    let index = text.lines().position(|l| l.contains(needle)).expect("the needle is in ticks.c");
+    u32::try_from(index + 1).expect("a small line number")
+}
+
+/// ticks.c built with `opt` (`-O0`, `-O2`) and DWARF, not PIE (addresses are the file's).
+fn build(opt: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rbt-source-lines-{}{opt}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("make a build directory");
+    let binary = dir.join("ticks");
+    let out =
+        Command::new("gcc").args([opt, "-g", "-no-pie", "-o"]).arg(&binary).arg(source()).output().expect("gcc runs");
+    assert!(out.status.success(), "gcc failed:\n{}", text(&out.stderr));
+    binary
+}
+
+/// The lines `rbt -l 'uprobe:BIN@ticks.c:*'` lists.
+fn listed_lines(binary: &Path) -> Vec<u32> {
+    let out =
+        Command::new(rbt()).args(["-l", &format!("uprobe:{}@ticks.c:*", binary.display())]).output().expect("rbt runs");
+    assert!(out.status.success(), "rbt -l failed:\n{}", text(&out.stderr));
+    text(&out.stdout).lines().filter_map(|l| l.rsplit(':').next()?.parse().ok()).collect()
+}
+
+/// gdb's breakpoint addresses for each of `lines`, keeping only the lines gdb does not move
+/// (it moves a function's opening line past the prologue, and a line without code to the next).
+fn gdb_addresses(binary: &Path, lines: &[u32]) -> BTreeMap<u32, BTreeSet<u64>> {
+    let mut command = Command::new("gdb");
+    command.args(["-batch", "-nx"]);
+    for line in lines {
+        command.args(["-ex", &format!("break ticks.c:{line}")]);
+    }
+    command.args(["-ex", "info breakpoints"]).arg(binary);
+    let out = command.output().expect("gdb runs (apt-get install gdb; .ci/run installs it)");
+    let mut found: BTreeMap<u32, BTreeSet<u64>> = BTreeMap::new();
+    // `1       breakpoint     keep y   0x0000000000401136 in main at ticks.c:52`, or for a
+    // breakpoint of several locations one `1.1  y  0x... in f at ticks.c:52` line each.
+    for line in text(&out.stdout).lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some(address) =
+            words.iter().find_map(|w| w.strip_prefix("0x").and_then(|h| u64::from_str_radix(h, 16).ok()))
+        else {
+            continue;
+        };
+        let Some(at) = words.last().and_then(|w| w.rsplit_once("ticks.c:")).and_then(|(_, l)| l.parse().ok()) else {
+            continue;
+        };
+        found.entry(at).or_default().insert(address);
+    }
+    found
+}
+
+#[test]
+fn probes_at_source_lines_fire_where_gdb_breaks() {
+    require_bpf();
+    let ticks = 3;
+    let nap = line_of("nanosleep(&nap, NULL);");
+    for opt in ["-O0", "-O2"] {
+        let binary = build(opt);
+        let lines = listed_lines(&binary);
+        assert!(lines.contains(&nap), "{opt}: rbt -l does not list line {nap}: {lines:?}");
+        let program: String = lines
+            .iter()
+            .map(|l| format!("uprobe:{}@ticks.c:{l} {{ @[{l}, reg(\"ip\")] = count(); }}\n", binary.display()))
+            .collect();
+        let dir = binary.parent().expect("a build directory");
+        let command = format!("{} {ticks} 1 0 150 {}", binary.display(), dir.display());
+        let out = Command::new(rbt()).args(["-e", &program, "-c", &command]).output().expect("rbt runs");
+        assert!(out.status.success(), "{opt}: rbt failed:\n{}", text(&out.stderr));
+        // `@[LINE, IP]: COUNT`
+        let mut fired: BTreeMap<u32, BTreeMap<u64, u64>> = BTreeMap::new();
+        for l in text(&out.stdout).lines() {
+            let Some(rest) = l.strip_prefix("@[") else { continue };
+            let Some((key, count)) = rest.split_once("]: ") else { continue };
+            let Some((line, ip)) = key.split_once(", ") else { continue };
+            let (Ok(line), Ok(ip), Ok(count)) = (line.parse(), ip.parse(), count.parse()) else { continue };
+            fired.entry(line).or_default().insert(ip, count);
+        }
+        assert_eq!(fired.get(&nap).map(|ips| ips.values().sum::<u64>()), Some(ticks), "{opt}: line {nap}: {fired:?}");
+        let gdb = gdb_addresses(&binary, &lines);
+        let mut compared = 0;
+        for (line, ips) in &fired {
+            let Some(expected) = gdb.get(line) else { continue };
+            let ours: BTreeSet<u64> = ips.keys().copied().collect();
+            // gdb breaks at every copy of the line; those that ran fired.
+            assert!(ours.is_subset(expected), "{opt}: line {line} fired at {ours:x?}, gdb breaks at {expected:x?}");
+            compared += 1;
+        }
+        assert!(compared >= 10, "{opt}: only {compared} lines compared with gdb: fired {fired:?}, gdb {gdb:?}");
+        eprintln!("{opt}: {} lines listed, {} fired, {compared} at gdb's addresses", lines.len(), fired.len());
+    }
+}
+
+#[test]
+fn a_line_without_a_statement_names_the_nearest_ones() {
+    let binary = build("-O0");
+    let blank = line_of("static char dirty") - 1;
+    let out = Command::new(rbt())
+        .args(["--dry-run", "-e", &format!("uprobe:{}@ticks.c:{blank} {{ @ = count(); }}", binary.display())])
+        .output()
+        .expect("rbt runs");
+    assert_eq!(out.status.code(), Some(1));
+    // The message as one line (the report wraps it).
+    let stderr: String = text(&out.stderr).replace('│', " ").split_whitespace().collect::<Vec<_>>().join(" ");
+    // The closing brace of now_ns before, the first line of stall after.
+    let (before, after) = (blank - 1, line_of("static void stall"));
+    assert!(stderr.contains(&format!("the nearest that have one: {before}, {after}")), "{stderr}");
+}
+
+#[test]
+fn listing_lines_verbosely_shows_the_source() {
+    let binary = build("-O0");
+    let nap = line_of("nanosleep(&nap, NULL);");
+    let out = Command::new(rbt())
+        .args(["-lv", &format!("uprobe:{}@ticks.c:{nap}", binary.display())])
+        .output()
+        .expect("rbt runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!("uprobe:{}@ticks.c:{nap}            nanosleep(&nap, NULL);\n", binary.display())
+    );
+}
