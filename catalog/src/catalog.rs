@@ -213,7 +213,8 @@ impl<S: Source> ProbeCatalog for Catalog<S> {
         column: Option<u32>,
     ) -> Result<Vec<(u64, UserAddress)>, String> {
         let (path, data) = self.binary(target)?;
-        let lines = crate::dwarf::line_addresses(&data, file, line, column)
+        let debug = self.debug_data(&path, data.clone());
+        let lines = crate::dwarf::line_addresses(&debug, file, line, column)
             .map_err(|e| format!("no statement at {file}:{line} in {path}: {e}"))?;
         lines
             .into_iter()

@@ -61,14 +61,29 @@ impl FunctionParams {
 fn with_dwarf<T>(data: &[u8], f: impl FnOnce(&gimli::Dwarf<Reader<'_>>) -> T) -> Option<T> {
     let file = object::File::parse(data).ok()?;
     let load = |id: gimli::SectionId| -> Result<Cow<'_, [u8]>, gimli::Error> {
-        Ok(file
-            .section_by_name(id.name())
-            .and_then(|section| section.uncompressed_data().ok())
-            .unwrap_or(Cow::Borrowed(&[])))
+        Ok(file.section_by_name(id.name()).and_then(|section| section_bytes(&section)).unwrap_or(Cow::Borrowed(&[])))
     };
     let sections = gimli::DwarfSections::load(load).ok()?;
     let dwarf = sections.borrow(|section| EndianSlice::new(section, LittleEndian));
     Some(f(&dwarf))
+}
+
+/// A section's bytes, inflated when it is compressed with zlib (`SHF_COMPRESSED`, as Debian's
+/// `-dbg` files are); `None` for another compression or a damaged section.
+fn section_bytes<'a>(section: &object::Section<'a, '_>) -> Option<Cow<'a, [u8]>> {
+    use std::io::Read;
+    let compressed = section.compressed_data().ok()?;
+    match compressed.format {
+        object::CompressionFormat::None => Some(Cow::Borrowed(compressed.data)),
+        object::CompressionFormat::Zlib => {
+            // The header's size bounds what is kept, whatever the stream holds.
+            let size = usize::try_from(compressed.uncompressed_size).ok()?;
+            let mut out = Vec::with_capacity(size.min(1 << 30));
+            flate2::read::ZlibDecoder::new(compressed.data).take(size as u64).read_to_end(&mut out).ok()?;
+            Some(Cow::Owned(out))
+        }
+        _ => None,
+    }
 }
 
 /// Adds the subprograms directly under the unit's root (those `dwarf_getfuncs` visits).

@@ -55,6 +55,39 @@ impl<S: Source> Catalog<S> {
         self.source().read(Path::new(path)).map_err(|e| format!("cannot open {path}: {e}"))
     }
 
+    /// The bytes whose DWARF describes the binary at `path` (read as `data`): the binary itself
+    /// when it has line tables, else its separate debug file where gdb and perf find one:
+    /// `/usr/lib/debug/.build-id/xx/yyyy.debug` by its build id, then its `.gnu_debuglink`
+    /// name next to it, in `.debug/` there, and under `/usr/lib/debug` + its directory.
+    pub(crate) fn debug_data(&self, path: &str, data: Vec<u8>) -> Vec<u8> {
+        let Ok(file) = object::File::parse(&*data) else { return data };
+        if file.section_by_name(".debug_line").is_some() {
+            return data;
+        }
+        let mut candidates = Vec::new();
+        if let Ok(Some(id)) = file.build_id() {
+            if id.len() > 1 {
+                let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+                candidates.push(format!("/usr/lib/debug/.build-id/{}/{}.debug", &hex[..2], &hex[2..]));
+            }
+        }
+        if let Ok(Some((name, _crc))) = file.gnu_debuglink() {
+            let name = String::from_utf8_lossy(name).into_owned();
+            let dir = Path::new(path).parent().map(|d| d.display().to_string()).unwrap_or_default();
+            candidates.push(format!("{dir}/{name}"));
+            candidates.push(format!("{dir}/.debug/{name}"));
+            candidates.push(format!("/usr/lib/debug{dir}/{name}"));
+        }
+        for candidate in candidates {
+            let Ok(debug) = self.source().read(Path::new(&candidate)) else { continue };
+            let has_lines = object::File::parse(&*debug).is_ok_and(|f| f.section_by_name(".debug_line").is_some());
+            if has_lines {
+                return debug;
+            }
+        }
+        data
+    }
+
     /// The one binary a target names, resolved and read: a path, or a library name.
     pub fn binary(&self, target: &str) -> Result<(String, Vec<u8>), String> {
         let path = self

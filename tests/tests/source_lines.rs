@@ -141,3 +141,37 @@ fn listing_lines_verbosely_shows_the_source() {
         format!("uprobe:{}@ticks.c:{nap}            nanosleep(&nap, NULL);\n", binary.display())
     );
 }
+
+/// A library without DWARF of its own (Debian's libc) is probed at a line through its separate
+/// debug file (libc6-dbg, found by build id, its sections zlib-compressed): the line gdb names
+/// for `__libc_malloc`'s start fires once per malloc of a program that makes 50.
+#[test]
+fn a_line_of_libc_through_its_debug_file() {
+    require_bpf();
+    let gdb = Command::new("gdb")
+        .args(["-batch", "-nx", "-ex", "info line __libc_malloc", "/lib/x86_64-linux-gnu/libc.so.6"])
+        .output()
+        .expect("gdb runs (apt-get install gdb; .ci/run installs it)");
+    // `Line 3288 of "./malloc/malloc.c" starts at address ...`
+    let said = text(&gdb.stdout);
+    let line: u32 = said
+        .split_whitespace()
+        .skip_while(|w| *w != "Line")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("gdb gave no line for __libc_malloc (is libc6-dbg installed?):\n{said}"));
+    let dir = std::env::temp_dir().join(format!("rbt-source-lines-libc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("make a build directory");
+    let binary = dir.join("short");
+    let out = Command::new("gcc")
+        .args(["-O2", "-o"])
+        .arg(&binary)
+        .arg(tests::workspace().join("tests/data/unwind/short.c"))
+        .output()
+        .expect("gcc runs");
+    assert!(out.status.success(), "gcc failed:\n{}", text(&out.stderr));
+    let program = format!("uprobe:libc@malloc.c:{line} /pid == cpid/ {{ @ = count(); }}");
+    let out = Command::new(rbt()).args(["-e", &program, "-c"]).arg(&binary).output().expect("rbt runs");
+    assert!(out.status.success(), "rbt failed:\n{}", text(&out.stderr));
+    assert!(text(&out.stdout).ends_with("@: 50\n"), "{}", text(&out.stdout));
+}

@@ -90,7 +90,8 @@ impl UserListing {
             Some(pid) => catalog.process_path(pid, binary),
             None => binary.to_owned(),
         };
-        let data = catalog.read_binary(&target).map_err(list_error)?;
+        let (target, data) = catalog.binary(&target).map_err(list_error)?;
+        let data = catalog.debug_data(&target, data);
         let (path, found) = crate::dwarf::statement_lines(&data, file)
             .map_err(|e| list_error(format!("no source lines of {file} in {target}: {e}")))?;
         let source = self.verbose.then(|| catalog.source().read(std::path::Path::new(&path)).ok()).flatten();
@@ -100,7 +101,7 @@ impl UserListing {
             if !crate::wildcard::wildcard_match(&line.to_string(), lines) {
                 continue;
             }
-            let _ = write!(out, "{kind}:{binary}@{file}:{line}");
+            let _ = write!(out, "{kind}:{target}@{file}:{line}");
             match text.get(line as usize - 1) {
                 Some(code) if self.verbose => {
                     let _ = writeln!(out, "    {}", code.trim_end());
