@@ -8,10 +8,12 @@
 //! the binary's structs), `read.rs` builds them from the DIEs.
 
 mod lines;
+mod locals;
 mod read;
 mod types;
 
 pub use lines::{line_addresses, statement_lines};
+pub use locals::variables_at;
 pub use types::{DwarfCache, DwarfTypes};
 
 use std::borrow::Cow;

@@ -127,19 +127,63 @@ fn a_line_without_a_statement_names_the_nearest_ones() {
     assert!(stderr.contains(&format!("the nearest that have one: {before}, {after}")), "{stderr}");
 }
 
+/// `-lv` shows a line's source and the variables visible there with their types and where
+/// they are: at -O0 each in its stack slot, `DW_OP_fbreg N` from the CFA as gdb's `info
+/// address` reads it at a breakpoint on the line; at -O2 `tv_diff` is in a register.
 #[test]
-fn listing_lines_verbosely_shows_the_source() {
-    let binary = build("-O0");
-    let nap = line_of("nanosleep(&nap, NULL);");
-    let out = Command::new(rbt())
-        .args(["-lv", &format!("uprobe:{}@ticks.c:{nap}", binary.display())])
-        .output()
-        .expect("rbt runs");
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(
-        text(&out.stdout),
-        format!("uprobe:{}@ticks.c:{nap}            nanosleep(&nap, NULL);\n", binary.display())
-    );
+fn listing_lines_verbosely_shows_the_source_and_the_variables() {
+    let line = line_of("int late = tv_diff > threshold_ns;");
+    for opt in ["-O0", "-O2"] {
+        let binary = build(opt);
+        let out = Command::new(rbt())
+            .args(["-lv", &format!("uprobe:{}@ticks.c:{line}", binary.display())])
+            .output()
+            .expect("rbt runs");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let listed = text(&out.stdout);
+        let mut lines = listed.lines();
+        assert_eq!(
+            lines.next(),
+            Some(
+                format!("uprobe:{}@ticks.c:{line}        int late = tv_diff > threshold_ns;", binary.display())
+                    .as_str()
+            )
+        );
+        // `        TYPE NAME: WHERE`
+        let vars: BTreeMap<String, (String, String)> = lines
+            .filter_map(|l| {
+                let (decl, place) = l.trim().split_once(": ")?;
+                let (ty, name) = decl.rsplit_once(' ')?;
+                Some((name.to_owned(), (ty.to_owned(), place.to_owned())))
+            })
+            .collect();
+        for name in ["last", "threshold_ns", "now", "tv_diff"] {
+            assert!(vars.contains_key(name), "{opt}: no {name} in:\n{listed}");
+        }
+        assert_eq!(vars["tv_diff"].0, "uint64_t", "{listed}");
+        assert_eq!(vars["last"].0, "uint64_t *", "{listed}");
+        if opt == "-O2" {
+            assert!(vars["tv_diff"].1.starts_with("in r"), "{opt}: tv_diff is in a register:\n{listed}");
+            continue;
+        }
+        let mut gdb = Command::new("gdb");
+        gdb.args(["-batch", "-nx", "-ex", &format!("break ticks.c:{line}"), "-ex", "run"]);
+        for name in vars.keys() {
+            gdb.args(["-ex", &format!("info address {name}")]);
+        }
+        let dir = binary.parent().expect("a build directory");
+        gdb.arg("--args").arg(&binary).args(["1", "1", "0", "150"]).arg(dir);
+        let said = text(&gdb.output().expect("gdb runs").stdout);
+        // `Symbol "tv_diff" is a variable at frame base reg $rbp offset 16+-32` or, with a
+        // complex expression, `0: DW_OP_fbreg -32`: the offsets from the frame base in order.
+        let fbreg: Vec<i64> =
+            said.lines().filter_map(|l| l.split("DW_OP_fbreg ").nth(1)?.trim().parse().ok()).collect();
+        let ours: Vec<i64> = vars
+            .values()
+            .map(|(_, place)| place.strip_prefix("at CFA").and_then(|o| o.parse().ok()).unwrap_or(i64::MAX))
+            .collect();
+        assert_eq!(ours, fbreg, "{opt}: rbt's CFA offsets against gdb's DW_OP_fbreg:\n{listed}\ngdb:\n{said}");
+    }
 }
 
 /// A library without DWARF of its own (Debian's libc) is probed at a line through its separate

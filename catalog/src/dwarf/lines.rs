@@ -8,7 +8,7 @@
 //! the unit's compilation directory), the path as the table writes it, or a suffix of either
 //! that starts at a `/` (`daemon.c` matches `/src/app/daemon.c`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{with_dwarf, Reader};
 
@@ -120,9 +120,9 @@ pub fn line_addresses(data: &[u8], file: &str, line: u32, column: Option<u32>) -
     Ok(found)
 }
 
-/// The lines of `file` where a statement starts, with the file's whole path as the line
-/// tables name it (`-l 'uprobe:BIN@FILE:*'`).
-pub fn statement_lines(data: &[u8], file: &str) -> Result<(String, BTreeSet<u32>), LineError> {
+/// The lines of `file` where a statement starts, each with its lowest statement address, and
+/// the file's whole path as the line tables name it (`-l 'uprobe:BIN@FILE:*'`).
+pub fn statement_lines(data: &[u8], file: &str) -> Result<(String, BTreeMap<u32, u64>), LineError> {
     let rows = with_dwarf(data, all_rows).ok_or(LineError::WithoutDwarf)?;
     if rows.is_empty() {
         return Err(LineError::WithoutDwarf);
@@ -132,8 +132,11 @@ pub fn statement_lines(data: &[u8], file: &str) -> Result<(String, BTreeSet<u32>
         let known: BTreeSet<&str> = rows.iter().map(|r| r.file.as_str()).collect();
         return Err(LineError::UnknownFile { known: known.into_iter().take(8).map(str::to_owned).collect() });
     };
-    let lines =
-        rows.iter().filter(|r| r.is_stmt && !r.end_sequence && r.line > 0 && matches(r)).map(|r| r.line).collect();
+    let mut lines = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.is_stmt && !r.end_sequence && r.line > 0 && matches(r)) {
+        let lowest = lines.entry(r.line).or_insert(r.address);
+        *lowest = (*lowest).min(r.address);
+    }
     Ok((first.file.clone(), lines))
 }
 

@@ -311,6 +311,6 @@ impl Walk {
                 (name, Function { params, ret: ret.map(|r| resolve(Some(r))) })
             })
             .collect();
-        DwarfTypes { entries, names, functions }
+        DwarfTypes { entries, names, functions, by_offset: index }
     }
 }

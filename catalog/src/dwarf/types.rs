@@ -103,6 +103,8 @@ pub struct DwarfTypes {
     pub(super) names: HashMap<String, u32>,
     /// Functions by name (the first description of a name, as libdw's search finds it).
     pub(super) functions: HashMap<String, Function>,
+    /// The table index of each type DIE, by `.debug_info` offset.
+    pub(super) by_offset: HashMap<usize, u32>,
 }
 
 impl DwarfTypes {
@@ -113,6 +115,15 @@ impl DwarfTypes {
 
     fn len(&self) -> u32 {
         u32::try_from(self.entries.len()).unwrap_or(u32::MAX)
+    }
+
+    /// The name of the type whose DIE is at `.debug_info` offset `offset` (`<unknown type>`
+    /// for one the table does not hold).
+    pub fn name_at_offset(&self, offset: Option<usize>) -> String {
+        match offset {
+            None => self.name(VOID),
+            Some(offset) => self.name(self.by_offset.get(&offset).copied().unwrap_or(UNKNOWN)),
+        }
     }
 
     /// The index of a record, enum or typedef name at the top of a compilation unit.

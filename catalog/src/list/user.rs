@@ -97,7 +97,8 @@ impl UserListing {
         let source = self.verbose.then(|| catalog.source().read(std::path::Path::new(&path)).ok()).flatten();
         let source = source.as_deref().map(String::from_utf8_lossy);
         let text: Vec<&str> = source.as_deref().map(|s| s.lines().collect()).unwrap_or_default();
-        for line in found {
+        let types = self.verbose.then(|| crate::dwarf::DwarfTypes::read(&data)).flatten();
+        for (line, address) in found {
             if !crate::wildcard::wildcard_match(&line.to_string(), lines) {
                 continue;
             }
@@ -107,6 +108,19 @@ impl UserListing {
                     let _ = writeln!(out, "    {}", code.trim_end());
                 }
                 _ => out.push('\n'),
+            }
+            if !self.verbose {
+                continue;
+            }
+            // The variables visible at the line, innermost first (an inner name hides an outer).
+            let mut shown = std::collections::HashSet::new();
+            for v in crate::dwarf::variables_at(&data, address) {
+                if !shown.insert(v.name.clone()) {
+                    continue;
+                }
+                let ty =
+                    types.as_ref().map_or_else(|| "<unknown type>".to_owned(), |t| t.name_at_offset(v.type_offset));
+                let _ = writeln!(out, "        {ty} {}: {}", v.name, v.location);
             }
         }
         Ok(())

@@ -1,0 +1,302 @@
+//! The variables DWARF says are visible at an address, and where each one is there: for
+//! `locals.NAME` and `args.NAME` at uprobes on source lines. The location expression in force at
+//! the address (a `DW_AT_location` expression, or the entry of its location list that covers
+//! the address) is translated here into one of a few shapes the BPF side reads directly; no
+//! expression is interpreted in the kernel. `-lv 'uprobe:BIN@FILE:LINES'` shows them.
+
+use gimli::{AttributeValue, Operation, Unit};
+
+use super::{integrated, name_of, with_dwarf, Reader};
+
+/// Where a variable is at one address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// In DWARF register N (x86-64 numbering: 0 rax, 1 rdx, 2 rcx, 3 rbx, 4 rsi, 5 rdi, 6 rbp,
+    /// 7 rsp, 8-15 r8-r15).
+    Register(u16),
+    /// In memory at `base + offset`.
+    Memory { base: Base, offset: i64 },
+    /// Not in memory: `base + offset` is the value (`DW_OP_stack_value`).
+    Value { base: Base, offset: i64 },
+    /// A constant (`DW_AT_const_value`, or a constant with `DW_OP_stack_value`).
+    Constant(u64),
+    /// Optimized out here: no location covers the address.
+    OptimizedOut,
+    /// A location rbt cannot read yet, said in words (`in pieces`, `an entry value`).
+    Unsupported(String),
+}
+
+/// What a location's address or value is relative to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Base {
+    Register(u16),
+    /// The canonical frame address at the address (the CFA of the unwind tables): the frame
+    /// base of code built by gcc and clang (`DW_AT_frame_base` `DW_OP_call_frame_cfa`).
+    Cfa,
+    /// A static address of the binary (add the load bias).
+    Static,
+}
+
+/// A variable or parameter visible at the address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Variable {
+    pub name: String,
+    /// A `DW_TAG_formal_parameter`.
+    pub parameter: bool,
+    /// The `.debug_info` offset of its type DIE.
+    pub type_offset: Option<usize>,
+    pub location: Location,
+    /// How deep its scope is (the function 0, a block or inlined call in it 1, ...): an inner
+    /// name hides an outer one.
+    pub depth: u32,
+}
+
+/// The variables and parameters of every scope holding `vaddr`, innermost first.
+pub fn variables_at(data: &[u8], vaddr: u64) -> Vec<Variable> {
+    let mut found = with_dwarf(data, |dwarf| {
+        let mut out = Vec::new();
+        let mut units = dwarf.units();
+        while let Ok(Some(header)) = units.next() {
+            let Ok(unit) = dwarf.unit(header) else { continue };
+            collect(dwarf, &unit, vaddr, &mut out);
+        }
+        out
+    })
+    .unwrap_or_default();
+    found.sort_by_key(|v| std::cmp::Reverse(v.depth));
+    found
+}
+
+/// One scope on the walk's path: its depth in the DIE tree, whether it holds the address, its
+/// frame base (functions), and how many scopes that hold the address enclose it.
+struct Scope {
+    die_depth: isize,
+    holds: bool,
+    frame_base: Option<Base>,
+    level: u32,
+}
+
+fn collect<'a>(dwarf: &gimli::Dwarf<Reader<'a>>, unit: &Unit<Reader<'a>>, vaddr: u64, out: &mut Vec<Variable>) {
+    // Most units hold other code: skip them without walking their DIEs.
+    let Ok(mut ranges) = dwarf.unit_ranges(unit) else { return };
+    let mut holds = false;
+    while let Ok(Some(range)) = ranges.next() {
+        holds |= (range.begin..range.end).contains(&vaddr);
+    }
+    if !holds {
+        return;
+    }
+    let mut entries = unit.entries();
+    let mut scopes: Vec<Scope> = Vec::new();
+    while let Ok(Some(entry)) = entries.next_dfs() {
+        let depth = entry.depth();
+        while scopes.last().is_some_and(|s| s.die_depth >= depth) {
+            scopes.pop();
+        }
+        let inside = scopes.last().is_some_and(|s| s.holds);
+        match entry.tag() {
+            gimli::DW_TAG_subprogram | gimli::DW_TAG_inlined_subroutine | gimli::DW_TAG_lexical_block => {
+                let holds = (scopes.is_empty() || inside) && covers(dwarf, unit, entry, vaddr);
+                let frame_base = match entry.attr_value(gimli::DW_AT_frame_base) {
+                    Some(AttributeValue::Exprloc(expr)) => frame_base(unit, expr),
+                    _ => scopes.last().and_then(|s| s.frame_base),
+                };
+                let level = scopes.last().map_or(0, |s| s.level + u32::from(s.holds));
+                scopes.push(Scope { die_depth: depth, holds, frame_base, level });
+            }
+            gimli::DW_TAG_variable | gimli::DW_TAG_formal_parameter if inside => {
+                let scope = scopes.last().map_or((0, None), |s| (s.level, s.frame_base));
+                let Some(name) = name_of(dwarf, unit, entry.offset()) else { continue };
+                let type_offset = match integrated(unit, entry.offset(), gimli::DW_AT_type) {
+                    Some(AttributeValue::UnitRef(t)) => t.to_debug_info_offset(&unit.header).map(|o| o.0),
+                    Some(AttributeValue::DebugInfoRef(t)) => Some(t.0),
+                    _ => None,
+                };
+                let location = location_at(dwarf, unit, entry, vaddr, scope.1);
+                out.push(Variable {
+                    name,
+                    parameter: entry.tag() == gimli::DW_TAG_formal_parameter,
+                    type_offset,
+                    location,
+                    depth: scope.0,
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Whether the DIE's code ranges hold `vaddr`.
+fn covers<'a>(
+    dwarf: &gimli::Dwarf<Reader<'a>>,
+    unit: &Unit<Reader<'a>>,
+    entry: &gimli::DebuggingInformationEntry<Reader<'a>>,
+    vaddr: u64,
+) -> bool {
+    let Ok(mut ranges) = dwarf.die_ranges(unit, entry) else { return false };
+    while let Ok(Some(range)) = ranges.next() {
+        if (range.begin..range.end).contains(&vaddr) {
+            return true;
+        }
+    }
+    false
+}
+
+/// A function's frame base: the CFA (gcc, clang), or a register plus an offset.
+fn frame_base<'a>(unit: &Unit<Reader<'a>>, expr: gimli::Expression<Reader<'a>>) -> Option<Base> {
+    let ops = operations(unit, expr)?;
+    match ops.as_slice() {
+        [Operation::CallFrameCFA] => Some(Base::Cfa),
+        [Operation::Register { register }] => Some(Base::Register(register.0)),
+        _ => None,
+    }
+}
+
+fn operations<'a>(unit: &Unit<Reader<'a>>, expr: gimli::Expression<Reader<'a>>) -> Option<Vec<Operation<Reader<'a>>>> {
+    let mut ops = expr.operations(unit.encoding());
+    let mut out = Vec::new();
+    while let Ok(Some(op)) = ops.next() {
+        out.push(op);
+    }
+    Some(out)
+}
+
+/// The variable's location at `vaddr`.
+fn location_at<'a>(
+    dwarf: &gimli::Dwarf<Reader<'a>>,
+    unit: &Unit<Reader<'a>>,
+    entry: &gimli::DebuggingInformationEntry<Reader<'a>>,
+    vaddr: u64,
+    frame_base: Option<Base>,
+) -> Location {
+    let expr = match integrated(unit, entry.offset(), gimli::DW_AT_location) {
+        Some(AttributeValue::Exprloc(expr)) => Some(expr),
+        Some(AttributeValue::LocationListsRef(offset)) => {
+            let Ok(mut list) = dwarf.locations(unit, offset) else {
+                return Location::Unsupported("a damaged location list".into());
+            };
+            let mut here = None;
+            while let Ok(Some(item)) = list.next() {
+                if (item.range.begin..item.range.end).contains(&vaddr) {
+                    here = Some(item.data);
+                    break;
+                }
+            }
+            here
+        }
+        _ => match entry.attr_value(gimli::DW_AT_const_value).and_then(|v| v.udata_value()) {
+            Some(value) => return Location::Constant(value),
+            None => None,
+        },
+    };
+    let Some(expr) = expr else { return Location::OptimizedOut };
+    let Some(ops) = operations(unit, expr) else { return Location::Unsupported("an unreadable expression".into()) };
+    translate(&ops, frame_base)
+}
+
+/// The few expression shapes compilers give plain variables.
+fn translate(ops: &[Operation<Reader<'_>>], frame_base: Option<Base>) -> Location {
+    use Operation as Op;
+    match ops {
+        [] => Location::OptimizedOut,
+        [Op::Register { register }] => Location::Register(register.0),
+        [Op::RegisterOffset { register, offset, .. }] => {
+            Location::Memory { base: Base::Register(register.0), offset: *offset }
+        }
+        [Op::RegisterOffset { register, offset, .. }, Op::StackValue] => {
+            Location::Value { base: Base::Register(register.0), offset: *offset }
+        }
+        [Op::FrameOffset { offset }] => match frame_base {
+            Some(base) => Location::Memory { base, offset: *offset },
+            None => Location::Unsupported("a frame base rbt cannot follow".into()),
+        },
+        [Op::Address { address }] => Location::Memory { base: Base::Static, offset: *address as i64 },
+        [Op::UnsignedConstant { value }, Op::StackValue] => Location::Constant(*value),
+        [Op::SignedConstant { value }, Op::StackValue] => Location::Constant(*value as u64),
+        _ if ops.iter().any(|op| matches!(op, Op::Piece { .. })) => Location::Unsupported("kept in pieces".into()),
+        _ if ops.iter().any(|op| matches!(op, Op::EntryValue { .. })) => {
+            Location::Unsupported("known only as its value on entry to the function".into())
+        }
+        _ => Location::Unsupported("a computed location".into()),
+    }
+}
+
+impl std::fmt::Display for Location {
+    /// Where the variable is, as `-lv` shows it: `in rdx`, `at CFA-32`, `rbx+1`, `optimized out`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let base = |b: &Base| match b {
+            Base::Register(r) => register_name(*r).to_owned(),
+            Base::Cfa => "CFA".to_owned(),
+            Base::Static => String::new(),
+        };
+        let signed = |o: i64| {
+            if o < 0 {
+                format!("-{}", o.unsigned_abs())
+            } else if o > 0 {
+                format!("+{o}")
+            } else {
+                String::new()
+            }
+        };
+        match self {
+            Location::Register(r) => write!(f, "in {}", register_name(*r)),
+            Location::Memory { base: Base::Static, offset } => write!(f, "at {:#x}", *offset as u64),
+            Location::Memory { base: b, offset } => write!(f, "at {}{}", base(b), signed(*offset)),
+            Location::Value { base: b, offset } => write!(f, "value {}{}", base(b), signed(*offset)),
+            Location::Constant(v) => write!(f, "constant {v}"),
+            Location::OptimizedOut => write!(f, "optimized out"),
+            Location::Unsupported(why) => write!(f, "{why}"),
+        }
+    }
+}
+
+/// x86-64's name for DWARF register `n`.
+fn register_name(n: u16) -> &'static str {
+    const NAMES: [&str; 17] = [
+        "rax", "rdx", "rcx", "rbx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
+        "rip",
+    ];
+    NAMES.get(usize::from(n)).copied().unwrap_or("a register rbt does not name")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gimli::{EndianSlice, Expression, LittleEndian};
+
+    fn ops(bytes: &[u8]) -> Vec<Operation<Reader<'_>>> {
+        let encoding = gimli::Encoding { address_size: 8, format: gimli::Format::Dwarf32, version: 5 };
+        let mut ops = Expression(EndianSlice::new(bytes, LittleEndian)).operations(encoding);
+        let mut out = Vec::new();
+        while let Ok(Some(op)) = ops.next() {
+            out.push(op);
+        }
+        out
+    }
+
+    #[test]
+    fn the_shapes_compilers_give_are_translated() {
+        // DW_OP_reg5 (rdi)
+        assert_eq!(translate(&ops(&[0x55]), None), Location::Register(5));
+        // DW_OP_fbreg -20 with the CFA as frame base
+        assert_eq!(translate(&ops(&[0x91, 0x6c]), Some(Base::Cfa)), Location::Memory { base: Base::Cfa, offset: -20 });
+        // DW_OP_breg7 (rsp) +8
+        assert_eq!(translate(&ops(&[0x77, 0x08]), None), Location::Memory { base: Base::Register(7), offset: 8 });
+        // DW_OP_breg3 (rbx) +1; DW_OP_stack_value
+        assert_eq!(translate(&ops(&[0x73, 0x01, 0x9f]), None), Location::Value { base: Base::Register(3), offset: 1 });
+        // DW_OP_lit7; DW_OP_stack_value
+        assert_eq!(translate(&ops(&[0x37, 0x9f]), None), Location::Constant(7));
+        // DW_OP_reg0; DW_OP_piece 4
+        assert_eq!(translate(&ops(&[0x50, 0x93, 0x04]), None), Location::Unsupported("kept in pieces".into()));
+        assert_eq!(translate(&[], None), Location::OptimizedOut);
+    }
+
+    #[test]
+    fn locations_are_shown_in_words() {
+        assert_eq!(Location::Register(1).to_string(), "in rdx");
+        assert_eq!(Location::Memory { base: Base::Cfa, offset: -32 }.to_string(), "at CFA-32");
+        assert_eq!(Location::Value { base: Base::Register(3), offset: 1 }.to_string(), "value rbx+1");
+        assert_eq!(Location::Memory { base: Base::Static, offset: 0x4010 }.to_string(), "at 0x4010");
+        assert_eq!(Location::OptimizedOut.to_string(), "optimized out");
+    }
+}
