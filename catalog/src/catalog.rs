@@ -222,6 +222,46 @@ impl<S: Source> ProbeCatalog for Catalog<S> {
             .collect()
     }
 
+    fn user_variables(&self, path: &str, vaddr: u64) -> Result<Vec<compiler::tracepoint::UserVariable>, String> {
+        use crate::dwarf::{Location, LocationBase};
+        use compiler::tracepoint::{UserVariable, VarPlace};
+        let data = self.read_binary(path)?;
+        let (base, types) = self.dwarf_types(path).ok_or_else(|| format!("No debuginfo found for {path}"))?;
+        // The CFA at the address, for variables kept relative to it: (register, offset).
+        let file_offset = elf_symbols::user_address(path, &data, vaddr)?.file_offset;
+        let cfa = file_offset.and_then(|offset| {
+            let row = unwind::build(&data).ok()?.lookup(offset)?;
+            match unwind::decode(row.rule) {
+                (unwind::KIND_CFA_RSP, cfa_offset, _) => Some((7u16, i64::from(cfa_offset))),
+                (unwind::KIND_CFA_RBP, cfa_offset, _) => Some((6u16, i64::from(cfa_offset))),
+                _ => None,
+            }
+        });
+        let place = |location: Location| -> Result<VarPlace, String> {
+            Ok(match location {
+                Location::Register(r) => VarPlace::Register(r),
+                Location::Memory { base: LocationBase::Register(r), offset } => VarPlace::Memory { base: r, offset },
+                Location::Memory { base: LocationBase::Cfa, offset } => {
+                    let (r, cfa_offset) = cfa.ok_or("its frame's CFA is not known at this address")?;
+                    VarPlace::Memory { base: r, offset: cfa_offset + offset }
+                }
+                Location::Value { base: LocationBase::Register(r), offset } => VarPlace::Value { base: r, offset },
+                Location::Constant(value) => VarPlace::Constant(value),
+                Location::OptimizedOut => return Err("it is optimized out at this address".into()),
+                Location::Unsupported(why) => return Err(format!("it is {why} at this address")),
+                other => return Err(format!("rbt cannot read it there yet ({other})")),
+            })
+        };
+        Ok(crate::dwarf::variables_at(&data, vaddr)
+            .into_iter()
+            .map(|v| UserVariable {
+                ty: v.type_offset.and_then(|o| types.index_at_offset(o)).map(|index| base + index),
+                place: place(v.location),
+                name: v.name,
+            })
+            .collect())
+    }
+
     fn user_symbol(&self, target: &str, name: &str) -> Option<(u64, u64)> {
         let (path, data) = self.binary(target).ok()?;
         elf_symbols::user_symbol(&path, &data, name)

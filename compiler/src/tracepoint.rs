@@ -95,6 +95,11 @@ pub trait ProbeCatalog: Sync {
     ) -> Result<Vec<(u64, UserAddress)>, String> {
         Err("no binaries can be read here".into())
     }
+    /// The variables visible at virtual address `vaddr` of the binary at `path`, innermost
+    /// first, from its DWARF.
+    fn user_variables(&self, _path: &str, _vaddr: u64) -> Result<Vec<UserVariable>, String> {
+        Err("no binaries can be read here".into())
+    }
     fn user_symbol(&self, _target: &str, _name: &str) -> Option<(u64, u64)> {
         None
     }
@@ -222,6 +227,33 @@ pub struct UserFunction {
     pub file_offset: u64,
     /// The symbol's size in bytes (0 when the symbol table does not say).
     pub size: u64,
+}
+
+/// Where a variable of a user binary is at a probe's address, in x86-64 DWARF register numbers
+/// (0 rax, 1 rdx, 2 rcx, 3 rbx, 4 rsi, 5 rdi, 6 rbp, 7 rsp, 8-15 r8-r15).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VarPlace {
+    Register(u16),
+    /// In memory at the register's value plus `offset`.
+    Memory {
+        base: u16,
+        offset: i64,
+    },
+    /// The register's value plus `offset` is the value.
+    Value {
+        base: u16,
+        offset: i64,
+    },
+    Constant(u64),
+}
+
+/// A variable or parameter visible at a probe's address (`locals.NAME`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserVariable {
+    pub name: String,
+    pub ty: Option<KTypeId>,
+    /// Where it is, or why it cannot be read there (optimized out, kept in pieces...).
+    pub place: Result<VarPlace, String>,
 }
 
 /// A virtual address of a user binary, as `uprobe:PATH:ADDRESS` names it.

@@ -219,3 +219,69 @@ fn a_line_of_libc_through_its_debug_file() {
     assert!(out.status.success(), "rbt failed:\n{}", text(&out.stderr));
     assert!(text(&out.stdout).ends_with("@: 50\n"), "{}", text(&out.stdout));
 }
+
+/// The issue's hunt in one script: at the line after ticks.c computes `tv_diff`, `locals.tv_diff`
+/// (a stack slot at -O0, a register at -O2) gives each late tick's lateness, the same values
+/// the daemon logs; `*locals.last` follows a pointer; and the D-state waits of the fsync that
+/// makes the ticks late show up with their kernel stacks.
+#[test]
+fn locals_read_what_the_daemon_computes() {
+    require_bpf();
+    let line = line_of("int late = tv_diff > threshold_ns;");
+    for opt in ["-O0", "-O2"] {
+        let binary = build(opt);
+        let dir = binary.parent().expect("a build directory");
+        let program = format!(
+            "uprobe:{bin}@ticks.c:{line} /locals.tv_diff > 25000000/ {{
+                printf(\"late %d ms\\n\", locals.tv_diff / 1000000);
+                @late = count();
+                @consistent = count();
+                if (*locals.last + locals.tv_diff != locals.now) {{ @inconsistent = count(); }}
+            }}
+            tracepoint:sched:sched_switch /args->prev_pid == cpid && args->prev_state == 2/ {{ @dstate[kstack] = count(); }}",
+            bin = binary.display()
+        );
+        // 9 ticks 20 ms apart, every third after an fsync of 8 MiB of dirty pages; late past 25 ms.
+        let command = format!("{} 9 20 3 25 {}", binary.display(), dir.display());
+        let out = Command::new(rbt()).args(["-e", &program, "-c", &command]).output().expect("rbt runs");
+        assert!(out.status.success(), "{opt}: rbt failed:\n{}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        let mut ours: Vec<&str> =
+            stdout.lines().filter(|l| !l.starts_with("late tick:")).filter_map(|l| l.strip_prefix("late ")).collect();
+        let mut theirs: Vec<&str> = stdout.lines().filter_map(|l| l.strip_prefix("late tick: ")).collect();
+        ours.sort_unstable();
+        theirs.sort_unstable();
+        assert!(!theirs.is_empty(), "{opt}: the daemon logged no late tick:\n{stdout}");
+        assert_eq!(ours, theirs, "{opt}: locals.tv_diff against the daemon's own log:\n{stdout}");
+        let logged = stdout.lines().find_map(|l| l.split_once(" late ticks of ")).map(|(n, _)| n.trim().to_owned());
+        assert!(stdout.contains(&format!("@late: {}\n", logged.clone().unwrap_or_default())), "{opt}: {stdout}");
+        // An unkeyed count prints even at 0, as in bpftrace.
+        assert!(stdout.contains("\n@inconsistent: 0\n"), "{opt}: *locals.last + tv_diff != now:\n{stdout}");
+        assert!(stdout.contains(&format!("\n@consistent: {}\n", theirs.len())), "{opt}: {stdout}");
+        assert!(stdout.contains("do_fsync") || stdout.contains("fsync"), "{opt}: no D-state stack in fsync:\n{stdout}");
+    }
+}
+
+/// What cannot be read is a compile-time error that says why: a variable optimized out at the
+/// line (`late` at -O2, before it is computed), a name no scope there has (with the visible
+/// ones), and `locals` at a probe that is not on a source line.
+#[test]
+fn unreadable_locals_are_errors_that_say_why() {
+    let binary = build("-O2");
+    let line = line_of("int late = tv_diff > threshold_ns;");
+    let bin = binary.display();
+    let cases = [
+        (
+            format!("uprobe:{bin}@ticks.c:{line} {{ @ = locals.late; }}"),
+            "late cannot be read here: it is optimized out",
+        ),
+        (format!("uprobe:{bin}@ticks.c:{line} {{ @ = locals.tv_dif; }}"), "did you mean `tv_diff`?"),
+        (format!("uprobe:{bin}:main {{ @ = locals.tv_diff; }}"), "locals can only be read at uprobes on source lines"),
+    ];
+    for (program, want) in cases {
+        let out = Command::new(rbt()).args(["--dry-run", "-e", &program]).output().expect("rbt runs");
+        assert_eq!(out.status.code(), Some(1), "{program}");
+        let stderr: String = text(&out.stderr).replace('│', " ").split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(stderr.contains(want), "{program}: wanted {want:?} in:\n{stderr}");
+    }
+}

@@ -117,6 +117,11 @@ impl DwarfTypes {
         u32::try_from(self.entries.len()).unwrap_or(u32::MAX)
     }
 
+    /// The table index of the type DIE at `.debug_info` offset `offset`.
+    pub fn index_at_offset(&self, offset: usize) -> Option<u32> {
+        self.by_offset.get(&offset).copied()
+    }
+
     /// The name of the type whose DIE is at `.debug_info` offset `offset` (`<unknown type>`
     /// for one the table does not hold).
     pub fn name_at_offset(&self, offset: Option<usize>) -> String {

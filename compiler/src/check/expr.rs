@@ -25,6 +25,7 @@ impl Checker<'_> {
                 self.check_ternary(cond, then_expr, else_expr, span)
             }
             ast::ExprKind::Field { expr, field, .. } if is_args(expr) => self.check_field(expr, field, span),
+            ast::ExprKind::Field { expr, field, arrow: false } if is_locals(expr) => self.uprobe_local(field, span),
             ast::ExprKind::Field { .. } | ast::ExprKind::Index { .. } => self.check_member_expr(e),
             ast::ExprKind::Cast { ty, expr } if ty.tag.is_some() || ty.pointer_depth > 0 => {
                 self.check_kernel_cast(ty, expr, span).unwrap_or_else(|| error_expr(span))
@@ -402,6 +403,11 @@ pub(super) fn string_literal(mut bytes: Vec<u8>, span: Span) -> Expr {
 
 pub(super) fn is_args(e: &ast::Expr) -> bool {
     matches!(&e.kind, ast::ExprKind::Builtin(name) if name == "args")
+}
+
+/// `locals`, whose fields are the variables visible at a uprobe's address.
+pub(super) fn is_locals(e: &ast::Expr) -> bool {
+    matches!(&e.kind, ast::ExprKind::Builtin(name) if name == "locals")
 }
 
 pub(super) fn error_expr(span: Span) -> Expr {

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use super::expr::{error_expr, int_type_named, is_args};
+use super::expr::{error_expr, int_type_named, is_args, is_locals};
 use super::{nearest, Checker};
 use crate::hir::{AddrSpace, Expr, ExprKind};
 use crate::ktypes::{KField, KFunction, KType, KTypeId};
@@ -68,7 +68,7 @@ impl Checker<'_> {
     /// Checks `e` as the start of a member chain; `None` after an error.
     pub(super) fn check_operand(&mut self, e: &ast::Expr) -> Option<Operand> {
         match &e.kind {
-            ast::ExprKind::Field { expr, field, arrow } if !is_args(expr) => {
+            ast::ExprKind::Field { expr, field, arrow } if !is_args(expr) && (!is_locals(expr) || *arrow) => {
                 let base = self.check_operand(expr)?;
                 self.member(base, field, *arrow, e.span)
             }

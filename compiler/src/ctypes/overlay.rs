@@ -66,6 +66,10 @@ impl ProbeCatalog for Overlay<'_> {
     fn user_address(&self, target: &str, address: u64) -> Result<UserAddress, String> {
         self.system.user_address(target, address)
     }
+    fn user_variables(&self, path: &str, vaddr: u64) -> Result<Vec<crate::tracepoint::UserVariable>, String> {
+        self.system.user_variables(path, vaddr)
+    }
+
     fn user_lines(
         &self,
         target: &str,
