@@ -237,7 +237,28 @@ impl<S: Source> ProbeCatalog for Catalog<S> {
                 _ => None,
             }
         });
-        let place = |location: Location| -> Result<VarPlace, String> {
+        // For a variable optimized out here: the lines of its function where it can be read.
+        let function = elf_symbols::user_address(path, &data, vaddr)?.function;
+        let range = function.and_then(|(name, _)| elf_symbols::user_symbol(path, &data, &name));
+        let available = |name: &str| -> String {
+            let Some((start, size)) = range else { return String::new() };
+            let lines: Vec<String> = crate::dwarf::lines_in(&data, start, start + size)
+                .into_iter()
+                .filter(|&(_, at)| {
+                    crate::dwarf::variables_at(&data, at)
+                        .iter()
+                        .find(|v| v.name == name)
+                        .is_some_and(|v| !matches!(v.location, Location::OptimizedOut | Location::Unsupported(_)))
+                })
+                .map(|(line, _)| line.to_string())
+                .collect();
+            if lines.is_empty() {
+                String::new()
+            } else {
+                format!("; it can be read at lines {}", lines.join(", "))
+            }
+        };
+        let place = |name: &str, location: Location| -> Result<VarPlace, String> {
             Ok(match location {
                 Location::Register(r) => VarPlace::Register(r),
                 Location::Memory { base: LocationBase::Register(r), offset } => VarPlace::Memory { base: r, offset },
@@ -247,8 +268,10 @@ impl<S: Source> ProbeCatalog for Catalog<S> {
                 }
                 Location::Value { base: LocationBase::Register(r), offset } => VarPlace::Value { base: r, offset },
                 Location::Constant(value) => VarPlace::Constant(value),
-                Location::OptimizedOut => return Err("it is optimized out at this address".into()),
-                Location::Unsupported(why) => return Err(format!("it is {why} at this address")),
+                Location::OptimizedOut => {
+                    return Err(format!("it is optimized out at this address{}", available(name)))
+                }
+                Location::Unsupported(why) => return Err(format!("it is {why} at this address{}", available(name))),
                 other => return Err(format!("rbt cannot read it there yet ({other})")),
             })
         };
@@ -256,7 +279,7 @@ impl<S: Source> ProbeCatalog for Catalog<S> {
             .into_iter()
             .map(|v| UserVariable {
                 ty: v.type_offset.and_then(|o| types.index_at_offset(o)).map(|index| base + index),
-                place: place(v.location),
+                place: place(&v.name, v.location),
                 name: v.name,
             })
             .collect())

@@ -263,8 +263,9 @@ fn locals_read_what_the_daemon_computes() {
 }
 
 /// What cannot be read is a compile-time error that says why: a variable optimized out at the
-/// line (`late` at -O2, before it is computed), a name no scope there has (with the visible
-/// ones), and `locals` at a probe that is not on a source line.
+/// line (`late` at -O2, before it is computed) with the lines of its function where it can be
+/// read, a name no scope there has (with the visible ones), and `locals` at a probe that is not
+/// on a source line.
 #[test]
 fn unreadable_locals_are_errors_that_say_why() {
     let binary = build("-O2");
@@ -273,15 +274,21 @@ fn unreadable_locals_are_errors_that_say_why() {
     let cases = [
         (
             format!("uprobe:{bin}@ticks.c:{line} {{ @ = locals.late; }}"),
-            "late cannot be read here: it is optimized out",
+            format!(
+                "late cannot be read here: it is optimized out at this address; it can be read at lines {}",
+                line + 1
+            ),
         ),
-        (format!("uprobe:{bin}@ticks.c:{line} {{ @ = locals.tv_dif; }}"), "did you mean `tv_diff`?"),
-        (format!("uprobe:{bin}:main {{ @ = locals.tv_diff; }}"), "locals can only be read at uprobes on source lines"),
+        (format!("uprobe:{bin}@ticks.c:{line} {{ @ = locals.tv_dif; }}"), "did you mean `tv_diff`?".to_owned()),
+        (
+            format!("uprobe:{bin}:main {{ @ = locals.tv_diff; }}"),
+            "locals can only be read at uprobes on source lines".to_owned(),
+        ),
     ];
     for (program, want) in cases {
         let out = Command::new(rbt()).args(["--dry-run", "-e", &program]).output().expect("rbt runs");
         assert_eq!(out.status.code(), Some(1), "{program}");
         let stderr: String = text(&out.stderr).replace('│', " ").split_whitespace().collect::<Vec<_>>().join(" ");
-        assert!(stderr.contains(want), "{program}: wanted {want:?} in:\n{stderr}");
+        assert!(stderr.contains(&want), "{program}: wanted {want:?} in:\n{stderr}");
     }
 }

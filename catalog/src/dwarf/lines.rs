@@ -140,6 +140,18 @@ pub fn statement_lines(data: &[u8], file: &str) -> Result<(String, BTreeMap<u32,
     Ok((first.file.clone(), lines))
 }
 
+/// The lines whose statements start in `start..end` (a function's code), each with its lowest
+/// such address, sorted by line.
+pub fn lines_in(data: &[u8], start: u64, end: u64) -> BTreeMap<u32, u64> {
+    let rows = with_dwarf(data, all_rows).unwrap_or_default();
+    let mut lines = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.is_stmt && !r.end_sequence && r.line > 0 && (start..end).contains(&r.address)) {
+        let lowest = lines.entry(r.line).or_insert(r.address);
+        *lowest = (*lowest).min(r.address);
+    }
+    lines
+}
+
 /// The code ranges of every function and inlined copy of one: `(start, end, scope)`, where
 /// `scope` tells the DIE apart (the unit's and the entry's offsets); inner scopes are narrower.
 fn code_scopes(dwarf: &gimli::Dwarf<Reader<'_>>) -> Vec<(u64, u64, (usize, usize))> {
