@@ -23,6 +23,7 @@ pub const TOOLS: &[Tool] = tools![
     "execsnoop",
     "lockstat",
     "lockstat_futex",
+    "notsched",
     "offcputime",
     "offwaketime",
     "opensnoop",

@@ -242,3 +242,23 @@ fn offcputime_exports_a_flame_graph_and_a_profile_pprof_reads() {
     assert!(top.status.success(), "go tool pprof failed: {}", String::from_utf8_lossy(&top.stderr));
     assert!(text.contains("Type: offcpu") && text.contains("nanosleep"), "{text}");
 }
+
+#[test]
+fn notsched_splits_each_long_gap_into_blocked_and_waiting_for_a_cpu() {
+    // 20 naps of 2 ms: each one a gap of at least 2000 us off the CPU, in state S.
+    let out = trace("notsched", &["{pid}", "1500"], "nap 2000 20");
+    let gaps: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with("rbt-workload (tid ")).collect();
+    assert!(gaps.len() >= 15, "{} gaps of 20 naps of 2 ms:\n{}", gaps.len(), out.stdout);
+    for gap in &gaps {
+        let us: u64 = gap
+            .split("was not on a CPU for ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        assert!(us >= 1500, "a gap under the threshold: {gap}");
+        assert!(gap.contains("left in state S, blocked "), "{gap}");
+    }
+    assert!(out.stdout.contains("do_nanosleep"), "no nanosleep in the kernel stacks:\n{}", out.stdout);
+    assert!(out.stdout.contains("@gaps_ms:"), "no histogram of gaps:\n{}", out.stdout);
+}
