@@ -292,3 +292,68 @@ fn unreadable_locals_are_errors_that_say_why() {
         assert!(stderr.contains(&want), "{program}: wanted {want:?} in:\n{stderr}");
     }
 }
+
+/// `locals.NAME` against gdb's `print` at the same line, hit for hit: `values.c`'s `mix` at a
+/// loop line and the line after the loop, built -O0 (stack slots) and -O2 (registers, location
+/// lists), every integer variable `-lv` says is readable there.
+#[test]
+fn locals_equal_what_gdb_prints_at_the_same_lines() {
+    require_bpf();
+    let source = tests::workspace().join("tests/data/source_lines/values.c");
+    let text_of = std::fs::read_to_string(&source).expect("read values.c");
+    let line_of = |mark: &str| -> u32 {
+        let index = text_of.lines().position(|l| l.contains(&format!("rbt-line: {mark}"))).expect("the mark is there");
+        u32::try_from(index + 1).expect("a small line number")
+    };
+    let mut compared = 0;
+    for opt in ["-O0", "-O2"] {
+        let dir = std::env::temp_dir().join(format!("rbt-source-values-{}{opt}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("make a build directory");
+        let binary = dir.join("values");
+        let out =
+            Command::new("gcc").args([opt, "-g", "-no-pie", "-o"]).arg(&binary).arg(&source).output().expect("gcc");
+        assert!(out.status.success(), "gcc failed:\n{}", text(&out.stderr));
+        for line in [line_of("loop"), line_of("after")] {
+            let spec = format!("uprobe:{}@values.c:{line}", binary.display());
+            let listed = text(&Command::new(rbt()).args(["-lv", &spec]).output().expect("rbt -lv").stdout);
+            // `        long int acc: in r9`: integers somewhere rbt can read.
+            let vars: Vec<(String, bool)> = listed
+                .lines()
+                .skip(1)
+                .filter_map(|l| {
+                    let (decl, place) = l.trim().split_once(": ")?;
+                    let (ty, name) = decl.rsplit_once(' ')?;
+                    let readable = place.starts_with("in ") || place.starts_with("at ");
+                    (readable && (ty == "int" || ty == "long int")).then(|| (name.to_owned(), ty == "long int"))
+                })
+                .collect();
+            assert!(!vars.is_empty(), "{opt}:{line}: no readable integer in:\n{listed}");
+            let names: Vec<&str> = vars.iter().map(|(n, _)| n.as_str()).collect();
+            let ours_format = vec!["%d"; vars.len()].join(" ");
+            let program = format!(
+                "{spec} {{ printf(\"V {ours_format}\\n\", {}); }}",
+                names.iter().map(|n| format!("locals.{n}")).collect::<Vec<_>>().join(", ")
+            );
+            let out = Command::new(rbt()).args(["-e", &program, "-c"]).arg(&binary).output().expect("rbt runs");
+            assert!(out.status.success(), "{opt}:{line}: rbt failed:\n{}", text(&out.stderr));
+            let ours: Vec<String> =
+                text(&out.stdout).lines().filter(|l| l.starts_with("V ")).map(str::to_owned).collect();
+            let gdb_format: Vec<&str> = vars.iter().map(|(_, long)| if *long { "%ld" } else { "%d" }).collect();
+            let commands = format!(
+                "break values.c:{line}\ncommands\nsilent\nprintf \"V {}\\n\", {}\ncontinue\nend\nrun\n",
+                gdb_format.join(" "),
+                names.join(", ")
+            );
+            let script = dir.join(format!("gdb-{line}"));
+            std::fs::write(&script, commands).expect("write the gdb script");
+            let out =
+                Command::new("gdb").args(["-batch", "-nx", "-x"]).arg(&script).arg(&binary).output().expect("gdb runs");
+            let theirs: Vec<String> =
+                text(&out.stdout).lines().filter(|l| l.starts_with("V ")).map(str::to_owned).collect();
+            assert!(!theirs.is_empty(), "{opt}:{line}: gdb printed nothing:\n{}", text(&out.stdout));
+            assert_eq!(ours, theirs, "{opt}:{line}: locals {names:?} against gdb");
+            compared += ours.len() * names.len();
+        }
+    }
+    eprintln!("{compared} values equal to gdb's");
+}
