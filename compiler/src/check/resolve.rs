@@ -7,6 +7,7 @@
 
 mod kernel;
 mod skipped;
+mod uprobe_line;
 mod watchpoint;
 
 pub(super) use watchpoint::setup_probe;
@@ -271,61 +272,6 @@ impl Resolver<'_> {
                 ret,
                 address: None,
             });
-        }
-        points
-    }
-
-    /// `uprobe:BIN@FILE:LINE[:COL]` (bpftrace's later syntax): a probe at each statement the
-    /// binary's DWARF line tables start at that source line, one per copy of it (inlined,
-    /// unrolled). The addresses come from the compiler, so they start instructions.
-    fn resolve_uprobe_line(
-        &mut self,
-        spec: &ProbeSpec,
-        binary: &str,
-        file: &str,
-        line: &str,
-        column: Option<&str>,
-        kind: ProbeKind,
-    ) -> Vec<AttachPoint> {
-        if kind.is_return() {
-            self.error(
-                Diagnostic::error("bad-attach-point", format!("a {kind} cannot attach at a source line"), spec.span)
-                    .with_help("a uretprobe fires where a function returns: name the function instead"),
-            );
-            return Vec::new();
-        }
-        let number = |text: &str| text.parse::<u32>().ok().filter(|&n| n > 0);
-        let (Some(line), column) = (number(line), column.map(|c| number(c).ok_or(c))) else {
-            self.error(
-                Diagnostic::error("bad-attach-point", format!("invalid source line: {line}"), spec.span)
-                    .with_help(format!("write {kind}:BINARY@FILE:LINE or {kind}:BINARY@FILE:LINE:COLUMN")),
-            );
-            return Vec::new();
-        };
-        let column = match column {
-            Some(Ok(c)) => Some(c),
-            Some(Err(c)) => {
-                self.error(Diagnostic::error("bad-attach-point", format!("invalid source column: {c}"), spec.span));
-                return Vec::new();
-            }
-            None => None,
-        };
-        let binary = match self.options.pid {
-            Some(pid) => self.catalog.process_path(pid, binary),
-            None => binary.to_owned(),
-        };
-        let found = match self.catalog.user_lines(&binary, file, line, column) {
-            Ok(found) => found,
-            Err(message) => {
-                self.error(Diagnostic::error("bad-attach-point", message, spec.span));
-                return Vec::new();
-            }
-        };
-        let mut points = Vec::new();
-        for (address, at) in found {
-            let Some(offset) = at.file_offset else { continue };
-            let func = at.function.map_or_else(|| format!("{address:#x}"), |(name, _)| name);
-            points.push(AttachPoint::Uprobe { path: at.path, func, offset, ret: false, address: Some(address) });
         }
         points
     }
