@@ -162,7 +162,7 @@ impl<S: Source> Catalog<S> {
     /// Every kernel function kprobes can attach to, or why there are none.
     /// The DWARF table of the binary at `path`, with its first id; `None` without DWARF.
     fn dwarf_types(&self, path: &str) -> Option<(KTypeId, std::sync::Arc<DwarfTypes>)> {
-        self.dwarf.of(path, || self.read_binary(path).ok())
+        self.dwarf.of(path, || self.read_binary(path).ok().map(|data| self.debug_data(path, data)))
     }
 
     fn all_kernel_functions(&self) -> Result<Vec<String>, String> {
@@ -223,8 +223,8 @@ impl<S: Source> ProbeCatalog for Catalog<S> {
     }
 
     fn user_variables(&self, path: &str, vaddr: u64) -> Result<Vec<compiler::tracepoint::UserVariable>, String> {
-        use crate::dwarf::{Location, LocationBase};
-        use compiler::tracepoint::{UserVariable, VarPlace};
+        use crate::dwarf::{Computed, ComputedOp, Location, LocationBase};
+        use compiler::tracepoint::{UserVariable, VarExpr, VarOp, VarPlace};
         let data = self.read_binary(path)?;
         let (base, types) = self.dwarf_types(path).ok_or_else(|| format!("No debuginfo found for {path}"))?;
         // The CFA at the address, for variables kept relative to it: (register, offset).
@@ -237,15 +237,16 @@ impl<S: Source> ProbeCatalog for Catalog<S> {
                 _ => None,
             }
         });
-        // For a variable optimized out here: the lines of its function where it can be read.
         let function = elf_symbols::user_address(path, &data, vaddr)?.function;
         let range = function.and_then(|(name, _)| elf_symbols::user_symbol(path, &data, &name));
+        let debug = self.debug_data(path, data);
+        // For a variable optimized out here: the lines of its function where it can be read.
         let available = |name: &str| -> String {
             let Some((start, size)) = range else { return String::new() };
-            let lines: Vec<String> = crate::dwarf::lines_in(&data, start, start + size)
+            let lines: Vec<String> = crate::dwarf::lines_in(&debug, start, start + size)
                 .into_iter()
                 .filter(|&(_, at)| {
-                    crate::dwarf::variables_at(&data, at)
+                    crate::dwarf::variables_at(&debug, at)
                         .iter()
                         .find(|v| v.name == name)
                         .is_some_and(|v| !matches!(v.location, Location::OptimizedOut | Location::Unsupported(_)))
@@ -258,27 +259,69 @@ impl<S: Source> ProbeCatalog for Catalog<S> {
                 format!("; it can be read at lines {}", lines.join(", "))
             }
         };
-        let place = |name: &str, location: Location| -> Result<VarPlace, String> {
-            Ok(match location {
+        fn fold_computed(expr: Computed, cfa: Option<(u16, i64)>) -> Result<VarExpr, String> {
+            let op = |op: ComputedOp| match op {
+                ComputedOp::Add => VarOp::Add,
+                ComputedOp::Sub => VarOp::Sub,
+                ComputedOp::Mul => VarOp::Mul,
+                ComputedOp::And => VarOp::And,
+                ComputedOp::Or => VarOp::Or,
+                ComputedOp::Xor => VarOp::Xor,
+                ComputedOp::Shl => VarOp::Shl,
+                ComputedOp::Shr => VarOp::Shr,
+                ComputedOp::Sar => VarOp::Sar,
+            };
+            Ok(match expr {
+                Computed::Register(r) => VarExpr::Register(r),
+                Computed::Constant(v) => VarExpr::Constant(v),
+                Computed::Static(a) => VarExpr::Static(a),
+                Computed::Cfa => {
+                    let (r, cfa_offset) = cfa.ok_or("its frame's CFA is not known at this address")?;
+                    #[allow(clippy::cast_sign_loss, reason = "added modulo 2^64")]
+                    let offset = VarExpr::Constant(cfa_offset as u64);
+                    VarExpr::Binary(VarOp::Add, Box::new(VarExpr::Register(r)), Box::new(offset))
+                }
+                Computed::Binary(o, lhs, rhs) => {
+                    VarExpr::Binary(op(o), Box::new(fold_computed(*lhs, cfa)?), Box::new(fold_computed(*rhs, cfa)?))
+                }
+                Computed::Deref { addr, size } => VarExpr::Deref { addr: Box::new(fold_computed(*addr, cfa)?), size },
+            })
+        }
+        fn fold(location: Location, cfa: Option<(u16, i64)>) -> Result<Option<VarPlace>, String> {
+            Ok(Some(match location {
                 Location::Register(r) => VarPlace::Register(r),
                 Location::Memory { base: LocationBase::Register(r), offset } => VarPlace::Memory { base: r, offset },
                 Location::Memory { base: LocationBase::Cfa, offset } => {
                     let (r, cfa_offset) = cfa.ok_or("its frame's CFA is not known at this address")?;
                     VarPlace::Memory { base: r, offset: cfa_offset + offset }
                 }
+                #[allow(clippy::cast_sign_loss, reason = "DW_OP_addr's operand is an address")]
+                Location::Memory { base: LocationBase::Static, offset } => VarPlace::Static(offset as u64),
                 Location::Value { base: LocationBase::Register(r), offset } => VarPlace::Value { base: r, offset },
                 Location::Constant(value) => VarPlace::Constant(value),
-                Location::OptimizedOut => {
-                    return Err(format!("it is optimized out at this address{}", available(name)))
-                }
-                Location::Unsupported(why) => return Err(format!("it is {why} at this address{}", available(name))),
+                Location::OptimizedOut => return Ok(None),
+                Location::Computed { expr, value } => VarPlace::Computed { expr: fold_computed(expr, cfa)?, value },
+                Location::Pieces(pieces) => VarPlace::Pieces(
+                    pieces.into_iter().map(|p| Ok((fold(p.location, cfa)?, p.size))).collect::<Result<_, String>>()?,
+                ),
                 other => return Err(format!("rbt cannot read it there yet ({other})")),
-            })
+            }))
+        }
+        let place = |name: &str, location: Location| -> Result<VarPlace, String> {
+            match location {
+                Location::OptimizedOut => Err(format!("it is optimized out at this address{}", available(name))),
+                Location::Unsupported(why) => Err(format!("it is {why} at this address{}", available(name))),
+                Location::Pieces(pieces) if pieces.iter().all(|p| p.location == Location::OptimizedOut) => {
+                    Err(format!("it is optimized out at this address{}", available(name)))
+                }
+                location => fold(location, cfa)?.ok_or_else(|| "it is optimized out at this address".to_owned()),
+            }
         };
-        Ok(crate::dwarf::variables_at(&data, vaddr)
+        Ok(crate::dwarf::variables_at(&debug, vaddr)
             .into_iter()
             .map(|v| UserVariable {
                 ty: v.type_offset.and_then(|o| types.index_at_offset(o)).map(|index| base + index),
+                parameter: v.parameter,
                 place: place(&v.name, v.location),
                 name: v.name,
             })

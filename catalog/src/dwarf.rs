@@ -13,7 +13,7 @@ mod read;
 mod types;
 
 pub use lines::{line_addresses, lines_in, statement_lines};
-pub use locals::{variables_at, Base as LocationBase, Location};
+pub use locals::{variables_at, Base as LocationBase, Computed, ComputedOp, Location};
 pub use types::{DwarfCache, DwarfTypes};
 
 use std::borrow::Cow;

@@ -245,14 +245,54 @@ pub enum VarPlace {
         offset: i64,
     },
     Constant(u64),
+    /// In memory at a static address of the binary, moved by the load bias.
+    Static(u64),
+    /// In parts, first byte first: `(where, size in bytes)`, `None` for a part optimized out.
+    Pieces(Vec<(Option<VarPlace>, u64)>),
+    /// Computed from registers and memory: its address, or (`value`) the variable itself.
+    Computed {
+        expr: VarExpr,
+        value: bool,
+    },
 }
 
-/// A variable or parameter visible at a probe's address (`locals.NAME`).
+/// What a DWARF location expression computes, for the BPF program to compute at the probe.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VarExpr {
+    Register(u16),
+    Constant(u64),
+    /// A static address of the binary, moved by the load bias.
+    Static(u64),
+    Binary(VarOp, Box<VarExpr>, Box<VarExpr>),
+    /// `size` bytes of user memory, zero-extended.
+    Deref {
+        addr: Box<VarExpr>,
+        size: u8,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VarOp {
+    Add,
+    Sub,
+    Mul,
+    And,
+    Or,
+    Xor,
+    Shl,
+    Shr,
+    /// Arithmetic shift right.
+    Sar,
+}
+
+/// A variable or parameter visible at a probe's address (`locals.NAME`, `args.NAME`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserVariable {
     pub name: String,
     pub ty: Option<KTypeId>,
-    /// Where it is, or why it cannot be read there (optimized out, kept in pieces...).
+    /// A parameter of the function (or inlined call) the address is in.
+    pub parameter: bool,
+    /// Where it is, or why it cannot be read there (optimized out, an entry value...).
     pub place: Result<VarPlace, String>,
 }
 

@@ -280,9 +280,11 @@ fn unreadable_locals_are_errors_that_say_why() {
             ),
         ),
         (format!("uprobe:{bin}@ticks.c:{line} {{ @ = locals.tv_dif; }}"), "did you mean `tv_diff`?".to_owned()),
+        // At main's entry the loop's block, where tv_diff lives, has not begun.
+        (format!("uprobe:{bin}:main {{ @ = locals.tv_diff; }}"), "no variable tv_diff is visible at".to_owned()),
         (
-            format!("uprobe:{bin}:main {{ @ = locals.tv_diff; }}"),
-            "locals can only be read at uprobes on source lines".to_owned(),
+            format!("uretprobe:{bin}:main {{ @ = locals.tv_diff; }}"),
+            "locals can only be read at uprobes on functions and source lines".to_owned(),
         ),
     ];
     for (program, want) in cases {
@@ -356,4 +358,75 @@ fn locals_equal_what_gdb_prints_at_the_same_lines() {
         }
     }
     eprintln!("{compared} values equal to gdb's");
+}
+
+/// `args.NAME` at a line (a parameter where DWARF says it is there, not its argument register),
+/// a function's static, a global and a file's static (at their addresses plus the load bias:
+/// built PIE), a struct's fields where the optimizer keeps it in two registers, one half
+/// computed from the parameters (`DW_OP_piece`, `DW_OP_breg5 ... DW_OP_plus DW_OP_stack_value`),
+/// and `locals.NAME` at the function's entry (`uprobe:BIN:FUNC`), against gdb's `print` at the
+/// same places: `values.c`'s `split`, built -O0 and -O2.
+#[test]
+fn parameters_statics_and_pieces_equal_what_gdb_prints() {
+    require_bpf();
+    let source = tests::workspace().join("tests/data/source_lines/values.c");
+    let text_of = std::fs::read_to_string(&source).expect("read values.c");
+    let index = text_of.lines().position(|l| l.contains("rbt-line: split")).expect("the mark is there");
+    let line = index + 1;
+    for opt in ["-O0", "-O2"] {
+        let dir = std::env::temp_dir().join(format!("rbt-source-split-{}{opt}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("make a build directory");
+        let binary = dir.join("values");
+        let out = Command::new("gcc").args([opt, "-g", "-pie", "-o"]).arg(&binary).arg(&source).output().expect("gcc");
+        assert!(out.status.success(), "gcc failed:\n{}", text(&out.stderr));
+        let listed = text(
+            &Command::new(rbt())
+                .args(["-lv", &format!("uprobe:{}@values.c:{line}", binary.display())])
+                .output()
+                .expect("rbt -lv")
+                .stdout,
+        );
+        if opt == "-O2" {
+            assert!(listed.contains("struct pair p: pieces: 8 bytes in "), "p is in registers at -O2:\n{listed}");
+        }
+        // Globals are left out of -lv, as perf probe --vars leaves them out.
+        assert!(!listed.contains("int calls_total:"), "{listed}");
+        let format = "V %ld %d %d %d %ld %ld %ld";
+        let ours = "args.x, args.y, locals.calls, locals.calls_total, locals.seen, locals.p.lo, locals.p.hi";
+        let theirs = "x, y, calls, calls_total, seen, p.lo, p.hi";
+        // At -O0 a parameter is copied to its stack slot after the entry: there gdb and rbt
+        // would both print what the slot held before, which no test can know.
+        let entry = opt == "-O2";
+        let mut program = format!("uprobe:{}@values.c:{line} {{ printf(\"{format}\\n\", {ours}); }}", binary.display());
+        if entry {
+            program.push_str(&format!(
+                " uprobe:{}:split {{ printf(\"E %ld %d\\n\", locals.x, locals.y); }}",
+                binary.display()
+            ));
+        }
+        let out = Command::new(rbt()).args(["-e", &program, "-c"]).arg(&binary).output().expect("rbt runs");
+        assert!(out.status.success(), "{opt}: rbt failed:\n{}", text(&out.stderr));
+        let mine: Vec<String> = text(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("V ") || l.starts_with("E "))
+            .map(str::to_owned)
+            .collect();
+        let mut commands =
+            format!("break values.c:{line}\ncommands\nsilent\nprintf \"{format}\\n\", {theirs}\ncontinue\nend\n");
+        if entry {
+            commands.push_str("break *split\ncommands\nsilent\nprintf \"E %ld %d\\n\", x, y\ncontinue\nend\n");
+        }
+        commands.push_str("run\n");
+        let script = dir.join("gdb-split");
+        std::fs::write(&script, commands).expect("write the gdb script");
+        let out =
+            Command::new("gdb").args(["-batch", "-nx", "-x"]).arg(&script).arg(&binary).output().expect("gdb runs");
+        let gdb: Vec<String> = text(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("V ") || l.starts_with("E "))
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(gdb.len(), if entry { 10 } else { 5 }, "{opt}: gdb stopped at each call:\n{}", text(&out.stdout));
+        assert_eq!(mine, gdb, "{opt}: rbt against gdb");
+    }
 }

@@ -22,8 +22,52 @@ pub enum Location {
     Constant(u64),
     /// Optimized out here: no location covers the address.
     OptimizedOut,
-    /// A location rbt cannot read yet, said in words (`in pieces`, `an entry value`).
+    /// Computed from registers, memory and constants by a DWARF expression without branches:
+    /// the variable's address, or (`value`) the variable itself (`DW_OP_stack_value`).
+    Computed { expr: Computed, value: bool },
+    /// In parts (`DW_OP_piece`), first byte first: a struct kept in two registers, a `long`
+    /// half in a register and half optimized out.
+    Pieces(Vec<Piece>),
+    /// A location rbt cannot read yet, said in words (`an entry value`).
     Unsupported(String),
+}
+
+/// One part of a variable kept in pieces: `size` bytes where `location` says (a piece
+/// `OptimizedOut` has no location).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Piece {
+    pub location: Location,
+    pub size: u64,
+}
+
+/// A DWARF expression evaluated symbolically at compile time: what the BPF program computes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Computed {
+    Register(u16),
+    Cfa,
+    Constant(u64),
+    /// A static address of the binary: the load bias added.
+    Static(u64),
+    Binary(ComputedOp, Box<Computed>, Box<Computed>),
+    /// `size` bytes of user memory at the address, zero-extended.
+    Deref {
+        addr: Box<Computed>,
+        size: u8,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ComputedOp {
+    Add,
+    Sub,
+    Mul,
+    And,
+    Or,
+    Xor,
+    Shl,
+    Shr,
+    /// Arithmetic shift right.
+    Sar,
 }
 
 /// What a location's address or value is relative to.
@@ -43,6 +87,8 @@ pub struct Variable {
     pub name: String,
     /// A `DW_TAG_formal_parameter`.
     pub parameter: bool,
+    /// A variable of the compilation unit (a global, or a file's `static`), not of a function.
+    pub global: bool,
     /// The `.debug_info` offset of its type DIE.
     pub type_offset: Option<usize>,
     pub location: Location,
@@ -51,7 +97,8 @@ pub struct Variable {
     pub depth: u32,
 }
 
-/// The variables and parameters of every scope holding `vaddr`, innermost first.
+/// The variables and parameters of every scope holding `vaddr`, innermost first, then the
+/// variables of its compilation unit that have a location (globals, a file's statics).
 pub fn variables_at(data: &[u8], vaddr: u64) -> Vec<Variable> {
     let mut found = with_dwarf(data, |dwarf| {
         let mut out = Vec::new();
@@ -63,7 +110,7 @@ pub fn variables_at(data: &[u8], vaddr: u64) -> Vec<Variable> {
         out
     })
     .unwrap_or_default();
-    found.sort_by_key(|v| std::cmp::Reverse(v.depth));
+    found.sort_by_key(|v| (v.global, std::cmp::Reverse(v.depth)));
     found
 }
 
@@ -104,7 +151,12 @@ fn collect<'a>(dwarf: &gimli::Dwarf<Reader<'a>>, unit: &Unit<Reader<'a>>, vaddr:
                 let level = scopes.last().map_or(0, |s| s.level + u32::from(s.holds));
                 scopes.push(Scope { die_depth: depth, holds, frame_base, level });
             }
-            gimli::DW_TAG_variable | gimli::DW_TAG_formal_parameter if inside => {
+            gimli::DW_TAG_variable | gimli::DW_TAG_formal_parameter if inside || (scopes.is_empty() && depth == 1) => {
+                let global = !inside;
+                if global && integrated(unit, entry.offset(), gimli::DW_AT_location).is_none() {
+                    // A declaration (`extern int x;`): the variable is defined elsewhere.
+                    continue;
+                }
                 let scope = scopes.last().map_or((0, None), |s| (s.level, s.frame_base));
                 let Some(name) = name_of(dwarf, unit, entry.offset()) else { continue };
                 let type_offset = match integrated(unit, entry.offset(), gimli::DW_AT_type) {
@@ -116,6 +168,7 @@ fn collect<'a>(dwarf: &gimli::Dwarf<Reader<'a>>, unit: &Unit<Reader<'a>>, vaddr:
                 out.push(Variable {
                     name,
                     parameter: entry.tag() == gimli::DW_TAG_formal_parameter,
+                    global,
                     type_offset,
                     location,
                     depth: scope.0,
@@ -194,8 +247,36 @@ fn location_at<'a>(
     translate(&ops, frame_base)
 }
 
-/// The few expression shapes compilers give plain variables.
+/// The few expression shapes compilers give plain variables, and pieces of them.
 fn translate(ops: &[Operation<Reader<'_>>], frame_base: Option<Base>) -> Location {
+    use Operation as Op;
+    if !ops.iter().any(|op| matches!(op, Op::Piece { .. })) {
+        return translate_whole(ops, frame_base);
+    }
+    let mut pieces = Vec::new();
+    let mut rest = ops;
+    while let Some(end) = rest.iter().position(|op| matches!(op, Op::Piece { .. })) {
+        let Op::Piece { size_in_bits, bit_offset: None } = rest[end] else {
+            return Location::Unsupported("kept in bit pieces".into());
+        };
+        if size_in_bits % 8 != 0 {
+            return Location::Unsupported("kept in bit pieces".into());
+        }
+        let location = match translate_whole(&rest[..end], frame_base) {
+            Location::Unsupported(why) => return Location::Unsupported(format!("kept in pieces, one {why}")),
+            location => location,
+        };
+        pieces.push(Piece { location, size: size_in_bits / 8 });
+        rest = &rest[end + 1..];
+    }
+    if !rest.is_empty() {
+        return Location::Unsupported("kept in pieces rbt cannot follow".into());
+    }
+    Location::Pieces(pieces)
+}
+
+/// A location in one piece.
+fn translate_whole(ops: &[Operation<Reader<'_>>], frame_base: Option<Base>) -> Location {
     use Operation as Op;
     match ops {
         [] => Location::OptimizedOut,
@@ -213,11 +294,139 @@ fn translate(ops: &[Operation<Reader<'_>>], frame_base: Option<Base>) -> Locatio
         [Op::Address { address }] => Location::Memory { base: Base::Static, offset: *address as i64 },
         [Op::UnsignedConstant { value }, Op::StackValue] => Location::Constant(*value),
         [Op::SignedConstant { value }, Op::StackValue] => Location::Constant(*value as u64),
-        _ if ops.iter().any(|op| matches!(op, Op::Piece { .. })) => Location::Unsupported("kept in pieces".into()),
         _ if ops.iter().any(|op| matches!(op, Op::EntryValue { .. })) => {
             Location::Unsupported("known only as its value on entry to the function".into())
         }
-        _ => Location::Unsupported("a computed location".into()),
+        _ => computed(ops, frame_base),
+    }
+}
+
+/// An expression of stack operations, run on symbols instead of numbers: what it computes,
+/// for BPF to compute at the probe. Branches, entry values, TLS and typed operations are not
+/// followed.
+fn computed(ops: &[Operation<Reader<'_>>], frame_base: Option<Base>) -> Location {
+    use Operation as Op;
+    let unsupported = || Location::Unsupported("a computed location rbt cannot follow".into());
+    let mut stack: Vec<Computed> = Vec::new();
+    let binary = |stack: &mut Vec<Computed>, op: ComputedOp| -> Option<()> {
+        let rhs = stack.pop()?;
+        let lhs = stack.pop()?;
+        stack.push(Computed::Binary(op, Box::new(lhs), Box::new(rhs)));
+        Some(())
+    };
+    let base = |b: Base| match b {
+        Base::Register(r) => Computed::Register(r),
+        Base::Cfa => Computed::Cfa,
+        Base::Static => Computed::Static(0),
+    };
+    let plus = |e: Computed, offset: i64| {
+        #[allow(clippy::cast_sign_loss, reason = "added modulo 2^64")]
+        let offset = Computed::Constant(offset as u64);
+        Computed::Binary(ComputedOp::Add, Box::new(e), Box::new(offset))
+    };
+    for (i, op) in ops.iter().enumerate() {
+        let ok = match op {
+            Op::RegisterOffset { register, offset, base_type } if base_type.0 == 0 => {
+                stack.push(plus(Computed::Register(register.0), *offset));
+                Some(())
+            }
+            Op::FrameOffset { offset } => frame_base.map(|b| stack.push(plus(base(b), *offset))),
+            Op::CallFrameCFA => {
+                stack.push(Computed::Cfa);
+                Some(())
+            }
+            Op::UnsignedConstant { value } => {
+                stack.push(Computed::Constant(*value));
+                Some(())
+            }
+            #[allow(clippy::cast_sign_loss, reason = "two's complement")]
+            Op::SignedConstant { value } => {
+                stack.push(Computed::Constant(*value as u64));
+                Some(())
+            }
+            Op::Address { address } => {
+                stack.push(Computed::Static(*address));
+                Some(())
+            }
+            Op::PlusConstant { value } => stack.pop().map(|e| {
+                #[allow(clippy::cast_possible_wrap, reason = "added modulo 2^64")]
+                stack.push(plus(e, *value as i64));
+            }),
+            Op::Plus => binary(&mut stack, ComputedOp::Add),
+            Op::Minus => binary(&mut stack, ComputedOp::Sub),
+            Op::Mul => binary(&mut stack, ComputedOp::Mul),
+            Op::And => binary(&mut stack, ComputedOp::And),
+            Op::Or => binary(&mut stack, ComputedOp::Or),
+            Op::Xor => binary(&mut stack, ComputedOp::Xor),
+            Op::Shl => binary(&mut stack, ComputedOp::Shl),
+            Op::Shr => binary(&mut stack, ComputedOp::Shr),
+            Op::Shra => binary(&mut stack, ComputedOp::Sar),
+            Op::Neg => stack.pop().map(|e| {
+                stack.push(Computed::Binary(ComputedOp::Sub, Box::new(Computed::Constant(0)), Box::new(e)));
+            }),
+            Op::Not => stack.pop().map(|e| {
+                stack.push(Computed::Binary(ComputedOp::Xor, Box::new(e), Box::new(Computed::Constant(u64::MAX))));
+            }),
+            Op::Deref { base_type, size, space: false } if base_type.0 == 0 && [1, 2, 4, 8].contains(size) => {
+                stack.pop().map(|addr| stack.push(Computed::Deref { addr: Box::new(addr), size: *size }))
+            }
+            Op::Pick { index } => {
+                let at = stack.len().checked_sub(1 + usize::from(*index));
+                at.map(|at| stack.push(stack[at].clone()))
+            }
+            Op::Drop => stack.pop().map(drop),
+            Op::Swap => (stack.len() >= 2).then(|| {
+                let n = stack.len();
+                stack.swap(n - 1, n - 2);
+            }),
+            Op::Rot => (stack.len() >= 3).then(|| {
+                let n = stack.len();
+                stack[n - 3..].rotate_right(1);
+            }),
+            Op::Nop => Some(()),
+            Op::StackValue if i + 1 == ops.len() => {
+                return match (stack.pop(), stack.is_empty()) {
+                    (Some(expr), true) => Location::Computed { expr, value: true },
+                    _ => unsupported(),
+                };
+            }
+            _ => None,
+        };
+        if ok.is_none() {
+            return unsupported();
+        }
+    }
+    match (stack.pop(), stack.is_empty()) {
+        (Some(expr), true) => Location::Computed { expr, value: false },
+        _ => unsupported(),
+    }
+}
+
+impl std::fmt::Display for Computed {
+    /// As C writes it, fully parenthesized: `(rbx*3)`, `*(u32 *)(rsp+8)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Computed::Register(r) => write!(f, "{}", register_name(*r)),
+            Computed::Cfa => write!(f, "CFA"),
+            Computed::Constant(v) if *v > u64::from(u32::MAX) => write!(f, "{}", *v as i64),
+            Computed::Constant(v) => write!(f, "{v}"),
+            Computed::Static(a) => write!(f, "{a:#x}"),
+            Computed::Deref { addr, size } => write!(f, "*(u{} *){addr}", u32::from(*size) * 8),
+            Computed::Binary(op, lhs, rhs) => {
+                let op = match op {
+                    ComputedOp::Add => "+",
+                    ComputedOp::Sub => "-",
+                    ComputedOp::Mul => "*",
+                    ComputedOp::And => "&",
+                    ComputedOp::Or => "|",
+                    ComputedOp::Xor => "^",
+                    ComputedOp::Shl => "<<",
+                    ComputedOp::Shr => ">>",
+                    ComputedOp::Sar => " >>(signed) ",
+                };
+                write!(f, "({lhs}{op}{rhs})")
+            }
+        }
     }
 }
 
@@ -244,7 +453,17 @@ impl std::fmt::Display for Location {
             Location::Memory { base: b, offset } => write!(f, "at {}{}", base(b), signed(*offset)),
             Location::Value { base: b, offset } => write!(f, "value {}{}", base(b), signed(*offset)),
             Location::Constant(v) => write!(f, "constant {v}"),
+            Location::Computed { expr, value: true } => write!(f, "value {expr}"),
+            Location::Computed { expr, value: false } => write!(f, "at {expr}"),
             Location::OptimizedOut => write!(f, "optimized out"),
+            Location::Pieces(pieces) => {
+                write!(f, "pieces:")?;
+                for (i, piece) in pieces.iter().enumerate() {
+                    let sep = if i == 0 { " " } else { ", " };
+                    write!(f, "{sep}{} bytes {}", piece.size, piece.location)?;
+                }
+                Ok(())
+            }
             Location::Unsupported(why) => write!(f, "{why}"),
         }
     }
@@ -286,9 +505,37 @@ mod tests {
         assert_eq!(translate(&ops(&[0x73, 0x01, 0x9f]), None), Location::Value { base: Base::Register(3), offset: 1 });
         // DW_OP_lit7; DW_OP_stack_value
         assert_eq!(translate(&ops(&[0x37, 0x9f]), None), Location::Constant(7));
-        // DW_OP_reg0; DW_OP_piece 4
-        assert_eq!(translate(&ops(&[0x50, 0x93, 0x04]), None), Location::Unsupported("kept in pieces".into()));
+        // DW_OP_reg3; DW_OP_piece 8; DW_OP_piece 8 (the second half optimized out)
+        assert_eq!(
+            translate(&ops(&[0x53, 0x93, 0x08, 0x93, 0x08]), None),
+            Location::Pieces(vec![
+                Piece { location: Location::Register(3), size: 8 },
+                Piece { location: Location::OptimizedOut, size: 8 },
+            ])
+        );
+        // DW_OP_reg0; DW_OP_bit_piece 3 0
+        assert_eq!(
+            translate(&ops(&[0x50, 0x9d, 0x03, 0x00]), None),
+            Location::Unsupported("kept in bit pieces".into())
+        );
         assert_eq!(translate(&[], None), Location::OptimizedOut);
+    }
+
+    #[test]
+    fn computed_locations_are_evaluated_on_symbols() {
+        // DW_OP_breg5 (rdi) 0; DW_OP_lit3; DW_OP_mul; DW_OP_stack_value: rdi*3
+        let location = translate(&ops(&[0x75, 0x00, 0x33, 0x1e, 0x9f]), None);
+        assert_eq!(location.to_string(), "value ((rdi+0)*3)");
+        // DW_OP_breg3 (rbx) 0; DW_OP_breg6 (rbp) 0; DW_OP_plus; DW_OP_deref_size 4; DW_OP_stack_value
+        let location = translate(&ops(&[0x73, 0x00, 0x76, 0x00, 0x22, 0x94, 0x04, 0x9f]), None);
+        assert_eq!(location.to_string(), "value *(u32 *)((rbx+0)+(rbp+0))");
+        // DW_OP_breg0 (rax) 0; DW_OP_dup; DW_OP_plus (rax+rax), as an address
+        let location = translate(&ops(&[0x70, 0x00, 0x12, 0x22]), None);
+        assert_eq!(location.to_string(), "at ((rax+0)+(rax+0))");
+        // A branch is not followed: DW_OP_lit0; DW_OP_bra 0; DW_OP_stack_value
+        assert!(matches!(translate(&ops(&[0x30, 0x28, 0x00, 0x00, 0x9f]), None), Location::Unsupported(_)));
+        // An unbalanced stack: DW_OP_plus alone
+        assert!(matches!(translate(&ops(&[0x22]), None), Location::Unsupported(_)));
     }
 
     #[test]
@@ -298,5 +545,10 @@ mod tests {
         assert_eq!(Location::Value { base: Base::Register(3), offset: 1 }.to_string(), "value rbx+1");
         assert_eq!(Location::Memory { base: Base::Static, offset: 0x4010 }.to_string(), "at 0x4010");
         assert_eq!(Location::OptimizedOut.to_string(), "optimized out");
+        let pieces = Location::Pieces(vec![
+            Piece { location: Location::Register(3), size: 8 },
+            Piece { location: Location::Memory { base: Base::Cfa, offset: -40 }, size: 8 },
+        ]);
+        assert_eq!(pieces.to_string(), "pieces: 8 bytes in rbx, 8 bytes at CFA-40");
     }
 }

@@ -112,10 +112,12 @@ impl UserListing {
             if !self.verbose {
                 continue;
             }
-            // The variables visible at the line, innermost first (an inner name hides an outer).
+            // The variables visible at the line, innermost first (an inner name hides an
+            // outer). The unit's globals are readable too but left out, as `perf probe --vars`
+            // leaves them out: a large file would list hundreds at every line.
             let mut shown = std::collections::HashSet::new();
             for v in crate::dwarf::variables_at(&data, address) {
-                if !shown.insert(v.name.clone()) {
+                if v.global || !shown.insert(v.name.clone()) {
                     continue;
                 }
                 let ty =

@@ -1,5 +1,6 @@
 //! Typing expressions: literals, variables, map reads, builtins, tracepoint fields, operators.
 
+use super::uprobe_locals::Visible;
 use super::{suggest, Checker};
 use crate::hir::{self, AttachPoint, Expr, ExprKind};
 use crate::tracepoint::FieldType;
@@ -25,7 +26,13 @@ impl Checker<'_> {
                 self.check_ternary(cond, then_expr, else_expr, span)
             }
             ast::ExprKind::Field { expr, field, .. } if is_args(expr) => self.check_field(expr, field, span),
-            ast::ExprKind::Field { expr, field, arrow: false } if is_locals(expr) => self.uprobe_local(field, span),
+            ast::ExprKind::Field { expr, field, arrow: false } if is_locals(expr) => {
+                self.uprobe_variable(field, Visible::Any, span)
+            }
+            ast::ExprKind::Field { expr: inner, field: member, arrow: false } if local_name(inner).is_some() => {
+                let var = local_name(inner).expect("matched");
+                self.uprobe_variable_member(var, member, span).unwrap_or_else(|| self.check_member_expr(e))
+            }
             ast::ExprKind::Field { .. } | ast::ExprKind::Index { .. } => self.check_member_expr(e),
             ast::ExprKind::Cast { ty, expr } if ty.tag.is_some() || ty.pointer_depth > 0 => {
                 self.check_kernel_cast(ty, expr, span).unwrap_or_else(|| error_expr(span))
@@ -155,6 +162,11 @@ impl Checker<'_> {
                 ));
             }
             return error_expr(span);
+        }
+        if let Some(AttachPoint::Uprobe { address: Some(_), ret: false, .. }) = &self.scope.attach {
+            // Mid-function, the argument registers hold whatever the code put there since:
+            // a parameter is read where DWARF says it is at the line.
+            return self.uprobe_variable(field, Visible::Parameters, span);
         }
         if let Some(AttachPoint::Uprobe { path, func, ret: false, .. }) = &self.scope.attach {
             let (path, func) = (path.clone(), func.clone());
@@ -403,6 +415,14 @@ pub(super) fn string_literal(mut bytes: Vec<u8>, span: Span) -> Expr {
 
 pub(super) fn is_args(e: &ast::Expr) -> bool {
     matches!(&e.kind, ast::ExprKind::Builtin(name) if name == "args")
+}
+
+/// `VAR` in `locals.VAR`.
+fn local_name(e: &ast::Expr) -> Option<&ast::Ident> {
+    match &e.kind {
+        ast::ExprKind::Field { expr, field, arrow: false } if is_locals(expr) => Some(field),
+        _ => None,
+    }
 }
 
 /// `locals`, whose fields are the variables visible at a uprobe's address.

@@ -214,7 +214,7 @@ impl Checker<'_> {
         Some(Place { offset: place.offset + offset, ty: f.ty, bitfield, span, ..place })
     }
 
-    fn unknown_field(&mut self, record: &str, names: &[&str], field: &ast::Ident, span: Span) {
+    pub(super) fn unknown_field(&mut self, record: &str, names: &[&str], field: &ast::Ident, span: Span) {
         let mut diag = Diagnostic::error(
             "unknown-field",
             format!("Struct/union of type '{record}' does not contain a field named '{}'", field.name),

@@ -20,6 +20,7 @@ mod stmt;
 mod suggest;
 mod tuples;
 mod uprobe_args;
+mod uprobe_locals;
 
 use std::collections::HashMap;
 

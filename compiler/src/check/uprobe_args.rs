@@ -16,10 +16,6 @@ use grammar::{ast, Diagnostic, Span};
 /// Arguments after the sixth are on the stack, where bpftrace 0.17 does not read them either.
 const REGISTER_ARGS: usize = 6;
 
-/// The `pt_regs` word (as `reg()` numbers them: r15 first) of each x86-64 DWARF register: rax,
-/// rdx, rcx, rbx, rsi, rdi, rbp, rsp, r8..r15, rip.
-const DWARF_TO_PT_REGS: [u32; 17] = [10, 12, 11, 5, 13, 14, 4, 19, 9, 8, 7, 6, 3, 2, 1, 0, 16];
-
 impl Checker<'_> {
     /// `args->NAME` in a uprobe on `func` of the binary at `path`.
     pub(super) fn uprobe_arg(&mut self, path: &str, func: &str, field: &ast::Ident, span: Span) -> Expr {
@@ -63,113 +59,6 @@ impl Checker<'_> {
         #[allow(clippy::cast_possible_truncation, reason = "fewer than REGISTER_ARGS")]
         let register = Expr { kind: ExprKind::Builtin(Builtin::Arg(index as u8)), ty: Type::U64, span };
         Expr { kind: ExprKind::Cast { expr: Box::new(register) }, ty, span }
-    }
-
-    /// `locals.NAME` at a uprobe on a source line: the variable DWARF says is visible at the
-    /// probe's address, read where its location says it is there (a register, memory at a
-    /// register plus an offset, the CFA's rule folded in, a value, a constant).
-    pub(super) fn uprobe_local(&mut self, field: &ast::Ident, span: Span) -> Expr {
-        use crate::hir::{AddrSpace, BinaryOp};
-        use crate::tracepoint::VarPlace;
-        let Some(AttachPoint::Uprobe { path, address: Some(vaddr), ret: false, .. }) = self.scope.attach.clone() else {
-            self.error(
-                Diagnostic::error("bad-probe", "locals can only be read at uprobes on source lines", span)
-                    .with_help("attach at a line: uprobe:BINARY@FILE:LINE (rbt -l 'uprobe:BINARY@FILE:*' lists them)"),
-            );
-            return error_expr(span);
-        };
-        let variables = match self.catalog.user_variables(&path, vaddr) {
-            Ok(variables) => variables,
-            Err(why) => {
-                self.error(Diagnostic::error("no-debuginfo", why, span));
-                return error_expr(span);
-            }
-        };
-        let Some(variable) = variables.iter().find(|v| v.name == field.name) else {
-            let names: Vec<&str> = variables.iter().map(|v| v.name.as_str()).collect();
-            let mut diag = Diagnostic::error(
-                "unknown-field",
-                format!("no variable {} is visible at {path}:{vaddr:#x}", field.name),
-                span,
-            );
-            diag = match (super::nearest(&field.name, names.iter().copied(), 1).first(), names.is_empty()) {
-                (_, true) => diag.with_help("DWARF names no variables there"),
-                (Some(near), false) => diag.with_help(format!("did you mean `{near}`? visible: {}", names.join(", "))),
-                (None, false) => diag.with_help(format!("visible: {}", names.join(", "))),
-            };
-            self.error(diag);
-            return error_expr(span);
-        };
-        let place = match &variable.place {
-            Ok(place) => place.clone(),
-            Err(why) => {
-                self.error(Diagnostic::error(
-                    "unsupported",
-                    format!("{} cannot be read here: {why}", field.name),
-                    span,
-                ));
-                return error_expr(span);
-            }
-        };
-        let Some(ty) = variable.ty.and_then(|t| self.value_type(t, span)) else { return error_expr(span) };
-        let int = |value: u64| Expr { kind: ExprKind::Int(value), ty: Type::U64, span };
-        let register = |r: u16| -> Option<Expr> {
-            let index = DWARF_TO_PT_REGS.get(usize::from(r)).copied()?;
-            Some(Expr {
-                kind: ExprKind::ArgsField {
-                    offset: index * 8,
-                    size: 8,
-                    ty: crate::tracepoint::FieldType::Integer { size: 8, signed: false },
-                },
-                ty: Type::U64,
-                span,
-            })
-        };
-        let plus = |lhs: Expr, offset: i64| Expr {
-            kind: ExprKind::Binary { op: BinaryOp::Add, lhs: Box::new(lhs), rhs: Box::new(int(offset as u64)) },
-            ty: Type::U64,
-            span,
-        };
-        let base = match &place {
-            VarPlace::Register(r) | VarPlace::Memory { base: r, .. } | VarPlace::Value { base: r, .. } => register(*r),
-            VarPlace::Constant(_) => Some(int(0)),
-        };
-        let Some(base) = base else {
-            self.error(Diagnostic::error(
-                "unsupported",
-                format!("{} is in a register rbt cannot read", field.name),
-                span,
-            ));
-            return error_expr(span);
-        };
-        match place {
-            VarPlace::Memory { offset, .. } => Expr {
-                kind: ExprKind::KernelRead {
-                    addr: Box::new(plus(base, offset)),
-                    offset: 0,
-                    bitfield: None,
-                    space: AddrSpace::User,
-                },
-                ty,
-                span,
-            },
-            _ if !ty.is_integer() => {
-                self.error(Diagnostic::error(
-                    "unsupported",
-                    format!(
-                        "{} is a {ty} kept in a register: only integers and pointers can be read from one",
-                        field.name
-                    ),
-                    span,
-                ));
-                error_expr(span)
-            }
-            VarPlace::Register(_) => Expr { kind: ExprKind::Cast { expr: Box::new(base) }, ty, span },
-            VarPlace::Value { offset, .. } => {
-                Expr { kind: ExprKind::Cast { expr: Box::new(plus(base, offset)) }, ty, span }
-            }
-            VarPlace::Constant(value) => Expr { kind: ExprKind::Cast { expr: Box::new(int(value)) }, ty, span },
-        }
     }
 
     /// The probed function's DWARF signature; `None` after an error (no DWARF, or attach points

@@ -13,10 +13,32 @@ __attribute__((noinline)) long mix(long a, int b, const char *s) {
     return result + b;
 }
 
+/* A struct the optimizer keeps in two registers (DW_OP_piece), one half computed from the
+ * parameters; a function's static, a global and a file's static (DW_OP_addr, moved by the
+ * load bias when built -pie). */
+struct pair {
+    long lo;
+    long hi;
+};
+int calls_total = 0;
+static long seen = 7;
+
+__attribute__((noinline)) struct pair split(long x, int y) {
+    static int calls;
+    struct pair p = {x * 3, x + y};
+    calls++;
+    calls_total += y; /* rbt-line: split */
+    seen ^= p.lo + calls;
+    return p;
+}
+
 int main(void) {
     long total = 0;
-    for (int k = 1; k <= 5; k++)
+    for (int k = 1; k <= 5; k++) {
         total += mix(k * 1000, k + 2, "abcd");
-    printf("%ld\n", total);
+        struct pair p = split(k * 100, k);
+        total += p.lo - p.hi;
+    }
+    printf("%ld %d %ld\n", total, calls_total, seen);
     return 0;
 }
