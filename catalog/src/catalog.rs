@@ -205,6 +205,17 @@ impl<S: Source> ProbeCatalog for Catalog<S> {
         elf_symbols::user_address(&path, &data, address)
     }
 
+    fn user_function_lines(&self, target: &str, func: &str) -> Result<(String, u32, u32), String> {
+        let (path, data) = self.binary(target)?;
+        let (start, size) =
+            elf_symbols::user_symbol(&path, &data, func).ok_or_else(|| format!("no function {func} in {path}"))?;
+        let debug = self.debug_data(&path, data);
+        let found = crate::dwarf::function_lines(&debug, start, start + size.max(1))
+            .ok_or_else(|| format!("the DWARF line tables of {path} say nothing of {func}"))?;
+        let last = found.lines.keys().next_back().copied().unwrap_or(found.base);
+        Ok((found.file, found.base, last))
+    }
+
     fn user_lines(
         &self,
         target: &str,

@@ -12,7 +12,7 @@ mod locals;
 mod read;
 mod types;
 
-pub use lines::{line_addresses, lines_in, statement_lines};
+pub use lines::{function_lines, line_addresses, lines_in, statement_lines};
 pub use locals::{variables_at, Base as LocationBase, Computed, ComputedOp, Location};
 pub use types::{DwarfCache, DwarfTypes};
 

@@ -95,6 +95,12 @@ pub trait ProbeCatalog: Sync {
     ) -> Result<Vec<(u64, UserAddress)>, String> {
         Err("no binaries can be read here".into())
     }
+    /// Function `func` of `target` in source lines, for `uprobe:BIN:FUNC:LINE` (lines counted
+    /// from the function's, as `perf probe` counts them): its file, its own line, and the last
+    /// line where a statement of it starts.
+    fn user_function_lines(&self, _target: &str, _func: &str) -> Result<(String, u32, u32), String> {
+        Err("no binaries can be read here".into())
+    }
     /// The variables visible at virtual address `vaddr` of the binary at `path`, innermost
     /// first, from its DWARF.
     fn user_variables(&self, _path: &str, _vaddr: u64) -> Result<Vec<UserVariable>, String> {

@@ -430,3 +430,52 @@ fn parameters_statics_and_pieces_equal_what_gdb_prints() {
         assert_eq!(mine, gdb, "{opt}: rbt against gdb");
     }
 }
+
+/// `uprobe:BIN:FUNC:LINE`, lines counted from the function's own line as `perf probe FUNC:LINE`
+/// counts them: `-l 'uprobe:BIN:main:*'` lists main's lines of `-l 'uprobe:BIN@ticks.c:*'`,
+/// shifted by main's line; a relative line fires where its absolute line does, and reads the
+/// same locals; a line past the function's end is an error naming its range.
+#[test]
+fn lines_counted_from_the_function_are_the_files_lines() {
+    require_bpf();
+    for opt in ["-O0", "-O2"] {
+        let binary = build(opt);
+        let bin = binary.display();
+        let main = line_of("int main(int argc");
+        let end = line_of("unlink(path);") + 2;
+        let out = Command::new(rbt()).args(["-l", &format!("uprobe:{bin}:main:*")]).output().expect("rbt runs");
+        assert!(out.status.success(), "rbt -l failed:\n{}", text(&out.stderr));
+        let relative: Vec<u32> = text(&out.stdout)
+            .lines()
+            .map(|l| {
+                l.strip_prefix(&format!("uprobe:{bin}:main:")).expect("listed as FUNC:LINE").parse().expect("a line")
+            })
+            .collect();
+        let absolute: Vec<u32> = listed_lines(&binary).into_iter().filter(|l| (main..=end).contains(l)).collect();
+        assert_eq!(relative.iter().map(|r| r + main).collect::<Vec<_>>(), absolute, "{opt}");
+        let sleep = line_of("nanosleep(&nap, NULL);");
+        let program = format!(
+            "uprobe:{bin}:main:{} {{ printf(\"R %d %x\\n\", locals.tick, reg(\"ip\")); }} \
+             uprobe:{bin}@ticks.c:{sleep} {{ printf(\"A %d %x\\n\", locals.tick, reg(\"ip\")); }}",
+            sleep - main
+        );
+        let out =
+            Command::new(rbt()).args(["-e", &program, "-c"]).arg(format!("{bin} 3 10")).output().expect("rbt runs");
+        assert!(out.status.success(), "{opt}: rbt failed:\n{}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        let hits = |tag: &str| -> Vec<String> {
+            stdout.lines().filter_map(|l| l.strip_prefix(tag)).map(str::to_owned).collect()
+        };
+        assert_eq!(hits("R ").len(), 3, "{opt}: a hit per tick:\n{stdout}");
+        assert_eq!(hits("R "), hits("A "), "{opt}: the same address and tick");
+        assert!(hits("R ")[0].starts_with("1 "), "{opt}: {stdout}");
+        let past = end - main + 5;
+        let out = Command::new(rbt())
+            .args(["--dry-run", "-e", &format!("uprobe:{bin}:main:{past} {{ }}")])
+            .output()
+            .expect("rbt runs");
+        assert_eq!(out.status.code(), Some(1));
+        let stderr: String = text(&out.stderr).replace('│', " ").split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(stderr.contains(&format!("main has no line {past}: its lines are 0 to")), "{stderr}");
+    }
+}

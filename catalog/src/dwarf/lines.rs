@@ -8,7 +8,8 @@
 //! the unit's compilation directory), the path as the table writes it, or a suffix of either
 //! that starts at a `/` (`daemon.c` matches `/src/app/daemon.c`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::rc::Rc;
 
 use super::{with_dwarf, Reader};
 
@@ -57,8 +58,9 @@ impl std::fmt::Display for LineError {
 /// One row of a line table, with its file resolved.
 struct Row {
     address: u64,
-    file: String,
-    written: String,
+    /// Shared by the rows of one file: a line table has a row for every few instructions.
+    file: Rc<str>,
+    written: Rc<str>,
     line: u32,
     column: u32,
     is_stmt: bool,
@@ -68,13 +70,13 @@ struct Row {
 /// The addresses where statements of `file` at `line` (and `column`, when given) start in the
 /// ELF binary `data`, sorted and without repeats.
 pub fn line_addresses(data: &[u8], file: &str, line: u32, column: Option<u32>) -> Result<Vec<LineAddress>, LineError> {
-    let rows = with_dwarf(data, all_rows).ok_or(LineError::WithoutDwarf)?;
+    let rows = with_dwarf(data, |d| all_rows(d, None)).ok_or(LineError::WithoutDwarf)?;
     if rows.is_empty() {
         return Err(LineError::WithoutDwarf);
     }
     let matches = |row: &Row| file_matches(file, &row.file) || file_matches(file, &row.written);
     if !rows.iter().any(&matches) {
-        let known: BTreeSet<&str> = rows.iter().map(|r| r.file.as_str()).collect();
+        let known: BTreeSet<&str> = rows.iter().map(|r| &*r.file).collect();
         return Err(LineError::UnknownFile { known: known.into_iter().take(8).map(str::to_owned).collect() });
     }
     let mut found: Vec<LineAddress> = Vec::new();
@@ -94,7 +96,7 @@ pub fn line_addresses(data: &[u8], file: &str, line: u32, column: Option<u32>) -
         previous = Some(key);
         let here = key == (line, true);
         if here && !taken && row.is_stmt && column.is_none_or(|c| c == row.column) {
-            found.push(LineAddress { address: row.address, file: row.file.clone(), line, column: row.column });
+            found.push(LineAddress { address: row.address, file: row.file.to_string(), line, column: row.column });
             taken = true;
         }
     }
@@ -114,7 +116,7 @@ pub fn line_addresses(data: &[u8], file: &str, line: u32, column: Option<u32>) -
             rows.iter().filter(|r| r.is_stmt && !r.end_sequence && matches(r)).map(|r| r.line).collect();
         let before = lines.range(..line).next_back().copied();
         let after = lines.range(line.saturating_add(1)..).next().copied();
-        let file = rows.iter().find(|r| matches(r)).map(|r| r.file.clone()).unwrap_or_default();
+        let file = rows.iter().find(|r| matches(r)).map(|r| r.file.to_string()).unwrap_or_default();
         return Err(LineError::NoStatement { file, nearest: before.into_iter().chain(after).collect() });
     }
     Ok(found)
@@ -123,13 +125,13 @@ pub fn line_addresses(data: &[u8], file: &str, line: u32, column: Option<u32>) -
 /// The lines of `file` where a statement starts, each with its lowest statement address, and
 /// the file's whole path as the line tables name it (`-l 'uprobe:BIN@FILE:*'`).
 pub fn statement_lines(data: &[u8], file: &str) -> Result<(String, BTreeMap<u32, u64>), LineError> {
-    let rows = with_dwarf(data, all_rows).ok_or(LineError::WithoutDwarf)?;
+    let rows = with_dwarf(data, |d| all_rows(d, None)).ok_or(LineError::WithoutDwarf)?;
     if rows.is_empty() {
         return Err(LineError::WithoutDwarf);
     }
     let matches = |row: &Row| file_matches(file, &row.file) || file_matches(file, &row.written);
     let Some(first) = rows.iter().find(|r| matches(r)) else {
-        let known: BTreeSet<&str> = rows.iter().map(|r| r.file.as_str()).collect();
+        let known: BTreeSet<&str> = rows.iter().map(|r| &*r.file).collect();
         return Err(LineError::UnknownFile { known: known.into_iter().take(8).map(str::to_owned).collect() });
     };
     let mut lines = BTreeMap::new();
@@ -137,19 +139,84 @@ pub fn statement_lines(data: &[u8], file: &str) -> Result<(String, BTreeMap<u32,
         let lowest = lines.entry(r.line).or_insert(r.address);
         *lowest = (*lowest).min(r.address);
     }
-    Ok((first.file.clone(), lines))
+    Ok((first.file.to_string(), lines))
 }
 
 /// The lines whose statements start in `start..end` (a function's code), each with its lowest
 /// such address, sorted by line.
 pub fn lines_in(data: &[u8], start: u64, end: u64) -> BTreeMap<u32, u64> {
-    let rows = with_dwarf(data, all_rows).unwrap_or_default();
+    let rows = with_dwarf(data, |d| all_rows(d, None)).unwrap_or_default();
     let mut lines = BTreeMap::new();
     for r in rows.iter().filter(|r| r.is_stmt && !r.end_sequence && r.line > 0 && (start..end).contains(&r.address)) {
         let lowest = lines.entry(r.line).or_insert(r.address);
         *lowest = (*lowest).min(r.address);
     }
     lines
+}
+
+/// The lines of one function, counted as `perf probe` counts them: from the line DWARF says the
+/// function is declared at (`DW_AT_decl_line`), in the file its code starts in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FunctionLines {
+    pub file: String,
+    /// The function's line: relative line 0.
+    pub base: u32,
+    /// Each line of `file` where a statement starts in the function's code, with its lowest
+    /// such address.
+    pub lines: BTreeMap<u32, u64>,
+}
+
+/// The lines of the function whose code is `start..end`; `None` without line tables for it.
+pub fn function_lines(data: &[u8], start: u64, end: u64) -> Option<FunctionLines> {
+    with_dwarf(data, |dwarf| {
+        let rows = all_rows(dwarf, Some(start..end));
+        let first = rows.iter().find(|r| r.address == start && !r.end_sequence)?;
+        let file = first.file.to_string();
+        let base = decl_line(dwarf, start).unwrap_or(first.line);
+        let mut lines = BTreeMap::new();
+        for r in rows.iter().filter(|r| {
+            r.is_stmt && !r.end_sequence && r.line > 0 && *r.file == *file && (start..end).contains(&r.address)
+        }) {
+            let lowest = lines.entry(r.line).or_insert(r.address);
+            *lowest = (*lowest).min(r.address);
+        }
+        Some(FunctionLines { file, base, lines })
+    })
+    .flatten()
+}
+
+/// `DW_AT_decl_line` of the function whose code starts at `start`.
+fn decl_line(dwarf: &gimli::Dwarf<Reader<'_>>, start: u64) -> Option<u32> {
+    let mut units = dwarf.units();
+    while let Ok(Some(header)) = units.next() {
+        let Ok(unit) = dwarf.unit(header) else { continue };
+        let Ok(mut ranges) = dwarf.unit_ranges(&unit) else { continue };
+        let mut holds = false;
+        while let Ok(Some(range)) = ranges.next() {
+            holds |= (range.begin..range.end).contains(&start);
+        }
+        if !holds {
+            continue;
+        }
+        let mut entries = unit.entries();
+        while let Ok(Some(entry)) = entries.next_dfs() {
+            if entry.tag() != gimli::DW_TAG_subprogram {
+                continue;
+            }
+            let low = match entry.attr_value(gimli::DW_AT_low_pc) {
+                Some(gimli::AttributeValue::Addr(a)) => Some(a),
+                Some(gimli::AttributeValue::DebugAddrIndex(i)) => dwarf.address(&unit, i).ok(),
+                _ => None,
+            };
+            if low != Some(start) {
+                continue;
+            }
+            // An out-of-line copy of an inline function names its declaration by origin.
+            let line = super::integrated(&unit, entry.offset(), gimli::DW_AT_decl_line)?.udata_value()?;
+            return u32::try_from(line).ok();
+        }
+    }
+    None
 }
 
 /// The code ranges of every function and inlined copy of one: `(start, end, scope)`, where
@@ -193,31 +260,46 @@ fn file_matches(wanted: &str, path: &str) -> bool {
     path == wanted || path.strip_suffix(wanted).is_some_and(|head| head.ends_with('/'))
 }
 
-/// Every row of every unit's line program, in order, with files resolved.
-fn all_rows(dwarf: &gimli::Dwarf<Reader<'_>>) -> Vec<Row> {
+/// Every row of every unit's line program, in order, with files resolved; `within`: only the
+/// units whose code overlaps that range.
+fn all_rows(dwarf: &gimli::Dwarf<Reader<'_>>, within: Option<std::ops::Range<u64>>) -> Vec<Row> {
     let mut out = Vec::new();
     let mut units = dwarf.units();
     while let Ok(Some(header)) = units.next() {
         let Ok(unit) = dwarf.unit(header) else { continue };
+        if let Some(within) = &within {
+            let Ok(mut ranges) = dwarf.unit_ranges(&unit) else { continue };
+            let mut overlaps = false;
+            while let Ok(Some(range)) = ranges.next() {
+                overlaps |= range.begin < within.end && within.start < range.end;
+            }
+            if !overlaps {
+                continue;
+            }
+        }
         let Some(program) = unit.line_program.clone() else { continue };
         let comp_dir = unit.comp_dir.map(|d| d.to_string_lossy().into_owned()).unwrap_or_default();
+        let mut files: HashMap<u64, (Rc<str>, Rc<str>)> = HashMap::new();
         let mut rows = program.rows();
         while let Ok(Some((header, row))) = rows.next_row() {
-            let (file, written) = match row.file(header) {
-                Some(entry) => {
-                    let name = attr_string(dwarf, &unit, entry.path_name());
-                    let dir = entry.directory(header).map(|d| attr_string(dwarf, &unit, d)).unwrap_or_default();
-                    let written =
-                        if dir.is_empty() || name.starts_with('/') { name.clone() } else { join(&dir, &name) };
-                    let whole = if written.starts_with('/') || comp_dir.is_empty() {
-                        written.clone()
-                    } else {
-                        join(&comp_dir, &written)
-                    };
-                    (whole, written)
-                }
-                None => (String::new(), String::new()),
-            };
+            let (file, written) = files
+                .entry(row.file_index())
+                .or_insert_with(|| match row.file(header) {
+                    Some(entry) => {
+                        let name = attr_string(dwarf, &unit, entry.path_name());
+                        let dir = entry.directory(header).map(|d| attr_string(dwarf, &unit, d)).unwrap_or_default();
+                        let written =
+                            if dir.is_empty() || name.starts_with('/') { name.clone() } else { join(&dir, &name) };
+                        let whole = if written.starts_with('/') || comp_dir.is_empty() {
+                            written.clone()
+                        } else {
+                            join(&comp_dir, &written)
+                        };
+                        (whole.into(), written.into())
+                    }
+                    None => ("".into(), "".into()),
+                })
+                .clone();
             let line = row.line().map_or(0, |l| u32::try_from(l.get()).unwrap_or(u32::MAX));
             let column = match row.column() {
                 gimli::ColumnType::LeftEdge => 0,

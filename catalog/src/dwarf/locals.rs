@@ -114,15 +114,6 @@ pub fn variables_at(data: &[u8], vaddr: u64) -> Vec<Variable> {
     found
 }
 
-/// One scope on the walk's path: its depth in the DIE tree, whether it holds the address, its
-/// frame base (functions), and how many scopes that hold the address enclose it.
-struct Scope {
-    die_depth: isize,
-    holds: bool,
-    frame_base: Option<Base>,
-    level: u32,
-}
-
 fn collect<'a>(dwarf: &gimli::Dwarf<Reader<'a>>, unit: &Unit<Reader<'a>>, vaddr: u64, out: &mut Vec<Variable>) {
     // Most units hold other code: skip them without walking their DIEs.
     let Ok(mut ranges) = dwarf.unit_ranges(unit) else { return };
@@ -133,45 +124,60 @@ fn collect<'a>(dwarf: &gimli::Dwarf<Reader<'a>>, unit: &Unit<Reader<'a>>, vaddr:
     if !holds {
         return;
     }
-    let mut entries = unit.entries();
-    let mut scopes: Vec<Scope> = Vec::new();
-    while let Ok(Some(entry)) = entries.next_dfs() {
-        let depth = entry.depth();
-        while scopes.last().is_some_and(|s| s.die_depth >= depth) {
-            scopes.pop();
-        }
-        let inside = scopes.last().is_some_and(|s| s.holds);
+    let Ok(mut tree) = unit.entries_tree(None) else { return };
+    let Ok(root) = tree.root() else { return };
+    walk(dwarf, unit, root, vaddr, None, out);
+}
+
+/// The variables of `node`'s children, and those of the scopes among them that hold `vaddr`
+/// (a function's other blocks, and the unit's other functions, are skipped whole). `scope`:
+/// the level and frame base of `node` when it is a scope holding the address; `None` at the
+/// unit, whose variables are its globals.
+fn walk<'a>(
+    dwarf: &gimli::Dwarf<Reader<'a>>,
+    unit: &Unit<Reader<'a>>,
+    node: gimli::EntriesTreeNode<'_, '_, Reader<'a>>,
+    vaddr: u64,
+    scope: Option<(u32, Option<Base>)>,
+    out: &mut Vec<Variable>,
+) {
+    let mut children = node.children();
+    while let Ok(Some(child)) = children.next() {
+        let entry = child.entry();
         match entry.tag() {
             gimli::DW_TAG_subprogram | gimli::DW_TAG_inlined_subroutine | gimli::DW_TAG_lexical_block => {
-                let holds = (scopes.is_empty() || inside) && covers(dwarf, unit, entry, vaddr);
+                if !covers(dwarf, unit, entry, vaddr) {
+                    continue;
+                }
+                let inherited = scope.and_then(|(_, base)| base);
                 let frame_base = match entry.attr_value(gimli::DW_AT_frame_base) {
                     Some(AttributeValue::Exprloc(expr)) => frame_base(unit, expr),
-                    _ => scopes.last().and_then(|s| s.frame_base),
+                    _ => inherited,
                 };
-                let level = scopes.last().map_or(0, |s| s.level + u32::from(s.holds));
-                scopes.push(Scope { die_depth: depth, holds, frame_base, level });
+                let level = scope.map_or(0, |(level, _)| level + 1);
+                walk(dwarf, unit, child, vaddr, Some((level, frame_base)), out);
             }
-            gimli::DW_TAG_variable | gimli::DW_TAG_formal_parameter if inside || (scopes.is_empty() && depth == 1) => {
-                let global = !inside;
+            gimli::DW_TAG_variable | gimli::DW_TAG_formal_parameter => {
+                let global = scope.is_none();
                 if global && integrated(unit, entry.offset(), gimli::DW_AT_location).is_none() {
                     // A declaration (`extern int x;`): the variable is defined elsewhere.
                     continue;
                 }
-                let scope = scopes.last().map_or((0, None), |s| (s.level, s.frame_base));
+                let (depth, base) = scope.unwrap_or((0, None));
                 let Some(name) = name_of(dwarf, unit, entry.offset()) else { continue };
                 let type_offset = match integrated(unit, entry.offset(), gimli::DW_AT_type) {
                     Some(AttributeValue::UnitRef(t)) => t.to_debug_info_offset(&unit.header).map(|o| o.0),
                     Some(AttributeValue::DebugInfoRef(t)) => Some(t.0),
                     _ => None,
                 };
-                let location = location_at(dwarf, unit, entry, vaddr, scope.1);
+                let location = location_at(dwarf, unit, entry, vaddr, base);
                 out.push(Variable {
                     name,
                     parameter: entry.tag() == gimli::DW_TAG_formal_parameter,
                     global,
                     type_offset,
                     location,
-                    depth: scope.0,
+                    depth,
                 });
             }
             _ => {}

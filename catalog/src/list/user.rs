@@ -45,6 +45,9 @@ impl UserListing {
                 return self.source_lines(catalog, kind, binary, file, lines, out);
             }
         }
+        if let [_, binary, func, lines] = parts {
+            return self.function_lines(catalog, kind, binary, func, lines, out);
+        }
         let (target, pattern) = match (self.pid, parts) {
             (Some(pid), [_, pattern]) => (catalog.process_executable(pid).map_err(list_error)?, *pattern),
             (Some(pid), [_, target, pattern]) => (catalog.process_path(pid, target), *pattern),
@@ -94,16 +97,65 @@ impl UserListing {
         let data = catalog.debug_data(&target, data);
         let (path, found) = crate::dwarf::statement_lines(&data, file)
             .map_err(|e| list_error(format!("no source lines of {file} in {target}: {e}")))?;
-        let source = self.verbose.then(|| catalog.source().read(std::path::Path::new(&path)).ok()).flatten();
+        let shown = found.into_iter().filter(|(line, _)| crate::wildcard::wildcard_match(&line.to_string(), lines));
+        let shown: Vec<(String, u32, u64)> =
+            shown.map(|(line, address)| (format!("{kind}:{target}@{file}:{line}"), line, address)).collect();
+        self.write_lines(catalog, &data, &path, &shown, out);
+        Ok(())
+    }
+
+    /// `uprobe:BINARY:FUNC:LINES`: FUNC's lines where a statement starts, counted from its own
+    /// line (0) as `perf probe --line FUNC` counts them, as `uprobe:BINARY:FUNC:LINE`.
+    fn function_lines<S: Source>(
+        &self,
+        catalog: &Catalog<S>,
+        kind: ProbeKind,
+        binary: &str,
+        func: &str,
+        lines: &str,
+        out: &mut String,
+    ) -> Result<(), CatalogError> {
+        let target = match self.pid {
+            Some(pid) => catalog.process_path(pid, binary),
+            None => binary.to_owned(),
+        };
+        let (target, data) = catalog.binary(&target).map_err(list_error)?;
+        let (start, size) = crate::elf_symbols::user_symbol(&target, &data, func)
+            .ok_or_else(|| list_error(format!("no function {func} in {target}")))?;
+        let data = catalog.debug_data(&target, data);
+        let found = crate::dwarf::function_lines(&data, start, start + size.max(1))
+            .ok_or_else(|| list_error(format!("the DWARF line tables of {target} say nothing of {func}")))?;
+        let shown: Vec<(String, u32, u64)> = found
+            .lines
+            .iter()
+            .filter_map(|(&line, &address)| {
+                let relative = line.checked_sub(found.base)?;
+                crate::wildcard::wildcard_match(&relative.to_string(), lines)
+                    .then(|| (format!("{kind}:{target}:{func}:{relative}"), line, address))
+            })
+            .collect();
+        self.write_lines(catalog, &data, &found.file, &shown, out);
+        Ok(())
+    }
+
+    /// Each `(spec, line, address)`, with `-v` followed by the line's source text (when the
+    /// source file `path` can be read, as `perf probe --line` shows it) and the variables
+    /// visible at the address.
+    fn write_lines<S: Source>(
+        &self,
+        catalog: &Catalog<S>,
+        data: &[u8],
+        path: &str,
+        shown: &[(String, u32, u64)],
+        out: &mut String,
+    ) {
+        let source = self.verbose.then(|| catalog.source().read(std::path::Path::new(path)).ok()).flatten();
         let source = source.as_deref().map(String::from_utf8_lossy);
         let text: Vec<&str> = source.as_deref().map(|s| s.lines().collect()).unwrap_or_default();
-        let types = self.verbose.then(|| crate::dwarf::DwarfTypes::read(&data)).flatten();
-        for (line, address) in found {
-            if !crate::wildcard::wildcard_match(&line.to_string(), lines) {
-                continue;
-            }
-            let _ = write!(out, "{kind}:{target}@{file}:{line}");
-            match text.get(line as usize - 1) {
+        let types = self.verbose.then(|| crate::dwarf::DwarfTypes::read(data)).flatten();
+        for (spec, line, address) in shown {
+            out.push_str(spec);
+            match text.get(*line as usize - 1) {
                 Some(code) if self.verbose => {
                     let _ = writeln!(out, "    {}", code.trim_end());
                 }
@@ -115,9 +167,9 @@ impl UserListing {
             // The variables visible at the line, innermost first (an inner name hides an
             // outer). The unit's globals are readable too but left out, as `perf probe --vars`
             // leaves them out: a large file would list hundreds at every line.
-            let mut shown = std::collections::HashSet::new();
-            for v in crate::dwarf::variables_at(&data, address) {
-                if v.global || !shown.insert(v.name.clone()) {
+            let mut seen = std::collections::HashSet::new();
+            for v in crate::dwarf::variables_at(data, *address) {
+                if v.global || !seen.insert(v.name.clone()) {
                     continue;
                 }
                 let ty =
@@ -125,7 +177,6 @@ impl UserListing {
                 let _ = writeln!(out, "        {ty} {}: {}", v.name, v.location);
             }
         }
-        Ok(())
     }
 
     /// `usdt:BINARY:[PROVIDER:]NAME`, and with `-p` `usdt:NAME`, `usdt::PROVIDER:NAME`,

@@ -193,6 +193,11 @@ impl Resolver<'_> {
                 return self.resolve_uprobe_line(spec, binary, file, line, rest.first().copied(), kind);
             }
         }
+        if let [_, binary, func, line] = parts {
+            if line.parse::<u32>().is_ok() {
+                return self.resolve_uprobe_function_line(spec, binary, func, line, kind);
+            }
+        }
         let ret = kind.is_return();
         // With `-p PID` the binary may be left out (`uprobe:FUNC`): the process's executable.
         // A path is taken as that process sees it.

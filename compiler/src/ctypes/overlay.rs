@@ -80,6 +80,10 @@ impl ProbeCatalog for Overlay<'_> {
         self.system.user_lines(target, file, line, column)
     }
 
+    fn user_function_lines(&self, target: &str, func: &str) -> Result<(String, u32, u32), String> {
+        self.system.user_function_lines(target, func)
+    }
+
     fn user_symbol(&self, target: &str, name: &str) -> Option<(u64, u64)> {
         self.system.user_symbol(target, name)
     }

@@ -1,5 +1,6 @@
 //! `uprobe:BIN@FILE:LINE[:COL]`: probes at source lines, from the binary's DWARF line tables
-//! (the catalog's `user_lines`).
+//! (the catalog's `user_lines`); `uprobe:BIN:FUNC:LINE`, a line counted from the function's own
+//! line as `perf probe FUNC:LINE` counts it.
 
 use super::Resolver;
 use crate::hir::AttachPoint;
@@ -61,5 +62,41 @@ impl Resolver<'_> {
             points.push(AttachPoint::Uprobe { path: at.path, func, offset, ret: false, address: Some(address) });
         }
         points
+    }
+
+    /// `uprobe:BIN:FUNC:LINE`: line `LINE` of FUNC, counted from the line FUNC is declared at
+    /// (0), as `perf probe` counts it; the same probe as `uprobe:BIN@FILE:ABSOLUTE`.
+    pub(super) fn resolve_uprobe_function_line(
+        &mut self,
+        spec: &ProbeSpec,
+        binary: &str,
+        func: &str,
+        line: &str,
+        kind: ProbeKind,
+    ) -> Vec<AttachPoint> {
+        let target = match self.options.pid {
+            Some(pid) => self.catalog.process_path(pid, binary),
+            None => binary.to_owned(),
+        };
+        let (file, base, last) = match self.catalog.user_function_lines(&target, func) {
+            Ok(found) => found,
+            Err(message) => {
+                self.error(Diagnostic::error("bad-attach-point", message, spec.span));
+                return Vec::new();
+            }
+        };
+        let relative: u32 = line.parse().unwrap_or(u32::MAX);
+        let Some(absolute) = base.checked_add(relative).filter(|&l| l <= last) else {
+            self.error(
+                Diagnostic::error(
+                    "bad-attach-point",
+                    format!("{func} has no line {relative}: its lines are 0 to {} ({file}:{base}-{last})", last - base),
+                    spec.span,
+                )
+                .with_help(format!("rbt -l '{kind}:{binary}:{func}:*' lists them")),
+            );
+            return Vec::new();
+        };
+        self.resolve_uprobe_line(spec, binary, &file, &absolute.to_string(), None, kind)
     }
 }
