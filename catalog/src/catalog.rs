@@ -58,7 +58,13 @@ pub struct Catalog<S> {
     kernel_headers: Option<(String, String)>,
     /// The DWARF types of the binaries uprobes name, read the first time a script asks.
     dwarf: DwarfCache,
+    /// The variables at each address a script reads `locals` at, by binary and address: each
+    /// `locals.NAME` asks.
+    variables: std::sync::Mutex<std::collections::HashMap<(String, u64), UserVariables>>,
 }
+
+/// The variables at one address, or why they cannot be known.
+type UserVariables = Result<Vec<compiler::tracepoint::UserVariable>, String>;
 
 impl<S: Source> Catalog<S> {
     /// The catalog of `source`'s system, its tracefs found at [`TRACEFS`] or, failing that, at
@@ -78,6 +84,7 @@ impl<S: Source> Catalog<S> {
             trampolines: OnceLock::new(),
             kernel_headers: None,
             dwarf: DwarfCache::default(),
+            variables: std::sync::Mutex::default(),
         }
     }
 
@@ -177,63 +184,10 @@ impl<S: Source> Catalog<S> {
     }
 }
 
-impl<S: Source> ProbeCatalog for Catalog<S> {
-    fn match_tracepoints(&self, category: &str, event: &str) -> Vec<(String, String)> {
-        let pattern = format!("{category}:{event}");
-        self.events()
-            .iter()
-            .filter(|e| wildcard_match(e, &pattern))
-            .filter_map(|e| e.split_once(':'))
-            .map(|(c, e)| (c.to_owned(), e.to_owned()))
-            .collect()
-    }
-
-    fn tracepoint_format(&self, category: &str, event: &str) -> Option<TracepointFormat> {
-        self.read_format(category, event).ok()
-    }
-
-    fn all_tracepoints(&self) -> Vec<String> {
-        self.events().to_vec()
-    }
-
-    fn user_functions(&self, target: &str, pattern: &str) -> Result<Vec<UserFunction>, String> {
-        self.functions_of(target, pattern)
-    }
-
-    fn user_address(&self, target: &str, address: u64) -> Result<UserAddress, String> {
-        let (path, data) = self.binary(target)?;
-        elf_symbols::user_address(&path, &data, address)
-    }
-
-    fn user_function_lines(&self, target: &str, func: &str) -> Result<(String, u32, u32), String> {
-        let (path, data) = self.binary(target)?;
-        let (start, size) =
-            elf_symbols::user_symbol(&path, &data, func).ok_or_else(|| format!("no function {func} in {path}"))?;
-        let debug = self.debug_data(&path, data);
-        let found = crate::dwarf::function_lines(&debug, start, start + size.max(1))
-            .ok_or_else(|| format!("the DWARF line tables of {path} say nothing of {func}"))?;
-        let last = found.lines.keys().next_back().copied().unwrap_or(found.base);
-        Ok((found.file, found.base, last))
-    }
-
-    fn user_lines(
-        &self,
-        target: &str,
-        file: &str,
-        line: u32,
-        column: Option<u32>,
-    ) -> Result<Vec<(u64, UserAddress)>, String> {
-        let (path, data) = self.binary(target)?;
-        let debug = self.debug_data(&path, data.clone());
-        let lines = crate::dwarf::line_addresses(&debug, file, line, column)
-            .map_err(|e| format!("no statement at {file}:{line} in {path}: {e}"))?;
-        lines
-            .into_iter()
-            .map(|l| elf_symbols::user_address(&path, &data, l.address).map(|found| (l.address, found)))
-            .collect()
-    }
-
-    fn user_variables(&self, path: &str, vaddr: u64) -> Result<Vec<compiler::tracepoint::UserVariable>, String> {
+impl<S: Source> Catalog<S> {
+    /// The variables visible at `vaddr` of the binary at `path`, and where each one is there
+    /// (the catalog's `user_variables`, before it is kept).
+    fn read_user_variables(&self, path: &str, vaddr: u64) -> Result<Vec<compiler::tracepoint::UserVariable>, String> {
         use crate::dwarf::{Computed, ComputedOp, Location, LocationBase};
         use compiler::tracepoint::{UserVariable, VarExpr, VarOp, VarPlace};
         let data = self.read_binary(path)?;
@@ -252,22 +206,15 @@ impl<S: Source> ProbeCatalog for Catalog<S> {
         let range = function.and_then(|(name, _)| elf_symbols::user_symbol(path, &data, &name));
         let debug = self.debug_data(path, data);
         // For a variable optimized out here: the lines of its function where it can be read.
+        let (variables, readable_at) =
+            crate::dwarf::variables_and_where_readable(&debug, vaddr, range.map(|(start, size)| (start, start + size)));
         let available = |name: &str| -> String {
-            let Some((start, size)) = range else { return String::new() };
-            let lines: Vec<String> = crate::dwarf::lines_in(&debug, start, start + size)
-                .into_iter()
-                .filter(|&(_, at)| {
-                    crate::dwarf::variables_at(&debug, at)
-                        .iter()
-                        .find(|v| v.name == name)
-                        .is_some_and(|v| !matches!(v.location, Location::OptimizedOut | Location::Unsupported(_)))
-                })
-                .map(|(line, _)| line.to_string())
-                .collect();
-            if lines.is_empty() {
-                String::new()
-            } else {
-                format!("; it can be read at lines {}", lines.join(", "))
+            match readable_at.get(name) {
+                Some(lines) if !lines.is_empty() => {
+                    let lines: Vec<String> = lines.iter().map(u32::to_string).collect();
+                    format!("; it can be read at lines {}", lines.join(", "))
+                }
+                _ => String::new(),
             }
         };
         fn fold_computed(expr: Computed, cfa: Option<(u16, i64)>) -> Result<VarExpr, String> {
@@ -328,7 +275,7 @@ impl<S: Source> ProbeCatalog for Catalog<S> {
                 location => fold(location, cfa)?.ok_or_else(|| "it is optimized out at this address".to_owned()),
             }
         };
-        Ok(crate::dwarf::variables_at(&debug, vaddr)
+        Ok(variables
             .into_iter()
             .map(|v| UserVariable {
                 ty: v.type_offset.and_then(|o| types.index_at_offset(o)).map(|index| base + index),
@@ -337,6 +284,74 @@ impl<S: Source> ProbeCatalog for Catalog<S> {
                 name: v.name,
             })
             .collect())
+    }
+}
+
+impl<S: Source> ProbeCatalog for Catalog<S> {
+    fn match_tracepoints(&self, category: &str, event: &str) -> Vec<(String, String)> {
+        let pattern = format!("{category}:{event}");
+        self.events()
+            .iter()
+            .filter(|e| wildcard_match(e, &pattern))
+            .filter_map(|e| e.split_once(':'))
+            .map(|(c, e)| (c.to_owned(), e.to_owned()))
+            .collect()
+    }
+
+    fn tracepoint_format(&self, category: &str, event: &str) -> Option<TracepointFormat> {
+        self.read_format(category, event).ok()
+    }
+
+    fn all_tracepoints(&self) -> Vec<String> {
+        self.events().to_vec()
+    }
+
+    fn user_functions(&self, target: &str, pattern: &str) -> Result<Vec<UserFunction>, String> {
+        self.functions_of(target, pattern)
+    }
+
+    fn user_address(&self, target: &str, address: u64) -> Result<UserAddress, String> {
+        let (path, data) = self.binary(target)?;
+        elf_symbols::user_address(&path, &data, address)
+    }
+
+    fn user_function_lines(&self, target: &str, func: &str) -> Result<(String, u32, u32), String> {
+        let (path, data) = self.binary(target)?;
+        let (start, size) =
+            elf_symbols::user_symbol(&path, &data, func).ok_or_else(|| format!("no function {func} in {path}"))?;
+        let debug = self.debug_data(&path, data);
+        let found = crate::dwarf::function_lines(&debug, start, start + size.max(1))
+            .ok_or_else(|| format!("the DWARF line tables of {path} say nothing of {func}"))?;
+        let last = found.lines.keys().next_back().copied().unwrap_or(found.base);
+        Ok((found.file, found.base, last))
+    }
+
+    fn user_lines(
+        &self,
+        target: &str,
+        file: &str,
+        line: u32,
+        column: Option<u32>,
+    ) -> Result<Vec<(u64, UserAddress)>, String> {
+        let (path, data) = self.binary(target)?;
+        let debug = self.debug_data(&path, data.clone());
+        let lines = crate::dwarf::line_addresses(&debug, file, line, column)
+            .map_err(|e| format!("no statement at {file}:{line} in {path}: {e}"))?;
+        lines
+            .into_iter()
+            .map(|l| elf_symbols::user_address(&path, &data, l.address).map(|found| (l.address, found)))
+            .collect()
+    }
+
+    fn user_variables(&self, path: &str, vaddr: u64) -> Result<Vec<compiler::tracepoint::UserVariable>, String> {
+        let key = (path.to_owned(), vaddr);
+        let lock = || self.variables.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(found) = lock().get(&key) {
+            return found.clone();
+        }
+        let found = self.read_user_variables(path, vaddr);
+        lock().insert(key, found.clone());
+        found
     }
 
     fn user_symbol(&self, target: &str, name: &str) -> Option<(u64, u64)> {

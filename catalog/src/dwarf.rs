@@ -12,8 +12,10 @@ mod locals;
 mod read;
 mod types;
 
-pub use lines::{function_lines, line_addresses, lines_in, statement_lines};
-pub use locals::{variables_at, Base as LocationBase, Computed, ComputedOp, Location};
+pub use lines::{function_lines, line_addresses, statement_lines};
+pub use locals::{
+    variables_and_where_readable, variables_at_each, Base as LocationBase, Computed, ComputedOp, Location,
+};
 pub use types::{DwarfCache, DwarfTypes};
 
 use std::borrow::Cow;

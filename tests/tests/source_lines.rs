@@ -214,10 +214,13 @@ fn a_line_of_libc_through_its_debug_file() {
         .output()
         .expect("gcc runs");
     assert!(out.status.success(), "gcc failed:\n{}", text(&out.stderr));
-    let program = format!("uprobe:libc@malloc.c:{line} /pid == cpid/ {{ @ = count(); }}");
+    // short.c mallocs 100 + i bytes for i in 0..50: `bytes` typed and located from the debug
+    // file's DWARF.
+    let program = format!("uprobe:libc@malloc.c:{line} /pid == cpid/ {{ @ = count(); @bytes = sum(locals.bytes); }}");
     let out = Command::new(rbt()).args(["-e", &program, "-c"]).arg(&binary).output().expect("rbt runs");
     assert!(out.status.success(), "rbt failed:\n{}", text(&out.stderr));
-    assert!(text(&out.stdout).ends_with("@: 50\n"), "{}", text(&out.stdout));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("\n@: 50\n") && stdout.contains("\n@bytes: 6225\n"), "{stdout}");
 }
 
 /// The issue's hunt in one script: at the line after ticks.c computes `tv_diff`, `locals.tv_diff`
@@ -434,7 +437,8 @@ fn parameters_statics_and_pieces_equal_what_gdb_prints() {
 /// `uprobe:BIN:FUNC:LINE`, lines counted from the function's own line as `perf probe FUNC:LINE`
 /// counts them: `-l 'uprobe:BIN:main:*'` lists main's lines of `-l 'uprobe:BIN@ticks.c:*'`,
 /// shifted by main's line; a relative line fires where its absolute line does, and reads the
-/// same locals; a line past the function's end is an error naming its range.
+/// same locals (`str()` of a `char[4096]` too); a line past the function's end is an error
+/// naming its range.
 #[test]
 fn lines_counted_from_the_function_are_the_files_lines() {
     require_bpf();
@@ -456,7 +460,9 @@ fn lines_counted_from_the_function_are_the_files_lines() {
         let sleep = line_of("nanosleep(&nap, NULL);");
         let program = format!(
             "uprobe:{bin}:main:{} {{ printf(\"R %d %x\\n\", locals.tick, reg(\"ip\")); }} \
-             uprobe:{bin}@ticks.c:{sleep} {{ printf(\"A %d %x\\n\", locals.tick, reg(\"ip\")); }}",
+             uprobe:{bin}@ticks.c:{sleep} {{ printf(\"A %d %x\\n\", locals.tick, reg(\"ip\")); }} \
+             uprobe:{bin}:main:{} {{ printf(\"P %s|%s\\n\", str(locals.path), str(locals.path, 4)); }}",
+            sleep - main,
             sleep - main
         );
         let out =
@@ -469,6 +475,8 @@ fn lines_counted_from_the_function_are_the_files_lines() {
         assert_eq!(hits("R ").len(), 3, "{opt}: a hit per tick:\n{stdout}");
         assert_eq!(hits("R "), hits("A "), "{opt}: the same address and tick");
         assert!(hits("R ")[0].starts_with("1 "), "{opt}: {stdout}");
+        // `char path[4096]`, larger than a string may be, read as one from where it is.
+        assert_eq!(hits("P "), vec!["/tmp/dirty|/tmp"; 3], "{opt}: str(locals.path)");
         let past = end - main + 5;
         let out = Command::new(rbt())
             .args(["--dry-run", "-e", &format!("uprobe:{bin}:main:{past} {{ }}")])

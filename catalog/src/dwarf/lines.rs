@@ -144,8 +144,8 @@ pub fn statement_lines(data: &[u8], file: &str) -> Result<(String, BTreeMap<u32,
 
 /// The lines whose statements start in `start..end` (a function's code), each with its lowest
 /// such address, sorted by line.
-pub fn lines_in(data: &[u8], start: u64, end: u64) -> BTreeMap<u32, u64> {
-    let rows = with_dwarf(data, |d| all_rows(d, None)).unwrap_or_default();
+pub(super) fn lines_in_dwarf(dwarf: &gimli::Dwarf<Reader<'_>>, start: u64, end: u64) -> BTreeMap<u32, u64> {
+    let rows = all_rows(dwarf, Some(start..end));
     let mut lines = BTreeMap::new();
     for r in rows.iter().filter(|r| r.is_stmt && !r.end_sequence && r.line > 0 && (start..end).contains(&r.address)) {
         let lowest = lines.entry(r.line).or_insert(r.address);

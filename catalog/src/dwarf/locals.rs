@@ -97,21 +97,54 @@ pub struct Variable {
     pub depth: u32,
 }
 
-/// The variables and parameters of every scope holding `vaddr`, innermost first, then the
-/// variables of its compilation unit that have a location (globals, a file's statics).
-pub fn variables_at(data: &[u8], vaddr: u64) -> Vec<Variable> {
-    let mut found = with_dwarf(data, |dwarf| {
-        let mut out = Vec::new();
-        let mut units = dwarf.units();
-        while let Ok(Some(header)) = units.next() {
-            let Ok(unit) = dwarf.unit(header) else { continue };
-            collect(dwarf, &unit, vaddr, &mut out);
-        }
-        out
-    })
-    .unwrap_or_default();
+/// The variables and parameters of every scope holding each of `addresses`, innermost first,
+/// then the variables of its compilation unit that have a location (globals, a file's
+/// statics); the DWARF sections read (and inflated) once.
+pub fn variables_at_each(data: &[u8], addresses: &[u64]) -> Vec<Vec<Variable>> {
+    with_dwarf(data, |dwarf| addresses.iter().map(|&a| variables_in(dwarf, a)).collect())
+        .unwrap_or_else(|| vec![Vec::new(); addresses.len()])
+}
+
+/// The variables at one address, over sections already read.
+pub(super) fn variables_in(dwarf: &gimli::Dwarf<Reader<'_>>, vaddr: u64) -> Vec<Variable> {
+    let mut found = Vec::new();
+    let mut units = dwarf.units();
+    while let Ok(Some(header)) = units.next() {
+        let Ok(unit) = dwarf.unit(header) else { continue };
+        collect(dwarf, &unit, vaddr, &mut found);
+    }
     found.sort_by_key(|v| (v.global, std::cmp::Reverse(v.depth)));
     found
+}
+
+/// The variables at `vaddr`, and for each one that cannot be read there
+/// the lines of the function's code `function` (its start and end) where it can be: read in
+/// one pass, for the error that says so.
+pub fn variables_and_where_readable(
+    data: &[u8],
+    vaddr: u64,
+    function: Option<(u64, u64)>,
+) -> (Vec<Variable>, std::collections::HashMap<String, Vec<u32>>) {
+    let readable = |l: &Location| !matches!(l, Location::OptimizedOut | Location::Unsupported(_));
+    with_dwarf(data, |dwarf| {
+        let here = variables_in(dwarf, vaddr);
+        let mut lines = std::collections::HashMap::new();
+        let wanted: Vec<&str> = here.iter().filter(|v| !readable(&v.location)).map(|v| v.name.as_str()).collect();
+        if let (Some((start, end)), false) = (function, wanted.is_empty()) {
+            for (line, at) in super::lines::lines_in_dwarf(dwarf, start, end) {
+                for v in variables_in(dwarf, at) {
+                    if wanted.contains(&v.name.as_str()) && readable(&v.location) {
+                        let seen: &mut Vec<u32> = lines.entry(v.name).or_default();
+                        if !seen.contains(&line) {
+                            seen.push(line);
+                        }
+                    }
+                }
+            }
+        }
+        (here, lines)
+    })
+    .unwrap_or_default()
 }
 
 fn collect<'a>(dwarf: &gimli::Dwarf<Reader<'a>>, unit: &Unit<Reader<'a>>, vaddr: u64, out: &mut Vec<Variable>) {

@@ -241,10 +241,25 @@ impl DwarfTypes {
             Some(Entry::Void) => "void".into(),
             Some(Entry::Base { name, .. } | Entry::Enum { name, .. } | Entry::Record { name, .. }) => name.clone(),
             Some(Entry::Unknown { name }) => name.clone(),
-            Some(Entry::Pointer { to }) => format!("{} *", self.name_at(*to, depth + 1)),
+            Some(Entry::Pointer { to }) => {
+                let to = self.name_at(*to, depth + 1);
+                if to.ends_with('*') {
+                    format!("{to}*")
+                } else {
+                    format!("{to} *")
+                }
+            }
             Some(Entry::Alias { name: Some(name), .. }) => name.clone(),
             Some(Entry::Alias { name: None, qualifier, to }) => match qualifier {
-                Some(q) => format!("{q} {}", self.name_at(*to, depth + 1)),
+                // `const` on an array of `const char` says it once, as C does.
+                Some(q) => {
+                    let to = self.name_at(*to, depth + 1);
+                    if to.starts_with(&format!("{q} ")) {
+                        to
+                    } else {
+                        format!("{q} {to}")
+                    }
+                }
                 None => self.name_at(*to, depth + 1),
             },
             Some(Entry::Array { elem, len }) => format!("{}[{len}]", self.name_at(*elem, depth + 1)),

@@ -153,7 +153,9 @@ impl UserListing {
         let source = source.as_deref().map(String::from_utf8_lossy);
         let text: Vec<&str> = source.as_deref().map(|s| s.lines().collect()).unwrap_or_default();
         let types = self.verbose.then(|| crate::dwarf::DwarfTypes::read(data)).flatten();
-        for (spec, line, address) in shown {
+        let addresses: Vec<u64> = shown.iter().map(|(_, _, address)| *address).collect();
+        let mut variables = if self.verbose { crate::dwarf::variables_at_each(data, &addresses) } else { Vec::new() };
+        for (i, (spec, line, _)) in shown.iter().enumerate() {
             out.push_str(spec);
             match text.get(*line as usize - 1) {
                 Some(code) if self.verbose => {
@@ -168,7 +170,7 @@ impl UserListing {
             // outer). The unit's globals are readable too but left out, as `perf probe --vars`
             // leaves them out: a large file would list hundreds at every line.
             let mut seen = std::collections::HashSet::new();
-            for v in crate::dwarf::variables_at(data, *address) {
+            for v in std::mem::take(&mut variables[i]) {
                 if v.global || !seen.insert(v.name.clone()) {
                     continue;
                 }

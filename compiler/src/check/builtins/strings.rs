@@ -5,7 +5,7 @@ use super::Call;
 use crate::check::expr::error_expr;
 use crate::check::stmt::literal_int;
 use crate::check::Checker;
-use crate::hir::{Expr, ExprKind};
+use crate::hir::{self, AddrSpace, Expr, ExprKind};
 use crate::types::Type;
 use grammar::ast;
 use grammar::Diagnostic;
@@ -25,7 +25,19 @@ impl Checker<'_> {
 
     /// `str(PTR)`, `str(PTR, LEN)`: the string at PTR, as long as `RBT_STRLEN` allows.
     fn check_str(&mut self, call: &Call<'_>) -> Expr {
-        let ptr = self.check_expr(&call.args[0]);
+        let mut ptr = self.check_expr(&call.args[0]);
+        if let (ExprKind::KernelRead { addr, offset, bitfield: None, space: AddrSpace::User }, Type::Str { len }) =
+            (&ptr.kind, &ptr.ty)
+        {
+            // A char array in user memory (a local `char path[4096]`) larger than a string may
+            // be, or cut by a length: read as a string from where it is, not copied whole.
+            if *len > self.options.strlen || call.args.len() > 1 {
+                let span = ptr.span;
+                let at = Expr { kind: ExprKind::Int(u64::from(*offset)), ty: Type::U64, span };
+                let kind = ExprKind::Binary { op: hir::BinaryOp::Add, lhs: addr.clone(), rhs: Box::new(at) };
+                ptr = Expr { kind, ty: Type::U64, span };
+            }
+        }
         if ptr.ty.is_string() {
             // str() of a string is the string itself.
             return ptr;
