@@ -243,6 +243,9 @@ impl<S: Source> Catalog<S> {
                     VarExpr::Binary(op(o), Box::new(fold_computed(*lhs, cfa)?), Box::new(fold_computed(*rhs, cfa)?))
                 }
                 Computed::Deref { addr, size } => VarExpr::Deref { addr: Box::new(fold_computed(*addr, cfa)?), size },
+                Computed::EntryRegister(register) => {
+                    VarExpr::EntryRegister { register, cfa: Box::new(fold_computed(Computed::Cfa, cfa)?) }
+                }
             })
         }
         fn fold(location: Location, cfa: Option<(u16, i64)>) -> Result<Option<VarPlace>, String> {

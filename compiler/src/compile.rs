@@ -157,6 +157,7 @@ fn compile_preprocessed(
             spec_span: probe.spec_span,
             insns: code.insns,
             insn_spans: code.spans,
+            keeps_entry_values: probe.keeps_entry_values(),
         });
     }
     if diags.iter().any(Diagnostic::is_error) {

@@ -231,6 +231,14 @@ pub struct Probe {
     pub vars: Vec<Var>,
 }
 
+impl Probe {
+    /// A hidden uprobe rbt adds at a function's entry to keep registers' entry values
+    /// ([`StmtKind::SaveEntry`]): not one of the script's, nor counted as one.
+    pub fn keeps_entry_values(&self) -> bool {
+        matches!(&self.body[..], [Stmt { kind: StmtKind::SaveEntry { .. }, .. }])
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Var {
     pub name: String,
@@ -332,6 +340,14 @@ pub enum StmtKind {
     },
     /// `unwatch(ADDR)`: the runtime closes every watchpoint on ADDR.
     Unwatch(Expr),
+    /// The body of the hidden uprobe at a function's entry that `locals`/`args` reading a
+    /// `DW_OP_entry_value` add (`check/uprobe_locals.rs`): each `(register, value)` kept for
+    /// this thread and frame (`cfa`, the stack pointer plus 8), as entry value `function`.
+    SaveEntry {
+        function: u32,
+        cfa: Expr,
+        registers: Vec<(u16, Expr)>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -358,6 +374,14 @@ pub enum ExprKind {
         offset: u32,
         size: u32,
         ty: FieldType,
+    },
+    /// What `register` held when `function` (a [`StmtKind::SaveEntry`]'s) was entered by this
+    /// thread in the frame whose CFA is `cfa`; 0, counted, when its entry was not seen (the
+    /// function was entered before the probes were attached).
+    EntryValue {
+        function: u32,
+        register: u16,
+        cfa: Box<Expr>,
     },
     Unary {
         op: UnaryOp,

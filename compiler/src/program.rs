@@ -63,6 +63,9 @@ pub struct ProbeProgram {
     pub insns: Vec<crate::bpf::insn::Insn>,
     /// Source span of each instruction slot, for disassembly and verifier reports.
     pub insn_spans: Vec<Span>,
+    /// A uprobe rbt adds to keep registers' entry values (`hir::Probe::keeps_entry_values`),
+    /// not one of the script's.
+    pub keeps_entry_values: bool,
 }
 
 /// What the kernel loads a probe's program as. [`ProgramKind::of`] is the one place that decides
@@ -130,6 +133,8 @@ pub enum MapRole {
     /// The (watchpoint probe, address) pairs function watchpoints' setup uprobes have reported
     /// (see [`EventKind::Watch`]), so that an address is reported, and its process stopped, once.
     Watched,
+    /// Registers' values on entry to functions, by thread and frame (`lower/entry.rs`).
+    EntryValues,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -157,9 +162,12 @@ pub enum ErrorCounter {
     StackFailed = 3,
     /// An `exit()` record was lost to a full ring buffer: the runtime must stop all the same.
     ExitLost = 4,
+    /// An entry value (`lower/entry.rs`) was read in a frame whose entry the hidden uprobe did
+    /// not see: the function was entered before the probes were attached.
+    EntryUnseen = 5,
 }
 
-pub const ERROR_COUNTERS: u32 = 5;
+pub const ERROR_COUNTERS: u32 = 6;
 
 /// Event kinds: the first u32 of each ring buffer record; the second is an index whose meaning
 /// depends on the kind. Records are laid out by the compiler; fields are 8-byte aligned.

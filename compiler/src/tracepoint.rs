@@ -275,6 +275,12 @@ pub enum VarExpr {
         addr: Box<VarExpr>,
         size: u8,
     },
+    /// What `register` held when the function at the address was entered; `cfa`, the frame's
+    /// CFA at the address, tells the frame apart (it was the stack pointer plus 8 on entry).
+    EntryRegister {
+        register: u16,
+        cfa: Box<VarExpr>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -487,3 +487,47 @@ fn lines_counted_from_the_function_are_the_files_lines() {
         assert!(stderr.contains(&format!("main has no line {past}: its lines are 0 to")), "{stderr}");
     }
 }
+
+/// A parameter DWARF knows only as a register's value on entry (`DW_OP_entry_value`, -O2):
+/// rbt keeps the register at the function's entry, per thread and frame, and reads it at the
+/// line; in `values.c`'s recursive `depth` each frame's `tag` is its own, as gdb prints it. At
+/// -O0 the same line reads the parameter's stack slot.
+#[test]
+fn entry_values_are_each_frames_own_as_gdb_prints_them() {
+    require_bpf();
+    let source = tests::workspace().join("tests/data/source_lines/values.c");
+    let text_of = std::fs::read_to_string(&source).expect("read values.c");
+    let line = text_of.lines().position(|l| l.contains("rbt-line: entry")).expect("the mark is there") + 1;
+    for opt in ["-O0", "-O2"] {
+        let dir = std::env::temp_dir().join(format!("rbt-source-entry-{}{opt}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("make a build directory");
+        let binary = dir.join("values");
+        let out = Command::new("gcc").args([opt, "-g", "-o"]).arg(&binary).arg(&source).output().expect("gcc");
+        assert!(out.status.success(), "gcc failed:\n{}", text(&out.stderr));
+        let spec = format!("uprobe:{}@values.c:{line}", binary.display());
+        let listed = text(&Command::new(rbt()).args(["-lv", &spec]).output().expect("rbt -lv").stdout);
+        if opt == "-O2" {
+            assert!(listed.contains("long int tag: value rsi@entry"), "tag is an entry value at -O2:\n{listed}");
+        }
+        let program = format!("{spec} {{ printf(\"V %ld %ld\\n\", args.n, args.tag); }}");
+        let out = Command::new(rbt()).args(["-e", &program, "-c"]).arg(&binary).output().expect("rbt runs");
+        assert!(out.status.success(), "{opt}: rbt failed:\n{}", text(&out.stderr));
+        // The hidden uprobe at depth's entry is not counted as the script's.
+        assert!(
+            text(&out.stderr).contains("Attaching 1 probe...") || text(&out.stdout).contains("Attaching 1 probe...")
+        );
+        let ours: Vec<String> = text(&out.stdout).lines().filter(|l| l.starts_with("V ")).map(str::to_owned).collect();
+        let commands =
+            format!("break values.c:{line}\ncommands\nsilent\nprintf \"V %ld %ld\\n\", n, tag\ncontinue\nend\nrun\n");
+        let script = dir.join("gdb-entry");
+        std::fs::write(&script, commands).expect("write the gdb script");
+        let out =
+            Command::new("gdb").args(["-batch", "-nx", "-x"]).arg(&script).arg(&binary).output().expect("gdb runs");
+        let gdb: Vec<String> = text(&out.stdout).lines().filter(|l| l.starts_with("V ")).map(str::to_owned).collect();
+        // depth(3, k * 10) for k in 1..=5: frames n = 1, 2, 3 return in that order.
+        let expected: Vec<String> =
+            (1..=5).flat_map(|k| (1..=3).map(move |n| format!("V {n} {}", (k * 10) << (3 - n)))).collect();
+        assert_eq!(gdb, expected, "{opt}: gdb");
+        assert_eq!(ours, expected, "{opt}: rbt against gdb");
+    }
+}

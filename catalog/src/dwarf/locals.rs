@@ -54,6 +54,8 @@ pub enum Computed {
         addr: Box<Computed>,
         size: u8,
     },
+    /// What the register held when the function was entered (`DW_OP_entry_value`).
+    EntryRegister(u16),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -333,9 +335,6 @@ fn translate_whole(ops: &[Operation<Reader<'_>>], frame_base: Option<Base>) -> L
         [Op::Address { address }] => Location::Memory { base: Base::Static, offset: *address as i64 },
         [Op::UnsignedConstant { value }, Op::StackValue] => Location::Constant(*value),
         [Op::SignedConstant { value }, Op::StackValue] => Location::Constant(*value as u64),
-        _ if ops.iter().any(|op| matches!(op, Op::EntryValue { .. })) => {
-            Location::Unsupported("known only as its value on entry to the function".into())
-        }
         _ => computed(ops, frame_base),
     }
 }
@@ -345,7 +344,13 @@ fn translate_whole(ops: &[Operation<Reader<'_>>], frame_base: Option<Base>) -> L
 /// followed.
 fn computed(ops: &[Operation<Reader<'_>>], frame_base: Option<Base>) -> Location {
     use Operation as Op;
-    let unsupported = || Location::Unsupported("a computed location rbt cannot follow".into());
+    let unsupported = || {
+        if ops.iter().any(|op| matches!(op, Op::EntryValue { .. })) {
+            Location::Unsupported("known only as its value on entry to the function, where rbt cannot find it".into())
+        } else {
+            Location::Unsupported("a computed location rbt cannot follow".into())
+        }
+    };
     let mut stack: Vec<Computed> = Vec::new();
     let binary = |stack: &mut Vec<Computed>, op: ComputedOp| -> Option<()> {
         let rhs = stack.pop()?;
@@ -423,6 +428,9 @@ fn computed(ops: &[Operation<Reader<'_>>], frame_base: Option<Base>) -> Location
                 stack[n - 3..].rotate_right(1);
             }),
             Op::Nop => Some(()),
+            Op::EntryValue { expression } => entry_register(expression.slice()).map(|r| {
+                stack.push(Computed::EntryRegister(r));
+            }),
             Op::StackValue if i + 1 == ops.len() => {
                 return match (stack.pop(), stack.is_empty()) {
                     (Some(expr), true) => Location::Computed { expr, value: true },
@@ -441,6 +449,16 @@ fn computed(ops: &[Operation<Reader<'_>>], frame_base: Option<Base>) -> Location
     }
 }
 
+/// The register `DW_OP_entry_value`'s expression names, when it is only that (`DW_OP_regN`,
+/// `DW_OP_regx N`): the value the register held on entry.
+fn entry_register(expression: &[u8]) -> Option<u16> {
+    match expression {
+        [op] if (0x50..0x70).contains(op) => Some(u16::from(op - 0x50)),
+        [0x90, n] if *n < 0x80 => Some(u16::from(*n)),
+        _ => None,
+    }
+}
+
 impl std::fmt::Display for Computed {
     /// As C writes it, fully parenthesized: `(rbx*3)`, `*(u32 *)(rsp+8)`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -451,6 +469,7 @@ impl std::fmt::Display for Computed {
             Computed::Constant(v) => write!(f, "{v}"),
             Computed::Static(a) => write!(f, "{a:#x}"),
             Computed::Deref { addr, size } => write!(f, "*(u{} *){addr}", u32::from(*size) * 8),
+            Computed::EntryRegister(r) => write!(f, "{}@entry", register_name(*r)),
             Computed::Binary(op, lhs, rhs) => {
                 let op = match op {
                     ComputedOp::Add => "+",
@@ -571,6 +590,9 @@ mod tests {
         // DW_OP_breg0 (rax) 0; DW_OP_dup; DW_OP_plus (rax+rax), as an address
         let location = translate(&ops(&[0x70, 0x00, 0x12, 0x22]), None);
         assert_eq!(location.to_string(), "at ((rax+0)+(rax+0))");
+        // DW_OP_entry_value(DW_OP_reg5); DW_OP_stack_value: rdi as the function was entered
+        let location = translate(&ops(&[0xa3, 0x01, 0x55, 0x9f]), None);
+        assert_eq!(location.to_string(), "value rdi@entry");
         // A branch is not followed: DW_OP_lit0; DW_OP_bra 0; DW_OP_stack_value
         assert!(matches!(translate(&ops(&[0x30, 0x28, 0x00, 0x00, 0x9f]), None), Location::Unsupported(_)));
         // An unbalanced stack: DW_OP_plus alone

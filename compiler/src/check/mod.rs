@@ -141,6 +141,9 @@ pub(crate) struct Checker<'a> {
     scope: ProbeScope,
     /// Kernel structs already laid out for reading whole, by kernel type id.
     layouts: HashMap<crate::ktypes::KTypeId, std::sync::Arc<crate::types::RecordLayout>>,
+    /// Functions whose registers on entry `locals`/`args` read (`DW_OP_entry_value`): each
+    /// gets a hidden uprobe at its entry that keeps them.
+    entry_saves: Vec<uprobe_locals::EntrySave>,
 }
 
 #[derive(Default)]
@@ -178,6 +181,7 @@ impl<'a> Checker<'a> {
             diags: Vec::new(),
             scope: ProbeScope::default(),
             layouts: HashMap::new(),
+            entry_saves: Vec::new(),
         }
     }
 
@@ -196,6 +200,7 @@ impl<'a> Checker<'a> {
 
     fn check_program(&mut self, program: &ast::Program) -> Vec<hir::Probe> {
         self.formats.clear();
+        self.entry_saves.clear();
         let mut probes = Vec::new();
         let resolved = self.resolved;
         for (block_index, (probe, specs)) in program.probes.iter().zip(resolved).enumerate() {
@@ -226,6 +231,7 @@ impl<'a> Checker<'a> {
                 }
             }
         }
+        probes.extend(self.entry_save_probes());
         probes
     }
 

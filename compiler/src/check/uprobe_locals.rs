@@ -20,6 +20,17 @@ const DWARF_TO_PT_REGS: [u32; 17] = [10, 12, 11, 5, 13, 14, 4, 19, 9, 8, 7, 6, 3
 /// load bias (page-aligned, which also absorbs a kernel that reports the address after int3).
 const RIP: u16 = 16;
 
+/// A function whose registers on entry are read elsewhere (`DW_OP_entry_value`): the hidden
+/// uprobe at its entry keeps them.
+pub(super) struct EntrySave {
+    path: String,
+    func: String,
+    /// The entry's file offset, where the uprobe goes.
+    offset: u64,
+    registers: Vec<u16>,
+    span: Span,
+}
+
 /// Which variables a name may be.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Visible {
@@ -285,6 +296,27 @@ impl Checker<'_> {
             VarExpr::Constant(v) => int(*v, span),
             #[allow(clippy::cast_possible_wrap, reason = "added modulo 2^64")]
             VarExpr::Static(a) => plus(self.load_bias(vaddr, span)?, *a as i64, span),
+            VarExpr::EntryRegister { register, cfa } => {
+                let Some((path, func, start, offset)) = self.function_entry(vaddr) else {
+                    self.error(Diagnostic::error(
+                        "unsupported",
+                        format!("{name} is known only as its value on entry, and rbt cannot find the function's entry"),
+                        span,
+                    ));
+                    return None;
+                };
+                if start == vaddr {
+                    // At the entry itself, the register holds it still.
+                    return self.register(*register, name, span);
+                }
+                let cfa = self.computed(cfa, vaddr, name, span)?;
+                let function = self.entry_save(path, func, offset, *register, span);
+                Expr {
+                    kind: ExprKind::EntryValue { function, register: *register, cfa: Box::new(cfa) },
+                    ty: Type::U64,
+                    span,
+                }
+            }
             VarExpr::Deref { addr, size } => {
                 let addr = self.computed(addr, vaddr, name, span)?;
                 user_read(addr, Type::Int { bytes: *size, signed: false }, span)
@@ -310,6 +342,66 @@ impl Checker<'_> {
                 binary(op, lhs, rhs, span)
             }
         })
+    }
+
+    /// The function (not an inlined copy: the code's symbol) whose frame `vaddr` is in: its
+    /// binary, name, entry address and entry file offset.
+    fn function_entry(&self, vaddr: u64) -> Option<(String, String, u64, u64)> {
+        let (path, _) = self.probe_vaddr()?;
+        let (func, _) = self.catalog.user_address(&path, vaddr).ok()?.function?;
+        let (start, _) = self.catalog.user_symbol(&path, &func)?;
+        let offset = self.catalog.user_address(&path, start).ok()?.file_offset?;
+        Some((path, func, start, offset))
+    }
+
+    /// The id of the entry value kept for `func`, asking for `register` too.
+    fn entry_save(&mut self, path: String, func: String, offset: u64, register: u16, span: Span) -> u32 {
+        let index = match self.entry_saves.iter().position(|e| e.path == path && e.offset == offset) {
+            Some(index) => index,
+            None => {
+                self.entry_saves.push(EntrySave { path, func, offset, registers: Vec::new(), span });
+                self.entry_saves.len() - 1
+            }
+        };
+        let save = &mut self.entry_saves[index];
+        if !save.registers.contains(&register) {
+            save.registers.push(register);
+        }
+        u32::try_from(index).unwrap_or(u32::MAX)
+    }
+
+    /// The hidden uprobes at the entries of the functions whose entry values the program reads.
+    pub(super) fn entry_save_probes(&mut self) -> Vec<crate::hir::Probe> {
+        let saves = std::mem::take(&mut self.entry_saves);
+        let mut probes = Vec::new();
+        for (index, save) in saves.iter().enumerate() {
+            let span = save.span;
+            let mut registers = Vec::new();
+            for &r in &save.registers {
+                if let Some(value) = self.register(r, "an entry value", span) {
+                    registers.push((r, value));
+                }
+            }
+            let Some(sp) = self.register(7, "the stack pointer", span) else { continue };
+            let body = vec![crate::hir::Stmt {
+                kind: crate::hir::StmtKind::SaveEntry {
+                    function: u32::try_from(index).unwrap_or(u32::MAX),
+                    cfa: plus(sp, 8, span),
+                    registers,
+                },
+                span,
+            }];
+            let attach = AttachPoint::Uprobe {
+                path: save.path.clone(),
+                func: save.func.clone(),
+                offset: save.offset,
+                ret: false,
+                address: None,
+            };
+            probes.push(crate::hir::Probe { attach, spec_span: span, span, predicate: None, body, vars: Vec::new() });
+        }
+        self.entry_saves = saves;
+        probes
     }
 
     /// The load bias of the probed binary in the traced process.

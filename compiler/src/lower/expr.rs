@@ -103,6 +103,9 @@ impl ProbeLowering<'_> {
             ExprKind::MapRead { map, keys } => self.lower_map_read(*map, keys, &e.ty),
             ExprKind::Builtin(b) => self.lower_builtin(*b),
             ExprKind::ArgsField { offset, size, ty } => self.lower_args_field(*offset, *size, ty, &e.ty),
+            ExprKind::EntryValue { function, register, cfa } => {
+                Value::Int(self.lower_entry_value(*function, *register, cfa))
+            }
             ExprKind::Inet { af, addr } => self.lower_inet(af, addr),
             ExprKind::Buf { src, len } => self.lower_buf(src, len, &e.ty),
             ExprKind::DPath(path) => self.lower_dpath(path, &e.ty),

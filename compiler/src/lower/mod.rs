@@ -3,6 +3,7 @@
 
 mod bpftrace_location;
 mod builder;
+mod entry;
 mod expr;
 mod helper_errors;
 mod maps;

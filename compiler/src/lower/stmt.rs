@@ -110,6 +110,7 @@ impl ProbeLowering<'_> {
             StmtKind::Delete { map, keys } => self.lower_delete(*map, keys),
             StmtKind::Join { argv, format } => self.lower_join(argv, *format),
             StmtKind::Watch { watch, addr, stop } => self.lower_watch(*watch, addr, *stop),
+            StmtKind::SaveEntry { function, cfa, registers } => self.lower_save_entry(*function, cfa, registers),
             StmtKind::Unwatch(addr) => self.lower_unwatch(addr),
             StmtKind::Signal(sig) => {
                 let v = self.lower_int(sig);

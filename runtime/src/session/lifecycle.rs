@@ -250,6 +250,7 @@ pub struct Warnings {
     recursion_misses: u64,
     reads_failed: u64,
     stacks_failed: u64,
+    entries_unseen: u64,
     /// Files whose unwind tables did not fit the rows map, and processes whose mappings were
     /// not loaded: their user stacks are walked by frame pointers.
     unwind_files_left_out: u64,
@@ -265,6 +266,7 @@ impl Warnings {
             recursion_misses,
             reads_failed: session.error_count(ErrorCounter::ReadFailed),
             stacks_failed: session.error_count(ErrorCounter::StackFailed),
+            entries_unseen: session.error_count(ErrorCounter::EntryUnseen),
             unwind_files_left_out: unwind.as_ref().map_or(0, |u| u64::from(u.files_over_capacity)),
             unwind_processes_left_out: unwind.as_ref().map_or(0, |u| u64::from(u.processes_not_loaded)),
             mapping_records_lost: unwind.as_ref().map_or(0, |u| u.mapping_records_lost),
@@ -279,6 +281,7 @@ impl Warnings {
             recursion_misses: self.recursion_misses,
             reads_failed: self.reads_failed.saturating_sub(earlier.reads_failed),
             stacks_failed: self.stacks_failed.saturating_sub(earlier.stacks_failed),
+            entries_unseen: self.entries_unseen.saturating_sub(earlier.entries_unseen),
             unwind_files_left_out: self.unwind_files_left_out.saturating_sub(earlier.unwind_files_left_out),
             unwind_processes_left_out: self.unwind_processes_left_out.saturating_sub(earlier.unwind_processes_left_out),
             mapping_records_lost: self.mapping_records_lost.saturating_sub(earlier.mapping_records_lost),
@@ -315,6 +318,14 @@ impl Warnings {
                 "WARNING: {} stack captures failed (hash collisions or a full stack map: raise \
                  RBT_STACK_STORAGE); they print as [stack not captured: ...]",
                 self.stacks_failed
+            )?;
+        }
+        if self.entries_unseen > 0 {
+            writeln!(
+                out,
+                "WARNING: {} values known only as a register's value on a function's entry read as zero: the \
+                 function was entered before rbt attached",
+                self.entries_unseen
             )?;
         }
         if self.unwind_files_left_out > 0 {

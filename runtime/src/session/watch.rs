@@ -76,9 +76,15 @@ impl Watches {
 
 impl Session {
     /// The probes bpftrace 0.17 counts in "Attaching N probes...": every one but function
-    /// watchpoints, which attach as their addresses come (their setup uprobes count).
+    /// watchpoints, which attach as their addresses come (their setup uprobes count), and the
+    /// uprobes rbt adds to keep entry values, which are not the script's.
     pub fn attach_count(&self) -> usize {
-        self.all().filter(|&i| !matches!(self.program.probes[i].attach, AttachPoint::FunctionWatchpoint(_))).count()
+        self.all()
+            .filter(|&i| {
+                let probe = &self.program.probes[i];
+                !matches!(probe.attach, AttachPoint::FunctionWatchpoint(_)) && !probe.keeps_entry_values
+            })
+            .count()
     }
 
     fn function_watch(&self, probe: usize) -> Option<&FunctionWatch> {

@@ -32,12 +32,28 @@ __attribute__((noinline)) struct pair split(long x, int y) {
     return p;
 }
 
+/* At -O2, after the recursive call `tag` is dead and DWARF knows it only as rsi's value on
+ * entry (DW_OP_entry_value): each frame has its own. */
+__attribute__((noinline)) long ext(long v) {
+    __asm__ volatile("" : : "r"(v) : "memory");
+    return v + 1;
+}
+
+__attribute__((noinline)) long depth(long n, long tag) {
+    if (n == 0)
+        return ext(tag);
+    long below = depth(n - 1, tag * 2);
+    long mine = ext(n); /* rbt-line: entry */
+    return below + mine;
+}
+
 int main(void) {
     long total = 0;
     for (int k = 1; k <= 5; k++) {
         total += mix(k * 1000, k + 2, "abcd");
         struct pair p = split(k * 100, k);
         total += p.lo - p.hi;
+        total += depth(3, k * 10);
     }
     printf("%ld %d %ld\n", total, calls_total, seen);
     return 0;
