@@ -531,3 +531,45 @@ fn entry_values_are_each_frames_own_as_gdb_prints_them() {
         assert_eq!(ours, expected, "{opt}: rbt against gdb");
     }
 }
+
+/// `-p PID` on a daemon already running: a line of its loop fires with its locals; at -O2
+/// `argc` is known only as rdi's value on main's entry, which happened before rbt attached, so
+/// it reads 0 and a warning says why; at -O0 it is in its stack slot and reads 3.
+#[test]
+fn a_running_daemon_is_probed_at_a_line_with_p() {
+    require_bpf();
+    let sleep = line_of("nanosleep(&nap, NULL);");
+    for opt in ["-O0", "-O2"] {
+        let binary = build(opt);
+        let mut daemon = Command::new(&binary)
+            .args(["100", "20"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("the daemon starts");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let program = format!(
+            "uprobe:{}@ticks.c:{sleep} {{ printf(\"T %d %d\\n\", locals.tick, args.argc); }} interval:ms:500 {{ exit(); }}",
+            binary.display()
+        );
+        let out =
+            Command::new(rbt()).args(["-p", &daemon.id().to_string(), "-e", &program]).output().expect("rbt runs");
+        daemon.kill().expect("the daemon is stopped");
+        daemon.wait().expect("the daemon ends");
+        assert!(out.status.success(), "{opt}: rbt failed:\n{}", text(&out.stderr));
+        let hits: Vec<(u32, u32)> = text(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let mut words = l.strip_prefix("T ")?.split(' ').map(|w| w.parse::<u32>().ok());
+                Some((words.next()??, words.next()??))
+            })
+            .collect();
+        assert!(hits.len() >= 5, "{opt}: a hit per 20 ms tick:\n{}", text(&out.stdout));
+        // The daemon was well into its loop when rbt attached, and each hit is the next tick.
+        assert!(hits[0].0 > 3, "{opt}: {hits:?}");
+        assert!(hits.windows(2).all(|w| w[1].0 == w[0].0 + 1), "{opt}: {hits:?}");
+        let argc = if opt == "-O0" { 3 } else { 0 };
+        assert!(hits.iter().all(|&(_, a)| a == argc), "{opt}: argc {hits:?}");
+        let warned = text(&out.stderr).contains("function was entered before rbt attached");
+        assert_eq!(warned, opt == "-O2", "{opt}: {}", text(&out.stderr));
+    }
+}
