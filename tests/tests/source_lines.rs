@@ -573,3 +573,40 @@ fn a_running_daemon_is_probed_at_a_line_with_p() {
         assert_eq!(warned, opt == "-O2", "{opt}: {}", text(&out.stderr));
     }
 }
+
+/// DWARF in a separate file named by `.gnu_debuglink`, as distributions split it (`objcopy
+/// --only-keep-debug`, then `--strip-debug --add-gnu-debuglink`): next to the binary, and in
+/// `.debug/` beside it, as gdb and perf look for it. The stripped binary's lines, variables and
+/// their types all come from it.
+#[test]
+fn debug_info_in_a_debuglink_file_next_to_the_binary() {
+    require_bpf();
+    let sleep = line_of("nanosleep(&nap, NULL);");
+    for beside in ["", ".debug"] {
+        let binary = build("-O2");
+        let dir = binary.parent().expect("a build directory").join(format!("split{beside}"));
+        std::fs::create_dir_all(dir.join(beside)).expect("make the directories");
+        let stripped = dir.join("ticks");
+        let debug = dir.join(beside).join("ticks.debug");
+        let objcopy = |args: &[&std::ffi::OsStr]| {
+            let out = Command::new("objcopy").args(args).output().expect("objcopy runs");
+            assert!(out.status.success(), "objcopy {args:?}: {}", text(&out.stderr));
+        };
+        objcopy(&["--only-keep-debug".as_ref(), binary.as_os_str(), debug.as_os_str()]);
+        let link = format!("--add-gnu-debuglink={}", debug.display());
+        objcopy(&["--strip-debug".as_ref(), link.as_ref(), binary.as_os_str(), stripped.as_os_str()]);
+        let spec = format!("uprobe:{}@ticks.c:{sleep}", stripped.display());
+        let listed = text(&Command::new(rbt()).args(["-lv", &spec]).output().expect("rbt -lv").stdout);
+        assert!(listed.contains("int tick: "), "{beside:?}: the variables from the debug file:\n{listed}");
+        let program = format!("{spec} {{ printf(\"T %d %d\\n\", locals.tick, locals.nap.tv_nsec); }}");
+        let out = Command::new(rbt())
+            .args(["-e", &program, "-c"])
+            .arg(format!("{} 3 10", stripped.display()))
+            .output()
+            .expect("rbt runs");
+        assert!(out.status.success(), "{beside:?}: rbt failed:\n{}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        let hits: Vec<&str> = stdout.lines().filter(|l| l.starts_with("T ")).collect();
+        assert_eq!(hits, ["T 1 10000000", "T 2 10000000", "T 3 10000000"], "{beside:?}");
+    }
+}
