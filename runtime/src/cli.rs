@@ -69,6 +69,13 @@ pub struct Args {
     /// At exit, write maps keyed by stacks as a gzipped pprof profile to FILE (go tool pprof reads it).
     #[arg(long = "pprof", value_name = "FILE")]
     pub pprof: Option<PathBuf>,
+    /// Every interval, send what maps keyed by stacks gained as a profile to URL (repeatable):
+    /// file://DIR writes one gzipped pprof per interval, named by its start time.
+    #[arg(long = "export", value_name = "URL")]
+    pub export: Vec<String>,
+    /// How often --export sends: a duration (10s, 500ms, 1m; default 10s), or exit for one profile at the end.
+    #[arg(long = "export-every", value_name = "DURATION")]
+    pub export_every: Option<String>,
     /// With -f json: `text` prints stacks as bpftrace's text (default); `frames` as arrays of
     /// {addr, sym, offset, module, file, line, inlined}.
     #[arg(long = "json-stacks", value_name = "FORM", value_parser = ["text", "frames"])]

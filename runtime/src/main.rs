@@ -6,6 +6,7 @@ mod diagnostics;
 mod events;
 mod host;
 mod info;
+mod interval_export;
 mod maps;
 mod output;
 mod repl;
@@ -136,6 +137,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
     if wants_repl {
         return run_repl(&args);
     }
+    let continuous = continuous_export(&args)?;
     let (name, source, params) = args.program_source()?;
     let format = output_format(&args)?;
     let privileged = has_bpf_privileges();
@@ -229,9 +231,32 @@ fn run(args: Args) -> Result<ExitCode, String> {
         script: source.clone(),
         started_unix_ns: unix_ns(),
     };
-    let options = script::RunOptions { quiet: args.quiet, exports: &exports };
-    script::run(session, &tracefs, &mut out, &options, child).map_err(|e| e.to_string())?;
+    let options = script::RunOptions { quiet: args.quiet, exports: &exports, continuous };
+    script::run(session, &tracefs, &mut out, options, child).map_err(|e| e.to_string())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--export URL... [--export-every DURATION]`, checked before anything starts.
+fn continuous_export(args: &Args) -> Result<Option<interval_export::IntervalExport>, String> {
+    if args.export.is_empty() {
+        if args.export_every.is_some() {
+            return Err("--export-every needs --export URL".into());
+        }
+        return Ok(None);
+    }
+    let destinations =
+        args.export.iter().map(|url| interval_export::Destination::parse(url)).collect::<Result<Vec<_>, _>>()?;
+    for destination in &destinations {
+        let interval_export::Destination::Dir(dir) = destination;
+        if !dir.is_dir() {
+            return Err(format!("--export file://{}: no such directory", dir.display()));
+        }
+    }
+    let every = match &args.export_every {
+        Some(text) => interval_export::parse_every(text)?,
+        None => Some(interval_export::DEFAULT_EVERY),
+    };
+    Ok(Some(interval_export::IntervalExport::new(destinations, every)))
 }
 
 /// Reports of failed helpers in the script name it as diagnostics do (a tool by its stdlib

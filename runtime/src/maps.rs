@@ -183,6 +183,36 @@ impl LoadedMap<'_> {
         Ok(MapDump { name, data })
     }
 
+    /// What a `count()` or `sum()` map gained since `previous` (its totals per key, as the
+    /// last call left them, updated here): each key's growth, for one interval of a continuous
+    /// export. The map is not cleared, so no event between two reads is lost; a key the script
+    /// cleared starts again from 0, and a count it zeroed from its new total. `None` for other
+    /// maps.
+    pub fn dump_growth(&self, previous: &mut std::collections::HashMap<Vec<u8>, i64>) -> io::Result<Option<MapDump>> {
+        let signed = match self.decl.value {
+            MapValue::Count => false,
+            MapValue::Sum { signed } => signed,
+            _ => return Ok(None),
+        };
+        let entries = self.entries()?;
+        let mut seen = std::collections::HashMap::with_capacity(entries.len());
+        let mut grown = Vec::new();
+        for (key, cpus) in &entries {
+            let total = sum_cpus(cpus);
+            let before = previous.get(key).copied().unwrap_or(0);
+            // A count only grows: one that fell was zeroed by the script (`zero()`). A signed
+            // sum may fall, by what was added.
+            let growth = if signed || total >= before { total.wrapping_sub(before) } else { total };
+            seen.insert(key.clone(), total);
+            if growth != 0 {
+                let value = if signed { Value::Int(growth) } else { Value::UInt(growth as u64) };
+                grown.push((self.user_key(key), value));
+            }
+        }
+        *previous = seen;
+        Ok(Some(MapDump { name: self.decl.display_name(), data: MapData::Values(grown) }))
+    }
+
     /// `clear(@m)`: removes every key (the unkeyed count()'s array element is zeroed).
     pub fn clear(&self) -> io::Result<()> {
         if self.array_backed() {

@@ -26,6 +26,8 @@ pub const NOTIFY_ATTACHED: &str = "__BPFTRACE_NOTIFY_PROBES_ATTACHED";
 pub struct RunOptions<'a> {
     pub quiet: bool,
     pub exports: &'a ExportOptions,
+    /// `--export`: profiles sent every interval while tracing.
+    pub continuous: Option<crate::interval_export::IntervalExport>,
 }
 
 /// Runs the whole session: BEGIN, events, END, exit dump. Returns when tracing is over.
@@ -33,9 +35,10 @@ pub fn run(
     mut session: Session,
     tracefs: &HostCatalog,
     out: &mut dyn Write,
-    options: &RunOptions,
+    options: RunOptions,
     mut child: Option<Child>,
 ) -> Result<(), SessionError> {
+    let mut continuous = options.continuous;
     let started = std::time::Instant::now();
     let signals = Signals::block()?;
     let all = session.all();
@@ -73,6 +76,9 @@ pub fn run(
         }
     }
     notify_attached();
+    if let Some(c) = continuous.as_mut() {
+        c.start();
+    }
     out.write_all(&begun)?;
     out.flush()?;
     if ends_after_begin(&session) && child.is_none() {
@@ -93,11 +99,14 @@ pub fn run(
             }
         }
         out.flush()?;
+        if let Some(c) = continuous.as_mut() {
+            c.tick(&session, options.exports);
+        }
         if child.as_mut().is_some_and(Child::exited) {
             done = true;
         }
     }
-    finish(session, tracing, out, options.exports, started, child)
+    finish(session, tracing, out, options.exports, continuous, started, child)
 }
 
 /// Whether nothing can happen after BEGIN: a program of BEGIN alone. One with an END waits for
@@ -123,10 +132,16 @@ fn finish(
     mut tracing: Tracing,
     out: &mut dyn Write,
     exports: &ExportOptions,
+    continuous: Option<crate::interval_export::IntervalExport>,
     started: std::time::Instant,
     child: Option<Child>,
 ) -> Result<(), SessionError> {
     let ending = tracing.end(&mut session, out)?;
+    // The last interval ends with tracing, END included.
+    if let Some(mut c) = continuous {
+        c.export(&session, exports);
+        c.report();
+    }
     ending.write_dump(out, session.format, exports.folded_stdout)?;
     out.flush()?;
     let duration = i64::try_from(started.elapsed().as_nanos()).unwrap_or(i64::MAX);

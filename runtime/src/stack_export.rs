@@ -14,7 +14,7 @@ use export::{FlameGraphOptions, FoldedOptions, Frame, Label, Profile, Sample, Va
 use crate::output::{MapData, MapDump, StackText, Value};
 
 /// What to export, from the command line.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct ExportOptions {
     /// `-f folded`: stack maps print as folded lines at exit.
     pub folded_stdout: bool,
