@@ -1,6 +1,7 @@
 //! Stack profiles out of rbt: the data model a map of stacks becomes, and its three exports —
 //! Brendan Gregg's folded stacks (`folded`), an SVG flame graph (`flamegraph`, drawn by inferno)
-//! and a gzipped pprof profile (`pprof`, protobuf encoded by hand in `protobuf`).
+//! and a gzipped pprof profile (`pprof`, protobuf encoded by hand in `protobuf`); and the OTLP
+//! profiles export request (`otlp`, the opentelemetry-proto crate's messages).
 //!
 //! The crate does no IO of its own beyond writing to the `Write` it is handed, and knows nothing
 //! of BPF: the runtime reads a map such as `@[kstack, ustack, comm] = sum(nsecs - $t)`, has the
@@ -8,6 +9,7 @@
 
 mod flamegraph;
 mod folded;
+mod otlp;
 mod pprof;
 mod protobuf;
 
@@ -15,6 +17,7 @@ use std::io;
 
 pub use flamegraph::{write_flame_graph, FlameGraphOptions, Palette};
 pub use folded::{fold, write_folded, FoldedOptions, FoldedStack, EMPTY_STACK};
+pub use otlp::{encode_otlp, otlp_request, AttributeValue, Attributes};
 pub use pprof::{encode_pprof, write_pprof};
 
 /// A profile: what was measured, and one [`Sample`] per stack (or per map key holding stacks).

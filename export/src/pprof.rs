@@ -335,7 +335,7 @@ impl<'a> Tables<'a> {
 
 /// Splits root-to-leaf frames into locations: each frame that was not inlined starts one, and
 /// the frames inlined into it (those after it with `inlined` set) join it.
-fn frame_runs(frames: &[Frame]) -> Vec<&[Frame]> {
+pub(crate) fn frame_runs(frames: &[Frame]) -> Vec<&[Frame]> {
     let mut runs = Vec::new();
     let mut start = 0;
     for (index, frame) in frames.iter().enumerate().skip(1) {
