@@ -70,12 +70,15 @@ pub struct Args {
     #[arg(long = "pprof", value_name = "FILE")]
     pub pprof: Option<PathBuf>,
     /// Every interval, send what maps keyed by stacks gained as a profile to URL (repeatable):
-    /// file://DIR writes one gzipped pprof per interval, named by its start time.
+    /// otlp+http://HOST:PORT (OTLP profiles), file://DIR (a gzipped pprof per interval).
     #[arg(long = "export", value_name = "URL")]
     pub export: Vec<String>,
     /// How often --export sends: a duration (10s, 500ms, 1m; default 10s), or exit for one profile at the end.
     #[arg(long = "export-every", value_name = "DURATION")]
     pub export_every: Option<String>,
+    /// The service.name of what --export sends (default: each process's executable name).
+    #[arg(long = "service", value_name = "NAME")]
+    pub service: Option<String>,
     /// With -f json: `text` prints stacks as bpftrace's text (default); `frames` as arrays of
     /// {addr, sym, offset, module, file, line, inlined}.
     #[arg(long = "json-stacks", value_name = "FORM", value_parser = ["text", "frames"])]

@@ -239,24 +239,25 @@ fn run(args: Args) -> Result<ExitCode, String> {
 /// `--export URL... [--export-every DURATION]`, checked before anything starts.
 fn continuous_export(args: &Args) -> Result<Option<interval_export::IntervalExport>, String> {
     if args.export.is_empty() {
-        if args.export_every.is_some() {
-            return Err("--export-every needs --export URL".into());
+        if args.export_every.is_some() || args.service.is_some() {
+            return Err("--export-every and --service need --export URL".into());
         }
         return Ok(None);
     }
     let destinations =
         args.export.iter().map(|url| interval_export::Destination::parse(url)).collect::<Result<Vec<_>, _>>()?;
     for destination in &destinations {
-        let interval_export::Destination::Dir(dir) = destination;
-        if !dir.is_dir() {
-            return Err(format!("--export file://{}: no such directory", dir.display()));
+        if let interval_export::Destination::Dir(dir) = destination {
+            if !dir.is_dir() {
+                return Err(format!("--export file://{}: no such directory", dir.display()));
+            }
         }
     }
     let every = match &args.export_every {
         Some(text) => interval_export::parse_every(text)?,
         None => Some(interval_export::DEFAULT_EVERY),
     };
-    Ok(Some(interval_export::IntervalExport::new(destinations, every)))
+    Ok(Some(interval_export::IntervalExport::new(destinations, every, args.service.clone())))
 }
 
 /// Reports of failed helpers in the script name it as diagnostics do (a tool by its stdlib

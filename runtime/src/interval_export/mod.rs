@@ -5,7 +5,11 @@
 //! when tracing does, after END.
 //!
 //! Destinations by scheme: `file://DIR`, one gzipped pprof per interval named by the time it
-//! started (`DIR/profile-20261207T184501.123Z.pb.gz`), for people without a backend.
+//! started (`DIR/samples-20261207T184501.123Z.pb.gz`), for people without a backend;
+//! `otlp+http://HOST:PORT` (or `http[s]://HOST:PORT/PATH`), OTLP profiles over HTTP (`export`'s
+//! `otlp`: one resource per process, with `host.name`, `service.name`, `process.pid`,
+//! `process.executable.name`, `container.id`), sent from a thread of its own
+//! (`delivery.rs`) so that a slow or absent backend never holds up tracing.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -13,6 +17,9 @@ use std::time::{Duration, Instant};
 
 use crate::session::Session;
 use crate::stack_export::{self, ExportOptions};
+
+mod delivery;
+mod resource;
 
 /// `--export-every` when not given, as profilers ship.
 pub const DEFAULT_EVERY: Duration = Duration::from_secs(10);
@@ -22,7 +29,12 @@ pub const DEFAULT_EVERY: Duration = Duration::from_secs(10);
 pub enum Destination {
     /// `file://DIR`.
     Dir(PathBuf),
+    /// OTLP/HTTP: the URL profiles are POSTed to (`.../v1development/profiles`).
+    OtlpHttp(String),
 }
+
+/// Where OTLP/HTTP takes profiles, below the receiver's address (pinned with the proto release).
+const OTLP_HTTP_PATH: &str = "/v1development/profiles";
 
 impl Destination {
     /// A destination as `--export` names it.
@@ -35,7 +47,21 @@ impl Destination {
             "file" => {
                 Err(format!("--export {url}: a file:// URL names an absolute directory, e.g. file:///var/tmp/profiles"))
             }
-            other => Err(format!("--export {url}: rbt cannot send profiles to {other}:// (it sends to file://DIR)")),
+            "otlp+http" | "otlp+https" if !rest.is_empty() => {
+                let scheme = scheme.trim_start_matches("otlp+");
+                let address = rest.trim_end_matches('/');
+                if address.contains('/') {
+                    return Err(format!(
+                        "--export {url}: otlp+http:// takes HOST:PORT; write http://HOST:PORT/PATH for another path"
+                    ));
+                }
+                Ok(Destination::OtlpHttp(format!("{scheme}://{address}{OTLP_HTTP_PATH}")))
+            }
+            "http" | "https" if rest.contains('/') => Ok(Destination::OtlpHttp(url.to_owned())),
+            "http" | "https" => Ok(Destination::OtlpHttp(format!("{url}{OTLP_HTTP_PATH}"))),
+            other => Err(format!(
+                "--export {url}: rbt cannot send profiles to {other}:// (it sends to otlp+http://, http://, file://)"
+            )),
         }
     }
 }
@@ -64,6 +90,10 @@ pub fn parse_every(text: &str) -> Result<Option<Duration>, String> {
 /// The continuous export of one run.
 pub struct IntervalExport {
     destinations: Vec<Destination>,
+    /// The sending thread, for destinations over the network.
+    delivery: Option<delivery::Delivery>,
+    /// `--service NAME`, else each process's executable name.
+    service: Option<String>,
     every: Option<Duration>,
     /// When the interval being gathered started, and when it is due to end (intervals are
     /// scheduled from the first, so they do not drift by the time each export takes).
@@ -80,8 +110,11 @@ pub struct IntervalExport {
 }
 
 impl IntervalExport {
-    pub fn new(destinations: Vec<Destination>, every: Option<Duration>) -> Self {
+    pub fn new(destinations: Vec<Destination>, every: Option<Duration>, service: Option<String>) -> Self {
+        let remote = destinations.iter().any(|d| !matches!(d, Destination::Dir(_)));
         IntervalExport {
+            delivery: remote.then(delivery::Delivery::start),
+            service,
             destinations,
             every,
             started: Instant::now(),
@@ -119,7 +152,8 @@ impl IntervalExport {
     /// when this one's maps are read.
     pub fn export(&mut self, session: &Session, options: &ExportOptions) {
         let (ended, ended_unix_ns) = (Instant::now(), unix_ns());
-        let duration = i64::try_from(ended.duration_since(self.started).as_nanos()).unwrap_or(i64::MAX);
+        // In wall-clock time, as the profile's start is: one interval ends where the next starts.
+        let duration = ended_unix_ns.saturating_sub(self.started_unix_ns).max(0);
         let mut dumps = Vec::new();
         for index in 0..session.program.maps.len() {
             let previous = self.previous.entry(index).or_default();
@@ -165,6 +199,15 @@ impl IntervalExport {
                 // Whole files only: a reader watching DIR never sees one half written.
                 std::fs::rename(&partial, &path).map_err(|e| format!("cannot write {}: {e}", path.display()))
             }
+            Destination::OtlpHttp(url) => {
+                let host = resource::host(self.service.as_deref());
+                let service = self.service.clone();
+                let body = export::encode_otlp(profile, &host, &|pid| resource::process(pid, service.is_none()));
+                if let Some(delivery) = &self.delivery {
+                    delivery.send(delivery::Job { url: url.clone(), content_type: "application/x-protobuf", body });
+                }
+                Ok(())
+            }
         }
     }
 
@@ -176,8 +219,12 @@ impl IntervalExport {
         self.failed += 1;
     }
 
-    /// At exit: the intervals that could not be exported, said once more.
-    pub fn report(&self) {
+    /// At exit: what is queued goes out, and the intervals that could not be exported are
+    /// said once more.
+    pub fn report(&mut self) {
+        if let Some(delivery) = self.delivery.take() {
+            delivery.finish();
+        }
         if let (true, Some(why)) = (self.failed > 0, &self.first_failure) {
             eprintln!("WARNING: {} of {} profile exports failed (the first: {why})", self.failed, self.sent);
         }
@@ -223,6 +270,15 @@ mod tests {
         assert!(Destination::parse("file://relative").unwrap_err().contains("absolute"));
         assert!(Destination::parse("gopher://x").unwrap_err().contains("cannot send profiles to gopher://"));
         assert!(Destination::parse("/tmp").unwrap_err().contains("write a URL"));
+        let otlp = |u: &str| Destination::OtlpHttp(u.to_owned());
+        assert_eq!(
+            Destination::parse("otlp+http://collector:4318"),
+            Ok(otlp("http://collector:4318/v1development/profiles"))
+        );
+        assert_eq!(Destination::parse("otlp+https://c:4318/"), Ok(otlp("https://c:4318/v1development/profiles")));
+        assert_eq!(Destination::parse("http://c:4318"), Ok(otlp("http://c:4318/v1development/profiles")));
+        assert_eq!(Destination::parse("http://c/custom/path"), Ok(otlp("http://c/custom/path")));
+        assert!(Destination::parse("otlp+http://c:4318/x").is_err());
         assert_eq!(parse_every("10s"), Ok(Some(Duration::from_secs(10))));
         assert_eq!(parse_every("500ms"), Ok(Some(Duration::from_millis(500))));
         assert_eq!(parse_every("2m"), Ok(Some(Duration::from_secs(120))));
