@@ -263,3 +263,57 @@ fn a_backend_that_is_down_is_warned_of_and_counted() {
     // The maps still print at exit.
     assert!(text(&out.stdout).contains("@["), "{}", text(&out.stdout));
 }
+
+/// `--export pyroscope://HOST:PORT`: each interval is POSTed to `/ingest` as a gzipped pprof
+/// with the application's name (`SERVICE.KIND{hostname=HOST}`) and the interval's seconds, as
+/// Grafana Pyroscope takes it; `data/pyroscope/ingest.py` keeps each body, which `go tool
+/// pprof` reads, and the intervals add up to the run's `--pprof`.
+#[test]
+fn pyroscope_ingest_gets_a_pprof_per_interval() {
+    require_bpf();
+    let dir = std::env::temp_dir().join(format!("rbt-pyroscope-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("make the ingest directory");
+    let mut server = Command::new("python3")
+        .arg(tests::workspace().join("tests/data/pyroscope/ingest.py"))
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the ingest server starts");
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().expect("piped")).read_line(&mut line).expect("the server prints its port");
+    let port: u16 = line.trim().parse().unwrap_or_else(|_| panic!("the server said {line:?}"));
+    let whole = dir.with_extension("whole.pb.gz");
+    let out = Command::new(rbt())
+        .args(["-t", "profile", "--export", &format!("pyroscope://127.0.0.1:{port}"), "--export-every", "1s"])
+        .args(["--service", "box-cpu", "--pprof"])
+        .arg(&whole)
+        .args(["-c", "sleep 2.5"])
+        .output()
+        .expect("rbt runs");
+    server.kill().expect("the server stops");
+    let _ = server.wait();
+    assert!(out.status.success(), "rbt failed:\n{}", text(&out.stderr));
+    let mut bodies: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("read the ingest directory")
+        .map(|e| e.expect("an entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "gz"))
+        .collect();
+    bodies.sort();
+    assert!((2..=4).contains(&bodies.len()), "{bodies:?}");
+    let mut sum = 0;
+    for body in &bodies {
+        sum += total(body);
+        let query: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(body.with_extension("").with_extension("json")).expect("the query"),
+        )
+        .expect("JSON");
+        assert_eq!(query["name"].as_str(), Some(format!("box-cpu.samples{{hostname={}}}", hostname()).as_str()));
+        assert_eq!(query["format"], "pprof");
+        assert_eq!(query["content_type"], "application/octet-stream");
+        let from: u64 = query["from"].as_str().and_then(|f| f.parse().ok()).expect("from");
+        let until: u64 = query["until"].as_str().and_then(|u| u.parse().ok()).expect("until");
+        assert!(from < until, "{query}");
+    }
+    assert_eq!(sum, total(&whole), "the intervals against the whole run");
+}

@@ -31,6 +31,8 @@ pub enum Destination {
     Dir(PathBuf),
     /// OTLP/HTTP: the URL profiles are POSTed to (`.../v1development/profiles`).
     OtlpHttp(String),
+    /// Pyroscope's ingest API: `http://HOST:PORT/ingest`, a gzipped pprof per interval.
+    Pyroscope(String),
 }
 
 /// Where OTLP/HTTP takes profiles, below the receiver's address (pinned with the proto release).
@@ -57,10 +59,14 @@ impl Destination {
                 }
                 Ok(Destination::OtlpHttp(format!("{scheme}://{address}{OTLP_HTTP_PATH}")))
             }
+            "pyroscope" | "pyroscope+https" if !rest.is_empty() && !rest.trim_end_matches('/').contains('/') => {
+                let scheme = if scheme == "pyroscope" { "http" } else { "https" };
+                Ok(Destination::Pyroscope(format!("{scheme}://{}/ingest", rest.trim_end_matches('/'))))
+            }
             "http" | "https" if rest.contains('/') => Ok(Destination::OtlpHttp(url.to_owned())),
             "http" | "https" => Ok(Destination::OtlpHttp(format!("{url}{OTLP_HTTP_PATH}"))),
             other => Err(format!(
-                "--export {url}: rbt cannot send profiles to {other}:// (it sends to otlp+http://, http://, file://)"
+                "--export {url}: rbt cannot send profiles to {other}:// (it sends to otlp+http://, http://, pyroscope://, file://)"
             )),
         }
     }
@@ -208,6 +214,15 @@ impl IntervalExport {
                 }
                 Ok(())
             }
+            Destination::Pyroscope(ingest) => {
+                let mut body = Vec::new();
+                export::write_pprof(profile, &mut body).map_err(|e| e.to_string())?;
+                let url = pyroscope_url(ingest, self.service.as_deref().unwrap_or("rbt"), profile);
+                if let Some(delivery) = &self.delivery {
+                    delivery.send(delivery::Job { url, content_type: "application/octet-stream", body });
+                }
+                Ok(())
+            }
         }
     }
 
@@ -229,6 +244,33 @@ impl IntervalExport {
             eprintln!("WARNING: {} of {} profile exports failed (the first: {why})", self.failed, self.sent);
         }
     }
+}
+
+/// Pyroscope's `/ingest?name=SERVICE.KIND{hostname=HOST}&from=S&until=S&format=pprof`: the
+/// application is the service and what the profile measures, labelled with the machine.
+fn pyroscope_url(ingest: &str, service: &str, profile: &export::Profile) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let name = format!("{service}.{}{{hostname={}}}", profile.sample_type.kind, host.trim());
+    let from = profile.time_nanos / 1_000_000_000;
+    let until = (profile.time_nanos + profile.duration_nanos) / 1_000_000_000;
+    format!(
+        "{ingest}?name={}&from={from}&until={}&format=pprof&spyName=rbt",
+        percent_encode(&name),
+        until.max(from + 1)
+    )
+}
+
+/// `text` as a URL's query value: unreserved characters as they are, others `%XX`.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn unix_ns() -> i64 {
@@ -279,6 +321,8 @@ mod tests {
         assert_eq!(Destination::parse("http://c:4318"), Ok(otlp("http://c:4318/v1development/profiles")));
         assert_eq!(Destination::parse("http://c/custom/path"), Ok(otlp("http://c/custom/path")));
         assert!(Destination::parse("otlp+http://c:4318/x").is_err());
+        assert_eq!(Destination::parse("pyroscope://p:4040"), Ok(Destination::Pyroscope("http://p:4040/ingest".into())));
+        assert_eq!(percent_encode("rbt.samples{hostname=a b}"), "rbt.samples%7Bhostname%3Da%20b%7D");
         assert_eq!(parse_every("10s"), Ok(Some(Duration::from_secs(10))));
         assert_eq!(parse_every("500ms"), Ok(Some(Duration::from_millis(500))));
         assert_eq!(parse_every("2m"), Ok(Some(Duration::from_secs(120))));
